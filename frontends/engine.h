@@ -1,0 +1,113 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * I/O engines ("frontends" in blanketd's vocabulary: what does the real I/O on the cloud's
+ * devices). A backing store (struct bk_store) is opened once per guest device; an engine
+ * instance (struct bk_engine) is created per device queue on top of it. Backends queue
+ * struct bk_io requests without making a syscall; the engine submits everything queued in one
+ * go once per loop turn (a loop hook) and calls io->done from the loop when each completes.
+ */
+#ifndef BK_ENGINE_H
+#define BK_ENGINE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+struct bk_loop;
+
+/* A file or block device serving one guest disk. */
+struct bk_store {
+	char *path;
+	int fd;
+	bool is_blkdev;
+	bool readonly;
+	bool direct;              /* opened O_DIRECT */
+	uint64_t size;            /* bytes */
+	uint32_t logical_block;   /* bytes, e.g. 512 */
+	uint32_t physical_block;  /* bytes, e.g. 4096 */
+	bool discard;             /* punch hole / BLKDISCARD works */
+	uint32_t discard_granularity; /* bytes */
+	uint32_t discard_alignment;   /* bytes */
+};
+
+struct bk_store_params {
+	bool readonly;
+	/* Try O_DIRECT, fall back to buffered if the filesystem refuses it. */
+	bool want_direct;
+};
+
+/* Open and probe @path (regular file or block device). Errors name the path. */
+int bk_store_open(const char *path, const struct bk_store_params *p, struct bk_store **ret);
+/* NULL-safe. */
+void bk_store_close(struct bk_store *s);
+
+enum bk_io_op {
+	BK_IO_READ = 0,
+	BK_IO_WRITE = 1,
+	BK_IO_FLUSH = 2,   /* fdatasync / IORING_OP_FSYNC(DATASYNC) */
+	BK_IO_DISCARD = 3, /* fallocate(PUNCH_HOLE|KEEP_SIZE) or BLKDISCARD */
+};
+
+/*
+ * One I/O. The caller owns the memory (no per-request malloc in engines): it lives until
+ * done() is called. @iov buffers are aligned to 4096 when the store is O_DIRECT.
+ */
+struct bk_io {
+	uint8_t op;            /* enum bk_io_op */
+	uint16_t iovcnt;
+	int16_t buf_index;     /* registered buffer index when all iov sit in one, else -1 */
+	uint64_t offset;       /* bytes */
+	uint64_t len;          /* bytes: discard length; for read/write the sum of iov */
+	struct iovec *iov;
+	/* Called from the loop: @res is bytes done (>= 0) or -errno. May queue new I/O. */
+	void (*done)(struct bk_io *io, int res);
+	void *priv;
+	uint64_t engine_priv[2];
+};
+
+struct bk_engine;
+
+struct bk_engine_params {
+	const char *name;  /* device/queue name for logs: "vbd 5/51712 q0" */
+	unsigned int depth; /* maximum in flight */
+	/* Engine-specific option string, e.g. fault injection rules; may be NULL. */
+	const char *options;
+};
+
+struct bk_engine_ops {
+	const char *name; /* "io_uring", "aio", "null", "fault" */
+	/* Create an instance for one queue. */
+	int (*open)(struct bk_loop *loop, struct bk_store *store, const struct bk_engine_params *p,
+		    struct bk_engine **ret);
+	/* Free; nothing may be in flight (the backend drains first). */
+	void (*close)(struct bk_engine *e);
+	/*
+	 * Optional: register fixed buffers once (the backend's bounce pool) so I/O that uses
+	 * them (io->buf_index >= 0) skips per-I/O page pinning.
+	 */
+	int (*register_buffers)(struct bk_engine *e, const struct iovec *iov, unsigned int n);
+	/* Queue without a syscall; -EAGAIN when depth is reached. */
+	int (*queue)(struct bk_engine *e, struct bk_io *io);
+	/* Submit what is queued now (normally done by the engine's loop hook). */
+	void (*kick)(struct bk_engine *e);
+	/* I/Os queued or in flight. */
+	unsigned int (*inflight)(const struct bk_engine *e);
+};
+
+/* Base of every engine instance; implementations embed it first. */
+struct bk_engine {
+	const struct bk_engine_ops *ops;
+	struct bk_store *store;
+};
+
+/* Look an engine up by name; NULL if unknown or not built. */
+const struct bk_engine_ops *bk_engine_find(const char *name);
+/* Comma-separated list of built engines (for error messages and --help). */
+const char *bk_engine_names(void);
+
+static inline int bk_engine_queue(struct bk_engine *e, struct bk_io *io)
+{
+	return e->ops->queue(e, io);
+}
+
+#endif

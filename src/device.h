@@ -1,0 +1,149 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Backend devices and the xenbus lifecycle shared by every backend kind.
+ *
+ * The core (device.c) watches /local/domain/<self>/backend/<kind>/ for every registered
+ * backend kind, coalesces watch storms, creates a struct bk_device when the toolstack writes a
+ * device directory and destroys it when the directory goes away, the frontend vanishes, or
+ * the toolstack asks for removal (online=0 with state Closing). It reads the frontend's state
+ * (a hostile value), and calls the backend's ops; the backend drives its own xenbus state with
+ * bk_device_set_state() and tells the core when its teardown is finished.
+ */
+#ifndef BK_DEVICE_H
+#define BK_DEVICE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "util/list.h"
+#include "util/log.h"
+
+struct bk_core;
+struct bk_device;
+struct bk_loop;
+struct bk_xen;
+struct bk_xs;
+
+/* Same numbering as xen/io/xenbus.h. */
+enum bk_xenbus_state {
+	BK_XB_UNKNOWN = 0,
+	BK_XB_INITIALISING = 1,
+	BK_XB_INITWAIT = 2,
+	BK_XB_INITIALISED = 3,
+	BK_XB_CONNECTED = 4,
+	BK_XB_CLOSING = 5,
+	BK_XB_CLOSED = 6,
+	BK_XB_RECONFIGURING = 7,
+	BK_XB_RECONFIGURED = 8,
+};
+
+const char *bk_xenbus_state_name(enum bk_xenbus_state s);
+
+/*
+ * A backend kind (blkif, netif). One static const table per module; optional hooks may be
+ * NULL; new fields only at the end.
+ */
+struct bk_backend_ops {
+	/* Xenstore directory name under backend/: "vbd", "vif". */
+	const char *kind;
+	/* Short name for logs and blanketctl: "vbd", "vif". */
+	const char *log_name;
+	/*
+	 * A new device directory appeared. Allocate dev->priv, read the backend keys, write the
+	 * features, and switch to InitWait. Return -errno to refuse the device (the core logs,
+	 * writes the error node, and leaves it Closed).
+	 */
+	int (*probe)(struct bk_device *dev);
+	/* The frontend's state changed; @state is already validated as 0..8. */
+	void (*frontend_changed)(struct bk_device *dev, enum bk_xenbus_state state);
+	/* A key in the backend directory changed (e.g. "hotplug-status", "params"). Optional. */
+	void (*backend_changed)(struct bk_device *dev, const char *key);
+	/*
+	 * Stop all I/O and release guest resources (rings, grants, event channels). May finish
+	 * later: call bk_device_shutdown_done() once nothing is in flight. The core calls this
+	 * before remove, and on frontend disappearance.
+	 */
+	void (*shutdown)(struct bk_device *dev);
+	/* Free dev->priv. Nothing may be in flight. */
+	void (*remove)(struct bk_device *dev);
+};
+
+/* Register a backend kind before bk_core_start(). */
+int bk_core_register(struct bk_core *core, const struct bk_backend_ops *ops);
+
+struct bk_device {
+	struct bk_core *core;
+	const struct bk_backend_ops *ops;
+	struct list_head link;
+	char name[48];    /* "vbd 5/51712": use in every log line */
+	uint32_t domid;   /* frontend domain */
+	uint32_t devid;   /* handle under backend/<kind>/<domid>/ */
+	char *be_path;    /* /local/domain/<self>/backend/<kind>/<domid>/<devid> */
+	char *fe_path;    /* frontend directory, validated */
+	enum bk_xenbus_state state;    /* what we last wrote to be_path/state */
+	enum bk_xenbus_state fe_state; /* what we last read from fe_path/state */
+	bool online;
+	bool shutting_down;
+	bool shutdown_complete;
+	struct bk_ratelimit rl; /* for anything the guest can trigger */
+	void *priv;             /* backend-private */
+};
+
+/* Accessors for what a backend needs from the core. */
+struct bk_loop *bk_device_loop(struct bk_device *dev);
+struct bk_xen *bk_device_xen(struct bk_device *dev);
+struct bk_xs *bk_device_xs(struct bk_device *dev);
+
+/* Write be_path/state and remember it. */
+int bk_device_set_state(struct bk_device *dev, enum bk_xenbus_state state);
+/*
+ * Fail the device (xenbus_dev_fatal): log "<name>: <msg>" once at error level, write
+ * be_path/error, and go Closing. Never affects another device. Returns -|err|.
+ */
+int bk_device_fail(struct bk_device *dev, int err, const char *fmt, ...) _printf_(3, 4);
+/* The backend's asynchronous shutdown is finished (see ops->shutdown). */
+void bk_device_shutdown_done(struct bk_device *dev);
+
+/* Read a backend / frontend key; see bk_xs_read_* for parsing. */
+int bk_device_read_be(struct bk_device *dev, const char *key, char **ret);
+int bk_device_read_fe(struct bk_device *dev, const char *key, char **ret);
+int bk_device_read_fe_u32(struct bk_device *dev, const char *key, uint32_t *ret);
+int bk_device_write_be(struct bk_device *dev, const char *key, const char *fmt, ...)
+	_printf_(3, 4);
+
+#define dev_err(dev, fmt, ...) bk_log_dev(BK_LOG_ERR, (dev)->name, fmt, ##__VA_ARGS__)
+#define dev_warn(dev, fmt, ...) bk_log_dev(BK_LOG_WARNING, (dev)->name, fmt, ##__VA_ARGS__)
+#define dev_info(dev, fmt, ...) bk_log_dev(BK_LOG_INFO, (dev)->name, fmt, ##__VA_ARGS__)
+#define dev_debug(dev, fmt, ...) bk_log_dev(BK_LOG_DEBUG, (dev)->name, fmt, ##__VA_ARGS__)
+/* Rate limited: for every message a guest can trigger. */
+#define dev_err_rl(dev, fmt, ...) bk_log_dev_rl(&(dev)->rl, BK_LOG_ERR, (dev)->name, fmt, ##__VA_ARGS__)
+#define dev_warn_rl(dev, fmt, ...)                                                                 \
+	bk_log_dev_rl(&(dev)->rl, BK_LOG_WARNING, (dev)->name, fmt, ##__VA_ARGS__)
+
+/*
+ * The core: loop, platform, xenstore connection, registered kinds, live devices.
+ */
+struct bk_core_params {
+	struct bk_loop *loop;
+	struct bk_xen *xen;
+	/* Coalescing delay for xenstore watch storms, in ms (0: process at the end of the turn). */
+	unsigned int watch_coalesce_ms;
+};
+
+int bk_core_new(const struct bk_core_params *p, struct bk_core **ret);
+/* Arm the watches on backend/<kind>/ for every registered kind and pick up existing devices. */
+int bk_core_start(struct bk_core *core);
+/* Shut every device down; @done runs once all finished (may be synchronous). */
+void bk_core_stop(struct bk_core *core, void (*done)(void *data), void *data);
+/* NULL-safe; devices must be gone (after bk_core_stop completed). */
+void bk_core_free(struct bk_core *core);
+
+unsigned int bk_core_nr_devices(const struct bk_core *core);
+/* Find a live device; NULL if none. */
+struct bk_device *bk_core_find(struct bk_core *core, const char *kind, uint32_t domid,
+			       uint32_t devid);
+/* Iterate: the list of live devices (struct bk_device.link). */
+struct list_head *bk_core_devices(struct bk_core *core);
+uint32_t bk_core_domid(const struct bk_core *core);
+
+#endif

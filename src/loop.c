@@ -1,0 +1,246 @@
+// SPDX-License-Identifier: MIT
+/* The libev binding: the only file that includes ev.h. */
+#include <errno.h>
+#include <stdlib.h>
+
+#include <ev.h>
+
+#include "loop.h"
+#include "util/macros.h"
+
+struct bk_loop {
+	struct ev_loop *ev;
+	unsigned int nr_objects;
+	struct ev_timer oneshot; /* bounds bk_loop_run_once */
+};
+
+struct bk_watch {
+	struct ev_io io;
+	struct bk_loop *loop;
+	bk_fd_cb cb;
+	void *data;
+};
+
+struct bk_timer {
+	struct ev_timer t;
+	struct bk_loop *loop;
+	bk_timer_cb cb;
+	void *data;
+};
+
+struct bk_hook {
+	struct ev_prepare prep;
+	struct bk_loop *loop;
+	bk_hook_cb cb;
+	void *data;
+};
+
+int bk_loop_new(struct bk_loop **ret)
+{
+	struct bk_loop *loop = calloc(1, sizeof(*loop));
+
+	if (!loop)
+		return -ENOMEM;
+	loop->ev = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
+	if (!loop->ev) {
+		free(loop);
+		return -ENOMEM;
+	}
+	*ret = loop;
+	return 0;
+}
+
+void bk_loop_free(struct bk_loop *loop)
+{
+	if (!loop)
+		return;
+	ev_timer_stop(loop->ev, &loop->oneshot);
+	ev_loop_destroy(loop->ev);
+	free(loop);
+}
+
+int bk_loop_run(struct bk_loop *loop)
+{
+	ev_run(loop->ev, 0);
+	return 0;
+}
+
+static void oneshot_cb(struct ev_loop *ev _unused_, ev_timer *w _unused_, int revents _unused_)
+{
+}
+
+void bk_loop_run_once(struct bk_loop *loop, int timeout_ms)
+{
+	if (timeout_ms == 0) {
+		ev_run(loop->ev, EVRUN_NOWAIT);
+		return;
+	}
+	if (timeout_ms > 0) {
+		ev_timer_init(&loop->oneshot, oneshot_cb, timeout_ms / 1000.0, 0.);
+		ev_timer_start(loop->ev, &loop->oneshot);
+	}
+	ev_run(loop->ev, EVRUN_ONCE);
+	ev_timer_stop(loop->ev, &loop->oneshot);
+}
+
+void bk_loop_quit(struct bk_loop *loop)
+{
+	ev_break(loop->ev, EVBREAK_ALL);
+}
+
+double bk_loop_now(struct bk_loop *loop)
+{
+	return ev_now(loop->ev);
+}
+
+unsigned int bk_loop_nr_objects(const struct bk_loop *loop)
+{
+	return loop->nr_objects;
+}
+
+static int to_ev(unsigned int events)
+{
+	return ((events & BK_EV_READ) ? EV_READ : 0) | ((events & BK_EV_WRITE) ? EV_WRITE : 0);
+}
+
+static void io_cb(struct ev_loop *ev _unused_, ev_io *io, int revents)
+{
+	struct bk_watch *w = container_of(io, struct bk_watch, io);
+	unsigned int events = ((revents & EV_READ) ? BK_EV_READ : 0) |
+			      ((revents & EV_WRITE) ? BK_EV_WRITE : 0);
+
+	w->cb(w->data, io->fd, events);
+}
+
+int bk_loop_add_fd(struct bk_loop *loop, int fd, unsigned int events, bk_fd_cb cb, void *data,
+		   struct bk_watch **ret)
+{
+	struct bk_watch *w;
+
+	if (fd < 0 || !cb)
+		return -EINVAL;
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	w->loop = loop;
+	w->cb = cb;
+	w->data = data;
+	ev_io_init(&w->io, io_cb, fd, to_ev(events));
+	if (events)
+		ev_io_start(loop->ev, &w->io);
+	loop->nr_objects++;
+	*ret = w;
+	return 0;
+}
+
+void bk_watch_set_events(struct bk_watch *w, unsigned int events)
+{
+	ev_io_stop(w->loop->ev, &w->io);
+	ev_io_set(&w->io, w->io.fd, to_ev(events));
+	if (events)
+		ev_io_start(w->loop->ev, &w->io);
+}
+
+void bk_watch_free(struct bk_watch *w)
+{
+	if (!w)
+		return;
+	ev_io_stop(w->loop->ev, &w->io);
+	w->loop->nr_objects--;
+	free(w);
+}
+
+static void timer_cb(struct ev_loop *ev _unused_, ev_timer *et, int revents _unused_)
+{
+	struct bk_timer *t = container_of(et, struct bk_timer, t);
+
+	t->cb(t->data);
+}
+
+int bk_loop_add_timer(struct bk_loop *loop, uint64_t after_ms, uint64_t repeat_ms, bk_timer_cb cb,
+		      void *data, struct bk_timer **ret)
+{
+	struct bk_timer *t;
+
+	if (!cb)
+		return -EINVAL;
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	t->loop = loop;
+	t->cb = cb;
+	t->data = data;
+	ev_timer_init(&t->t, timer_cb, after_ms / 1000.0, repeat_ms / 1000.0);
+	ev_timer_start(loop->ev, &t->t);
+	loop->nr_objects++;
+	*ret = t;
+	return 0;
+}
+
+void bk_timer_rearm(struct bk_timer *t, uint64_t after_ms, uint64_t repeat_ms)
+{
+	ev_timer_stop(t->loop->ev, &t->t);
+	ev_timer_set(&t->t, after_ms / 1000.0, repeat_ms / 1000.0);
+	ev_timer_start(t->loop->ev, &t->t);
+}
+
+void bk_timer_stop(struct bk_timer *t)
+{
+	ev_timer_stop(t->loop->ev, &t->t);
+}
+
+bool bk_timer_active(const struct bk_timer *t)
+{
+	return ev_is_active(&t->t);
+}
+
+void bk_timer_free(struct bk_timer *t)
+{
+	if (!t)
+		return;
+	ev_timer_stop(t->loop->ev, &t->t);
+	t->loop->nr_objects--;
+	free(t);
+}
+
+static void prepare_cb(struct ev_loop *ev _unused_, ev_prepare *p, int revents _unused_)
+{
+	struct bk_hook *h = container_of(p, struct bk_hook, prep);
+
+	h->cb(h->data);
+}
+
+int bk_loop_add_hook(struct bk_loop *loop, bk_hook_cb cb, void *data, struct bk_hook **ret)
+{
+	struct bk_hook *h;
+
+	if (!cb)
+		return -EINVAL;
+	h = calloc(1, sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	h->loop = loop;
+	h->cb = cb;
+	h->data = data;
+	ev_prepare_init(&h->prep, prepare_cb);
+	loop->nr_objects++;
+	*ret = h;
+	return 0;
+}
+
+void bk_hook_enable(struct bk_hook *h, bool on)
+{
+	if (on)
+		ev_prepare_start(h->loop->ev, &h->prep);
+	else
+		ev_prepare_stop(h->loop->ev, &h->prep);
+}
+
+void bk_hook_free(struct bk_hook *h)
+{
+	if (!h)
+		return;
+	ev_prepare_stop(h->loop->ev, &h->prep);
+	h->loop->nr_objects--;
+	free(h);
+}

@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The event loop. This file's .c is the only user of libev: modules ask the core to watch an
+ * fd, arm a timer, or run a hook once per loop turn (before the loop blocks, which is where
+ * batched work such as one io_uring submit per turn belongs). Modules never own the loop.
+ */
+#ifndef BK_LOOP_H
+#define BK_LOOP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct bk_loop;
+struct bk_watch;
+struct bk_timer;
+struct bk_hook;
+
+enum {
+	BK_EV_READ = 1 << 0,
+	BK_EV_WRITE = 1 << 1,
+};
+
+typedef void (*bk_fd_cb)(void *data, int fd, unsigned int events);
+typedef void (*bk_timer_cb)(void *data);
+typedef void (*bk_hook_cb)(void *data);
+
+int bk_loop_new(struct bk_loop **ret);
+/* NULL-safe. Every watch, timer and hook must have been freed first. */
+void bk_loop_free(struct bk_loop *loop);
+
+/* Run until bk_loop_quit(). Returns 0 or -errno. */
+int bk_loop_run(struct bk_loop *loop);
+/* One loop turn; blocks for at most @timeout_ms (0: poll, -1: until something happens). */
+void bk_loop_run_once(struct bk_loop *loop, int timeout_ms);
+void bk_loop_quit(struct bk_loop *loop);
+
+/* Watch @fd for @events (BK_EV_*). The callback gets the events that fired. */
+int bk_loop_add_fd(struct bk_loop *loop, int fd, unsigned int events, bk_fd_cb cb, void *data,
+		   struct bk_watch **ret);
+/* Change the events watched; 0 pauses the watch. */
+void bk_watch_set_events(struct bk_watch *w, unsigned int events);
+/* NULL-safe; stops and frees. */
+void bk_watch_free(struct bk_watch *w);
+
+/* A timer, first firing after @after_ms, then every @repeat_ms (0: once). Starts armed. */
+int bk_loop_add_timer(struct bk_loop *loop, uint64_t after_ms, uint64_t repeat_ms, bk_timer_cb cb,
+		      void *data, struct bk_timer **ret);
+/* Re-arm (or arm again) with new times. */
+void bk_timer_rearm(struct bk_timer *t, uint64_t after_ms, uint64_t repeat_ms);
+void bk_timer_stop(struct bk_timer *t);
+bool bk_timer_active(const struct bk_timer *t);
+/* NULL-safe. */
+void bk_timer_free(struct bk_timer *t);
+
+/*
+ * A hook run once at the end of every loop turn, before the loop blocks, while it is enabled.
+ * Enabling a hook from inside a callback guarantees it runs before the loop sleeps, so a
+ * module can batch work (collect requests, then submit once).
+ */
+int bk_loop_add_hook(struct bk_loop *loop, bk_hook_cb cb, void *data, struct bk_hook **ret);
+void bk_hook_enable(struct bk_hook *h, bool on);
+/* NULL-safe. */
+void bk_hook_free(struct bk_hook *h);
+
+/* Seconds since some fixed point, as the loop last saw the clock (cheap). */
+double bk_loop_now(struct bk_loop *loop);
+
+/* Number of live watches + timers + hooks; tests use it to prove nothing leaked. */
+unsigned int bk_loop_nr_objects(const struct bk_loop *loop);
+
+#endif

@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The in-process Xen simulation: a "machine" with domains, each with guest memory (memfd
+ * pages), a grant table, event channels, and one shared in-memory xenstore with watches,
+ * transactions and permissions. bk_sim_platform() gives a struct bk_xen that behaves like the
+ * real platform seen from a given domain, so the daemon runs unchanged on top; the guest side
+ * (tests/lib's test frontends) uses the bk_sim_guest_* calls plus a platform of its own domain
+ * for xenstore.
+ *
+ * What it does NOT model (keep tests that depend on these in the lab):
+ *  - real hypervisor scheduling, timing, or concurrency: everything runs on the caller's thread;
+ *  - grant map/unmap TLB effects, GNTMAP_* flags beyond read-only, transitive/sub-page grants,
+ *    grant table v2;
+ *  - event channel FIFO/2-level ABI details, VIRQs, IPIs, priorities; lateeoi is not modelled
+ *    (unmask is the only re-arm);
+ *  - xenstore quotas, the wire protocol, introduced/released domains, special watches
+ *    (@introduceDomain / @releaseDomain), transaction conflicts finer than "anything changed";
+ *  - domain memory accounting, ballooning, PV page tables, the p2m.
+ */
+#ifndef BK_XEN_SIM_H
+#define BK_XEN_SIM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "xen.h"
+
+struct bk_sim;
+
+/* A machine with dom0 (domid 0) already running, with xenstore's /local/domain/0. */
+int bk_sim_new(struct bk_sim **ret);
+/* NULL-safe. Every platform returned by bk_sim_platform must have been freed. */
+void bk_sim_free(struct bk_sim *sim);
+
+/*
+ * The platform as seen from inside @domid (0 = dom0, the backend's view). Free it with
+ * bk_xen_free(). Xenstore connections opened through it act as @domid for permissions.
+ */
+int bk_sim_platform(struct bk_sim *sim, uint32_t domid, struct bk_xen **ret);
+
+/*
+ * Create a guest domain with @nr_pages pages of memory. Like the toolstack, also creates
+ * /local/domain/<domid> owned by the domain (dom0 full access).
+ */
+int bk_sim_domain_create(struct bk_sim *sim, uint32_t domid, unsigned int nr_pages);
+/*
+ * Destroy a domain as the hypervisor would: its event channels close (the remote ends see
+ * them unbound), its grant table goes away (mappings held by others stay valid until
+ * unmapped, as with real Xen), domain_alive() says 0. Does not touch xenstore: tests play
+ * the toolstack for that.
+ */
+int bk_sim_domain_destroy(struct bk_sim *sim, uint32_t domid);
+
+/* Guest memory: address of page @pfn of @domid as seen by the guest, NULL if out of range. */
+void *bk_sim_guest_page(struct bk_sim *sim, uint32_t domid, uint32_t pfn);
+/* Grant page @pfn of @domid to @grantee. */
+int bk_sim_guest_grant(struct bk_sim *sim, uint32_t domid, uint32_t grantee, uint32_t pfn,
+		       bool readonly, uint32_t *ret_ref);
+/* End a grant. -EBUSY while someone still maps it (as gnttab_end_foreign_access would). */
+int bk_sim_guest_revoke(struct bk_sim *sim, uint32_t domid, uint32_t ref);
+/* Number of refs of @domid currently mapped by anyone (release checks). */
+unsigned int bk_sim_guest_nr_mapped(struct bk_sim *sim, uint32_t domid);
+/* Number of live grants (not revoked) in @domid's table. */
+unsigned int bk_sim_guest_nr_grants(struct bk_sim *sim, uint32_t domid);
+
+/* An unbound port in @domid that @remote_domid may bind to. */
+int bk_sim_guest_evtchn_alloc_unbound(struct bk_sim *sim, uint32_t domid, uint32_t remote_domid,
+				      uint32_t *ret_port);
+/* Close a guest port (the remote end sees it unbound). */
+int bk_sim_guest_evtchn_close(struct bk_sim *sim, uint32_t domid, uint32_t port);
+/* The guest kicks @port: the bound remote end becomes pending. -ENOTCONN if not bound. */
+int bk_sim_guest_evtchn_notify(struct bk_sim *sim, uint32_t domid, uint32_t port);
+/*
+ * Notifications the guest received on @port since the last call (the counter is reset), so
+ * a test frontend can wait for "the backend kicked me".
+ */
+unsigned int bk_sim_guest_evtchn_take(struct bk_sim *sim, uint32_t domid, uint32_t port);
+/* True if @port of @domid is bound to a remote end right now. */
+bool bk_sim_guest_evtchn_bound(struct bk_sim *sim, uint32_t domid, uint32_t port);
+
+/* Open handles across the whole simulation (leak checks in tests). */
+struct bk_sim_counts {
+	unsigned int xs_conns;
+	unsigned int xs_watches;
+	unsigned int evtchn_handles;
+	unsigned int evtchn_bound; /* ports bound through evtchn handles */
+	unsigned int gnt_handles;
+	unsigned int gnt_mapped_pages;
+	unsigned int xs_nodes;
+};
+void bk_sim_counts(struct bk_sim *sim, struct bk_sim_counts *ret);
+
+#endif
