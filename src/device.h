@@ -23,6 +23,7 @@ struct bk_device;
 struct bk_loop;
 struct bk_xen;
 struct bk_xs;
+struct bk_queue_stats;
 
 /* Same numbering as xen/io/xenbus.h. */
 enum bk_xenbus_state {
@@ -66,6 +67,16 @@ struct bk_backend_ops {
 	void (*shutdown)(struct bk_device *dev);
 	/* Free dev->priv. Nothing may be in flight. */
 	void (*remove)(struct bk_device *dev);
+	/*
+	 * Optional: copy the per-queue counters (include/blanket/stats.h) into @qs[0..max) and
+	 * return the number of queues the device has (may exceed @max).
+	 */
+	int (*get_stats)(struct bk_device *dev, struct bk_queue_stats *qs, unsigned int max);
+	/*
+	 * Optional: one line for `blanketctl list`: backing store, engine, negotiated features
+	 * ("file=/img.raw engine=io_uring queues=4 ring-order=4 indirect=256 persistent").
+	 */
+	int (*describe)(struct bk_device *dev, char *buf, size_t len);
 };
 
 /* Register a backend kind before bk_core_start(). */
