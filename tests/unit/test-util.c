@@ -1,0 +1,187 @@
+// SPDX-License-Identifier: MIT
+/* Unit tests for the loop binding, rate limiting, the latency histogram and number parsing. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "blanket/stats.h"
+#include "loop.h"
+#include "util/log.h"
+#include "xen/xen.h"
+
+static int failures;
+
+#define CHECK(cond)                                                                                \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);  \
+			failures++;                                                                \
+		}                                                                                  \
+	} while (0)
+
+struct counts {
+	int fd_events;
+	int timer;
+	int hook;
+	int efd;
+};
+
+static void on_fd(void *data, int fd, unsigned int events)
+{
+	struct counts *c = data;
+	uint64_t v;
+
+	if (events & BK_EV_READ && read(fd, &v, sizeof(v)) == sizeof(v))
+		c->fd_events++;
+}
+
+static void on_timer(void *data)
+{
+	((struct counts *)data)->timer++;
+}
+
+static void on_hook(void *data)
+{
+	((struct counts *)data)->hook++;
+}
+
+static void test_loop(void)
+{
+	struct bk_loop *loop;
+	struct bk_watch *w;
+	struct bk_timer *t;
+	struct bk_hook *h;
+	struct counts c = { 0 };
+	uint64_t one = 1;
+	int efd;
+
+	CHECK(bk_loop_new(&loop) == 0);
+	efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	CHECK(efd >= 0);
+	CHECK(bk_loop_add_fd(loop, efd, BK_EV_READ, on_fd, &c, &w) == 0);
+	CHECK(bk_loop_add_fd(loop, -1, BK_EV_READ, on_fd, &c, &w) == -EINVAL);
+	CHECK(bk_loop_add_timer(loop, 1, 0, on_timer, &c, &t) == 0);
+	CHECK(bk_loop_add_hook(loop, on_hook, &c, &h) == 0);
+	CHECK(bk_loop_nr_objects(loop) == 3);
+
+	/* Nothing pending: a poll turn fires nothing; the hook is off. */
+	bk_loop_run_once(loop, 0);
+	CHECK(c.fd_events == 0);
+	CHECK(c.hook == 0);
+
+	CHECK(write(efd, &one, sizeof(one)) == sizeof(one));
+	bk_loop_run_once(loop, 100);
+	CHECK(c.fd_events == 1);
+
+	/* A paused watch does not fire. */
+	bk_watch_set_events(w, 0);
+	CHECK(write(efd, &one, sizeof(one)) == sizeof(one));
+	bk_loop_run_once(loop, 0);
+	CHECK(c.fd_events == 1);
+	bk_watch_set_events(w, BK_EV_READ);
+	bk_loop_run_once(loop, 100);
+	CHECK(c.fd_events == 2);
+
+	/* The one-shot timer fires exactly once. */
+	for (int i = 0; i < 50 && c.timer == 0; i++)
+		bk_loop_run_once(loop, 20);
+	CHECK(c.timer == 1);
+	CHECK(!bk_timer_active(t));
+	bk_loop_run_once(loop, 10);
+	CHECK(c.timer == 1);
+
+	/* An enabled hook runs once per turn. */
+	bk_hook_enable(h, true);
+	bk_loop_run_once(loop, 0);
+	bk_loop_run_once(loop, 0);
+	CHECK(c.hook >= 1);
+	bk_hook_enable(h, false);
+	int before = c.hook;
+	bk_loop_run_once(loop, 0);
+	CHECK(c.hook == before);
+
+	bk_watch_free(w);
+	bk_timer_free(t);
+	bk_hook_free(h);
+	bk_watch_free(NULL);
+	bk_timer_free(NULL);
+	bk_hook_free(NULL);
+	CHECK(bk_loop_nr_objects(loop) == 0);
+	close(efd);
+	bk_loop_free(loop);
+}
+
+static void test_ratelimit(void)
+{
+	struct bk_ratelimit rl = BK_RATELIMIT_INIT(60000, 3);
+	int ok = 0;
+
+	for (int i = 0; i < 100; i++)
+		ok += bk_ratelimit_ok(&rl);
+	CHECK(ok == 3);
+	CHECK(rl.missed == 97);
+}
+
+static void test_histogram(void)
+{
+	uint64_t hist[BK_LAT_BUCKETS] = { 0 };
+
+	for (uint64_t v = 0; v < (1ULL << 39); v = v < 16 ? v + 1 : v + v / 7) {
+		unsigned int b = bk_lat_bucket(v);
+
+		CHECK(bk_lat_lower(b) <= v);
+		CHECK(b + 1 == BK_LAT_BUCKETS || v < bk_lat_lower(b + 1));
+	}
+	CHECK(bk_lat_bucket(UINT64_MAX) == BK_LAT_BUCKETS - 1);
+	CHECK(bk_lat_percentile(hist, 500) == 0);
+
+	/* 990 samples at ~10 us, 10 at ~1 ms: p50 near 10 us, p99.9 near 1 ms. */
+	hist[bk_lat_bucket(10000)] += 990;
+	hist[bk_lat_bucket(1000000)] += 10;
+	uint64_t p50 = bk_lat_percentile(hist, 500);
+	uint64_t p999 = bk_lat_percentile(hist, 999);
+	CHECK(p50 > 10000 && p50 <= 12500);
+	CHECK(p999 > 1000000 && p999 <= 1250000);
+	CHECK(bk_lat_percentile(hist, 990) <= 12500);
+}
+
+static void test_parse(void)
+{
+	uint64_t v = 42;
+
+	CHECK(bk_parse_u64("0", &v) == 0 && v == 0);
+	CHECK(bk_parse_u64("18446744073709551615", &v) == 0 && v == UINT64_MAX);
+	CHECK(bk_parse_u64("18446744073709551616", &v) == -ERANGE);
+	v = 7;
+	CHECK(bk_parse_u64("", &v) == -EINVAL && v == 7);
+	CHECK(bk_parse_u64("-1", &v) == -EINVAL);
+	CHECK(bk_parse_u64(" 1", &v) == -EINVAL);
+	CHECK(bk_parse_u64("1 ", &v) == -EINVAL);
+	CHECK(bk_parse_u64("0x10", &v) == -EINVAL);
+	CHECK(bk_parse_u64(NULL, &v) == -EINVAL);
+	CHECK(v == 7);
+}
+
+static void test_log_level(void)
+{
+	CHECK(bk_log_level_from_string("debug") == BK_LOG_DEBUG);
+	CHECK(bk_log_level_from_string("ERR") == BK_LOG_ERR);
+	CHECK(bk_log_level_from_string("6") == BK_LOG_INFO);
+	CHECK(bk_log_level_from_string("loud") == -EINVAL);
+	CHECK(bk_log_errno(BK_LOG_DEBUG, EIO, "x") == -EIO);
+	CHECK(bk_log_errno(BK_LOG_DEBUG, -EIO, "x") == -EIO);
+}
+
+int main(void)
+{
+	test_loop();
+	test_ratelimit();
+	test_histogram();
+	test_parse();
+	test_log_level();
+	if (failures)
+		fprintf(stderr, "%d checks failed\n", failures);
+	return failures ? 1 : 0;
+}
