@@ -59,14 +59,23 @@ struct bk_io {
 	uint64_t offset;       /* bytes */
 	uint64_t len;          /* bytes: discard length; for read/write the sum of iov */
 	struct iovec *iov;
-	/* Called from the loop: @res is bytes done (>= 0) or -errno. May queue new I/O. */
+	/*
+	 * Called from the loop (an fd or timer callback, never from inside queue()): @res is
+	 * -errno, or on success the bytes transferred (always io->len for read/write: engines
+	 * resubmit short transfers) and 0 for flush and discard. May queue new I/O, and may
+	 * close the engine once nothing else is in flight.
+	 */
 	void (*done)(struct bk_io *io, int res);
 	void *priv;
-	uint64_t engine_priv[2];
+	uint64_t engine_priv[2]; /* owned by the engine while the I/O is queued */
 };
 
 struct bk_engine;
 
+/*
+ * An engine instance belongs to the thread that opened it (io_uring uses SINGLE_ISSUER): queue,
+ * kick and close it only from that thread's loop.
+ */
 struct bk_engine_params {
 	const char *name;  /* device/queue name for logs: "vbd 5/51712 q0" */
 	unsigned int depth; /* maximum in flight */
@@ -76,7 +85,7 @@ struct bk_engine_params {
 
 struct bk_engine_ops {
 	const char *name; /* "io_uring", "aio", "null", "fault" */
-	/* Create an instance for one queue. */
+	/* Create an instance for one queue. The store must outlive it ("null" accepts NULL). */
 	int (*open)(struct bk_loop *loop, struct bk_store *store, const struct bk_engine_params *p,
 		    struct bk_engine **ret);
 	/* Free; nothing may be in flight (the backend drains first). */
@@ -105,9 +114,30 @@ const struct bk_engine_ops *bk_engine_find(const char *name);
 /* Comma-separated list of built engines (for error messages and --help). */
 const char *bk_engine_names(void);
 
+/* Find @name and open an instance; logs and returns -ENOENT if the engine is unknown. */
+int bk_engine_open(const char *name, struct bk_loop *loop, struct bk_store *store,
+		   const struct bk_engine_params *p, struct bk_engine **ret);
+
 static inline int bk_engine_queue(struct bk_engine *e, struct bk_io *io)
 {
 	return e->ops->queue(e, io);
+}
+
+static inline void bk_engine_kick(struct bk_engine *e)
+{
+	e->ops->kick(e);
+}
+
+static inline unsigned int bk_engine_inflight(const struct bk_engine *e)
+{
+	return e->ops->inflight(e);
+}
+
+/* NULL-safe. Nothing may be in flight. */
+static inline void bk_engine_close(struct bk_engine *e)
+{
+	if (e)
+		e->ops->close(e);
 }
 
 #endif

@@ -1,0 +1,426 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The io_uring engine (the default): one ring per device queue. queue() only fills an SQE; a
+ * loop hook submits everything once per loop turn; completions wake the loop through an
+ * eventfd registered with the ring and are reaped in batches. The store's fd is registered
+ * (fixed file 0), and so is the backend's bounce pool when it offers one (READ/WRITE_FIXED).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <linux/falloc.h>
+
+#include <liburing.h>
+
+#include "engine-internal.h"
+#include "loop.h"
+#include "util/log.h"
+#include "util/macros.h"
+
+#define URING_MAX_DEPTH 4096u
+#define URING_REAP_BATCH 64u
+
+struct uring_engine {
+	struct bk_engine base;
+	struct bk_loop *loop;
+	char name[64];
+	struct io_uring ring;
+	bool ring_ok;
+	bool defer_taskrun; /* completions need io_uring_get_events() */
+	int efd;
+	struct bk_watch *watch;
+	struct bk_hook *hook;
+	bool hook_on;
+	unsigned int depth;
+	unsigned int inflight; /* accepted by queue(), not yet reported by done() */
+	unsigned int unsubmitted;
+	unsigned int nr_bufs;
+	struct bk_worker *worker; /* BLKDISCARD, started on first use */
+	unsigned int dispatching;
+	bool close_pending;
+	struct bk_ratelimit rl;
+};
+
+static inline struct uring_engine *to_uring(struct bk_engine *e)
+{
+	return container_of(e, struct uring_engine, base);
+}
+
+static void uring_free(struct uring_engine *u);
+
+static void hook_enable(struct uring_engine *u, bool on)
+{
+	if (u->hook_on != on) {
+		u->hook_on = on;
+		bk_hook_enable(u->hook, on);
+	}
+}
+
+/* Fill one SQE for @io, resuming read/write after engine_priv[0] bytes. */
+static void prep_sqe(struct uring_engine *u, struct io_uring_sqe *sqe, struct bk_io *io)
+{
+	uint64_t done = io->engine_priv[0];
+	bool fixed_buf = io->buf_index >= 0 && (unsigned int)io->buf_index < u->nr_bufs;
+
+	switch (io->op) {
+	case BK_IO_READ:
+	case BK_IO_WRITE: {
+		bool rd = io->op == BK_IO_READ;
+		unsigned int idx = 0;
+		size_t off = 0;
+
+		if (done == 0 && fixed_buf && bk_io_iov_contiguous(io)) {
+			/* The whole transfer sits in one registered buffer. */
+			if (rd)
+				io_uring_prep_read_fixed(sqe, 0, io->iov[0].iov_base,
+							 (unsigned int)io->len, io->offset,
+							 io->buf_index);
+			else
+				io_uring_prep_write_fixed(sqe, 0, io->iov[0].iov_base,
+							  (unsigned int)io->len, io->offset,
+							  io->buf_index);
+			break;
+		}
+		if (done == 0 && io->iovcnt > 1) {
+			if (rd)
+				io_uring_prep_readv(sqe, 0, io->iov, io->iovcnt, io->offset);
+			else
+				io_uring_prep_writev(sqe, 0, io->iov, io->iovcnt, io->offset);
+			break;
+		}
+		/* One element, or the rest of a short transfer: one element at a time. */
+		bk_io_resume_point(io, done, &idx, &off);
+		{
+			void *base = (char *)io->iov[idx].iov_base + off;
+			unsigned int len = (unsigned int)(io->iov[idx].iov_len - off);
+
+			if (fixed_buf && rd)
+				io_uring_prep_read_fixed(sqe, 0, base, len, io->offset + done,
+							 io->buf_index);
+			else if (fixed_buf)
+				io_uring_prep_write_fixed(sqe, 0, base, len, io->offset + done,
+							  io->buf_index);
+			else if (rd)
+				io_uring_prep_read(sqe, 0, base, len, io->offset + done);
+			else
+				io_uring_prep_write(sqe, 0, base, len, io->offset + done);
+		}
+		break;
+	}
+	case BK_IO_FLUSH:
+		io_uring_prep_fsync(sqe, 0, IORING_FSYNC_DATASYNC);
+		break;
+	case BK_IO_DISCARD:
+		io_uring_prep_fallocate(sqe, 0, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+					(off_t)io->offset, (off_t)io->len);
+		break;
+	}
+	sqe->flags |= IOSQE_FIXED_FILE;
+	io_uring_sqe_set_data(sqe, io);
+}
+
+/* Put @io (new or resumed) in an SQE; the ring has room for every I/O up to depth. */
+static void push_sqe(struct uring_engine *u, struct bk_io *io)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
+
+	if (!sqe) {
+		/* Cannot happen: SQ entries >= depth >= in-flight. Submit to make room. */
+		io_uring_submit(&u->ring);
+		u->unsubmitted = 0;
+		sqe = io_uring_get_sqe(&u->ring);
+		if (!sqe)
+			abort();
+	}
+	prep_sqe(u, sqe, io);
+	u->unsubmitted++;
+	hook_enable(u, true);
+}
+
+static void complete(struct uring_engine *u, struct bk_io *io, int res)
+{
+	u->inflight--;
+	io->done(io, res);
+}
+
+/* One CQE: finish the I/O, or resume a short read/write. */
+static void handle_cqe(struct uring_engine *u, struct bk_io *io, int res)
+{
+	uint64_t done;
+
+	if (res < 0 || (io->op != BK_IO_READ && io->op != BK_IO_WRITE)) {
+		complete(u, io, res < 0 ? res : 0);
+		return;
+	}
+	done = io->engine_priv[0] + (uint64_t)res;
+	if (done >= io->len) {
+		complete(u, io, (int)io->len);
+		return;
+	}
+	if (res == 0) {
+		bk_log_dev_rl(&u->rl, BK_LOG_ERR, u->name,
+			      "%s at %llu: no progress after %llu of %llu bytes",
+			      io->op == BK_IO_READ ? "read" : "write",
+			      (unsigned long long)io->offset, (unsigned long long)done,
+			      (unsigned long long)io->len);
+		complete(u, io, -EIO);
+		return;
+	}
+	io->engine_priv[0] = done;
+	push_sqe(u, io);
+}
+
+static void reap(struct uring_engine *u)
+{
+	struct {
+		struct bk_io *io;
+		int res;
+	} batch[URING_REAP_BATCH];
+
+	u->dispatching++;
+	for (;;) {
+		struct io_uring_cqe *cqe;
+		unsigned int head, n = 0;
+
+		io_uring_for_each_cqe(&u->ring, head, cqe)
+		{
+			batch[n].io = io_uring_cqe_get_data(cqe);
+			batch[n].res = cqe->res;
+			if (++n == URING_REAP_BATCH)
+				break;
+		}
+		if (!n)
+			break;
+		io_uring_cq_advance(&u->ring, n);
+		for (unsigned int i = 0; i < n && !u->close_pending; i++)
+			handle_cqe(u, batch[i].io, batch[i].res);
+		if (u->close_pending)
+			break;
+	}
+	u->dispatching--;
+	if (u->close_pending && !u->dispatching)
+		uring_free(u);
+}
+
+static void uring_event(void *data, int fd, unsigned int events)
+{
+	struct uring_engine *u = data;
+	uint64_t cnt;
+
+	if (read(fd, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN)
+		bk_log_dev_rl(&u->rl, BK_LOG_WARNING, u->name, "reading eventfd: %m");
+	/* With DEFER_TASKRUN the kernel posts CQEs only when we ask. */
+	if (u->defer_taskrun)
+		io_uring_get_events(&u->ring);
+	reap(u);
+}
+
+static void uring_kick(struct bk_engine *e)
+{
+	struct uring_engine *u = to_uring(e);
+	int r;
+
+	if (!u->unsubmitted) {
+		hook_enable(u, false);
+		return;
+	}
+	r = io_uring_submit(&u->ring);
+	if (r >= 0) {
+		u->unsubmitted = r >= (int)u->unsubmitted ? 0 : u->unsubmitted - (unsigned int)r;
+	} else if (r != -EAGAIN && r != -EBUSY && r != -EINTR) {
+		bk_log_dev_rl(&u->rl, BK_LOG_ERR, u->name, "io_uring_submit: %s", strerror(-r));
+	}
+	/* What is left is retried next turn; a completion will wake the loop. */
+	hook_enable(u, u->unsubmitted > 0);
+}
+
+static void uring_hook(void *data)
+{
+	uring_kick(data);
+}
+
+static void worker_done(void *data, struct bk_io *io, int res)
+{
+	struct uring_engine *u = data;
+
+	complete(u, io, res);
+}
+
+static int uring_queue(struct bk_engine *e, struct bk_io *io)
+{
+	struct uring_engine *u = to_uring(e);
+	int r;
+
+	if (u->inflight >= u->depth)
+		return -EAGAIN;
+	r = bk_io_check(io);
+	if (r < 0)
+		return r;
+	io->engine_priv[0] = 0;
+	if (io->op == BK_IO_DISCARD && e->store->is_blkdev) {
+		/* No BLKDISCARD opcode in the io_uring we target: a thread does it. */
+		if (!u->worker) {
+			r = bk_worker_new(u->loop, e->store, u->name, worker_done, u, &u->worker);
+			if (r < 0)
+				return r;
+		}
+		u->inflight++;
+		bk_worker_submit(u->worker, io);
+		return 0;
+	}
+	u->inflight++;
+	push_sqe(u, io);
+	return 0;
+}
+
+static int uring_register_buffers(struct bk_engine *e, const struct iovec *iov, unsigned int n)
+{
+	struct uring_engine *u = to_uring(e);
+	int r;
+
+	if (u->inflight)
+		return -EBUSY;
+	if (u->nr_bufs) {
+		io_uring_unregister_buffers(&u->ring);
+		u->nr_bufs = 0;
+	}
+	if (!n)
+		return 0;
+	r = io_uring_register_buffers(&u->ring, iov, n);
+	if (r < 0)
+		return bk_log_errno(BK_LOG_WARNING, r, "%s: cannot register %u buffers: %m",
+				    u->name, n);
+	u->nr_bufs = n;
+	return 0;
+}
+
+static unsigned int uring_inflight(const struct bk_engine *e)
+{
+	return container_of(e, struct uring_engine, base)->inflight;
+}
+
+static void uring_free(struct uring_engine *u)
+{
+	if (u->inflight)
+		log_err("%s: io_uring engine closed with %u I/O in flight", u->name, u->inflight);
+	bk_worker_free(u->worker);
+	bk_hook_free(u->hook);
+	bk_watch_free(u->watch);
+	if (u->ring_ok)
+		io_uring_queue_exit(&u->ring);
+	if (u->efd >= 0)
+		close(u->efd);
+	free(u);
+}
+
+static void uring_close(struct bk_engine *e)
+{
+	struct uring_engine *u;
+
+	if (!e)
+		return;
+	u = to_uring(e);
+	if (u->dispatching) {
+		u->close_pending = true;
+		return;
+	}
+	uring_free(u);
+}
+
+/* Newest flags first; older kernels refuse them with EINVAL. */
+static int setup_ring(struct uring_engine *u, unsigned int entries)
+{
+	static const unsigned int flag_sets[] = {
+		IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
+		IORING_SETUP_COOP_TASKRUN,
+		0,
+	};
+	int r = -EINVAL;
+
+	for (size_t i = 0; i < ARRAY_SIZE(flag_sets); i++) {
+		struct io_uring_params p = { .flags = flag_sets[i] };
+
+		r = io_uring_queue_init_params(entries, &u->ring, &p);
+		if (r == 0) {
+			u->defer_taskrun = flag_sets[i] & IORING_SETUP_DEFER_TASKRUN;
+			return 0;
+		}
+		if (r != -EINVAL)
+			break;
+	}
+	return r;
+}
+
+static int uring_open(struct bk_loop *loop, struct bk_store *store,
+		      const struct bk_engine_params *p, struct bk_engine **ret)
+{
+	struct uring_engine *u;
+	const char *name = p && p->name ? p->name : "io_uring";
+	int r;
+
+	if (!store || !p || !p->depth || p->depth > URING_MAX_DEPTH) {
+		log_err("%s: io_uring needs a store and a depth of 1..%u", name, URING_MAX_DEPTH);
+		return -EINVAL;
+	}
+	if (p->options && *p->options) {
+		log_err("%s: io_uring takes no options (got '%s')", name, p->options);
+		return -EINVAL;
+	}
+	u = calloc(1, sizeof(*u));
+	if (!u)
+		return -ENOMEM;
+	u->base.ops = &bk_engine_uring_ops;
+	u->base.store = store;
+	u->loop = loop;
+	u->depth = p->depth;
+	u->efd = -1;
+	u->rl = (struct bk_ratelimit)BK_RATELIMIT_INIT(5000, 10);
+	snprintf(u->name, sizeof(u->name), "%s", name);
+
+	r = setup_ring(u, p->depth);
+	if (r < 0) {
+		log_err_errno(r, "%s: cannot set up io_uring: %m", name);
+		goto fail;
+	}
+	u->ring_ok = true;
+	r = io_uring_register_files(&u->ring, &store->fd, 1);
+	if (r < 0) {
+		log_err_errno(r, "%s: cannot register %s with io_uring: %m", name, store->path);
+		goto fail;
+	}
+	u->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (u->efd < 0) {
+		r = log_err_errno(neg_errno(), "%s: eventfd: %m", name);
+		goto fail;
+	}
+	r = io_uring_register_eventfd(&u->ring, u->efd);
+	if (r < 0) {
+		log_err_errno(r, "%s: cannot register eventfd with io_uring: %m", name);
+		goto fail;
+	}
+	r = bk_loop_add_fd(loop, u->efd, BK_EV_READ, uring_event, u, &u->watch);
+	if (r < 0)
+		goto fail;
+	r = bk_loop_add_hook(loop, uring_hook, u, &u->hook);
+	if (r < 0)
+		goto fail;
+	log_debug("%s: io_uring on %s, depth %u%s", name, store->path, p->depth,
+		  u->defer_taskrun ? ", defer-taskrun" : "");
+	*ret = &u->base;
+	return 0;
+fail:
+	uring_free(u);
+	return r;
+}
+
+const struct bk_engine_ops bk_engine_uring_ops = {
+	.name = "io_uring",
+	.open = uring_open,
+	.close = uring_close,
+	.register_buffers = uring_register_buffers,
+	.queue = uring_queue,
+	.kick = uring_kick,
+	.inflight = uring_inflight,
+};

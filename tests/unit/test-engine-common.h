@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Helpers for the engine and store unit tests: a check macro, temp files, a request wrapper
+ * that records its completion, a bounded loop pump, and the I/O suite run against each real
+ * engine (io_uring, aio) on /var/tmp (O_DIRECT) and /dev/shm (buffered).
+ */
+#ifndef TEST_ENGINE_COMMON_H
+#define TEST_ENGINE_COMMON_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "engine.h"
+#include "loop.h"
+
+extern int test_failures;
+
+#define CHECK(cond)                                                                                \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);  \
+			test_failures++;                                                           \
+		}                                                                                  \
+	} while (0)
+
+/* A request and what became of it. */
+struct tio {
+	struct bk_io io;
+	struct iovec iov[4];
+	int res;
+	bool done;
+	unsigned int *pending; /* decremented on completion */
+	unsigned int ndone;    /* completions seen (must end at 1) */
+};
+
+/* Set @t up as op at @offset over @iovcnt iov already filled by the caller. */
+void tio_init(struct tio *t, unsigned int *pending, enum bk_io_op op, uint64_t offset,
+	      unsigned int iovcnt, int buf_index);
+
+/* Queue @t on @e and count it pending; returns queue()'s result. */
+int tio_queue(struct bk_engine *e, struct tio *t);
+
+/*
+ * Run loop turns until *pending is 0, at most @max_turns turns of up to 100 ms each.
+ * Returns true if everything completed.
+ */
+bool pump(struct bk_loop *loop, const unsigned int *pending, unsigned int max_turns);
+
+/* Create a sparse file of @size in @dir; returns its fd and fills @path (size >= 64). */
+int make_temp_file(const char *dir, uint64_t size, char *path, size_t path_len);
+
+/* Deterministic contents for (offset, byte) so reads can be verified. */
+uint8_t pattern_byte(uint64_t file_off, uint32_t seed);
+
+/* Attach @file to a free loop device; returns 0 and the device path, or -errno (skip). */
+int loopdev_attach(const char *file, char *dev, size_t dev_len);
+void loopdev_detach(const char *dev);
+
+/* The whole I/O suite for one engine; returns 0, or 77 if the engine cannot run here. */
+int run_engine_suite(const char *engine);
+
+#endif
