@@ -90,4 +90,10 @@ struct bk_sim_counts {
 };
 void bk_sim_counts(struct bk_sim *sim, struct bk_sim_counts *ret);
 
+/*
+ * Watch events dropped so far because a connection's queue was full (at most 4096 events
+ * are queued per xenstore connection; when full, the oldest is dropped).
+ */
+uint64_t bk_sim_xs_dropped(struct bk_sim *sim);
+
 #endif

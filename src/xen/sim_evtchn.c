@@ -1,0 +1,369 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Simulated event channels. Every domain has a port table; a guest allocates an unbound port
+ * for a remote domain, and a handle (the backend's view, like /dev/xen/evtchn) binds to it.
+ * Delivery to a handle follows libxenevtchn: the port is queued and masked, the handle's
+ * eventfd is readable while anything is queued, and a notification that arrives while the
+ * port is masked is remembered and delivered again on unmask. Delivery to a guest port just
+ * counts, for bk_sim_guest_evtchn_take().
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "sim_internal.h"
+#include "util/macros.h"
+
+static struct sim_evtchn *evtchn_of(struct bk_evtchn *e)
+{
+	return container_of(e, struct sim_evtchn, base);
+}
+
+static struct sim_port *port_get(struct sim_domain *d, uint32_t port)
+{
+	if (port == 0 || port >= d->nr_ports_alloc)
+		return NULL;
+	return d->ports[port];
+}
+
+/* A new port in @d, lowest number first (deterministic). */
+static int port_alloc(struct sim_domain *d, struct sim_port **ret)
+{
+	struct sim_port *p;
+	uint32_t port;
+
+	for (port = 1; port < d->nr_ports_alloc; port++)
+		if (!d->ports[port])
+			break;
+	if (port >= d->nr_ports_alloc) {
+		uint32_t nr = d->nr_ports_alloc ? d->nr_ports_alloc * 2 : 64;
+		struct sim_port **t;
+
+		if (port >= SIM_EVTCHN_MAX_PORTS)
+			return -ENOSPC;
+		nr = BK_MIN(nr, SIM_EVTCHN_MAX_PORTS);
+		t = realloc(d->ports, nr * sizeof(*t));
+		if (!t)
+			return -ENOMEM;
+		memset(t + d->nr_ports_alloc, 0, (nr - d->nr_ports_alloc) * sizeof(*t));
+		d->ports = t;
+		d->nr_ports_alloc = nr;
+	}
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	p->dom = d;
+	p->port = port;
+	list_init(&p->hnode);
+	list_init(&p->qnode);
+	d->ports[port] = p;
+	*ret = p;
+	return 0;
+}
+
+static void port_free(struct sim_port *p)
+{
+	p->dom->ports[p->port] = NULL;
+	free(p);
+}
+
+static void ring_update(struct sim_evtchn *e)
+{
+	sim_efd_set(e->efd, &e->efd_ready, !list_empty(&e->ring));
+}
+
+/* Queue @p on its handle and mask it, as the kernel driver does on an upcall. */
+static void port_queue(struct sim_port *p)
+{
+	p->masked = true;
+	p->queued = true;
+	list_add_tail(&p->qnode, &p->handle->ring);
+	ring_update(p->handle);
+}
+
+/* An event arrives at @p from its peer. */
+static void port_raise(struct sim_port *p)
+{
+	if (!p->handle) {
+		p->kicks++;
+		return;
+	}
+	if (p->masked)
+		p->pending = true;
+	else
+		port_queue(p);
+}
+
+/* Disconnect @p from its peer; the peer goes back to unbound, waiting for p's domain. */
+static void port_disconnect(struct sim_port *p)
+{
+	struct sim_port *peer = p->peer;
+
+	if (p->state != SIM_PORT_INTERDOMAIN)
+		return;
+	peer->state = SIM_PORT_UNBOUND;
+	peer->remote_domid = p->dom->domid;
+	peer->peer = NULL;
+	peer->pending = false;
+	p->state = SIM_PORT_UNBOUND;
+	p->peer = NULL;
+}
+
+void sim_domain_evtchn_destroy(struct sim_domain *d)
+{
+	for (uint32_t i = 1; i < d->nr_ports_alloc; i++) {
+		struct sim_port *p = d->ports[i];
+
+		if (!p)
+			continue;
+		port_disconnect(p);
+		/* Handle ports belong to their handle until it unbinds them. */
+		if (!p->handle)
+			port_free(p);
+	}
+}
+
+void sim_domain_evtchn_free(struct sim_domain *d)
+{
+	/* Called when the machine goes: every handle is closed by now. */
+	sim_domain_evtchn_destroy(d);
+	free(d->ports);
+	d->ports = NULL;
+	d->nr_ports_alloc = 0;
+}
+
+int bk_sim_guest_evtchn_alloc_unbound(struct bk_sim *sim, uint32_t domid, uint32_t remote_domid,
+				      uint32_t *ret_port)
+{
+	struct sim_domain *d = sim_domain_live(sim, domid);
+	struct sim_port *p;
+	int r;
+
+	if (!d)
+		return -ESRCH;
+	r = port_alloc(d, &p);
+	if (r < 0)
+		return r;
+	p->state = SIM_PORT_UNBOUND;
+	p->remote_domid = remote_domid;
+	*ret_port = p->port;
+	return 0;
+}
+
+static struct sim_port *guest_port(struct bk_sim *sim, uint32_t domid, uint32_t port)
+{
+	struct sim_domain *d = sim_domain_live(sim, domid);
+	struct sim_port *p;
+
+	if (!d)
+		return NULL;
+	p = port_get(d, port);
+	if (!p || p->handle)
+		return NULL;
+	return p;
+}
+
+int bk_sim_guest_evtchn_close(struct bk_sim *sim, uint32_t domid, uint32_t port)
+{
+	struct sim_port *p = guest_port(sim, domid, port);
+
+	if (!p)
+		return -EINVAL;
+	port_disconnect(p);
+	port_free(p);
+	return 0;
+}
+
+int bk_sim_guest_evtchn_notify(struct bk_sim *sim, uint32_t domid, uint32_t port)
+{
+	struct sim_port *p = guest_port(sim, domid, port);
+
+	if (!p)
+		return -EINVAL;
+	if (p->state != SIM_PORT_INTERDOMAIN)
+		return -ENOTCONN;
+	port_raise(p->peer);
+	return 0;
+}
+
+unsigned int bk_sim_guest_evtchn_take(struct bk_sim *sim, uint32_t domid, uint32_t port)
+{
+	struct sim_port *p = guest_port(sim, domid, port);
+	unsigned int n;
+
+	if (!p)
+		return 0;
+	n = p->kicks;
+	p->kicks = 0;
+	return n;
+}
+
+bool bk_sim_guest_evtchn_bound(struct bk_sim *sim, uint32_t domid, uint32_t port)
+{
+	struct sim_port *p = guest_port(sim, domid, port);
+
+	return p && p->state == SIM_PORT_INTERDOMAIN;
+}
+
+int sim_evtchn_open(struct bk_xen *x, struct bk_evtchn **ret)
+{
+	struct sim_plat *plat = sim_plat_of(x);
+	struct sim_evtchn *e;
+
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	e->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (e->efd < 0) {
+		int r = neg_errno();
+
+		free(e);
+		return r;
+	}
+	e->base.h.xen = x;
+	list_init(&e->ports);
+	list_init(&e->ring);
+	list_add_tail(&e->node, &plat->sim->evtchns);
+	sim_handle_get(x);
+	*ret = &e->base;
+	return 0;
+}
+
+static void handle_port_release(struct sim_evtchn *e, struct sim_port *p)
+{
+	if (p->queued) {
+		list_del(&p->qnode);
+		p->queued = false;
+	}
+	list_del(&p->hnode);
+	port_disconnect(p);
+	port_free(p);
+	ring_update(e);
+}
+
+void sim_evtchn_close(struct bk_evtchn *be)
+{
+	struct sim_evtchn *e = evtchn_of(be);
+
+	while (!list_empty(&e->ports))
+		handle_port_release(e, list_first_entry(&e->ports, struct sim_port, hnode));
+	close(e->efd);
+	list_del(&e->node);
+	sim_handle_put(be->h.xen);
+	free(e);
+}
+
+int sim_evtchn_fd(struct bk_evtchn *be)
+{
+	return evtchn_of(be)->efd;
+}
+
+int sim_evtchn_bind(struct bk_evtchn *be, uint32_t domid, uint32_t remote_port,
+		    uint32_t *ret_local_port)
+{
+	struct sim_evtchn *e = evtchn_of(be);
+	struct sim_plat *plat = sim_plat_of(be->h.xen);
+	struct sim_domain *ld = sim_domain_live(plat->sim, plat->domid);
+	struct sim_domain *rd = sim_domain_live(plat->sim, domid);
+	struct sim_port *rp, *lp;
+	int r;
+
+	if (!ld)
+		return -ESRCH;
+	if (!rd)
+		return -EINVAL;
+	rp = port_get(rd, remote_port);
+	if (!rp || rp->state != SIM_PORT_UNBOUND || rp->remote_domid != plat->domid)
+		return -EINVAL;
+	r = port_alloc(ld, &lp);
+	if (r < 0)
+		return r;
+	lp->handle = e;
+	lp->state = SIM_PORT_INTERDOMAIN;
+	lp->peer = rp;
+	rp->state = SIM_PORT_INTERDOMAIN;
+	rp->peer = lp;
+	list_add_tail(&lp->hnode, &e->ports);
+	*ret_local_port = lp->port;
+	return 0;
+}
+
+/* @port of this handle, NULL if it is not one of ours. */
+static struct sim_port *handle_port(struct sim_evtchn *e, uint32_t port)
+{
+	struct sim_port *p;
+
+	list_for_each_entry(p, &e->ports, hnode)
+		if (p->port == port)
+			return p;
+	return NULL;
+}
+
+int sim_evtchn_unbind(struct bk_evtchn *be, uint32_t local_port)
+{
+	struct sim_evtchn *e = evtchn_of(be);
+	struct sim_port *p = handle_port(e, local_port);
+
+	if (!p)
+		return -EINVAL;
+	handle_port_release(e, p);
+	return 0;
+}
+
+int sim_evtchn_notify(struct bk_evtchn *be, uint32_t local_port)
+{
+	struct sim_port *p = handle_port(evtchn_of(be), local_port);
+
+	if (!p)
+		return -EINVAL;
+	/* Xen drops a send on a port whose other end went away. */
+	if (p->state == SIM_PORT_INTERDOMAIN)
+		port_raise(p->peer);
+	return 0;
+}
+
+int sim_evtchn_pending(struct bk_evtchn *be, uint32_t *ret_port)
+{
+	struct sim_evtchn *e = evtchn_of(be);
+	struct sim_port *p;
+
+	if (list_empty(&e->ring))
+		return -EAGAIN;
+	p = list_first_entry(&e->ring, struct sim_port, qnode);
+	list_del(&p->qnode);
+	p->queued = false;
+	ring_update(e);
+	*ret_port = p->port;
+	return 0;
+}
+
+int sim_evtchn_unmask(struct bk_evtchn *be, uint32_t local_port)
+{
+	struct sim_port *p = handle_port(evtchn_of(be), local_port);
+
+	if (!p)
+		return -EINVAL;
+	if (p->queued || !p->masked)
+		return 0;
+	p->masked = false;
+	if (p->pending) {
+		p->pending = false;
+		port_queue(p);
+	}
+	return 0;
+}
+
+unsigned int sim_evtchn_nr_bound(struct bk_sim *sim)
+{
+	struct sim_evtchn *e;
+	struct sim_port *p;
+	unsigned int n = 0;
+
+	list_for_each_entry(e, &sim->evtchns, node)
+		list_for_each_entry(p, &e->ports, hnode)
+			n++;
+	return n;
+}

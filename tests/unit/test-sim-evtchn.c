@@ -1,0 +1,230 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Unit tests of the simulation's event channels: binding rules, delivery both ways, the
+ * eventfd, masking and redelivery on unmask, unbind and handle close (rebind after a daemon
+ * restart), domain destroy.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "xen/sim.h"
+
+static int failures;
+
+#define CHECK(cond)                                                                                \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);  \
+			failures++;                                                                \
+		}                                                                                  \
+	} while (0)
+
+#define GUEST 5U
+#define OTHER 6U
+
+static struct bk_sim *sim;
+static struct bk_xen *dom0;
+
+static bool readable(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	return poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
+}
+
+static void test_bind_rules(void)
+{
+	struct bk_evtchn *e;
+	uint32_t gp, gp_other, lp = 777, lp2;
+
+	CHECK(bk_evtchn_open(dom0, &e) == 0);
+	CHECK(bk_sim_guest_evtchn_alloc_unbound(sim, GUEST, 0, &gp) == 0);
+	CHECK(gp != 0);
+	/* Allocated for another domain: dom0 may not bind it. */
+	CHECK(bk_sim_guest_evtchn_alloc_unbound(sim, GUEST, OTHER, &gp_other) == 0);
+	CHECK(bk_evtchn_bind(e, GUEST, gp_other, &lp) == -EINVAL && lp == 777);
+	/* Wrong port, wrong domain, port 0, unknown domain. */
+	CHECK(bk_evtchn_bind(e, GUEST, gp + 100, &lp) == -EINVAL);
+	CHECK(bk_evtchn_bind(e, OTHER, gp, &lp) == -EINVAL);
+	CHECK(bk_evtchn_bind(e, GUEST, 0, &lp) == -EINVAL);
+	CHECK(bk_evtchn_bind(e, 99, gp, &lp) == -EINVAL);
+	CHECK(lp == 777);
+	CHECK(!bk_sim_guest_evtchn_bound(sim, GUEST, gp));
+	CHECK(bk_sim_guest_evtchn_notify(sim, GUEST, gp) == -ENOTCONN);
+	CHECK(bk_evtchn_bind(e, GUEST, gp, &lp) == 0);
+	CHECK(bk_sim_guest_evtchn_bound(sim, GUEST, gp));
+	/* Already bound: a second bind is refused. */
+	CHECK(bk_evtchn_bind(e, GUEST, gp, &lp2) == -EINVAL);
+	/* Ports of another handle or never bound are not ours. */
+	CHECK(bk_evtchn_notify(e, lp + 50) == -EINVAL);
+	CHECK(bk_evtchn_unmask(e, lp + 50) == -EINVAL);
+	CHECK(bk_evtchn_unbind(e, lp + 50) == -EINVAL);
+	CHECK(bk_evtchn_unbind(e, lp) == 0);
+	CHECK(bk_evtchn_unbind(e, lp) == -EINVAL);
+	CHECK(!bk_sim_guest_evtchn_bound(sim, GUEST, gp));
+	/* Unbinding put the guest port back: it can be bound again. */
+	CHECK(bk_evtchn_bind(e, GUEST, gp, &lp) == 0);
+	bk_evtchn_close(e);
+	CHECK(bk_sim_guest_evtchn_close(sim, GUEST, gp) == 0);
+	CHECK(bk_sim_guest_evtchn_close(sim, GUEST, gp_other) == 0);
+	CHECK(bk_sim_guest_evtchn_close(sim, GUEST, gp_other) == -EINVAL);
+}
+
+static void test_delivery(void)
+{
+	struct bk_evtchn *e;
+	uint32_t gp1, gp2, lp1, lp2, port = 0;
+	int fd;
+
+	CHECK(bk_evtchn_open(dom0, &e) == 0);
+	fd = bk_evtchn_fd(e);
+	CHECK(fd >= 0);
+	CHECK(bk_sim_guest_evtchn_alloc_unbound(sim, GUEST, 0, &gp1) == 0);
+	CHECK(bk_sim_guest_evtchn_alloc_unbound(sim, GUEST, 0, &gp2) == 0);
+	CHECK(bk_evtchn_bind(e, GUEST, gp1, &lp1) == 0);
+	CHECK(bk_evtchn_bind(e, GUEST, gp2, &lp2) == 0);
+	CHECK(lp1 != lp2);
+	CHECK(!readable(fd));
+	CHECK(bk_evtchn_pending(e, &port) == -EAGAIN);
+
+	/* Backend -> guest: counted on the guest port. */
+	CHECK(bk_sim_guest_evtchn_take(sim, GUEST, gp1) == 0);
+	CHECK(bk_evtchn_notify(e, lp1) == 0);
+	CHECK(bk_evtchn_notify(e, lp1) == 0);
+	CHECK(bk_sim_guest_evtchn_take(sim, GUEST, gp1) == 2);
+	CHECK(bk_sim_guest_evtchn_take(sim, GUEST, gp1) == 0);
+	CHECK(bk_sim_guest_evtchn_take(sim, GUEST, gp2) == 0);
+	CHECK(!readable(fd));
+
+	/* Guest -> backend: the fd becomes readable, the port comes out once, masked. */
+	CHECK(bk_sim_guest_evtchn_notify(sim, GUEST, gp2) == 0);
+	CHECK(readable(fd));
+	CHECK(bk_sim_guest_evtchn_notify(sim, GUEST, gp2) == 0);
+	CHECK(bk_evtchn_pending(e, &port) == 0 && port == lp2);
+	CHECK(!readable(fd));
+	CHECK(bk_evtchn_pending(e, &port) == -EAGAIN);
+	/* Notifications while masked are remembered, not queued... */
+	CHECK(bk_sim_guest_evtchn_notify(sim, GUEST, gp2) == 0);
+	CHECK(!readable(fd));
+	CHECK(bk_evtchn_pending(e, &port) == -EAGAIN);
+	/* ...and delivered on unmask. */
+	CHECK(bk_evtchn_unmask(e, lp2) == 0);
+	CHECK(readable(fd));
+	port = 0;
+	CHECK(bk_evtchn_pending(e, &port) == 0 && port == lp2);
+	/* Unmask with nothing pending leaves the ring empty; the next kick arrives again. */
+	CHECK(bk_evtchn_unmask(e, lp2) == 0);
+	CHECK(!readable(fd));
+	CHECK(bk_evtchn_pending(e, &port) == -EAGAIN);
+
+	/* Two ports, in the order they fired. */
+	CHECK(bk_sim_guest_evtchn_notify(sim, GUEST, gp2) == 0);
+	CHECK(bk_sim_guest_evtchn_notify(sim, GUEST, gp1) == 0);
+	CHECK(bk_evtchn_pending(e, &port) == 0 && port == lp2);
+	CHECK(readable(fd));
+	CHECK(bk_evtchn_pending(e, &port) == 0 && port == lp1);
+	CHECK(!readable(fd));
+	CHECK(bk_evtchn_unmask(e, lp1) == 0);
+	CHECK(bk_evtchn_unmask(e, lp2) == 0);
+
+	/* Unbinding a queued port takes it off the ring. */
+	CHECK(bk_sim_guest_evtchn_notify(sim, GUEST, gp1) == 0);
+	CHECK(readable(fd));
+	CHECK(bk_evtchn_unbind(e, lp1) == 0);
+	CHECK(!readable(fd));
+	CHECK(bk_evtchn_pending(e, &port) == -EAGAIN);
+
+	/* The guest closes its end: the backend's notify is dropped, as Xen does. */
+	CHECK(bk_sim_guest_evtchn_close(sim, GUEST, gp2) == 0);
+	CHECK(bk_evtchn_notify(e, lp2) == 0);
+	CHECK(bk_evtchn_unbind(e, lp2) == 0);
+	bk_evtchn_close(e);
+	CHECK(bk_sim_guest_evtchn_close(sim, GUEST, gp1) == 0);
+}
+
+/* The daemon restarts: its handle closes, the guest port goes back to unbound, a new handle binds. */
+static void test_rebind_after_close(void)
+{
+	struct bk_evtchn *e, *e2;
+	struct bk_sim_counts c;
+	uint32_t gp, lp, port;
+
+	CHECK(bk_evtchn_open(dom0, &e) == 0);
+	CHECK(bk_sim_guest_evtchn_alloc_unbound(sim, GUEST, 0, &gp) == 0);
+	CHECK(bk_evtchn_bind(e, GUEST, gp, &lp) == 0);
+	bk_sim_counts(sim, &c);
+	CHECK(c.evtchn_handles == 1 && c.evtchn_bound == 1);
+	CHECK(bk_sim_guest_evtchn_notify(sim, GUEST, gp) == 0);
+	bk_evtchn_close(e);
+	bk_sim_counts(sim, &c);
+	CHECK(c.evtchn_handles == 0 && c.evtchn_bound == 0);
+	CHECK(!bk_sim_guest_evtchn_bound(sim, GUEST, gp));
+	CHECK(bk_sim_guest_evtchn_notify(sim, GUEST, gp) == -ENOTCONN);
+
+	CHECK(bk_evtchn_open(dom0, &e2) == 0);
+	CHECK(bk_evtchn_bind(e2, GUEST, gp, &lp) == 0);
+	CHECK(bk_sim_guest_evtchn_bound(sim, GUEST, gp));
+	/* Nothing from the old handle's life leaks into the new one. */
+	CHECK(bk_evtchn_pending(e2, &port) == -EAGAIN);
+	CHECK(bk_sim_guest_evtchn_notify(sim, GUEST, gp) == 0);
+	CHECK(bk_evtchn_pending(e2, &port) == 0 && port == lp);
+	bk_evtchn_close(e2);
+	CHECK(bk_sim_guest_evtchn_close(sim, GUEST, gp) == 0);
+}
+
+/* A domU backend (driver domain) binding to another domU, and domain destroy. */
+static void test_domu_and_destroy(void)
+{
+	struct bk_xen *x6;
+	struct bk_evtchn *e6, *e0;
+	uint32_t gp, gp0, lp, lp0;
+
+	CHECK(bk_sim_platform(sim, OTHER, &x6) == 0);
+	CHECK(bk_evtchn_open(x6, &e6) == 0);
+	CHECK(bk_evtchn_open(dom0, &e0) == 0);
+	CHECK(bk_sim_guest_evtchn_alloc_unbound(sim, GUEST, OTHER, &gp) == 0);
+	CHECK(bk_sim_guest_evtchn_alloc_unbound(sim, GUEST, 0, &gp0) == 0);
+	CHECK(bk_evtchn_bind(e0, GUEST, gp, &lp) == -EINVAL);
+	CHECK(bk_evtchn_bind(e6, GUEST, gp, &lp) == 0);
+	CHECK(bk_evtchn_bind(e0, GUEST, gp0, &lp0) == 0);
+	CHECK(bk_evtchn_notify(e6, lp) == 0);
+	CHECK(bk_sim_guest_evtchn_take(sim, GUEST, gp) == 1);
+
+	CHECK(bk_sim_domain_destroy(sim, GUEST) == 0);
+	CHECK(!bk_sim_guest_evtchn_bound(sim, GUEST, gp));
+	/* The backend's ports stay its own until it unbinds; sends go nowhere. */
+	CHECK(bk_evtchn_notify(e6, lp) == 0);
+	CHECK(bk_evtchn_notify(e0, lp0) == 0);
+	CHECK(bk_evtchn_unbind(e6, lp) == 0);
+	bk_evtchn_close(e6);
+	bk_evtchn_close(e0);
+	bk_xen_free(x6);
+	CHECK(bk_sim_guest_evtchn_alloc_unbound(sim, GUEST, 0, &gp) == -ESRCH);
+	CHECK(bk_sim_domain_create(sim, GUEST, 1) == 0);
+}
+
+int main(void)
+{
+	struct bk_sim_counts c;
+
+	if (bk_sim_new(&sim) < 0 || bk_sim_domain_create(sim, GUEST, 1) < 0 ||
+	    bk_sim_domain_create(sim, OTHER, 1) < 0 || bk_sim_platform(sim, 0, &dom0) < 0) {
+		fprintf(stderr, "setup failed\n");
+		return 1;
+	}
+	test_bind_rules();
+	test_delivery();
+	test_rebind_after_close();
+	test_domu_and_destroy();
+	bk_sim_counts(sim, &c);
+	CHECK(c.evtchn_handles == 0 && c.evtchn_bound == 0);
+	bk_xen_free(dom0);
+	bk_sim_free(sim);
+	if (failures) {
+		fprintf(stderr, "%d check(s) failed\n", failures);
+		return 1;
+	}
+	return 0;
+}
