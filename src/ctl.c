@@ -1,0 +1,624 @@
+// SPDX-License-Identifier: MIT
+/* The control socket server (see ctl.h and include/blanket/ctl.h for the protocol). */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "blanket/ctl.h"
+#include "ctl.h"
+#include "device.h"
+#include "loop.h"
+#include "util/list.h"
+#include "util/log.h"
+#include "util/macros.h"
+
+struct ctl_client {
+	struct list_head link;
+	struct bk_ctl *ctl;
+	int fd;
+	struct bk_watch *watch;
+	uint8_t in[sizeof(struct bk_ctl_hdr) + BK_CTL_MAX_REQUEST];
+	size_t in_len;
+	struct bk_ctl_buf out; /* the pending reply */
+	size_t out_off;
+	bool close_after; /* protocol error: close once the error reply is sent */
+};
+
+struct bk_ctl {
+	struct bk_loop *loop;
+	char *path;
+	char platform[16];
+	int listen_fd;
+	struct bk_watch *listen_watch;
+	struct list_head clients;
+	unsigned int nr_clients;
+	uint64_t start_ns;
+	struct list_head *(*devices)(void *data);
+	int (*device_error)(void *data, struct bk_device *dev, char *buf, size_t len);
+	void *data;
+	struct bk_queue_stats *scratch; /* BK_CTL_MAX_QUEUES records for get_stats */
+};
+
+static void client_free(struct ctl_client *c)
+{
+	if (!c)
+		return;
+	list_del(&c->link);
+	c->ctl->nr_clients--;
+	bk_watch_free(c->watch);
+	close(c->fd);
+	bk_ctl_buf_release(&c->out);
+	free(c);
+}
+
+/* Start a reply: header placeholder, filled by reply_finish(). */
+static int reply_begin(struct ctl_client *c)
+{
+	int err = 0;
+
+	c->out.len = 0;
+	c->out_off = 0;
+	c->out.max = BK_CTL_MAX_REPLY + sizeof(struct bk_ctl_hdr);
+	return bk_ctl_buf_append(&c->out, NULL, sizeof(struct bk_ctl_hdr), &err) ? 0 : err;
+}
+
+static void reply_finish(struct ctl_client *c, uint16_t type)
+{
+	bk_ctl_hdr_encode((struct bk_ctl_hdr *)c->out.data, type,
+			  (uint32_t)(c->out.len - sizeof(struct bk_ctl_hdr)), 0);
+}
+
+static void reply_error(struct ctl_client *c, int err, const char *fmt, ...) _printf_(3, 4);
+
+static void reply_error(struct ctl_client *c, int err, const char *fmt, ...)
+{
+	struct bk_ctl_error e = { .err = err };
+	int r = 0;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(e.msg, sizeof(e.msg), fmt, ap);
+	va_end(ap);
+	bk_ctl_strpad(e.msg, sizeof(e.msg), e.msg);
+	log_debug("control: error reply: %s", e.msg);
+	bk_ctl_error_swap(&e);
+	c->out.len = 0;
+	c->out_off = 0;
+	c->out.max = BK_CTL_MAX_REPLY + sizeof(struct bk_ctl_hdr);
+	if (!bk_ctl_buf_append(&c->out, NULL, sizeof(struct bk_ctl_hdr), &r) ||
+	    !bk_ctl_buf_append(&c->out, &e, sizeof(e), &r)) {
+		c->out.len = 0;
+		c->close_after = true;
+		return;
+	}
+	bk_ctl_hdr_encode((struct bk_ctl_hdr *)c->out.data, BK_CTL_ERROR, sizeof(e), err);
+}
+
+static uint64_t uptime_ms(const struct bk_ctl *ctl)
+{
+	return (bk_now_ns() - ctl->start_ns) / 1000000ULL;
+}
+
+/* Flags and, for a failed device, the error text. */
+static uint32_t device_flags(struct bk_ctl *ctl, struct bk_device *dev, char *err, size_t len)
+{
+	uint32_t flags = 0;
+
+	err[0] = '\0';
+	if (dev->online)
+		flags |= BK_CTL_DEV_ONLINE;
+	if (dev->shutting_down)
+		flags |= BK_CTL_DEV_SHUTTING_DOWN;
+	if ((dev->state == BK_XB_CLOSING || dev->state == BK_XB_CLOSED) && ctl->device_error &&
+	    ctl->device_error(ctl->data, dev, err, len) > 0)
+		flags |= BK_CTL_DEV_FAILED;
+	return flags;
+}
+
+static int do_version(struct ctl_client *c)
+{
+	struct bk_ctl_version v = {
+		.proto_version = BK_CTL_VERSION,
+		.pid = (uint32_t)getpid(),
+		.uptime_ms = uptime_ms(c->ctl),
+	};
+	int err = 0;
+
+	bk_ctl_strpad(v.version, sizeof(v.version), BK_VERSION);
+	bk_ctl_strpad(v.platform, sizeof(v.platform), c->ctl->platform);
+	bk_ctl_version_swap(&v);
+	return bk_ctl_buf_append(&c->out, &v, sizeof(v), &err) ? 0 : err;
+}
+
+static int do_status(struct ctl_client *c)
+{
+	struct bk_ctl *ctl = c->ctl;
+	struct bk_ctl_status s = { .pid = (uint32_t)getpid(), .uptime_ms = uptime_ms(ctl) };
+	struct bk_device *dev;
+	char err_text[128];
+	int err = 0;
+
+	list_for_each_entry(dev, ctl->devices(ctl->data), link) {
+		uint32_t flags = device_flags(ctl, dev, err_text, sizeof(err_text));
+
+		s.nr_devices++;
+		if (flags & BK_CTL_DEV_FAILED)
+			s.nr_failed++;
+		else if (dev->state == BK_XB_CONNECTED)
+			s.nr_connected++;
+		else if (dev->state == BK_XB_CLOSING || dev->state == BK_XB_CLOSED)
+			s.nr_closing++;
+		else
+			s.nr_connecting++;
+	}
+	bk_ctl_status_swap(&s);
+	return bk_ctl_buf_append(&c->out, &s, sizeof(s), &err) ? 0 : err;
+}
+
+static unsigned int device_queues(struct bk_ctl *ctl, struct bk_device *dev)
+{
+	int n;
+
+	if (!dev->ops->get_stats)
+		return 0;
+	memset(ctl->scratch, 0, sizeof(*ctl->scratch) * BK_CTL_MAX_QUEUES);
+	n = dev->ops->get_stats(dev, ctl->scratch, BK_CTL_MAX_QUEUES);
+	if (n < 0) {
+		dev_debug(dev, "get_stats failed: %d", n);
+		return 0;
+	}
+	return BK_MIN((unsigned int)n, BK_CTL_MAX_QUEUES);
+}
+
+static int do_list(struct ctl_client *c)
+{
+	struct bk_ctl *ctl = c->ctl;
+	struct bk_ctl_list *head;
+	struct bk_device *dev;
+	size_t head_off = c->out.len;
+	uint32_t nr = 0;
+	int err = 0;
+
+	if (!bk_ctl_buf_append(&c->out, NULL, sizeof(*head), &err))
+		return err;
+	list_for_each_entry(dev, ctl->devices(ctl->data), link) {
+		struct bk_ctl_device *d = bk_ctl_buf_append(&c->out, NULL, sizeof(*d), &err);
+
+		if (!d)
+			return err;
+		bk_ctl_strpad(d->kind, sizeof(d->kind), dev->ops->kind);
+		bk_ctl_strpad(d->name, sizeof(d->name), dev->name);
+		d->domid = dev->domid;
+		d->devid = dev->devid;
+		d->state = dev->state;
+		d->fe_state = dev->fe_state;
+		d->flags = device_flags(ctl, dev, d->error, sizeof(d->error));
+		bk_ctl_strpad(d->error, sizeof(d->error), d->error);
+		d->nr_queues = device_queues(ctl, dev);
+		if (dev->ops->describe && dev->ops->describe(dev, d->describe, sizeof(d->describe)) < 0)
+			d->describe[0] = '\0';
+		bk_ctl_strpad(d->describe, sizeof(d->describe), d->describe);
+		bk_ctl_device_swap(d);
+		nr++;
+	}
+	head = (struct bk_ctl_list *)(c->out.data + head_off);
+	head->nr = nr;
+	head->elem_size = sizeof(struct bk_ctl_device);
+	bk_ctl_list_swap(head);
+	return 0;
+}
+
+static int append_dev_stats(struct ctl_client *c, struct bk_device *dev)
+{
+	struct bk_ctl *ctl = c->ctl;
+	struct bk_ctl_dev_stats *d;
+	struct bk_queue_stats *q;
+	unsigned int nq = device_queues(ctl, dev);
+	int err = 0;
+
+	d = bk_ctl_buf_append(&c->out, NULL, sizeof(*d), &err);
+	if (!d)
+		return err;
+	bk_ctl_strpad(d->kind, sizeof(d->kind), dev->ops->kind);
+	bk_ctl_strpad(d->name, sizeof(d->name), dev->name);
+	d->domid = dev->domid;
+	d->devid = dev->devid;
+	d->nr_queues = nq;
+	d->queue_size = sizeof(struct bk_queue_stats);
+	bk_ctl_dev_stats_swap(d);
+	if (!nq)
+		return 0;
+	q = bk_ctl_buf_append(&c->out, ctl->scratch, nq * sizeof(*q), &err);
+	if (!q)
+		return err;
+	for (unsigned int i = 0; i < nq; i++)
+		bk_ctl_queue_stats_swap(&q[i]);
+	return 0;
+}
+
+static int do_stats(struct ctl_client *c, const uint8_t *payload, uint32_t len)
+{
+	struct bk_ctl *ctl = c->ctl;
+	struct bk_ctl_stats_req req;
+	struct bk_ctl_list *head;
+	struct bk_device *dev;
+	size_t head_off;
+	uint32_t nr = 0;
+	int err = 0, r;
+
+	if (len < sizeof(req)) {
+		reply_error(c, -EINVAL, "STATS request needs %zu payload bytes, got %u",
+			    sizeof(req), len);
+		return 1;
+	}
+	memcpy(&req, payload, sizeof(req));
+	bk_ctl_stats_req_swap(&req);
+	req.kind[sizeof(req.kind) - 1] = '\0';
+	if (req.flags & ~BK_CTL_STATS_ALL) {
+		reply_error(c, -EINVAL, "unknown STATS flags 0x%x", req.flags);
+		return 1;
+	}
+
+	head_off = c->out.len;
+	if (!bk_ctl_buf_append(&c->out, NULL, sizeof(*head), &err))
+		return err;
+	list_for_each_entry(dev, ctl->devices(ctl->data), link) {
+		if (!(req.flags & BK_CTL_STATS_ALL) &&
+		    (dev->domid != req.domid || dev->devid != req.devid ||
+		     (req.kind[0] && strcmp(req.kind, dev->ops->kind) != 0)))
+			continue;
+		r = append_dev_stats(c, dev);
+		if (r < 0)
+			return r;
+		nr++;
+	}
+	if (!nr && !(req.flags & BK_CTL_STATS_ALL)) {
+		reply_error(c, -ENODEV, "no device %s%s%u/%u", req.kind, req.kind[0] ? " " : "",
+			    req.domid, req.devid);
+		return 1;
+	}
+	head = (struct bk_ctl_list *)(c->out.data + head_off);
+	head->nr = nr;
+	head->elem_size = sizeof(struct bk_ctl_dev_stats);
+	bk_ctl_list_swap(head);
+	return 0;
+}
+
+/* Build the reply to the complete request in c->in. */
+static void handle_request(struct ctl_client *c, const struct bk_ctl_hdr *h)
+{
+	const uint8_t *payload = c->in + sizeof(*h);
+	int r;
+
+	r = reply_begin(c);
+	if (r < 0)
+		goto fail;
+	switch (h->type) {
+	case BK_CTL_REQ_VERSION:
+		r = do_version(c);
+		break;
+	case BK_CTL_REQ_STATUS:
+		r = do_status(c);
+		break;
+	case BK_CTL_REQ_LIST:
+		r = do_list(c);
+		break;
+	case BK_CTL_REQ_STATS:
+		r = do_stats(c, payload, h->length);
+		break;
+	default:
+		reply_error(c, -EOPNOTSUPP, "unknown request type %u", h->type);
+		return;
+	}
+	if (r > 0) /* already answered with an error */
+		return;
+	if (r == 0) {
+		reply_finish(c, (uint16_t)(h->type | BK_CTL_REPLY));
+		return;
+	}
+fail:
+	if (r == -E2BIG)
+		reply_error(c, r, "reply larger than %u bytes; ask for one device at a time",
+			    BK_CTL_MAX_REPLY);
+	else
+		reply_error(c, r, "request failed: %s", strerror(-r));
+}
+
+/* Send what is pending; returns -errno if the client must go. */
+static int client_flush(struct ctl_client *c)
+{
+	while (c->out_off < c->out.len) {
+		ssize_t n = send(c->fd, c->out.data + c->out_off, c->out.len - c->out_off,
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				return 0;
+			return neg_errno();
+		}
+		c->out_off += (size_t)n;
+	}
+	return 0;
+}
+
+static bool reply_pending(const struct ctl_client *c)
+{
+	return c->out_off < c->out.len;
+}
+
+/* Read until a whole request is buffered (1), the socket is drained (0), or EOF/error (<0). */
+static int client_read(struct ctl_client *c, struct bk_ctl_hdr *h)
+{
+	for (;;) {
+		size_t want = sizeof(*h);
+		ssize_t n;
+		int r;
+
+		if (c->in_len >= sizeof(*h)) {
+			r = bk_ctl_hdr_decode(c->in, BK_CTL_MAX_REQUEST, h);
+			if (r < 0) {
+				c->close_after = true;
+				if (r == -EBADMSG)
+					reply_error(c, r, "bad magic 0x%08x: not a blanketd client",
+						    h->magic);
+				else if (r == -EPROTONOSUPPORT)
+					reply_error(c, r,
+						    "protocol version %u not supported (blanketd "
+						    "speaks version %u)",
+						    h->version, BK_CTL_VERSION);
+				else
+					reply_error(c, r, "request payload of %u bytes exceeds %u",
+						    h->length, BK_CTL_MAX_REQUEST);
+				return 1;
+			}
+			want += h->length;
+			if (c->in_len == want)
+				return 1;
+		}
+		n = recv(c->fd, c->in + c->in_len, want - c->in_len, MSG_DONTWAIT);
+		if (n == 0)
+			return -ECONNRESET;
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				return 0;
+			return neg_errno();
+		}
+		c->in_len += (size_t)n;
+	}
+}
+
+static void client_cb(void *data, int fd, unsigned int events)
+{
+	struct ctl_client *c = data;
+	struct bk_ctl_hdr h;
+	int r = 0;
+
+	if (events & BK_EV_WRITE) {
+		r = client_flush(c);
+		if (r < 0)
+			goto drop;
+	}
+	/* One request at a time: read the next only once the reply has gone. */
+	while (!reply_pending(c)) {
+		if (c->close_after)
+			goto drop;
+		r = client_read(c, &h);
+		if (r < 0)
+			goto drop;
+		if (r == 0)
+			break;
+		if (!c->close_after)
+			handle_request(c, &h);
+		c->in_len = 0;
+		r = client_flush(c);
+		if (r < 0)
+			goto drop;
+	}
+	if (c->close_after && !reply_pending(c))
+		goto drop;
+	bk_watch_set_events(c->watch, reply_pending(c) ? BK_EV_WRITE : BK_EV_READ);
+	return;
+drop:
+	if (r < 0 && r != -ECONNRESET && r != -EPIPE)
+		log_debug("control: client %d: %s", fd, strerror(-r));
+	client_free(c);
+}
+
+int bk_ctl_add_client(struct bk_ctl *ctl, int fd)
+{
+	struct ctl_client *c;
+	int r, fl;
+
+	if (ctl->nr_clients >= BK_CTL_MAX_CLIENTS) {
+		log_warn("control: more than %u clients, refusing one", BK_CTL_MAX_CLIENTS);
+		close(fd);
+		return -EMFILE;
+	}
+	fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+		r = neg_errno();
+		close(fd);
+		return r;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		close(fd);
+		return -ENOMEM;
+	}
+	c->ctl = ctl;
+	c->fd = fd;
+	r = bk_loop_add_fd(ctl->loop, fd, BK_EV_READ, client_cb, c, &c->watch);
+	if (r < 0) {
+		close(fd);
+		free(c);
+		return r;
+	}
+	list_add_tail(&c->link, &ctl->clients);
+	ctl->nr_clients++;
+	return 0;
+}
+
+static void listen_cb(void *data, int fd, unsigned int events)
+{
+	struct bk_ctl *ctl = data;
+
+	/* Bounded: at most a batch per turn, so a connect storm cannot starve the loop. */
+	for (unsigned int i = 0; i < 16; i++) {
+		int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (cfd < 0) {
+			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+				log_warn("control: accept: %m");
+			return;
+		}
+		bk_ctl_add_client(ctl, cfd);
+	}
+}
+
+/* Create the directory (0700) if missing; an existing one is left as the admin made it. */
+static int make_parent_dir(const char *path)
+{
+	_cleanup_free_ char *copy = strdup(path);
+	const char *dir;
+
+	if (!copy)
+		return -ENOMEM;
+	dir = dirname(copy);
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return log_err_errno(neg_errno(), "control: cannot create %s: %m", dir);
+	return 0;
+}
+
+/* Remove a socket left by a dead daemon; refuse if one still answers. */
+static int clear_stale(const char *path, const struct sockaddr_un *sa)
+{
+	_cleanup_close_ int fd = -1;
+	struct stat st;
+
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? 0 : log_err_errno(neg_errno(), "control: %s: %m", path);
+	if (!S_ISSOCK(st.st_mode)) {
+		log_err("control: %s exists and is not a socket", path);
+		return -EEXIST;
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return neg_errno();
+	if (connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0 || errno == EAGAIN) {
+		log_err("control: another blanketd is listening on %s", path);
+		return -EADDRINUSE;
+	}
+	if (unlink(path) < 0 && errno != ENOENT)
+		return log_err_errno(neg_errno(), "control: cannot remove stale %s: %m", path);
+	return 0;
+}
+
+static int ctl_listen(struct bk_ctl *ctl)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	_cleanup_close_ int fd = -1;
+	int r;
+
+	if (strlen(ctl->path) >= sizeof(sa.sun_path)) {
+		log_err("control: socket path too long: %s", ctl->path);
+		return -ENAMETOOLONG;
+	}
+	memcpy(sa.sun_path, ctl->path, strlen(ctl->path));
+	r = make_parent_dir(ctl->path);
+	if (r < 0)
+		return r;
+	r = clear_stale(ctl->path, &sa);
+	if (r < 0)
+		return r;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return log_err_errno(neg_errno(), "control: socket: %m");
+	if (bind(fd, (const struct sockaddr *)&sa, sizeof(sa)) < 0)
+		return log_err_errno(neg_errno(), "control: bind %s: %m", ctl->path);
+	if (chmod(ctl->path, 0600) < 0 || listen(fd, 16) < 0) {
+		r = log_err_errno(neg_errno(), "control: %s: %m", ctl->path);
+		unlink(ctl->path);
+		return r;
+	}
+	r = bk_loop_add_fd(ctl->loop, fd, BK_EV_READ, listen_cb, ctl, &ctl->listen_watch);
+	if (r < 0) {
+		unlink(ctl->path);
+		return r;
+	}
+	ctl->listen_fd = TAKE_FD(fd);
+	return 0;
+}
+
+int bk_ctl_new(const struct bk_ctl_params *p, struct bk_ctl **ret)
+{
+	struct bk_ctl *ctl;
+	int r;
+
+	if (!p->loop || !p->devices)
+		return -EINVAL;
+	ctl = calloc(1, sizeof(*ctl));
+	if (!ctl)
+		return -ENOMEM;
+	ctl->loop = p->loop;
+	ctl->listen_fd = -1;
+	list_init(&ctl->clients);
+	ctl->start_ns = bk_now_ns();
+	ctl->devices = p->devices;
+	ctl->device_error = p->device_error;
+	ctl->data = p->data;
+	bk_ctl_strpad(ctl->platform, sizeof(ctl->platform), p->platform ? p->platform : "");
+	ctl->scratch = calloc(BK_CTL_MAX_QUEUES, sizeof(*ctl->scratch));
+	if (!ctl->scratch) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	if (p->path) {
+		ctl->path = strdup(p->path);
+		if (!ctl->path) {
+			r = -ENOMEM;
+			goto fail;
+		}
+		r = ctl_listen(ctl);
+		if (r < 0) {
+			free(ctl->path);
+			ctl->path = NULL;
+			goto fail;
+		}
+		log_debug("control: listening on %s", ctl->path);
+	}
+	*ret = ctl;
+	return 0;
+fail:
+	bk_ctl_free(ctl);
+	return r;
+}
+
+void bk_ctl_free(struct bk_ctl *ctl)
+{
+	if (!ctl)
+		return;
+	while (!list_empty(&ctl->clients))
+		client_free(list_first_entry(&ctl->clients, struct ctl_client, link));
+	bk_watch_free(ctl->listen_watch);
+	if (ctl->listen_fd >= 0) {
+		close(ctl->listen_fd);
+		unlink(ctl->path);
+	}
+	free(ctl->path);
+	free(ctl->scratch);
+	free(ctl);
+}
+
+unsigned int bk_ctl_nr_clients(const struct bk_ctl *ctl)
+{
+	return ctl->nr_clients;
+}

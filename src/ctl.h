@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The control socket server: a UNIX stream socket watched through the loop, speaking the
+ * protocol in include/blanket/ctl.h. Everything is non-blocking; each client has a bounded
+ * request buffer and at most one reply pending (the next request is read only once the reply
+ * is sent), so a slow or stuck client costs one reply's memory and never stalls the daemon.
+ */
+#ifndef BK_CTL_H
+#define BK_CTL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct bk_ctl;
+struct bk_device;
+struct bk_loop;
+struct list_head;
+
+/* Most clients served at once; more are accepted and closed at once. */
+#define BK_CTL_MAX_CLIENTS 32U
+
+struct bk_ctl_params {
+	struct bk_loop *loop;
+	/* Socket path; its directory is created 0700 if missing, the socket is made 0600. */
+	const char *path;
+	/* "xen" or "sim", for VERSION. */
+	const char *platform;
+	/* The live devices (struct bk_device.link), e.g. bk_core_devices(); read per request. */
+	struct list_head *(*devices)(void *data);
+	/*
+	 * Optional: for a device in state Closing or Closed, write the error it failed with into
+	 * @buf and return 1; return 0 if it closed cleanly.
+	 */
+	int (*device_error)(void *data, struct bk_device *dev, char *buf, size_t len);
+	void *data;
+};
+
+/*
+ * Bind and listen on p->path (a stale socket left by a dead daemon is replaced; a live one
+ * gives -EADDRINUSE) and start serving from the loop.
+ */
+int bk_ctl_new(const struct bk_ctl_params *p, struct bk_ctl **ret);
+/* NULL-safe: close every client and the socket, and unlink the path. */
+void bk_ctl_free(struct bk_ctl *ctl);
+/* Serve an already connected stream socket (tests, socket activation); takes @fd. */
+int bk_ctl_add_client(struct bk_ctl *ctl, int fd);
+/* Clients connected now. */
+unsigned int bk_ctl_nr_clients(const struct bk_ctl *ctl);
+
+#endif

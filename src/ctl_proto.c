@@ -1,0 +1,163 @@
+// SPDX-License-Identifier: MIT
+/* Control protocol encoding helpers shared by blanketd and blanketctl (blanket/ctl.h). */
+#include <endian.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "blanket/ctl.h"
+
+void *bk_ctl_buf_append(struct bk_ctl_buf *b, const void *src, size_t len, int *err)
+{
+	void *p;
+
+	if (len > b->max || b->len > b->max - len) {
+		*err = -E2BIG;
+		return NULL;
+	}
+	if (b->len + len > b->cap) {
+		size_t cap = b->cap ? b->cap : 4096;
+		uint8_t *n;
+
+		while (cap < b->len + len)
+			cap *= 2;
+		if (cap > b->max)
+			cap = b->max;
+		n = realloc(b->data, cap);
+		if (!n) {
+			*err = -ENOMEM;
+			return NULL;
+		}
+		b->data = n;
+		b->cap = cap;
+	}
+	p = b->data + b->len;
+	if (src)
+		memcpy(p, src, len);
+	else
+		memset(p, 0, len);
+	b->len += len;
+	return p;
+}
+
+void bk_ctl_buf_release(struct bk_ctl_buf *b)
+{
+	free(b->data);
+	b->data = NULL;
+	b->len = b->cap = 0;
+}
+
+#define SW16(x) ((x) = (__typeof__(x))htole16((uint16_t)(x)))
+#define SW32(x) ((x) = (__typeof__(x))htole32((uint32_t)(x)))
+#define SW64(x) ((x) = htole64(x))
+
+void bk_ctl_hdr_encode(struct bk_ctl_hdr *h, uint16_t type, uint32_t length, int32_t status)
+{
+	h->magic = htole32(BK_CTL_MAGIC);
+	h->version = htole16(BK_CTL_VERSION);
+	h->type = htole16(type);
+	h->length = htole32(length);
+	h->status = (int32_t)htole32((uint32_t)status);
+}
+
+int bk_ctl_hdr_decode(const void *wire, uint32_t max_len, struct bk_ctl_hdr *ret)
+{
+	struct bk_ctl_hdr h;
+
+	memcpy(&h, wire, sizeof(h));
+	h.magic = le32toh(h.magic);
+	h.version = le16toh(h.version);
+	h.type = le16toh(h.type);
+	h.length = le32toh(h.length);
+	h.status = (int32_t)le32toh((uint32_t)h.status);
+	*ret = h;
+	if (h.magic != BK_CTL_MAGIC)
+		return -EBADMSG;
+	if (h.version != BK_CTL_VERSION)
+		return -EPROTONOSUPPORT;
+	if (h.length > max_len)
+		return -EMSGSIZE;
+	return 0;
+}
+
+void bk_ctl_error_swap(struct bk_ctl_error *e)
+{
+	SW32(e->err);
+}
+
+void bk_ctl_version_swap(struct bk_ctl_version *v)
+{
+	SW32(v->proto_version);
+	SW32(v->pid);
+	SW64(v->uptime_ms);
+}
+
+void bk_ctl_status_swap(struct bk_ctl_status *s)
+{
+	SW32(s->nr_devices);
+	SW32(s->nr_connected);
+	SW32(s->nr_connecting);
+	SW32(s->nr_closing);
+	SW32(s->nr_failed);
+	SW32(s->pid);
+	SW64(s->uptime_ms);
+}
+
+void bk_ctl_list_swap(struct bk_ctl_list *l)
+{
+	SW32(l->nr);
+	SW32(l->elem_size);
+}
+
+void bk_ctl_device_swap(struct bk_ctl_device *d)
+{
+	SW32(d->domid);
+	SW32(d->devid);
+	SW32(d->state);
+	SW32(d->fe_state);
+	SW32(d->nr_queues);
+	SW32(d->flags);
+}
+
+void bk_ctl_stats_req_swap(struct bk_ctl_stats_req *r)
+{
+	SW32(r->domid);
+	SW32(r->devid);
+	SW32(r->flags);
+	SW32(r->pad);
+}
+
+void bk_ctl_dev_stats_swap(struct bk_ctl_dev_stats *d)
+{
+	SW32(d->domid);
+	SW32(d->devid);
+	SW32(d->nr_queues);
+	SW32(d->queue_size);
+}
+
+void bk_ctl_queue_stats_swap(struct bk_queue_stats *q)
+{
+	uint64_t *w = (uint64_t *)q;
+
+	/* Every field is a uint64_t (the layout is asserted in ctl.h). */
+	for (size_t i = 0; i < sizeof(*q) / sizeof(uint64_t); i++)
+		SW64(w[i]);
+}
+
+void bk_ctl_strpad(char *dst, size_t size, const char *s)
+{
+	size_t n = s ? strnlen(s, size - 1) : 0;
+
+	memcpy(dst, s ? s : "", n);
+	memset(dst + n, 0, size - n);
+}
+
+const char *bk_ctl_state_name(uint32_t state)
+{
+	static const char *const names[] = {
+		"Unknown",   "Initialising", "InitWait", "Initialised", "Connected",
+		"Closing",   "Closed",       "Reconfiguring", "Reconfigured",
+	};
+
+	return state < sizeof(names) / sizeof(names[0]) ? names[state] : "Unknown";
+}
