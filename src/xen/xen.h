@@ -294,4 +294,7 @@ int bk_xs_printf(struct bk_xs *xs, uint32_t t, const char *dir, const char *key,
 /* Strict decimal parser used for every hostile number: no sign, no spaces, no overflow. */
 int bk_parse_u64(const char *s, uint64_t *ret);
 
+/* Text for a GNTST_* grant status (bk_gnt_copy_seg.status), for log lines (gntst.c). */
+const char *bk_xen_gntst_str(int16_t st);
+
 #endif
