@@ -13,6 +13,9 @@ static const struct bk_engine_ops *const engines[] = {
 #if HAVE_LIBURING
 	&bk_engine_uring_ops,
 #endif
+#if HAVE_LIBAIO
+	&bk_engine_aio_ops,
+#endif
 	&bk_engine_null_ops,
 };
 
@@ -31,6 +34,9 @@ const char *bk_engine_names(void)
 	return ""
 #if HAVE_LIBURING
 	       "io_uring,"
+#endif
+#if HAVE_LIBAIO
+	       "aio,"
 #endif
 	       "null";
 }

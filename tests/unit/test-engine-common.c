@@ -91,7 +91,7 @@ uint8_t pattern_byte(uint64_t file_off, uint32_t seed)
 	return (uint8_t)(x >> 29);
 }
 
-int loopdev_attach(const char *file, char *dev, size_t dev_len)
+int loopdev_attach(const char *file, const char *args, char *dev, size_t dev_len)
 {
 	char cmd[512];
 	FILE *f;
@@ -99,7 +99,7 @@ int loopdev_attach(const char *file, char *dev, size_t dev_len)
 
 	if (geteuid() != 0 || access("/sbin/losetup", X_OK) != 0)
 		return -ENOTSUP;
-	snprintf(cmd, sizeof(cmd), "/sbin/losetup --find --show '%s' 2>/dev/null", file);
+	snprintf(cmd, sizeof(cmd), "/sbin/losetup --find --show %s '%s' 2>/dev/null", args, file);
 	f = popen(cmd, "r");
 	if (!f)
 		return -errno;
@@ -413,7 +413,7 @@ static void suite_on_blkdev(const char *engine)
 		return;
 	}
 	close(fd);
-	if (loopdev_attach(path, dev, sizeof(dev)) < 0) {
+	if (loopdev_attach(path, "", dev, sizeof(dev)) < 0) {
 		fprintf(stderr, "%s: no loop device here, block-device part skipped\n", engine);
 		goto out_file;
 	}

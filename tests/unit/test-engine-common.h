@@ -53,8 +53,11 @@ int make_temp_file(const char *dir, uint64_t size, char *path, size_t path_len);
 /* Deterministic contents for (offset, byte) so reads can be verified. */
 uint8_t pattern_byte(uint64_t file_off, uint32_t seed);
 
-/* Attach @file to a free loop device; returns 0 and the device path, or -errno (skip). */
-int loopdev_attach(const char *file, char *dev, size_t dev_len);
+/*
+ * Attach @file to a free loop device with extra losetup @args (may be ""); returns 0 and the
+ * device path, or -errno when loop devices are not available here (skip that part).
+ */
+int loopdev_attach(const char *file, const char *args, char *dev, size_t dev_len);
 void loopdev_detach(const char *dev);
 
 /* The whole I/O suite for one engine; returns 0, or 77 if the engine cannot run here. */
