@@ -96,4 +96,22 @@ void bk_sim_counts(struct bk_sim *sim, struct bk_sim_counts *ret);
  */
 uint64_t bk_sim_xs_dropped(struct bk_sim *sim);
 
+/*
+ * Errors the simulated platform returns where the real one leaves room (nothing changes on
+ * failure):
+ *  - gnt_map: -EINVAL unknown or revoked ref (or n == 0), -EACCES ref granted to another
+ *    domain or a writable map of a read-only grant, -ESRCH unknown or destroyed domain.
+ *    gnt_unmap: -EINVAL unless (addr, n) is exactly one earlier gnt_map. Closing a gnttab
+ *    handle unmaps what it still maps.
+ *  - evtchn_bind: -EINVAL unless the remote port is unbound and allocated for the caller's
+ *    domain; notify/unmask/unbind: -EINVAL for a port this handle did not bind. Closing a
+ *    handle unbinds its ports. The evtchn and xs fds are eventfds the simulation drains
+ *    itself: poll them, never read them.
+ *  - xs_*: -ENOENT absent node or unknown transaction (or one of another connection), -EACCES
+ *    no permission, -EINVAL bad path, -E2BIG value over 4096 bytes; set_perms: -EACCES when
+ *    not the owner, -EPERM when a domU gives its node away; xs_watch: -EEXIST for the same
+ *    path and token twice; xs_unwatch: -ENOENT. Relative paths are under
+ *    /local/domain/<domid>, and watches registered with one report relative paths.
+ */
+
 #endif

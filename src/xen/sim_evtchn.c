@@ -296,7 +296,7 @@ static struct sim_port *handle_port(struct sim_evtchn *e, uint32_t port)
 {
 	struct sim_port *p;
 
-	list_for_each_entry(p, &e->ports, hnode)
+	list_for_each_entry (p, &e->ports, hnode)
 		if (p->port == port)
 			return p;
 	return NULL;
@@ -362,8 +362,8 @@ unsigned int sim_evtchn_nr_bound(struct bk_sim *sim)
 	struct sim_port *p;
 	unsigned int n = 0;
 
-	list_for_each_entry(e, &sim->evtchns, node)
-		list_for_each_entry(p, &e->ports, hnode)
+	list_for_each_entry (e, &sim->evtchns, node)
+		list_for_each_entry (p, &e->ports, hnode)
 			n++;
 	return n;
 }

@@ -283,8 +283,8 @@ int sim_gnt_map(struct bk_gnttab *bg, uint32_t domid, const uint32_t *refs, unsi
 	for (unsigned int i = 0; i < n; i++) {
 		off_t off = (off_t)d->grants[refs[i]].pfn * BK_PAGE_SIZE;
 
-		if (mmap(addr + (size_t)i * BK_PAGE_SIZE, BK_PAGE_SIZE, prot, MAP_SHARED | MAP_FIXED,
-			 d->memfd, off) == MAP_FAILED) {
+		if (mmap(addr + (size_t)i * BK_PAGE_SIZE, BK_PAGE_SIZE, prot,
+			 MAP_SHARED | MAP_FIXED, d->memfd, off) == MAP_FAILED) {
 			int r = neg_errno();
 
 			munmap(addr, size);
@@ -310,7 +310,7 @@ int sim_gnt_unmap(struct bk_gnttab *bg, void *addr, unsigned int n)
 	struct sim_gnttab *g = gnttab_of(bg);
 	struct sim_map *m;
 
-	list_for_each_entry(m, &g->maps, node) {
+	list_for_each_entry (m, &g->maps, node) {
 		if (m->addr != addr)
 			continue;
 		if (m->n != n)

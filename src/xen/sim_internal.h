@@ -16,14 +16,14 @@
 #include "xen.h"
 #include "util/list.h"
 
-#define SIM_DOMID_MAX 0x7FEFU          /* highest ordinary domid (DOMID_FIRST_RESERVED - 1) */
-#define SIM_MAX_PAGES (1U << 20)       /* 4 GiB of guest memory; memfds are sparse */
-#define SIM_GNT_FIRST_REF 8U           /* refs below are reserved, as GNTTAB_NR_RESERVED_ENTRIES */
-#define SIM_GNT_MAX_REFS 32768U        /* 64 v1 grant frames */
-#define SIM_EVTCHN_MAX_PORTS 4096U     /* per domain; port 0 is never used */
-#define SIM_XS_EVENT_QUEUE_MAX 4096U   /* watch events queued per connection, oldest dropped */
-#define SIM_XS_PATH_MAX 3072U          /* XENSTORE_ABS_PATH_MAX */
-#define SIM_XS_VALUE_MAX 4096U         /* XENSTORE_PAYLOAD_MAX */
+#define SIM_DOMID_MAX 0x7FEFU	     /* highest ordinary domid (DOMID_FIRST_RESERVED - 1) */
+#define SIM_MAX_PAGES (1U << 20)     /* 4 GiB of guest memory; memfds are sparse */
+#define SIM_GNT_FIRST_REF 8U	     /* refs below are reserved, as GNTTAB_NR_RESERVED_ENTRIES */
+#define SIM_GNT_MAX_REFS 32768U	     /* 64 v1 grant frames */
+#define SIM_EVTCHN_MAX_PORTS 4096U   /* per domain; port 0 is never used */
+#define SIM_XS_EVENT_QUEUE_MAX 4096U /* watch events queued per connection, oldest dropped */
+#define SIM_XS_PATH_MAX 3072U	     /* XENSTORE_ABS_PATH_MAX */
+#define SIM_XS_VALUE_MAX 4096U	     /* XENSTORE_PAYLOAD_MAX */
 
 /* One grant-table entry of a domain. */
 struct sim_grant {
@@ -47,14 +47,14 @@ struct sim_port {
 	struct sim_domain *dom;
 	uint32_t port;
 	enum sim_port_state state;
-	uint32_t remote_domid;     /* UNBOUND: who may bind */
-	struct sim_port *peer;     /* INTERDOMAIN */
+	uint32_t remote_domid;	   /* UNBOUND: who may bind */
+	struct sim_port *peer;	   /* INTERDOMAIN */
 	struct sim_evtchn *handle; /* owning handle, NULL for a guest port */
-	struct list_head hnode;    /* in handle->ports */
-	struct list_head qnode;    /* in handle->ring while queued */
+	struct list_head hnode;	   /* in handle->ports */
+	struct list_head qnode;	   /* in handle->ring while queued */
 	bool queued;
 	bool masked;
-	bool pending;       /* raised while masked: delivered on unmask */
+	bool pending;	    /* raised while masked: delivered on unmask */
 	unsigned int kicks; /* guest ports: notifications received, see evtchn_take */
 };
 
@@ -94,7 +94,7 @@ struct sim_plat {
 	struct bk_xen base;
 	struct bk_sim *sim;
 	uint32_t domid;
-	struct list_head node;  /* in sim->platforms */
+	struct list_head node;	 /* in sim->platforms */
 	unsigned int nr_handles; /* open handles made from this platform */
 };
 
@@ -104,7 +104,7 @@ struct sim_evtchn {
 	int efd;
 	bool efd_ready;
 	struct list_head ports; /* struct sim_port.hnode */
-	struct list_head ring;  /* pending ports, struct sim_port.qnode */
+	struct list_head ring;	/* pending ports, struct sim_port.qnode */
 };
 
 struct sim_xs {
@@ -214,8 +214,8 @@ int sim_xs_directory(struct bk_xs *xs, uint32_t t, const char *path, char ***ret
 		     unsigned int *ret_n);
 int sim_xs_get_perms(struct bk_xs *xs, uint32_t t, const char *path, struct bk_xs_perm **ret_perms,
 		     unsigned int *ret_n);
-int sim_xs_set_perms(struct bk_xs *xs, uint32_t t, const char *path,
-		     const struct bk_xs_perm *perms, unsigned int n);
+int sim_xs_set_perms(struct bk_xs *xs, uint32_t t, const char *path, const struct bk_xs_perm *perms,
+		     unsigned int n);
 int sim_xs_watch(struct bk_xs *xs, const char *path, const char *token);
 int sim_xs_unwatch(struct bk_xs *xs, const char *path, const char *token);
 int sim_xs_read_watch(struct bk_xs *xs, char **ret_path, char **ret_token);

@@ -21,7 +21,7 @@
 
 struct sim_watch {
 	struct list_head node; /* in conn->watches */
-	char *path;            /* absolute, or a special "@..." path */
+	char *path;	       /* absolute, or a special "@..." path */
 	char *token;
 	bool relative; /* registered relative to /local/domain/<domid>: events are too */
 };
@@ -81,8 +81,7 @@ static void conn_efd_update(struct sim_xs *c)
 	sim_efd_set(c->efd, &c->efd_ready, !list_empty(&c->events));
 }
 
-static void queue_event(struct bk_sim *sim, struct sim_xs *c, struct sim_watch *w,
-			const char *path)
+static void queue_event(struct bk_sim *sim, struct sim_xs *c, struct sim_watch *w, const char *path)
 {
 	struct sim_watch_event *ev;
 
@@ -129,8 +128,8 @@ static void fire_change(struct bk_sim *sim, const struct sim_change *ch)
 	struct sim_xs *c;
 	struct sim_watch *w;
 
-	list_for_each_entry(c, &sim->xs_conns, node) {
-		list_for_each_entry(w, &c->watches, node) {
+	list_for_each_entry (c, &sim->xs_conns, node) {
+		list_for_each_entry (w, &c->watches, node) {
 			const char *rest;
 			struct xs_node *n;
 
@@ -204,7 +203,7 @@ static int ctx_get(struct sim_xs *c, uint32_t t, struct xs_ctx *ret)
 	*ret = (struct xs_ctx){ .sim = sim, .domid = c->domid, .root = sim->xs_root };
 	if (t == BK_XS_NULL)
 		return 0;
-	list_for_each_entry(tx, &c->txs, node) {
+	list_for_each_entry (tx, &c->txs, node) {
 		if (tx->id == t) {
 			ret->tx = tx;
 			ret->root = tx->root;
@@ -362,7 +361,7 @@ static void watch_free(struct sim_xs *c, struct sim_watch *w)
 	struct sim_watch_event *ev, *en;
 
 	/* Like libxenstore's xs_unwatch: events of this watch still queued go too. */
-	list_for_each_entry_safe(ev, en, &c->events, node) {
+	list_for_each_entry_safe (ev, en, &c->events, node) {
 		if (ev->watch == w) {
 			event_free(ev);
 			c->nr_events--;
@@ -497,7 +496,7 @@ int sim_xs_directory(struct bk_xs *xs, uint32_t t, const char *path, char ***ret
 	r = node_get(&x, abs, BK_XS_PERM_READ, &n);
 	if (r < 0)
 		return r;
-	list_for_each_entry(ch, &n->children, sibling) {
+	list_for_each_entry (ch, &n->children, sibling) {
 		nr++;
 		size += strlen(ch->name) + 1;
 	}
@@ -505,7 +504,7 @@ int sim_xs_directory(struct bk_xs *xs, uint32_t t, const char *path, char ***ret
 	if (!names)
 		return -ENOMEM;
 	s = (char *)(names + nr + 1);
-	list_for_each_entry(ch, &n->children, sibling) {
+	list_for_each_entry (ch, &n->children, sibling) {
 		size_t len = strlen(ch->name) + 1;
 
 		memcpy(s, ch->name, len);
@@ -542,8 +541,8 @@ int sim_xs_get_perms(struct bk_xs *xs, uint32_t t, const char *path, struct bk_x
 	return 0;
 }
 
-int sim_xs_set_perms(struct bk_xs *xs, uint32_t t, const char *path,
-		     const struct bk_xs_perm *perms, unsigned int nr)
+int sim_xs_set_perms(struct bk_xs *xs, uint32_t t, const char *path, const struct bk_xs_perm *perms,
+		     unsigned int nr)
 {
 	_cleanup_free_ char *abs = NULL;
 	struct xs_ctx x;
@@ -587,7 +586,7 @@ int sim_xs_watch(struct bk_xs *xs, const char *path, const char *token)
 	r = xs_path_canon(path, c->domid, true, &abs);
 	if (r < 0)
 		return r;
-	list_for_each_entry(w, &c->watches, node) {
+	list_for_each_entry (w, &c->watches, node) {
 		if (strcmp(w->path, abs) == 0 && strcmp(w->token, token) == 0) {
 			free(abs);
 			return -EEXIST;
@@ -619,7 +618,7 @@ int sim_xs_unwatch(struct bk_xs *xs, const char *path, const char *token)
 	r = xs_path_canon(path, c->domid, true, &abs);
 	if (r < 0)
 		return r;
-	list_for_each_entry(w, &c->watches, node) {
+	list_for_each_entry (w, &c->watches, node) {
 		if (strcmp(w->path, abs) == 0 && strcmp(w->token, token) == 0) {
 			watch_free(c, w);
 			return 0;
@@ -695,7 +694,7 @@ int sim_xs_transaction_end(struct bk_xs *xs, uint32_t t, bool abort)
 		sim->xs_root = x.tx->root;
 		x.tx->root = old;
 		sim->xs_gen++;
-		list_for_each_entry(ch, &x.tx->changes, node)
+		list_for_each_entry (ch, &x.tx->changes, node)
 			fire_change(sim, ch);
 	}
 	tx_free(x.tx);
@@ -708,8 +707,8 @@ unsigned int sim_xs_nr_watches(struct bk_sim *sim)
 	struct sim_watch *w;
 	unsigned int n = 0;
 
-	list_for_each_entry(c, &sim->xs_conns, node)
-		list_for_each_entry(w, &c->watches, node)
+	list_for_each_entry (c, &sim->xs_conns, node)
+		list_for_each_entry (w, &c->watches, node)
 			n++;
 	return n;
 }

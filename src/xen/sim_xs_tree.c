@@ -64,7 +64,7 @@ static struct xs_node *node_copy(const struct xs_node *src, struct xs_node *pare
 		return NULL;
 	if (xs_node_set_value(n, src->value, src->len) < 0)
 		goto fail;
-	list_for_each_entry(c, &src->children, sibling)
+	list_for_each_entry (c, &src->children, sibling)
 		if (!node_copy(c, n))
 			goto fail;
 	return n;
@@ -85,7 +85,7 @@ unsigned int xs_tree_count(const struct xs_node *root)
 
 	if (!root)
 		return 0;
-	list_for_each_entry(c, &root->children, sibling)
+	list_for_each_entry (c, &root->children, sibling)
 		n += xs_tree_count(c);
 	return n;
 }
@@ -94,7 +94,7 @@ static struct xs_node *child_find(struct xs_node *n, const char *name, size_t le
 {
 	struct xs_node *c;
 
-	list_for_each_entry(c, &n->children, sibling)
+	list_for_each_entry (c, &n->children, sibling)
 		if (strlen(c->name) == len && memcmp(c->name, name, len) == 0)
 			return c;
 	return NULL;

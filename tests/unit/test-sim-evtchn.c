@@ -13,12 +13,12 @@
 
 static int failures;
 
-#define CHECK(cond)                                                                                \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);  \
-			failures++;                                                                \
-		}                                                                                  \
+#define CHECK(cond)                                                                              \
+	do {                                                                                     \
+		if (!(cond)) {                                                                   \
+			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+			failures++;                                                              \
+		}                                                                                \
 	} while (0)
 
 #define GUEST 5U
@@ -144,7 +144,8 @@ static void test_delivery(void)
 	CHECK(bk_sim_guest_evtchn_close(sim, GUEST, gp1) == 0);
 }
 
-/* The daemon restarts: its handle closes, the guest port goes back to unbound, a new handle binds. */
+/* The daemon restarts: its handle closes, the guest port goes back to unbound, a new handle binds.
+ */
 static void test_rebind_after_close(void)
 {
 	struct bk_evtchn *e, *e2;

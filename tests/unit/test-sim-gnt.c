@@ -18,12 +18,12 @@
 
 static int failures;
 
-#define CHECK(cond)                                                                                \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);  \
-			failures++;                                                                \
-		}                                                                                  \
+#define CHECK(cond)                                                                              \
+	do {                                                                                     \
+		if (!(cond)) {                                                                   \
+			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+			failures++;                                                              \
+		}                                                                                \
 	} while (0)
 
 #define GUEST 5U
@@ -145,14 +145,20 @@ static void test_readonly(void)
 	CHECK(bk_gnt_map(gt, GUEST, &ref, 1, true, &addr) == -EACCES && addr == NULL);
 	CHECK(bk_gnt_nr_mapped(gt) == 0 && bk_sim_guest_nr_mapped(sim, GUEST) == 0);
 	/* Copy into it: permission_denied, page untouched. */
-	seg = (struct bk_gnt_copy_seg){ .local = buf, .domid = GUEST, .ref = ref, .len = 4,
-					.to_guest = true, .status = 99 };
+	seg = (struct bk_gnt_copy_seg){
+		.local = buf, .domid = GUEST, .ref = ref, .len = 4, .to_guest = true, .status = 99
+	};
 	CHECK(bk_gnt_copy(gt, &seg, 1) == 0);
 	CHECK(seg.status == GNTST_permission_denied);
 	CHECK(g[0] == 'r');
 	/* Copy out of it works. */
-	seg = (struct bk_gnt_copy_seg){ .local = buf, .domid = GUEST, .ref = ref, .offset = 100,
-					.len = 8, .to_guest = false, .status = 99 };
+	seg = (struct bk_gnt_copy_seg){ .local = buf,
+					.domid = GUEST,
+					.ref = ref,
+					.offset = 100,
+					.len = 8,
+					.to_guest = false,
+					.status = 99 };
 	CHECK(bk_gnt_copy(gt, &seg, 1) == 0 && seg.status == GNTST_okay);
 	CHECK(memcmp(buf, "rrrrrrrr", 8) == 0);
 	/* A read-only mapping reads, and a write through it faults. */
@@ -181,19 +187,26 @@ static void test_copy(void)
 	CHECK(bk_sim_guest_grant(sim, GUEST, 0, 9, true, &ro_ref) == 0);
 	memcpy(out, "hello, guest", 13);
 	memset(in, 0, sizeof(in));
-	segs[0] = (struct bk_gnt_copy_seg){ .local = out, .domid = GUEST, .ref = ref,
-					    .offset = 4000, .len = 13, .to_guest = true };
-	segs[1] = (struct bk_gnt_copy_seg){ .local = in, .domid = GUEST, .ref = ref,
-					    .offset = 4000, .len = 13 };
+	segs[0] = (struct bk_gnt_copy_seg){ .local = out,
+					    .domid = GUEST,
+					    .ref = ref,
+					    .offset = 4000,
+					    .len = 13,
+					    .to_guest = true };
+	segs[1] = (struct bk_gnt_copy_seg){
+		.local = in, .domid = GUEST, .ref = ref, .offset = 4000, .len = 13
+	};
 	/* Crosses the page end. */
-	segs[2] = (struct bk_gnt_copy_seg){ .local = in, .domid = GUEST, .ref = ref,
-					    .offset = 4090, .len = 7 };
+	segs[2] = (struct bk_gnt_copy_seg){
+		.local = in, .domid = GUEST, .ref = ref, .offset = 4090, .len = 7
+	};
 	segs[3] = (struct bk_gnt_copy_seg){ .local = in, .domid = GUEST, .ref = 4000, .len = 1 };
-	segs[4] = (struct bk_gnt_copy_seg){ .local = in, .domid = GUEST, .ref = other_ref,
-					    .len = 1 };
+	segs[4] =
+		(struct bk_gnt_copy_seg){ .local = in, .domid = GUEST, .ref = other_ref, .len = 1 };
 	segs[5] = (struct bk_gnt_copy_seg){ .local = in, .domid = 99, .ref = ref, .len = 1 };
-	segs[6] = (struct bk_gnt_copy_seg){ .local = out, .domid = GUEST, .ref = ro_ref,
-					    .len = 1, .to_guest = true };
+	segs[6] = (struct bk_gnt_copy_seg){
+		.local = out, .domid = GUEST, .ref = ro_ref, .len = 1, .to_guest = true
+	};
 	for (unsigned int i = 0; i < 7; i++)
 		segs[i].status = 99;
 	CHECK(bk_gnt_copy(gt, segs, 7) == 0);
@@ -302,6 +315,70 @@ static void test_destroy(void)
 	CHECK(((char *)bk_sim_guest_page(sim, OTHER, 1))[100] == 0);
 }
 
+/*
+ * A machine freed with everything still open: handles, mappings, watches, bound ports. It
+ * must release all of it (LSan in the sanitizer build checks).
+ */
+static void test_free_leftovers(void)
+{
+	struct bk_sim *s;
+	struct bk_xen *x;
+	struct bk_gnttab *g;
+	struct bk_evtchn *e;
+	struct bk_xs *xs;
+	struct bk_sim_counts c;
+	uint32_t ref, gp, lp, t;
+	void *addr = NULL;
+
+	if (bk_sim_new(&s) < 0) {
+		failures++;
+		return;
+	}
+	CHECK(bk_sim_domain_create(s, GUEST, 2) == 0);
+	CHECK(bk_sim_platform(s, 0, &x) == 0);
+	CHECK(bk_gnt_open(x, &g) == 0);
+	CHECK(bk_evtchn_open(x, &e) == 0);
+	CHECK(bk_xs_open(x, &xs) == 0);
+	CHECK(bk_sim_guest_grant(s, GUEST, 0, 1, false, &ref) == 0);
+	CHECK(bk_gnt_map(g, GUEST, &ref, 1, true, &addr) == 0);
+	CHECK(bk_sim_guest_evtchn_alloc_unbound(s, GUEST, 0, &gp) == 0);
+	CHECK(bk_evtchn_bind(e, GUEST, gp, &lp) == 0);
+	CHECK(bk_sim_guest_evtchn_notify(s, GUEST, gp) == 0);
+	CHECK(bk_xs_watch(xs, "/local/domain/5", "w") == 0);
+	CHECK(bk_xs_transaction_start(xs, &t) == 0);
+	CHECK(bk_xs_write(xs, t, "/local/domain/5/x", "1", 1) == 0);
+	bk_sim_counts(s, &c);
+	CHECK(c.gnt_handles == 1 && c.gnt_mapped_pages == 1 && c.evtchn_handles == 1 &&
+	      c.evtchn_bound == 1 && c.xs_conns == 1 && c.xs_watches == 1);
+	bk_sim_free(s);
+}
+
+/* The same calls give the same refs and ports: no hidden state. */
+static void test_deterministic(void)
+{
+	uint32_t first[4] = { 0 }, again[4] = { 0 };
+
+	for (int round = 0; round < 2; round++) {
+		uint32_t *out = round ? again : first;
+		struct bk_sim *s;
+
+		if (bk_sim_new(&s) < 0) {
+			failures++;
+			return;
+		}
+		CHECK(bk_sim_domain_create(s, GUEST, 4) == 0);
+		CHECK(bk_sim_guest_grant(s, GUEST, 0, 1, false, &out[0]) == 0);
+		CHECK(bk_sim_guest_grant(s, GUEST, 0, 2, false, &out[1]) == 0);
+		CHECK(bk_sim_guest_revoke(s, GUEST, out[0]) == 0);
+		CHECK(bk_sim_guest_grant(s, GUEST, 0, 3, false, &out[2]) == 0);
+		CHECK(bk_sim_guest_evtchn_alloc_unbound(s, GUEST, 0, &out[3]) == 0);
+		bk_sim_free(s);
+	}
+	CHECK(memcmp(first, again, sizeof(first)) == 0);
+	/* A freed ref is handed out again (lowest first), as a guest's free list would. */
+	CHECK(first[2] == first[0] && first[1] != first[0]);
+}
+
 int main(void)
 {
 	setup();
@@ -313,6 +390,8 @@ int main(void)
 	test_domu_grantee();
 	test_destroy();
 	teardown();
+	test_free_leftovers();
+	test_deterministic();
 	if (failures) {
 		fprintf(stderr, "%d check(s) failed\n", failures);
 		return 1;

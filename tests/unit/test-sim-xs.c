@@ -14,12 +14,12 @@
 
 static int failures;
 
-#define CHECK(cond)                                                                                \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);  \
-			failures++;                                                                \
-		}                                                                                  \
+#define CHECK(cond)                                                                              \
+	do {                                                                                     \
+		if (!(cond)) {                                                                   \
+			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+			failures++;                                                              \
+		}                                                                                \
 	} while (0)
 
 #define GUEST 5U
@@ -104,8 +104,8 @@ static void test_basic(void)
 	CHECK(wr(xs0, 0, "/a/b/c", "longer value") == 0);
 	CHECK(val_is(xs0, 0, "/a/b/c", "longer value"));
 	CHECK(bk_xs_write(xs0, 0, "/a/bin", bin, sizeof(bin)) == 0);
-	CHECK(bk_xs_read(xs0, 0, "/a/bin", &v, &len) == 0 && len == 5 &&
-	      memcmp(v, bin, 5) == 0 && v[5] == 0);
+	CHECK(bk_xs_read(xs0, 0, "/a/bin", &v, &len) == 0 && len == 5 && memcmp(v, bin, 5) == 0 &&
+	      v[5] == 0);
 	free(v);
 	v = (char *)"untouched";
 	len = 42;
@@ -320,7 +320,8 @@ static void test_perms(void)
 {
 	struct bk_xs_perm *p = NULL;
 	unsigned int n = 0;
-	static const struct bk_xs_perm be[] = { { 0, BK_XS_PERM_NONE }, { GUEST, BK_XS_PERM_READ } };
+	static const struct bk_xs_perm be[] = { { 0, BK_XS_PERM_NONE },
+						{ GUEST, BK_XS_PERM_READ } };
 	static const struct bk_xs_perm mine[] = { { GUEST, BK_XS_PERM_NONE },
 						  { OTHER, BK_XS_PERM_WRITE } };
 	static const struct bk_xs_perm theirs[] = { { OTHER, BK_XS_PERM_NONE } };
