@@ -111,6 +111,7 @@ int bk_sim_new(struct bk_sim **ret)
 	list_init(&sim->xs_conns);
 	list_init(&sim->evtchns);
 	list_init(&sim->gnttabs);
+	list_init(&sim->orphan_maps);
 	sim->xs_next_tx = 1;
 	r = domain_new(sim, 0, 0);
 	if (r < 0)
@@ -142,6 +143,7 @@ void bk_sim_free(struct bk_sim *sim)
 		sim_gnt_close(&list_first_entry(&sim->gnttabs, struct sim_gnttab, node)->base);
 	while (!list_empty(&sim->platforms))
 		plat_free(&list_first_entry(&sim->platforms, struct sim_plat, node)->base);
+	sim_gnt_fini(sim);
 	sim_xs_fini(sim);
 	list_for_each_entry_safe (d, dn, &sim->domains, node) {
 		list_del(&d->node);
@@ -207,6 +209,7 @@ void bk_sim_counts(struct bk_sim *sim, struct bk_sim_counts *ret)
 		c.gnt_handles++;
 		c.gnt_mapped_pages += g->nr_mapped;
 	}
+	c.gnt_mapped_pages += sim->orphan_pages;
 	c.xs_nodes = xs_tree_count(sim->xs_root);
 	*ret = c;
 }

@@ -101,8 +101,10 @@ uint64_t bk_sim_xs_dropped(struct bk_sim *sim);
  * failure):
  *  - gnt_map: -EINVAL unknown or revoked ref (or n == 0), -EACCES ref granted to another
  *    domain or a writable map of a read-only grant, -ESRCH unknown or destroyed domain.
- *    gnt_unmap: -EINVAL unless (addr, n) is exactly one earlier gnt_map. Closing a gnttab
- *    handle unmaps what it still maps.
+ *    gnt_unmap: -EINVAL unless (addr, n) is exactly one earlier gnt_map. As with gntdev,
+ *    closing a gnttab handle leaves its mappings in place (still counted in
+ *    bk_sim_guest_nr_mapped and gnt_mapped_pages, so leaks show) until bk_sim_free.
+ *    gnt_copy: a segment with len 0 succeeds without looking at its grant.
  *  - evtchn_bind: -EINVAL unless the remote port is unbound and allocated for the caller's
  *    domain; notify/unmask/unbind: -EINVAL for a port this handle did not bind. Closing a
  *    handle unbinds its ports. The evtchn and xs fds are eventfds the simulation drains

@@ -17,6 +17,7 @@
 #include <xen/grant_table.h>
 
 #include "sim_internal.h"
+#include "util/log.h"
 #include "util/macros.h"
 
 /* One grant mapping made by gnt_map: @n pages at @addr. */
@@ -217,12 +218,13 @@ int sim_gnt_open(struct bk_xen *x, struct bk_gnttab **ret)
 	return 0;
 }
 
-static void map_release(struct sim_gnttab *g, struct sim_map *m)
+/* Unmap @m and take its pages off the count at @nr_mapped. */
+static void map_release(struct sim_map *m, unsigned int *nr_mapped)
 {
 	munmap(m->addr, (size_t)m->n * BK_PAGE_SIZE);
 	for (unsigned int i = 0; i < m->n; i++)
 		m->pages[i].dom->grants[m->pages[i].ref].mapcount--;
-	g->nr_mapped -= m->n;
+	*nr_mapped -= m->n;
 	list_del(&m->node);
 	free(m);
 }
@@ -230,13 +232,31 @@ static void map_release(struct sim_gnttab *g, struct sim_map *m)
 void sim_gnt_close(struct bk_gnttab *bg)
 {
 	struct sim_gnttab *g = gnttab_of(bg);
+	struct bk_sim *sim = gnttab_sim(bg);
 
-	/* As with the real driver, closing the handle unmaps what is left. */
-	while (!list_empty(&g->maps))
-		map_release(g, list_first_entry(&g->maps, struct sim_map, node));
+	/*
+	 * As with gntdev, mappings outlive the handle until munmap'd: they stay mapped (and
+	 * counted, so the guest cannot revoke them) until the machine is freed.
+	 */
+	if (g->nr_mapped)
+		log_warn("sim: grant handle closed with %u page(s) still mapped", g->nr_mapped);
+	while (!list_empty(&g->maps)) {
+		struct sim_map *m = list_first_entry(&g->maps, struct sim_map, node);
+
+		list_del(&m->node);
+		list_add_tail(&m->node, &sim->orphan_maps);
+	}
+	sim->orphan_pages += g->nr_mapped;
 	list_del(&g->node);
 	sim_handle_put(bg->h.xen);
 	free(g);
+}
+
+void sim_gnt_fini(struct bk_sim *sim)
+{
+	while (!list_empty(&sim->orphan_maps))
+		map_release(list_first_entry(&sim->orphan_maps, struct sim_map, node),
+			    &sim->orphan_pages);
 }
 
 static int status_to_errno(int st)
@@ -315,7 +335,7 @@ int sim_gnt_unmap(struct bk_gnttab *bg, void *addr, unsigned int n)
 			continue;
 		if (m->n != n)
 			return -EINVAL;
-		map_release(g, m);
+		map_release(m, &g->nr_mapped);
 		return 0;
 	}
 	return -EINVAL;
@@ -334,8 +354,13 @@ int sim_gnt_copy(struct bk_gnttab *bg, struct bk_gnt_copy_seg *segs, unsigned in
 		char *page;
 		int st;
 
-		if ((unsigned int)s->offset + s->len > BK_PAGE_SIZE || (s->len && !s->local)) {
+		if ((unsigned int)s->offset + s->len > BK_PAGE_SIZE || !s->local) {
 			s->status = GNTST_bad_copy_arg;
+			continue;
+		}
+		/* Like the real platform, which never passes an empty segment to the kernel. */
+		if (s->len == 0) {
+			s->status = GNTST_okay;
 			continue;
 		}
 		st = grant_check(d, s->ref, p->domid, s->to_guest);

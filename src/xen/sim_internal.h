@@ -84,9 +84,11 @@ struct bk_sim {
 	struct list_head evtchns;
 	struct list_head gnttabs;
 	struct xs_node *xs_root;
-	uint64_t xs_gen;     /* bumped by every change to the committed tree */
-	uint32_t xs_next_tx; /* transaction ids, never 0 */
-	uint64_t xs_dropped; /* watch events dropped because a queue was full */
+	uint64_t xs_gen;	      /* bumped by every change to the committed tree */
+	uint32_t xs_next_tx;	      /* transaction ids, never 0 */
+	uint64_t xs_dropped;	      /* watch events dropped because a queue was full */
+	struct list_head orphan_maps; /* grant mappings left when their handle closed */
+	unsigned int orphan_pages;
 };
 
 /* A platform: the machine as seen from one domain. */
@@ -142,6 +144,8 @@ void sim_handle_put(struct bk_xen *x);
 
 /* sim_gnt.c */
 int sim_domain_mem_init(struct sim_domain *d, unsigned int nr_pages);
+/* Release the mappings orphaned by handles closed while they still mapped grants. */
+void sim_gnt_fini(struct bk_sim *sim);
 void sim_domain_gnt_destroy(struct sim_domain *d);
 void sim_domain_gnt_free(struct sim_domain *d);
 int sim_gnt_open(struct bk_xen *x, struct bk_gnttab **ret);
