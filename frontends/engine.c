@@ -17,6 +17,7 @@ static const struct bk_engine_ops *const engines[] = {
 	&bk_engine_aio_ops,
 #endif
 	&bk_engine_null_ops,
+	&bk_engine_fault_ops,
 };
 
 const struct bk_engine_ops *bk_engine_find(const char *name)
@@ -38,7 +39,7 @@ const char *bk_engine_names(void)
 #if HAVE_LIBAIO
 	       "aio,"
 #endif
-	       "null";
+	       "null,fault";
 }
 
 int bk_engine_open(const char *name, struct bk_loop *loop, struct bk_store *store,
