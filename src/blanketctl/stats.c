@@ -1,0 +1,325 @@
+// SPDX-License-Identifier: MIT
+/* blanketctl stats: per device and per queue counters, latency percentiles, --watch. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "blanket/ctl.h"
+#include "blanketctl.h"
+#include "client.h"
+#include "output.h"
+
+struct dev_sample {
+	struct bk_ctl_dev_stats d;
+	struct bk_queue_stats *q;
+	struct bk_queue_stats total;
+};
+
+struct sample {
+	struct dev_sample *dev;
+	unsigned int nr;
+	double when; /* monotonic seconds */
+};
+
+static void sample_free(struct sample *s)
+{
+	for (unsigned int i = 0; i < s->nr; i++)
+		free(s->dev[i].q);
+	free(s->dev);
+	s->dev = NULL;
+	s->nr = 0;
+}
+
+static double mono_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void add_stats(struct bk_queue_stats *t, const struct bk_queue_stats *q)
+{
+	const uint64_t *src = (const uint64_t *)q;
+	uint64_t *dst = (uint64_t *)t;
+
+	/* Every field is a counter (or, for inflight, a gauge that also sums). */
+	for (size_t i = 0; i < sizeof(*q) / sizeof(uint64_t); i++)
+		dst[i] += src[i];
+}
+
+/* Decode a STATS reply; tolerant of larger records from a newer daemon, strict on bounds. */
+static int decode(const uint8_t *p, uint32_t len, struct sample *s)
+{
+	struct bk_ctl_list l;
+	size_t off = sizeof(l);
+
+	if (len < sizeof(l))
+		return -EBADMSG;
+	memcpy(&l, p, sizeof(l));
+	bk_ctl_list_swap(&l);
+	if (l.elem_size < sizeof(struct bk_ctl_dev_stats) || l.nr > len / l.elem_size)
+		return -EBADMSG;
+	s->dev = calloc(l.nr ? l.nr : 1, sizeof(*s->dev));
+	if (!s->dev)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < l.nr; i++) {
+		struct dev_sample *ds = &s->dev[i];
+		size_t qsize;
+
+		if (len - off < l.elem_size)
+			return -EBADMSG;
+		memcpy(&ds->d, p + off, sizeof(ds->d));
+		bk_ctl_dev_stats_swap(&ds->d);
+		ds->d.kind[sizeof(ds->d.kind) - 1] = '\0';
+		ds->d.name[sizeof(ds->d.name) - 1] = '\0';
+		off += l.elem_size;
+		s->nr++;
+		qsize = ds->d.queue_size;
+		if (ds->d.nr_queues > BK_CTL_MAX_QUEUES || qsize < 8 ||
+		    (len - off) / qsize < ds->d.nr_queues)
+			return -EBADMSG;
+		ds->q = calloc(ds->d.nr_queues ? ds->d.nr_queues : 1, sizeof(*ds->q));
+		if (!ds->q)
+			return -ENOMEM;
+		for (uint32_t q = 0; q < ds->d.nr_queues; q++) {
+			memcpy(&ds->q[q], p + off, qsize < sizeof(*ds->q) ? qsize : sizeof(*ds->q));
+			bk_ctl_queue_stats_swap(&ds->q[q]);
+			add_stats(&ds->total, &ds->q[q]);
+			off += qsize;
+		}
+	}
+	return 0;
+}
+
+static int fetch(int fd, const struct ctl_opts *o, struct sample *s)
+{
+	struct bk_ctl_stats_req req = { .domid = o->domid, .devid = o->devid };
+	uint8_t *p = NULL;
+	uint32_t len = 0;
+	char err[200];
+	int r;
+
+	if (o->have_device)
+		bk_ctl_strpad(req.kind, sizeof(req.kind), o->kind);
+	else
+		req.flags = BK_CTL_STATS_ALL;
+	bk_ctl_stats_req_swap(&req);
+	r = client_request(fd, BK_CTL_REQ_STATS, &req, sizeof(req), &p, &len, err, sizeof(err));
+	if (r < 0) {
+		fprintf(stderr, "blanketctl: stats: %s\n", err);
+		return r;
+	}
+	s->when = mono_now();
+	r = decode(p, len, s);
+	free(p);
+	if (r < 0) {
+		sample_free(s);
+		fprintf(stderr, "blanketctl: stats: malformed reply from blanketd\n");
+	}
+	return r;
+}
+
+static uint64_t total_reqs(const struct bk_queue_stats *q)
+{
+	/* Indirect requests are also counted as the read or write inside: skip them. */
+	return q->reqs[BK_REQ_READ] + q->reqs[BK_REQ_WRITE] + q->reqs[BK_REQ_FLUSH] +
+	       q->reqs[BK_REQ_BARRIER] + q->reqs[BK_REQ_DISCARD] + q->reqs[BK_REQ_OTHER];
+}
+
+static const struct dev_sample *find_prev(const struct sample *prev, const struct dev_sample *d)
+{
+	if (!prev)
+		return NULL;
+	for (unsigned int i = 0; i < prev->nr; i++)
+		if (prev->dev[i].d.domid == d->d.domid && prev->dev[i].d.devid == d->d.devid &&
+		    strcmp(prev->dev[i].d.kind, d->d.kind) == 0)
+			return &prev->dev[i];
+	return NULL;
+}
+
+static const char *u64s(uint64_t v, char *buf, size_t len)
+{
+	snprintf(buf, len, "%" PRIu64, v);
+	return buf;
+}
+
+enum { NCOLS_BASE = 19 };
+
+static void print_row(struct table *t, const char *label, const struct bk_queue_stats *q,
+		      const struct bk_queue_stats *prev, double dt, bool rates)
+{
+	char c[NCOLS_BASE + 2][32];
+	const char *cells[NCOLS_BASE + 2];
+	unsigned int n = 0;
+
+	snprintf(c[n++], 32, "%s", label);
+	for (unsigned int i = 0; i < BK_REQ__MAX; i++)
+		u64s(q->reqs[i], c[n++], 32);
+	fmt_bytes(q->bytes_read, c[n++], 32);
+	fmt_bytes(q->bytes_written, c[n++], 32);
+	u64s(q->inflight, c[n++], 32);
+	u64s(q->errors, c[n++], 32);
+	u64s(q->ring_full, c[n++], 32);
+	u64s(q->notify_in, c[n++], 32);
+	u64s(q->notify_out, c[n++], 32);
+	u64s(q->spurious, c[n++], 32);
+	fmt_ns(bk_lat_percentile(q->lat_hist, 500), c[n++], 32);
+	fmt_ns(bk_lat_percentile(q->lat_hist, 990), c[n++], 32);
+	fmt_ns(bk_lat_percentile(q->lat_hist, 999), c[n++], 32);
+	if (rates) {
+		if (prev && dt > 0) {
+			uint64_t dr = total_reqs(q) - total_reqs(prev);
+			uint64_t db = q->bytes_read + q->bytes_written - prev->bytes_read -
+				      prev->bytes_written;
+
+			snprintf(c[n++], 32, "%.0f", (double)dr / dt);
+			fmt_bytes((uint64_t)((double)db / dt), c[n], 28);
+			strcat(c[n++], "/s");
+		} else {
+			snprintf(c[n++], 32, "-");
+			snprintf(c[n++], 32, "-");
+		}
+	}
+	for (unsigned int i = 0; i < n; i++)
+		cells[i] = c[i];
+	table_row(t, cells);
+}
+
+static void print_human(const struct sample *s, const struct sample *prev, bool rates)
+{
+	static const char *const head[NCOLS_BASE + 2] = {
+		"QUEUE", "READS", "WRITES", "FLUSH", "BARRIER", "DISCARD", "INDIRECT",
+		"OTHER", "READ", "WRITTEN", "INFLIGHT", "ERRORS", "RING-FULL", "NOTIFY-IN",
+		"NOTIFY-OUT", "SPURIOUS", "P50", "P99", "P99.9", "IOPS", "THROUGHPUT",
+	};
+	double dt = prev ? s->when - prev->when : 0;
+
+	if (!s->nr)
+		printf("no devices\n");
+	for (unsigned int i = 0; i < s->nr; i++) {
+		const struct dev_sample *d = &s->dev[i];
+		const struct dev_sample *pd = find_prev(prev, d);
+		struct table *t = table_new(NCOLS_BASE + (rates ? 2 : 0));
+		char vdev[16] = "";
+
+		if (!t)
+			return;
+		if (strcmp(d->d.kind, "vbd") == 0)
+			vbd_name(d->d.devid, vdev, sizeof(vdev));
+		printf("%s%s%s%s  %u queue%s\n", i ? "\n" : "", d->d.name, vdev[0] ? " " : "",
+		       vdev[0] ? vdev : "", d->d.nr_queues, d->d.nr_queues == 1 ? "" : "s");
+		if (!d->d.nr_queues) {
+			table_free(t);
+			printf("  (no statistics from this backend)\n");
+			continue;
+		}
+		table_row(t, head);
+		for (unsigned int q = 0; q < d->d.nr_queues; q++) {
+			char label[16];
+
+			snprintf(label, sizeof(label), "%u", q);
+			print_row(t, label, &d->q[q],
+				  pd && q < pd->d.nr_queues ? &pd->q[q] : NULL, dt, rates);
+		}
+		if (d->d.nr_queues > 1)
+			print_row(t, "total", &d->total, pd ? &pd->total : NULL, dt, rates);
+		table_print(t, stdout);
+		table_free(t);
+	}
+}
+
+static void json_queue_body(const struct bk_queue_stats *q)
+{
+	static const char *const names[BK_REQ__MAX] = { "read",    "write",    "flush", "barrier",
+							 "discard", "indirect", "other" };
+
+	printf("\"requests\":{");
+	for (unsigned int i = 0; i < BK_REQ__MAX; i++)
+		printf("%s\"%s\":%" PRIu64, i ? "," : "", names[i], q->reqs[i]);
+	printf("},\"bytes_read\":%" PRIu64 ",\"bytes_written\":%" PRIu64 ",\"inflight\":%" PRIu64
+	       ",\"errors\":%" PRIu64 ",\"ring_full\":%" PRIu64 ",\"notify_in\":%" PRIu64
+	       ",\"notify_out\":%" PRIu64 ",\"spurious\":%" PRIu64,
+	       q->bytes_read, q->bytes_written, q->inflight, q->errors, q->ring_full, q->notify_in,
+	       q->notify_out, q->spurious);
+	printf(",\"latency_ns\":{\"p50\":%" PRIu64 ",\"p99\":%" PRIu64 ",\"p99.9\":%" PRIu64 "}",
+	       bk_lat_percentile(q->lat_hist, 500), bk_lat_percentile(q->lat_hist, 990),
+	       bk_lat_percentile(q->lat_hist, 999));
+}
+
+static void print_json(const struct sample *s, unsigned int interval, bool pretty)
+{
+	const char *nl = pretty ? "\n" : "";
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	printf("{\"timestamp\":%lld.%03ld,", (long long)ts.tv_sec, ts.tv_nsec / 1000000);
+	if (interval)
+		printf("\"interval_s\":%u,", interval);
+	printf("\"devices\":[%s", nl);
+	for (unsigned int i = 0; i < s->nr; i++) {
+		const struct dev_sample *d = &s->dev[i];
+		char vdev[16] = "";
+
+		if (strcmp(d->d.kind, "vbd") == 0)
+			vbd_name(d->d.devid, vdev, sizeof(vdev));
+		printf("{\"kind\":");
+		json_string(stdout, d->d.kind);
+		printf(",\"domid\":%u,\"devid\":%u,\"vdev\":", d->d.domid, d->d.devid);
+		json_string(stdout, vdev);
+		printf(",\"name\":");
+		json_string(stdout, d->d.name);
+		printf(",\"queues\":[");
+		for (unsigned int q = 0; q < d->d.nr_queues; q++) {
+			printf("%s{\"queue\":%u,", q ? "," : "", q);
+			json_queue_body(&d->q[q]);
+			printf("}");
+		}
+		printf("],\"total\":{");
+		json_queue_body(&d->total);
+		printf("}}%s%s", i + 1 < s->nr ? "," : "", nl);
+	}
+	printf("]}\n");
+}
+
+int cmd_stats(const struct ctl_opts *o)
+{
+	struct sample prev = { 0 }, cur = { 0 };
+	int fd = ctl_open(o), ret = EXIT_OK;
+
+	if (fd < 0)
+		return -fd;
+	for (unsigned int n = 0;; n++) {
+		if (fetch(fd, o, &cur) < 0) {
+			ret = EXIT_FAIL;
+			break;
+		}
+		if (o->json)
+			print_json(&cur, o->watch, !o->watch);
+		else {
+			if (o->watch) {
+				time_t now = time(NULL);
+				char when[64];
+
+				strftime(when, sizeof(when), "%F %T", localtime(&now));
+				printf("%s--- %s (every %u s) ---\n", n ? "\n" : "", when, o->watch);
+			}
+			print_human(&cur, n ? &prev : NULL, o->watch > 0);
+		}
+		fflush(stdout);
+		sample_free(&prev);
+		prev = cur;
+		memset(&cur, 0, sizeof(cur));
+		if (!o->watch || (o->count && n + 1 >= o->count))
+			break;
+		sleep(o->watch);
+	}
+	sample_free(&prev);
+	sample_free(&cur);
+	close(fd);
+	return ret;
+}
