@@ -71,6 +71,59 @@ void sim_handle_put(struct bk_xen *x)
 	p->nr_handles--;
 }
 
+int bk_sim_fault_inject(struct bk_sim *sim, uint32_t domid, enum bk_sim_fault op, unsigned int nth,
+			int err)
+{
+	struct sim_fault *f;
+
+	if ((unsigned int)op >= BK_SIM_FAULT__MAX || err >= 0)
+		return -EINVAL;
+	list_for_each_entry (f, &sim->faults, node)
+		if (f->domid == domid && f->op == op)
+			goto set;
+	f = calloc(1, sizeof(*f));
+	if (!f)
+		return -ENOMEM;
+	f->domid = domid;
+	f->op = op;
+	list_add_tail(&f->node, &sim->faults);
+set:
+	f->countdown = nth;
+	f->err = err;
+	return 0;
+}
+
+void bk_sim_fault_clear(struct bk_sim *sim)
+{
+	while (!list_empty(&sim->faults)) {
+		struct sim_fault *f = list_first_entry(&sim->faults, struct sim_fault, node);
+
+		list_del(&f->node);
+		free(f);
+	}
+}
+
+int sim_fault_check(struct bk_xen *x, enum bk_sim_fault op)
+{
+	struct sim_plat *p = sim_plat_of(x);
+	struct sim_fault *f;
+	int err;
+
+	list_for_each_entry (f, &p->sim->faults, node) {
+		if (f->domid != p->domid || f->op != op)
+			continue;
+		if (f->countdown) {
+			f->countdown--;
+			return 0;
+		}
+		err = f->err;
+		list_del(&f->node);
+		free(f);
+		return err;
+	}
+	return 0;
+}
+
 static void domain_free(struct sim_domain *d)
 {
 	sim_domain_evtchn_free(d);
@@ -112,6 +165,7 @@ int bk_sim_new(struct bk_sim **ret)
 	list_init(&sim->evtchns);
 	list_init(&sim->gnttabs);
 	list_init(&sim->orphan_maps);
+	list_init(&sim->faults);
 	sim->xs_next_tx = 1;
 	r = domain_new(sim, 0, 0);
 	if (r < 0)
@@ -144,6 +198,7 @@ void bk_sim_free(struct bk_sim *sim)
 	while (!list_empty(&sim->platforms))
 		plat_free(&list_first_entry(&sim->platforms, struct sim_plat, node)->base);
 	sim_gnt_fini(sim);
+	bk_sim_fault_clear(sim);
 	sim_xs_fini(sim);
 	list_for_each_entry_safe (d, dn, &sim->domains, node) {
 		list_del(&d->node);
@@ -174,6 +229,7 @@ int bk_sim_domain_create(struct bk_sim *sim, uint32_t domid, unsigned int nr_pag
 		domain_free(d);
 		return r;
 	}
+	sim_xs_fire_special(sim, "@introduceDomain");
 	return 0;
 }
 
@@ -189,6 +245,7 @@ int bk_sim_domain_destroy(struct bk_sim *sim, uint32_t domid)
 	d->alive = false;
 	sim_domain_evtchn_destroy(d);
 	sim_domain_gnt_destroy(d);
+	sim_xs_fire_special(sim, "@releaseDomain");
 	return 0;
 }
 

@@ -13,8 +13,9 @@
  *    grant table v2;
  *  - event channel FIFO/2-level ABI details, VIRQs, IPIs, priorities; lateeoi is not modelled
  *    (unmask is the only re-arm);
- *  - xenstore quotas, the wire protocol, introduced/released domains, special watches
- *    (@introduceDomain / @releaseDomain), transaction conflicts finer than "anything changed";
+ *  - xenstore quotas, the wire protocol, introduced/released domains (the special watches
+ *    @introduceDomain / @releaseDomain do fire, for dom0 connections, on domain create and
+ *    destroy), transaction conflicts finer than "anything changed";
  *  - domain memory accounting, ballooning, PV page tables, the p2m.
  */
 #ifndef BK_XEN_SIM_H
@@ -115,5 +116,37 @@ uint64_t bk_sim_xs_dropped(struct bk_sim *sim);
  *    path and token twice; xs_unwatch: -ENOENT. Relative paths are under
  *    /local/domain/<domid>, and watches registered with one report relative paths.
  */
+
+/* Calls that bk_sim_fault_inject() can make fail. */
+enum bk_sim_fault {
+	BK_SIM_FAULT_XS_OPEN,
+	BK_SIM_FAULT_XS_READ,
+	BK_SIM_FAULT_XS_WRITE,
+	BK_SIM_FAULT_XS_MKDIR,
+	BK_SIM_FAULT_XS_RM,
+	BK_SIM_FAULT_XS_DIRECTORY,
+	BK_SIM_FAULT_XS_SET_PERMS,
+	BK_SIM_FAULT_XS_WATCH,
+	BK_SIM_FAULT_XS_TX_START,
+	BK_SIM_FAULT_XS_TX_COMMIT, /* transaction_end without abort; the transaction is gone */
+	BK_SIM_FAULT_EVTCHN_OPEN,
+	BK_SIM_FAULT_EVTCHN_BIND,
+	BK_SIM_FAULT_EVTCHN_NOTIFY,
+	BK_SIM_FAULT_GNT_OPEN,
+	BK_SIM_FAULT_GNT_MAP,
+	BK_SIM_FAULT_GNT_COPY, /* the whole batch: -errno, no segment touched */
+	BK_SIM_FAULT__MAX,
+};
+
+/*
+ * Fault injection, one shot: of the calls of @op made through platforms of @domid, the @nth
+ * next one (0: the very next) fails with @err (a negative errno, e.g. -EAGAIN for a
+ * transaction conflict) and changes nothing. Injecting again for the same (domid, op)
+ * replaces the pending one. -EINVAL for a bad @op or an @err that is not negative.
+ */
+int bk_sim_fault_inject(struct bk_sim *sim, uint32_t domid, enum bk_sim_fault op,
+			unsigned int nth, int err);
+/* Drop every pending injection. */
+void bk_sim_fault_clear(struct bk_sim *sim);
 
 #endif

@@ -212,14 +212,17 @@ int sim_evtchn_open(struct bk_xen *x, struct bk_evtchn **ret)
 {
 	struct sim_plat *plat = sim_plat_of(x);
 	struct sim_evtchn *e;
+	int r;
 
+	r = sim_fault_check(x, BK_SIM_FAULT_EVTCHN_OPEN);
+	if (r < 0)
+		return r;
 	e = calloc(1, sizeof(*e));
 	if (!e)
 		return -ENOMEM;
 	e->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (e->efd < 0) {
-		int r = neg_errno();
-
+		r = neg_errno();
 		free(e);
 		return r;
 	}
@@ -271,6 +274,9 @@ int sim_evtchn_bind(struct bk_evtchn *be, uint32_t domid, uint32_t remote_port,
 	struct sim_port *rp, *lp;
 	int r;
 
+	r = sim_fault_check(be->h.xen, BK_SIM_FAULT_EVTCHN_BIND);
+	if (r < 0)
+		return r;
 	if (!ld)
 		return -ESRCH;
 	if (!rd)
@@ -316,9 +322,13 @@ int sim_evtchn_unbind(struct bk_evtchn *be, uint32_t local_port)
 int sim_evtchn_notify(struct bk_evtchn *be, uint32_t local_port)
 {
 	struct sim_port *p = handle_port(evtchn_of(be), local_port);
+	int r;
 
 	if (!p)
 		return -EINVAL;
+	r = sim_fault_check(be->h.xen, BK_SIM_FAULT_EVTCHN_NOTIFY);
+	if (r < 0)
+		return r;
 	/* Xen drops a send on a port whose other end went away. */
 	if (p->state == SIM_PORT_INTERDOMAIN)
 		port_raise(p->peer);

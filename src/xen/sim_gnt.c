@@ -206,7 +206,11 @@ int sim_gnt_open(struct bk_xen *x, struct bk_gnttab **ret)
 {
 	struct sim_plat *p = sim_plat_of(x);
 	struct sim_gnttab *g;
+	int r;
 
+	r = sim_fault_check(x, BK_SIM_FAULT_GNT_OPEN);
+	if (r < 0)
+		return r;
 	g = calloc(1, sizeof(*g));
 	if (!g)
 		return -ENOMEM;
@@ -281,9 +285,13 @@ int sim_gnt_map(struct bk_gnttab *bg, uint32_t domid, const uint32_t *refs, unsi
 	struct sim_map *m;
 	size_t size;
 	char *addr;
+	int r;
 
 	if (n == 0 || !refs || n > SIM_GNT_MAX_REFS)
 		return -EINVAL;
+	r = sim_fault_check(bg->h.xen, BK_SIM_FAULT_GNT_MAP);
+	if (r < 0)
+		return r;
 	/* Check every ref before touching anything: all or nothing. */
 	for (unsigned int i = 0; i < n; i++) {
 		int st = grant_check(d, refs[i], p->domid, writable);
@@ -305,8 +313,7 @@ int sim_gnt_map(struct bk_gnttab *bg, uint32_t domid, const uint32_t *refs, unsi
 
 		if (mmap(addr + (size_t)i * BK_PAGE_SIZE, BK_PAGE_SIZE, prot,
 			 MAP_SHARED | MAP_FIXED, d->memfd, off) == MAP_FAILED) {
-			int r = neg_errno();
-
+			r = neg_errno();
 			munmap(addr, size);
 			free(m);
 			return r;
@@ -345,9 +352,13 @@ int sim_gnt_copy(struct bk_gnttab *bg, struct bk_gnt_copy_seg *segs, unsigned in
 {
 	struct sim_plat *p = sim_plat_of(bg->h.xen);
 	struct bk_sim *sim = gnttab_sim(bg);
+	int r;
 
 	if (n && !segs)
 		return -EINVAL;
+	r = sim_fault_check(bg->h.xen, BK_SIM_FAULT_GNT_COPY);
+	if (r < 0)
+		return r;
 	for (unsigned int i = 0; i < n; i++) {
 		struct bk_gnt_copy_seg *s = &segs[i];
 		struct sim_domain *d = sim_domain_live(sim, s->domid);

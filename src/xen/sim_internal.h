@@ -77,6 +77,15 @@ struct sim_domain {
 
 struct xs_node;
 
+/* A pending fault injection (bk_sim_fault_inject). */
+struct sim_fault {
+	struct list_head node; /* in sim->faults */
+	uint32_t domid;
+	enum bk_sim_fault op;
+	unsigned int countdown;
+	int err;
+};
+
 struct bk_sim {
 	struct list_head domains;
 	struct list_head platforms;
@@ -88,6 +97,7 @@ struct bk_sim {
 	uint32_t xs_next_tx;	      /* transaction ids, never 0 */
 	uint64_t xs_dropped;	      /* watch events dropped because a queue was full */
 	struct list_head orphan_maps; /* grant mappings left when their handle closed */
+	struct list_head faults;      /* struct sim_fault */
 	unsigned int orphan_pages;
 };
 
@@ -140,6 +150,8 @@ struct sim_domain *sim_domain_any(struct bk_sim *sim, uint32_t domid);
 /* Make an eventfd readable (@ready) or not; @state caches what it is now. */
 void sim_efd_set(int efd, bool *state, bool ready);
 void sim_handle_get(struct bk_xen *x);
+/* 0, or the injected -errno if this call of @op through platform @x must fail. */
+int sim_fault_check(struct bk_xen *x, enum bk_sim_fault op);
 void sim_handle_put(struct bk_xen *x);
 
 /* sim_gnt.c */
@@ -226,5 +238,7 @@ int sim_xs_read_watch(struct bk_xs *xs, char **ret_path, char **ret_token);
 int sim_xs_transaction_start(struct bk_xs *xs, uint32_t *ret_t);
 int sim_xs_transaction_end(struct bk_xs *xs, uint32_t t, bool abort);
 unsigned int sim_xs_nr_watches(struct bk_sim *sim);
+/* Fire the special watch @name ("@releaseDomain", ...) on dom0's connections. */
+void sim_xs_fire_special(struct bk_sim *sim, const char *name);
 
 #endif

@@ -325,14 +325,17 @@ int sim_xs_open(struct bk_xen *xen, struct bk_xs **ret)
 {
 	struct sim_plat *p = sim_plat_of(xen);
 	struct sim_xs *c;
+	int r;
 
+	r = sim_fault_check(xen, BK_SIM_FAULT_XS_OPEN);
+	if (r < 0)
+		return r;
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
 	c->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (c->efd < 0) {
-		int r = neg_errno();
-
+		r = neg_errno();
 		free(c);
 		return r;
 	}
@@ -394,12 +397,15 @@ int sim_xs_fd(struct bk_xs *xs)
 }
 
 /* Canonical path and context for an operation on @path in transaction @t. */
-static int op_begin(struct bk_xs *xs, uint32_t t, const char *path, struct xs_ctx *x,
-		    char **ret_path)
+static int op_begin(struct bk_xs *xs, enum bk_sim_fault op, uint32_t t, const char *path,
+		    struct xs_ctx *x, char **ret_path)
 {
 	struct sim_xs *c = conn_of(xs);
 	int r;
 
+	r = sim_fault_check(xs->h.xen, op);
+	if (r < 0)
+		return r;
 	r = ctx_get(c, t, x);
 	if (r < 0)
 		return r;
@@ -414,7 +420,7 @@ int sim_xs_read(struct bk_xs *xs, uint32_t t, const char *path, char **ret_val, 
 	char *v;
 	int r;
 
-	r = op_begin(xs, t, path, &x, &abs);
+	r = op_begin(xs, BK_SIM_FAULT_XS_READ, t, path, &x, &abs);
 	if (r < 0)
 		return r;
 	r = node_get(&x, abs, BK_XS_PERM_READ, &n);
@@ -440,7 +446,7 @@ int sim_xs_write(struct bk_xs *xs, uint32_t t, const char *path, const void *val
 		return -E2BIG;
 	if (len && !val)
 		return -EINVAL;
-	r = op_begin(xs, t, path, &x, &abs);
+	r = op_begin(xs, BK_SIM_FAULT_XS_WRITE, t, path, &x, &abs);
 	if (r < 0)
 		return r;
 	return do_write(&x, abs, val, len, false);
@@ -452,7 +458,7 @@ int sim_xs_mkdir(struct bk_xs *xs, uint32_t t, const char *path)
 	struct xs_ctx x;
 	int r;
 
-	r = op_begin(xs, t, path, &x, &abs);
+	r = op_begin(xs, BK_SIM_FAULT_XS_MKDIR, t, path, &x, &abs);
 	if (r < 0)
 		return r;
 	return do_write(&x, abs, NULL, 0, true);
@@ -465,7 +471,7 @@ int sim_xs_rm(struct bk_xs *xs, uint32_t t, const char *path)
 	struct xs_node *n;
 	int r;
 
-	r = op_begin(xs, t, path, &x, &abs);
+	r = op_begin(xs, BK_SIM_FAULT_XS_RM, t, path, &x, &abs);
 	if (r < 0)
 		return r;
 	if (strcmp(abs, "/") == 0)
@@ -490,7 +496,7 @@ int sim_xs_directory(struct bk_xs *xs, uint32_t t, const char *path, char ***ret
 	char **names, *s;
 	int r;
 
-	r = op_begin(xs, t, path, &x, &abs);
+	r = op_begin(xs, BK_SIM_FAULT_XS_DIRECTORY, t, path, &x, &abs);
 	if (r < 0)
 		return r;
 	r = node_get(&x, abs, BK_XS_PERM_READ, &n);
@@ -526,7 +532,7 @@ int sim_xs_get_perms(struct bk_xs *xs, uint32_t t, const char *path, struct bk_x
 	struct xs_node *n;
 	int r;
 
-	r = op_begin(xs, t, path, &x, &abs);
+	r = op_begin(xs, BK_SIM_FAULT__MAX, t, path, &x, &abs);
 	if (r < 0)
 		return r;
 	r = node_get(&x, abs, BK_XS_PERM_READ, &n);
@@ -554,7 +560,7 @@ int sim_xs_set_perms(struct bk_xs *xs, uint32_t t, const char *path, const struc
 	for (unsigned int i = 0; i < nr; i++)
 		if (perms[i].perms > BK_XS_PERM_BOTH || perms[i].domid > SIM_DOMID_MAX)
 			return -EINVAL;
-	r = op_begin(xs, t, path, &x, &abs);
+	r = op_begin(xs, BK_SIM_FAULT_XS_SET_PERMS, t, path, &x, &abs);
 	if (r < 0)
 		return r;
 	n = xs_lookup(x.root, abs);
@@ -583,6 +589,9 @@ int sim_xs_watch(struct bk_xs *xs, const char *path, const char *token)
 
 	if (!token)
 		return -EINVAL;
+	r = sim_fault_check(xs->h.xen, BK_SIM_FAULT_XS_WATCH);
+	if (r < 0)
+		return r;
 	r = xs_path_canon(path, c->domid, true, &abs);
 	if (r < 0)
 		return r;
@@ -648,7 +657,11 @@ int sim_xs_transaction_start(struct bk_xs *xs, uint32_t *ret_t)
 	struct sim_xs *c = conn_of(xs);
 	struct bk_sim *sim = conn_sim(c);
 	struct sim_tx *tx;
+	int r;
 
+	r = sim_fault_check(xs->h.xen, BK_SIM_FAULT_XS_TX_START);
+	if (r < 0)
+		return r;
 	tx = calloc(1, sizeof(*tx));
 	if (!tx)
 		return -ENOMEM;
@@ -684,6 +697,11 @@ int sim_xs_transaction_end(struct bk_xs *xs, uint32_t t, bool abort)
 		tx_free(x.tx);
 		return 0;
 	}
+	r = sim_fault_check(xs->h.xen, BK_SIM_FAULT_XS_TX_COMMIT);
+	if (r < 0) {
+		tx_free(x.tx);
+		return r;
+	}
 	if (x.tx->gen != sim->xs_gen) {
 		tx_free(x.tx);
 		return -EAGAIN;
@@ -699,6 +717,20 @@ int sim_xs_transaction_end(struct bk_xs *xs, uint32_t t, bool abort)
 	}
 	tx_free(x.tx);
 	return 0;
+}
+
+void sim_xs_fire_special(struct bk_sim *sim, const char *name)
+{
+	struct sim_xs *c;
+	struct sim_watch *w;
+
+	list_for_each_entry (c, &sim->xs_conns, node) {
+		if (c->domid != 0)
+			continue;
+		list_for_each_entry (w, &c->watches, node)
+			if (strcmp(w->path, name) == 0)
+				queue_event(sim, c, w, name);
+	}
 }
 
 unsigned int sim_xs_nr_watches(struct bk_sim *sim)

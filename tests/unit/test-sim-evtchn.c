@@ -206,6 +206,28 @@ static void test_domu_and_destroy(void)
 	CHECK(bk_sim_domain_create(sim, GUEST, 1) == 0);
 }
 
+static void test_faults(void)
+{
+	struct bk_evtchn *e;
+	uint32_t gp, lp = 777;
+
+	CHECK(bk_sim_fault_inject(sim, 0, BK_SIM_FAULT_EVTCHN_OPEN, 0, -EMFILE) == 0);
+	CHECK(bk_evtchn_open(dom0, &(struct bk_evtchn *){ NULL }) == -EMFILE);
+	CHECK(bk_evtchn_open(dom0, &e) == 0);
+	CHECK(bk_sim_guest_evtchn_alloc_unbound(sim, GUEST, 0, &gp) == 0);
+	CHECK(bk_sim_fault_inject(sim, 0, BK_SIM_FAULT_EVTCHN_BIND, 0, -ENOSPC) == 0);
+	CHECK(bk_evtchn_bind(e, GUEST, gp, &lp) == -ENOSPC && lp == 777);
+	CHECK(!bk_sim_guest_evtchn_bound(sim, GUEST, gp));
+	CHECK(bk_evtchn_bind(e, GUEST, gp, &lp) == 0);
+	CHECK(bk_sim_fault_inject(sim, 0, BK_SIM_FAULT_EVTCHN_NOTIFY, 0, -EIO) == 0);
+	CHECK(bk_evtchn_notify(e, lp) == -EIO);
+	CHECK(bk_sim_guest_evtchn_take(sim, GUEST, gp) == 0);
+	CHECK(bk_evtchn_notify(e, lp) == 0);
+	CHECK(bk_sim_guest_evtchn_take(sim, GUEST, gp) == 1);
+	bk_evtchn_close(e);
+	CHECK(bk_sim_guest_evtchn_close(sim, GUEST, gp) == 0);
+}
+
 int main(void)
 {
 	struct bk_sim_counts c;
@@ -218,6 +240,7 @@ int main(void)
 	test_bind_rules();
 	test_delivery();
 	test_rebind_after_close();
+	test_faults();
 	test_domu_and_destroy();
 	bk_sim_counts(sim, &c);
 	CHECK(c.evtchn_handles == 0 && c.evtchn_bound == 0);

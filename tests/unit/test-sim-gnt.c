@@ -396,6 +396,26 @@ static void test_deterministic(void)
 	CHECK(first[2] == first[0] && first[1] != first[0]);
 }
 
+static void test_faults(void)
+{
+	uint32_t ref;
+	void *addr = NULL;
+	char c;
+	struct bk_gnt_copy_seg seg = { .local = &c, .domid = GUEST, .len = 1, .status = 99 };
+
+	CHECK(bk_sim_guest_grant(sim, GUEST, 0, 0, false, &ref) == 0);
+	seg.ref = ref;
+	CHECK(bk_sim_fault_inject(sim, 0, BK_SIM_FAULT_GNT_MAP, 0, -ENOMEM) == 0);
+	CHECK(bk_gnt_map(gt, GUEST, &ref, 1, true, &addr) == -ENOMEM && addr == NULL);
+	CHECK(bk_sim_guest_nr_mapped(sim, GUEST) == 0);
+	CHECK(bk_sim_fault_inject(sim, 0, BK_SIM_FAULT_GNT_COPY, 0, -EFAULT) == 0);
+	CHECK(bk_gnt_copy(gt, &seg, 1) == -EFAULT && seg.status == 99);
+	CHECK(bk_gnt_copy(gt, &seg, 1) == 0 && seg.status == GNTST_okay);
+	CHECK(bk_sim_fault_inject(sim, 0, BK_SIM_FAULT_GNT_OPEN, 0, -EMFILE) == 0);
+	CHECK(bk_gnt_open(dom0, &(struct bk_gnttab *){ NULL }) == -EMFILE);
+	CHECK(bk_sim_guest_revoke(sim, GUEST, ref) == 0);
+}
+
 int main(void)
 {
 	setup();
@@ -406,6 +426,7 @@ int main(void)
 	test_invalid_map();
 	test_domu_grantee();
 	test_destroy();
+	test_faults();
 	teardown();
 	test_free_leftovers();
 	test_deterministic();

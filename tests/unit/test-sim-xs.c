@@ -394,6 +394,68 @@ static void test_perms(void)
 	CHECK(bk_xs_rm(xs0, 0, "/local/domain/0/backend") == 0);
 }
 
+/* @introduceDomain / @releaseDomain fire for dom0 on domain create and destroy. */
+static void test_special_watches(void)
+{
+	CHECK(bk_xs_watch(xs0, "@releaseDomain", "rel") == 0);
+	CHECK(bk_xs_watch(xs0, "@introduceDomain", "intro") == 0);
+	CHECK(bk_xs_watch(xs5, "@releaseDomain", "rel5") == 0);
+	CHECK(bk_xs_watch(xs0, "@bad/path", "x") == -EINVAL);
+	CHECK(event_is(xs0, "@releaseDomain", "rel"));
+	CHECK(event_is(xs0, "@introduceDomain", "intro"));
+	CHECK(event_is(xs5, "@releaseDomain", "rel5"));
+	/* Ordinary changes do not fire them. */
+	CHECK(wr(xs0, 0, "/sp", "1") == 0);
+	CHECK(no_event(xs0));
+	CHECK(bk_sim_domain_create(sim, 9, 1) == 0);
+	CHECK(event_is(xs0, "@introduceDomain", "intro"));
+	CHECK(no_event(xs0));
+	CHECK(bk_sim_domain_destroy(sim, 9) == 0);
+	CHECK(event_is(xs0, "@releaseDomain", "rel"));
+	CHECK(no_event(xs0));
+	CHECK(no_event(xs5)); /* not privileged */
+	CHECK(bk_xs_unwatch(xs0, "@releaseDomain", "rel") == 0);
+	CHECK(bk_xs_unwatch(xs0, "@introduceDomain", "intro") == 0);
+	CHECK(bk_xs_unwatch(xs5, "@releaseDomain", "rel5") == 0);
+	CHECK(bk_xs_rm(xs0, 0, "/sp") == 0);
+	CHECK(bk_xs_rm(xs0, 0, "/local/domain/9") == 0);
+}
+
+static void test_faults(void)
+{
+	uint32_t t;
+
+	CHECK(bk_sim_fault_inject(sim, 0, BK_SIM_FAULT__MAX, 0, -EIO) == -EINVAL);
+	CHECK(bk_sim_fault_inject(sim, 0, BK_SIM_FAULT_XS_WRITE, 0, 5) == -EINVAL);
+	/* The second write through a dom0 platform fails; the guest's writes do not count. */
+	CHECK(bk_sim_fault_inject(sim, 0, BK_SIM_FAULT_XS_WRITE, 1, -EIO) == 0);
+	CHECK(wr(xs5, 0, "f", "g") == 0);
+	CHECK(wr(xs0, 0, "/f/1", "a") == 0);
+	CHECK(wr(xs5, 0, "f", "g") == 0);
+	CHECK(wr(xs0, 0, "/f/2", "b") == -EIO);
+	CHECK(rd(xs0, 0, "/f/2") == NULL);
+	CHECK(wr(xs0, 0, "/f/2", "b") == 0);
+	/* A forced conflict: the transaction is gone, nothing applied; the retry works. */
+	CHECK(bk_sim_fault_inject(sim, 0, BK_SIM_FAULT_XS_TX_COMMIT, 0, -EAGAIN) == 0);
+	CHECK(bk_xs_transaction_start(xs0, &t) == 0);
+	CHECK(wr(xs0, t, "/f/3", "c") == 0);
+	CHECK(bk_xs_transaction_end(xs0, t, false) == -EAGAIN);
+	CHECK(bk_xs_transaction_end(xs0, t, false) == -ENOENT);
+	CHECK(rd(xs0, 0, "/f/3") == NULL);
+	CHECK(bk_xs_transaction_start(xs0, &t) == 0);
+	CHECK(wr(xs0, t, "/f/3", "c") == 0);
+	CHECK(bk_xs_transaction_end(xs0, t, false) == 0);
+	CHECK(val_is(xs0, 0, "/f/3", "c"));
+	/* Cleared injections never fire. */
+	CHECK(bk_sim_fault_inject(sim, 0, BK_SIM_FAULT_XS_READ, 0, -EIO) == 0);
+	bk_sim_fault_clear(sim);
+	CHECK(val_is(xs0, 0, "/f/3", "c"));
+	CHECK(bk_sim_fault_inject(sim, 0, BK_SIM_FAULT_XS_OPEN, 0, -ENOMEM) == 0);
+	CHECK(bk_xs_open(x0, &(struct bk_xs *){ NULL }) == -ENOMEM);
+	CHECK(bk_xs_rm(xs0, 0, "/f") == 0);
+	CHECK(bk_xs_rm(xs0, 0, "/local/domain/5/f") == 0);
+}
+
 int main(void)
 {
 	struct bk_sim_counts c;
@@ -417,6 +479,8 @@ int main(void)
 	test_queue_bound();
 	test_transactions();
 	test_perms();
+	test_special_watches();
+	test_faults();
 	bk_sim_counts(sim, &c);
 	CHECK(c.xs_nodes == base_nodes && c.xs_watches == 0);
 	bk_xs_close(xs0);
