@@ -261,26 +261,31 @@ static int node_create(struct xs_ctx *x, const char *path, struct xs_node **ret)
 
 static int do_write(struct xs_ctx *x, const char *path, const void *val, size_t len, bool mkdir)
 {
+	_cleanup_free_ char *v = NULL;
 	struct xs_node *n;
 	int r;
 
+	/* Allocate first, so a failure cannot leave a half-made node behind. */
+	if (!mkdir) {
+		v = malloc(len + 1);
+		if (!v)
+			return -ENOMEM;
+		if (len)
+			memcpy(v, val, len);
+		v[len] = '\0';
+	}
 	r = node_get(x, path, BK_XS_PERM_WRITE, &n);
 	if (r == 0 && mkdir)
-		return 0;
-	if (r == -ENOENT) {
+		return 0; /* an existing node: nothing changes, nothing fires */
+	if (r == -ENOENT)
 		r = node_create(x, path, &n);
-		if (r < 0)
-			return r;
-		if (mkdir) {
-			record_change(x, path, n, NULL);
-			return 0;
-		}
+	if (r < 0)
+		return r;
+	if (!mkdir) {
+		free(n->value);
+		n->value = TAKE_PTR(v);
+		n->len = len;
 	}
-	if (r < 0)
-		return r;
-	r = xs_node_set_value(n, val, len);
-	if (r < 0)
-		return r;
 	record_change(x, path, n, NULL);
 	return 0;
 }
