@@ -52,12 +52,22 @@ struct bk_backend_ops {
 	/*
 	 * A new device directory appeared. Allocate dev->priv, read the backend keys, write the
 	 * features, and switch to InitWait. Return -errno to refuse the device (the core logs,
-	 * writes the error node, and leaves it Closed).
+	 * writes the error node, and leaves it Closed). A failing probe frees what it allocated:
+	 * the core calls neither shutdown nor remove for a refused device.
 	 */
 	int (*probe)(struct bk_device *dev);
-	/* The frontend's state changed; @state is already validated as 0..8. */
+	/*
+	 * The frontend's state changed; @state is already validated as 0..8 (an unparsable value
+	 * arrives as Closed). Not called while a shutdown the core started is in progress, nor
+	 * once removal was requested. Frontend back to Initialising while the backend is Closed:
+	 * the backend decides whether to go back to InitWait (a reconnect).
+	 */
 	void (*frontend_changed)(struct bk_device *dev, enum bk_xenbus_state state);
-	/* A key in the backend directory changed (e.g. "hotplug-status", "params"). Optional. */
+	/*
+	 * A key in the backend directory changed (e.g. "hotplug-status", "params"); "state" and
+	 * "online" are the core's. Each key at most once per batch. @key NULL: too many keys
+	 * changed at once to name them, re-read whatever you care about. Optional.
+	 */
 	void (*backend_changed)(struct bk_device *dev, const char *key);
 	/*
 	 * Stop all I/O and release guest resources (rings, grants, event channels). May finish
@@ -144,7 +154,11 @@ struct bk_core_params {
 int bk_core_new(const struct bk_core_params *p, struct bk_core **ret);
 /* Arm the watches on backend/<kind>/ for every registered kind and pick up existing devices. */
 int bk_core_start(struct bk_core *core);
-/* Shut every device down; @done runs once all finished (may be synchronous). */
+/*
+ * Shut every device down (ops->shutdown, then ops->remove); @done runs once all finished (may
+ * be synchronous). Xenstore states are left as they are, so a restarted daemon can pick the
+ * devices up again.
+ */
 void bk_core_stop(struct bk_core *core, void (*done)(void *data), void *data);
 /* NULL-safe; devices must be gone (after bk_core_stop completed). */
 void bk_core_free(struct bk_core *core);

@@ -1,0 +1,582 @@
+// SPDX-License-Identifier: MIT
+/*
+ * One backend device: creation from the toolstack's directory, the frontend's state (hostile),
+ * toolstack removal, frontend disappearance, and the accessors backends use. Every ops call
+ * the core makes happens from a batch (device_core.c), never from inside a backend's own call
+ * into the core, so a backend may call bk_device_fail()/bk_device_shutdown_done() anywhere.
+ */
+#include <assert.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "device_internal.h"
+
+const char *bk_xenbus_state_name(enum bk_xenbus_state s)
+{
+	static const char *const names[] = {
+		[BK_XB_UNKNOWN] = "Unknown",		[BK_XB_INITIALISING] = "Initialising",
+		[BK_XB_INITWAIT] = "InitWait",		[BK_XB_INITIALISED] = "Initialised",
+		[BK_XB_CONNECTED] = "Connected",	[BK_XB_CLOSING] = "Closing",
+		[BK_XB_CLOSED] = "Closed",		[BK_XB_RECONFIGURING] = "Reconfiguring",
+		[BK_XB_RECONFIGURED] = "Reconfigured",
+	};
+
+	if ((unsigned int)s < ARRAY_SIZE(names))
+		return names[s];
+	return "Invalid";
+}
+
+struct bk_loop *bk_device_loop(struct bk_device *dev)
+{
+	return dev->core->loop;
+}
+
+struct bk_xen *bk_device_xen(struct bk_device *dev)
+{
+	return dev->core->xen;
+}
+
+struct bk_xs *bk_device_xs(struct bk_device *dev)
+{
+	return dev->core->xs;
+}
+
+int bk_device_read_be(struct bk_device *dev, const char *key, char **ret)
+{
+	return bk_xs_read_str(dev->core->xs, BK_XS_NULL, dev->be_path, key, ret);
+}
+
+int bk_device_read_fe(struct bk_device *dev, const char *key, char **ret)
+{
+	if (!dev->fe_path)
+		return -ENOENT;
+	return bk_xs_read_str(dev->core->xs, BK_XS_NULL, dev->fe_path, key, ret);
+}
+
+int bk_device_read_fe_u32(struct bk_device *dev, const char *key, uint32_t *ret)
+{
+	if (!dev->fe_path)
+		return -ENOENT;
+	return bk_xs_read_u32(dev->core->xs, BK_XS_NULL, dev->fe_path, key, ret);
+}
+
+int bk_device_write_be(struct bk_device *dev, const char *key, const char *fmt, ...)
+{
+	_cleanup_free_ char *val = NULL;
+	va_list ap;
+	int n;
+
+	/* Writing under a removed directory would recreate it: stale nodes. */
+	if (bk_dev_priv(dev)->be_gone)
+		return -ENOENT;
+	va_start(ap, fmt);
+	n = vasprintf(&val, fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		val = NULL;
+		return -ENOMEM;
+	}
+	return bk_xs_printf(dev->core->xs, BK_XS_NULL, dev->be_path, key, "%s", val);
+}
+
+int bk_device_set_state(struct bk_device *dev, enum bk_xenbus_state state)
+{
+	struct bk_dev_priv *p = bk_dev_priv(dev);
+	int r;
+
+	assert((unsigned int)state <= BK_XB_RECONFIGURED);
+	if (p->be_gone)
+		return -ENOENT;
+	r = bk_xs_printf(dev->core->xs, BK_XS_NULL, dev->be_path, "state", "%u",
+			 (unsigned int)state);
+	if (r < 0) {
+		dev_err(dev, "cannot write state %s: %s", bk_xenbus_state_name(state),
+			strerror(-r));
+		return r;
+	}
+	if (state != dev->state)
+		dev_debug(dev, "state %s -> %s", bk_xenbus_state_name(dev->state),
+			  bk_xenbus_state_name(state));
+	dev->state = state;
+	/* Going back to InitWait..Connected after a finished shutdown is a reconnect. */
+	if (dev->shutdown_complete && state >= BK_XB_INITWAIT && state <= BK_XB_CONNECTED &&
+	    !p->removing && !dev->core->stopping) {
+		dev->shutting_down = false;
+		dev->shutdown_complete = false;
+		p->fe_vanished = false;
+		p->failed = false;
+	}
+	return 0;
+}
+
+int bk_device_fail(struct bk_device *dev, int err, const char *fmt, ...)
+{
+	struct bk_dev_priv *p = bk_dev_priv(dev);
+	char msg[256];
+	va_list ap;
+
+	if (err < 0)
+		err = -err;
+	if (err == 0)
+		err = EIO;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (!p->failed)
+		dev_err(dev, "%s", msg);
+	else
+		dev_err_rl(dev, "%s", msg);
+	p->failed = true;
+	if (!p->be_gone) {
+		bk_xs_printf(dev->core->xs, BK_XS_NULL, dev->be_path, "error", "%d %s", err, msg);
+		if (dev->state != BK_XB_CLOSING && dev->state != BK_XB_CLOSED)
+			bk_device_set_state(dev, BK_XB_CLOSING);
+	}
+	/* Stop the I/O from the next batch, not from inside the backend's own call. */
+	if (p->active && !p->zombie) {
+		p->want_shutdown = true;
+		bk_core_mark_dirty(p, 0);
+	}
+	return -err;
+}
+
+void bk_device_shutdown_done(struct bk_device *dev)
+{
+	struct bk_dev_priv *p = bk_dev_priv(dev);
+
+	if (!dev->shutting_down || dev->shutdown_complete) {
+		dev_warn(dev, "shutdown_done without a shutdown in progress");
+		return;
+	}
+	dev->shutdown_complete = true;
+	bk_core_mark_dirty(p, BK_DIRTY_FE);
+}
+
+/* Copy @s for a log line: bounded, printable. */
+static const char *sanitize(const char *s, char *buf, size_t len)
+{
+	size_t i;
+
+	for (i = 0; s[i] && i + 1 < len; i++)
+		buf[i] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
+	buf[i] = '\0';
+	return buf;
+}
+
+void bk_dev_note_key(struct bk_dev_priv *p, const char *key, size_t len)
+{
+	if (!key || len == 0 || len >= BK_DEV_KEY_LEN) {
+		p->keys_overflow = true;
+		return;
+	}
+	/* The core handles these itself. */
+	if ((len == 5 && memcmp(key, "state", 5) == 0) ||
+	    (len == 6 && memcmp(key, "online", 6) == 0))
+		return;
+	for (unsigned int i = 0; i < p->nr_keys; i++)
+		if (strncmp(p->keys[i], key, len) == 0 && p->keys[i][len] == '\0')
+			return;
+	if (p->nr_keys == BK_DEV_MAX_KEYS) {
+		p->keys_overflow = true;
+		return;
+	}
+	memcpy(p->keys[p->nr_keys], key, len);
+	p->keys[p->nr_keys][len] = '\0';
+	p->nr_keys++;
+}
+
+static struct bk_dev_priv *dev_alloc(struct bk_core *core, unsigned int kind, uint32_t domid,
+				     uint32_t devid)
+{
+	const struct bk_backend_ops *ops = core->kinds[kind].ops;
+	struct bk_dev_priv *p = calloc(1, sizeof(*p));
+
+	if (!p)
+		return NULL;
+	if (asprintf(&p->pub.be_path, "%s/%u/%u", core->kinds[kind].path, domid, devid) < 0) {
+		free(p);
+		return NULL;
+	}
+	p->pub.core = core;
+	p->pub.ops = ops;
+	list_init(&p->pub.link);
+	list_init(&p->dirty_link);
+	snprintf(p->pub.name, sizeof(p->pub.name), "%s %u/%u",
+		 ops->log_name ? ops->log_name : ops->kind, domid, devid);
+	p->pub.domid = domid;
+	p->pub.devid = devid;
+	/* The toolstack creates the directory with state Initialising. */
+	p->pub.state = BK_XB_INITIALISING;
+	p->pub.fe_state = BK_XB_UNKNOWN;
+	p->pub.online = true;
+	p->pub.rl = (struct bk_ratelimit)BK_RATELIMIT_INIT(5000, 10);
+	p->kind = kind;
+	p->hnode.key = bk_dev_key(kind, domid, devid);
+	return p;
+}
+
+/*
+ * Refuse a device: log, write error and Closed, and keep it as a zombie so that the events of
+ * our own writes do not probe it again. It goes away with its directory or with online=0.
+ */
+_printf_(3, 4) static void dev_refuse(struct bk_dev_priv *p, int err, const char *fmt, ...)
+{
+	struct bk_device *dev = &p->pub;
+	char msg[256];
+	va_list ap;
+
+	if (err < 0)
+		err = -err;
+	if (err == 0)
+		err = EINVAL;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (!p->failed) {
+		dev_err(dev, "refusing device: %s", msg);
+		bk_xs_printf(dev->core->xs, BK_XS_NULL, dev->be_path, "error", "%d %s", err, msg);
+	}
+	p->zombie = true;
+	bk_xs_printf(dev->core->xs, BK_XS_NULL, dev->be_path, "state", "%u", BK_XB_CLOSED);
+	dev->state = BK_XB_CLOSED;
+	list_add_tail(&dev->link, &dev->core->zombies);
+}
+
+void bk_dev_create(struct bk_core *core, unsigned int kind, uint32_t domid, uint32_t devid)
+{
+	const struct bk_backend_ops *ops = core->kinds[kind].ops;
+	_cleanup_free_ char *frontend = NULL;
+	char *expect = NULL;
+	struct bk_dev_priv *p;
+	struct bk_device *dev;
+	uint32_t online, feid;
+	char buf[128];
+	int r;
+
+	p = dev_alloc(core, kind, domid, devid);
+	if (!p) {
+		log_err("%s %u/%u: out of memory", ops->kind, domid, devid);
+		return;
+	}
+	dev = &p->pub;
+	/* Not there, half written, or withdrawn: nothing to do until the next event. */
+	r = bk_xs_read_u32(core->xs, BK_XS_NULL, dev->be_path, "online", &online);
+	if (r < 0 || online == 0)
+		goto not_ready;
+	r = bk_xs_read_str(core->xs, BK_XS_NULL, dev->be_path, "frontend", &frontend);
+	if (r == -ENOENT)
+		goto not_ready;
+	bk_hash_add(core->devs, &p->hnode);
+	if (r < 0) {
+		dev_refuse(p, r, "cannot read frontend: %s", strerror(-r));
+		return;
+	}
+	r = bk_xs_read_u32(core->xs, BK_XS_NULL, dev->be_path, "frontend-id", &feid);
+	if (r < 0) {
+		dev_refuse(p, r, "cannot read frontend-id: %s", strerror(-r));
+		return;
+	}
+	if (feid != domid) {
+		dev_refuse(p, EINVAL, "frontend-id %u does not match the directory's domain %u",
+			   feid, domid);
+		return;
+	}
+	if (asprintf(&expect, "/local/domain/%u/device/%s/%u", feid, ops->kind, devid) < 0) {
+		dev_refuse(p, ENOMEM, "out of memory");
+		return;
+	}
+	if (strcmp(frontend, expect) != 0) {
+		dev_refuse(p, EPERM, "frontend path '%s' is not %s",
+			   sanitize(frontend, buf, sizeof(buf)), expect);
+		free(expect);
+		return;
+	}
+	dev->fe_path = expect;
+	if (asprintf(&p->fe_state_path, "%s/state", dev->fe_path) < 0 ||
+	    asprintf(&p->fe_token, "fe:%u:%u:%u", kind, domid, devid) < 0) {
+		dev_refuse(p, ENOMEM, "out of memory");
+		return;
+	}
+	r = bk_xs_watch(core->xs, p->fe_state_path, p->fe_token);
+	if (r < 0) {
+		dev_refuse(p, r, "cannot watch %s: %s", p->fe_state_path, strerror(-r));
+		return;
+	}
+	p->fe_watched = true;
+
+	list_add_tail(&dev->link, &core->devices);
+	core->nr_devices++;
+	p->active = true;
+	dev_info(dev, "new device, frontend %s", dev->fe_path);
+	r = ops->probe(dev);
+	if (r < 0) {
+		/* The probe cleaned up after itself: no remove for a refused device. */
+		p->active = false;
+		list_del(&dev->link);
+		core->nr_devices--;
+		bk_xs_unwatch(core->xs, p->fe_state_path, p->fe_token);
+		p->fe_watched = false;
+		list_del(&p->dirty_link);
+		p->dirty_flags = 0;
+		dev_refuse(p, r, "probe failed: %s", strerror(-r));
+		return;
+	}
+	/* Read the frontend's state in this same batch. */
+	bk_core_mark_dirty(p, BK_DIRTY_FE);
+	return;
+
+not_ready:
+	free(dev->be_path);
+	free(p);
+}
+
+void bk_dev_destroy(struct bk_dev_priv *p)
+{
+	struct bk_device *dev = &p->pub;
+	struct bk_core *core = dev->core;
+
+	if (p->fe_watched)
+		bk_xs_unwatch(core->xs, p->fe_state_path, p->fe_token);
+	if (p->active) {
+		dev_info(dev, "removed");
+		if (dev->ops->remove)
+			dev->ops->remove(dev);
+		core->nr_devices--;
+	}
+	list_del(&dev->link);
+	list_del(&p->dirty_link);
+	bk_hash_del(core->devs, &p->hnode);
+	free(p->fe_state_path);
+	free(p->fe_token);
+	free(dev->fe_path);
+	free(dev->be_path);
+	free(p);
+}
+
+/* Remove the backend directory and its backend/<kind>/<domid> parent once empty (libxl does). */
+static void remove_be_dir(struct bk_dev_priv *p)
+{
+	struct bk_device *dev = &p->pub;
+	struct bk_core *core = dev->core;
+	_cleanup_free_ char *parent = NULL;
+	int r = 0;
+
+	if (asprintf(&parent, "%s/%u", core->kinds[p->kind].path, dev->domid) < 0) {
+		parent = NULL;
+		return;
+	}
+	for (int tries = 0; tries < 8; tries++) {
+		char **names = NULL;
+		unsigned int n = 1;
+		uint32_t t;
+
+		r = bk_xs_transaction_start(core->xs, &t);
+		if (r < 0)
+			break;
+		r = bk_xs_rm(core->xs, t, dev->be_path);
+		if (r < 0 && r != -ENOENT) {
+			bk_xs_transaction_end(core->xs, t, true);
+			break;
+		}
+		if (bk_xs_directory(core->xs, t, parent, &names, &n) == 0) {
+			free(names);
+			if (n == 0)
+				bk_xs_rm(core->xs, t, parent);
+		}
+		r = bk_xs_transaction_end(core->xs, t, false);
+		if (r != -EAGAIN)
+			break;
+	}
+	if (r < 0)
+		dev_warn(dev, "cannot remove %s: %s", dev->be_path, strerror(-r));
+}
+
+static bool fe_deliverable(struct bk_dev_priv *p)
+{
+	const struct bk_device *dev = &p->pub;
+
+	return p->active && !p->removing && !p->want_shutdown && !dev->core->stopping &&
+	       !(dev->shutting_down && !dev->shutdown_complete);
+}
+
+/* The frontend's state: a hostile value. */
+static void read_frontend(struct bk_dev_priv *p)
+{
+	struct bk_device *dev = &p->pub;
+	struct bk_core *core = dev->core;
+	_cleanup_free_ char *val = NULL;
+	enum bk_xenbus_state s;
+	uint64_t v;
+	char buf[32];
+	int r;
+
+	r = bk_xs_read_str(core->xs, BK_XS_NULL, p->fe_state_path, NULL, &val);
+	if (r == -ENOENT || r == -EACCES) {
+		/* Before the frontend ever showed up, absence only matters for a dead domain. */
+		if (!p->fe_seen && core->xen->ops->domain_alive(core->xen, dev->domid) != 0)
+			return;
+		if (!p->fe_vanished) {
+			dev_info(dev, "frontend %s vanished: tearing down", dev->fe_path);
+			p->fe_vanished = true;
+			p->want_shutdown = true;
+		}
+		return;
+	}
+	if (r < 0 && r != -EINVAL) {
+		dev_warn_rl(dev, "cannot read frontend state: %s", strerror(-r));
+		return;
+	}
+	p->fe_seen = true;
+	p->fe_vanished = false;
+	if (r < 0 || bk_parse_u64(val, &v) < 0 || v > BK_XB_RECONFIGURED) {
+		dev_warn_rl(dev, "frontend wrote invalid state '%s': treating it as Closed",
+			    val ? sanitize(val, buf, sizeof(buf)) : "<binary>");
+		s = BK_XB_CLOSED;
+	} else {
+		s = (enum bk_xenbus_state)v;
+	}
+	if (!fe_deliverable(p) || s == dev->fe_state)
+		return;
+	dev_debug(dev, "frontend %s -> %s", bk_xenbus_state_name(dev->fe_state),
+		  bk_xenbus_state_name(s));
+	dev->fe_state = s;
+	if (dev->ops->frontend_changed)
+		dev->ops->frontend_changed(dev, s);
+}
+
+/* The backend directory: still there? toolstack asking for removal? */
+static void read_backend(struct bk_dev_priv *p)
+{
+	struct bk_device *dev = &p->pub;
+	struct bk_core *core = dev->core;
+	uint32_t v;
+	char *val;
+	size_t len;
+	int r;
+
+	r = bk_xs_read(core->xs, BK_XS_NULL, dev->be_path, &val, &len);
+	if (r == -ENOENT) {
+		dev_info(dev, "backend directory removed");
+		p->be_gone = true;
+		p->want_shutdown = true;
+		return;
+	}
+	if (r == 0)
+		free(val);
+	if (bk_xs_read_u32(core->xs, BK_XS_NULL, dev->be_path, "online", &v) == 0 &&
+	    dev->online != (v != 0)) {
+		dev->online = v != 0;
+		dev_debug(dev, "online=%u", v);
+	}
+	if (!dev->online && !p->removing) {
+		dev_info(dev, "toolstack requested removal (online=0)");
+		p->removing = true;
+		p->want_shutdown = true;
+	}
+	if (bk_xs_read_u32(core->xs, BK_XS_NULL, dev->be_path, "state", &v) == 0 &&
+	    v != dev->state && (v == BK_XB_CLOSING || v == BK_XB_CLOSED) && !p->want_shutdown &&
+	    !dev->shutting_down) {
+		dev_info(dev, "state set to %s by the toolstack: shutting down",
+			 bk_xenbus_state_name(v));
+		p->want_shutdown = true;
+	}
+}
+
+static void start_shutdown(struct bk_dev_priv *p)
+{
+	struct bk_device *dev = &p->pub;
+
+	dev->shutting_down = true;
+	dev->shutdown_complete = false;
+	dev_debug(dev, "shutting down");
+	if (p->active && dev->ops->shutdown)
+		dev->ops->shutdown(dev);
+	else
+		bk_device_shutdown_done(dev);
+}
+
+/* Shutdown finished: Closed, and destroy when nothing should stay. Returns true if destroyed. */
+static bool finish_shutdown(struct bk_dev_priv *p)
+{
+	struct bk_device *dev = &p->pub;
+	struct bk_core *core = dev->core;
+
+	if (!p->be_gone && !core->stopping && dev->state != BK_XB_CLOSED)
+		bk_device_set_state(dev, BK_XB_CLOSED);
+	if (p->fe_vanished && !p->be_gone && !core->stopping &&
+	    core->xen->ops->domain_alive(core->xen, dev->domid) == 0) {
+		dev_info(dev, "frontend domain is gone: removing %s", dev->be_path);
+		remove_be_dir(p);
+		p->be_gone = true;
+	}
+	if (p->be_gone || (p->removing && !dev->online) || core->stopping) {
+		bk_dev_destroy(p);
+		return true;
+	}
+	return false;
+}
+
+static void process_zombie(struct bk_dev_priv *p)
+{
+	struct bk_device *dev = &p->pub;
+	struct bk_core *core = dev->core;
+	uint32_t v;
+	int r;
+
+	r = bk_xs_read_u32(core->xs, BK_XS_NULL, dev->be_path, "online", &v);
+	if (r == -ENOENT || (r == 0 && v == 0) || core->stopping) {
+		/* Removal requested: answer Closed at once so libxl need not time out. */
+		if (r == 0 && !core->stopping)
+			bk_xs_printf(core->xs, BK_XS_NULL, dev->be_path, "state", "%u",
+				     BK_XB_CLOSED);
+		bk_dev_destroy(p);
+		return;
+	}
+	/* Someone rewrote the directory after we refused it: try again from scratch. */
+	r = bk_xs_read_u32(core->xs, BK_XS_NULL, dev->be_path, "state", &v);
+	if (r == 0 && v != BK_XB_CLOSED) {
+		unsigned int kind = p->kind;
+		uint32_t domid = dev->domid, devid = dev->devid;
+
+		bk_dev_destroy(p);
+		bk_core_queue_create(core, kind, domid, devid);
+	}
+}
+
+void bk_dev_process(struct bk_dev_priv *p, unsigned int flags)
+{
+	struct bk_device *dev = &p->pub;
+	char keys[BK_DEV_MAX_KEYS][BK_DEV_KEY_LEN];
+	unsigned int nr_keys = p->nr_keys;
+	bool overflow = p->keys_overflow;
+
+	if (p->zombie) {
+		process_zombie(p);
+		return;
+	}
+	/* Take the keys first: a callback may mark the device dirty again. */
+	memcpy(keys, p->keys, sizeof(keys[0]) * nr_keys);
+	p->nr_keys = 0;
+	p->keys_overflow = false;
+
+	if (!p->be_gone && (flags & BK_DIRTY_BE))
+		read_backend(p);
+	if (!p->be_gone && fe_deliverable(p) && dev->ops->backend_changed) {
+		for (unsigned int i = 0; i < nr_keys && fe_deliverable(p); i++)
+			dev->ops->backend_changed(dev, keys[i]);
+		if (overflow && fe_deliverable(p))
+			dev->ops->backend_changed(dev, NULL);
+	}
+	if (!p->be_gone && (flags & BK_DIRTY_FE))
+		read_frontend(p);
+	if (p->want_shutdown) {
+		p->want_shutdown = false;
+		if (!dev->shutting_down)
+			start_shutdown(p);
+	}
+	if (dev->shutting_down && dev->shutdown_complete)
+		finish_shutdown(p);
+}

@@ -1,0 +1,554 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The device core: one xenstore connection, a watch on backend/<kind> per registered kind and
+ * one on each frontend's state, and the coalescing of watch events (XSA-349). Events only mark
+ * devices dirty (or queue a creation); a batch at the end of the loop turn, or after
+ * watch_coalesce_ms, processes each dirty device once, however many events it had.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "device_internal.h"
+
+/* Passes over the dirty set per batch: work a pass creates is done in the same batch. */
+#define BK_BATCH_PASSES 16
+
+static unsigned int hash_idx(uint64_t key)
+{
+	key ^= key >> 33;
+	key *= 0xff51afd7ed558ccdULL;
+	key ^= key >> 33;
+	return (unsigned int)(key & (BK_HASH_SIZE - 1));
+}
+
+void bk_hash_add(struct bk_hnode **tab, struct bk_hnode *n)
+{
+	unsigned int i = hash_idx(n->key);
+
+	n->next = tab[i];
+	tab[i] = n;
+}
+
+void bk_hash_del(struct bk_hnode **tab, struct bk_hnode *n)
+{
+	for (struct bk_hnode **pp = &tab[hash_idx(n->key)]; *pp; pp = &(*pp)->next) {
+		if (*pp == n) {
+			*pp = n->next;
+			n->next = NULL;
+			return;
+		}
+	}
+}
+
+struct bk_hnode *bk_hash_find(struct bk_hnode *const *tab, uint64_t key)
+{
+	for (struct bk_hnode *n = tab[hash_idx(key)]; n; n = n->next)
+		if (n->key == key)
+			return n;
+	return NULL;
+}
+
+static bool core_has_work(const struct bk_core *core)
+{
+	if (!list_empty(&core->dirty) || !list_empty(&core->pending))
+		return true;
+	for (unsigned int k = 0; k < core->nr_kinds; k++)
+		if (core->kinds[k].rescan)
+			return true;
+	return false;
+}
+
+static void core_schedule(struct bk_core *core)
+{
+	if (core->coalesce_ms == 0)
+		bk_hook_enable(core->hook, true);
+	else if (!bk_timer_active(core->timer))
+		bk_timer_rearm(core->timer, core->coalesce_ms, 0);
+}
+
+void bk_core_mark_dirty(struct bk_dev_priv *p, unsigned int flags)
+{
+	struct bk_core *core = p->pub.core;
+
+	if (list_empty(&p->dirty_link))
+		list_add_tail(&p->dirty_link, &core->dirty);
+	p->dirty_flags |= flags;
+	core_schedule(core);
+}
+
+void bk_core_queue_create(struct bk_core *core, unsigned int kind, uint32_t domid,
+			  uint32_t devid)
+{
+	uint64_t key = bk_dev_key(kind, domid, devid);
+	struct bk_pending *e;
+
+	if (core->stopping || bk_hash_find(core->pend, key))
+		return;
+	if (core->nr_pending >= BK_PENDING_MAX) {
+		core->kinds[kind].rescan = true;
+		core_schedule(core);
+		return;
+	}
+	e = calloc(1, sizeof(*e));
+	if (!e) {
+		core->kinds[kind].rescan = true;
+		core_schedule(core);
+		return;
+	}
+	e->hnode.key = key;
+	bk_hash_add(core->pend, &e->hnode);
+	list_add_tail(&e->link, &core->pending);
+	core->nr_pending++;
+	core_schedule(core);
+}
+
+static struct bk_dev_priv *find_priv(struct bk_core *core, unsigned int kind, uint32_t domid,
+				     uint32_t devid)
+{
+	struct bk_hnode *n = bk_hash_find(core->devs, bk_dev_key(kind, domid, devid));
+
+	return n ? container_of(n, struct bk_dev_priv, hnode) : NULL;
+}
+
+/* Canonical decimal id (no sign, no leading zero) in s[0..len), at most @max. */
+static int parse_id(const char *s, size_t len, uint32_t max, uint32_t *ret)
+{
+	uint64_t v = 0;
+
+	if (len == 0 || len > 10 || (s[0] == '0' && len > 1))
+		return -EINVAL;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -EINVAL;
+		v = v * 10 + (uint64_t)(s[i] - '0');
+	}
+	if (v > max)
+		return -ERANGE;
+	*ret = (uint32_t)v;
+	return 0;
+}
+
+/* Mark every device of @kind (and of @domid unless UINT32_MAX) dirty. */
+static void mark_all(struct bk_core *core, unsigned int kind, uint32_t domid, unsigned int flags)
+{
+	struct bk_device *dev;
+	struct bk_list_pass {
+		struct list_head *head;
+	} lists[] = { { &core->devices }, { &core->zombies } };
+
+	for (size_t i = 0; i < ARRAY_SIZE(lists); i++) {
+		list_for_each_entry(dev, lists[i].head, link) {
+			struct bk_dev_priv *p = bk_dev_priv(dev);
+
+			if (p->kind == kind && (domid == UINT32_MAX || dev->domid == domid))
+				bk_core_mark_dirty(p, flags);
+		}
+	}
+}
+
+/* An event under backend/<kind>: "", "/<domid>", "/<domid>/<devid>[/<key>...]". */
+static void backend_event(struct bk_core *core, unsigned int kind, const char *path)
+{
+	const struct bk_kind *k = &core->kinds[kind];
+	size_t plen = strlen(k->path);
+	const char *rest, *s, *key;
+	uint32_t domid, devid;
+	struct bk_dev_priv *p;
+
+	if (strncmp(path, k->path, plen) != 0 || (path[plen] != '\0' && path[plen] != '/'))
+		goto garbage;
+	rest = path + plen;
+	if (*rest == '\0') {
+		core->kinds[kind].rescan = true;
+		core_schedule(core);
+		return;
+	}
+	rest++;
+	s = strchr(rest, '/');
+	if (parse_id(rest, s ? (size_t)(s - rest) : strlen(rest), BK_DOMID_MAX, &domid) < 0)
+		goto garbage;
+	if (!s) {
+		mark_all(core, kind, domid, BK_DIRTY_BE);
+		bk_core_queue_create(core, kind, domid, BK_DEVID_ANY);
+		return;
+	}
+	rest = s + 1;
+	s = strchr(rest, '/');
+	if (parse_id(rest, s ? (size_t)(s - rest) : strlen(rest), UINT32_MAX - 1, &devid) < 0)
+		goto garbage;
+	p = find_priv(core, kind, domid, devid);
+	if (!p) {
+		bk_core_queue_create(core, kind, domid, devid);
+		return;
+	}
+	if (s) {
+		key = s + 1;
+		s = strchr(key, '/');
+		bk_dev_note_key(p, key, s ? (size_t)(s - key) : strlen(key));
+	}
+	bk_core_mark_dirty(p, BK_DIRTY_BE);
+	return;
+
+garbage:
+	if (bk_ratelimit_ok(&core->rl))
+		log_debug("ignoring watch event for %.128s", path);
+}
+
+/* "fe:<kind>:<domid>:<devid>": our own per-device token. */
+static void frontend_event(struct bk_core *core, const char *token)
+{
+	uint32_t v[3];
+	const char *s = token + 3;
+	struct bk_dev_priv *p;
+
+	for (int i = 0; i < 3; i++) {
+		const char *e = strchr(s, i < 2 ? ':' : '\0');
+
+		if (!e || parse_id(s, (size_t)(e - s), UINT32_MAX - 1, &v[i]) < 0)
+			return;
+		s = e + 1;
+	}
+	if (v[0] >= core->nr_kinds || v[1] > BK_DOMID_MAX)
+		return;
+	p = find_priv(core, v[0], v[1], v[2]);
+	if (p)
+		bk_core_mark_dirty(p, BK_DIRTY_FE);
+}
+
+static void xs_event(struct bk_core *core, const char *path, const char *token)
+{
+	if (strncmp(token, "fe:", 3) == 0) {
+		frontend_event(core, token);
+		return;
+	}
+	for (unsigned int k = 0; k < core->nr_kinds; k++) {
+		if (strcmp(token, core->kinds[k].token) == 0) {
+			backend_event(core, k, path);
+			return;
+		}
+	}
+}
+
+static void xs_fd_cb(void *data, int fd _unused_, unsigned int events _unused_)
+{
+	struct bk_core *core = data;
+
+	for (;;) {
+		char *path, *token;
+		int r = bk_xs_read_watch(core->xs, &path, &token);
+
+		if (r == -EAGAIN)
+			break;
+		if (r < 0) {
+			if (bk_ratelimit_ok(&core->rl))
+				log_err_errno(r, "reading xenstore watch events: %m");
+			break;
+		}
+		xs_event(core, path, token);
+		free(path);
+		free(token);
+	}
+}
+
+/* Queue every device directory of @kind and re-check every device of @kind. */
+static void rescan_kind(struct bk_core *core, unsigned int kind)
+{
+	const char *path = core->kinds[kind].path;
+	char **doms = NULL;
+	unsigned int nd = 0;
+
+	mark_all(core, kind, UINT32_MAX, BK_DIRTY_BE);
+	if (bk_xs_directory(core->xs, BK_XS_NULL, path, &doms, &nd) < 0)
+		return;
+	for (unsigned int i = 0; i < nd; i++) {
+		uint32_t domid;
+
+		if (parse_id(doms[i], strlen(doms[i]), BK_DOMID_MAX, &domid) == 0)
+			bk_core_queue_create(core, kind, domid, BK_DEVID_ANY);
+	}
+	free(doms);
+}
+
+static void scan_domain(struct bk_core *core, unsigned int kind, uint32_t domid)
+{
+	_cleanup_free_ char *path = NULL;
+	char **devs = NULL;
+	unsigned int n = 0;
+
+	if (asprintf(&path, "%s/%u", core->kinds[kind].path, domid) < 0) {
+		path = NULL;
+		return;
+	}
+	if (bk_xs_directory(core->xs, BK_XS_NULL, path, &devs, &n) < 0)
+		return;
+	for (unsigned int i = 0; i < n; i++) {
+		uint32_t devid;
+
+		if (parse_id(devs[i], strlen(devs[i]), UINT32_MAX - 1, &devid) == 0 &&
+		    !find_priv(core, kind, domid, devid))
+			bk_core_queue_create(core, kind, domid, devid);
+	}
+	free(devs);
+}
+
+static void run_pending(struct bk_core *core)
+{
+	while (!list_empty(&core->pending)) {
+		struct bk_pending *e = list_first_entry(&core->pending, struct bk_pending, link);
+		uint64_t key = e->hnode.key;
+		unsigned int kind = (unsigned int)(key >> 48);
+		uint32_t domid = (uint32_t)(key >> 32) & 0xFFFFU, devid = (uint32_t)key;
+
+		list_del(&e->link);
+		bk_hash_del(core->pend, &e->hnode);
+		core->nr_pending--;
+		free(e);
+		if (core->stopping)
+			continue;
+		if (devid == BK_DEVID_ANY)
+			scan_domain(core, kind, domid);
+		else if (!find_priv(core, kind, domid, devid))
+			bk_dev_create(core, kind, domid, devid);
+	}
+}
+
+static void run_dirty(struct bk_core *core)
+{
+	struct list_head local;
+
+	if (list_empty(&core->dirty))
+		return;
+	/* Take the whole set: devices dirtied while processing go to the next pass. */
+	local = core->dirty;
+	local.next->prev = &local;
+	local.prev->next = &local;
+	list_init(&core->dirty);
+	while (!list_empty(&local)) {
+		struct bk_dev_priv *p = list_first_entry(&local, struct bk_dev_priv, dirty_link);
+		unsigned int flags = p->dirty_flags;
+
+		list_del(&p->dirty_link);
+		p->dirty_flags = 0;
+		bk_dev_process(p, flags);
+	}
+}
+
+static void core_batch(struct bk_core *core)
+{
+	for (int pass = 0; pass < BK_BATCH_PASSES && core_has_work(core); pass++) {
+		for (unsigned int k = 0; k < core->nr_kinds; k++) {
+			if (core->kinds[k].rescan) {
+				core->kinds[k].rescan = false;
+				if (!core->stopping)
+					rescan_kind(core, k);
+			}
+		}
+		run_pending(core);
+		run_dirty(core);
+	}
+	if (core_has_work(core)) {
+		/* Something keeps itself busy: carry on shortly rather than spin. */
+		bk_timer_rearm(core->timer, BK_MAX(core->coalesce_ms, 1U), 0);
+	}
+	if (core->stopping && core->nr_devices == 0 && core->stop_done) {
+		void (*done)(void *) = core->stop_done;
+
+		core->stop_done = NULL;
+		done(core->stop_data);
+	}
+}
+
+static void hook_cb(void *data)
+{
+	struct bk_core *core = data;
+
+	bk_hook_enable(core->hook, false);
+	core_batch(core);
+}
+
+static void timer_cb(void *data)
+{
+	core_batch(data);
+}
+
+int bk_core_new(const struct bk_core_params *prm, struct bk_core **ret)
+{
+	struct bk_core *core;
+	int r;
+
+	if (!prm || !prm->loop || !prm->xen)
+		return -EINVAL;
+	core = calloc(1, sizeof(*core));
+	if (!core)
+		return -ENOMEM;
+	core->loop = prm->loop;
+	core->xen = prm->xen;
+	core->coalesce_ms = prm->watch_coalesce_ms;
+	core->rl = (struct bk_ratelimit)BK_RATELIMIT_INIT(5000, 10);
+	list_init(&core->devices);
+	list_init(&core->zombies);
+	list_init(&core->dirty);
+	list_init(&core->pending);
+
+	r = prm->xen->ops->own_domid(prm->xen, &core->domid);
+	if (r < 0) {
+		log_err_errno(r, "cannot find our own domain id: %m");
+		goto fail;
+	}
+	r = bk_xs_open(prm->xen, &core->xs);
+	if (r < 0) {
+		log_err_errno(r, "cannot open xenstore: %m");
+		goto fail;
+	}
+	r = bk_loop_add_fd(core->loop, bk_xs_fd(core->xs), BK_EV_READ, xs_fd_cb, core,
+			   &core->xs_watch);
+	if (r < 0)
+		goto fail;
+	r = bk_loop_add_hook(core->loop, hook_cb, core, &core->hook);
+	if (r < 0)
+		goto fail;
+	r = bk_loop_add_timer(core->loop, 1000, 0, timer_cb, core, &core->timer);
+	if (r < 0)
+		goto fail;
+	bk_timer_stop(core->timer);
+	*ret = core;
+	return 0;
+
+fail:
+	bk_core_free(core);
+	return r;
+}
+
+int bk_core_register(struct bk_core *core, const struct bk_backend_ops *ops)
+{
+	struct bk_kind *k;
+
+	if (!ops || !ops->kind || !ops->probe || !*ops->kind || strchr(ops->kind, '/'))
+		return -EINVAL;
+	if (core->started)
+		return -EBUSY;
+	if (core->nr_kinds == BK_CORE_MAX_KINDS)
+		return -ENOSPC;
+	for (unsigned int i = 0; i < core->nr_kinds; i++)
+		if (strcmp(core->kinds[i].ops->kind, ops->kind) == 0)
+			return -EEXIST;
+	k = &core->kinds[core->nr_kinds];
+	if (asprintf(&k->path, "/local/domain/%u/backend/%s", core->domid, ops->kind) < 0) {
+		k->path = NULL;
+		return -ENOMEM;
+	}
+	if (asprintf(&k->token, "be:%u", core->nr_kinds) < 0) {
+		free(k->path);
+		k->path = NULL;
+		k->token = NULL;
+		return -ENOMEM;
+	}
+	k->ops = ops;
+	core->nr_kinds++;
+	return 0;
+}
+
+int bk_core_start(struct bk_core *core)
+{
+	int r;
+
+	if (core->started)
+		return -EALREADY;
+	for (unsigned int i = 0; i < core->nr_kinds; i++) {
+		struct bk_kind *k = &core->kinds[i];
+
+		r = bk_xs_watch(core->xs, k->path, k->token);
+		if (r < 0)
+			return log_err_errno(r, "cannot watch %s: %m", k->path);
+		k->watched = true;
+		/* The watch fires at once too; an explicit scan does not depend on it. */
+		k->rescan = true;
+		log_info("serving %s devices under %s", k->ops->kind, k->path);
+	}
+	core->started = true;
+	core_schedule(core);
+	return 0;
+}
+
+void bk_core_stop(struct bk_core *core, void (*done)(void *data), void *data)
+{
+	struct bk_device *dev;
+
+	core->stopping = true;
+	core->stop_done = done;
+	core->stop_data = data;
+	list_for_each_entry(dev, &core->devices, link) {
+		struct bk_dev_priv *p = bk_dev_priv(dev);
+
+		p->want_shutdown = true;
+		bk_core_mark_dirty(p, BK_DIRTY_BE);
+	}
+	/* Refused devices have nothing to shut down. */
+	while (!list_empty(&core->zombies))
+		bk_dev_destroy(bk_dev_priv(list_first_entry(&core->zombies, struct bk_device, link)));
+	if (core->nr_devices == 0 && done) {
+		core->stop_done = NULL;
+		done(data);
+	}
+}
+
+void bk_core_free(struct bk_core *core)
+{
+	if (!core)
+		return;
+	while (!list_empty(&core->zombies))
+		bk_dev_destroy(bk_dev_priv(list_first_entry(&core->zombies, struct bk_device, link)));
+	if (!list_empty(&core->devices))
+		log_warn("freeing the core with %u live devices", core->nr_devices);
+	while (!list_empty(&core->devices))
+		bk_dev_destroy(bk_dev_priv(list_first_entry(&core->devices, struct bk_device, link)));
+	while (!list_empty(&core->pending)) {
+		struct bk_pending *e = list_first_entry(&core->pending, struct bk_pending, link);
+
+		list_del(&e->link);
+		free(e);
+	}
+	for (unsigned int i = 0; i < core->nr_kinds; i++) {
+		struct bk_kind *k = &core->kinds[i];
+
+		if (k->watched)
+			bk_xs_unwatch(core->xs, k->path, k->token);
+		free(k->path);
+		free(k->token);
+	}
+	bk_timer_free(core->timer);
+	bk_hook_free(core->hook);
+	bk_watch_free(core->xs_watch);
+	bk_xs_close(core->xs);
+	free(core);
+}
+
+unsigned int bk_core_nr_devices(const struct bk_core *core)
+{
+	return core->nr_devices;
+}
+
+struct bk_device *bk_core_find(struct bk_core *core, const char *kind, uint32_t domid,
+			       uint32_t devid)
+{
+	for (unsigned int k = 0; k < core->nr_kinds; k++) {
+		if (strcmp(core->kinds[k].ops->kind, kind) == 0) {
+			struct bk_dev_priv *p = find_priv(core, k, domid, devid);
+
+			return (p && !p->zombie) ? &p->pub : NULL;
+		}
+	}
+	return NULL;
+}
+
+struct list_head *bk_core_devices(struct bk_core *core)
+{
+	return &core->devices;
+}
+
+uint32_t bk_core_domid(const struct bk_core *core)
+{
+	return core->domid;
+}

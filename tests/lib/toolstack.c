@@ -1,0 +1,415 @@
+// SPDX-License-Identifier: MIT
+/* The simulated toolstack (libxl 4.17's device add/remove and domain destroy, in xenstore). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "loop.h"
+#include "toolstack.h"
+#include "xen/sim.h"
+#include "xen/xen.h"
+#include "xenbus_front.h"
+
+#define TS_TX_TRIES 16
+
+struct bk_toolstack {
+	struct bk_sim *sim;
+	struct bk_loop *loop;
+	struct bk_xen *xen;
+	struct bk_xs *xs;
+	uint32_t be_domid;
+};
+
+int bk_ts_new(struct bk_sim *sim, uint32_t backend_domid, struct bk_loop *loop,
+	      struct bk_toolstack **ret)
+{
+	struct bk_toolstack *ts = calloc(1, sizeof(*ts));
+	int r;
+
+	if (!ts)
+		return -ENOMEM;
+	ts->sim = sim;
+	ts->loop = loop;
+	ts->be_domid = backend_domid;
+	/* libxl runs in dom0. */
+	r = bk_sim_platform(sim, 0, &ts->xen);
+	if (r < 0)
+		goto fail;
+	r = bk_xs_open(ts->xen, &ts->xs);
+	if (r < 0)
+		goto fail;
+	*ret = ts;
+	return 0;
+fail:
+	bk_ts_free(ts);
+	return r;
+}
+
+void bk_ts_free(struct bk_toolstack *ts)
+{
+	if (!ts)
+		return;
+	bk_xs_close(ts->xs);
+	bk_xen_free(ts->xen);
+	free(ts);
+}
+
+struct bk_xs *bk_ts_xs(struct bk_toolstack *ts)
+{
+	return ts->xs;
+}
+
+char *bk_ts_be_path(struct bk_toolstack *ts, const char *kind, uint32_t domid, uint32_t devid)
+{
+	char *p;
+
+	if (asprintf(&p, "/local/domain/%u/backend/%s/%u/%u", ts->be_domid, kind, domid, devid) < 0)
+		return NULL;
+	return p;
+}
+
+char *bk_ts_fe_path(const char *kind, uint32_t domid, uint32_t devid)
+{
+	char *p;
+
+	if (asprintf(&p, "/local/domain/%u/device/%s/%u", domid, kind, devid) < 0)
+		return NULL;
+	return p;
+}
+
+int bk_ts_exists(struct bk_toolstack *ts, const char *path)
+{
+	char *val;
+	size_t len;
+	int r = bk_xs_read(ts->xs, BK_XS_NULL, path, &val, &len);
+
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return r;
+	free(val);
+	return 1;
+}
+
+struct kv {
+	const char *key;
+	char val[128];
+};
+
+static int write_pairs(struct bk_xs *xs, uint32_t t, const char *dir, const struct kv *kv,
+		       unsigned int n, const char *const *extra)
+{
+	int r;
+
+	for (unsigned int i = 0; i < n; i++) {
+		r = bk_xs_printf(xs, t, dir, kv[i].key, "%s", kv[i].val);
+		if (r < 0)
+			return r;
+	}
+	for (; extra && extra[0]; extra += 2) {
+		if (!extra[1])
+			return -EINVAL;
+		r = bk_xs_printf(xs, t, dir, extra[0], "%s", extra[1]);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* rm, mkdir, set perms, write: one side of libxl__device_generic_add. */
+static int add_dir(struct bk_xs *xs, uint32_t t, const char *dir, uint32_t owner,
+		   uint32_t reader, const struct kv *kv, unsigned int n, const char *const *extra)
+{
+	const struct bk_xs_perm perms[] = {
+		{ .domid = owner, .perms = BK_XS_PERM_NONE },
+		{ .domid = reader, .perms = BK_XS_PERM_READ },
+	};
+	int r;
+
+	r = bk_xs_rm(xs, t, dir);
+	if (r < 0 && r != -ENOENT)
+		return r;
+	r = bk_xs_mkdir(xs, t, dir);
+	if (r < 0)
+		return r;
+	r = bk_xs_set_perms(xs, t, dir, perms, ARRAY_SIZE(perms));
+	if (r < 0)
+		return r;
+	return write_pairs(xs, t, dir, kv, n, extra);
+}
+
+#define KV(k, ...)                                                                                 \
+	do {                                                                                       \
+		kv[n].key = (k);                                                                   \
+		snprintf(kv[n].val, sizeof(kv[n].val), __VA_ARGS__);                               \
+		n++;                                                                               \
+	} while (0)
+#define OR(a, b) ((a) ? (a) : (b))
+
+int bk_ts_add(struct bk_toolstack *ts, const struct bk_ts_dev *d)
+{
+	_cleanup_free_ char *be = NULL, *fe = NULL;
+	struct kv bkv[20], fkv[12];
+	unsigned int nb = 0, nf = 0;
+	bool vif;
+	int r = -EIO;
+
+	if (!d->kind || (strcmp(d->kind, "vbd") != 0 && strcmp(d->kind, "vif") != 0))
+		return -EINVAL;
+	vif = strcmp(d->kind, "vif") == 0;
+	be = bk_ts_be_path(ts, d->kind, d->domid, d->devid);
+	fe = bk_ts_fe_path(d->kind, d->domid, d->devid);
+	if (!be || !fe)
+		return -ENOMEM;
+
+	{
+		struct kv *kv = bkv;
+		unsigned int n = 0;
+
+		KV("frontend", "%s", fe);
+		KV("frontend-id", "%u", d->domid);
+		KV("online", "1");
+		KV("state", "1");
+		if (vif) {
+			KV("script", "%s", OR(d->script, "/etc/xen/scripts/vif-bridge"));
+			KV("mac", "%s", OR(d->mac, "00:16:3e:00:00:01"));
+			KV("bridge", "%s", OR(d->bridge, "xenbr0"));
+			KV("handle", "%u", d->devid);
+			KV("type", "%s", OR(d->type, "vif"));
+		} else {
+			KV("removable", "0");
+			KV("bootable", "1");
+			KV("dev", "%s", OR(d->dev, "xvda"));
+			KV("type", "%s", OR(d->type, "phy"));
+			KV("mode", "%s", OR(d->mode, "w"));
+			KV("device-type", "%s", OR(d->device_type, "disk"));
+			KV("discard-enable", "1");
+			KV("specification", "xen");
+			KV("params", "%s", OR(d->params, "/dev/null"));
+			KV("script", "%s", OR(d->script, "/etc/xen/scripts/block"));
+		}
+		nb = n;
+	}
+	{
+		struct kv *kv = fkv;
+		unsigned int n = 0;
+
+		KV("backend", "%s", be);
+		KV("backend-id", "%u", ts->be_domid);
+		KV("state", "1");
+		if (vif) {
+			KV("handle", "%u", d->devid);
+			KV("mac", "%s", OR(d->mac, "00:16:3e:00:00:01"));
+		} else {
+			KV("virtual-device", "%u", d->devid);
+			KV("device-type", "%s", OR(d->device_type, "disk"));
+			KV("protocol", "x86_64-abi");
+		}
+		KV("trusted", "1");
+		nf = n;
+	}
+
+	for (int tries = 0; tries < TS_TX_TRIES; tries++) {
+		uint32_t t;
+
+		r = bk_xs_transaction_start(ts->xs, &t);
+		if (r < 0)
+			return r;
+		r = add_dir(ts->xs, t, fe, d->domid, ts->be_domid, fkv, nf, d->extra_fe);
+		if (r == 0)
+			r = add_dir(ts->xs, t, be, ts->be_domid, d->domid, bkv, nb, d->extra_be);
+		if (r < 0) {
+			bk_xs_transaction_end(ts->xs, t, true);
+			return r;
+		}
+		r = bk_xs_transaction_end(ts->xs, t, false);
+		if (r != -EAGAIN)
+			return r;
+	}
+	return r;
+}
+
+int bk_ts_be_state(struct bk_toolstack *ts, const char *kind, uint32_t domid, uint32_t devid,
+		   unsigned int *ret)
+{
+	_cleanup_free_ char *be = bk_ts_be_path(ts, kind, domid, devid);
+	uint32_t v;
+	int r;
+
+	if (!be)
+		return -ENOMEM;
+	r = bk_xs_read_u32(ts->xs, BK_XS_NULL, be, "state", &v);
+	if (r < 0)
+		return r;
+	*ret = v;
+	return 0;
+}
+
+int bk_ts_write_be(struct bk_toolstack *ts, const char *kind, uint32_t domid, uint32_t devid,
+		   const char *key, const char *val)
+{
+	_cleanup_free_ char *be = bk_ts_be_path(ts, kind, domid, devid);
+
+	if (!be)
+		return -ENOMEM;
+	return bk_xs_printf(ts->xs, BK_XS_NULL, be, key, "%s", val);
+}
+
+struct ts_wait {
+	struct bk_toolstack *ts;
+	const char *kind;
+	uint32_t domid, devid;
+	unsigned int state;
+};
+
+static bool ts_state_is(void *data)
+{
+	struct ts_wait *w = data;
+	unsigned int s;
+
+	return bk_ts_be_state(w->ts, w->kind, w->domid, w->devid, &s) == 0 && s == w->state;
+}
+
+static int ts_wait_state(struct bk_toolstack *ts, const char *kind, uint32_t domid,
+			 uint32_t devid, unsigned int state)
+{
+	struct ts_wait w = { ts, kind, domid, devid, state };
+
+	return bk_test_pump_until(ts->loop, ts_state_is, &w, BK_TS_WAIT_ITERS);
+}
+
+int bk_ts_hotplug(struct bk_toolstack *ts, const char *kind, uint32_t domid, uint32_t devid,
+		  const char *status)
+{
+	return bk_ts_write_be(ts, kind, domid, devid, "hotplug-status", status);
+}
+
+int bk_ts_attach(struct bk_toolstack *ts, const struct bk_ts_dev *d)
+{
+	int r = bk_ts_add(ts, d);
+
+	if (r < 0)
+		return r;
+	r = ts_wait_state(ts, d->kind, d->domid, d->devid, 2);
+	if (r < 0)
+		return r;
+	return bk_ts_hotplug(ts, d->kind, d->domid, d->devid, "connected");
+}
+
+int bk_ts_request_remove(struct bk_toolstack *ts, const char *kind, uint32_t domid,
+			 uint32_t devid)
+{
+	_cleanup_free_ char *be = bk_ts_be_path(ts, kind, domid, devid);
+	int r = -EIO;
+
+	if (!be)
+		return -ENOMEM;
+	for (int tries = 0; tries < TS_TX_TRIES; tries++) {
+		uint32_t t;
+
+		r = bk_xs_transaction_start(ts->xs, &t);
+		if (r < 0)
+			return r;
+		r = bk_xs_printf(ts->xs, t, be, "online", "0");
+		if (r == 0)
+			r = bk_xs_printf(ts->xs, t, be, "state", "5");
+		if (r < 0) {
+			bk_xs_transaction_end(ts->xs, t, true);
+			return r;
+		}
+		r = bk_xs_transaction_end(ts->xs, t, false);
+		if (r != -EAGAIN)
+			return r;
+	}
+	return r;
+}
+
+/* Remove @path, then its parents while empty, but not above @stop (libxl__xs_path_cleanup). */
+static int path_cleanup(struct bk_xs *xs, uint32_t t, char *path, size_t stop)
+{
+	int r = bk_xs_rm(xs, t, path);
+
+	if (r < 0 && r != -ENOENT)
+		return r;
+	for (;;) {
+		char *slash = strrchr(path, '/');
+		char **names;
+		unsigned int n;
+
+		if (!slash || (size_t)(slash - path) < stop)
+			return 0;
+		*slash = '\0';
+		if (bk_xs_directory(xs, t, path, &names, &n) < 0)
+			return 0;
+		free(names);
+		if (n > 0)
+			return 0;
+		r = bk_xs_rm(xs, t, path);
+		if (r < 0 && r != -ENOENT)
+			return r;
+	}
+}
+
+int bk_ts_destroy_dirs(struct bk_toolstack *ts, const char *kind, uint32_t domid,
+		       uint32_t devid)
+{
+	_cleanup_free_ char *be = bk_ts_be_path(ts, kind, domid, devid);
+	_cleanup_free_ char *fe = bk_ts_fe_path(kind, domid, devid);
+	size_t be_stop, fe_stop;
+	int r = -EIO;
+
+	if (!be || !fe)
+		return -ENOMEM;
+	/* Empty parents go up to backend/<kind>/<domid>; backend/<kind> and device/<kind> stay. */
+	be_stop = (size_t)snprintf(NULL, 0, "/local/domain/%u/backend/%s", ts->be_domid, kind) + 1;
+	fe_stop = strlen(fe) - strlen(strrchr(fe, '/')) + 1;
+	for (int tries = 0; tries < TS_TX_TRIES; tries++) {
+		_cleanup_free_ char *b = strdup(be), *f = strdup(fe);
+		uint32_t t;
+
+		if (!b || !f)
+			return -ENOMEM;
+		r = bk_xs_transaction_start(ts->xs, &t);
+		if (r < 0)
+			return r;
+		r = path_cleanup(ts->xs, t, f, fe_stop);
+		if (r == 0)
+			r = path_cleanup(ts->xs, t, b, be_stop);
+		if (r < 0) {
+			bk_xs_transaction_end(ts->xs, t, true);
+			return r;
+		}
+		r = bk_xs_transaction_end(ts->xs, t, false);
+		if (r != -EAGAIN)
+			return r;
+	}
+	return r;
+}
+
+int bk_ts_remove(struct bk_toolstack *ts, const char *kind, uint32_t domid, uint32_t devid)
+{
+	int r, w;
+
+	r = bk_ts_request_remove(ts, kind, domid, devid);
+	if (r < 0)
+		return r;
+	w = ts_wait_state(ts, kind, domid, devid, 6);
+	r = bk_ts_destroy_dirs(ts, kind, domid, devid);
+	if (r < 0)
+		return r;
+	return w;
+}
+
+int bk_ts_guest_destroyed(struct bk_toolstack *ts, uint32_t domid)
+{
+	char path[64];
+	int r;
+
+	r = bk_sim_domain_destroy(ts->sim, domid);
+	if (r < 0)
+		return r;
+	snprintf(path, sizeof(path), "/local/domain/%u", domid);
+	r = bk_xs_rm(ts->xs, BK_XS_NULL, path);
+	return r == -ENOENT ? 0 : r;
+}

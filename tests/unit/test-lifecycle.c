@@ -1,0 +1,403 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The device lifecycle over the simulation: creation by the toolstack, the xenbus handshake
+ * and reconnect, toolstack removal, a guest destroyed under a live device, refused devices,
+ * hostile frontend states, bk_device_fail, and bk_core_stop.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "test-lifecycle-common.h"
+
+#define DOM 5U
+
+static int be_state(struct fx *fx, uint32_t domid, uint32_t devid)
+{
+	unsigned int s;
+	int r = bk_ts_be_state(fx->ts, "vbd", domid, devid, &s);
+
+	return r < 0 ? r : (int)s;
+}
+
+static struct bk_xbfront *open_front(struct fx *fx, uint32_t domid, uint32_t devid)
+{
+	_cleanup_free_ char *path = bk_ts_fe_path("vbd", domid, devid);
+	struct bk_xbfront *f = NULL;
+
+	CHECK(path && bk_xbf_open(fx->sim, fx->loop, domid, path, &f) == 0);
+	return f;
+}
+
+/* Attach, connect, close, reconnect, then detach as the toolstack. */
+static void test_handshake(void)
+{
+	struct bk_ts_dev d = fx_vbd(DOM, XVDA);
+	struct bk_sim_counts c0, c1;
+	struct bk_device *dev;
+	struct bk_xbfront *f;
+	struct fx fx;
+	char *be, *fe;
+
+	CHECK(fx_init(&fx, 0) == 0);
+	CHECK(bk_sim_domain_create(fx.sim, DOM, 16) == 0);
+	bk_sim_counts(fx.sim, &c0);
+	CHECK(bk_ts_attach(fx.ts, &d) == 0);
+	CHECK(tb.probes == 1);
+	dev = bk_core_find(fx.core, "vbd", DOM, XVDA);
+	CHECK(dev != NULL);
+	if (!dev)
+		goto out;
+	CHECK(strcmp(dev->name, "vbd 5/51712") == 0);
+	CHECK(strcmp(dev->fe_path, "/local/domain/5/device/vbd/51712") == 0);
+	CHECK(bk_core_nr_devices(fx.core) == 1);
+	bk_sim_counts(fx.sim, &c1);
+	CHECK(c1.xs_watches == c0.xs_watches + 1); /* the frontend's state */
+
+	f = open_front(&fx, DOM, XVDA);
+	if (!f)
+		goto out;
+	CHECK(bk_xbf_wait_be_state(f, 2, 0) == 0);
+	bk_xbf_pump(f, 4);
+	CHECK(tb.hotplug_changes == 1);
+	CHECK(tb.last_fe == BK_XB_INITIALISING);
+	CHECK(bk_xbf_set_state(f, 3) == 0);
+	CHECK(bk_xbf_wait_be_state(f, 4, 0) == 0);
+	CHECK(bk_xbf_set_state(f, 4) == 0);
+	bk_xbf_pump(f, 4);
+	CHECK(tb.last_fe == BK_XB_CONNECTED);
+	CHECK(bk_xbf_set_state(f, 5) == 0);
+	CHECK(bk_xbf_wait_be_state(f, 5, 0) == 0);
+	CHECK(bk_xbf_set_state(f, 6) == 0);
+	CHECK(bk_xbf_wait_be_state(f, 6, 0) == 0);
+	/* Kexec: the frontend starts over, the backend goes back to InitWait. */
+	CHECK(bk_xbf_set_state(f, 1) == 0);
+	CHECK(bk_xbf_wait_be_state(f, 2, 0) == 0);
+	CHECK(bk_xbf_set_state(f, 3) == 0);
+	CHECK(bk_xbf_wait_be_state(f, 4, 0) == 0);
+	CHECK(tb.shutdowns == 0 && tb.removes == 0);
+	bk_xbf_close(f);
+
+	/* Detach: online=0 + Closing -> shutdown, Closed, removal; libxl removes the dirs. */
+	CHECK(bk_ts_remove(fx.ts, "vbd", DOM, XVDA) == 0);
+	CHECK(tb.shutdowns == 1 && tb.removes == 1);
+	CHECK(bk_core_nr_devices(fx.core) == 0);
+	CHECK(bk_core_find(fx.core, "vbd", DOM, XVDA) == NULL);
+	be = bk_ts_be_path(fx.ts, "vbd", DOM, XVDA);
+	fe = bk_ts_fe_path("vbd", DOM, XVDA);
+	CHECK(fx_exists(&fx, be) == 0);
+	CHECK(fx_exists(&fx, fe) == 0);
+	free(be);
+	free(fe);
+	bk_loop_run_once(fx.loop, 10);
+	bk_sim_counts(fx.sim, &c1);
+	CHECK(c1.xs_watches == c0.xs_watches);
+	CHECK(tb.probes == 1);
+out:
+	fx_fini(&fx);
+}
+
+/* A slow shutdown: Closed (6) only once the backend says it is done. */
+static void test_async_removal(void)
+{
+	struct bk_ts_dev d = fx_vbd(DOM, XVDA);
+	struct fx fx;
+
+	CHECK(fx_init(&fx, 0) == 0);
+	CHECK(bk_sim_domain_create(fx.sim, DOM, 16) == 0);
+	CHECK(bk_ts_attach(fx.ts, &d) == 0);
+	tb.async_shutdown = true;
+	CHECK(bk_ts_request_remove(fx.ts, "vbd", DOM, XVDA) == 0);
+	for (int i = 0; i < 20; i++)
+		bk_loop_run_once(fx.loop, 5);
+	CHECK(tb.shutdowns == 1);
+	CHECK(be_state(&fx, DOM, XVDA) == 5); /* as the toolstack left it */
+	CHECK(bk_core_nr_devices(fx.core) == 1);
+	CHECK(tb_finish_shutdowns() == 1);
+	CHECK(fx_wait_nr_devices(&fx, 0) == 0);
+	CHECK(be_state(&fx, DOM, XVDA) == 6);
+	CHECK(tb.removes == 1);
+	CHECK(bk_ts_destroy_dirs(fx.ts, "vbd", DOM, XVDA) == 0);
+	fx_fini(&fx);
+}
+
+/* The guest dies under a connected device: teardown, and nothing left in backend/. */
+static void test_guest_destroyed(void)
+{
+	struct bk_ts_dev d = fx_vbd(DOM, XVDA);
+	struct bk_ts_dev d2 = fx_vbd(DOM, XVDA + 16);
+	struct bk_sim_counts c0, c1;
+	struct bk_xbfront *f;
+	struct fx fx;
+
+	CHECK(fx_init(&fx, 0) == 0);
+	bk_sim_counts(fx.sim, &c0);
+	CHECK(bk_sim_domain_create(fx.sim, DOM, 16) == 0);
+	CHECK(bk_ts_attach(fx.ts, &d) == 0);
+	CHECK(bk_ts_attach(fx.ts, &d2) == 0);
+	f = open_front(&fx, DOM, XVDA);
+	if (!f)
+		goto out;
+	CHECK(bk_xbf_set_state(f, 4) == 0);
+	CHECK(bk_xbf_wait_be_state(f, 4, 0) == 0);
+	bk_xbf_close(f);
+
+	CHECK(bk_ts_guest_destroyed(fx.ts, DOM) == 0);
+	CHECK(fx_wait_nr_devices(&fx, 0) == 0);
+	bk_loop_run_once(fx.loop, 10);
+	CHECK(tb.shutdowns == 2 && tb.removes == 2);
+	CHECK(fx_exists(&fx, "/local/domain/0/backend/vbd/5") == 0);
+	CHECK(fx_exists(&fx, "/local/domain/5") == 0);
+	bk_sim_counts(fx.sim, &c1);
+	CHECK(c1.xs_watches == c0.xs_watches);
+	/* backend/ and backend/vbd may stay (as with libxl); nothing else. */
+	CHECK(c1.xs_nodes <= c0.xs_nodes + 2);
+out:
+	fx_fini(&fx);
+}
+
+/*
+ * The frontend directory goes away while the domain lives: teardown to Closed, the device
+ * stays; when the frontend comes back at Initialising, the backend reconnects.
+ */
+static void test_frontend_vanishes(void)
+{
+	struct bk_ts_dev d = fx_vbd(DOM, XVDA);
+	struct bk_xbfront *f;
+	struct fx fx;
+
+	CHECK(fx_init(&fx, 0) == 0);
+	CHECK(bk_sim_domain_create(fx.sim, DOM, 16) == 0);
+	CHECK(bk_ts_attach(fx.ts, &d) == 0);
+	f = open_front(&fx, DOM, XVDA);
+	if (!f)
+		goto out;
+	CHECK(bk_xbf_set_state(f, 4) == 0);
+	CHECK(bk_xbf_wait_be_state(f, 4, 0) == 0);
+	/* The guest removes its own directory (it owns it). */
+	CHECK(bk_xs_rm(f->xs, BK_XS_NULL, f->path) == 0);
+	CHECK(bk_xbf_wait_be_state(f, 6, 0) == 0);
+	CHECK(tb.shutdowns == 1 && tb.removes == 0);
+	CHECK(bk_core_nr_devices(fx.core) == 1);
+	CHECK(bk_xbf_set_state(f, 1) == 0);
+	CHECK(bk_xbf_wait_be_state(f, 2, 0) == 0);
+	CHECK(bk_xbf_set_state(f, 3) == 0);
+	CHECK(bk_xbf_wait_be_state(f, 4, 0) == 0);
+	bk_xbf_close(f);
+	CHECK(bk_ts_remove(fx.ts, "vbd", DOM, XVDA) == 0);
+	CHECK(tb.removes == 1);
+out:
+	fx_fini(&fx);
+}
+
+/* Backend keys that point the backend elsewhere: refused, Closed, error written, no probe. */
+static void test_bogus_frontend(void)
+{
+	static const char *const bogus[][4] = {
+		{ "frontend", "/local/domain/6/device/vbd/51712", NULL },
+		{ "frontend", "/local/domain/5/device/vbd/51712/../../../../0", NULL },
+		{ "frontend", "/local/domain/5/device/vif/51712", NULL },
+		{ "frontend", "/local/domain/5/device/vbd/51713", NULL },
+		{ "frontend", "/local/domain/05/device/vbd/51712", NULL },
+		{ "frontend", "local/domain/5/device/vbd/51712", NULL },
+		{ "frontend", "/local/domain/0/backend/vbd/5/51712\n", NULL },
+		{ "frontend-id", "6", NULL },
+		{ "frontend-id", "-5", NULL },
+		{ "frontend-id", "5x", NULL },
+	};
+	struct bk_sim_counts c0, c1;
+	struct fx fx;
+
+	CHECK(fx_init(&fx, 0) == 0);
+	CHECK(bk_sim_domain_create(fx.sim, DOM, 16) == 0);
+	CHECK(bk_sim_domain_create(fx.sim, 6, 16) == 0);
+	bk_sim_counts(fx.sim, &c0);
+	for (size_t i = 0; i < ARRAY_SIZE(bogus); i++) {
+		struct bk_ts_dev d = fx_vbd(DOM, XVDA);
+		_cleanup_free_ char *be = bk_ts_be_path(fx.ts, "vbd", DOM, XVDA);
+		_cleanup_free_ char *err = NULL;
+
+		d.extra_be = bogus[i];
+		CHECK(bk_ts_add(fx.ts, &d) == 0);
+		for (int j = 0; j < 10; j++)
+			bk_loop_run_once(fx.loop, 2);
+		CHECK(be_state(&fx, DOM, XVDA) == 6);
+		CHECK(bk_xs_read_str(bk_ts_xs(fx.ts), BK_XS_NULL, be, "error", &err) == 0);
+		CHECK(err && strtol(err, NULL, 10) > 0);
+		CHECK(tb.probes == 0);
+		CHECK(bk_core_nr_devices(fx.core) == 0);
+		CHECK(bk_core_find(fx.core, "vbd", DOM, XVDA) == NULL);
+		/* libxl gives up and removes it: the refused device goes too. */
+		CHECK(bk_ts_remove(fx.ts, "vbd", DOM, XVDA) == 0);
+		bk_loop_run_once(fx.loop, 10);
+		bk_sim_counts(fx.sim, &c1);
+		CHECK(c1.xs_watches == c0.xs_watches);
+	}
+	/* A good device at the same place afterwards is served. */
+	{
+		struct bk_ts_dev d = fx_vbd(DOM, XVDA);
+
+		CHECK(bk_ts_attach(fx.ts, &d) == 0);
+		CHECK(tb.probes == 1);
+	}
+	fx_fini(&fx);
+}
+
+/* A probe that refuses: Closed with the error node, no remove, no retry storm. */
+static void test_probe_refused(void)
+{
+	struct bk_ts_dev d = fx_vbd(DOM, XVDA);
+	_cleanup_free_ char *err = NULL;
+	_cleanup_free_ char *be = NULL;
+	struct fx fx;
+
+	CHECK(fx_init(&fx, 0) == 0);
+	CHECK(bk_sim_domain_create(fx.sim, DOM, 16) == 0);
+	be = bk_ts_be_path(fx.ts, "vbd", DOM, XVDA);
+	tb.probe_ret = -ENODEV;
+	CHECK(bk_ts_add(fx.ts, &d) == 0);
+	for (int i = 0; i < 20; i++)
+		bk_loop_run_once(fx.loop, 2);
+	CHECK(tb.probes == 1);
+	CHECK(be_state(&fx, DOM, XVDA) == 6);
+	CHECK(bk_xs_read_str(bk_ts_xs(fx.ts), BK_XS_NULL, be, "error", &err) == 0);
+	CHECK(err && strncmp(err, "19 ", 3) == 0);
+	CHECK(bk_core_nr_devices(fx.core) == 0);
+	CHECK(bk_ts_remove(fx.ts, "vbd", DOM, XVDA) == 0);
+	CHECK(tb.removes == 0 && tb.shutdowns == 0);
+	fx_fini(&fx);
+}
+
+/* Every unparsable frontend state is Closed; each round trips through Initialising. */
+static void test_hostile_state(void)
+{
+	static const struct {
+		const char *val;
+		size_t len;
+	} bad[] = {
+		{ "9", 1 },   { "abc", 3 }, { "", 0 },     { "-1", 2 },
+		{ " 4", 2 },  { "4 ", 2 },  { "0x4", 3 },  { "99999999999999999999999", 23 },
+		{ "4\0x", 3 }, { "\xff", 1 }, { "+4", 2 },  { "4294967300", 10 },
+	};
+	struct bk_ts_dev d = fx_vbd(DOM, XVDA);
+	struct bk_xbfront *f;
+	struct fx fx;
+
+	CHECK(fx_init(&fx, 0) == 0);
+	CHECK(bk_sim_domain_create(fx.sim, DOM, 16) == 0);
+	CHECK(bk_ts_attach(fx.ts, &d) == 0);
+	f = open_front(&fx, DOM, XVDA);
+	if (!f)
+		goto out;
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		CHECK(bk_xbf_set_state(f, 3) == 0);
+		CHECK(bk_xbf_wait_be_state(f, 4, 0) == 0);
+		CHECK(bk_xbf_write_raw(f, "state", bad[i].val, bad[i].len) == 0);
+		CHECK(bk_xbf_wait_be_state(f, 6, 0) == 0);
+		CHECK(tb.last_fe == BK_XB_CLOSED);
+		CHECK(bk_xbf_set_state(f, 1) == 0);
+		CHECK(bk_xbf_wait_be_state(f, 2, 0) == 0);
+		CHECK(tb.last_fe == BK_XB_INITIALISING);
+	}
+	/* A valid Unknown (0) is delivered as such. */
+	CHECK(bk_xbf_set_state(f, 0) == 0);
+	bk_xbf_pump(f, 4);
+	CHECK(tb.last_fe == BK_XB_UNKNOWN);
+	CHECK(tb.shutdowns == 0);
+	CHECK(bk_core_nr_devices(fx.core) == 1);
+	bk_xbf_close(f);
+out:
+	fx_fini(&fx);
+}
+
+/* bk_device_fail: error node, Closing, shutdown, Closed; then the frontend can restart. */
+static void test_fail(void)
+{
+	struct bk_ts_dev d = fx_vbd(DOM, XVDA);
+	_cleanup_free_ char *err = NULL;
+	struct bk_xbfront *f;
+	struct fx fx;
+
+	CHECK(fx_init(&fx, 0) == 0);
+	CHECK(bk_sim_domain_create(fx.sim, DOM, 16) == 0);
+	CHECK(bk_ts_attach(fx.ts, &d) == 0);
+	f = open_front(&fx, DOM, XVDA);
+	if (!f)
+		goto out;
+	tb.fail_on_connect = true;
+	CHECK(bk_xbf_set_state(f, 3) == 0);
+	CHECK(bk_xbf_wait_be_state(f, 6, 0) == 0);
+	CHECK(bk_xbf_read_be(f, "error", &err) == 0);
+	CHECK(err && strcmp(err, "22 test failure") == 0);
+	CHECK(tb.shutdowns == 1 && tb.removes == 0);
+	CHECK(bk_core_nr_devices(fx.core) == 1);
+	tb.fail_on_connect = false;
+	CHECK(bk_xbf_set_state(f, 6) == 0);
+	CHECK(bk_xbf_set_state(f, 1) == 0);
+	CHECK(bk_xbf_wait_be_state(f, 2, 0) == 0);
+	CHECK(bk_xbf_set_state(f, 3) == 0);
+	CHECK(bk_xbf_wait_be_state(f, 4, 0) == 0);
+	bk_xbf_close(f);
+out:
+	fx_fini(&fx);
+}
+
+static void on_stopped(void *data)
+{
+	(*(int *)data)++;
+}
+
+/* bk_core_stop waits for every shutdown and leaves the xenstore states alone. */
+static void test_stop(void)
+{
+	struct bk_core_params prm = { 0 };
+	int stopped = 0;
+	struct fx fx;
+
+	CHECK(fx_init(&fx, 0) == 0);
+	CHECK(bk_sim_domain_create(fx.sim, DOM, 16) == 0);
+	for (uint32_t i = 0; i < 3; i++) {
+		struct bk_ts_dev d = fx_vbd(DOM, XVDA + 16 * i);
+
+		CHECK(bk_ts_attach(fx.ts, &d) == 0);
+	}
+	tb.async_shutdown = true;
+	bk_core_stop(fx.core, on_stopped, &stopped);
+	for (int i = 0; i < 10; i++)
+		bk_loop_run_once(fx.loop, 2);
+	CHECK(tb.shutdowns == 3 && stopped == 0 && bk_core_nr_devices(fx.core) == 3);
+	CHECK(tb_finish_shutdowns() == 3);
+	for (int i = 0; i < 10 && !stopped; i++)
+		bk_loop_run_once(fx.loop, 2);
+	CHECK(stopped == 1);
+	CHECK(tb.removes == 3 && bk_core_nr_devices(fx.core) == 0);
+	CHECK(be_state(&fx, DOM, XVDA) == 2);
+	bk_core_free(fx.core);
+	fx.core = NULL;
+
+	/* A new core picks the devices up again (daemon restart). */
+	prm.loop = fx.loop;
+	prm.xen = fx.xen;
+	CHECK(bk_core_new(&prm, &fx.core) == 0);
+	CHECK(bk_core_register(fx.core, &tb_ops) == 0);
+	CHECK(bk_core_start(fx.core) == 0);
+	CHECK(bk_core_register(fx.core, &tb_ops) == -EBUSY);
+	CHECK(fx_wait_nr_devices(&fx, 3) == 0);
+	CHECK(tb.probes == 6);
+	tb.async_shutdown = false;
+	fx_fini(&fx);
+}
+
+int main(void)
+{
+	test_handshake();
+	test_async_removal();
+	test_guest_destroyed();
+	test_frontend_vanishes();
+	test_bogus_frontend();
+	test_probe_refused();
+	test_hostile_state();
+	test_fail();
+	test_stop();
+	return fx_result("lifecycle");
+}
