@@ -42,7 +42,7 @@ struct aio_engine {
 	unsigned int npending;
 	struct io_event *events;
 	struct bk_io_fifo failed; /* refused by io_submit: reported from the eventfd callback */
-	bool fdsync_missing;      /* the kernel refused IO_CMD_FDSYNC once */
+	bool fdsync_missing;	  /* the kernel refused IO_CMD_FDSYNC once */
 	struct bk_worker *worker;
 	unsigned int dispatching;
 	bool close_pending;

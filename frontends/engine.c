@@ -48,8 +48,9 @@ int bk_engine_open(const char *name, struct bk_loop *loop, struct bk_store *stor
 	const struct bk_engine_ops *ops = bk_engine_find(name);
 
 	if (!ops) {
-		log_err("%s: unknown I/O engine '%s' (built: %s)", p && p->name ? p->name : "engine",
-			name ? name : "(null)", bk_engine_names());
+		log_err("%s: unknown I/O engine '%s' (built: %s)",
+			p && p->name ? p->name : "engine", name ? name : "(null)",
+			bk_engine_names());
 		return -ENOENT;
 	}
 	return ops->open(loop, store, p, ret);

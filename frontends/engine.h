@@ -92,10 +92,17 @@ struct bk_engine_ops {
 	void (*close)(struct bk_engine *e);
 	/*
 	 * Optional: register fixed buffers once (the backend's bounce pool) so I/O that uses
-	 * them (io->buf_index >= 0) skips per-I/O page pinning.
+	 * them (io->buf_index >= 0) skips per-I/O page pinning. Call with nothing in flight;
+	 * calling again replaces the set, n = 0 drops it. On failure (-EOPNOTSUPP, -ENOMEM,
+	 * -EBUSY) keep using buf_index = -1. io_uring uses READ/WRITE_FIXED when an I/O's iov
+	 * elements are contiguous in memory, plain readv/writev otherwise.
 	 */
 	int (*register_buffers)(struct bk_engine *e, const struct iovec *iov, unsigned int n);
-	/* Queue without a syscall; -EAGAIN when depth is reached. */
+	/*
+	 * Queue without a syscall; -EAGAIN when depth is reached, -EINVAL for a malformed
+	 * request (unknown op, read/write without iov or over 1 GiB). I/O errors, including
+	 * EBADF for writes to a read-only store, arrive through done().
+	 */
 	int (*queue)(struct bk_engine *e, struct bk_io *io);
 	/* Submit what is queued now (normally done by the engine's loop hook). */
 	void (*kick)(struct bk_engine *e);

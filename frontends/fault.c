@@ -78,9 +78,15 @@ static const struct {
 	const char *name;
 	int err;
 } err_names[] = {
-	{ "EIO", EIO },		  { "ENOSPC", ENOSPC }, { "EROFS", EROFS },
-	{ "EBADF", EBADF },	  { "EINVAL", EINVAL }, { "ENOMEM", ENOMEM },
-	{ "EOPNOTSUPP", EOPNOTSUPP }, { "ETIMEDOUT", ETIMEDOUT }, { "ENODEV", ENODEV },
+	{ "EIO", EIO },
+	{ "ENOSPC", ENOSPC },
+	{ "EROFS", EROFS },
+	{ "EBADF", EBADF },
+	{ "EINVAL", EINVAL },
+	{ "ENOMEM", ENOMEM },
+	{ "EOPNOTSUPP", EOPNOTSUPP },
+	{ "ETIMEDOUT", ETIMEDOUT },
+	{ "ENODEV", ENODEV },
 };
 
 static const char *const op_names[] = { "read", "write", "flush", "discard" };

@@ -23,7 +23,7 @@ struct null_engine {
 	struct bk_watch *watch;
 	struct bk_hook *hook;
 	bool hook_on;
-	bool kicked;                /* eventfd written, callback not yet run */
+	bool kicked;		    /* eventfd written, callback not yet run */
 	struct bk_io_fifo queued;   /* not yet kicked */
 	struct bk_io_fifo finished; /* kicked: report at the next eventfd callback */
 	unsigned int dispatching;
@@ -132,8 +132,8 @@ static void null_close(struct bk_engine *e)
 		null_free(n);
 }
 
-static int null_open(struct bk_loop *loop, struct bk_store *store,
-		     const struct bk_engine_params *p, struct bk_engine **ret)
+static int null_open(struct bk_loop *loop, struct bk_store *store, const struct bk_engine_params *p,
+		     struct bk_engine **ret)
 {
 	const char *name = p && p->name ? p->name : "null";
 	struct null_engine *n;

@@ -21,7 +21,7 @@
 
 /* Filesystems whose fallocate(FALLOC_FL_PUNCH_HOLE) is known to work. */
 static const long punch_hole_fs[] = {
-	0xEF53,     /* ext4 (and ext3 mounted by the ext4 driver) */
+	0xEF53,	    /* ext4 (and ext3 mounted by the ext4 driver) */
 	0x58465342, /* xfs */
 	0x9123683E, /* btrfs */
 	0x01021994, /* tmpfs */
@@ -117,9 +117,8 @@ static int probe_blkdev(struct bk_store *s, const struct stat *st)
 
 static void probe_file(struct bk_store *s, const struct stat *st)
 {
-	uint32_t blksize = st->st_blksize > 0 && st->st_blksize <= (1 << 20) ?
-				   (uint32_t)st->st_blksize :
-				   4096;
+	uint32_t blksize =
+		st->st_blksize > 0 && st->st_blksize <= (1 << 20) ? (uint32_t)st->st_blksize : 4096;
 
 	s->size = (uint64_t)st->st_size;
 	s->logical_block = 512;

@@ -34,10 +34,10 @@ struct bk_worker {
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	bool stop;                /* under lock */
-	struct bk_io_fifo todo;   /* under lock */
+	bool stop;		  /* under lock */
+	struct bk_io_fifo todo;	  /* under lock */
 	struct bk_io_fifo done_q; /* under lock */
-	unsigned int pending;     /* loop thread only: submitted, not yet reported */
+	unsigned int pending;	  /* loop thread only: submitted, not yet reported */
 };
 
 static int run_rw(struct bk_store *store, struct bk_io *io)
@@ -84,9 +84,9 @@ int bk_io_run_sync(struct bk_store *store, struct bk_io *io)
 			return ioctl(store->fd, BLKDISCARD, range) < 0 ? neg_errno() : 0;
 		}
 		return fallocate(store->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-				 (off_t)io->offset, (off_t)io->len) < 0 ?
-			       neg_errno() :
-			       0;
+				 (off_t)io->offset, (off_t)io->len) < 0
+			       ? neg_errno()
+			       : 0;
 	default:
 		return -EOPNOTSUPP;
 	}

@@ -111,8 +111,7 @@ static void test_after_count(struct bk_loop *loop)
 	struct tio t[8];
 	unsigned int pending = 0;
 
-	CHECK(open_fault(loop, NULL, "inner=null,err=ENOSPC,fail=any:after=2:count=2", 8, &e) ==
-	      0);
+	CHECK(open_fault(loop, NULL, "inner=null,err=ENOSPC,fail=any:after=2:count=2", 8, &e) == 0);
 	if (!e)
 		return;
 	for (unsigned int i = 0; i < 8; i++) {

@@ -69,7 +69,10 @@ int main(void)
 	memset(buf, 0x5a, sizeof(buf));
 	for (unsigned int i = 0; i < DEPTH; i++) {
 		t[i].iov[0] = (struct iovec){ buf[i], sizeof(buf[i]) };
-		tio_init(&t[i], &pending, i % 3 == 2 ? BK_IO_FLUSH : i % 2 ? BK_IO_WRITE : BK_IO_READ,
+		tio_init(&t[i], &pending,
+			 i % 3 == 2 ? BK_IO_FLUSH
+			 : i % 2    ? BK_IO_WRITE
+				    : BK_IO_READ,
 			 (uint64_t)i * 512, i % 3 == 2 ? 0 : 1, -1);
 		CHECK(tio_queue(e, &t[i]) == 0);
 		CHECK(!t[i].done);
