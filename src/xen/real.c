@@ -5,7 +5,8 @@
  * the xen* libraries (HAVE_XEN); real_none.c stands in otherwise.
  *
  * A platform and its handles are used from one thread at a time (the daemon's loop), like the
- * simulation. libxenstore starts a reader thread of its own on the first watch.
+ * simulation. libxenstore starts a reader thread of its own on the first watch, so open
+ * xenstore connections after any daemonising fork(), never before.
  *
  * Where this differs from the simulation (sim.c), for whoever debugs a lab failure that the
  * unit tests did not show:
