@@ -1,0 +1,51 @@
+// SPDX-License-Identifier: MIT
+/* The blkif backend's ops table, per-queue statistics and the one-line description. */
+#include <stdio.h>
+#include <string.h>
+
+#include "blkif.h"
+#include "common.h"
+
+static int blkif_get_stats(struct bk_device *dev, struct bk_queue_stats *qs, unsigned int max)
+{
+	struct blkif_dev *bd = blkif_of(dev);
+	unsigned int n;
+
+	if (!bd)
+		return 0;
+	n = bd->stats_queues;
+	for (unsigned int i = 0; i < n && i < max; i++) {
+		qs[i] = bd->stats[i];
+		qs[i].inflight = (bd->queues && i < bd->nr_queues) ? bd->queues[i].busy : 0;
+	}
+	return (int)n;
+}
+
+static int blkif_describe(struct bk_device *dev, char *buf, size_t len)
+{
+	struct blkif_dev *bd = blkif_of(dev);
+	int n;
+
+	if (!bd)
+		return -ENODEV;
+	n = snprintf(buf, len, "file=%s engine=%s %s%s", bd->params, bd->engine_name,
+		     bd->lim.readonly ? "ro" : "rw", bd->cdrom ? " cdrom" : "");
+	if (n >= 0 && (size_t)n < len && bd->connected)
+		n += snprintf(buf + n, len - (size_t)n,
+			      " queues=%u ring-order=%u indirect=%u abi=%s%s%s", bd->nr_queues,
+			      bd->ring_order, bd->max_indirect, blkif_abi_name(bd->abi),
+			      bd->persistent ? " persistent" : "", bd->lim.discard ? " discard" : "");
+	return n < 0 ? -EIO : 0;
+}
+
+const struct bk_backend_ops blkif_backend_ops = {
+	.kind = "vbd",
+	.log_name = "vbd",
+	.probe = blkif_probe,
+	.frontend_changed = blkif_frontend_changed,
+	.backend_changed = NULL,
+	.shutdown = blkif_shutdown,
+	.remove = blkif_remove,
+	.get_stats = blkif_get_stats,
+	.describe = blkif_describe,
+};

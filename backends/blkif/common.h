@@ -1,0 +1,192 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Internals of the blkif backend, shared by its files: xenbus.c (state machine, features,
+ * connect/disconnect), ring.c (ring mapping, event channels, per-queue resources), io.c (the
+ * datapath), pool.c (the bounded bounce pool), blkif.c (ops table, stats, describe).
+ */
+#ifndef BK_BLKIF_COMMON_H
+#define BK_BLKIF_COMMON_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "blanket/stats.h"
+#include "conf.h"
+#include "device.h"
+#include "engine.h"
+#include "proto.h"
+#include "util/list.h"
+#include "xen/xen.h"
+
+/* Requests taken from one ring per turn, so one busy guest cannot starve the others. */
+#define BLKIF_BUDGET 64U
+/* Grant-copy segments per batch (a full batch is copied and the next one started). */
+#define BLKIF_COPY_BATCH 1024U
+/* Consecutive spurious events before unmasking is delayed (XSA-332), and the delay cap. */
+#define BLKIF_SPURIOUS_LIMIT 16U
+#define BLKIF_BACKOFF_MAX_MS 64U
+
+/* Where a request is in its life. */
+enum blkif_stage {
+	BLKIF_S_FREE = 0,
+	BLKIF_S_WAIT,   /* taken, waiting for bounce pages, the engine, or a barrier's drain */
+	BLKIF_S_COPYIN, /* write data being copied in (this batch) */
+	BLKIF_S_IO,     /* with the engine */
+	BLKIF_S_DONE,   /* finished, response pending (read data copy-out first) */
+};
+
+struct blkif_queue;
+
+struct blkif_pool {
+	uint8_t *base;
+	unsigned int nr_pages;
+	unsigned int nr_free;
+	uint64_t *map; /* bit set = page in use */
+	bool registered; /* engine registered it as fixed buffer 0 */
+};
+
+struct blkif_slot {
+	struct bk_io io;
+	struct iovec iov;
+	struct blkif_queue *q;
+	struct list_head link; /* free, wait, or done list */
+	uint8_t stage;         /* enum blkif_stage */
+	bool flush_after;      /* flush/barrier with data: a flush follows the write */
+	bool queued_flush;     /* the I/O now with the engine is that flush */
+	bool need_desc;        /* indirect: descriptors not fetched yet */
+	int16_t status;
+	uint32_t pool_first, pool_pages;
+	uint32_t copy_first, copy_n; /* range in the copy batch */
+	uint64_t start_ns;
+	struct blkif_req req;
+};
+
+struct blkif_copy_batch {
+	struct bk_gnt_copy_seg *segs;
+	struct blkif_slot **owners;
+	unsigned int n, cap;
+	unsigned int nr_owners, owners_cap;
+};
+
+struct blkif_queue {
+	struct blkif_dev *bd;
+	unsigned int index;
+	char name[64]; /* "vbd 5/51712 q0" */
+
+	/* Ring and event channel. */
+	void *ring_addr;
+	unsigned int ring_pages;
+	struct blkif_ring ring;
+	uint32_t remote_port;
+	uint32_t local_port;
+	bool bound;
+	bool mapped;
+
+	struct bk_engine *engine;
+	struct blkif_slot *slots;
+	unsigned int nr_slots;
+	struct list_head free_list;
+	struct list_head wait_list; /* FIFO of taken, not yet dispatched requests */
+	struct list_head done_list; /* finished, to answer in the next batch */
+	unsigned int busy;          /* slots not free */
+	unsigned int engine_inflight;
+	struct blkif_pool pool;
+	struct blkif_copy_batch batch;
+
+	bool stalled;         /* stopped consuming: slots, bounce pages or engine full */
+	bool barrier_pending; /* a barrier is taken and not answered: consume nothing more */
+	bool dead;            /* disconnecting: complete everything into the void */
+	bool masked;          /* port left masked by the spurious back-off */
+	unsigned int spurious_run;
+	struct bk_timer *backoff;
+
+	struct bk_queue_stats *stats;
+};
+
+/* What to do when a disconnect has drained. */
+enum {
+	BLKIF_AFTER_CLOSED = 1 << 0,   /* write state Closed */
+	BLKIF_AFTER_INITWAIT = 1 << 1, /* then InitWait: the frontend reconnects */
+	BLKIF_AFTER_SHUTDOWN = 1 << 2, /* tell the core the shutdown is done */
+};
+
+struct blkif_dev {
+	struct bk_device *dev;
+
+	/* From the backend keys at probe. */
+	char *params;
+	bool readonly;
+	bool cdrom;
+	char engine_name[16];
+	char *engine_opts;
+	unsigned int max_queues;
+	unsigned int max_order;
+	unsigned int max_indirect;
+	unsigned int pool_pages;
+	bool discard_enabled;
+	enum bk_cache_mode cache;
+	struct bk_store *store;
+	struct blkif_limits lim;
+	uint16_t info;
+
+	/* Negotiated at connect. */
+	enum blkif_abi abi;
+	unsigned int nr_queues;
+	unsigned int ring_order;
+	bool persistent;
+	struct blkif_queue *queues;
+	struct bk_gnttab *gnt;
+	struct bk_evtchn *evtchn;
+	struct bk_watch *evtchn_watch;
+	struct bk_hook *hook;
+	struct bk_timer *resched; /* 0 ms: a queue used its whole budget */
+
+	bool connected;   /* rings mapped and serving */
+	bool draining;    /* disconnect started, waiting for in-flight I/O */
+	unsigned int after; /* BLKIF_AFTER_* once drained */
+
+	struct bk_queue_stats *stats; /* max_queues entries, kept across reconnects */
+	unsigned int stats_queues;     /* queues of the last connection */
+};
+
+static inline struct blkif_dev *blkif_of(struct bk_device *dev)
+{
+	return dev->priv;
+}
+
+/* xenbus.c */
+int blkif_probe(struct bk_device *dev);
+void blkif_frontend_changed(struct bk_device *dev, enum bk_xenbus_state state);
+void blkif_shutdown(struct bk_device *dev);
+void blkif_remove(struct bk_device *dev);
+/*
+ * Stop the device's I/O; once in-flight I/O drained, release the rings and do @after.
+ * From the datapath pass @may_finish_now false: the release then happens in the hook.
+ */
+void blkif_start_disconnect(struct blkif_dev *bd, unsigned int after, bool may_finish_now);
+/* Called (from the hook) once nothing is in flight any more. */
+void blkif_finish_disconnect(struct blkif_dev *bd);
+
+/* ring.c */
+int blkif_rings_connect(struct blkif_dev *bd);
+void blkif_rings_release(struct blkif_dev *bd);
+
+/* io.c */
+void blkif_evtchn_cb(void *data, int fd, unsigned int events);
+void blkif_hook_cb(void *data);
+void blkif_backoff_cb(void *data);
+void blkif_resched_cb(void *data);
+void blkif_queue_run(struct blkif_queue *q);
+void blkif_queue_kill(struct blkif_queue *q);
+unsigned int blkif_dev_inflight(const struct blkif_dev *bd);
+
+/* pool.c */
+int blkif_pool_init(struct blkif_pool *p, unsigned int nr_pages);
+void blkif_pool_free(struct blkif_pool *p);
+/* Contiguous pages; -ENOSPC when no run of @n pages is free now. */
+int blkif_pool_get(struct blkif_pool *p, unsigned int n, uint32_t *ret_first);
+void blkif_pool_put(struct blkif_pool *p, uint32_t first, unsigned int n);
+int blkif_batch_init(struct blkif_copy_batch *b, unsigned int cap, unsigned int owners);
+void blkif_batch_free(struct blkif_copy_batch *b);
+
+#endif

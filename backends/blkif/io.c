@@ -1,0 +1,664 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The blkif datapath. One turn of a queue: take up to BLKIF_BUDGET requests (each copied once
+ * and validated), fetch the indirect descriptors of all of them in one grant-copy batch, give
+ * them bounce pages, copy all write data in one batch, queue the I/O with the engine and kick
+ * it once. Completions are collected and answered in the loop hook: one batch copies the read
+ * data out, the responses are written, pushed and notified once.
+ *
+ * Memory is bounded per queue: slots = ring entries, bounce pool fixed; when either runs out
+ * we stop taking requests (ring_full) and resume from the hook when something completes.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "common.h"
+#include "loop.h"
+
+static struct bk_device *qdev(const struct blkif_queue *q)
+{
+	return q->bd->dev;
+}
+
+static void hook_on(struct blkif_dev *bd)
+{
+	bk_hook_enable(bd->hook, true);
+}
+
+static unsigned int stats_type(const struct blkif_req *req)
+{
+	switch (req->op) {
+	case BLKIF_OP_READ:
+		return BK_REQ_READ;
+	case BLKIF_OP_WRITE:
+		return BK_REQ_WRITE;
+	case BLKIF_OP_FLUSH_DISKCACHE:
+		return BK_REQ_FLUSH;
+	case BLKIF_OP_WRITE_BARRIER:
+		return BK_REQ_BARRIER;
+	case BLKIF_OP_DISCARD:
+		return BK_REQ_DISCARD;
+	default:
+		return BK_REQ_OTHER;
+	}
+}
+
+/* The request is over (any status): answer it in the next completion batch. */
+static void slot_finish(struct blkif_slot *s, int16_t status)
+{
+	if (s->status == BLKIF_RSP_OKAY)
+		s->status = status;
+	s->stage = BLKIF_S_DONE;
+	list_add_tail(&s->link, &s->q->done_list);
+	hook_on(s->q->bd);
+}
+
+static void slot_release(struct blkif_queue *q, struct blkif_slot *s)
+{
+	if (s->pool_pages) {
+		blkif_pool_put(&q->pool, s->pool_first, s->pool_pages);
+		s->pool_pages = 0;
+	}
+	s->stage = BLKIF_S_FREE;
+	list_add(&s->link, &q->free_list);
+	q->busy--;
+}
+
+static void slot_respond(struct blkif_queue *q, struct blkif_slot *s)
+{
+	struct bk_queue_stats *st = q->stats;
+
+	if (!q->dead) {
+		uint64_t bytes = blkif_req_bytes(&s->req);
+
+		/* Indirect requests answer with the wrapped operation, as blkback does. */
+		blkif_ring_put_rsp(&q->ring, s->req.id, s->req.op, s->status);
+		if (s->status != BLKIF_RSP_OKAY) {
+			st->errors++;
+		} else if (s->req.op == BLKIF_OP_READ) {
+			st->bytes_read += bytes;
+		} else if (blkif_req_writes(&s->req)) {
+			st->bytes_written += bytes;
+		}
+		st->lat_hist[bk_lat_bucket(bk_now_ns() - s->start_ns)]++;
+	}
+	if (s->req.op == BLKIF_OP_WRITE_BARRIER && !s->req.indirect)
+		q->barrier_pending = false;
+	slot_release(q, s);
+}
+
+/* Grant-copy batches. */
+
+static void batch_reset(struct blkif_copy_batch *b)
+{
+	b->n = 0;
+	b->nr_owners = 0;
+}
+
+static bool batch_room(const struct blkif_copy_batch *b, unsigned int nsegs)
+{
+	return b->n + nsegs <= b->cap && b->nr_owners < b->owners_cap;
+}
+
+static void batch_own(struct blkif_copy_batch *b, struct blkif_slot *s)
+{
+	s->copy_first = b->n;
+	s->copy_n = 0;
+	b->owners[b->nr_owners++] = s;
+}
+
+static void batch_add(struct blkif_copy_batch *b, struct blkif_slot *s, uint32_t domid,
+		      uint32_t ref, uint16_t offset, uint16_t len, void *local, bool to_guest)
+{
+	struct bk_gnt_copy_seg *g = &b->segs[b->n++];
+
+	g->local = local;
+	g->domid = domid;
+	g->ref = ref;
+	g->offset = offset;
+	g->len = len;
+	g->to_guest = to_guest;
+	g->status = GNTST_general_error;
+	s->copy_n++;
+}
+
+static void batch_run(struct blkif_queue *q)
+{
+	struct blkif_copy_batch *b = &q->batch;
+	int r;
+
+	if (!b->n)
+		return;
+	r = bk_gnt_copy(q->bd->gnt, b->segs, b->n);
+	if (r < 0) {
+		dev_err_rl(qdev(q), "q%u: grant copy of %u segments failed: %d", q->index, b->n, r);
+		for (unsigned int i = 0; i < b->n; i++)
+			b->segs[i].status = GNTST_general_error;
+	}
+}
+
+/* First failed segment status of @s in the batch, 0 if all copied. */
+static int16_t batch_status(const struct blkif_copy_batch *b, const struct blkif_slot *s)
+{
+	for (unsigned int i = s->copy_first; i < s->copy_first + s->copy_n; i++)
+		if (b->segs[i].status != GNTST_okay)
+			return b->segs[i].status;
+	return GNTST_okay;
+}
+
+static void log_copy_fail(struct blkif_queue *q, struct blkif_slot *s, int16_t gst,
+			  const char *what)
+{
+	dev_err_rl(qdev(q), "q%u: request %#llx: grant copy of %s failed: %s", q->index,
+		   (unsigned long long)s->req.id, what, bk_xen_gntst_str(gst));
+}
+
+/* Taking requests off the ring. */
+
+static int queue_take(struct blkif_queue *q, unsigned int budget, unsigned int *ret_taken)
+{
+	struct blkif_dev *bd = q->bd;
+	uint8_t raw[BLKIF_MAX_SLOT_SIZE];
+	unsigned int taken = 0, spins = 0;
+
+	while (taken < budget && !q->barrier_pending) {
+		struct blkif_slot *s;
+		const char *why;
+		uint32_t n;
+		int st, r;
+
+		r = blkif_ring_pending(&q->ring, &n);
+		if (r < 0)
+			return r;
+		if (n == 0) {
+			/* Re-arm req_event; a guest flipping req_prod cannot keep us here. */
+			if (!blkif_ring_final_check(&q->ring) || ++spins > 4)
+				break;
+			continue;
+		}
+		if (list_empty(&q->free_list) || blkif_ring_cons_full(&q->ring)) {
+			if (!q->stalled)
+				q->stats->ring_full++;
+			q->stalled = true;
+			break;
+		}
+		s = list_first_entry(&q->free_list, struct blkif_slot, link);
+		list_del(&s->link);
+		q->busy++;
+		blkif_ring_take(&q->ring, raw);
+		blkif_req_decode(bd->abi, raw, &s->req);
+		s->status = BLKIF_RSP_OKAY;
+		s->flush_after = false;
+		s->queued_flush = false;
+		s->need_desc = false;
+		s->start_ns = bk_now_ns();
+		s->stage = BLKIF_S_WAIT;
+		taken++;
+
+		q->stats->reqs[stats_type(&s->req)]++;
+		if (s->req.indirect)
+			q->stats->reqs[BK_REQ_INDIRECT]++;
+		st = blkif_req_check(&s->req, &bd->lim, &why);
+		if (st != BLKIF_RSP_OKAY) {
+			dev_err_rl(qdev(q), "q%u: request %#llx (op %u, %u segments, sector %llu): %s",
+				   q->index, (unsigned long long)s->req.id, s->req.operation,
+				   s->req.nr_segments, (unsigned long long)s->req.sector, why);
+			slot_finish(s, (int16_t)st);
+			continue;
+		}
+		if (s->req.op == BLKIF_OP_WRITE_BARRIER)
+			q->barrier_pending = true;
+		s->need_desc = s->req.indirect;
+		list_add_tail(&s->link, &q->wait_list);
+	}
+	*ret_taken = taken;
+	return 0;
+}
+
+/*
+ * Copy the descriptors of every new indirect request straight into its private segment array
+ * (the one copy, XSA-155), then validate them.
+ */
+static void queue_fetch_indirect(struct blkif_queue *q)
+{
+	struct blkif_copy_batch *b = &q->batch;
+	struct blkif_slot *s;
+	uint32_t domid = qdev(q)->domid;
+
+	batch_reset(b);
+	list_for_each_entry(s, &q->wait_list, link) {
+		unsigned int left;
+
+		if (!s->need_desc)
+			continue;
+		/* Each descriptor page copy is at most one segment: always room at 1024. */
+		if (!batch_room(b, s->req.nr_indirect_pages))
+			break;
+		batch_own(b, s);
+		left = s->req.nr_segments;
+		for (unsigned int p = 0; p < s->req.nr_indirect_pages; p++) {
+			unsigned int cnt = BK_MIN(left, (unsigned int)BLKIF_SEGS_PER_INDIRECT_PAGE);
+
+			batch_add(b, s, domid, s->req.indirect_grefs[p], 0,
+				  (uint16_t)(cnt * sizeof(struct blkif_request_segment)),
+				  (uint8_t *)s->req.seg + (size_t)p * BK_PAGE_SIZE, false);
+			left -= cnt;
+		}
+	}
+	if (!b->nr_owners)
+		return;
+	batch_run(q);
+	for (unsigned int i = 0; i < b->nr_owners; i++) {
+		int16_t gst;
+		const char *why;
+		int st;
+
+		s = b->owners[i];
+		s->need_desc = false;
+		gst = batch_status(b, s);
+		if (gst != GNTST_okay) {
+			log_copy_fail(q, s, gst, "indirect descriptors");
+			st = BLKIF_RSP_ERROR;
+		} else {
+			st = blkif_req_check_segs(&s->req, &q->bd->lim, &why);
+			if (st != BLKIF_RSP_OKAY)
+				dev_err_rl(qdev(q), "q%u: indirect request %#llx: %s", q->index,
+					   (unsigned long long)s->req.id, why);
+		}
+		if (st != BLKIF_RSP_OKAY) {
+			list_del(&s->link);
+			slot_finish(s, (int16_t)st);
+		}
+	}
+	batch_reset(b);
+}
+
+static void io_done(struct bk_io *io, int res);
+
+/* Hand one request to the engine; false if the engine is full (the slot goes back). */
+static bool slot_submit(struct blkif_queue *q, struct blkif_slot *s)
+{
+	struct bk_io *io = &s->io;
+	uint64_t bytes = blkif_req_bytes(&s->req);
+	int r;
+
+	memset(io, 0, sizeof(*io));
+	io->done = io_done;
+	io->priv = s;
+	io->buf_index = -1;
+	io->offset = s->req.sector << BLKIF_SECTOR_SHIFT;
+	switch (s->req.op) {
+	case BLKIF_OP_READ:
+		io->op = BK_IO_READ;
+		break;
+	case BLKIF_OP_WRITE:
+		io->op = BK_IO_WRITE;
+		break;
+	case BLKIF_OP_FLUSH_DISKCACHE:
+	case BLKIF_OP_WRITE_BARRIER:
+		io->op = bytes ? BK_IO_WRITE : BK_IO_FLUSH;
+		s->flush_after = bytes != 0;
+		break;
+	case BLKIF_OP_DISCARD:
+		if (!s->req.nr_sectors) {
+			slot_finish(s, BLKIF_RSP_OKAY);
+			return true;
+		}
+		io->op = BK_IO_DISCARD;
+		io->len = s->req.nr_sectors << BLKIF_SECTOR_SHIFT;
+		break;
+	default:
+		slot_finish(s, BLKIF_RSP_EOPNOTSUPP);
+		return true;
+	}
+	if (io->op == BK_IO_READ || io->op == BK_IO_WRITE) {
+		s->iov.iov_base = q->pool.base + (size_t)s->pool_first * BK_PAGE_SIZE;
+		s->iov.iov_len = bytes;
+		io->iov = &s->iov;
+		io->iovcnt = 1;
+		io->len = bytes;
+		if (q->pool.registered)
+			io->buf_index = 0;
+	}
+	r = bk_engine_queue(q->engine, io);
+	if (r == -EAGAIN) {
+		s->stage = BLKIF_S_WAIT;
+		list_add(&s->link, &q->wait_list); /* ready: bounce filled, retried first */
+		if (!q->stalled)
+			q->stats->ring_full++;
+		q->stalled = true;
+		return false;
+	}
+	if (r < 0) {
+		dev_err_rl(qdev(q), "q%u: request %#llx: queueing I/O failed: %d", q->index,
+			   (unsigned long long)s->req.id, r);
+		slot_finish(s, BLKIF_RSP_ERROR);
+		return true;
+	}
+	s->stage = BLKIF_S_IO;
+	q->engine_inflight++;
+	return true;
+}
+
+/* Copy in the data of the writes gathered in the batch, then queue them all. */
+static void flush_copyin(struct blkif_queue *q)
+{
+	struct blkif_copy_batch *b = &q->batch;
+
+	batch_run(q);
+	for (unsigned int i = 0; i < b->nr_owners; i++) {
+		struct blkif_slot *s = b->owners[i];
+		int16_t gst = batch_status(b, s);
+
+		s->copy_n = 0;
+		if (gst != GNTST_okay) {
+			log_copy_fail(q, s, gst, "write data");
+			slot_finish(s, BLKIF_RSP_ERROR);
+			continue;
+		}
+		slot_submit(q, s);
+	}
+	batch_reset(b);
+}
+
+/* Data segments of @s between its bounce buffer and the guest's pages. */
+static void add_data_segs(struct blkif_queue *q, struct blkif_slot *s, bool to_guest)
+{
+	uint8_t *buf = q->pool.base + (size_t)s->pool_first * BK_PAGE_SIZE;
+	uint32_t domid = qdev(q)->domid;
+	size_t off = 0;
+
+	batch_own(&q->batch, s);
+	for (unsigned int i = 0; i < s->req.nr_segments; i++) {
+		const struct blkif_request_segment *g = &s->req.seg[i];
+		uint16_t len = (uint16_t)((g->last_sect - g->first_sect + 1U) << BLKIF_SECTOR_SHIFT);
+
+		batch_add(&q->batch, s, domid, g->gref,
+			  (uint16_t)(g->first_sect << BLKIF_SECTOR_SHIFT), len, buf + off, to_guest);
+		off += len;
+	}
+}
+
+/* Dispatch waiting requests in order, as far as bounce pages, barriers and the engine allow. */
+static void queue_dispatch(struct blkif_queue *q)
+{
+	struct blkif_copy_batch *b = &q->batch;
+
+	batch_reset(b);
+	while (!list_empty(&q->wait_list)) {
+		struct blkif_slot *s = list_first_entry(&q->wait_list, struct blkif_slot, link);
+		uint64_t bytes = blkif_req_bytes(&s->req);
+		bool is_write = blkif_req_writes(&s->req);
+
+		if (s->need_desc)
+			break; /* descriptors not fetched yet (the batch was full): next turn */
+
+		/* A barrier starts only once everything before it is finished. */
+		if (s->req.op == BLKIF_OP_WRITE_BARRIER && (q->engine_inflight || b->nr_owners)) {
+			if (b->nr_owners)
+				flush_copyin(q);
+			break;
+		}
+		if (bytes && !s->pool_pages) {
+			unsigned int npages = (unsigned int)BK_DIV_ROUND_UP(bytes, BK_PAGE_SIZE);
+
+			if (blkif_pool_get(&q->pool, npages, &s->pool_first) < 0) {
+				if (!q->stalled)
+					q->stats->ring_full++;
+				q->stalled = true;
+				break;
+			}
+			s->pool_pages = npages;
+			if (is_write) {
+				if (!batch_room(b, s->req.nr_segments))
+					flush_copyin(q);
+				list_del(&s->link);
+				s->stage = BLKIF_S_COPYIN;
+				add_data_segs(q, s, false);
+				continue;
+			}
+		}
+		list_del(&s->link);
+		if (!slot_submit(q, s))
+			break;
+	}
+	if (b->nr_owners)
+		flush_copyin(q);
+}
+
+static void queue_push(struct blkif_queue *q)
+{
+	if (q->dead || q->ring.rsp_prod_pvt == q->ring.rsp_pushed)
+		return;
+	if (blkif_ring_push(&q->ring)) {
+		bk_evtchn_notify(q->bd->evtchn, q->local_port);
+		q->stats->notify_out++;
+	}
+}
+
+static void fail_ring(struct blkif_queue *q)
+{
+	struct blkif_dev *bd = q->bd;
+
+	bk_device_fail(qdev(q), -EPROTO,
+		       "q%u: frontend's ring producer index %u is more than %u entries beyond "
+		       "our responses (%u): bogus frontend",
+		       q->index, READ_ONCE(q->ring.sring->req_prod), q->ring.nr_ents,
+		       q->ring.rsp_prod_pvt);
+	blkif_start_disconnect(bd, 0, false);
+}
+
+void blkif_queue_run(struct blkif_queue *q)
+{
+	unsigned int taken = 0;
+
+	if (q->dead)
+		return;
+	q->stalled = false;
+	/* Old requests first: they hold their place before anything new is taken. */
+	queue_dispatch(q);
+	if (list_empty(&q->wait_list) && !q->stalled) {
+		if (queue_take(q, BLKIF_BUDGET, &taken) < 0) {
+			fail_ring(q);
+			return;
+		}
+		queue_fetch_indirect(q);
+		queue_dispatch(q);
+	}
+	if (q->engine_inflight)
+		bk_engine_kick(q->engine);
+	if (taken == BLKIF_BUDGET) /* more may wait: look again next turn, after the others */
+		bk_timer_rearm(q->bd->resched, 0, 0);
+}
+
+/* Answer everything on the done list: read data out in one batch, responses, one push. */
+static void queue_complete(struct blkif_queue *q)
+{
+	struct blkif_copy_batch *b = &q->batch;
+
+	while (!list_empty(&q->done_list)) {
+		struct blkif_slot *s, *tmp;
+
+		batch_reset(b);
+		list_for_each_entry_safe(s, tmp, &q->done_list, link) {
+			bool copy = !q->dead && s->status == BLKIF_RSP_OKAY &&
+				    s->req.op == BLKIF_OP_READ && s->pool_pages;
+
+			if (copy && !batch_room(b, s->req.nr_segments))
+				break;
+			list_del(&s->link);
+			if (copy) {
+				add_data_segs(q, s, true);
+			} else {
+				batch_own(b, s);
+			}
+		}
+		batch_run(q);
+		for (unsigned int i = 0; i < b->nr_owners; i++) {
+			int16_t gst;
+
+			s = b->owners[i];
+			gst = batch_status(b, s);
+			if (gst != GNTST_okay) {
+				log_copy_fail(q, s, gst, "read data");
+				s->status = BLKIF_RSP_ERROR;
+			}
+			slot_respond(q, s);
+		}
+		batch_reset(b);
+	}
+	queue_push(q);
+}
+
+static void io_done(struct bk_io *io, int res)
+{
+	struct blkif_slot *s = io->priv;
+	struct blkif_queue *q = s->q;
+
+	q->engine_inflight--;
+	if (res < 0) {
+		if (!q->dead)
+			dev_err_rl(qdev(q), "q%u: request %#llx: %s at offset %llu failed: %s",
+				   q->index, (unsigned long long)s->req.id,
+				   s->queued_flush ? "flush" : "I/O",
+				   (unsigned long long)io->offset, strerror(-res));
+		slot_finish(s, BLKIF_RSP_ERROR);
+		return;
+	}
+	if (s->flush_after && !s->queued_flush && !q->dead) {
+		/* Flush or barrier carrying data: the write is done, now the flush. */
+		int r;
+
+		s->queued_flush = true;
+		io->op = BK_IO_FLUSH;
+		io->iovcnt = 0;
+		io->iov = NULL;
+		io->len = 0;
+		io->buf_index = -1;
+		r = bk_engine_queue(q->engine, io);
+		if (r == 0) {
+			q->engine_inflight++;
+			hook_on(q->bd); /* the hook kicks the engine */
+			return;
+		}
+		slot_finish(s, BLKIF_RSP_ERROR);
+		return;
+	}
+	slot_finish(s, BLKIF_RSP_OKAY);
+}
+
+unsigned int blkif_dev_inflight(const struct blkif_dev *bd)
+{
+	unsigned int n = 0;
+
+	for (unsigned int i = 0; bd->queues && i < bd->nr_queues; i++)
+		n += bd->queues[i].engine_inflight;
+	return n;
+}
+
+void blkif_queue_kill(struct blkif_queue *q)
+{
+	struct blkif_slot *s, *tmp;
+
+	q->dead = true;
+	if (q->backoff)
+		bk_timer_stop(q->backoff);
+	/* Not yet with the engine: into the void at once. */
+	list_for_each_entry_safe(s, tmp, &q->wait_list, link) {
+		list_del(&s->link);
+		slot_release(q, s);
+	}
+	list_for_each_entry_safe(s, tmp, &q->done_list, link) {
+		list_del(&s->link);
+		slot_release(q, s);
+	}
+}
+
+void blkif_hook_cb(void *data)
+{
+	struct blkif_dev *bd = data;
+
+	bk_hook_enable(bd->hook, false);
+	for (unsigned int i = 0; bd->queues && i < bd->nr_queues; i++) {
+		struct blkif_queue *q = &bd->queues[i];
+
+		if (q->dead) {
+			blkif_queue_kill(q); /* completions that arrived since */
+			continue;
+		}
+		queue_complete(q);
+		blkif_queue_run(q);
+		queue_complete(q); /* errors found while taking */
+		if (q->engine_inflight)
+			bk_engine_kick(q->engine);
+	}
+	if (bd->draining && blkif_dev_inflight(bd) == 0)
+		blkif_finish_disconnect(bd);
+}
+
+static struct blkif_queue *queue_of_port(struct blkif_dev *bd, uint32_t port)
+{
+	for (unsigned int i = 0; bd->queues && i < bd->nr_queues; i++)
+		if (bd->queues[i].bound && bd->queues[i].local_port == port)
+			return &bd->queues[i];
+	return NULL;
+}
+
+void blkif_evtchn_cb(void *data, int fd, unsigned int events)
+{
+	struct blkif_dev *bd = data;
+	uint32_t port;
+
+	while (bk_evtchn_pending(bd->evtchn, &port) == 0) {
+		struct blkif_queue *q = queue_of_port(bd, port);
+		uint32_t n = 0;
+
+		if (!q || q->dead) {
+			bk_evtchn_unmask(bd->evtchn, port);
+			continue;
+		}
+		q->stats->notify_in++;
+		if (blkif_ring_pending(&q->ring, &n) == 0 && n == 0) {
+			/* Nothing new on the ring (XSA-332): count, and back off if it goes on. */
+			q->stats->spurious++;
+			q->spurious_run++;
+		} else {
+			q->spurious_run = 0;
+		}
+		blkif_queue_run(q);
+		if (q->dead)
+			continue;
+		if (q->spurious_run > BLKIF_SPURIOUS_LIMIT) {
+			unsigned int shift = BK_MIN(q->spurious_run - BLKIF_SPURIOUS_LIMIT, 6U);
+
+			q->masked = true;
+			bk_timer_rearm(q->backoff, BK_MIN(1U << shift, BLKIF_BACKOFF_MAX_MS), 0);
+			if (q->spurious_run == BLKIF_SPURIOUS_LIMIT + 1)
+				dev_warn_rl(qdev(q), "q%u: event storm on an empty ring, backing off",
+					    q->index);
+		} else {
+			bk_evtchn_unmask(bd->evtchn, port);
+		}
+	}
+}
+
+void blkif_backoff_cb(void *data)
+{
+	struct blkif_queue *q = data;
+
+	if (q->dead || !q->masked)
+		return;
+	q->masked = false;
+	bk_evtchn_unmask(q->bd->evtchn, q->local_port);
+	blkif_queue_run(q);
+	hook_on(q->bd);
+}
+
+void blkif_resched_cb(void *data)
+{
+	struct blkif_dev *bd = data;
+
+	for (unsigned int i = 0; bd->queues && i < bd->nr_queues; i++)
+		blkif_queue_run(&bd->queues[i]);
+	hook_on(bd);
+}

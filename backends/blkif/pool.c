@@ -1,0 +1,105 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The per-queue bounce pool (XSA-392: what a guest can make us hold is bounded) and the
+ * grant-copy batch arrays. The pool is one mapping, so the engine can register it once as a
+ * fixed buffer; requests get contiguous runs of pages, first fit.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "common.h"
+
+int blkif_pool_init(struct blkif_pool *p, unsigned int nr_pages)
+{
+	size_t words = BK_DIV_ROUND_UP(nr_pages, 64U);
+	void *base;
+
+	memset(p, 0, sizeof(*p));
+	base = mmap(NULL, (size_t)nr_pages * BK_PAGE_SIZE, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (base == MAP_FAILED)
+		return neg_errno();
+	p->map = calloc(words, sizeof(uint64_t));
+	if (!p->map) {
+		munmap(base, (size_t)nr_pages * BK_PAGE_SIZE);
+		return -ENOMEM;
+	}
+	/* Pages past the end are marked used so the search never hands them out. */
+	for (size_t i = nr_pages; i < words * 64; i++)
+		p->map[i / 64] |= 1ULL << (i % 64);
+	p->base = base;
+	p->nr_pages = nr_pages;
+	p->nr_free = nr_pages;
+	return 0;
+}
+
+void blkif_pool_free(struct blkif_pool *p)
+{
+	if (p->base)
+		munmap(p->base, (size_t)p->nr_pages * BK_PAGE_SIZE);
+	free(p->map);
+	memset(p, 0, sizeof(*p));
+}
+
+static bool page_used(const struct blkif_pool *p, unsigned int i)
+{
+	return p->map[i / 64] & (1ULL << (i % 64));
+}
+
+int blkif_pool_get(struct blkif_pool *p, unsigned int n, uint32_t *ret_first)
+{
+	unsigned int run = 0;
+
+	if (n == 0 || n > p->nr_free)
+		return -ENOSPC;
+	for (unsigned int i = 0; i < p->nr_pages; i++) {
+		if (run == 0 && (i % 64) == 0 && p->map[i / 64] == UINT64_MAX) {
+			i += 63; /* a full word: skip it */
+			continue;
+		}
+		if (page_used(p, i)) {
+			run = 0;
+			continue;
+		}
+		if (++run == n) {
+			uint32_t first = i + 1 - n;
+
+			for (unsigned int j = first; j <= i; j++)
+				p->map[j / 64] |= 1ULL << (j % 64);
+			p->nr_free -= n;
+			*ret_first = first;
+			return 0;
+		}
+	}
+	return -ENOSPC;
+}
+
+void blkif_pool_put(struct blkif_pool *p, uint32_t first, unsigned int n)
+{
+	for (unsigned int j = first; j < first + n; j++)
+		p->map[j / 64] &= ~(1ULL << (j % 64));
+	p->nr_free += n;
+}
+
+int blkif_batch_init(struct blkif_copy_batch *b, unsigned int cap, unsigned int owners)
+{
+	memset(b, 0, sizeof(*b));
+	b->segs = calloc(cap, sizeof(*b->segs));
+	b->owners = calloc(owners, sizeof(*b->owners));
+	if (!b->segs || !b->owners) {
+		blkif_batch_free(b);
+		return -ENOMEM;
+	}
+	b->cap = cap;
+	b->owners_cap = owners;
+	return 0;
+}
+
+void blkif_batch_free(struct blkif_copy_batch *b)
+{
+	free(b->segs);
+	free(b->owners);
+	memset(b, 0, sizeof(*b));
+}

@@ -1,0 +1,231 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Connecting the rings: read what the frontend published (every value hostile), map each
+ * queue's ring pages, bind its event channel, and set up its bounded resources (request slots,
+ * bounce pool, copy batch, engine instance). Releasing undoes exactly what was done.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "loop.h"
+
+/* Read an optional frontend number: 0 if present and valid, 1 if absent, -errno if garbage. */
+static int read_fe_opt_u32(struct bk_device *dev, const char *key, uint32_t *ret)
+{
+	int r = bk_device_read_fe_u32(dev, key, ret);
+
+	if (r == -ENOENT)
+		return 1;
+	return r;
+}
+
+static int read_queue_keys(struct blkif_dev *bd, struct blkif_queue *q, const char *prefix)
+{
+	struct bk_device *dev = bd->dev;
+	uint32_t refs[BLKIF_MAX_RING_PAGES];
+	char key[64];
+	int r;
+
+	for (unsigned int i = 0; i < q->ring_pages; i++) {
+		if (bd->ring_order == 0) {
+			snprintf(key, sizeof(key), "%sring-ref", prefix);
+			r = bk_device_read_fe_u32(dev, key, &refs[i]);
+			if (r == -ENOENT) {
+				snprintf(key, sizeof(key), "%sring-ref0", prefix);
+				r = bk_device_read_fe_u32(dev, key, &refs[i]);
+			}
+		} else {
+			snprintf(key, sizeof(key), "%sring-ref%u", prefix, i);
+			r = bk_device_read_fe_u32(dev, key, &refs[i]);
+		}
+		if (r < 0)
+			return bk_device_fail(dev, r, "reading %s from the frontend: %s", key,
+					      strerror(-r));
+	}
+	snprintf(key, sizeof(key), "%sevent-channel", prefix);
+	r = bk_device_read_fe_u32(dev, key, &q->remote_port);
+	if (r < 0)
+		return bk_device_fail(dev, r, "reading %s from the frontend: %s", key, strerror(-r));
+
+	r = bk_gnt_map(bd->gnt, dev->domid, refs, q->ring_pages, true, &q->ring_addr);
+	if (r < 0)
+		return bk_device_fail(dev, r, "q%u: mapping %u ring page(s) (first ref %u): %s",
+				      q->index, q->ring_pages, refs[0], strerror(-r));
+	q->mapped = true;
+	blkif_ring_attach(&q->ring, q->ring_addr, q->ring_pages, bd->abi);
+	/* Start from what the frontend published, not from zero: it may be a reconnect. */
+	q->ring.req_cons = q->ring.rsp_prod_pvt = q->ring.rsp_pushed =
+		READ_ONCE(q->ring.sring->rsp_prod);
+
+	r = bk_evtchn_bind(bd->evtchn, dev->domid, q->remote_port, &q->local_port);
+	if (r < 0)
+		return bk_device_fail(dev, r, "q%u: binding event channel %u: %s", q->index,
+				      q->remote_port, strerror(-r));
+	q->bound = true;
+	return 0;
+}
+
+static int queue_setup(struct blkif_dev *bd, struct blkif_queue *q)
+{
+	struct bk_device *dev = bd->dev;
+	struct bk_engine_params ep = { 0 };
+	char prefix[32] = "";
+	int r;
+
+	if (bd->nr_queues > 1)
+		snprintf(prefix, sizeof(prefix), "queue-%u/", q->index);
+	r = read_queue_keys(bd, q, prefix);
+	if (r < 0)
+		return r;
+
+	q->nr_slots = q->ring.nr_ents;
+	q->slots = calloc(q->nr_slots, sizeof(*q->slots));
+	if (!q->slots)
+		return bk_device_fail(dev, -ENOMEM, "q%u: no memory for %u request slots", q->index,
+				      q->nr_slots);
+	for (unsigned int i = 0; i < q->nr_slots; i++) {
+		q->slots[i].q = q;
+		list_add_tail(&q->slots[i].link, &q->free_list);
+	}
+	r = blkif_pool_init(&q->pool, bd->pool_pages);
+	if (r < 0)
+		return bk_device_fail(dev, r, "q%u: bounce pool of %u pages: %s", q->index,
+				      bd->pool_pages, strerror(-r));
+	r = blkif_batch_init(&q->batch, BLKIF_COPY_BATCH, q->nr_slots);
+	if (r < 0)
+		return bk_device_fail(dev, r, "q%u: no memory for the copy batch", q->index);
+
+	ep.name = q->name;
+	ep.depth = q->nr_slots;
+	ep.options = bd->engine_opts;
+	r = bk_engine_open(bd->engine_name, bk_device_loop(dev), bd->store, &ep, &q->engine);
+	if (r < 0)
+		return bk_device_fail(dev, r, "q%u: opening engine %s on %s: %s", q->index,
+				      bd->engine_name, bd->params, strerror(-r));
+	if (q->engine->ops->register_buffers) {
+		struct iovec iov = {
+			.iov_base = q->pool.base,
+			.iov_len = (size_t)q->pool.nr_pages * BK_PAGE_SIZE,
+		};
+
+		q->pool.registered = q->engine->ops->register_buffers(q->engine, &iov, 1) >= 0;
+	}
+	r = bk_loop_add_timer(bk_device_loop(dev), 0, 0, blkif_backoff_cb, q, &q->backoff);
+	if (r < 0)
+		return bk_device_fail(dev, r, "q%u: timer: %s", q->index, strerror(-r));
+	bk_timer_stop(q->backoff);
+	return 0;
+}
+
+int blkif_rings_connect(struct blkif_dev *bd)
+{
+	struct bk_device *dev = bd->dev;
+	_cleanup_free_ char *proto = NULL;
+	uint32_t nq = 1, order = 0, persistent = 0;
+	int r;
+
+	r = bk_device_read_fe(dev, "protocol", &proto);
+	if (r < 0 && r != -ENOENT)
+		return bk_device_fail(dev, r, "reading protocol from the frontend: %s", strerror(-r));
+	if (blkif_abi_parse(proto, &bd->abi) < 0)
+		return bk_device_fail(dev, -EINVAL, "unknown protocol '%.32s' from the frontend",
+				      proto);
+
+	r = read_fe_opt_u32(dev, "multi-queue-num-queues", &nq);
+	if (r < 0)
+		return bk_device_fail(dev, r, "multi-queue-num-queues from the frontend is not a "
+					      "number");
+	if (nq == 0 || nq > bd->max_queues)
+		return bk_device_fail(dev, -EINVAL,
+				      "frontend asked for %u queues, we offer 1 to %u", nq,
+				      bd->max_queues);
+
+	r = read_fe_opt_u32(dev, "ring-page-order", &order);
+	if (r < 0)
+		return bk_device_fail(dev, r, "ring-page-order from the frontend is not a number");
+	if (order > bd->max_order)
+		return bk_device_fail(dev, -EINVAL,
+				      "frontend asked for ring-page-order %u, we offer up to %u",
+				      order, bd->max_order);
+
+	r = read_fe_opt_u32(dev, "feature-persistent", &persistent);
+	bd->persistent = r == 0 && persistent == 1;
+
+	bd->nr_queues = nq;
+	bd->ring_order = order;
+	bd->stats_queues = nq;
+	bd->queues = calloc(nq, sizeof(*bd->queues));
+	if (!bd->queues)
+		return bk_device_fail(dev, -ENOMEM, "no memory for %u queues", nq);
+	for (unsigned int i = 0; i < nq; i++) {
+		struct blkif_queue *q = &bd->queues[i];
+
+		q->bd = bd;
+		q->index = i;
+		q->ring_pages = 1U << order;
+		q->stats = &bd->stats[i];
+		q->stats->inflight = 0;
+		snprintf(q->name, sizeof(q->name), "%s q%u", dev->name, i);
+		list_init(&q->free_list);
+		list_init(&q->wait_list);
+		list_init(&q->done_list);
+	}
+
+	r = bk_gnt_open(bk_device_xen(dev), &bd->gnt);
+	if (r < 0)
+		goto fail_sys;
+	r = bk_evtchn_open(bk_device_xen(dev), &bd->evtchn);
+	if (r < 0)
+		goto fail_sys;
+	r = bk_loop_add_fd(bk_device_loop(dev), bk_evtchn_fd(bd->evtchn), BK_EV_READ,
+			   blkif_evtchn_cb, bd, &bd->evtchn_watch);
+	if (r < 0)
+		goto fail_sys;
+
+	for (unsigned int i = 0; i < nq; i++) {
+		r = queue_setup(bd, &bd->queues[i]);
+		if (r < 0) {
+			blkif_rings_release(bd);
+			return r;
+		}
+	}
+	bd->connected = true;
+	return 0;
+
+fail_sys:
+	blkif_rings_release(bd);
+	return bk_device_fail(dev, r, "opening grant table / event channel handles: %s",
+			      strerror(-r));
+}
+
+void blkif_rings_release(struct blkif_dev *bd)
+{
+	for (unsigned int i = 0; bd->queues && i < bd->nr_queues; i++) {
+		struct blkif_queue *q = &bd->queues[i];
+
+		/* Only called with nothing in flight: every slot is free or abandoned. */
+		bk_timer_free(q->backoff);
+		bk_engine_close(q->engine);
+		if (q->bound)
+			bk_evtchn_unbind(bd->evtchn, q->local_port);
+		if (q->mapped)
+			bk_gnt_unmap(bd->gnt, q->ring_addr, q->ring_pages);
+		blkif_batch_free(&q->batch);
+		blkif_pool_free(&q->pool);
+		free(q->slots);
+		q->stats->inflight = 0;
+	}
+	free(bd->queues);
+	bd->queues = NULL;
+	bd->nr_queues = 0;
+	bk_watch_free(bd->evtchn_watch);
+	bd->evtchn_watch = NULL;
+	bk_evtchn_close(bd->evtchn);
+	bd->evtchn = NULL;
+	bk_gnt_close(bd->gnt);
+	bd->gnt = NULL;
+	bd->connected = false;
+}
