@@ -4,7 +4,8 @@
  * device queue with its iocbs preallocated to the queue depth; queue() fills an iocb, a loop
  * hook submits the batch with one io_submit(), and an eventfd set on every iocb wakes the loop
  * to reap completions. Flush is IO_CMD_FDSYNC where the kernel has it (4.18+), else the
- * blocking-work thread; discard always goes to that thread (AIO has no such command).
+ * blocking-work thread (or always with the option "fdsync=thread"); discard always goes to
+ * that thread (AIO has no such command).
  *
  * Kernel AIO is only asynchronous with O_DIRECT: on a buffered store io_submit() does the copy
  * itself, so the loop waits for it. Prefer io_uring for buffered stores.
@@ -313,8 +314,9 @@ static int aio_open(struct bk_loop *loop, struct bk_store *store, const struct b
 		log_err("%s: aio needs a store and a depth of 1..%u", name, AIO_MAX_DEPTH);
 		return -EINVAL;
 	}
-	if (p->options && *p->options) {
-		log_err("%s: aio takes no options (got '%s')", name, p->options);
+	/* "fdsync=thread" forces the flush fallback (kernels whose fdsync misbehaves; tests). */
+	if (p->options && *p->options && strcmp(p->options, "fdsync=thread") != 0) {
+		log_err("%s: aio: bad option '%s' (known: fdsync=thread)", name, p->options);
 		return -EINVAL;
 	}
 	a = calloc(1, sizeof(*a));
@@ -327,6 +329,7 @@ static int aio_open(struct bk_loop *loop, struct bk_store *store, const struct b
 	a->efd = -1;
 	a->rl = (struct bk_ratelimit)BK_RATELIMIT_INIT(5000, 10);
 	snprintf(a->name, sizeof(a->name), "%s", name);
+	a->fdsync_missing = p->options && *p->options;
 
 	a->iocbs = calloc(p->depth, sizeof(*a->iocbs));
 	a->free_iocbs = calloc(p->depth, sizeof(*a->free_iocbs));

@@ -63,7 +63,7 @@ bool bk_io_resume_point(const struct bk_io *io, uint64_t done, unsigned int *ret
 
 /*
  * Reject a malformed request (a backend bug, not guest input): unknown op, read/write without
- * iov or over BK_IO_MAX_LEN. Returns 0 or -EINVAL.
+ * iov, over BK_IO_MAX_LEN, or with len not the sum of the iov. Returns 0 or -EINVAL.
  */
 #define BK_IO_MAX_LEN (1u << 30)
 int bk_io_check(const struct bk_io *io);

@@ -81,12 +81,17 @@ bool bk_io_iov_contiguous(const struct bk_io *io)
 
 int bk_io_check(const struct bk_io *io)
 {
+	uint64_t sum = 0;
+
 	switch (io->op) {
 	case BK_IO_READ:
 	case BK_IO_WRITE:
 		if (!io->iovcnt || !io->iov || !io->len || io->len > BK_IO_MAX_LEN || !io->done)
 			return -EINVAL;
-		return 0;
+		/* Completions report io->len: it must be what the iov holds. */
+		for (unsigned int i = 0; i < io->iovcnt; i++)
+			sum += io->iov[i].iov_len;
+		return sum == io->len ? 0 : -EINVAL;
 	case BK_IO_FLUSH:
 	case BK_IO_DISCARD:
 		return io->done ? 0 : -EINVAL;

@@ -100,7 +100,8 @@ struct bk_engine_ops {
 	int (*register_buffers)(struct bk_engine *e, const struct iovec *iov, unsigned int n);
 	/*
 	 * Queue without a syscall; -EAGAIN when depth is reached, -EINVAL for a malformed
-	 * request (unknown op, read/write without iov or over 1 GiB). I/O errors, including
+	 * request (unknown op, read/write without iov, over 1 GiB, or len not the sum of the
+	 * iov). I/O errors, including
 	 * EBADF for writes to a read-only store, arrive through done().
 	 */
 	int (*queue)(struct bk_engine *e, struct bk_io *io);

@@ -336,6 +336,52 @@ out:
 	bk_store_close(ro);
 }
 
+struct closer {
+	struct tio t;
+	struct bk_engine **e;
+	unsigned int *left;
+};
+
+static void closer_done(struct bk_io *io, int res)
+{
+	struct closer *cl = (struct closer *)io;
+
+	cl->t.res = res;
+	cl->t.ndone++;
+	if (--*cl->left == 0) {
+		bk_engine_close(*cl->e);
+		*cl->e = NULL;
+	}
+}
+
+/* The last done() closes the engine from inside the engine's own completion callback. */
+static void test_close_in_done(struct ctx *c)
+{
+	struct bk_engine_params ep = { .name = "test close", .depth = 4 };
+	struct bk_engine *e = NULL;
+	struct closer cl[4];
+	unsigned int left = 0;
+
+	CHECK(bk_engine_open(c->engine, c->loop, c->store, &ep, &e) == 0);
+	if (!e)
+		return;
+	for (unsigned int i = 0; i < 4; i++) {
+		cl[i].t.iov[0] = (struct iovec){ c->rpool + (size_t)i * PAGE, PAGE };
+		tio_init(&cl[i].t, NULL, BK_IO_READ, (uint64_t)i * PAGE, 1, -1);
+		cl[i].t.io.done = closer_done;
+		cl[i].e = &e;
+		cl[i].left = &left;
+		CHECK(bk_engine_queue(e, &cl[i].t.io) == 0);
+		left++;
+	}
+	for (unsigned int i = 0; i < 600 && left; i++)
+		bk_loop_run_once(c->loop, 100);
+	CHECK(left == 0 && e == NULL);
+	for (unsigned int i = 0; i < 4; i++)
+		CHECK(cl[i].t.ndone == 1 && cl[i].t.res == (int)PAGE);
+	bk_engine_close(e);
+}
+
 static int suite_on_dir(const char *engine, const char *dir, bool want_direct)
 {
 	struct bk_store_params sp = { .want_direct = want_direct };
@@ -379,6 +425,7 @@ static int suite_on_dir(const char *engine, const char *dir, bool want_direct)
 	test_discard(&c);
 	test_past_eof(&c);
 	test_readonly(&c);
+	test_close_in_done(&c);
 out:
 	bk_engine_close(c.e);
 	bk_store_close(c.store);

@@ -104,6 +104,14 @@ int main(void)
 	CHECK(tio_queue(e, &t[0]) == -EINVAL);
 	t[0].io.op = 9;
 	CHECK(tio_queue(e, &t[0]) == -EINVAL);
+	t[0].iov[0] = (struct iovec){ buf[0], 512 };
+	tio_init(&t[0], &pending, BK_IO_WRITE, 0, 1, -1);
+	t[0].io.len = 1024;
+	CHECK(tio_queue(e, &t[0]) == -EINVAL);
+	t[0].io.done = NULL;
+	t[0].io.len = 512;
+	CHECK(tio_queue(e, &t[0]) == -EINVAL);
+	CHECK(bk_engine_inflight(e) == 0);
 
 	bk_engine_close(e);
 	CHECK(bk_loop_nr_objects(loop) == base);
