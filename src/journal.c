@@ -1,0 +1,266 @@
+// SPDX-License-Identifier: MIT
+/* The in-flight journal: see journal.h for the protocol and why it is crash-safe. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "journal.h"
+#include "util/log.h"
+#include "util/macros.h"
+
+#define JOURNAL_MAGIC 0x4c4e524a4b4e4c42ULL /* "BLNKJRNL" */
+#define JOURNAL_VERSION 1U
+
+enum {
+	ENT_FREE = 0,
+	ENT_INFLIGHT = 1,
+	ENT_RESPONDED = 2,
+};
+
+struct journal_hdr {
+	uint64_t magic;
+	uint32_t version;
+	uint32_t hdr_size;
+	struct bk_journal_geom geom;
+	uint32_t req_cons;
+	uint32_t rsp_pushed;
+	uint64_t next_seq;
+	uint8_t pad[64];
+};
+
+struct journal_ent {
+	uint32_t state;
+	uint32_t rsp_idx;
+	uint64_t seq;
+	uint8_t raw[BK_JOURNAL_RAW_MAX];
+};
+
+struct bk_journal {
+	struct journal_hdr *hdr;
+	struct journal_ent *ents;
+	size_t map_len;
+	char *path;
+	unsigned int live;
+};
+
+static size_t journal_size(uint32_t nr_slots)
+{
+	return sizeof(struct journal_hdr) + (size_t)nr_slots * sizeof(struct journal_ent);
+}
+
+static bool geom_valid(const struct bk_journal_geom *g)
+{
+	return g->nr_slots > 0 && g->nr_slots <= 65536 && g->raw_size > 0 &&
+	       g->raw_size <= BK_JOURNAL_RAW_MAX && g->nr_refs <= BK_JOURNAL_MAX_REFS;
+}
+
+static int mkdir_p(const char *dir)
+{
+	_cleanup_free_ char *copy = strdup(dir);
+
+	if (!copy)
+		return -ENOMEM;
+	for (char *p = copy + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(copy, 0700) < 0 && errno != EEXIST)
+			return neg_errno();
+		*p = '/';
+	}
+	if (mkdir(copy, 0700) < 0 && errno != EEXIST)
+		return neg_errno();
+	return 0;
+}
+
+int bk_journal_open(const char *dir, const char *name, const struct bk_journal_geom *g,
+		    struct bk_journal **ret, bool *ret_recovering)
+{
+	_cleanup_free_ struct bk_journal *j = NULL;
+	_cleanup_free_ char *path = NULL;
+	_cleanup_close_ int fd = -1;
+	struct stat st;
+	size_t len;
+	void *map;
+	bool keep = false;
+	int r;
+
+	if (!geom_valid(g) || strchr(name, '/'))
+		return -EINVAL;
+	r = mkdir_p(dir);
+	if (r < 0)
+		return log_err_errno(r, "cannot create journal directory %s: %m", dir);
+	if (asprintf(&path, "%s/%s", dir, name) < 0) {
+		path = NULL;
+		return -ENOMEM;
+	}
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return log_err_errno(neg_errno(), "cannot open journal %s: %m", path);
+	if (fstat(fd, &st) < 0)
+		return neg_errno();
+	len = journal_size(g->nr_slots);
+	if ((uint64_t)st.st_size == len)
+		keep = true;
+	else if (ftruncate(fd, 0) < 0 || ftruncate(fd, (off_t)len) < 0)
+		return log_err_errno(neg_errno(), "cannot size journal %s: %m", path);
+	map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (map == MAP_FAILED)
+		return log_err_errno(neg_errno(), "cannot map journal %s: %m", path);
+
+	j = calloc(1, sizeof(*j));
+	if (!j) {
+		munmap(map, len);
+		return -ENOMEM;
+	}
+	j->hdr = map;
+	j->ents = (struct journal_ent *)(j->hdr + 1);
+	j->map_len = len;
+
+	if (keep)
+		keep = j->hdr->magic == JOURNAL_MAGIC && j->hdr->version == JOURNAL_VERSION &&
+		       j->hdr->hdr_size == sizeof(struct journal_hdr) &&
+		       memcmp(&j->hdr->geom, g, sizeof(*g)) == 0;
+	if (!keep) {
+		memset(map, 0, len);
+		j->hdr->version = JOURNAL_VERSION;
+		j->hdr->hdr_size = sizeof(struct journal_hdr);
+		j->hdr->geom = *g;
+		/* Magic last: a half-written header never looks valid. */
+		__atomic_store_n(&j->hdr->magic, JOURNAL_MAGIC, __ATOMIC_RELEASE);
+	} else {
+		for (uint32_t i = 0; i < g->nr_slots; i++)
+			if (j->ents[i].state != ENT_FREE)
+				j->live++;
+	}
+	j->path = TAKE_PTR(path);
+	*ret_recovering = keep;
+	*ret = TAKE_PTR(j);
+	return 0;
+}
+
+void bk_journal_close(struct bk_journal *j, bool discard)
+{
+	if (!j)
+		return;
+	munmap(j->hdr, j->map_len);
+	if (discard)
+		unlink(j->path);
+	free(j->path);
+	free(j);
+}
+
+void bk_journal_record(struct bk_journal *j, uint32_t slot, const void *raw)
+{
+	struct journal_ent *e;
+
+	if (slot >= j->hdr->geom.nr_slots)
+		return;
+	e = &j->ents[slot];
+	if (e->state == ENT_FREE)
+		j->live++;
+	memcpy(e->raw, raw, j->hdr->geom.raw_size);
+	e->seq = j->hdr->next_seq++;
+	e->rsp_idx = 0;
+	/* The entry is complete before it counts. */
+	__atomic_store_n(&e->state, ENT_INFLIGHT, __ATOMIC_RELEASE);
+}
+
+void bk_journal_set_cons(struct bk_journal *j, uint32_t req_cons)
+{
+	__atomic_store_n(&j->hdr->req_cons, req_cons, __ATOMIC_RELEASE);
+}
+
+void bk_journal_responded(struct bk_journal *j, uint32_t slot, uint32_t rsp_idx)
+{
+	struct journal_ent *e;
+
+	if (slot >= j->hdr->geom.nr_slots)
+		return;
+	e = &j->ents[slot];
+	e->rsp_idx = rsp_idx;
+	__atomic_store_n(&e->state, ENT_RESPONDED, __ATOMIC_RELEASE);
+}
+
+void bk_journal_set_pushed(struct bk_journal *j, uint32_t rsp_prod)
+{
+	__atomic_store_n(&j->hdr->rsp_pushed, rsp_prod, __ATOMIC_RELEASE);
+}
+
+void bk_journal_release(struct bk_journal *j, uint32_t slot)
+{
+	struct journal_ent *e;
+
+	if (slot >= j->hdr->geom.nr_slots)
+		return;
+	e = &j->ents[slot];
+	if (e->state != ENT_FREE)
+		j->live--;
+	__atomic_store_n(&e->state, ENT_FREE, __ATOMIC_RELEASE);
+}
+
+unsigned int bk_journal_nr_live(const struct bk_journal *j)
+{
+	return j->live;
+}
+
+static int cmp_seq(const void *a, const void *b)
+{
+	const struct journal_ent *x = *(struct journal_ent *const *)a;
+	const struct journal_ent *y = *(struct journal_ent *const *)b;
+
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+int bk_journal_recover(struct bk_journal *j, uint32_t shared_rsp_prod,
+		       void (*reissue)(const void *raw, void *data), void *data,
+		       uint32_t *ret_req_cons, uint32_t *ret_rsp_prod)
+{
+	struct journal_hdr *h = j->hdr;
+	uint32_t cons = h->req_cons, pushed = h->rsp_pushed, published;
+	_cleanup_free_ struct journal_ent **todo = NULL;
+	unsigned int n = 0;
+
+	/*
+	 * The shared rsp_prod is the truth about what the guest may have seen, but the guest
+	 * can write it: trust it only between what we recorded as pushed and what we consumed
+	 * (a crash between the push and bk_journal_set_pushed leaves it ahead of the journal).
+	 */
+	if ((uint32_t)(shared_rsp_prod - pushed) <= (uint32_t)(cons - pushed))
+		published = shared_rsp_prod;
+	else
+		published = pushed;
+
+	todo = calloc(h->geom.nr_slots, sizeof(*todo));
+	if (!todo)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < h->geom.nr_slots; i++) {
+		struct journal_ent *e = &j->ents[i];
+		uint32_t state = __atomic_load_n(&e->state, __ATOMIC_ACQUIRE);
+
+		if (state == ENT_INFLIGHT)
+			todo[n++] = e;
+		else if (state == ENT_RESPONDED &&
+			 (uint32_t)(e->rsp_idx - pushed) >= (uint32_t)(published - pushed))
+			todo[n++] = e; /* answered, but the answer was never published */
+	}
+	if ((uint32_t)(cons - published) < n) {
+		/* More requests than the ring can have outstanding: the journal is corrupt. */
+		return -EUCLEAN;
+	}
+	qsort(todo, n, sizeof(*todo), cmp_seq);
+	for (unsigned int i = 0; i < n; i++)
+		reissue(todo[i]->raw, data);
+
+	memset(j->ents, 0, (size_t)h->geom.nr_slots * sizeof(*j->ents));
+	j->live = 0;
+	h->rsp_pushed = published;
+	*ret_req_cons = cons;
+	*ret_rsp_prod = published;
+	return (int)n;
+}

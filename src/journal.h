@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The in-flight journal: what a ring backend needs to survive its own restart (systemctl
+ * restart, or SIGKILL followed by a start) without the guest seeing an error or losing data.
+ *
+ * Requests and responses share ring slots, so after a crash the shared ring cannot tell which
+ * consumed requests were answered. Each queue therefore keeps, in a file under /run mapped
+ * shared (it outlives the process, not the machine, exactly like the guest), a record of:
+ * the ring geometry it belongs to, the consumer index, the last published response index, and
+ * for every request taken but not yet answered-and-published, its raw slot bytes (the private
+ * copy, so a response that overwrote the slot loses nothing).
+ *
+ * Protocol for the datapath (every step a plain store into the mapping; no syscalls):
+ *   take:     bk_journal_record(slot, raw) then bk_journal_set_cons(req_cons)
+ *   answer:   write the response at rsp_prod_pvt, bk_journal_responded(slot, that index)
+ *   publish:  push rsp_prod to the ring, bk_journal_set_pushed(rsp_prod),
+ *             then bk_journal_release(slot) for each request answered in the batch
+ * A crash between any two steps leaves a journal from which bk_journal_recover() rebuilds the
+ * exact set of requests to issue again (writes are idempotent: the guest keeps the data pages
+ * granted and unchanged until it sees the response).
+ */
+#ifndef BK_JOURNAL_H
+#define BK_JOURNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define BK_JOURNAL_RAW_MAX 128U
+#define BK_JOURNAL_MAX_REFS 16U
+
+/* What identifies the ring a journal belongs to; a mismatch means "start afresh". */
+struct bk_journal_geom {
+	uint32_t nr_slots;  /* request slots of the backend queue */
+	uint32_t raw_size;  /* bytes of one ring slot (<= BK_JOURNAL_RAW_MAX) */
+	uint32_t abi;       /* backend-defined ring layout */
+	uint32_t nr_refs;   /* ring pages */
+	uint32_t refs[BK_JOURNAL_MAX_REFS];
+	uint32_t remote_port;
+};
+
+struct bk_journal;
+
+/*
+ * Open (creating) @dir/@name. When the file holds a journal for the same geometry, it is kept
+ * and *ret_recovering is set: call bk_journal_recover() before serving. Otherwise it is
+ * initialised empty. @dir is created (0700) if missing.
+ */
+int bk_journal_open(const char *dir, const char *name, const struct bk_journal_geom *g,
+		    struct bk_journal **ret, bool *ret_recovering);
+/* NULL-safe. @discard removes the file (device gone or disconnected for good). */
+void bk_journal_close(struct bk_journal *j, bool discard);
+
+void bk_journal_record(struct bk_journal *j, uint32_t slot, const void *raw);
+void bk_journal_set_cons(struct bk_journal *j, uint32_t req_cons);
+void bk_journal_responded(struct bk_journal *j, uint32_t slot, uint32_t rsp_idx);
+void bk_journal_set_pushed(struct bk_journal *j, uint32_t rsp_prod);
+void bk_journal_release(struct bk_journal *j, uint32_t slot);
+/* Entries in use (tests, stats). */
+unsigned int bk_journal_nr_live(const struct bk_journal *j);
+
+/*
+ * Rebuild the ring position after a restart. @shared_rsp_prod is what the shared ring shows
+ * as published (hostile: trusted only inside the range the journal allows). Calls @reissue
+ * for every request that must run again, oldest first, then empties the journal. Returns the
+ * consumer index and response index to continue from.
+ */
+int bk_journal_recover(struct bk_journal *j, uint32_t shared_rsp_prod,
+		       void (*reissue)(const void *raw, void *data), void *data,
+		       uint32_t *ret_req_cons, uint32_t *ret_rsp_prod);
+
+#endif
