@@ -126,12 +126,18 @@ static void test_unwritable(void)
 		return;
 	close(fd);
 	chmod(path, 0400);
-	/* root bypasses mode bits; an immutable-free check is all we can do portably then. */
 	if (geteuid() != 0) {
 		CHECK(open_capture(path, &rw, &s, log, sizeof(log)) == -EACCES && !s);
 		CHECK(strstr(log, "Permission denied") && strstr(log, path));
 	}
 	unlink(path);
+	/* root bypasses mode bits, but sysfs refuses to open a read-only attribute for writing. */
+	if (access("/sys/kernel/uevent_seqnum", R_OK) == 0) {
+		CHECK(open_capture("/sys/kernel/uevent_seqnum", &rw, &s, log, sizeof(log)) ==
+			      -EACCES &&
+		      !s);
+		CHECK(strstr(log, "cannot open /sys/kernel/uevent_seqnum: Permission denied"));
+	}
 }
 
 static void test_blkdev(const char *args, uint32_t want_lbs)
