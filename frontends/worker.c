@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -145,6 +146,7 @@ int bk_worker_new(struct bk_loop *loop, struct bk_store *store, const char *name
 		  bk_worker_done_fn done, void *data, struct bk_worker **ret)
 {
 	struct bk_worker *w;
+	sigset_t all, old;
 	int r;
 
 	w = calloc(1, sizeof(*w));
@@ -165,7 +167,11 @@ int bk_worker_new(struct bk_loop *loop, struct bk_store *store, const char *name
 	r = bk_loop_add_fd(loop, w->efd, BK_EV_READ, worker_event, w, &w->watch);
 	if (r < 0)
 		goto fail;
+	/* Signals belong to the loop thread: the worker starts with all of them blocked. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
 	r = -pthread_create(&w->thread, NULL, worker_main, w);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (r < 0) {
 		log_err_errno(r, "%s: cannot start worker thread: %m", name);
 		goto fail;
