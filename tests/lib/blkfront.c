@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "blkfront.h"
 #include "blkif/blkif.h"
@@ -117,6 +118,31 @@ int bk_bf_env_add_vbd(struct bk_bf_env *env, uint32_t domid, uint32_t devid, con
 	};
 
 	return bk_ts_attach(env->ts, &d);
+}
+
+int bk_bf_tmpfile(const char *dir, uint64_t size, int fill, char *path, size_t len)
+{
+	static uint8_t buf[1 << 16];
+	int fd;
+
+	if (snprintf(path, len, "%s/blkif-test-XXXXXX", dir) >= (int)len)
+		return -ENAMETOOLONG;
+	fd = mkstemp(path);
+	if (fd < 0)
+		return neg_errno();
+	memset(buf, fill, sizeof(buf));
+	for (uint64_t off = 0; off < size; off += sizeof(buf)) {
+		size_t n = (size_t)BK_MIN(size - off, (uint64_t)sizeof(buf));
+
+		if (pwrite(fd, buf, n, (off_t)off) != (ssize_t)n) {
+			int r = neg_errno();
+
+			close(fd);
+			unlink(path);
+			return r;
+		}
+	}
+	return fd;
 }
 
 /* ------------------------------------------------------------------------------------------ */

@@ -49,6 +49,12 @@ int bk_bf_env_guest(struct bk_bf_env *env, uint32_t domid, unsigned int nr_pages
 int bk_bf_env_add_vbd(struct bk_bf_env *env, uint32_t domid, uint32_t devid, const char *params,
 		      const char *mode, const char *device_type, const char *const *extra_be);
 
+/*
+ * A scratch backing file of @size bytes under @dir (e.g. /var/tmp), filled with @fill; its
+ * path goes to @path (at least 64 bytes). Returns the open fd or -errno. Unlink it after.
+ */
+int bk_bf_tmpfile(const char *dir, uint64_t size, int fill, char *path, size_t len);
+
 /* ------------------------------------------------------------------------------------------ */
 /* The frontend. */
 

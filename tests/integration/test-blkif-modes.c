@@ -1,0 +1,248 @@
+// SPDX-License-Identifier: MIT
+/*
+ * blkif device modes through the simulation: a read-only disk refuses writes and discards
+ * (info has VDISK_READONLY), a cdrom (info has VDISK_CDROM, read-only), a backing store that
+ * fails with EIO (fault engine) answers that request with BLKIF_RSP_ERROR and keeps serving,
+ * the null engine, and unknown engine / mode / device-type values refuse the device only.
+ *
+ * Usage: test-blkif-modes [ENGINE]  (the engine the fault engine wraps, default io_uring)
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "blanket/stats.h"
+#include "blkfront.h"
+#include "device.h"
+#include "engine.h"
+#include "loop.h"
+#include "toolstack.h"
+#include "xen/sim.h"
+#include "xenbus_front.h"
+
+#define DISK_BYTES (4U << 20)
+
+static int failures;
+
+#define CHECK(cond)                                                                                \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);  \
+			failures++;                                                                \
+		}                                                                                  \
+	} while (0)
+
+static struct bk_bf_env env;
+static uint8_t buf[64 * 4096], cmp[64 * 4096];
+
+/* Add, open, connect a device of guest @domid on pages [base, base + 1024). */
+static struct bk_blkfront *attach(uint32_t domid, uint32_t devid, const char *path,
+				  const char *mode, const char *type, const char *const *extra)
+{
+	struct bk_bf_params p = { .pfn_base = (devid % 8) * 1024, .pfn_count = 1024 };
+	struct bk_blkfront *f = NULL;
+
+	if (bk_bf_env_add_vbd(&env, domid, devid, path, mode, type, extra) < 0)
+		return NULL;
+	if (bk_bf_open(&env, domid, devid, &p, &f) < 0)
+		return NULL;
+	if (bk_bf_connect(f) < 0) {
+		bk_bf_close(f);
+		return NULL;
+	}
+	return f;
+}
+
+static void test_readonly(uint32_t domid, const char *path)
+{
+	struct bk_blkfront *f = attach(domid, 1, path, "r", "disk", NULL);
+	struct bk_bf_io io = { 0 };
+	uint64_t info = 0, discard = 9;
+
+	CHECK(f != NULL);
+	if (!f)
+		return;
+	CHECK(bk_bf_feature(f, "info", &info) == 0 && info == VDISK_READONLY);
+	CHECK(bk_bf_feature(f, "feature-discard", &discard) == 0 && discard == 0);
+	CHECK(bk_bf_rw(f, 0, BLKIF_OP_READ, 0, 8, buf, false) == BLKIF_RSP_OKAY);
+	CHECK(buf[0] == 0x11 && buf[4095] == 0x11);
+	memset(buf, 0x22, sizeof(buf));
+	CHECK(bk_bf_rw(f, 0, BLKIF_OP_WRITE, 0, 8, buf, false) == BLKIF_RSP_ERROR);
+	CHECK(bk_bf_rw(f, 0, BLKIF_OP_WRITE, 0, 12 * 8, buf, true) == BLKIF_RSP_ERROR);
+	io.op = BLKIF_OP_WRITE_BARRIER;
+	io.nr_sectors = 8;
+	io.data = buf;
+	CHECK(bk_bf_io_sync(f, 0, &io) == BLKIF_RSP_ERROR);
+	memset(&io, 0, sizeof(io));
+	io.op = BLKIF_OP_DISCARD;
+	io.nr_sectors = 8;
+	CHECK(bk_bf_io_sync(f, 0, &io) == BLKIF_RSP_EOPNOTSUPP);
+	/* A flush without data is harmless on a read-only disk. */
+	memset(&io, 0, sizeof(io));
+	io.op = BLKIF_OP_FLUSH_DISKCACHE;
+	CHECK(bk_bf_io_sync(f, 0, &io) == BLKIF_RSP_OKAY);
+	/* Nothing was written. */
+	CHECK(bk_bf_rw(f, 0, BLKIF_OP_READ, 0, 8, buf, false) == BLKIF_RSP_OKAY);
+	CHECK(buf[0] == 0x11);
+	CHECK(bk_bf_bad_padding(f) == 0);
+	CHECK(bk_bf_disconnect(f) == 0);
+	bk_bf_close(f);
+}
+
+static void test_cdrom(uint32_t domid, const char *path)
+{
+	struct bk_blkfront *f = attach(domid, 2, path, "r", "cdrom", NULL);
+	uint64_t info = 0;
+
+	CHECK(f != NULL);
+	if (!f)
+		return;
+	CHECK(bk_bf_feature(f, "info", &info) == 0);
+	CHECK(info & VDISK_CDROM);
+	CHECK(info & VDISK_READONLY);
+	CHECK(bk_bf_rw(f, 0, BLKIF_OP_READ, 8, 16, buf, false) == BLKIF_RSP_OKAY);
+	CHECK(bk_bf_rw(f, 0, BLKIF_OP_WRITE, 8, 8, buf, false) == BLKIF_RSP_ERROR);
+	CHECK(bk_bf_disconnect(f) == 0);
+	bk_bf_close(f);
+}
+
+/* Reads of the second 64 KiB fail with EIO, everything else works. */
+static void test_fault(uint32_t domid, const char *path, const char *inner)
+{
+	char opts[128];
+	const char *extra[] = { "blanket-engine", "fault", "blanket-options", opts, NULL };
+	struct bk_blkfront *f;
+	struct bk_bf_io ios[3];
+	struct bk_device *dev;
+	struct bk_queue_stats qs;
+
+	snprintf(opts, sizeof(opts), "inner=%s,fail=read:offset=65536-131071", inner);
+	f = attach(domid, 3, path, "w", "disk", extra);
+	CHECK(f != NULL);
+	if (!f)
+		return;
+	CHECK(bk_bf_rw(f, 0, BLKIF_OP_READ, 0, 8, buf, false) == BLKIF_RSP_OKAY);
+	CHECK(bk_bf_rw(f, 0, BLKIF_OP_READ, 128, 8, buf, false) == BLKIF_RSP_ERROR);
+	/* Three in one batch: only the middle one fails. */
+	memset(ios, 0, sizeof(ios));
+	for (int i = 0; i < 3; i++) {
+		ios[i].op = BLKIF_OP_READ;
+		ios[i].sector = 64 + 128 * (uint64_t)i; /* 32 KiB, 96 KiB, 160 KiB */
+		ios[i].nr_sectors = 8;
+		ios[i].data = buf + i * 4096;
+		CHECK(bk_bf_queue(f, 0, &ios[i]) == 0);
+	}
+	bk_bf_push(f, 0);
+	CHECK(bk_bf_wait_all(f, 0) == 0);
+	CHECK(ios[0].status == BLKIF_RSP_OKAY && ios[1].status == BLKIF_RSP_ERROR &&
+	      ios[2].status == BLKIF_RSP_OKAY);
+	/* Writes there still work, and the device keeps serving. */
+	memset(cmp, 0x33, 4096);
+	CHECK(bk_bf_rw(f, 0, BLKIF_OP_WRITE, 128, 8, cmp, false) == BLKIF_RSP_OKAY);
+	CHECK(bk_bf_rw(f, 0, BLKIF_OP_READ, 256, 8, buf, false) == BLKIF_RSP_OKAY);
+	dev = bk_core_find(env.core, "vbd", domid, 3);
+	CHECK(dev && dev->ops->get_stats(dev, &qs, 1) == 1 && qs.errors == 2);
+	CHECK(bk_bf_disconnect(f) == 0);
+	bk_bf_close(f);
+}
+
+static void test_null(uint32_t domid)
+{
+	const char *extra[] = { "blanket-engine", "null", NULL };
+	struct bk_blkfront *f;
+	char path[64];
+	int fd = bk_bf_tmpfile("/var/tmp", 1 << 20, 0, path, sizeof(path));
+
+	CHECK(fd >= 0);
+	if (fd < 0)
+		return;
+	f = attach(domid, 4, path, "w", "disk", extra);
+	CHECK(f != NULL);
+	if (f) {
+		CHECK(bk_bf_rw(f, 0, BLKIF_OP_WRITE, 0, 64 * 8, buf, true) == BLKIF_RSP_OKAY);
+		CHECK(bk_bf_rw(f, 0, BLKIF_OP_READ, 0, 8, buf, false) == BLKIF_RSP_OKAY);
+		CHECK(bk_bf_disconnect(f) == 0);
+		bk_bf_close(f);
+	}
+	close(fd);
+	unlink(path);
+}
+
+/* Bad backend keys refuse that device (Closed, error node); the others are unaffected. */
+static void test_refused(uint32_t domid, const char *path)
+{
+	static const char *const bad_engine[] = { "blanket-engine", "nosuch", NULL };
+	static const char *const bad_queues[] = { "blanket-queues", "0", NULL };
+	struct {
+		uint32_t devid;
+		const char *mode, *type, *params;
+		const char *const *extra;
+	} cases[] = {
+		{ 10, "w", "disk", NULL, bad_engine },
+		{ 11, "rw", "disk", NULL, NULL },
+		{ 12, "w", "floppy", NULL, NULL },
+		{ 13, "w", "disk", "/nonexistent/blkif-image", NULL },
+		{ 14, "w", "disk", NULL, bad_queues },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct bk_ts_dev d = {
+			.kind = "vbd",
+			.domid = domid,
+			.devid = cases[i].devid,
+			.params = cases[i].params ? cases[i].params : path,
+			.mode = cases[i].mode,
+			.device_type = cases[i].type,
+			.extra_be = cases[i].extra,
+		};
+		unsigned int st = 0;
+		_cleanup_free_ char *be = bk_ts_be_path(env.ts, "vbd", domid, cases[i].devid);
+		_cleanup_free_ char *err = NULL;
+		size_t len;
+
+		CHECK(bk_ts_add(env.ts, &d) == 0);
+		for (int k = 0; k < 20; k++)
+			bk_loop_run_once(env.loop, 1);
+		CHECK(bk_ts_be_state(env.ts, "vbd", domid, cases[i].devid, &st) == 0 &&
+		      st == BK_XB_CLOSED);
+		if (be) {
+			char ep[256];
+
+			snprintf(ep, sizeof(ep), "%s/error", be);
+			CHECK(bk_xs_read(bk_ts_xs(env.ts), BK_XS_NULL, ep, &err, &len) == 0);
+		}
+	}
+}
+
+int main(int argc, char **argv)
+{
+	const char *inner = argc > 1 ? argv[1] : "io_uring";
+	char path[64];
+	int fd;
+
+	if (!bk_engine_find(inner) || !bk_engine_find("fault")) {
+		printf("engine %s or fault not built: skip\n", inner);
+		return 77;
+	}
+	fd = bk_bf_tmpfile("/var/tmp", DISK_BYTES, 0x11, path, sizeof(path));
+	if (fd < 0 || bk_bf_env_new(&env) < 0)
+		return 1;
+	CHECK(bk_bf_env_guest(&env, 7, 8192) == 0);
+	test_readonly(7, path);
+	test_cdrom(7, path);
+	test_fault(7, path, inner);
+	test_null(7);
+	test_refused(7, path);
+	CHECK(bk_sim_guest_nr_mapped(env.sim, 7) == 0);
+	bk_bf_env_free(&env);
+	close(fd);
+	unlink(path);
+	if (failures) {
+		fprintf(stderr, "%d checks failed\n", failures);
+		return 1;
+	}
+	printf("ok\n");
+	return 0;
+}
