@@ -518,3 +518,32 @@ void bk_config_install(const struct bk_config *cfg)
 	current = *cfg;
 	current_set = true;
 }
+
+int bk_config_build(struct bk_config *ret, const char *path, char *const *sets, unsigned int nsets)
+{
+	struct bk_config cfg;
+	int r;
+
+	bk_config_defaults(&cfg);
+	r = bk_config_load(&cfg, path ? path : BK_CONFIG_DEFAULT_PATH, path != NULL);
+	if (r < 0)
+		return r;
+	for (unsigned int i = 0; i < nsets; i++) {
+		r = bk_config_set(&cfg, "--set", sets[i]);
+		if (r < 0)
+			return r;
+	}
+	*ret = cfg;
+	return 0;
+}
+
+int bk_config_apply(const struct bk_config *cfg)
+{
+	if (cfg->cpu_affinity_set && sched_setaffinity(0, sizeof(cfg->cpu_affinity),
+						       &cfg->cpu_affinity) < 0)
+		return log_err_errno(neg_errno(), "cpu-affinity %s: cannot pin to these CPUs: %m",
+				     cfg->cpu_affinity_str);
+	bk_config_install(cfg);
+	bk_log_set_level(cfg->log_level);
+	return 0;
+}

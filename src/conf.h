@@ -93,6 +93,20 @@ const struct bk_config *bk_config_current(void);
 void bk_config_install(const struct bk_config *cfg);
 
 /*
+ * What blanketd's command line gives: defaults, then @path (NULL: the default file, which may
+ * be missing; a named file must exist), then each "key=value" of @sets in order (--set).
+ * Errors are logged with file, line, key and value; returns 0 or -EINVAL / -errno.
+ */
+int bk_config_build(struct bk_config *ret, const char *path, char *const *sets, unsigned int nsets);
+
+/*
+ * Put @cfg in effect: install it (bk_config_current), set the log level, and pin the process
+ * (and threads created later, io_uring workers included) to cpu-affinity. Fails with a clear
+ * message if the CPU list names no online CPU.
+ */
+int bk_config_apply(const struct bk_config *cfg);
+
+/*
  * Strict value parsers, shared with the backends for their xenstore keys. Each returns 0 and
  * sets *ret, or -EINVAL with the reason in @why.
  */

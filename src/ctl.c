@@ -139,13 +139,11 @@ static int do_version(struct ctl_client *c)
 	return bk_ctl_buf_append(&c->out, &v, sizeof(v), &err) ? 0 : err;
 }
 
-static int do_status(struct ctl_client *c)
+void bk_ctl_get_status(struct bk_ctl *ctl, struct bk_ctl_status *ret)
 {
-	struct bk_ctl *ctl = c->ctl;
 	struct bk_ctl_status s = { .pid = (uint32_t)getpid(), .uptime_ms = uptime_ms(ctl) };
 	struct bk_device *dev;
 	char err_text[128];
-	int err = 0;
 
 	list_for_each_entry(dev, ctl->devices(ctl->data), link) {
 		uint32_t flags = device_flags(ctl, dev, err_text, sizeof(err_text));
@@ -160,6 +158,15 @@ static int do_status(struct ctl_client *c)
 		else
 			s.nr_connecting++;
 	}
+	*ret = s;
+}
+
+static int do_status(struct ctl_client *c)
+{
+	struct bk_ctl_status s;
+	int err = 0;
+
+	bk_ctl_get_status(c->ctl, &s);
 	bk_ctl_status_swap(&s);
 	return bk_ctl_buf_append(&c->out, &s, sizeof(s), &err) ? 0 : err;
 }

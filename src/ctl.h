@@ -44,6 +44,9 @@ int bk_ctl_new(const struct bk_ctl_params *p, struct bk_ctl **ret);
 void bk_ctl_free(struct bk_ctl *ctl);
 /* Serve an already connected stream socket (tests, socket activation); takes @fd. */
 int bk_ctl_add_client(struct bk_ctl *ctl, int fd);
+/* Device counts as STATUS reports them (host byte order). */
+struct bk_ctl_status;
+void bk_ctl_get_status(struct bk_ctl *ctl, struct bk_ctl_status *ret);
 /* Clients connected now. */
 unsigned int bk_ctl_nr_clients(const struct bk_ctl *ctl);
 

@@ -278,6 +278,46 @@ static void test_nul_and_long_lines(void)
 	CHECK(strstr(log, "longer than") != NULL);
 }
 
+static void test_build_apply(void)
+{
+	struct bk_config c, saved = *bk_config_current();
+	char *sets[] = { "queues=3", "log-level=warning", "cpu-affinity=0" };
+	char *bad_sets[] = { "queues=3", "engine=fast" };
+	const char *path = write_file("built.conf", "queues = 9\nengine = null\n");
+	char missing[300], *log;
+
+	/* File, then --set in order. */
+	CHECK(bk_config_build(&c, path, sets, 3) == 0);
+	CHECK(c.queues == 3 && strcmp(c.engine, "null") == 0 && c.log_level == BK_LOG_WARNING);
+	CHECK(bk_config_apply(&c) == 0);
+	CHECK(bk_config_current()->queues == 3);
+	CHECK(bk_log_get_level() == BK_LOG_WARNING);
+
+	capture_begin();
+	CHECK(bk_config_build(&c, path, bad_sets, 2) == -EINVAL);
+	log = capture_end();
+	CHECK(strstr(log, "--set: bad value 'fast' for key 'engine'") != NULL);
+	CHECK(c.queues == 3); /* untouched on failure */
+
+	/* A named file must exist. */
+	snprintf(missing, sizeof(missing), "%s/missing.conf", tmpdir);
+	capture_begin();
+	CHECK(bk_config_build(&c, missing, NULL, 0) == -ENOENT);
+	capture_end();
+
+	/* CPUs that do not exist: refused with the list named. */
+	CHECK(bk_config_set(&c, "--set", "cpu-affinity=1000-1002") == 0);
+	capture_begin();
+	CHECK(bk_config_apply(&c) == -EINVAL);
+	log = capture_end();
+	CHECK(strstr(log, "cpu-affinity 1000-1002") != NULL);
+
+	/* Leave the process as it was. */
+	saved.cpu_affinity_set = false;
+	bk_config_apply(&saved);
+	bk_log_set_level(BK_LOG_INFO);
+}
+
 int main(void)
 {
 	if (!mkdtemp(tmpdir)) {
@@ -294,6 +334,7 @@ int main(void)
 	test_set();
 	test_helpers();
 	test_nul_and_long_lines();
+	test_build_apply();
 
 	{
 		char cmd[400];
