@@ -139,6 +139,30 @@ static int add_dir(struct bk_xs *xs, uint32_t t, const char *dir, uint32_t owner
 	return write_pairs(xs, t, dir, kv, n, extra);
 }
 
+/* Run @fn in a transaction, retrying on conflicts as libxl does. */
+static int ts_tx(struct bk_toolstack *ts, int (*fn)(struct bk_toolstack *ts, uint32_t t, void *arg),
+		 void *arg)
+{
+	int r = -EIO;
+
+	for (int tries = 0; tries < TS_TX_TRIES; tries++) {
+		uint32_t t;
+
+		r = bk_xs_transaction_start(ts->xs, &t);
+		if (r < 0)
+			return r;
+		r = fn(ts, t, arg);
+		if (r < 0) {
+			bk_xs_transaction_end(ts->xs, t, true);
+			return r;
+		}
+		r = bk_xs_transaction_end(ts->xs, t, false);
+		if (r != -EAGAIN)
+			return r;
+	}
+	return r;
+}
+
 #define KV(k, ...)                                                                                 \
 	do {                                                                                       \
 		kv[n].key = (k);                                                                   \
@@ -147,13 +171,13 @@ static int add_dir(struct bk_xs *xs, uint32_t t, const char *dir, uint32_t owner
 	} while (0)
 #define OR(a, b) ((a) ? (a) : (b))
 
-int bk_ts_add(struct bk_toolstack *ts, const struct bk_ts_dev *d)
+static int add_t(struct bk_toolstack *ts, uint32_t t, const struct bk_ts_dev *d)
 {
 	_cleanup_free_ char *be = NULL, *fe = NULL;
 	struct kv bkv[20], fkv[12];
 	unsigned int nb = 0, nf = 0;
 	bool vif;
-	int r = -EIO;
+	int r;
 
 	if (!d->kind || (strcmp(d->kind, "vbd") != 0 && strcmp(d->kind, "vif") != 0))
 		return -EINVAL;
@@ -210,24 +234,42 @@ int bk_ts_add(struct bk_toolstack *ts, const struct bk_ts_dev *d)
 		nf = n;
 	}
 
-	for (int tries = 0; tries < TS_TX_TRIES; tries++) {
-		uint32_t t;
+	r = add_dir(ts->xs, t, fe, d->domid, ts->be_domid, fkv, nf, d->extra_fe);
+	if (r == 0)
+		r = add_dir(ts->xs, t, be, ts->be_domid, d->domid, bkv, nb, d->extra_be);
+	return r;
+}
 
-		r = bk_xs_transaction_start(ts->xs, &t);
+struct devs_arg {
+	const struct bk_ts_dev *devs;
+	unsigned int n;
+};
+
+static int add_many_t(struct bk_toolstack *ts, uint32_t t, void *arg)
+{
+	const struct devs_arg *a = arg;
+
+	for (unsigned int i = 0; i < a->n; i++) {
+		int r = add_t(ts, t, &a->devs[i]);
+
 		if (r < 0)
 			return r;
-		r = add_dir(ts->xs, t, fe, d->domid, ts->be_domid, fkv, nf, d->extra_fe);
-		if (r == 0)
-			r = add_dir(ts->xs, t, be, ts->be_domid, d->domid, bkv, nb, d->extra_be);
-		if (r < 0) {
-			bk_xs_transaction_end(ts->xs, t, true);
-			return r;
-		}
-		r = bk_xs_transaction_end(ts->xs, t, false);
-		if (r != -EAGAIN)
-			return r;
 	}
-	return r;
+	return 0;
+}
+
+int bk_ts_add(struct bk_toolstack *ts, const struct bk_ts_dev *d)
+{
+	struct devs_arg a = { d, 1 };
+
+	return ts_tx(ts, add_many_t, &a);
+}
+
+int bk_ts_add_many(struct bk_toolstack *ts, const struct bk_ts_dev *devs, unsigned int n)
+{
+	struct devs_arg a = { devs, n };
+
+	return ts_tx(ts, add_many_t, &a);
 }
 
 int bk_ts_be_state(struct bk_toolstack *ts, const char *kind, uint32_t domid, uint32_t devid,
@@ -297,32 +339,47 @@ int bk_ts_attach(struct bk_toolstack *ts, const struct bk_ts_dev *d)
 	return bk_ts_hotplug(ts, d->kind, d->domid, d->devid, "connected");
 }
 
-int bk_ts_request_remove(struct bk_toolstack *ts, const char *kind, uint32_t domid,
-			 uint32_t devid)
+static int request_remove_t(struct bk_toolstack *ts, uint32_t t, const struct bk_ts_dev *d)
 {
-	_cleanup_free_ char *be = bk_ts_be_path(ts, kind, domid, devid);
-	int r = -EIO;
+	_cleanup_free_ char *be = bk_ts_be_path(ts, d->kind, d->domid, d->devid);
+	int r;
 
 	if (!be)
 		return -ENOMEM;
-	for (int tries = 0; tries < TS_TX_TRIES; tries++) {
-		uint32_t t;
+	r = bk_xs_printf(ts->xs, t, be, "online", "0");
+	if (r == 0)
+		r = bk_xs_printf(ts->xs, t, be, "state", "5");
+	return r;
+}
 
-		r = bk_xs_transaction_start(ts->xs, &t);
+static int request_remove_many_t(struct bk_toolstack *ts, uint32_t t, void *arg)
+{
+	const struct devs_arg *a = arg;
+
+	for (unsigned int i = 0; i < a->n; i++) {
+		int r = request_remove_t(ts, t, &a->devs[i]);
+
 		if (r < 0)
 			return r;
-		r = bk_xs_printf(ts->xs, t, be, "online", "0");
-		if (r == 0)
-			r = bk_xs_printf(ts->xs, t, be, "state", "5");
-		if (r < 0) {
-			bk_xs_transaction_end(ts->xs, t, true);
-			return r;
-		}
-		r = bk_xs_transaction_end(ts->xs, t, false);
-		if (r != -EAGAIN)
-			return r;
 	}
-	return r;
+	return 0;
+}
+
+int bk_ts_request_remove(struct bk_toolstack *ts, const char *kind, uint32_t domid,
+			 uint32_t devid)
+{
+	struct bk_ts_dev d = { .kind = kind, .domid = domid, .devid = devid };
+	struct devs_arg a = { &d, 1 };
+
+	return ts_tx(ts, request_remove_many_t, &a);
+}
+
+int bk_ts_request_remove_many(struct bk_toolstack *ts, const struct bk_ts_dev *devs,
+			      unsigned int n)
+{
+	struct devs_arg a = { devs, n };
+
+	return ts_tx(ts, request_remove_many_t, &a);
 }
 
 /* Remove @path, then its parents while empty, but not above @stop (libxl__xs_path_cleanup). */
@@ -351,40 +408,53 @@ static int path_cleanup(struct bk_xs *xs, uint32_t t, char *path, size_t stop)
 	}
 }
 
-int bk_ts_destroy_dirs(struct bk_toolstack *ts, const char *kind, uint32_t domid,
-		       uint32_t devid)
+static int destroy_dirs_t(struct bk_toolstack *ts, uint32_t t, const struct bk_ts_dev *d)
 {
-	_cleanup_free_ char *be = bk_ts_be_path(ts, kind, domid, devid);
-	_cleanup_free_ char *fe = bk_ts_fe_path(kind, domid, devid);
+	_cleanup_free_ char *be = bk_ts_be_path(ts, d->kind, d->domid, d->devid);
+	_cleanup_free_ char *fe = bk_ts_fe_path(d->kind, d->domid, d->devid);
 	size_t be_stop, fe_stop;
-	int r = -EIO;
+	int r;
 
 	if (!be || !fe)
 		return -ENOMEM;
 	/* Empty parents go up to backend/<kind>/<domid>; backend/<kind> and device/<kind> stay. */
-	be_stop = (size_t)snprintf(NULL, 0, "/local/domain/%u/backend/%s", ts->be_domid, kind) + 1;
+	be_stop = (size_t)snprintf(NULL, 0, "/local/domain/%u/backend/%s", ts->be_domid,
+				   d->kind) + 1;
 	fe_stop = strlen(fe) - strlen(strrchr(fe, '/')) + 1;
-	for (int tries = 0; tries < TS_TX_TRIES; tries++) {
-		_cleanup_free_ char *b = strdup(be), *f = strdup(fe);
-		uint32_t t;
+	r = path_cleanup(ts->xs, t, fe, fe_stop);
+	if (r == 0)
+		r = path_cleanup(ts->xs, t, be, be_stop);
+	return r;
+}
 
-		if (!b || !f)
-			return -ENOMEM;
-		r = bk_xs_transaction_start(ts->xs, &t);
+static int destroy_many_t(struct bk_toolstack *ts, uint32_t t, void *arg)
+{
+	const struct devs_arg *a = arg;
+
+	for (unsigned int i = 0; i < a->n; i++) {
+		int r = destroy_dirs_t(ts, t, &a->devs[i]);
+
 		if (r < 0)
 			return r;
-		r = path_cleanup(ts->xs, t, f, fe_stop);
-		if (r == 0)
-			r = path_cleanup(ts->xs, t, b, be_stop);
-		if (r < 0) {
-			bk_xs_transaction_end(ts->xs, t, true);
-			return r;
-		}
-		r = bk_xs_transaction_end(ts->xs, t, false);
-		if (r != -EAGAIN)
-			return r;
 	}
-	return r;
+	return 0;
+}
+
+int bk_ts_destroy_dirs(struct bk_toolstack *ts, const char *kind, uint32_t domid,
+		       uint32_t devid)
+{
+	struct bk_ts_dev d = { .kind = kind, .domid = domid, .devid = devid };
+	struct devs_arg a = { &d, 1 };
+
+	return ts_tx(ts, destroy_many_t, &a);
+}
+
+int bk_ts_destroy_dirs_many(struct bk_toolstack *ts, const struct bk_ts_dev *devs,
+			    unsigned int n)
+{
+	struct devs_arg a = { devs, n };
+
+	return ts_tx(ts, destroy_many_t, &a);
 }
 
 int bk_ts_remove(struct bk_toolstack *ts, const char *kind, uint32_t domid, uint32_t devid)

@@ -49,6 +49,11 @@ void bk_ts_free(struct bk_toolstack *ts);
 /* Write the backend and frontend directories in one transaction, as libxl__device_generic_add. */
 int bk_ts_add(struct bk_toolstack *ts, const struct bk_ts_dev *d);
 /*
+ * Several devices in one transaction (libxl uses one per device: this is for scale tests,
+ * where the simulation's transaction cost would dominate).
+ */
+int bk_ts_add_many(struct bk_toolstack *ts, const struct bk_ts_dev *devs, unsigned int n);
+/*
  * bk_ts_add, then as libxl: wait for the backend to reach InitWait and run the hotplug
  * script (hotplug-status=connected). -ETIMEDOUT if the backend never got there.
  */
@@ -65,6 +70,11 @@ int bk_ts_request_remove(struct bk_toolstack *ts, const char *kind, uint32_t dom
 /* Remove both directories (and empty parents) as libxl__device_destroy. */
 int bk_ts_destroy_dirs(struct bk_toolstack *ts, const char *kind, uint32_t domid,
 		       uint32_t devid);
+/* The same for several devices, one transaction each call (only kind/domid/devid are used). */
+int bk_ts_request_remove_many(struct bk_toolstack *ts, const struct bk_ts_dev *devs,
+			      unsigned int n);
+int bk_ts_destroy_dirs_many(struct bk_toolstack *ts, const struct bk_ts_dev *devs,
+			    unsigned int n);
 /*
  * The whole detach: request removal, wait (pumping) for backend state 6, then remove both
  * directories. The directories are removed even on timeout (as libxl does after 10 s), and
