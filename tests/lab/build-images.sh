@@ -1,0 +1,172 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+#
+# Build the lab's boot images.
+#   build-images.sh ROOT BUILDDIR OUTDIR
+# ROOT is the unpacked package tree from fetch.sh, BUILDDIR a meson build directory holding
+# blanketd (and blanketctl when it exists). Writes OUTDIR/{xen.elf,vmlinuz,dom0.cpio.gz}.
+#
+# The base dom0 and domU images (busybox, Xen toolstack, kernel modules, libraries) are cached
+# in $LAB_CACHE keyed by the package versions and a hash of the builder; the overlay (blanketd,
+# blanketctl, iotool, hotplug script, init and scenario scripts, the domU image) is rebuilt
+# every time and appended.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+ROOT=$1
+BUILD=$2
+OUT=$3
+SRC=$(cd "$LAB_DIR/../.." && pwd)
+KVER=$(cat "$ROOT/.kver")
+MODS=$ROOT/lib/modules/$KVER
+LIBPATH=$ROOT/usr/lib/x86_64-linux-gnu:$ROOT/lib/x86_64-linux-gnu
+
+DOM0_MODS="xenfs xen-privcmd xen-evtchn xen-gntdev xen-gntalloc xen-blkback xen-netback loop
+	tun bridge virtio_pci virtio_blk crc32c_generic ext4"
+DOMU_MODS="xen-blkfront xen-netfront"
+FULL_TOOLS="/usr/bin/bash /usr/sbin/losetup /usr/bin/flock /usr/sbin/blkdiscard"
+XEN_BINS="xl xenstored xen-init-dom0 xenconsoled xenconsole libxl-save-helper"
+
+mkdir -p "$OUT"
+
+# Copy the ELF files and every shared library they need (ldd) into stage dir $1.
+copy_elf() {
+	local stage=$1 f lib dst
+	shift
+	for f in "$@"; do
+		LD_LIBRARY_PATH=$LIBPATH ldd "$f" 2>/dev/null |
+			awk '/=> \// { print $3 } /^\t\/[^ ]+ \(/ { print $1 }'
+	done | sort -u | while read -r lib; do
+		dst=${lib#"$ROOT"}
+		mkdir -p "$stage$(dirname "$dst")"
+		cp -L "$lib" "$stage$dst"
+	done
+	# glibc dlopens libgcc_s for pthread_cancel (xl aborts without it).
+	mkdir -p "$stage/lib/x86_64-linux-gnu"
+	cp -L /lib/x86_64-linux-gnu/libgcc_s.so.1 "$stage/lib/x86_64-linux-gnu/"
+}
+
+# Copy kernel modules with their dependencies (from the tree's modules.dep) into $1.
+copy_mods() {
+	local stage=$1 m line want=()
+	shift
+	for m in "$@"; do
+		line=$(grep -E "/${m//[-_]/[-_]}\.ko(\.xz)?:" "$MODS/modules.dep") ||
+			lab_die "module $m not found"
+		want+=(${line//:/})
+	done
+	for m in $(printf '%s\n' "${want[@]}" | sort -u); do
+		mkdir -p "$stage/lib/modules/$KVER/$(dirname "$m")"
+		cp "$MODS/$m" "$stage/lib/modules/$KVER/$m"
+	done
+	cp "$MODS/modules.order" "$MODS/modules.builtin" "$stage/lib/modules/$KVER/"
+	depmod -b "$stage" "$KVER"
+}
+
+base_skeleton() {
+	local stage=$1 a
+	mkdir -p "$stage"/{bin,sbin,usr/bin,usr/sbin,dev,proc,sys,run,tmp,etc,lib64,root}
+	cp /bin/busybox "$stage/bin/busybox"
+	for a in $(/bin/busybox --list); do
+		[ -e "$stage/bin/$a" ] || ln -s busybox "$stage/bin/$a"
+	done
+	mknod -m 600 "$stage/dev/console" c 5 1
+	mknod -m 666 "$stage/dev/null" c 1 3
+	printf 'root:x:0:0:root:/root:/bin/sh\n' >"$stage/etc/passwd"
+	printf 'root:x:0:\n' >"$stage/etc/group"
+}
+
+mkcpio() { (cd "$1" && find . | cpio -o -H newc -R 0:0 --quiet | gzip -1) >"$2"; }
+# libxc inflates only the first gzip member of a PV ramdisk: the domU image stays uncompressed.
+mkcpio_raw() { (cd "$1" && find . | cpio -o -H newc -R 0:0 --quiet) >"$2"; }
+
+build_dom0_base() {
+	local stage=$1 b t
+	base_skeleton "$stage"
+	for t in $FULL_TOOLS; do
+		cp -L "$t" "$stage$t"
+		ln -sf "$t" "$stage/bin/${t##*/}"
+		copy_elf "$stage" "$t"
+	done
+	mkdir -p "$stage/usr/lib/xen-4.17/bin"
+	for b in $XEN_BINS; do
+		cp "$ROOT/usr/lib/xen-4.17/bin/$b" "$stage/usr/lib/xen-4.17/bin/"
+		copy_elf "$stage" "$ROOT/usr/lib/xen-4.17/bin/$b"
+		ln -sf "../lib/xen-4.17/bin/$b" "$stage/usr/sbin/$b"
+	done
+	for b in "$ROOT"/usr/bin/xenstore*; do
+		cp "$b" "$stage/usr/bin/"
+	done
+	copy_elf "$stage" "$ROOT/usr/bin/xenstore"
+	cp -a "$ROOT/etc/xen" "$stage/etc/"
+	mkdir -p "$stage"/var/{lib/xen,lib/xenstored,log/xen/console} "$stage/lab"
+	ln -s /run "$stage/var/run"
+	ln -s /run/lock "$stage/var/lock"
+	printf '/lib/x86_64-linux-gnu\n/usr/lib/x86_64-linux-gnu\n' >"$stage/etc/ld.so.conf"
+	copy_mods "$stage" $DOM0_MODS
+	cp "$ROOT/boot/vmlinuz-$KVER" "$stage/lab/vmlinuz"
+}
+
+build_domu_base() {
+	local stage=$1
+	base_skeleton "$stage"
+	copy_mods "$stage" $DOMU_MODS
+}
+
+# --- cached base images ---
+key=$(lab_hash "$0" "$LAB_DIR/lib.sh" -- "$(cat "$ROOT/.versions")" "$(/bin/busybox | head -n1)")
+base=$LAB_CACHE/images-$key
+exec 8>"$LAB_CACHE/images.lock"
+flock 8
+[ -e "$MODS/modules.dep" ] || depmod -b "$ROOT" "$KVER"
+if [ ! -e "$base/.complete" ]; then
+	lab_say "building base images ($base)"
+	rm -rf "$base"
+	mkdir -p "$base"
+	zcat "$ROOT/boot/xen-4.17-amd64.gz" >"$base/xen.elf"
+	cp "$ROOT/boot/vmlinuz-$KVER" "$base/vmlinuz"
+	tmp=$(mktemp -d)
+	build_dom0_base "$tmp/dom0"
+	ldconfig -r "$tmp/dom0"
+	mkcpio "$tmp/dom0" "$base/dom0-base.cpio.gz"
+	build_domu_base "$tmp/domu"
+	mkcpio_raw "$tmp/domu" "$base/domu-base.cpio"
+	rm -rf "$tmp"
+	touch "$base/.complete"
+fi
+flock -u 8
+
+# --- overlay: rebuilt every run (small) ---
+lab_say "building overlay"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+gcc -O2 -Wall -static -pthread -o "$tmp/iotool" "$LAB_DIR/iotool.c"
+
+# domU: base + init + iotool
+mkdir -p "$tmp/domu/bin"
+install -m 755 "$LAB_DIR/guest-init.sh" "$tmp/domu/init"
+install -m 755 "$tmp/iotool" "$tmp/domu/bin/iotool"
+mkcpio_raw "$tmp/domu" "$tmp/domu-overlay.cpio"
+
+o=$tmp/dom0
+mkdir -p "$o/lab/scenarios" "$o/bin" "$o/usr/sbin" "$o/etc/xen/scripts"
+install -m 755 "$LAB_DIR/dom0-init.sh" "$o/init"
+install -m 644 "$LAB_DIR/dom0-lib.sh" "$o/lab/dom0-lib.sh"
+install -m 755 "$LAB_DIR"/scenarios/*.sh "$o/lab/scenarios/"
+install -m 755 "$tmp/iotool" "$o/bin/iotool"
+install -m 755 "$SRC/scripts/blanket-hotplug" "$o/etc/xen/scripts/blanket"
+cat "$base/domu-base.cpio" "$tmp/domu-overlay.cpio" >"$o/lab/domu.cpio"
+for b in blanketd blanketctl; do
+	for f in "$BUILD/$b" "$BUILD/src/$b" "$BUILD/tools/$b" "$BUILD/ctl/$b"; do
+		if [ -x "$f" ] && [ -f "$f" ]; then
+			install -m 755 "$f" "$o/usr/sbin/$b"
+			copy_elf "$o" "$f"
+			break
+		fi
+	done
+done
+mkcpio "$o" "$tmp/dom0-overlay.cpio.gz"
+
+cp "$base/xen.elf" "$base/vmlinuz" "$OUT/"
+cat "$base/dom0-base.cpio.gz" "$tmp/dom0-overlay.cpio.gz" >"$OUT/dom0.cpio.gz"
+lab_say "images ready in $OUT ($(du -h "$OUT/dom0.cpio.gz" | cut -f1) dom0 initramfs)"

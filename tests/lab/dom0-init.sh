@@ -1,0 +1,99 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+#
+# /init of the lab's dom0 (busybox sh). Brings up the Xen toolstack, starts the disk backend
+# (blanketd, or the kernel's xen-blkback with lab.backend=kernel), runs the scenarios named by
+# lab.scenarios=a+b+c and prints, on the serial console:
+#   LAB-BEGIN <scenario>
+#   LAB-RESULT <scenario> PASS|FAIL|SKIP
+#   LAB-END
+# then powers off.
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin:/usr/lib/xen-4.17/bin
+export HOME=/root
+
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mkdir -p /dev/pts /dev/shm
+mount -t devpts devpts /dev/pts
+mount -t tmpfs tmpfs /run
+mount -t tmpfs tmpfs /dev/shm
+mkdir -p /run/lock /run/xen /run/xenstored /run/blanketd
+ln -sf /proc/self/fd /dev/fd
+ln -sf /proc/self/fd/0 /dev/stdin
+ln -sf /proc/self/fd/1 /dev/stdout
+ln -sf /proc/self/fd/2 /dev/stderr
+exec </dev/console >/dev/console 2>&1
+
+arg() { sed -n "s/.*lab\.$1=\([^ ]*\).*/\1/p" /proc/cmdline; }
+BACKEND=$(arg backend)
+SCENARIOS=$(arg scenarios)
+STIMEOUT=$(arg timeout)
+: "${BACKEND:=blanketd}" "${STIMEOUT:=600}"
+export LAB_BACKEND=$BACKEND
+
+echo "LAB-BOOT dom0 up, backend=$BACKEND scenarios=$SCENARIOS"
+for m in xenfs xen-privcmd xen-evtchn xen-gntdev xen-gntalloc loop tun bridge virtio_pci \
+	virtio_blk crc32c_generic ext4; do
+	modprobe "$m" || echo "LAB-WARN modprobe $m failed"
+done
+mount -t xenfs xenfs /proc/xen
+
+# The scratch disk from the host (ext4, preformatted by run.sh) holds the disk images.
+mkdir -p /scratch
+if [ -b /dev/vda ]; then
+	mount -t ext4 /dev/vda /scratch || echo "LAB-WARN cannot mount /dev/vda"
+fi
+
+xenstored --pid-file=/run/xenstored.pid
+i=0
+while [ ! -S /run/xenstored/socket ] && [ $i -lt 100 ]; do usleep 100000; i=$((i + 1)); done
+xen-init-dom0 || echo "LAB-WARN xen-init-dom0 failed"
+xenconsoled --pid-file=/run/xenconsoled.pid --log=guest --log-dir=/var/log/xen/console
+echo "LAB-TOOLSTACK up"
+
+if [ "$BACKEND" = kernel ]; then
+	modprobe xen-blkback
+else
+	if [ ! -x /usr/sbin/blanketd ]; then
+		echo "LAB-WARN no blanketd in the image"
+	fi
+	. /lab/dom0-lib.sh
+	start_blanketd
+fi
+
+for s in $(echo "$SCENARIOS" | tr '+' ' '); do
+	echo "LAB-BEGIN $s"
+	if [ ! -f "/lab/scenarios/$s.sh" ]; then
+		echo "LAB-RESULT $s FAIL (no such scenario)"
+		continue
+	fi
+	timeout "$STIMEOUT" /usr/bin/bash "/lab/scenarios/$s.sh"
+	rc=$?
+	case $rc in
+	0) r=PASS ;;
+	77) r=SKIP ;;
+	*) r="FAIL (exit $rc)" ;;
+	esac
+	if [ "$rc" != 0 ]; then
+		echo "--- xenstore backend tree ---"
+		xenstore-ls -f /local/domain/0/backend 2>&1 | tail -n 60
+		if [ -f /var/log/blanketd.log ]; then
+			echo "--- blanketd log (tail) ---"
+			tail -n 80 /var/log/blanketd.log
+		fi
+		for g in /var/log/xen/console/guest-*.log; do
+			[ -f "$g" ] || continue
+			echo "--- $g (tail) ---"
+			tail -n 40 "$g"
+		done
+		echo "--- hotplug log (tail) ---"
+		tail -n 20 /var/log/xen/xen-hotplug.log 2>/dev/null
+	fi
+	# Leave no guest behind for the next scenario.
+	for d in $(xl list 2>/dev/null | awk 'NR > 2 { print $1 }'); do xl destroy "$d"; done
+	echo "LAB-RESULT $s $r"
+done
+echo "LAB-END"
+sync
+poweroff -f

@@ -1,0 +1,167 @@
+# SPDX-License-Identifier: MIT
+# Helpers for the lab scenarios running in dom0 (sourced by bash scenario scripts and by init).
+
+LAB_BACKEND=${LAB_BACKEND:-blanketd}
+CONSOLE_DIR=/var/log/xen/console
+IMG_DIR=/scratch
+grep -q ' /scratch ' /proc/mounts || IMG_DIR=/tmp
+BLANKETD_LOG=/var/log/blanketd.log
+
+say() { echo "LAB: $*"; }
+fail() {
+	echo "LAB-FAIL-REASON: $*"
+	exit 1
+}
+skip() {
+	echo "LAB-SKIP-REASON: $*"
+	exit 77
+}
+
+# blanketd in the foreground of a background shell, logging to $BLANKETD_LOG.
+start_blanketd() {
+	[ -x /usr/sbin/blanketd ] || return 1
+	/usr/sbin/blanketd $(sed -n 's/.*lab\.blanketd_args=\([^ ]*\).*/\1/p' /proc/cmdline |
+		tr '+' ' ') >>"$BLANKETD_LOG" 2>&1 &
+	echo $! >/run/lab-blanketd.pid
+	sleep 1
+	if ! kill -0 "$(cat /run/lab-blanketd.pid)" 2>/dev/null; then
+		echo "LAB-WARN blanketd exited at start:"
+		tail -n 20 "$BLANKETD_LOG"
+		return 1
+	fi
+	echo "LAB-BLANKETD pid $(cat /run/lab-blanketd.pid)"
+}
+
+blanketd_pid() { cat /run/lab-blanketd.pid 2>/dev/null; }
+
+blanketd_alive() {
+	[ "$LAB_BACKEND" != blanketd ] && return 0
+	kill -0 "$(blanketd_pid)" 2>/dev/null
+}
+
+# A sparse raw image: make_image PATH SIZE_MIB
+make_image() {
+	rm -f "$1"
+	truncate -s "${2}M" "$1" || fail "cannot create $1"
+}
+
+# One disk spec for xl.cfg: disk_spec TARGET VDEV r|w
+disk_spec() {
+	local acc=rw
+	[ "$3" = r ] && acc=ro
+	if [ "$LAB_BACKEND" = kernel ]; then
+		echo "'vdev=$2,format=raw,access=$acc,target=$1'"
+	else
+		echo "'vdev=$2,format=raw,access=$acc,backendtype=phy,script=blanket,target=$1'"
+	fi
+}
+
+# write_cfg NAME VCPUS "STEPS" DISKSPEC...
+write_cfg() {
+	local name=$1 vcpus=$2 steps=$3 disks
+	shift 3
+	disks=$(IFS=,; echo "$*")
+	cat >"/tmp/$name.cfg" <<EOF
+name = "$name"
+type = "pv"
+kernel = "/lab/vmlinuz"
+ramdisk = "/lab/domu.cpio"
+extra = "console=hvc0 quiet loglevel=4 lab.steps=$steps"
+memory = 256
+vcpus = $vcpus
+on_poweroff = "destroy"
+on_reboot = "restart"
+on_crash = "destroy"
+disk = [ $disks ]
+EOF
+}
+
+start_guest() {
+	local log=$CONSOLE_DIR/guest-$1.log
+	rm -f "$log"
+	say "xl create $1"
+	xl create "/tmp/$1.cfg" || fail "xl create $1 failed"
+	say "guest $1 running (domid $(xl domid "$1" 2>/dev/null))"
+}
+
+# wait_console NAME REGEX TIMEOUT_S: wait for a line in the guest's console log.
+wait_console() {
+	local log=$CONSOLE_DIR/guest-$1.log i=0
+	while ! grep -qE "$2" "$log" 2>/dev/null; do
+		i=$((i + 1))
+		if [ $i -gt $(($3 * 2)) ]; then
+			guest_log "$1"
+			fail "guest $1: no '$2' within $3 s"
+		fi
+		sleep 0.5
+	done
+}
+
+guest_log() {
+	echo "--- console of guest $1 (tail) ---"
+	tail -n 40 "$CONSOLE_DIR/guest-$1.log" 2>/dev/null | sed 's/^/  | /'
+}
+
+# The value printed by the guest after KEY= on its last line matching REGEX.
+guest_value() {
+	grep -E "$2" "$CONSOLE_DIR/guest-$1.log" | tail -n 1 | sed -n "s/.*$3=\([^ ]*\).*/\1/p" |
+		tr -d '\r'
+}
+
+# wait_guest_done NAME TIMEOUT_S: the guest printed GUEST-DONE ok and its domain went away.
+wait_guest_done() {
+	local i=0
+	wait_console "$1" 'GUEST-DONE' "$2"
+	if ! grep -q 'GUEST-DONE ok' "$CONSOLE_DIR/guest-$1.log"; then
+		guest_log "$1"
+		fail "guest $1 reported a failed step"
+	fi
+	while xl domid "$1" >/dev/null 2>&1; do
+		i=$((i + 1))
+		[ $i -gt 60 ] && fail "guest $1 did not go away after poweroff"
+		sleep 0.5
+	done
+	say "guest $1 done"
+}
+
+# Backend nodes that still exist for a domain id (empty when clean).
+backend_nodes() {
+	xenstore-list "/local/domain/0/backend/vbd/$1" 2>/dev/null
+}
+
+# wait_no_backend DOMID TIMEOUT_S
+wait_no_backend() {
+	local i=0
+	while [ -n "$(backend_nodes "$1")" ]; do
+		i=$((i + 1))
+		if [ $i -gt $(($2 * 2)) ]; then
+			xenstore-ls -f "/local/domain/0/backend/vbd/$1" 2>&1 | head -n 40
+			fail "backend nodes of domain $1 still present after $2 s"
+		fi
+		sleep 0.5
+	done
+}
+
+fe_read() { xenstore-read "/local/domain/$1/device/vbd/$2/$3" 2>/dev/null; }
+be_read() { xenstore-read "/local/domain/0/backend/vbd/$1/$2/$3" 2>/dev/null; }
+
+# Number of open fds / gntdev mappings of blanketd (for leak checks).
+blanketd_fds() { ls "/proc/$(blanketd_pid)/fd" 2>/dev/null | wc -l; }
+blanketd_gnt_maps() { grep -c gntdev "/proc/$(blanketd_pid)/maps" 2>/dev/null; }
+
+blanketctl_stats() {
+	if [ -x /usr/sbin/blanketctl ]; then
+		blanketctl stats 2>&1
+	else
+		echo "(no blanketctl in this build)"
+	fi
+}
+
+# Allocated 512-byte blocks of a file.
+file_blocks() { stat -c %b "$1"; }
+
+# The device id xl assigns to xvdX (Linux xvd scheme: 202 << 8 | disk * 16).
+vdev_id() {
+	local letter=${1#xvd}
+	echo $(((202 << 8) | (($(printf '%d' "'$letter") - 97) << 4)))
+}

@@ -1,0 +1,112 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+#
+# /init of the lab's PV guests (busybox). Runs the steps named on the kernel command line:
+#   lab.steps=STEP;STEP;...  with STEP = [1.|2.]name:arg:arg...
+# and prints one "GUEST-STEP <step> ok|fail" line per step and "GUEST-DONE ok|fail" on hvc0.
+# A step prefixed "1." runs only before the phase marker is found on disk, "2." only after
+# (see the "phase" step): that is how a guest tells its first boot from the boot after a reboot.
+export PATH=/bin:/sbin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+exec >/dev/console 2>&1
+
+modprobe xen-blkfront max_ring_page_order=4 max_queues=4 max_indirect_segments=64
+modprobe xen-netfront
+
+steps=$(sed -n 's/.*lab\.steps=\([^ ]*\).*/\1/p' /proc/cmdline)
+phase=1
+result=ok
+
+wait_dev() {
+	i=0
+	while [ ! -b "$1" ]; do
+		i=$((i + 1))
+		[ "$i" -gt $(($2 * 10)) ] && return 1
+		usleep 100000
+	done
+}
+
+wait_gone() {
+	i=0
+	while [ -b "$1" ]; do
+		i=$((i + 1))
+		[ "$i" -gt $(($2 * 10)) ] && return 1
+		usleep 100000
+	done
+}
+
+# Report what blkfront negotiated for a disk (xvda -> the blkfront dmesg line and blk-mq queues).
+features() {
+	d=${1#/dev/}
+	dmesg | grep "blkfront: $d:" | sed 's/^/GUEST-FEATURES /'
+	n=0
+	for h in /sys/kernel/debug/block/$d/hctx*; do
+		[ -d "$h" ] || continue
+		n=$((n + 1))
+		echo "GUEST-HCTX $d $(basename "$h") dispatched=$(head -n1 "$h/dispatched" | tr -s ' \t' ' ') queued=$(cat "$h/queued")"
+	done
+	echo "GUEST-QUEUES $d $(ls -d /sys/block/$d/mq/* 2>/dev/null | wc -l) cpus=$(nproc)"
+}
+
+run_step() {
+	IFS=: read -r name a1 a2 a3 a4 a5 <<EOF
+$1
+EOF
+	case $name in
+	wait) wait_dev "$a1" "${a2:-60}" ;;
+	waitgone) wait_gone "$a1" "${a2:-60}" ;;
+	sleep) sleep "$a1" ;;
+	rw) iotool rw "$a1" "$a2" "$a3" "$a4" "${a5:-1}" ;;
+	write | verify) iotool "$name" "$a1" "$a2" "$a3" "$a4" ;;
+	sum | discard | zero) iotool "$name" "$a1" "$a2" "$a3" ;;
+	trywrite) iotool trywrite "$a1" ;;
+	readonly) echo "GUEST-RO $a1 $(cat /sys/block/${a1#/dev/}/ro)" ;;
+	features) features "$a1" ;;
+	# The phase marker: a 4 KiB block at MiB offset a2 of a1.
+	phase)
+		if iotool verify "$a1" "$a2" 1 4242 >/dev/null; then
+			phase=2
+		else
+			iotool write "$a1" "$a2" 1 4242 >/dev/null && phase=1
+		fi
+		echo "GUEST-PHASE $phase"
+		;;
+	# Endless verified I/O, for "destroy during I/O".
+	loop)
+		echo "GUEST-LOOPING"
+		s=1
+		while iotool rw "$a1" 0 "${a2:-16}" "$s" 2 >/dev/null; do s=$((s + 1)); done
+		false
+		;;
+	reboot)
+		sync
+		echo "GUEST-REBOOTING"
+		reboot -f
+		;;
+	*) echo "GUEST unknown step $name"; false ;;
+	esac
+}
+
+echo "GUEST-START phase-steps=$steps"
+IFS=';'
+set -f
+for step in $steps; do
+	IFS=' '
+	case $step in
+	1.*) [ "$phase" = 1 ] || continue; step=${step#1.} ;;
+	2.*) [ "$phase" = 2 ] || continue; step=${step#2.} ;;
+	esac
+	if run_step "$step"; then
+		echo "GUEST-STEP $step ok"
+	else
+		echo "GUEST-STEP $step fail"
+		result=fail
+		break
+	fi
+done
+echo "GUEST-DONE $result"
+sync
+poweroff -f

@@ -1,0 +1,359 @@
+// SPDX-License-Identifier: MIT
+/*
+ * iotool: the lab's small disk exerciser, built static and run inside the guests and in dom0.
+ *
+ * Data is a pattern derived from (seed, byte offset), so any range can be verified without
+ * keeping a copy. Every command prints one line starting with "IOTOOL" and exits 0 on success.
+ *
+ *   iotool rw DEV OFF_MIB LEN_MIB SEED THREADS   random-sized chunks in random order, O_DIRECT,
+ *                                                written then read back and verified, then fsync;
+ *                                                prints the checksum of the range
+ *   iotool write DEV OFF_MIB LEN_MIB SEED        sequential pattern write + fsync
+ *   iotool verify DEV OFF_MIB LEN_MIB SEED       check the pattern
+ *   iotool sum DEV OFF_MIB LEN_MIB               checksum of the range (buffered reads)
+ *   iotool trywrite DEV                          a 4 KiB O_DIRECT write at offset 0: prints the errno
+ *   iotool discard DEV OFF_MIB LEN_MIB           BLKDISCARD
+ *   iotool zero DEV OFF_MIB LEN_MIB              check the range reads as zeroes
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/fs.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#define MIB (1024ULL * 1024ULL)
+#define BLK 4096ULL
+#define MAX_CHUNK (256ULL * 1024ULL)
+
+struct chunk {
+	uint64_t off;
+	uint32_t len;
+};
+
+struct job {
+	int fd;
+	int idx;
+	int nthreads;
+	int verify;
+	uint64_t seed;
+	struct chunk *chunks;
+	size_t nchunks;
+	long failures;
+	uint64_t bytes;
+};
+
+static uint64_t mix(uint64_t x)
+{
+	x += 0x9e3779b97f4a7c15ULL;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+	return x ^ (x >> 31);
+}
+
+/* Fill @buf with the pattern of the range starting at byte @off (8-byte aligned). */
+static void fill(uint64_t *buf, uint64_t off, size_t len, uint64_t seed)
+{
+	for (size_t i = 0; i < len / 8; i++)
+		buf[i] = mix(seed ^ ((off / 8) + i));
+}
+
+/* Offset of the first mismatching byte, or -1. */
+static long long check(const uint64_t *buf, uint64_t off, size_t len, uint64_t seed)
+{
+	for (size_t i = 0; i < len / 8; i++)
+		if (buf[i] != mix(seed ^ ((off / 8) + i)))
+			return (long long)(off + i * 8);
+	return -1;
+}
+
+static uint64_t sum_update(uint64_t h, const uint64_t *buf, size_t len)
+{
+	for (size_t i = 0; i < len / 8; i++)
+		h = (h ^ buf[i]) * 0x100000001b3ULL;
+	return h;
+}
+
+static void *xalloc(size_t len)
+{
+	void *p;
+
+	if (posix_memalign(&p, BLK, len)) {
+		printf("IOTOOL error: out of memory\n");
+		exit(1);
+	}
+	return p;
+}
+
+/* Split [off, off+len) into random chunk sizes (4 KiB .. 256 KiB) and shuffle the order. */
+static struct chunk *make_chunks(uint64_t off, uint64_t len, uint64_t *rng, size_t *ret_n)
+{
+	size_t cap = len / BLK + 1, n = 0;
+	struct chunk *c = calloc(cap, sizeof(*c));
+	uint64_t pos = off;
+
+	while (pos < off + len) {
+		uint64_t sz = ((mix((*rng)++) % (MAX_CHUNK / BLK)) + 1) * BLK;
+		if (sz > off + len - pos)
+			sz = off + len - pos;
+		c[n].off = pos;
+		c[n].len = (uint32_t)sz;
+		n++;
+		pos += sz;
+	}
+	for (size_t i = n - 1; i > 0; i--) {
+		size_t j = mix((*rng)++) % (i + 1);
+		struct chunk t = c[i];
+		c[i] = c[j];
+		c[j] = t;
+	}
+	*ret_n = n;
+	return c;
+}
+
+static void *worker(void *arg)
+{
+	struct job *j = arg;
+	uint64_t *buf = xalloc(MAX_CHUNK);
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	cpu_set_t set;
+
+	/* One thread per CPU, so blk-mq spreads the requests over every hardware queue. */
+	CPU_ZERO(&set);
+	CPU_SET(j->idx % (ncpu > 0 ? ncpu : 1), &set);
+	sched_setaffinity(0, sizeof(set), &set);
+
+	for (size_t i = j->idx; i < j->nchunks; i += j->nthreads) {
+		struct chunk *c = &j->chunks[i];
+		ssize_t r;
+
+		if (!j->verify) {
+			fill(buf, c->off, c->len, j->seed);
+			r = pwrite(j->fd, buf, c->len, (off_t)c->off);
+		} else {
+			memset(buf, 0, c->len);
+			r = pread(j->fd, buf, c->len, (off_t)c->off);
+		}
+		if (r != (ssize_t)c->len) {
+			printf("IOTOOL error: %s at %" PRIu64 " len %u: %s\n",
+			       j->verify ? "read" : "write", c->off, c->len,
+			       r < 0 ? strerror(errno) : "short");
+			j->failures++;
+			continue;
+		}
+		if (j->verify) {
+			long long bad = check(buf, c->off, c->len, j->seed);
+			if (bad >= 0) {
+				printf("IOTOOL error: mismatch at byte %lld\n", bad);
+				j->failures++;
+			}
+		}
+		j->bytes += c->len;
+	}
+	free(buf);
+	return NULL;
+}
+
+static long run_pass(int fd, uint64_t off, uint64_t len, uint64_t seed, uint64_t *rng, int nthr,
+		     int verify)
+{
+	struct job jobs[64];
+	pthread_t tids[64];
+	size_t n;
+	struct chunk *chunks = make_chunks(off, len, rng, &n);
+	long failures = 0;
+
+	for (int t = 0; t < nthr; t++) {
+		jobs[t] = (struct job){ .fd = fd, .idx = t, .nthreads = nthr, .verify = verify,
+					.seed = seed, .chunks = chunks, .nchunks = n };
+		pthread_create(&tids[t], NULL, worker, &jobs[t]);
+	}
+	for (int t = 0; t < nthr; t++) {
+		pthread_join(tids[t], NULL);
+		failures += jobs[t].failures;
+	}
+	free(chunks);
+	return failures;
+}
+
+static int sum_range(const char *dev, uint64_t off, uint64_t len, uint64_t *ret)
+{
+	int fd = open(dev, O_RDONLY);
+	uint64_t *buf = xalloc(MIB), h = 0xcbf29ce484222325ULL;
+
+	if (fd < 0)
+		return -errno;
+	for (uint64_t pos = off; pos < off + len; pos += MIB) {
+		size_t want = (size_t)(off + len - pos < MIB ? off + len - pos : MIB);
+		if (pread(fd, buf, want, (off_t)pos) != (ssize_t)want) {
+			close(fd);
+			free(buf);
+			return -EIO;
+		}
+		h = sum_update(h, buf, want);
+	}
+	close(fd);
+	free(buf);
+	*ret = h;
+	return 0;
+}
+
+/* Sequential write / verify / zero-check of a range; mode 'w', 'v' or 'z'. */
+static int seq(const char *dev, uint64_t off, uint64_t len, uint64_t seed, char mode)
+{
+	int fd = open(dev, (mode == 'w' ? O_RDWR : O_RDONLY) | O_DIRECT);
+	uint64_t *buf = xalloc(MIB);
+
+	if (fd < 0) {
+		printf("IOTOOL error: open %s: %s\n", dev, strerror(errno));
+		return 1;
+	}
+	for (uint64_t pos = off; pos < off + len; pos += MIB) {
+		size_t want = (size_t)(off + len - pos < MIB ? off + len - pos : MIB);
+		long long bad = -1;
+
+		if (mode == 'w') {
+			fill(buf, pos, want, seed);
+			if (pwrite(fd, buf, want, (off_t)pos) != (ssize_t)want) {
+				printf("IOTOOL error: write at %" PRIu64 ": %s\n", pos, strerror(errno));
+				return 1;
+			}
+			continue;
+		}
+		if (pread(fd, buf, want, (off_t)pos) != (ssize_t)want) {
+			printf("IOTOOL error: read at %" PRIu64 ": %s\n", pos, strerror(errno));
+			return 1;
+		}
+		if (mode == 'v') {
+			bad = check(buf, pos, want, seed);
+		} else {
+			for (size_t i = 0; i < want / 8 && bad < 0; i++)
+				if (buf[i])
+					bad = (long long)(pos + i * 8);
+		}
+		if (bad >= 0) {
+			printf("IOTOOL error: %s mismatch at byte %lld\n",
+			       mode == 'v' ? "pattern" : "zero", bad);
+			return 1;
+		}
+	}
+	if (mode == 'w' && fsync(fd)) {
+		printf("IOTOOL error: fsync: %s\n", strerror(errno));
+		return 1;
+	}
+	close(fd);
+	free(buf);
+	printf("IOTOOL %s ok bytes=%" PRIu64 "\n",
+	       mode == 'w' ? "write" : mode == 'v' ? "verify" : "zero", len);
+	return 0;
+}
+
+static int cmd_rw(const char *dev, uint64_t off, uint64_t len, uint64_t seed, int nthr)
+{
+	int fd = open(dev, O_RDWR | O_DIRECT);
+	uint64_t rng = seed * 7 + 1, h;
+	long f;
+
+	if (fd < 0) {
+		printf("IOTOOL error: open %s: %s\n", dev, strerror(errno));
+		return 1;
+	}
+	if (nthr < 1 || nthr > 64)
+		nthr = 1;
+	f = run_pass(fd, off, len, seed, &rng, nthr, 0);
+	if (!f && fsync(fd)) {
+		printf("IOTOOL error: fsync: %s\n", strerror(errno));
+		f++;
+	}
+	if (!f)
+		f = run_pass(fd, off, len, seed, &rng, nthr, 1);
+	close(fd);
+	if (f) {
+		printf("IOTOOL rw FAILED errors=%ld\n", f);
+		return 1;
+	}
+	if (sum_range(dev, off, len, &h)) {
+		printf("IOTOOL error: checksum read failed\n");
+		return 1;
+	}
+	printf("IOTOOL rw ok bytes=%" PRIu64 " sum=%016" PRIx64 "\n", len, h);
+	return 0;
+}
+
+static int cmd_trywrite(const char *dev)
+{
+	int fd = open(dev, O_RDWR | O_DIRECT);
+	uint64_t *buf = xalloc(BLK);
+
+	memset(buf, 0xab, BLK);
+	if (fd < 0) {
+		printf("IOTOOL trywrite open-failed errno=%d (%s)\n", errno, strerror(errno));
+		return 0;
+	}
+	if (pwrite(fd, buf, BLK, 0) != (ssize_t)BLK) {
+		printf("IOTOOL trywrite write-failed errno=%d (%s)\n", errno, strerror(errno));
+		return 0;
+	}
+	if (fsync(fd)) {
+		printf("IOTOOL trywrite fsync-failed errno=%d (%s)\n", errno, strerror(errno));
+		return 0;
+	}
+	printf("IOTOOL trywrite succeeded\n");
+	return 0;
+}
+
+static int cmd_discard(const char *dev, uint64_t off, uint64_t len)
+{
+	int fd = open(dev, O_RDWR);
+	uint64_t range[2] = { off, len };
+
+	if (fd < 0 || ioctl(fd, BLKDISCARD, range)) {
+		printf("IOTOOL discard failed: %s\n", strerror(errno));
+		return 1;
+	}
+	close(fd);
+	printf("IOTOOL discard ok bytes=%" PRIu64 "\n", len);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	const char *cmd = argc > 1 ? argv[1] : "", *dev = argc > 2 ? argv[2] : "";
+	uint64_t off = argc > 3 ? strtoull(argv[3], NULL, 0) * MIB : 0;
+	uint64_t len = argc > 4 ? strtoull(argv[4], NULL, 0) * MIB : 0;
+	uint64_t seed = argc > 5 ? strtoull(argv[5], NULL, 0) : 0;
+	uint64_t h;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (!strcmp(cmd, "rw") && argc == 7)
+		return cmd_rw(dev, off, len, seed, atoi(argv[6]));
+	if (!strcmp(cmd, "write") && argc == 6)
+		return seq(dev, off, len, seed, 'w');
+	if (!strcmp(cmd, "verify") && argc == 6)
+		return seq(dev, off, len, seed, 'v');
+	if (!strcmp(cmd, "zero") && argc == 5)
+		return seq(dev, off, len, 0, 'z');
+	if (!strcmp(cmd, "trywrite") && argc == 3)
+		return cmd_trywrite(dev);
+	if (!strcmp(cmd, "discard") && argc == 5)
+		return cmd_discard(dev, off, len);
+	if (!strcmp(cmd, "sum") && argc == 5) {
+		if (sum_range(dev, off, len, &h)) {
+			printf("IOTOOL sum failed\n");
+			return 1;
+		}
+		printf("IOTOOL sum ok bytes=%" PRIu64 " sum=%016" PRIx64 "\n", len, h);
+		return 0;
+	}
+	fprintf(stderr, "usage: iotool rw|write|verify|sum|zero|trywrite|discard DEV ...\n");
+	return 2;
+}

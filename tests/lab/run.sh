@@ -1,0 +1,117 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+#
+# Boot Xen 4.17 + a dom0 under QEMU (TCG) and run lab scenarios in one boot.
+#   run.sh [--build DIR] [--backend blanketd|kernel] [--timeout SECONDS] [--blanketd-args A+B]
+#          SCENARIO...
+# Exit 0 when every scenario passed, 1 on any failure, 77 when QEMU (or the packages) cannot
+# be had at all. The serial log is kept on failure (its path and tail are printed).
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+
+BUILD=${MESON_BUILD_ROOT:-$(cd "$LAB_DIR/../.." && pwd)/build}
+BACKEND=blanketd
+TIMEOUT=${LAB_TIMEOUT:-1500}
+BDARGS=${LAB_BLANKETD_ARGS:-}
+SCEN=()
+while [ $# -gt 0 ]; do
+	case $1 in
+	--build) BUILD=$2; shift 2 ;;
+	--backend) BACKEND=$2; shift 2 ;;
+	--timeout) TIMEOUT=$2; shift 2 ;;
+	--blanketd-args) BDARGS=$2; shift 2 ;;
+	-*) lab_die "unknown option $1" ;;
+	*) SCEN+=("$1"); shift ;;
+	esac
+done
+[ ${#SCEN[@]} -gt 0 ] || lab_die "usage: run.sh [options] SCENARIO..."
+for s in "${SCEN[@]}"; do
+	[ -f "$LAB_DIR/scenarios/$s.sh" ] || lab_die "no scenario $s"
+done
+BUILD=$(cd "$BUILD" && pwd) || lab_die "no build dir"
+if [ "$BACKEND" = blanketd ] && [ ! -x "$BUILD/blanketd" ]; then
+	lab_die "$BUILD/blanketd not built (ninja -C $BUILD)"
+fi
+if [ "$(id -u)" != 0 ]; then
+	lab_say "the lab needs root (apt-get, mknod, cache in $LAB_CACHE): skipping"
+	exit 77
+fi
+
+lab_say "fetching packages"
+ROOT=$("$LAB_DIR/fetch.sh")
+rc=$?
+[ $rc = 77 ] && { lab_say "packages unavailable: skipping"; exit 77; }
+[ $rc = 0 ] || lab_die "fetch failed"
+command -v qemu-system-x86_64 >/dev/null || { lab_say "no qemu-system-x86_64: skipping"; exit 77; }
+qemu-system-x86_64 --version >/dev/null 2>&1 || { lab_say "qemu cannot run: skipping"; exit 77; }
+
+name=$(IFS=+; echo "${SCEN[*]}")
+OUT=$BUILD/lab/$name
+mkdir -p "$OUT"
+LOG=$OUT/serial.log
+lab_say "building images"
+"$LAB_DIR/build-images.sh" "$ROOT" "$BUILD" "$OUT" || lab_die "image build failed"
+
+# The scratch disk that holds the guests' disk images (ext4: O_DIRECT and hole punching work).
+rm -f "$OUT/scratch.raw"
+truncate -s 4G "$OUT/scratch.raw"
+mkfs.ext4 -q -F -E lazy_itable_init=1,lazy_journal_init=1 "$OUT/scratch.raw" ||
+	lab_die "mkfs.ext4 failed"
+
+exec 7>"$LAB_CACHE/qemu.lock"
+if ! flock -n 7; then
+	lab_say "waiting for another lab run to finish"
+	flock 7
+fi
+
+cmdline="console=hvc0 earlyprintk=xen lab.backend=$BACKEND lab.scenarios=$name"
+[ -n "$BDARGS" ] && cmdline+=" lab.blanketd_args=$BDARGS"
+lab_say "booting Xen + dom0 under QEMU (TCG) for: ${SCEN[*]}"
+start=$(date +%s)
+timeout --foreground -k 10 "$TIMEOUT" qemu-system-x86_64 -accel tcg -cpu qemu64,+svm \
+	-m 2048 -smp 2 -nographic -no-reboot -monitor none -serial stdio \
+	-kernel "$OUT/xen.elf" \
+	-append "console=com1 com1=115200,8n1 dom0_mem=1024M,max:1024M loglvl=all guest_loglvl=all noreboot" \
+	-initrd "$OUT/vmlinuz $cmdline,$OUT/dom0.cpio.gz" \
+	-drive "file=$OUT/scratch.raw,if=none,id=d0,format=raw,cache=unsafe" \
+	-device virtio-blk-pci,drive=d0 \
+	</dev/null >"$LOG" 2>&1 &
+qpid=$!
+
+# Progress lines from the serial log while QEMU runs.
+tail -n +1 -F --pid=$qpid "$LOG" 2>/dev/null | while IFS= read -r line; do
+	line=${line%$'\r'}
+	t=$(($(date +%s) - start))
+	case $line in
+	*LAB-TOOLSTACK*) lab_say "[$t s] dom0 toolstack up" ;;
+	*LAB-BLANKETD*) lab_say "[$t s] ${line#*LAB-}" ;;
+	*LAB-BEGIN*) lab_say "[$t s] scenario ${line#*LAB-BEGIN }" ;;
+	*"LAB: guest"*running*) lab_say "[$t s]   ${line#*LAB: }" ;;
+	*LAB-RESULT*) lab_say "[$t s] ${line#*LAB-RESULT }" ;;
+	*LAB-FAIL-REASON*) lab_say "[$t s]   ${line#*LAB-}" ;;
+	*LAB-WARN*) lab_say "[$t s]   ${line#*LAB-}" ;;
+	esac
+done
+wait $qpid
+qrc=$?
+flock -u 7
+
+pass=0 fail=0 skip=0
+for s in "${SCEN[@]}"; do
+	r=$(tr -d '\r' <"$LOG" | sed -n "s/.*LAB-RESULT $s \([A-Z]*\).*/\1/p" | tail -n1)
+	case $r in
+	PASS) pass=$((pass + 1)) ;;
+	SKIP) skip=$((skip + 1)) ;;
+	*) fail=$((fail + 1)); [ -z "$r" ] && lab_say "$s: no result (qemu exit $qrc)" ;;
+	esac
+done
+lab_say "$pass passed, $fail failed, $skip skipped in $(($(date +%s) - start)) s"
+if [ $fail -gt 0 ]; then
+	if [ $qrc = 124 ]; then lab_say "QEMU hit the overall timeout of $TIMEOUT s"; fi
+	echo "----- serial log tail ($LOG) -----" >&2
+	tail -n 150 "$LOG" | tr -d '\r' >&2
+	exit 1
+fi
+rm -f "$OUT/scratch.raw"
+[ $pass -eq 0 ] && exit 77
+exit 0
