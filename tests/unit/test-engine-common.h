@@ -50,6 +50,12 @@ bool pump(struct bk_loop *loop, const unsigned int *pending, unsigned int max_tu
 /* Create a sparse file of @size in @dir; returns its fd and fills @path (size >= 64). */
 int make_temp_file(const char *dir, uint64_t size, char *path, size_t path_len);
 
+/*
+ * True if @path sits on a filesystem known to punch holes (ext4, xfs, btrfs, tmpfs): there the
+ * store must report discard and discards must free blocks. Elsewhere those checks are skipped.
+ */
+bool fs_punches_holes(const char *path);
+
 /* Deterministic contents for (offset, byte) so reads can be verified. */
 uint8_t pattern_byte(uint64_t file_off, uint32_t seed);
 
