@@ -199,7 +199,10 @@ static void end_grant(struct bk_blkfront *f, uint32_t ref)
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* Encoding, in the frontend's ABI (independent of the backend's decoder). */
+/*
+ * Encoding, in the frontend's ABI (independent of the backend's decoder). @raw may be a ring
+ * slot: only slot_size() bytes are written.
+ */
 
 static size_t slot_size(const struct bk_blkfront *f)
 {
@@ -212,7 +215,7 @@ size_t bk_bf_encode_rw(const struct bk_blkfront *f, void *raw, uint8_t op, uint8
 	uint8_t *b = raw;
 	unsigned int n = BK_MIN(nr_segments, (unsigned int)BLKIF_MAX_SEGMENTS_PER_REQUEST);
 
-	memset(raw, 0, BLKIF_MAX_SLOT_SIZE);
+	memset(raw, 0, slot_size(f));
 	if (f->p.abi == BLKIF_ABI_X86_64) {
 		struct blkif_request r = { 0 };
 
@@ -243,7 +246,7 @@ size_t bk_bf_encode_indirect(const struct bk_blkfront *f, void *raw, uint8_t ind
 	uint8_t *b = raw;
 
 	nr_refs = BK_MIN(nr_refs, (unsigned int)BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST);
-	memset(raw, 0, BLKIF_MAX_SLOT_SIZE);
+	memset(raw, 0, slot_size(f));
 	if (f->p.abi == BLKIF_ABI_X86_64) {
 		struct blkif_request_indirect r = { 0 };
 
@@ -272,7 +275,7 @@ size_t bk_bf_encode_discard(const struct bk_blkfront *f, void *raw, uint64_t id,
 {
 	uint8_t *b = raw;
 
-	memset(raw, 0, BLKIF_MAX_SLOT_SIZE);
+	memset(raw, 0, slot_size(f));
 	if (f->p.abi == BLKIF_ABI_X86_64) {
 		struct blkif_request_discard r = { 0 };
 
