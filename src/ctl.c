@@ -31,6 +31,8 @@ struct ctl_client {
 	struct bk_ctl_buf out; /* the pending reply */
 	size_t out_off;
 	bool close_after; /* protocol error: close once the error reply is sent */
+	double busy_since; /* loop time of the last progress on a request or reply; <0 idle */
+	double last_active; /* loop time of the last complete request */
 };
 
 struct bk_ctl {
@@ -41,6 +43,8 @@ struct bk_ctl {
 	struct bk_watch *listen_watch;
 	struct list_head clients;
 	unsigned int nr_clients;
+	struct bk_timer *sweep; /* drops clients stuck mid-request */
+	double stuck_s;
 	uint64_t start_ns;
 	struct list_head *(*devices)(void *data);
 	int (*device_error)(void *data, struct bk_device *dev, char *buf, size_t len);
@@ -353,6 +357,7 @@ static int client_flush(struct ctl_client *c)
 			return neg_errno();
 		}
 		c->out_off += (size_t)n;
+		c->busy_since = bk_loop_now(c->ctl->loop); /* progress: not stuck */
 	}
 	return 0;
 }
@@ -400,6 +405,7 @@ static int client_read(struct ctl_client *c, struct bk_ctl_hdr *h)
 			return neg_errno();
 		}
 		c->in_len += (size_t)n;
+		c->busy_since = bk_loop_now(c->ctl->loop);
 	}
 }
 
@@ -426,12 +432,19 @@ static void client_cb(void *data, int fd, unsigned int events)
 		if (!c->close_after)
 			handle_request(c, &h);
 		c->in_len = 0;
+		c->last_active = bk_loop_now(c->ctl->loop);
 		r = client_flush(c);
 		if (r < 0)
 			goto drop;
 	}
 	if (c->close_after && !reply_pending(c))
 		goto drop;
+	if (reply_pending(c) || c->in_len) {
+		if (c->busy_since < 0)
+			c->busy_since = bk_loop_now(c->ctl->loop);
+	} else {
+		c->busy_since = -1;
+	}
 	bk_watch_set_events(c->watch, reply_pending(c) ? BK_EV_WRITE : BK_EV_READ);
 	return;
 drop:
@@ -440,15 +453,32 @@ drop:
 	client_free(c);
 }
 
+/* The client idle (between requests) for the longest time, or NULL. */
+static struct ctl_client *oldest_idle(struct bk_ctl *ctl)
+{
+	struct ctl_client *c, *best = NULL;
+
+	list_for_each_entry(c, &ctl->clients, link)
+		if (c->busy_since < 0 && (!best || c->last_active < best->last_active))
+			best = c;
+	return best;
+}
+
 int bk_ctl_add_client(struct bk_ctl *ctl, int fd)
 {
 	struct ctl_client *c;
 	int r, fl;
 
 	if (ctl->nr_clients >= BK_CTL_MAX_CLIENTS) {
-		log_warn("control: more than %u clients, refusing one", BK_CTL_MAX_CLIENTS);
-		close(fd);
-		return -EMFILE;
+		/* Make room by closing the longest idle client (it can reconnect). */
+		c = oldest_idle(ctl);
+		if (!c) {
+			log_warn("control: %u clients busy, refusing one more", BK_CTL_MAX_CLIENTS);
+			close(fd);
+			return -EMFILE;
+		}
+		log_debug("control: %u clients, closing the longest idle one", BK_CTL_MAX_CLIENTS);
+		client_free(c);
 	}
 	fl = fcntl(fd, F_GETFL);
 	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
@@ -463,6 +493,8 @@ int bk_ctl_add_client(struct bk_ctl *ctl, int fd)
 	}
 	c->ctl = ctl;
 	c->fd = fd;
+	c->busy_since = -1;
+	c->last_active = bk_loop_now(ctl->loop);
 	r = bk_loop_add_fd(ctl->loop, fd, BK_EV_READ, client_cb, c, &c->watch);
 	if (r < 0) {
 		close(fd);
@@ -565,6 +597,22 @@ static int ctl_listen(struct bk_ctl *ctl)
 	return 0;
 }
 
+/* A client that made no progress on a request or reply for too long is dropped. */
+static void sweep_cb(void *data)
+{
+	struct bk_ctl *ctl = data;
+	struct ctl_client *c, *n;
+	double now = bk_loop_now(ctl->loop);
+
+	list_for_each_entry_safe(c, n, &ctl->clients, link) {
+		if (c->busy_since >= 0 && now - c->busy_since > ctl->stuck_s) {
+			log_debug("control: client %d stuck for %.0f s, closing", c->fd,
+				  now - c->busy_since);
+			client_free(c);
+		}
+	}
+}
+
 int bk_ctl_new(const struct bk_ctl_params *p, struct bk_ctl **ret)
 {
 	struct bk_ctl *ctl;
@@ -587,6 +635,15 @@ int bk_ctl_new(const struct bk_ctl_params *p, struct bk_ctl **ret)
 	if (!ctl->scratch) {
 		r = -ENOMEM;
 		goto fail;
+	}
+	{
+		unsigned int ms = p->stuck_timeout_ms ? p->stuck_timeout_ms : BK_CTL_STUCK_MS;
+		unsigned int every = BK_MAX(ms / 4, 1U);
+
+		ctl->stuck_s = ms / 1000.0;
+		r = bk_loop_add_timer(ctl->loop, every, every, sweep_cb, ctl, &ctl->sweep);
+		if (r < 0)
+			goto fail;
 	}
 	if (p->path) {
 		ctl->path = strdup(p->path);
@@ -616,6 +673,7 @@ void bk_ctl_free(struct bk_ctl *ctl)
 	while (!list_empty(&ctl->clients))
 		client_free(list_first_entry(&ctl->clients, struct ctl_client, link));
 	bk_watch_free(ctl->listen_watch);
+	bk_timer_free(ctl->sweep);
 	if (ctl->listen_fd >= 0) {
 		close(ctl->listen_fd);
 		unlink(ctl->path);

@@ -16,8 +16,14 @@ struct bk_device;
 struct bk_loop;
 struct list_head;
 
-/* Most clients served at once; more are accepted and closed at once. */
+/*
+ * Most clients at once. Another one is admitted by closing the longest idle client; if all
+ * are in the middle of a request, it is refused.
+ */
 #define BK_CTL_MAX_CLIENTS 32U
+/* A client half-way through sending a request, or with a reply unread, that makes no progress
+ * for this long is dropped. */
+#define BK_CTL_STUCK_MS 30000U
 
 struct bk_ctl_params {
 	struct bk_loop *loop;
@@ -33,6 +39,8 @@ struct bk_ctl_params {
 	 */
 	int (*device_error)(void *data, struct bk_device *dev, char *buf, size_t len);
 	void *data;
+	/* 0: BK_CTL_STUCK_MS (tests use a short one). */
+	unsigned int stuck_timeout_ms;
 };
 
 /*

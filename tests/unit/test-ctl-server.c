@@ -474,21 +474,38 @@ static void test_slow_reader(const char *path)
 
 static void test_client_limit(struct bk_ctl *ctl, const char *path)
 {
-	int fds[BK_CTL_MAX_CLIENTS + 1];
+	int fds[BK_CTL_MAX_CLIENTS + 2];
+	struct bk_ctl_hdr h;
 
-	for (unsigned int i = 0; i < BK_CTL_MAX_CLIENTS; i++)
+	for (unsigned int i = 0; i < BK_CTL_MAX_CLIENTS; i++) {
 		fds[i] = client_connect(path);
+		bk_loop_run_once(loop, 1); /* distinct connect times */
+	}
 	CHECK(bk_ctl_nr_clients(ctl) == BK_CTL_MAX_CLIENTS);
+	/* One more: the longest idle client makes room. */
 	fds[BK_CTL_MAX_CLIENTS] = client_connect(path);
-	CHECK(server_closed(fds[BK_CTL_MAX_CLIENTS]));
+	CHECK(server_closed(fds[0]));
 	CHECK(bk_ctl_nr_clients(ctl) == BK_CTL_MAX_CLIENTS);
-	/* The ones admitted still work. */
-	test_version(fds[BK_CTL_MAX_CLIENTS - 1]);
-	for (unsigned int i = 0; i <= BK_CTL_MAX_CLIENTS; i++)
-		close(fds[i]);
-	for (int i = 0; i < 10 && bk_ctl_nr_clients(ctl); i++)
+	test_version(fds[BK_CTL_MAX_CLIENTS]);
+	test_version(fds[1]);
+
+	/* All of them half-way through a request: a newcomer is refused, nobody is evicted. */
+	bk_ctl_hdr_encode(&h, BK_CTL_REQ_VERSION, 0, 0);
+	for (unsigned int i = 1; i <= BK_CTL_MAX_CLIENTS; i++)
+		send_raw(fds[i], &h, 3);
+	for (int i = 0; i < 5; i++)
+		bk_loop_run_once(loop, 0);
+	fds[BK_CTL_MAX_CLIENTS + 1] = client_connect(path);
+	CHECK(server_closed(fds[BK_CTL_MAX_CLIENTS + 1]));
+	CHECK(bk_ctl_nr_clients(ctl) == BK_CTL_MAX_CLIENTS);
+
+	/* Stuck clients are dropped after the (short, in this test) stuck timeout. */
+	CHECK(server_closed(fds[1]));
+	for (int i = 0; i < 200 && bk_ctl_nr_clients(ctl); i++)
 		bk_loop_run_once(loop, 5);
 	CHECK(bk_ctl_nr_clients(ctl) == 0);
+	for (unsigned int i = 0; i <= BK_CTL_MAX_CLIENTS + 1; i++)
+		close(fds[i]);
 }
 
 static void test_socketpair(struct bk_ctl *ctl)
@@ -511,6 +528,7 @@ int main(void)
 		.devices = test_devices,
 		.device_error = test_device_error,
 		.data = &devices,
+		.stuck_timeout_ms = 1000,
 	};
 	struct bk_ctl *ctl = NULL, *other = NULL;
 	struct fake_dev *failed;
