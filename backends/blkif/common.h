@@ -98,6 +98,7 @@ struct blkif_queue {
 	bool dead;            /* disconnecting: complete everything into the void */
 	bool masked;          /* port left masked by the spurious back-off */
 	unsigned int spurious_run;
+	unsigned int taken_since_unmask; /* requests taken since the port was unmasked */
 	struct bk_timer *backoff;
 
 	struct bk_queue_stats *stats;

@@ -212,6 +212,7 @@ static int queue_take(struct blkif_queue *q, unsigned int budget, unsigned int *
 		list_add_tail(&s->link, &q->wait_list);
 	}
 	*ret_taken = taken;
+	q->taken_since_unmask += taken;
 	return 0;
 }
 
@@ -618,16 +619,21 @@ void blkif_evtchn_cb(void *data, int fd, unsigned int events)
 			continue;
 		}
 		q->stats->notify_in++;
-		if (blkif_ring_pending(&q->ring, &n) == 0 && n == 0) {
-			/* Nothing new on the ring (XSA-332): count, and back off if it goes on. */
+		blkif_queue_run(q);
+		if (q->dead)
+			continue;
+		/*
+		 * As lateeoi (XSA-332): the event was spurious if no request was taken since the
+		 * port was last unmasked, by this run or by the completion path meanwhile.
+		 */
+		if (q->taken_since_unmask == 0 &&
+		    !(blkif_ring_pending(&q->ring, &n) == 0 && n > 0)) {
 			q->stats->spurious++;
 			q->spurious_run++;
 		} else {
 			q->spurious_run = 0;
 		}
-		blkif_queue_run(q);
-		if (q->dead)
-			continue;
+		q->taken_since_unmask = 0;
 		if (q->spurious_run > BLKIF_SPURIOUS_LIMIT) {
 			unsigned int shift = BK_MIN(q->spurious_run - BLKIF_SPURIOUS_LIMIT, 6U);
 
@@ -649,6 +655,7 @@ void blkif_backoff_cb(void *data)
 	if (q->dead || !q->masked)
 		return;
 	q->masked = false;
+	q->taken_since_unmask = 0;
 	bk_evtchn_unmask(q->bd->evtchn, q->local_port);
 	blkif_queue_run(q);
 	hook_on(q->bd);

@@ -1,0 +1,321 @@
+// SPDX-License-Identifier: MIT
+/*
+ * blkbench: what the blkif backend costs per request. 4 KiB random reads at queue depth 1 and
+ * 32, with 1 and 4 queues, from the test blkfront through the Xen simulation into the null
+ * engine and into io_uring on a tmpfs file; then the same reads issued directly with io_uring
+ * (no backend, no simulation) so the ratio shows the backend's cost. Prints requests/s and CPU
+ * microseconds per request (getrusage: user + system of this process, frontend included).
+ *
+ * Not a test: numbers depend on the machine. Usage:
+ *   blkbench [--seconds S] [--dir DIR] [--size MiB]
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+
+#if HAVE_LIBURING
+#include <liburing.h>
+#endif
+
+#include "blkfront.h"
+#include "engine.h"
+#include "loop.h"
+#include "util/log.h"
+
+#define MAX_QD 32U
+#define MAX_Q 4U
+#define DEVID 51712
+#define DOMID 3
+
+struct result {
+	uint64_t reqs;
+	double secs;
+	double cpu_us;
+};
+
+static double opt_seconds = 1.0;
+static const char *opt_dir = "/dev/shm";
+static uint64_t opt_size = 256ULL << 20;
+static uint64_t rng = 0x9E3779B97F4A7C15ULL;
+
+static uint64_t rnd(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return rng;
+}
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static double cpu_now(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+static uint64_t random_sector(void)
+{
+	return (rnd() % (opt_size / 4096)) * 8;
+}
+
+static void print_result(const char *what, unsigned int nq, unsigned int qd,
+			 const struct result *r, double base_cpu)
+{
+	double rate = r->reqs / r->secs, cpu = r->cpu_us / (double)r->reqs;
+
+	printf("%-22s queues=%u qd=%-2u %10.0f req/s %8.2f us CPU/req", what, nq, qd, rate, cpu);
+	if (base_cpu > 0)
+		printf("  (x%.1f of direct io_uring)", cpu / base_cpu);
+	printf("\n");
+	fflush(stdout);
+}
+
+/* Through the simulation: @nq queues, @qd requests in flight on each. */
+static int run_backend(const char *engine, const char *path, unsigned int nq, unsigned int qd,
+		       struct result *res)
+{
+	static struct bk_bf_io ios[MAX_Q][MAX_QD];
+	static uint8_t bufs[MAX_Q][MAX_QD][4096];
+	const char *extra[] = { "blanket-engine", engine, NULL };
+	struct bk_bf_params p = { .nr_queues = nq > 1 ? nq : 0, .pfn_count = 2048 };
+	struct bk_bf_env env;
+	struct bk_blkfront *f = NULL;
+	double t0, c0, deadline;
+	uint64_t done = 0;
+	int r;
+
+	r = bk_bf_env_new(&env);
+	if (r < 0)
+		return r;
+	if ((r = bk_bf_env_guest(&env, DOMID, 4096)) < 0 ||
+	    (r = bk_bf_env_add_vbd(&env, DOMID, DEVID, path, "w", "disk", extra)) < 0 ||
+	    (r = bk_bf_open(&env, DOMID, DEVID, &p, &f)) < 0 || (r = bk_bf_connect(f)) < 0)
+		goto out;
+
+	for (unsigned int q = 0; q < nq; q++) {
+		for (unsigned int i = 0; i < qd; i++) {
+			struct bk_bf_io *io = &ios[q][i];
+
+			memset(io, 0, sizeof(*io));
+			io->op = BLKIF_OP_READ;
+			io->nr_sectors = 8;
+			io->data = bufs[q][i];
+			io->sector = random_sector();
+			if ((r = bk_bf_queue(f, q, io)) < 0)
+				goto out;
+		}
+		bk_bf_push(f, q);
+	}
+	t0 = now();
+	c0 = cpu_now();
+	deadline = t0 + opt_seconds;
+	for (;;) {
+		bool stop = now() >= deadline;
+
+		bk_loop_run_once(env.loop, 0);
+		for (unsigned int q = 0; q < nq; q++) {
+			bool queued = false;
+
+			if (!bk_bf_reap(f, q))
+				continue;
+			for (unsigned int i = 0; i < qd; i++) {
+				struct bk_bf_io *io = &ios[q][i];
+
+				if (!io->done)
+					continue;
+				if (io->status != BLKIF_RSP_OKAY) {
+					fprintf(stderr, "blkbench: read failed: %d\n", io->status);
+					r = -EIO;
+					goto out;
+				}
+				done++;
+				io->done = false;
+				if (stop)
+					continue;
+				io->sector = random_sector();
+				if ((r = bk_bf_queue(f, q, io)) < 0)
+					goto out;
+				queued = true;
+			}
+			if (queued)
+				bk_bf_push(f, q);
+		}
+		if (stop) {
+			unsigned int left = 0;
+
+			for (unsigned int q = 0; q < nq; q++)
+				left += bk_bf_outstanding(f, q);
+			if (!left)
+				break;
+		}
+	}
+	res->secs = now() - t0;
+	res->cpu_us = (cpu_now() - c0) * 1e6;
+	res->reqs = done;
+	r = bk_bf_disconnect(f);
+out:
+	bk_bf_close(f);
+	bk_bf_env_free(&env);
+	return r;
+}
+
+#if HAVE_LIBURING
+/* The same reads straight on io_uring: @nq rings (one per "queue"), @qd in flight on each. */
+static int run_direct(const char *path, unsigned int nq, unsigned int qd, struct result *res)
+{
+	static struct io_uring rings[MAX_Q];
+	static uint8_t bufs[MAX_Q][MAX_QD][4096] __attribute__((aligned(4096)));
+	uint64_t done = 0;
+	double t0, c0, deadline;
+	int fd = open(path, O_RDONLY), r = 0;
+
+	if (fd < 0)
+		return -errno;
+	for (unsigned int q = 0; q < nq; q++) {
+		r = io_uring_queue_init(MAX_QD * 2, &rings[q], 0);
+		if (r < 0) {
+			close(fd);
+			return r;
+		}
+		for (unsigned int i = 0; i < qd; i++) {
+			struct io_uring_sqe *sqe = io_uring_get_sqe(&rings[q]);
+
+			io_uring_prep_read(sqe, fd, bufs[q][i], 4096, random_sector() * 512);
+			io_uring_sqe_set_data64(sqe, i);
+		}
+		io_uring_submit(&rings[q]);
+	}
+	t0 = now();
+	c0 = cpu_now();
+	deadline = t0 + opt_seconds;
+	while (now() < deadline) {
+		for (unsigned int q = 0; q < nq; q++) {
+			struct io_uring_cqe *cqe;
+			unsigned int head, n = 0;
+
+			/* One syscall per ring turn, as the engine does: submit and wait together. */
+			io_uring_submit_and_wait(&rings[q], 1);
+			io_uring_for_each_cqe(&rings[q], head, cqe)
+			{
+				struct io_uring_sqe *sqe = io_uring_get_sqe(&rings[q]);
+				uint64_t i = io_uring_cqe_get_data64(cqe);
+
+				if (cqe->res != 4096) {
+					r = cqe->res < 0 ? cqe->res : -EIO;
+					goto out;
+				}
+				io_uring_prep_read(sqe, fd, bufs[q][i], 4096, random_sector() * 512);
+				io_uring_sqe_set_data64(sqe, i);
+				n++;
+			}
+			io_uring_cq_advance(&rings[q], n);
+			done += n;
+		}
+	}
+	res->secs = now() - t0;
+	res->cpu_us = (cpu_now() - c0) * 1e6;
+	res->reqs = done;
+out:
+	for (unsigned int q = 0; q < nq; q++)
+		io_uring_queue_exit(&rings[q]);
+	close(fd);
+	return r;
+}
+#endif
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "seconds", required_argument, NULL, 's' },
+		{ "dir", required_argument, NULL, 'd' },
+		{ "size", required_argument, NULL, 'm' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	const unsigned int qds[] = { 1, 32 }, nqs[] = { 1, 4 };
+	const char *engines[] = { "null", "io_uring" };
+	char path[128];
+	int c, fd, r = 0;
+
+	while ((c = getopt_long(argc, argv, "s:d:m:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			opt_seconds = atof(optarg);
+			break;
+		case 'd':
+			opt_dir = optarg;
+			break;
+		case 'm':
+			opt_size = strtoull(optarg, NULL, 10) << 20;
+			break;
+		default:
+			printf("usage: blkbench [--seconds S] [--dir DIR] [--size MiB]\n");
+			return c == 'h' ? 0 : 2;
+		}
+	}
+	if (opt_seconds <= 0 || opt_size < (1 << 20)) {
+		fprintf(stderr, "blkbench: bad --seconds or --size\n");
+		return 2;
+	}
+	bk_log_set_level(BK_LOG_WARNING);
+	fd = bk_bf_tmpfile(opt_dir, opt_size, 0x5a, path, sizeof(path));
+	if (fd < 0) {
+		fprintf(stderr, "blkbench: scratch file in %s: %s\n", opt_dir, strerror(-fd));
+		return 1;
+	}
+	printf("blkbench: 4 KiB random reads, %.1f s each, %llu MiB file %s\n", opt_seconds,
+	       (unsigned long long)(opt_size >> 20), path);
+	for (size_t ni = 0; ni < 2; ni++) {
+		for (size_t qi = 0; qi < 2; qi++) {
+			unsigned int nq = nqs[ni], qd = qds[qi];
+			struct result base = { 0 };
+			double base_cpu = 0;
+
+#if HAVE_LIBURING
+			r = run_direct(path, nq, qd, &base);
+			if (r < 0) {
+				fprintf(stderr, "blkbench: direct io_uring: %s\n", strerror(-r));
+				goto out;
+			}
+			print_result("direct io_uring", nq, qd, &base, 0);
+			base_cpu = base.cpu_us / (double)base.reqs;
+#endif
+			for (size_t ei = 0; ei < 2; ei++) {
+				struct result res = { 0 };
+				char what[64];
+
+				if (!bk_engine_find(engines[ei]))
+					continue;
+				r = run_backend(engines[ei], path, nq, qd, &res);
+				if (r < 0) {
+					fprintf(stderr, "blkbench: %s: %s\n", engines[ei], strerror(-r));
+					goto out;
+				}
+				snprintf(what, sizeof(what), "sim+blkif -> %s", engines[ei]);
+				print_result(what, nq, qd, &res, base_cpu);
+			}
+		}
+	}
+out:
+	close(fd);
+	unlink(path);
+	return r < 0 ? 1 : 0;
+}
