@@ -29,6 +29,7 @@ struct uring_engine {
 	struct io_uring ring;
 	bool ring_ok;
 	bool defer_taskrun; /* completions need io_uring_get_events() */
+	const char *mode;   /* ring_modes[].name in use */
 	int efd;
 	struct bk_watch *watch;
 	struct bk_hook *hook;
@@ -329,22 +330,52 @@ static void uring_close(struct bk_engine *e)
 	uring_free(u);
 }
 
-/* Newest flags first; older kernels refuse them with EINVAL. */
-static int setup_ring(struct uring_engine *u, unsigned int entries)
+/*
+ * Ring setup modes. Without an option the first is tried and, where the kernel refuses it
+ * (before 6.1), plain task work. "taskrun=defer|coop|none" picks a mode and falls back from
+ * there. COOP_TASKRUN is never chosen automatically: it does not interrupt the task to run
+ * completion work, which a loop asleep in epoll rather than io_uring_enter() may see late.
+ */
+static const struct {
+	const char *name;
+	unsigned int flags;
+	bool automatic;
+} ring_modes[] = {
+	{ "defer", IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN, true },
+	{ "coop", IORING_SETUP_COOP_TASKRUN, false },
+	{ "none", 0, true },
+};
+
+static int parse_options(const char *name, const char *options, size_t *ret_first)
 {
-	static const unsigned int flag_sets[] = {
-		IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
-		IORING_SETUP_COOP_TASKRUN,
-		0,
-	};
+	if (!options || !*options) {
+		*ret_first = 0;
+		return 0;
+	}
+	if (strncmp(options, "taskrun=", 8) == 0)
+		for (size_t i = 0; i < ARRAY_SIZE(ring_modes); i++)
+			if (strcmp(options + 8, ring_modes[i].name) == 0) {
+				*ret_first = i;
+				return 0;
+			}
+	log_err("%s: io_uring: bad option '%s' (known: taskrun=defer|coop|none)", name, options);
+	return -EINVAL;
+}
+
+static int setup_ring(struct uring_engine *u, unsigned int entries, size_t first)
+{
 	int r = -EINVAL;
 
-	for (size_t i = 0; i < ARRAY_SIZE(flag_sets); i++) {
-		struct io_uring_params p = { .flags = flag_sets[i] };
+	for (size_t i = first; i < ARRAY_SIZE(ring_modes); i++) {
+		struct io_uring_params p = { .flags = ring_modes[i].flags };
+
+		if (i != first && !ring_modes[i].automatic)
+			continue;
 
 		r = io_uring_queue_init_params(entries, &u->ring, &p);
 		if (r == 0) {
-			u->defer_taskrun = flag_sets[i] & IORING_SETUP_DEFER_TASKRUN;
+			u->defer_taskrun = ring_modes[i].flags & IORING_SETUP_DEFER_TASKRUN;
+			u->mode = ring_modes[i].name;
 			return 0;
 		}
 		if (r != -EINVAL)
@@ -358,16 +389,16 @@ static int uring_open(struct bk_loop *loop, struct bk_store *store,
 {
 	struct uring_engine *u;
 	const char *name = p && p->name ? p->name : "io_uring";
+	size_t first;
 	int r;
 
 	if (!store || !p || !p->depth || p->depth > URING_MAX_DEPTH) {
 		log_err("%s: io_uring needs a store and a depth of 1..%u", name, URING_MAX_DEPTH);
 		return -EINVAL;
 	}
-	if (p->options && *p->options) {
-		log_err("%s: io_uring takes no options (got '%s')", name, p->options);
-		return -EINVAL;
-	}
+	r = parse_options(name, p->options, &first);
+	if (r < 0)
+		return r;
 	u = calloc(1, sizeof(*u));
 	if (!u)
 		return -ENOMEM;
@@ -379,7 +410,7 @@ static int uring_open(struct bk_loop *loop, struct bk_store *store,
 	u->rl = (struct bk_ratelimit)BK_RATELIMIT_INIT(5000, 10);
 	snprintf(u->name, sizeof(u->name), "%s", name);
 
-	r = setup_ring(u, p->depth);
+	r = setup_ring(u, p->depth, first);
 	if (r < 0) {
 		log_err_errno(r, "%s: cannot set up io_uring: %m", name);
 		goto fail;
@@ -406,8 +437,7 @@ static int uring_open(struct bk_loop *loop, struct bk_store *store,
 	r = bk_loop_add_hook(loop, uring_hook, u, &u->hook);
 	if (r < 0)
 		goto fail;
-	log_debug("%s: io_uring on %s, depth %u%s", name, store->path, p->depth,
-		  u->defer_taskrun ? ", defer-taskrun" : "");
+	log_debug("%s: io_uring on %s, depth %u, taskrun=%s", name, store->path, p->depth, u->mode);
 	*ret = &u->base;
 	return 0;
 fail:

@@ -53,7 +53,7 @@ out:
 
 int main(void)
 {
-	int r = run_engine_suite("aio");
+	int r = run_engine_suite("aio", NULL);
 
 	if (r == 77)
 		return r;

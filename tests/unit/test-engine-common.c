@@ -151,6 +151,7 @@ static void layout(struct tio *t, uint8_t *pool, unsigned int i, unsigned int np
 
 struct ctx {
 	const char *engine;
+	const char *options;
 	const char *dir;
 	char path[256];
 	struct bk_loop *loop;
@@ -324,7 +325,7 @@ static void test_past_eof(struct ctx *c)
 static void test_readonly(struct ctx *c)
 {
 	struct bk_store_params sp = { .readonly = true, .want_direct = c->store->direct };
-	struct bk_engine_params ep = { .name = "test ro", .depth = 4 };
+	struct bk_engine_params ep = { .name = "test ro", .depth = 4, .options = c->options };
 	struct bk_store *ro = NULL;
 	struct bk_engine *e = NULL;
 	struct tio w, d, r;
@@ -376,7 +377,7 @@ static void closer_done(struct bk_io *io, int res)
 /* The last done() closes the engine from inside the engine's own completion callback. */
 static void test_close_in_done(struct ctx *c)
 {
-	struct bk_engine_params ep = { .name = "test close", .depth = 4 };
+	struct bk_engine_params ep = { .name = "test close", .depth = 4, .options = c->options };
 	struct bk_engine *e = NULL;
 	struct closer cl[4];
 	unsigned int left = 0;
@@ -401,11 +402,11 @@ static void test_close_in_done(struct ctx *c)
 	bk_engine_close(e);
 }
 
-static int suite_on_dir(const char *engine, const char *dir, bool want_direct)
+static int suite_on_dir(const char *engine, const char *options, const char *dir, bool want_direct)
 {
 	struct bk_store_params sp = { .want_direct = want_direct };
-	struct bk_engine_params ep = { .name = "test q0", .depth = DEPTH };
-	struct ctx c = { .engine = engine, .dir = dir };
+	struct bk_engine_params ep = { .name = "test q0", .depth = DEPTH, .options = options };
+	struct ctx c = { .engine = engine, .options = options, .dir = dir };
 	unsigned int base_objects;
 	int fd, r, before = test_failures;
 
@@ -460,10 +461,10 @@ out:
 }
 
 /* On a loop device: write, read back, discard through the blocking-work thread. */
-static void suite_on_blkdev(const char *engine)
+static void suite_on_blkdev(const char *engine, const char *options)
 {
 	struct bk_store_params sp = { .want_direct = true };
-	struct bk_engine_params ep = { .name = "test blk", .depth = 8 };
+	struct bk_engine_params ep = { .name = "test blk", .depth = 8, .options = options };
 	char path[256], dev[64];
 	struct bk_loop *loop = NULL;
 	struct bk_store *s = NULL;
@@ -529,7 +530,7 @@ out_file:
 	free(buf);
 }
 
-int run_engine_suite(const char *engine)
+int run_engine_suite(const char *engine, const char *options)
 {
 	int ran = 0;
 
@@ -538,10 +539,11 @@ int run_engine_suite(const char *engine)
 		return 77;
 	}
 	bk_log_set_level(BK_LOG_WARNING);
-	ran += suite_on_dir(engine, "/var/tmp", true) == 0;
-	ran += suite_on_dir(engine, "/dev/shm", false) == 0;
+	fprintf(stderr, "== %s, options \"%s\"\n", engine, options ? options : "");
+	ran += suite_on_dir(engine, options, "/var/tmp", true) == 0;
+	ran += suite_on_dir(engine, options, "/dev/shm", false) == 0;
 	if (!ran)
 		return 77;
-	suite_on_blkdev(engine);
+	suite_on_blkdev(engine, options);
 	return test_failures ? 1 : 0;
 }

@@ -66,7 +66,10 @@ uint8_t pattern_byte(uint64_t file_off, uint32_t seed);
 int loopdev_attach(const char *file, const char *args, char *dev, size_t dev_len);
 void loopdev_detach(const char *dev);
 
-/* The whole I/O suite for one engine; returns 0, or 77 if the engine cannot run here. */
-int run_engine_suite(const char *engine);
+/*
+ * The whole I/O suite for one engine opened with @options (may be NULL); returns 0, 1 on
+ * failures so far, or 77 if the engine cannot run here.
+ */
+int run_engine_suite(const char *engine, const char *options);
 
 #endif
