@@ -4,6 +4,11 @@
  * loop hook submits everything once per loop turn; completions wake the loop through an
  * eventfd registered with the ring and are reaped in batches. The store's fd is registered
  * (fixed file 0), and so is the backend's bounce pool when it offers one (READ/WRITE_FIXED).
+ * Discard is fallocate(PUNCH_HOLE) on files; on block devices BLOCK_URING_CMD_DISCARD where
+ * the kernel has it (6.12+), else BLKDISCARD on the blocking-work thread.
+ *
+ * Options, comma-separated: taskrun=defer|coop|none (ring mode, see ring_modes),
+ * discard=auto|thread (thread: always BLKDISCARD on the thread).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -11,6 +16,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <linux/falloc.h>
+#include <linux/ioctl.h>
 
 #include <liburing.h>
 
@@ -21,6 +27,10 @@
 
 #define URING_MAX_DEPTH 4096u
 #define URING_REAP_BATCH 64u
+
+#ifndef BLOCK_URING_CMD_DISCARD
+#define BLOCK_URING_CMD_DISCARD _IO(0x12, 0) /* linux/blkdev.h, 6.12 */
+#endif
 
 struct uring_engine {
 	struct bk_engine base;
@@ -38,7 +48,8 @@ struct uring_engine {
 	unsigned int inflight; /* accepted by queue(), not yet reported by done() */
 	unsigned int unsubmitted;
 	unsigned int nr_bufs;
-	struct bk_worker *worker; /* BLKDISCARD, started on first use */
+	bool discard_cmd;	  /* block device discard as BLOCK_URING_CMD_DISCARD (6.12+) */
+	struct bk_worker *worker; /* else BLKDISCARD on this thread, started on first use */
 	unsigned int dispatching;
 	bool close_pending;
 	struct bk_ratelimit rl;
@@ -114,6 +125,14 @@ static void prep_sqe(struct uring_engine *u, struct io_uring_sqe *sqe, struct bk
 		io_uring_prep_fsync(sqe, 0, IORING_FSYNC_DATASYNC);
 		break;
 	case BK_IO_DISCARD:
+		if (u->base.store->is_blkdev) {
+			/* Block devices only get here with discard_cmd: range in addr/addr3. */
+			io_uring_prep_rw(IORING_OP_URING_CMD, sqe, 0, NULL, 0, 0);
+			sqe->cmd_op = BLOCK_URING_CMD_DISCARD;
+			sqe->addr = io->offset;
+			sqe->addr3 = io->len;
+			break;
+		}
 		io_uring_prep_fallocate(sqe, 0, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 					(off_t)io->offset, (off_t)io->len);
 		break;
@@ -146,11 +165,39 @@ static void complete(struct uring_engine *u, struct bk_io *io, int res)
 	io->done(io, res);
 }
 
+static void worker_done(void *data, struct bk_io *io, int res)
+{
+	struct uring_engine *u = data;
+
+	complete(u, io, res);
+}
+
+/* BLKDISCARD on the blocking-work thread (kernels without io_uring block discard). */
+static int to_worker(struct uring_engine *u, struct bk_io *io)
+{
+	if (!u->worker) {
+		int r = bk_worker_new(u->loop, u->base.store, u->name, worker_done, u, &u->worker);
+
+		if (r < 0)
+			return r;
+	}
+	bk_worker_submit(u->worker, io);
+	return 0;
+}
+
 /* One CQE: finish the I/O, or resume a short read/write. */
 static void handle_cqe(struct uring_engine *u, struct bk_io *io, int res)
 {
 	uint64_t done;
 
+	if (io->op == BK_IO_DISCARD && u->discard_cmd && (res == -EOPNOTSUPP || res == -ENOTTY)) {
+		/* A kernel with URING_CMD but without block discard through it (before 6.12). */
+		bk_log_dev(BK_LOG_INFO, u->name, "no io_uring block discard here, using a thread");
+		u->discard_cmd = false;
+		res = to_worker(u, io);
+		if (res == 0)
+			return;
+	}
 	if (res < 0 || (io->op != BK_IO_READ && io->op != BK_IO_WRITE)) {
 		complete(u, io, res < 0 ? res : 0);
 		return;
@@ -242,13 +289,6 @@ static void uring_hook(void *data)
 	uring_kick(data);
 }
 
-static void worker_done(void *data, struct bk_io *io, int res)
-{
-	struct uring_engine *u = data;
-
-	complete(u, io, res);
-}
-
 static int uring_queue(struct bk_engine *e, struct bk_io *io)
 {
 	struct uring_engine *u = to_uring(e);
@@ -260,15 +300,11 @@ static int uring_queue(struct bk_engine *e, struct bk_io *io)
 	if (r < 0)
 		return r;
 	io->engine_priv[0] = 0;
-	if (io->op == BK_IO_DISCARD && e->store->is_blkdev) {
-		/* No BLKDISCARD opcode in the io_uring we target: a thread does it. */
-		if (!u->worker) {
-			r = bk_worker_new(u->loop, e->store, u->name, worker_done, u, &u->worker);
-			if (r < 0)
-				return r;
-		}
+	if (io->op == BK_IO_DISCARD && e->store->is_blkdev && !u->discard_cmd) {
+		r = to_worker(u, io);
+		if (r < 0)
+			return r;
 		u->inflight++;
-		bk_worker_submit(u->worker, io);
 		return 0;
 	}
 	u->inflight++;
@@ -346,20 +382,42 @@ static const struct {
 	{ "none", 0, true },
 };
 
-static int parse_options(const char *name, const char *options, size_t *ret_first)
+struct uring_opts {
+	size_t first_mode; /* index in ring_modes */
+	bool discard_thread;
+};
+
+/* Comma-separated: taskrun=defer|coop|none, discard=auto|thread. */
+static int parse_options(const char *name, const char *options, struct uring_opts *ret)
 {
-	if (!options || !*options) {
-		*ret_first = 0;
-		return 0;
+	_cleanup_free_ char *copy = strdup(options ? options : "");
+	struct uring_opts o = { 0 };
+	char *save = NULL;
+
+	if (!copy)
+		return -ENOMEM;
+	for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		bool ok = false;
+
+		if (strncmp(tok, "taskrun=", 8) == 0) {
+			for (size_t i = 0; i < ARRAY_SIZE(ring_modes); i++)
+				if (strcmp(tok + 8, ring_modes[i].name) == 0) {
+					o.first_mode = i;
+					ok = true;
+				}
+		} else if (strcmp(tok, "discard=auto") == 0 || strcmp(tok, "discard=thread") == 0) {
+			o.discard_thread = tok[8] == 't';
+			ok = true;
+		}
+		if (!ok) {
+			log_err("%s: io_uring: bad option '%s' (known: taskrun=defer|coop|none, "
+				"discard=auto|thread)",
+				name, tok);
+			return -EINVAL;
+		}
 	}
-	if (strncmp(options, "taskrun=", 8) == 0)
-		for (size_t i = 0; i < ARRAY_SIZE(ring_modes); i++)
-			if (strcmp(options + 8, ring_modes[i].name) == 0) {
-				*ret_first = i;
-				return 0;
-			}
-	log_err("%s: io_uring: bad option '%s' (known: taskrun=defer|coop|none)", name, options);
-	return -EINVAL;
+	*ret = o;
+	return 0;
 }
 
 static int setup_ring(struct uring_engine *u, unsigned int entries, size_t first)
@@ -389,14 +447,14 @@ static int uring_open(struct bk_loop *loop, struct bk_store *store,
 {
 	struct uring_engine *u;
 	const char *name = p && p->name ? p->name : "io_uring";
-	size_t first;
+	struct uring_opts opts;
 	int r;
 
 	if (!store || !p || !p->depth || p->depth > URING_MAX_DEPTH) {
 		log_err("%s: io_uring needs a store and a depth of 1..%u", name, URING_MAX_DEPTH);
 		return -EINVAL;
 	}
-	r = parse_options(name, p->options, &first);
+	r = parse_options(name, p->options, &opts);
 	if (r < 0)
 		return r;
 	u = calloc(1, sizeof(*u));
@@ -410,12 +468,18 @@ static int uring_open(struct bk_loop *loop, struct bk_store *store,
 	u->rl = (struct bk_ratelimit)BK_RATELIMIT_INIT(5000, 10);
 	snprintf(u->name, sizeof(u->name), "%s", name);
 
-	r = setup_ring(u, p->depth, first);
+	r = setup_ring(u, p->depth, opts.first_mode);
 	if (r < 0) {
 		log_err_errno(r, "%s: cannot set up io_uring: %m", name);
 		goto fail;
 	}
 	u->ring_ok = true;
+	if (store->is_blkdev && !opts.discard_thread) {
+		struct io_uring_probe *probe = io_uring_get_probe_ring(&u->ring);
+
+		u->discard_cmd = probe && io_uring_opcode_supported(probe, IORING_OP_URING_CMD);
+		io_uring_free_probe(probe);
+	}
 	r = io_uring_register_files(&u->ring, &store->fd, 1);
 	if (r < 0) {
 		log_err_errno(r, "%s: cannot register %s with io_uring: %m", name, store->path);
@@ -437,7 +501,8 @@ static int uring_open(struct bk_loop *loop, struct bk_store *store,
 	r = bk_loop_add_hook(loop, uring_hook, u, &u->hook);
 	if (r < 0)
 		goto fail;
-	log_debug("%s: io_uring on %s, depth %u, taskrun=%s", name, store->path, p->depth, u->mode);
+	log_debug("%s: io_uring on %s, depth %u, taskrun=%s%s", name, store->path, p->depth,
+		  u->mode, u->discard_cmd ? ", discard by uring_cmd" : "");
 	*ret = &u->base;
 	return 0;
 fail:

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
  * The io_uring engine on real files (O_DIRECT and buffered) and, if possible, a loop device:
- * with the default ring (DEFER_TASKRUN where the kernel has it), then with each older
- * completion mode forced, and option checking.
+ * with the default ring (DEFER_TASKRUN where the kernel has it, block discard through
+ * io_uring where it has that), then with each older completion mode and the discard thread
+ * forced, and option checking.
  */
 #include <errno.h>
 
@@ -22,12 +23,14 @@ static void test_bad_options(void)
 	CHECK(bk_engine_open("io_uring", loop, &fake, &ep, &e) == -EINVAL && !e);
 	ep.options = "bogus";
 	CHECK(bk_engine_open("io_uring", loop, &fake, &ep, &e) == -EINVAL && !e);
+	ep.options = "taskrun=none,discard=maybe";
+	CHECK(bk_engine_open("io_uring", loop, &fake, &ep, &e) == -EINVAL && !e);
 	bk_loop_free(loop);
 }
 
 int main(void)
 {
-	static const char *const modes[] = { NULL, "taskrun=coop", "taskrun=none" };
+	static const char *const modes[] = { NULL, "taskrun=coop", "taskrun=none,discard=thread" };
 	int r = 0;
 
 	for (size_t i = 0; i < ARRAY_SIZE(modes) && r != 77; i++)
