@@ -79,7 +79,14 @@ struct bk_engine;
 struct bk_engine_params {
 	const char *name;  /* device/queue name for logs: "vbd 5/51712 q0" */
 	unsigned int depth; /* maximum in flight */
-	/* Engine-specific option string, e.g. fault injection rules; may be NULL. */
+	/*
+	 * Engine-specific options, comma-separated; NULL or "" for defaults. Unknown or bad
+	 * tokens fail open() with -EINVAL and a log naming the token.
+	 *   io_uring: taskrun=defer|coop|none, discard=auto|thread
+	 *   aio:      fdsync=thread
+	 *   null:     none
+	 *   fault:    inner=ENGINE, err=ERR, fail=OPS:COND..., delay=Nms:OPS:COND... (fault.c)
+	 */
 	const char *options;
 };
 
