@@ -249,6 +249,11 @@ struct bk_xen *bk_daemon_xen(struct bk_daemon *d)
 	return d->xen;
 }
 
+struct bk_sim *bk_daemon_sim(struct bk_daemon *d)
+{
+	return d->sim;
+}
+
 const char *bk_daemon_platform(const struct bk_daemon *d)
 {
 	return d->platform;

@@ -14,6 +14,7 @@ struct bk_backend_ops;
 struct bk_core;
 struct bk_daemon;
 struct bk_loop;
+struct bk_sim;
 struct bk_xen;
 
 struct bk_daemon_params {
@@ -47,6 +48,8 @@ void bk_daemon_free(struct bk_daemon *d);
 struct bk_loop *bk_daemon_loop(struct bk_daemon *d);
 struct bk_core *bk_daemon_core(struct bk_daemon *d);
 struct bk_xen *bk_daemon_xen(struct bk_daemon *d);
+/* The simulated machine (platform "sim"), NULL on real Xen: demos add guests to it. */
+struct bk_sim *bk_daemon_sim(struct bk_daemon *d);
 /* "xen" or "sim". */
 const char *bk_daemon_platform(const struct bk_daemon *d);
 
