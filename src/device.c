@@ -82,6 +82,27 @@ int bk_device_write_be(struct bk_device *dev, const char *key, const char *fmt, 
 	return bk_xs_printf(dev->core->xs, BK_XS_NULL, dev->be_path, key, "%s", val);
 }
 
+/*
+ * Write be_path/state only if the directory still exists (as Linux's xenbus_switch_state):
+ * writing into a directory the toolstack just removed would recreate it, a stale node.
+ * Linux does the check and the write in one transaction; here they are two back-to-back
+ * requests (a window of one xenstore round trip) because a transaction per state change costs
+ * too much with thousands of devices (the simulation copies the whole tree per transaction).
+ */
+static int write_state(struct bk_device *dev, enum bk_xenbus_state state)
+{
+	struct bk_xs *xs = dev->core->xs;
+	char *val;
+	size_t len;
+	int r;
+
+	r = bk_xs_read(xs, BK_XS_NULL, dev->be_path, &val, &len);
+	if (r < 0)
+		return r;
+	free(val);
+	return bk_xs_printf(xs, BK_XS_NULL, dev->be_path, "state", "%u", (unsigned int)state);
+}
+
 int bk_device_set_state(struct bk_device *dev, enum bk_xenbus_state state)
 {
 	struct bk_dev_priv *p = bk_dev_priv(dev);
@@ -90,8 +111,13 @@ int bk_device_set_state(struct bk_device *dev, enum bk_xenbus_state state)
 	assert((unsigned int)state <= BK_XB_RECONFIGURED);
 	if (p->be_gone)
 		return -ENOENT;
-	r = bk_xs_printf(dev->core->xs, BK_XS_NULL, dev->be_path, "state", "%u",
-			 (unsigned int)state);
+	r = write_state(dev, state);
+	if (r == -ENOENT) {
+		/* The toolstack removed the directory; the next batch sees it. */
+		dev_debug(dev, "not writing state %s: backend directory gone",
+			  bk_xenbus_state_name(state));
+		return r;
+	}
 	if (r < 0) {
 		dev_err(dev, "cannot write state %s: %s", bk_xenbus_state_name(state),
 			strerror(-r));
@@ -419,7 +445,9 @@ static void read_frontend(struct bk_dev_priv *p)
 		if (!p->fe_seen && core->xen->ops->domain_alive(core->xen, dev->domid) != 0)
 			return;
 		if (!p->fe_vanished) {
-			dev_info(dev, "frontend %s vanished: tearing down", dev->fe_path);
+			/* A guest can repeat this: rate limited. */
+			bk_log_dev_rl(&dev->rl, BK_LOG_INFO, dev->name,
+				      "frontend %s vanished: tearing down", dev->fe_path);
 			p->fe_vanished = true;
 			p->want_shutdown = true;
 		}

@@ -121,6 +121,42 @@ static void test_async_removal(void)
 	fx_fini(&fx);
 }
 
+/* The toolstack removes the backend directory under a live device: nothing is recreated. */
+static void test_backend_dir_removed(void)
+{
+	struct bk_ts_dev d = fx_vbd(DOM, XVDA);
+	_cleanup_free_ char *be = NULL;
+	struct bk_device *dev;
+	struct fx fx;
+
+	CHECK(fx_init(&fx, 0) == 0);
+	CHECK(bk_sim_domain_create(fx.sim, DOM, 16) == 0);
+	CHECK(bk_ts_attach(fx.ts, &d) == 0);
+	be = bk_ts_be_path(fx.ts, "vbd", DOM, XVDA);
+	dev = bk_core_find(fx.core, "vbd", DOM, XVDA);
+	CHECK(dev != NULL);
+	tb.async_shutdown = true;
+	CHECK(bk_ts_destroy_dirs(fx.ts, "vbd", DOM, XVDA) == 0);
+	/* Before the core even saw the removal. */
+	if (dev)
+		CHECK(bk_device_set_state(dev, BK_XB_CLOSING) == -ENOENT);
+	CHECK(fx_exists(&fx, be) == 0);
+	for (int i = 0; i < 10; i++)
+		bk_loop_run_once(fx.loop, 2);
+	CHECK(tb.shutdowns == 1 && bk_core_nr_devices(fx.core) == 1);
+	/* A backend finishing late must not recreate the directory. */
+	if (dev) {
+		CHECK(bk_device_set_state(dev, BK_XB_CLOSED) == -ENOENT);
+		CHECK(bk_device_write_be(dev, "sectors", "%u", 8) == -ENOENT);
+	}
+	CHECK(tb_finish_shutdowns() == 1);
+	CHECK(fx_wait_nr_devices(&fx, 0) == 0);
+	CHECK(tb.removes == 1);
+	CHECK(fx_exists(&fx, be) == 0);
+	CHECK(fx_exists(&fx, "/local/domain/0/backend/vbd/5") == 0);
+	fx_fini(&fx);
+}
+
 /* The guest dies under a connected device: teardown, and nothing left in backend/. */
 static void test_guest_destroyed(void)
 {
@@ -393,6 +429,7 @@ int main(void)
 	test_handshake();
 	test_async_removal();
 	test_guest_destroyed();
+	test_backend_dir_removed();
 	test_frontend_vanishes();
 	test_bogus_frontend();
 	test_probe_refused();
