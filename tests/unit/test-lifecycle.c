@@ -29,6 +29,57 @@ static struct bk_xbfront *open_front(struct fx *fx, uint32_t domid, uint32_t dev
 	return f;
 }
 
+/* The toolstack writes libxl's keys and permissions: who may read and write what. */
+static void test_toolstack_perms(void)
+{
+	struct bk_ts_dev d = fx_vbd(DOM, XVDA);
+	_cleanup_free_ char *be = NULL, *fe = NULL, *v = NULL;
+	struct bk_xs_perm *perms = NULL;
+	struct bk_xbfront *f = NULL;
+	unsigned int n = 0;
+	struct fx fx;
+
+	CHECK(fx_init(&fx, 0) == 0);
+	CHECK(bk_sim_domain_create(fx.sim, DOM, 16) == 0);
+	CHECK(bk_sim_domain_create(fx.sim, 6, 16) == 0);
+	d.extra_be = (const char *const[]){ "direct-io-safe", "1", NULL };
+	CHECK(bk_ts_attach(fx.ts, &d) == 0);
+	be = bk_ts_be_path(fx.ts, "vbd", DOM, XVDA);
+	fe = bk_ts_fe_path("vbd", DOM, XVDA);
+	CHECK(bk_xs_get_perms(bk_ts_xs(fx.ts), BK_XS_NULL, be, &perms, &n) == 0);
+	CHECK(n == 2 && perms && perms[0].domid == 0 && perms[0].perms == BK_XS_PERM_NONE &&
+	      perms[1].domid == DOM && perms[1].perms == BK_XS_PERM_READ);
+	free(perms);
+	perms = NULL;
+	CHECK(bk_xs_get_perms(bk_ts_xs(fx.ts), BK_XS_NULL, fe, &perms, &n) == 0);
+	CHECK(n == 2 && perms && perms[0].domid == DOM && perms[1].domid == 0 &&
+	      perms[1].perms == BK_XS_PERM_READ);
+	free(perms);
+	f = open_front(&fx, DOM, XVDA);
+	if (f) {
+		CHECK(bk_xbf_read_be(f, "direct-io-safe", &v) == 0 && v && strcmp(v, "1") == 0);
+		/* The guest may not write the backend's directory. */
+		CHECK(bk_xs_printf(f->xs, BK_XS_NULL, be, "state", "4") == -EACCES);
+		bk_xbf_close(f);
+	}
+	/* Another guest sees neither directory. */
+	{
+		struct bk_xen *x6 = NULL;
+		struct bk_xs *xs6 = NULL;
+		char *val = NULL;
+		size_t len;
+
+		CHECK(bk_sim_platform(fx.sim, 6, &x6) == 0);
+		if (x6 && bk_xs_open(x6, &xs6) == 0) {
+			CHECK(bk_xs_read(xs6, BK_XS_NULL, be, &val, &len) == -EACCES);
+			CHECK(bk_xs_read(xs6, BK_XS_NULL, fe, &val, &len) == -EACCES);
+			bk_xs_close(xs6);
+		}
+		bk_xen_free(x6);
+	}
+	fx_fini(&fx);
+}
+
 /* Attach, connect, close, reconnect, then detach as the toolstack. */
 static void test_handshake(void)
 {
@@ -427,6 +478,7 @@ static void test_stop(void)
 int main(void)
 {
 	test_handshake();
+	test_toolstack_perms();
 	test_async_removal();
 	test_guest_destroyed();
 	test_backend_dir_removed();
