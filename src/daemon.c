@@ -112,10 +112,11 @@ static int open_platform(struct bk_daemon *d)
 	}
 	r = bk_xen_real_new(&d->xen);
 	if (r == -ENOSYS)
-		return log_err_errno(r, "built without the Xen libraries: only --platform=sim works");
+		return log_err_errno(r,
+				     "built without the Xen libraries: only --platform=sim works");
 	if (r < 0)
 		return log_err_errno(r, "cannot open the Xen platform (is this a Xen domain with "
-				     "xenstore running?): %m");
+					"xenstore running?): %m");
 	return 0;
 }
 

@@ -17,10 +17,14 @@
 const char *bk_xenbus_state_name(enum bk_xenbus_state s)
 {
 	static const char *const names[] = {
-		[BK_XB_UNKNOWN] = "Unknown",		[BK_XB_INITIALISING] = "Initialising",
-		[BK_XB_INITWAIT] = "InitWait",		[BK_XB_INITIALISED] = "Initialised",
-		[BK_XB_CONNECTED] = "Connected",	[BK_XB_CLOSING] = "Closing",
-		[BK_XB_CLOSED] = "Closed",		[BK_XB_RECONFIGURING] = "Reconfiguring",
+		[BK_XB_UNKNOWN] = "Unknown",
+		[BK_XB_INITIALISING] = "Initialising",
+		[BK_XB_INITWAIT] = "InitWait",
+		[BK_XB_INITIALISED] = "Initialised",
+		[BK_XB_CONNECTED] = "Connected",
+		[BK_XB_CLOSING] = "Closing",
+		[BK_XB_CLOSED] = "Closed",
+		[BK_XB_RECONFIGURING] = "Reconfiguring",
 		[BK_XB_RECONFIGURED] = "Reconfigured",
 	};
 

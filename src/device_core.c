@@ -78,8 +78,7 @@ void bk_core_mark_dirty(struct bk_dev_priv *p, unsigned int flags)
 	core_schedule(core);
 }
 
-void bk_core_queue_create(struct bk_core *core, unsigned int kind, uint32_t domid,
-			  uint32_t devid)
+void bk_core_queue_create(struct bk_core *core, unsigned int kind, uint32_t domid, uint32_t devid)
 {
 	uint64_t key = bk_dev_key(kind, domid, devid);
 	struct bk_pending *e;
@@ -139,7 +138,7 @@ static void mark_all(struct bk_core *core, unsigned int kind, uint32_t domid, un
 	} lists[] = { { &core->devices }, { &core->zombies } };
 
 	for (size_t i = 0; i < ARRAY_SIZE(lists); i++) {
-		list_for_each_entry(dev, lists[i].head, link) {
+		list_for_each_entry (dev, lists[i].head, link) {
 			struct bk_dev_priv *p = bk_dev_priv(dev);
 
 			if (p->kind == kind && (domid == UINT32_MAX || dev->domid == domid))
@@ -479,7 +478,7 @@ void bk_core_stop(struct bk_core *core, void (*done)(void *data), void *data)
 	core->stopping = true;
 	core->stop_done = done;
 	core->stop_data = data;
-	list_for_each_entry(dev, &core->devices, link) {
+	list_for_each_entry (dev, &core->devices, link) {
 		struct bk_dev_priv *p = bk_dev_priv(dev);
 
 		p->want_shutdown = true;
@@ -487,7 +486,8 @@ void bk_core_stop(struct bk_core *core, void (*done)(void *data), void *data)
 	}
 	/* Refused devices have nothing to shut down. */
 	while (!list_empty(&core->zombies))
-		bk_dev_destroy(bk_dev_priv(list_first_entry(&core->zombies, struct bk_device, link)));
+		bk_dev_destroy(
+			bk_dev_priv(list_first_entry(&core->zombies, struct bk_device, link)));
 	if (core->nr_devices == 0 && done) {
 		core->stop_done = NULL;
 		done(data);
@@ -499,11 +499,13 @@ void bk_core_free(struct bk_core *core)
 	if (!core)
 		return;
 	while (!list_empty(&core->zombies))
-		bk_dev_destroy(bk_dev_priv(list_first_entry(&core->zombies, struct bk_device, link)));
+		bk_dev_destroy(
+			bk_dev_priv(list_first_entry(&core->zombies, struct bk_device, link)));
 	if (!list_empty(&core->devices))
 		log_warn("freeing the core with %u live devices", core->nr_devices);
 	while (!list_empty(&core->devices))
-		bk_dev_destroy(bk_dev_priv(list_first_entry(&core->devices, struct bk_device, link)));
+		bk_dev_destroy(
+			bk_dev_priv(list_first_entry(&core->devices, struct bk_device, link)));
 	while (!list_empty(&core->pending)) {
 		struct bk_pending *e = list_first_entry(&core->pending, struct bk_pending, link);
 

@@ -53,14 +53,14 @@ struct bk_dev_priv {
 	char *fe_state_path;
 	char *fe_token;
 	bool fe_watched;
-	bool active;       /* probe succeeded and remove not yet called */
-	bool zombie;       /* refused: kept (Closed, no ops) so events do not re-probe it */
-	bool be_gone;      /* backend directory removed: never write there again */
-	bool removing;     /* toolstack asked for removal (online=0) */
-	bool fe_seen;      /* the frontend's state was readable once */
-	bool fe_vanished;  /* the frontend's directory is gone */
+	bool active;	  /* probe succeeded and remove not yet called */
+	bool zombie;	  /* refused: kept (Closed, no ops) so events do not re-probe it */
+	bool be_gone;	  /* backend directory removed: never write there again */
+	bool removing;	  /* toolstack asked for removal (online=0) */
+	bool fe_seen;	  /* the frontend's state was readable once */
+	bool fe_vanished; /* the frontend's directory is gone */
 	bool want_shutdown;
-	bool failed;       /* bk_device_fail was called */
+	bool failed; /* bk_device_fail was called */
 };
 
 struct bk_pending {
@@ -91,7 +91,7 @@ struct bk_core {
 	struct bk_hnode *pend[BK_HASH_SIZE];
 	struct list_head devices; /* live (probed) devices: struct bk_device.link */
 	struct list_head zombies; /* refused devices: struct bk_device.link */
-	struct list_head dirty;   /* struct bk_dev_priv.dirty_link */
+	struct list_head dirty;	  /* struct bk_dev_priv.dirty_link */
 	struct list_head pending; /* struct bk_pending.link */
 	unsigned int nr_devices;
 	unsigned int nr_pending;
@@ -114,8 +114,7 @@ struct bk_hnode *bk_hash_find(struct bk_hnode *const *tab, uint64_t key);
 /* Queue @p for the next batch with @flags (BK_DIRTY_*). */
 void bk_core_mark_dirty(struct bk_dev_priv *p, unsigned int flags);
 /* Queue a creation attempt for a device that has no object yet. */
-void bk_core_queue_create(struct bk_core *core, unsigned int kind, uint32_t domid,
-			  uint32_t devid);
+void bk_core_queue_create(struct bk_core *core, unsigned int kind, uint32_t domid, uint32_t devid);
 
 /* device.c */
 /* Try to create (and probe) backend/<kind>/<domid>/<devid>; quietly nothing if not ready. */

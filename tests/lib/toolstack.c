@@ -118,8 +118,8 @@ static int write_pairs(struct bk_xs *xs, uint32_t t, const char *dir, const stru
 }
 
 /* rm, mkdir, set perms, write: one side of libxl__device_generic_add. */
-static int add_dir(struct bk_xs *xs, uint32_t t, const char *dir, uint32_t owner,
-		   uint32_t reader, const struct kv *kv, unsigned int n, const char *const *extra)
+static int add_dir(struct bk_xs *xs, uint32_t t, const char *dir, uint32_t owner, uint32_t reader,
+		   const struct kv *kv, unsigned int n, const char *const *extra)
 {
 	const struct bk_xs_perm perms[] = {
 		{ .domid = owner, .perms = BK_XS_PERM_NONE },
@@ -163,11 +163,11 @@ static int ts_tx(struct bk_toolstack *ts, int (*fn)(struct bk_toolstack *ts, uin
 	return r;
 }
 
-#define KV(k, ...)                                                                                 \
-	do {                                                                                       \
-		kv[n].key = (k);                                                                   \
-		snprintf(kv[n].val, sizeof(kv[n].val), __VA_ARGS__);                               \
-		n++;                                                                               \
+#define KV(k, ...)                                                   \
+	do {                                                         \
+		kv[n].key = (k);                                     \
+		snprintf(kv[n].val, sizeof(kv[n].val), __VA_ARGS__); \
+		n++;                                                 \
 	} while (0)
 #define OR(a, b) ((a) ? (a) : (b))
 
@@ -313,8 +313,8 @@ static bool ts_state_is(void *data)
 	return bk_ts_be_state(w->ts, w->kind, w->domid, w->devid, &s) == 0 && s == w->state;
 }
 
-static int ts_wait_state(struct bk_toolstack *ts, const char *kind, uint32_t domid,
-			 uint32_t devid, unsigned int state)
+static int ts_wait_state(struct bk_toolstack *ts, const char *kind, uint32_t domid, uint32_t devid,
+			 unsigned int state)
 {
 	struct ts_wait w = { ts, kind, domid, devid, state };
 
@@ -365,8 +365,7 @@ static int request_remove_many_t(struct bk_toolstack *ts, uint32_t t, void *arg)
 	return 0;
 }
 
-int bk_ts_request_remove(struct bk_toolstack *ts, const char *kind, uint32_t domid,
-			 uint32_t devid)
+int bk_ts_request_remove(struct bk_toolstack *ts, const char *kind, uint32_t domid, uint32_t devid)
 {
 	struct bk_ts_dev d = { .kind = kind, .domid = domid, .devid = devid };
 	struct devs_arg a = { &d, 1 };
@@ -374,8 +373,7 @@ int bk_ts_request_remove(struct bk_toolstack *ts, const char *kind, uint32_t dom
 	return ts_tx(ts, request_remove_many_t, &a);
 }
 
-int bk_ts_request_remove_many(struct bk_toolstack *ts, const struct bk_ts_dev *devs,
-			      unsigned int n)
+int bk_ts_request_remove_many(struct bk_toolstack *ts, const struct bk_ts_dev *devs, unsigned int n)
 {
 	struct devs_arg a = { devs, n };
 
@@ -418,8 +416,8 @@ static int destroy_dirs_t(struct bk_toolstack *ts, uint32_t t, const struct bk_t
 	if (!be || !fe)
 		return -ENOMEM;
 	/* Empty parents go up to backend/<kind>/<domid>; backend/<kind> and device/<kind> stay. */
-	be_stop = (size_t)snprintf(NULL, 0, "/local/domain/%u/backend/%s", ts->be_domid,
-				   d->kind) + 1;
+	be_stop =
+		(size_t)snprintf(NULL, 0, "/local/domain/%u/backend/%s", ts->be_domid, d->kind) + 1;
 	fe_stop = strlen(fe) - strlen(strrchr(fe, '/')) + 1;
 	r = path_cleanup(ts->xs, t, fe, fe_stop);
 	if (r == 0)
@@ -440,8 +438,7 @@ static int destroy_many_t(struct bk_toolstack *ts, uint32_t t, void *arg)
 	return 0;
 }
 
-int bk_ts_destroy_dirs(struct bk_toolstack *ts, const char *kind, uint32_t domid,
-		       uint32_t devid)
+int bk_ts_destroy_dirs(struct bk_toolstack *ts, const char *kind, uint32_t domid, uint32_t devid)
 {
 	struct bk_ts_dev d = { .kind = kind, .domid = domid, .devid = devid };
 	struct devs_arg a = { &d, 1 };
@@ -449,8 +446,7 @@ int bk_ts_destroy_dirs(struct bk_toolstack *ts, const char *kind, uint32_t domid
 	return ts_tx(ts, destroy_many_t, &a);
 }
 
-int bk_ts_destroy_dirs_many(struct bk_toolstack *ts, const struct bk_ts_dev *devs,
-			    unsigned int n)
+int bk_ts_destroy_dirs_many(struct bk_toolstack *ts, const struct bk_ts_dev *devs, unsigned int n)
 {
 	struct devs_arg a = { devs, n };
 

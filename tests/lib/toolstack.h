@@ -26,8 +26,8 @@ struct bk_toolstack;
  */
 struct bk_ts_dev {
 	const char *kind; /* "vbd" or "vif" */
-	uint32_t domid;   /* frontend domain */
-	uint32_t devid;   /* vbd: 51712 for xvda; vif: the handle */
+	uint32_t domid;	  /* frontend domain */
+	uint32_t devid;	  /* vbd: 51712 for xvda; vif: the handle */
 	const char *params;
 	const char *mode;
 	const char *dev;
@@ -65,16 +65,13 @@ int bk_ts_hotplug(struct bk_toolstack *ts, const char *kind, uint32_t domid, uin
  * Ask for removal as libxl: online=0 and state=5 in one transaction (no wait). The caller
  * pumps, then calls bk_ts_destroy_dirs().
  */
-int bk_ts_request_remove(struct bk_toolstack *ts, const char *kind, uint32_t domid,
-			 uint32_t devid);
+int bk_ts_request_remove(struct bk_toolstack *ts, const char *kind, uint32_t domid, uint32_t devid);
 /* Remove both directories (and empty parents) as libxl__device_destroy. */
-int bk_ts_destroy_dirs(struct bk_toolstack *ts, const char *kind, uint32_t domid,
-		       uint32_t devid);
+int bk_ts_destroy_dirs(struct bk_toolstack *ts, const char *kind, uint32_t domid, uint32_t devid);
 /* The same for several devices, one transaction each call (only kind/domid/devid are used). */
 int bk_ts_request_remove_many(struct bk_toolstack *ts, const struct bk_ts_dev *devs,
 			      unsigned int n);
-int bk_ts_destroy_dirs_many(struct bk_toolstack *ts, const struct bk_ts_dev *devs,
-			    unsigned int n);
+int bk_ts_destroy_dirs_many(struct bk_toolstack *ts, const struct bk_ts_dev *devs, unsigned int n);
 /*
  * The whole detach: request removal, wait (pumping) for backend state 6, then remove both
  * directories. The directories are removed even on timeout (as libxl does after 10 s), and

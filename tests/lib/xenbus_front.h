@@ -29,10 +29,10 @@ struct bk_xbfront {
 	struct bk_loop *loop; /* the daemon's loop, pumped while waiting */
 	struct bk_xen *xen;   /* the guest's platform */
 	struct bk_xs *xs;     /* xenstore as the guest */
-	uint32_t domid;       /* the guest */
+	uint32_t domid;	      /* the guest */
 	uint32_t be_domid;    /* from <path>/backend-id */
-	char *path;           /* /local/domain/<domid>/device/<kind>/<devid> */
-	char *be_path;        /* from <path>/backend */
+	char *path;	      /* /local/domain/<domid>/device/<kind>/<devid> */
+	char *be_path;	      /* from <path>/backend */
 };
 
 /*

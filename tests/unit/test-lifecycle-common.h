@@ -18,12 +18,12 @@
 
 extern int failures;
 
-#define CHECK(cond)                                                                                \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);  \
-			failures++;                                                                \
-		}                                                                                  \
+#define CHECK(cond)                                                                              \
+	do {                                                                                     \
+		if (!(cond)) {                                                                   \
+			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+			failures++;                                                              \
+		}                                                                                \
 	} while (0)
 
 #define XVDA 51712U
@@ -40,7 +40,7 @@ struct tb_stats {
 	unsigned int hotplug_changes;
 	enum bk_xenbus_state last_fe;
 	/* Knobs. */
-	int probe_ret;        /* returned by probe when non-zero */
+	int probe_ret;	      /* returned by probe when non-zero */
 	bool async_shutdown;  /* shutdown does not finish until tb_finish_shutdowns() */
 	bool fail_on_connect; /* bk_device_fail when the frontend says Initialised */
 };

@@ -238,7 +238,8 @@ static void test_many(void)
 
 		/* Small slack for allocator bookkeeping; a leak of 1000 devices is far larger. */
 		if (mem1 > mem0 + 16384)
-			fprintf(stderr, "memory grew by %zu bytes over 1000 devices\n", mem1 - mem0);
+			fprintf(stderr, "memory grew by %zu bytes over 1000 devices\n",
+				mem1 - mem0);
 		CHECK(mem1 <= mem0 + 16384);
 	}
 #else
