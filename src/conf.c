@@ -232,19 +232,19 @@ static void dump_engine(const struct bk_config *cfg, FILE *out)
 	fprintf(out, "%s", cfg->engine);
 }
 
-#define UINT_KEY(field, min, max)                                                                  \
-	static int set_##field(struct bk_config *cfg, const char *v, char *why, size_t len)        \
-	{                                                                                          \
-		uint64_t x;                                                                        \
-		int r = bk_parse_uint(v, min, max, &x, why, len);                                  \
-		if (r < 0)                                                                         \
-			return r;                                                                  \
-		cfg->field = (unsigned int)x;                                                      \
-		return 0;                                                                          \
-	}                                                                                          \
-	static void dump_##field(const struct bk_config *cfg, FILE *out)                           \
-	{                                                                                          \
-		fprintf(out, "%u", cfg->field);                                                    \
+#define UINT_KEY(field, min, max)                                                           \
+	static int set_##field(struct bk_config *cfg, const char *v, char *why, size_t len) \
+	{                                                                                   \
+		uint64_t x;                                                                 \
+		int r = bk_parse_uint(v, min, max, &x, why, len);                           \
+		if (r < 0)                                                                  \
+			return r;                                                           \
+		cfg->field = (unsigned int)x;                                               \
+		return 0;                                                                   \
+	}                                                                                   \
+	static void dump_##field(const struct bk_config *cfg, FILE *out)                    \
+	{                                                                                   \
+		fprintf(out, "%u", cfg->field);                                             \
 	}
 
 UINT_KEY(queues, 1, BK_CFG_QUEUES_MAX)
@@ -324,7 +324,10 @@ static void dump_cpu_affinity(const struct bk_config *cfg, FILE *out)
 	fprintf(out, "%s", cfg->cpu_affinity_str);
 }
 
-#define KEY(n, f) { .name = n, .set = set_##f, .dump = dump_##f }
+#define KEY(n, f)                                           \
+	{                                                   \
+		.name = n, .set = set_##f, .dump = dump_##f \
+	}
 
 static const struct conf_key conf_keys[] = {
 	KEY("log-level", log_level),
@@ -342,8 +345,7 @@ void bk_config_defaults(struct bk_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->log_level = BK_LOG_INFO;
-	snprintf(cfg->control_socket, sizeof(cfg->control_socket), "%s",
-		 BK_CONFIG_DEFAULT_SOCKET);
+	snprintf(cfg->control_socket, sizeof(cfg->control_socket), "%s", BK_CONFIG_DEFAULT_SOCKET);
 #if HAVE_LIBURING
 	snprintf(cfg->engine, sizeof(cfg->engine), "io_uring");
 #elif HAVE_LIBAIO
@@ -539,8 +541,8 @@ int bk_config_build(struct bk_config *ret, const char *path, char *const *sets, 
 
 int bk_config_apply(const struct bk_config *cfg)
 {
-	if (cfg->cpu_affinity_set && sched_setaffinity(0, sizeof(cfg->cpu_affinity),
-						       &cfg->cpu_affinity) < 0)
+	if (cfg->cpu_affinity_set &&
+	    sched_setaffinity(0, sizeof(cfg->cpu_affinity), &cfg->cpu_affinity) < 0)
 		return log_err_errno(neg_errno(), "cpu-affinity %s: cannot pin to these CPUs: %m",
 				     cfg->cpu_affinity_str);
 	bk_config_install(cfg);

@@ -24,40 +24,40 @@
 
 /* Limits on the numeric keys (the man page quotes them). */
 #define BK_CFG_QUEUES_MAX 64U
-#define BK_CFG_RING_ORDER_MAX 4U      /* XENBUS_MAX_RING_GRANT_ORDER: 16 pages */
-#define BK_CFG_INDIRECT_MIN 11U       /* below this, indirect descriptors gain nothing */
+#define BK_CFG_RING_ORDER_MAX 4U /* XENBUS_MAX_RING_GRANT_ORDER: 16 pages */
+#define BK_CFG_INDIRECT_MIN 11U	 /* below this, indirect descriptors gain nothing */
 #define BK_CFG_INDIRECT_MAX 256U
 #define BK_CFG_BOUNCE_MAX (1ULL << 30) /* per queue */
-#define BK_CFG_COALESCE_MAX 10000U    /* ms */
+#define BK_CFG_COALESCE_MAX 10000U     /* ms */
 
 /*
  * Canonical per-device xenstore keys, written by the hotplug script under
  * /local/domain/<self>/backend/vbd/<domid>/<devid>/ before hotplug-status=connected. All are
  * optional; a value that does not parse fails that device only (not the daemon).
  */
-#define BK_XS_ENGINE "blanket-engine"     /* io_uring | aio | null: overrides "engine" */
-#define BK_XS_QUEUES "blanket-queues"     /* 1..queues: caps what the frontend may ask for */
-#define BK_XS_CACHE "blanket-cache"       /* writeback | writethrough | none (see enum) */
-#define BK_XS_DISCARD "blanket-discard"   /* on | off: advertise feature-discard (default on) */
-#define BK_XS_OPTIONS "blanket-options"   /* engine option string (bk_engine_params.options) */
+#define BK_XS_ENGINE "blanket-engine"	/* io_uring | aio | null: overrides "engine" */
+#define BK_XS_QUEUES "blanket-queues"	/* 1..queues: caps what the frontend may ask for */
+#define BK_XS_CACHE "blanket-cache"	/* writeback | writethrough | none (see enum) */
+#define BK_XS_DISCARD "blanket-discard" /* on | off: advertise feature-discard (default on) */
+#define BK_XS_OPTIONS "blanket-options" /* engine option string (bk_engine_params.options) */
 
 enum bk_cache_mode {
-	BK_CACHE_NONE = 0,       /* O_DIRECT, flushes passed down: the default */
-	BK_CACHE_WRITEBACK = 1,  /* page cache; FLUSH/BARRIER requests fdatasync */
+	BK_CACHE_NONE = 0,	   /* O_DIRECT, flushes passed down: the default */
+	BK_CACHE_WRITEBACK = 1,	   /* page cache; FLUSH/BARRIER requests fdatasync */
 	BK_CACHE_WRITETHROUGH = 2, /* page cache, O_DSYNC: every write is durable when answered */
 };
 
 struct bk_config {
-	int log_level;             /* BK_LOG_* */
-	char control_socket[108];  /* absolute path, fits sockaddr_un.sun_path */
-	char engine[16];           /* io_uring | aio | null */
-	unsigned int queues;       /* max queues per device, 1..BK_CFG_QUEUES_MAX */
-	unsigned int max_ring_page_order; /* 0..BK_CFG_RING_ORDER_MAX */
+	int log_level;			    /* BK_LOG_* */
+	char control_socket[108];	    /* absolute path, fits sockaddr_un.sun_path */
+	char engine[16];		    /* io_uring | aio | null */
+	unsigned int queues;		    /* max queues per device, 1..BK_CFG_QUEUES_MAX */
+	unsigned int max_ring_page_order;   /* 0..BK_CFG_RING_ORDER_MAX */
 	unsigned int max_indirect_segments; /* 0 (off) or BK_CFG_INDIRECT_MIN..MAX */
-	uint64_t bounce_pool_size;  /* bytes per queue, multiple of 4096 */
+	uint64_t bounce_pool_size;	    /* bytes per queue, multiple of 4096 */
 	unsigned int watch_coalesce_ms;
-	bool cpu_affinity_set;     /* false: do not pin */
-	cpu_set_t cpu_affinity;    /* for the daemon and its I/O threads */
+	bool cpu_affinity_set;	    /* false: do not pin */
+	cpu_set_t cpu_affinity;	    /* for the daemon and its I/O threads */
 	char cpu_affinity_str[128]; /* as written, for logs */
 };
 

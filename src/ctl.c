@@ -30,8 +30,8 @@ struct ctl_client {
 	size_t in_len;
 	struct bk_ctl_buf out; /* the pending reply */
 	size_t out_off;
-	bool close_after; /* protocol error: close once the error reply is sent */
-	double busy_since; /* loop time of the last progress on a request or reply; <0 idle */
+	bool close_after;   /* protocol error: close once the error reply is sent */
+	double busy_since;  /* loop time of the last progress on a request or reply; <0 idle */
 	double last_active; /* loop time of the last complete request */
 };
 
@@ -149,7 +149,7 @@ void bk_ctl_get_status(struct bk_ctl *ctl, struct bk_ctl_status *ret)
 	struct bk_device *dev;
 	char err_text[128];
 
-	list_for_each_entry(dev, ctl->devices(ctl->data), link) {
+	list_for_each_entry (dev, ctl->devices(ctl->data), link) {
 		uint32_t flags = device_flags(ctl, dev, err_text, sizeof(err_text));
 
 		s.nr_devices++;
@@ -201,7 +201,7 @@ static int do_list(struct ctl_client *c)
 
 	if (!bk_ctl_buf_append(&c->out, NULL, sizeof(*head), &err))
 		return err;
-	list_for_each_entry(dev, ctl->devices(ctl->data), link) {
+	list_for_each_entry (dev, ctl->devices(ctl->data), link) {
 		struct bk_ctl_device *d = bk_ctl_buf_append(&c->out, NULL, sizeof(*d), &err);
 
 		if (!d)
@@ -215,7 +215,8 @@ static int do_list(struct ctl_client *c)
 		d->flags = device_flags(ctl, dev, d->error, sizeof(d->error));
 		bk_ctl_strpad(d->error, sizeof(d->error), d->error);
 		d->nr_queues = device_queues(ctl, dev);
-		if (dev->ops->describe && dev->ops->describe(dev, d->describe, sizeof(d->describe)) < 0)
+		if (dev->ops->describe &&
+		    dev->ops->describe(dev, d->describe, sizeof(d->describe)) < 0)
 			d->describe[0] = '\0';
 		bk_ctl_strpad(d->describe, sizeof(d->describe), d->describe);
 		bk_ctl_device_swap(d);
@@ -282,7 +283,7 @@ static int do_stats(struct ctl_client *c, const uint8_t *payload, uint32_t len)
 	head_off = c->out.len;
 	if (!bk_ctl_buf_append(&c->out, NULL, sizeof(*head), &err))
 		return err;
-	list_for_each_entry(dev, ctl->devices(ctl->data), link) {
+	list_for_each_entry (dev, ctl->devices(ctl->data), link) {
 		if (!(req.flags & BK_CTL_STATS_ALL) &&
 		    (dev->domid != req.domid || dev->devid != req.devid ||
 		     (req.kind[0] && strcmp(req.kind, dev->ops->kind) != 0)))
@@ -458,7 +459,7 @@ static struct ctl_client *oldest_idle(struct bk_ctl *ctl)
 {
 	struct ctl_client *c, *best = NULL;
 
-	list_for_each_entry(c, &ctl->clients, link)
+	list_for_each_entry (c, &ctl->clients, link)
 		if (c->busy_since < 0 && (!best || c->last_active < best->last_active))
 			best = c;
 	return best;
@@ -604,7 +605,7 @@ static void sweep_cb(void *data)
 	struct ctl_client *c, *n;
 	double now = bk_loop_now(ctl->loop);
 
-	list_for_each_entry_safe(c, n, &ctl->clients, link) {
+	list_for_each_entry_safe (c, n, &ctl->clients, link) {
 		if (c->busy_since >= 0 && now - c->busy_since > ctl->stuck_s) {
 			log_debug("control: client %d stuck for %.0f s, closing", c->fd,
 				  now - c->busy_since);

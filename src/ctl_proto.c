@@ -155,8 +155,8 @@ void bk_ctl_strpad(char *dst, size_t size, const char *s)
 const char *bk_ctl_state_name(uint32_t state)
 {
 	static const char *const names[] = {
-		"Unknown",   "Initialising", "InitWait", "Initialised", "Connected",
-		"Closing",   "Closed",       "Reconfiguring", "Reconfigured",
+		"Unknown", "Initialising", "InitWait",	    "Initialised",  "Connected",
+		"Closing", "Closed",	   "Reconfiguring", "Reconfigured",
 	};
 
 	return state < sizeof(names) / sizeof(names[0]) ? names[state] : "Unknown";

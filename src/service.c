@@ -61,8 +61,8 @@ static void send_status(struct bk_service *s)
 	bk_ctl_get_status(s->ctl, &st);
 	snprintf(msg, sizeof(msg),
 		 "STATUS=%s%u devices: %u connected, %u connecting, %u closing, %u failed",
-		 s->stopping ? "stopping, " : "", st.nr_devices, st.nr_connected,
-		 st.nr_connecting, st.nr_closing, st.nr_failed);
+		 s->stopping ? "stopping, " : "", st.nr_devices, st.nr_connected, st.nr_connecting,
+		 st.nr_closing, st.nr_failed);
 	if (strcmp(msg, s->last_status) == 0)
 		return;
 	if (bk_sd_notify(msg) >= 0)

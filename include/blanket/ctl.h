@@ -54,63 +54,64 @@ enum bk_ctl_type {
 	BK_CTL_REQ_LIST = 2,
 	BK_CTL_REQ_STATS = 3,
 	BK_CTL_REQ_STATUS = 4,
-	BK_CTL_REPLY = 0x8000,   /* or'ed into the request type */
+	BK_CTL_REPLY = 0x8000, /* or'ed into the request type */
 	BK_CTL_ERROR = 0xffff,
 };
 
 struct bk_ctl_hdr {
-	uint32_t magic;   /* BK_CTL_MAGIC */
+	uint32_t magic;	  /* BK_CTL_MAGIC */
 	uint16_t version; /* BK_CTL_VERSION */
-	uint16_t type;    /* enum bk_ctl_type */
+	uint16_t type;	  /* enum bk_ctl_type */
 	uint32_t length;  /* payload bytes after the header */
-	int32_t status;   /* replies: 0 or -errno (Linux numbers); requests: 0 */
+	int32_t status;	  /* replies: 0 or -errno (Linux numbers); requests: 0 */
 };
 
 struct bk_ctl_error {
-	int32_t err;      /* same as hdr.status */
-	char msg[124];    /* human-readable, e.g. "no device vbd 5/51712" */
+	int32_t err;   /* same as hdr.status */
+	char msg[124]; /* human-readable, e.g. "no device vbd 5/51712" */
 };
 
 struct bk_ctl_version {
 	uint32_t proto_version; /* BK_CTL_VERSION of the daemon */
 	uint32_t pid;
-	char version[32];       /* package version, "0.1.0" */
-	char platform[16];      /* "xen" or "sim" */
+	char version[32];  /* package version, "0.1.0" */
+	char platform[16]; /* "xen" or "sim" */
 	uint64_t uptime_ms;
 };
 
 /* Device flags in bk_ctl_device.flags and bk_ctl_status. */
 enum {
-	BK_CTL_DEV_ONLINE = 1U << 0,        /* the toolstack wants it (online=1) */
+	BK_CTL_DEV_ONLINE = 1U << 0,	    /* the toolstack wants it (online=1) */
 	BK_CTL_DEV_SHUTTING_DOWN = 1U << 1, /* draining I/O before release */
-	BK_CTL_DEV_FAILED = 1U << 2,        /* closed with an error (see bk_ctl_device.error) */
+	BK_CTL_DEV_FAILED = 1U << 2,	    /* closed with an error (see bk_ctl_device.error) */
 };
 
 struct bk_ctl_status {
 	uint32_t nr_devices;
-	uint32_t nr_connected;   /* backend state Connected */
-	uint32_t nr_connecting;  /* Initialising .. Initialised */
-	uint32_t nr_closing;     /* Closing or Closed, without error */
-	uint32_t nr_failed;      /* BK_CTL_DEV_FAILED */
+	uint32_t nr_connected;	/* backend state Connected */
+	uint32_t nr_connecting; /* Initialising .. Initialised */
+	uint32_t nr_closing;	/* Closing or Closed, without error */
+	uint32_t nr_failed;	/* BK_CTL_DEV_FAILED */
 	uint32_t pid;
 	uint64_t uptime_ms;
 };
 
 /* Head of a variable reply (LIST, STATS). */
 struct bk_ctl_list {
-	uint32_t nr;        /* elements that follow */
-	uint32_t elem_size; /* LIST: sizeof(struct bk_ctl_device); STATS: sizeof(bk_ctl_dev_stats) */
+	uint32_t nr; /* elements that follow */
+	uint32_t
+		elem_size; /* LIST: sizeof(struct bk_ctl_device); STATS: sizeof(bk_ctl_dev_stats) */
 };
 
 struct bk_ctl_device {
-	char kind[8];       /* xenstore kind: "vbd", "vif" */
-	uint32_t domid;     /* frontend domain */
+	char kind[8];	/* xenstore kind: "vbd", "vif" */
+	uint32_t domid; /* frontend domain */
 	uint32_t devid;
-	uint32_t state;     /* backend xenbus state (1..8, as xen/io/xenbus.h) */
+	uint32_t state;	    /* backend xenbus state (1..8, as xen/io/xenbus.h) */
 	uint32_t fe_state;  /* frontend xenbus state as last read */
 	uint32_t nr_queues; /* 0 if the backend reports no stats */
-	uint32_t flags;     /* BK_CTL_DEV_* */
-	char name[48];      /* "vbd 5/51712" */
+	uint32_t flags;	    /* BK_CTL_DEV_* */
+	char name[48];	    /* "vbd 5/51712" */
 	char describe[256]; /* backend's one-liner: "file=/img.raw engine=io_uring queues=4 ..." */
 	char error[128];    /* the error the device failed with, if BK_CTL_DEV_FAILED */
 };
@@ -120,7 +121,7 @@ enum {
 };
 
 struct bk_ctl_stats_req {
-	char kind[8];   /* "vbd" */
+	char kind[8]; /* "vbd" */
 	uint32_t domid;
 	uint32_t devid;
 	uint32_t flags; /* BK_CTL_STATS_* */

@@ -26,7 +26,8 @@ static void usage(FILE *out)
 		"Usage: blanketctl [OPTIONS] COMMAND [ARGS]\n"
 		"\n"
 		"Commands:\n"
-		"  list                     devices: domain, device, kind, backing, state, queues,\n"
+		"  list                     devices: domain, device, kind, backing, state, "
+		"queues,\n"
 		"                           negotiated features\n"
 		"  stats [DEVICE]           per device and per queue counters and latency\n"
 		"                           percentiles; DEVICE is 'vbd 5/51712' or '5/51712'\n"
@@ -97,8 +98,9 @@ static int parse_device(const char *arg, struct ctl_opts *o)
 					   arg);
 		*sp = '\0';
 		if (strcmp(buf, "vbd") != 0 && strcmp(buf, "vif") != 0)
-			return usage_error("bad device '%s': unknown kind '%s' (expected vbd or vif)",
-					   arg, buf);
+			return usage_error(
+				"bad device '%s': unknown kind '%s' (expected vbd or vif)", arg,
+				buf);
 		memcpy(o->kind, buf, strlen(buf) + 1); /* "vbd" or "vif" */
 		ids = sp + 1;
 		while (*ids == ' ')
@@ -283,7 +285,8 @@ static void list_json(const struct bk_ctl_device *devs, int n)
 		json_string(stdout, bk_ctl_state_name(d->state));
 		printf(",\"frontend_state\":");
 		json_string(stdout, bk_ctl_state_name(d->fe_state));
-		printf(",\"online\":%s,\"shutting_down\":%s,\"failed\":%s,\"queues\":%u,\"backing\":",
+		printf(",\"online\":%s,\"shutting_down\":%s,\"failed\":%s,\"queues\":%u,"
+		       "\"backing\":",
 		       d->flags & BK_CTL_DEV_ONLINE ? "true" : "false",
 		       d->flags & BK_CTL_DEV_SHUTTING_DOWN ? "true" : "false",
 		       d->flags & BK_CTL_DEV_FAILED ? "true" : "false", d->nr_queues);
@@ -301,7 +304,7 @@ static void list_json(const struct bk_ctl_device *devs, int n)
 
 static int cmd_list(const struct ctl_opts *o)
 {
-	static const char *const head[] = { "DOMAIN", "DEVICE", "KIND",   "BACKING",
+	static const char *const head[] = { "DOMAIN", "DEVICE",	  "KIND",   "BACKING",
 					    "STATE",  "FRONTEND", "QUEUES", "FEATURES" };
 	struct bk_ctl_device *devs = NULL;
 	struct table *t;
@@ -421,12 +424,13 @@ static int cmd_status(const struct ctl_opts *o)
 
 int main(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "socket", required_argument, NULL, 's' }, { "json", no_argument, NULL, 'j' },
-		{ "watch", required_argument, NULL, 'w' },  { "count", required_argument, NULL, 'n' },
-		{ "help", no_argument, NULL, 'h' },         { "version", no_argument, NULL, 'V' },
-		{}
-	};
+	static const struct option longopts[] = { { "socket", required_argument, NULL, 's' },
+						  { "json", no_argument, NULL, 'j' },
+						  { "watch", required_argument, NULL, 'w' },
+						  { "count", required_argument, NULL, 'n' },
+						  { "help", no_argument, NULL, 'h' },
+						  { "version", no_argument, NULL, 'V' },
+						  {} };
 	struct ctl_opts o = { .socket = BK_CTL_DEFAULT_SOCKET };
 	const char *cmd;
 	bool count_set = false;
@@ -451,9 +455,10 @@ int main(int argc, char **argv)
 			break;
 		case 'n':
 			if (parse_u32(optarg, 1, UINT32_MAX, &o.count) < 0)
-				return usage_error("bad value '%s' for --count: expected a positive "
-						   "number",
-						   optarg);
+				return usage_error(
+					"bad value '%s' for --count: expected a positive "
+					"number",
+					optarg);
 			count_set = true;
 			break;
 		case 'h':
@@ -492,7 +497,8 @@ int main(int argc, char **argv)
 			if (parse_device(argv[optind], &o))
 				return EXIT_USAGE;
 		} else if (left > 2) {
-			return usage_error("too many arguments for 'stats': '%s'", argv[optind + 2]);
+			return usage_error("too many arguments for 'stats': '%s'",
+					   argv[optind + 2]);
 		}
 		return cmd_stats(&o);
 	}

@@ -9,19 +9,19 @@
 /* Exit codes: LSB-style for status; 2 for usage errors everywhere. */
 enum {
 	EXIT_OK = 0,
-	EXIT_FAIL = 1,     /* status: degraded */
+	EXIT_FAIL = 1, /* status: degraded */
 	EXIT_USAGE = 2,
 	EXIT_NOT_RUNNING = 3,
-	EXIT_UNKNOWN = 4,  /* status: could not tell */
+	EXIT_UNKNOWN = 4, /* status: could not tell */
 };
 
 struct ctl_opts {
 	const char *socket;
 	bool json;
-	unsigned int watch;  /* seconds, 0: once */
-	unsigned int count;  /* samples in watch mode, 0: until interrupted */
+	unsigned int watch; /* seconds, 0: once */
+	unsigned int count; /* samples in watch mode, 0: until interrupted */
 	bool have_device;
-	char kind[8];        /* "" = any */
+	char kind[8]; /* "" = any */
 	uint32_t domid;
 	uint32_t devid;
 };

@@ -250,11 +250,11 @@ void table_print(const struct table *t, FILE *out)
 			int n;
 
 			if (t->left[c])
-				n = snprintf(line + pos, sizeof(line) - pos, "%-*s%s", (int)width[c], s,
-					     last ? "" : "  ");
+				n = snprintf(line + pos, sizeof(line) - pos, "%-*s%s",
+					     (int)width[c], s, last ? "" : "  ");
 			else
-				n = snprintf(line + pos, sizeof(line) - pos, "%*s%s", (int)width[c], s,
-					     last ? "" : "  ");
+				n = snprintf(line + pos, sizeof(line) - pos, "%*s%s", (int)width[c],
+					     s, last ? "" : "  ");
 			if (n < 0 || (size_t)n >= sizeof(line) - pos) {
 				pos = sizeof(line) - 1;
 				break;

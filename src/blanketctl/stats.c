@@ -193,9 +193,10 @@ static void print_row(struct table *t, const char *label, const struct bk_queue_
 static void print_human(const struct sample *s, const struct sample *prev, bool rates)
 {
 	static const char *const head[NCOLS_BASE + 2] = {
-		"QUEUE", "READS", "WRITES", "FLUSH", "BARRIER", "DISCARD", "INDIRECT",
-		"OTHER", "READ", "WRITTEN", "INFLIGHT", "ERRORS", "RING-FULL", "NOTIFY-IN",
-		"NOTIFY-OUT", "SPURIOUS", "P50", "P99", "P99.9", "IOPS", "THROUGHPUT",
+		"QUEUE",     "READS",	  "WRITES",	"FLUSH",    "BARRIER",	"DISCARD",
+		"INDIRECT",  "OTHER",	  "READ",	"WRITTEN",  "INFLIGHT", "ERRORS",
+		"RING-FULL", "NOTIFY-IN", "NOTIFY-OUT", "SPURIOUS", "P50",	"P99",
+		"P99.9",     "IOPS",	  "THROUGHPUT",
 	};
 	double dt = prev ? s->when - prev->when : 0;
 
@@ -223,8 +224,8 @@ static void print_human(const struct sample *s, const struct sample *prev, bool 
 			char label[16];
 
 			snprintf(label, sizeof(label), "%u", q);
-			print_row(t, label, &d->q[q],
-				  pd && q < pd->d.nr_queues ? &pd->q[q] : NULL, dt, rates);
+			print_row(t, label, &d->q[q], pd && q < pd->d.nr_queues ? &pd->q[q] : NULL,
+				  dt, rates);
 		}
 		if (d->d.nr_queues > 1)
 			print_row(t, "total", &d->total, pd ? &pd->total : NULL, dt, rates);
@@ -235,8 +236,8 @@ static void print_human(const struct sample *s, const struct sample *prev, bool 
 
 static void json_queue_body(const struct bk_queue_stats *q)
 {
-	static const char *const names[BK_REQ__MAX] = { "read",    "write",    "flush", "barrier",
-							 "discard", "indirect", "other" };
+	static const char *const names[BK_REQ__MAX] = { "read",	   "write",    "flush", "barrier",
+							"discard", "indirect", "other" };
 
 	printf("\"requests\":{");
 	for (unsigned int i = 0; i < BK_REQ__MAX; i++)
@@ -306,7 +307,8 @@ int cmd_stats(const struct ctl_opts *o)
 				char when[64];
 
 				strftime(when, sizeof(when), "%F %T", localtime(&now));
-				printf("%s--- %s (every %u s) ---\n", n ? "\n" : "", when, o->watch);
+				printf("%s--- %s (every %u s) ---\n", n ? "\n" : "", when,
+				       o->watch);
 			}
 			print_human(&cur, n ? &prev : NULL, o->watch > 0);
 		}

@@ -43,7 +43,10 @@ static int describe(struct bk_device *dev, char *buf, size_t len)
 }
 
 static const struct bk_backend_ops vbd_ops = {
-	.kind = "vbd", .log_name = "vbd", .get_stats = get_stats, .describe = describe,
+	.kind = "vbd",
+	.log_name = "vbd",
+	.get_stats = get_stats,
+	.describe = describe,
 };
 
 static struct list_head *get_devices(void *data)
@@ -86,7 +89,7 @@ static void add(unsigned int i, uint32_t domid, uint32_t devid, enum bk_xenbus_s
 		s->reqs[BK_REQ_READ] = 1000 + q;
 		s->reqs[BK_REQ_WRITE] = 500;
 		s->reqs[BK_REQ_FLUSH] = 7;
-		s->bytes_read = 3ULL << 20;     /* 3 MiB */
+		s->bytes_read = 3ULL << 20;	/* 3 MiB */
 		s->bytes_written = 1536 * 1024; /* 1.5 MiB */
 		s->inflight = q;
 		s->notify_in = 900;
@@ -101,7 +104,8 @@ static void add(unsigned int i, uint32_t domid, uint32_t devid, enum bk_xenbus_s
 
 int main(int argc, char **argv)
 {
-	struct bk_ctl_params p = { .devices = get_devices, .device_error = dev_error,
+	struct bk_ctl_params p = { .devices = get_devices,
+				   .device_error = dev_error,
 				   .platform = "sim" };
 	struct bk_ctl *ctl;
 	struct bk_timer *limit;
@@ -114,7 +118,8 @@ int main(int argc, char **argv)
 	    "file=/var/lib/images/g1.raw engine=io_uring queues=2 ring-order=4 indirect=256");
 	add(1, 5, 51728, BK_XB_INITWAIT, 0, "dev=/dev/loop0 engine=aio");
 	if (strcmp(argv[2], "degraded") == 0) {
-		add(2, 9, 268439552, BK_XB_CLOSED, 1, "file=/srv/\"odd\"\tname\xff.img engine=null");
+		add(2, 9, 268439552, BK_XB_CLOSED, 1,
+		    "file=/srv/\"odd\"\tname\xff.img engine=null");
 		devs[2].error = "ring-page-order 9 above maximum 4";
 	}
 	if (bk_loop_new(&loop) < 0)

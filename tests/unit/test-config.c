@@ -12,12 +12,12 @@
 
 static int failures;
 
-#define CHECK(cond)                                                                                \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);   \
-			failures++;                                                                \
-		}                                                                                  \
+#define CHECK(cond)                                                                              \
+	do {                                                                                     \
+		if (!(cond)) {                                                                   \
+			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+			failures++;                                                              \
+		}                                                                                \
 	} while (0)
 
 static char tmpdir[] = "/tmp/test-config.XXXXXX";
@@ -110,18 +110,19 @@ static void test_every_key(void)
 	int r;
 
 	bk_config_defaults(&c);
-	r = load_text(&c, "# a comment\n"
-			  "\n"
-			  "log-level = debug\n"
-			  "  control-socket=/tmp/x/ctl  \n"
-			  "engine = aio\n"
-			  "queues = 8\n"
-			  "max-ring-page-order = 2\n"
-			  "max-indirect-segments = 64\n"
-			  "bounce-pool-size = 8M\n"
-			  "watch-coalesce-ms = 0\n"
-			  "cpu-affinity = 0-3,6\n"
-			  "\t# indented comment\n",
+	r = load_text(&c,
+		      "# a comment\n"
+		      "\n"
+		      "log-level = debug\n"
+		      "  control-socket=/tmp/x/ctl  \n"
+		      "engine = aio\n"
+		      "queues = 8\n"
+		      "max-ring-page-order = 2\n"
+		      "max-indirect-segments = 64\n"
+		      "bounce-pool-size = 8M\n"
+		      "watch-coalesce-ms = 0\n"
+		      "cpu-affinity = 0-3,6\n"
+		      "\t# indented comment\n",
 		      &log);
 	CHECK(r == 9);
 	CHECK(c.log_level == BK_LOG_DEBUG);
@@ -159,23 +160,30 @@ static void test_bad_values(void)
 		const char *msg;
 	} cases[] = {
 		{ "log-level = loud", "bad value 'loud' for key 'log-level': expected err" },
-		{ "control-socket = run/ctl", "bad value 'run/ctl' for key 'control-socket': must be an absolute" },
-		{ "engine = spdk", "bad value 'spdk' for key 'engine': expected io_uring, aio or null" },
+		{ "control-socket = run/ctl",
+		  "bad value 'run/ctl' for key 'control-socket': must be an absolute" },
+		{ "engine = spdk",
+		  "bad value 'spdk' for key 'engine': expected io_uring, aio or null" },
 		{ "queues = 0", "bad value '0' for key 'queues': must be between 1 and 64" },
 		{ "queues = 65", "bad value '65' for key 'queues': must be between 1 and 64" },
 		{ "queues = -1", "bad value '-1' for key 'queues': not a decimal number" },
 		{ "queues = 4x", "bad value '4x' for key 'queues': not a decimal number" },
 		{ "queues =", "bad value '' for key 'queues': empty" },
 		{ "queues = 99999999999999999999999", "number too large" },
-		{ "max-ring-page-order = 5", "bad value '5' for key 'max-ring-page-order': must be between 0 and 4" },
-		{ "max-indirect-segments = 8", "bad value '8' for key 'max-indirect-segments': must be 0 (off) or between 11 and 256" },
+		{ "max-ring-page-order = 5",
+		  "bad value '5' for key 'max-ring-page-order': must be between 0 and 4" },
+		{ "max-indirect-segments = 8", "bad value '8' for key 'max-indirect-segments': "
+					       "must be 0 (off) or between 11 and 256" },
 		{ "max-indirect-segments = 257", "must be between 0 and 256" },
-		{ "bounce-pool-size = 1000", "bad value '1000' for key 'bounce-pool-size': must be a multiple of 4096" },
+		{ "bounce-pool-size = 1000",
+		  "bad value '1000' for key 'bounce-pool-size': must be a multiple of 4096" },
 		{ "bounce-pool-size = 2G", "larger than the 1G limit" },
 		{ "bounce-pool-size = M", "expected a size" },
 		{ "watch-coalesce-ms = 10001", "must be between 0 and 10000" },
-		{ "cpu-affinity = 3-1", "bad value '3-1' for key 'cpu-affinity': range 3-1 is backwards" },
-		{ "cpu-affinity = 0,,2", "bad value '0,,2' for key 'cpu-affinity': expected a CPU number" },
+		{ "cpu-affinity = 3-1",
+		  "bad value '3-1' for key 'cpu-affinity': range 3-1 is backwards" },
+		{ "cpu-affinity = 0,,2",
+		  "bad value '0,,2' for key 'cpu-affinity': expected a CPU number" },
 		{ "cpu-affinity = 0-3,2", "CPU 2 listed twice" },
 		{ "cpu-affinity = 0 - 3", "unexpected ' '" },
 		{ "cpu-affinity = 1-", "expected a CPU number" },
@@ -192,7 +200,8 @@ static void test_bad_values(void)
 
 		bk_config_defaults(&c);
 		before = c;
-		snprintf(text, sizeof(text), "# header\nqueues = 2\n%s\nqueues = 3\n", cases[i].line);
+		snprintf(text, sizeof(text), "# header\nqueues = 2\n%s\nqueues = 3\n",
+			 cases[i].line);
 		CHECK(load_text(&c, text, &log) == -EINVAL);
 		snprintf(want, sizeof(want), "blanketd.conf:3: ");
 		if (!strstr(log, want) || !strstr(log, cases[i].msg)) {
@@ -215,7 +224,8 @@ static void test_set(void)
 	CHECK(bk_config_set(&c, "--set", "queues=7") == 0);
 	CHECK(c.queues == 7);
 	CHECK(bk_config_set(&c, "--set", " cpu-affinity = \"2\" ") == 0);
-	CHECK(c.cpu_affinity_set && CPU_COUNT(&c.cpu_affinity) == 1 && CPU_ISSET(2, &c.cpu_affinity));
+	CHECK(c.cpu_affinity_set && CPU_COUNT(&c.cpu_affinity) == 1 &&
+	      CPU_ISSET(2, &c.cpu_affinity));
 	CHECK(bk_config_set(&c, "--set", "cpu-affinity=all") == 0);
 	CHECK(!c.cpu_affinity_set);
 	capture_begin();
@@ -225,10 +235,12 @@ static void test_set(void)
 	CHECK(c.queues == 7);
 	CHECK(bk_config_set_key(&c, "nope", "1", why, sizeof(why)) == -ENOENT);
 	/* A failed set leaves the configuration untouched. */
-	CHECK(bk_config_set_key(&c, "control-socket", "/x/"
-				"0123456789012345678901234567890123456789012345678901234567890123456789"
-				"0123456789012345678901234567890123456789",
-				why, sizeof(why)) == -EINVAL);
+	CHECK(bk_config_set_key(
+		      &c, "control-socket",
+		      "/x/"
+		      "0123456789012345678901234567890123456789012345678901234567890123456789"
+		      "0123456789012345678901234567890123456789",
+		      why, sizeof(why)) == -EINVAL);
 	CHECK(strcmp(c.control_socket, "/run/blanketd/control") == 0);
 }
 
@@ -251,7 +263,8 @@ static void test_helpers(void)
 	CHECK(bk_parse_size("", &v, why, sizeof(why)) == -EINVAL);
 	CHECK(bk_parse_uint("18446744073709551615", 0, UINT64_MAX, &v, why, sizeof(why)) == 0 &&
 	      v == UINT64_MAX);
-	CHECK(bk_parse_uint("18446744073709551616", 0, UINT64_MAX, &v, why, sizeof(why)) == -EINVAL);
+	CHECK(bk_parse_uint("18446744073709551616", 0, UINT64_MAX, &v, why, sizeof(why)) ==
+	      -EINVAL);
 	v = 42;
 	CHECK(bk_parse_uint("+1", 0, 10, &v, why, sizeof(why)) == -EINVAL && v == 42);
 }

@@ -15,12 +15,12 @@
 
 static int failures;
 
-#define CHECK(cond)                                                                                \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);   \
-			failures++;                                                                \
-		}                                                                                  \
+#define CHECK(cond)                                                                              \
+	do {                                                                                     \
+		if (!(cond)) {                                                                   \
+			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+			failures++;                                                              \
+		}                                                                                \
 	} while (0)
 
 /* Receive one datagram (non-blocking) with up to 4 fds; returns its length or -1. */
@@ -28,7 +28,9 @@ static ssize_t recv_msg(int s, char *buf, size_t len, int *fds, unsigned int *nf
 {
 	char ctrl[CMSG_SPACE(sizeof(int) * 4)];
 	struct iovec iov = { .iov_base = buf, .iov_len = len - 1 };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctrl,
+	struct msghdr mh = { .msg_iov = &iov,
+			     .msg_iovlen = 1,
+			     .msg_control = ctrl,
 			     .msg_controllen = sizeof(ctrl) };
 	ssize_t n = recvmsg(s, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
 

@@ -20,12 +20,12 @@
 
 static int failures;
 
-#define CHECK(cond)                                                                                \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);   \
-			failures++;                                                                \
-		}                                                                                  \
+#define CHECK(cond)                                                                              \
+	do {                                                                                     \
+		if (!(cond)) {                                                                   \
+			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+			failures++;                                                              \
+		}                                                                                \
 	} while (0)
 
 static struct list_head devices = LIST_HEAD_INIT(devices);
@@ -85,7 +85,8 @@ int main(void)
 {
 	char dir[] = "/tmp/test-service.XXXXXX", npath[100], cpath[100], pid[32];
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct bk_service_params p = { .devices = get_devices, .device_error = get_error,
+	struct bk_service_params p = { .devices = get_devices,
+				       .device_error = get_error,
 				       .platform = "sim" };
 	struct bk_service *svc = NULL;
 	const char *m;
@@ -116,12 +117,14 @@ int main(void)
 	bk_service_ready(svc);
 	CHECK(wait_msg("READY=1", 1) != NULL);
 	m = wait_msg("STATUS=", 1);
-	CHECK(m && strcmp(m, "STATUS=2 devices: 1 connected, 0 connecting, 0 closing, 1 failed") == 0);
+	CHECK(m &&
+	      strcmp(m, "STATUS=2 devices: 1 connected, 0 connecting, 0 closing, 1 failed") == 0);
 
 	/* Counts change: the periodic refresh reports it. */
 	devs[0].state = BK_XB_INITWAIT;
 	m = wait_msg("STATUS=", 500);
-	CHECK(m && strcmp(m, "STATUS=2 devices: 0 connected, 1 connecting, 0 closing, 1 failed") == 0);
+	CHECK(m &&
+	      strcmp(m, "STATUS=2 devices: 0 connected, 1 connecting, 0 closing, 1 failed") == 0);
 
 	/* The loop feeds the watchdog. */
 	for (int i = 0; i < 200 && watchdogs < 3; i++)
