@@ -48,6 +48,7 @@ struct bk_ctl {
 	uint64_t start_ns;
 	struct list_head *(*devices)(void *data);
 	int (*device_error)(void *data, struct bk_device *dev, char *buf, size_t len);
+	struct list_head *(*refused)(void *data);
 	void *data;
 	struct bk_queue_stats *scratch; /* BK_CTL_MAX_QUEUES records for get_stats */
 };
@@ -112,8 +113,28 @@ static uint64_t uptime_ms(const struct bk_ctl *ctl)
 	return (bk_now_ns() - ctl->start_ns) / 1000000ULL;
 }
 
+/* Pass 0: the live devices; pass 1: the devices the backend refused (may be none). */
+static struct list_head *ctl_list(struct bk_ctl *ctl, int pass)
+{
+	if (pass == 0)
+		return ctl->devices(ctl->data);
+	return ctl->refused ? ctl->refused(ctl->data) : NULL;
+}
+
+/* Visit every device; @pass is 1 for refused ones. */
+#define for_each_ctl_device(ctl, dev, pass, head)         \
+	for (pass = 0; pass < 2; pass++)                  \
+		if ((head = ctl_list(ctl, pass)) != NULL) \
+			list_for_each_entry (dev, head, link)
+
+static const char *dev_kind(const struct bk_device *dev)
+{
+	return dev->ops && dev->ops->kind ? dev->ops->kind : "?";
+}
+
 /* Flags and, for a failed device, the error text. */
-static uint32_t device_flags(struct bk_ctl *ctl, struct bk_device *dev, char *err, size_t len)
+static uint32_t device_flags(struct bk_ctl *ctl, struct bk_device *dev, bool refused, char *err,
+			     size_t len)
 {
 	uint32_t flags = 0;
 
@@ -122,9 +143,13 @@ static uint32_t device_flags(struct bk_ctl *ctl, struct bk_device *dev, char *er
 		flags |= BK_CTL_DEV_ONLINE;
 	if (dev->shutting_down)
 		flags |= BK_CTL_DEV_SHUTTING_DOWN;
-	if ((dev->state == BK_XB_CLOSING || dev->state == BK_XB_CLOSED) && ctl->device_error &&
-	    ctl->device_error(ctl->data, dev, err, len) > 0)
+	if ((refused || dev->state == BK_XB_CLOSING || dev->state == BK_XB_CLOSED) &&
+	    ctl->device_error && ctl->device_error(ctl->data, dev, err, len) > 0)
 		flags |= BK_CTL_DEV_FAILED;
+	if (refused && !(flags & BK_CTL_DEV_FAILED)) {
+		snprintf(err, len, "refused by the backend");
+		flags |= BK_CTL_DEV_FAILED;
+	}
 	return flags;
 }
 
@@ -146,11 +171,14 @@ static int do_version(struct ctl_client *c)
 void bk_ctl_get_status(struct bk_ctl *ctl, struct bk_ctl_status *ret)
 {
 	struct bk_ctl_status s = { .pid = (uint32_t)getpid(), .uptime_ms = uptime_ms(ctl) };
+	struct list_head *head;
 	struct bk_device *dev;
 	char err_text[128];
+	int pass;
 
-	list_for_each_entry (dev, ctl->devices(ctl->data), link) {
-		uint32_t flags = device_flags(ctl, dev, err_text, sizeof(err_text));
+	for_each_ctl_device(ctl, dev, pass, head)
+	{
+		uint32_t flags = device_flags(ctl, dev, pass, err_text, sizeof(err_text));
 
 		s.nr_devices++;
 		if (flags & BK_CTL_DEV_FAILED)
@@ -175,11 +203,12 @@ static int do_status(struct ctl_client *c)
 	return bk_ctl_buf_append(&c->out, &s, sizeof(s), &err) ? 0 : err;
 }
 
-static unsigned int device_queues(struct bk_ctl *ctl, struct bk_device *dev)
+static unsigned int device_queues(struct bk_ctl *ctl, struct bk_device *dev, bool refused)
 {
 	int n;
 
-	if (!dev->ops->get_stats)
+	/* A refused device has no backend state to ask. */
+	if (refused || !dev->ops || !dev->ops->get_stats)
 		return 0;
 	memset(ctl->scratch, 0, sizeof(*ctl->scratch) * BK_CTL_MAX_QUEUES);
 	n = dev->ops->get_stats(dev, ctl->scratch, BK_CTL_MAX_QUEUES);
@@ -194,28 +223,30 @@ static int do_list(struct ctl_client *c)
 {
 	struct bk_ctl *ctl = c->ctl;
 	struct bk_ctl_list *head;
+	struct list_head *lh;
 	struct bk_device *dev;
 	size_t head_off = c->out.len;
 	uint32_t nr = 0;
-	int err = 0;
+	int err = 0, pass;
 
 	if (!bk_ctl_buf_append(&c->out, NULL, sizeof(*head), &err))
 		return err;
-	list_for_each_entry (dev, ctl->devices(ctl->data), link) {
+	for_each_ctl_device(ctl, dev, pass, lh)
+	{
 		struct bk_ctl_device *d = bk_ctl_buf_append(&c->out, NULL, sizeof(*d), &err);
 
 		if (!d)
 			return err;
-		bk_ctl_strpad(d->kind, sizeof(d->kind), dev->ops->kind);
+		bk_ctl_strpad(d->kind, sizeof(d->kind), dev_kind(dev));
 		bk_ctl_strpad(d->name, sizeof(d->name), dev->name);
 		d->domid = dev->domid;
 		d->devid = dev->devid;
 		d->state = dev->state;
 		d->fe_state = dev->fe_state;
-		d->flags = device_flags(ctl, dev, d->error, sizeof(d->error));
+		d->flags = device_flags(ctl, dev, pass, d->error, sizeof(d->error));
 		bk_ctl_strpad(d->error, sizeof(d->error), d->error);
-		d->nr_queues = device_queues(ctl, dev);
-		if (dev->ops->describe &&
+		d->nr_queues = device_queues(ctl, dev, pass);
+		if (!pass && dev->ops && dev->ops->describe &&
 		    dev->ops->describe(dev, d->describe, sizeof(d->describe)) < 0)
 			d->describe[0] = '\0';
 		bk_ctl_strpad(d->describe, sizeof(d->describe), d->describe);
@@ -229,18 +260,18 @@ static int do_list(struct ctl_client *c)
 	return 0;
 }
 
-static int append_dev_stats(struct ctl_client *c, struct bk_device *dev)
+static int append_dev_stats(struct ctl_client *c, struct bk_device *dev, bool refused)
 {
 	struct bk_ctl *ctl = c->ctl;
 	struct bk_ctl_dev_stats *d;
 	struct bk_queue_stats *q;
-	unsigned int nq = device_queues(ctl, dev);
+	unsigned int nq = device_queues(ctl, dev, refused);
 	int err = 0;
 
 	d = bk_ctl_buf_append(&c->out, NULL, sizeof(*d), &err);
 	if (!d)
 		return err;
-	bk_ctl_strpad(d->kind, sizeof(d->kind), dev->ops->kind);
+	bk_ctl_strpad(d->kind, sizeof(d->kind), dev_kind(dev));
 	bk_ctl_strpad(d->name, sizeof(d->name), dev->name);
 	d->domid = dev->domid;
 	d->devid = dev->devid;
@@ -262,10 +293,11 @@ static int do_stats(struct ctl_client *c, const uint8_t *payload, uint32_t len)
 	struct bk_ctl *ctl = c->ctl;
 	struct bk_ctl_stats_req req;
 	struct bk_ctl_list *head;
+	struct list_head *lh;
 	struct bk_device *dev;
 	size_t head_off;
 	uint32_t nr = 0;
-	int err = 0, r;
+	int err = 0, r, pass;
 
 	if (len < sizeof(req)) {
 		reply_error(c, -EINVAL, "STATS request needs %zu payload bytes, got %u",
@@ -283,12 +315,13 @@ static int do_stats(struct ctl_client *c, const uint8_t *payload, uint32_t len)
 	head_off = c->out.len;
 	if (!bk_ctl_buf_append(&c->out, NULL, sizeof(*head), &err))
 		return err;
-	list_for_each_entry (dev, ctl->devices(ctl->data), link) {
+	for_each_ctl_device(ctl, dev, pass, lh)
+	{
 		if (!(req.flags & BK_CTL_STATS_ALL) &&
 		    (dev->domid != req.domid || dev->devid != req.devid ||
-		     (req.kind[0] && strcmp(req.kind, dev->ops->kind) != 0)))
+		     (req.kind[0] && strcmp(req.kind, dev_kind(dev)) != 0)))
 			continue;
-		r = append_dev_stats(c, dev);
+		r = append_dev_stats(c, dev, pass);
 		if (r < 0)
 			return r;
 		nr++;
@@ -630,6 +663,7 @@ int bk_ctl_new(const struct bk_ctl_params *p, struct bk_ctl **ret)
 	ctl->start_ns = bk_now_ns();
 	ctl->devices = p->devices;
 	ctl->device_error = p->device_error;
+	ctl->refused = p->refused;
 	ctl->data = p->data;
 	bk_ctl_strpad(ctl->platform, sizeof(ctl->platform), p->platform ? p->platform : "");
 	ctl->scratch = calloc(BK_CTL_MAX_QUEUES, sizeof(*ctl->scratch));

@@ -38,6 +38,11 @@ struct bk_ctl_params {
 	 * @buf and return 1; return 0 if it closed cleanly.
 	 */
 	int (*device_error)(void *data, struct bk_device *dev, char *buf, size_t len);
+	/*
+	 * Optional: devices the backend refused at probe (listed, counted as failed, no stats;
+	 * their error comes from @device_error, else "refused by the backend").
+	 */
+	struct list_head *(*refused)(void *data);
 	void *data;
 	/* 0: BK_CTL_STUCK_MS (tests use a short one). */
 	unsigned int stuck_timeout_ms;

@@ -43,6 +43,7 @@ struct fake_dev {
 };
 
 static struct list_head devices = LIST_HEAD_INIT(devices);
+static struct list_head refused = LIST_HEAD_INIT(refused);
 static struct bk_loop *loop;
 
 static int fake_get_stats(struct bk_device *dev, struct bk_queue_stats *qs, unsigned int max)
@@ -77,6 +78,11 @@ static const struct bk_backend_ops fake_vif_ops = {
 static struct list_head *test_devices(void *data)
 {
 	return &devices;
+}
+
+static struct list_head *test_refused(void *data)
+{
+	return &refused;
 }
 
 static int test_device_error(void *data, struct bk_device *dev, char *buf, size_t len)
@@ -389,6 +395,64 @@ static void test_stats(int fd)
 	test_version(fd);
 }
 
+/* Devices the backend refused: listed and counted as failed, no stats. */
+static void test_refused_devices(int fd)
+{
+	struct fake_dev *a = add_dev(&fake_vbd_ops, 8, 51712, BK_XB_CLOSED, 0);
+	struct fake_dev *b = add_dev(&fake_vbd_ops, 9, 51712, BK_XB_CLOSED, 0);
+	struct bk_ctl_hdr h;
+	struct bk_ctl_status st;
+	struct bk_ctl_list l;
+	struct bk_ctl_device d;
+	struct bk_ctl_dev_stats ds;
+	uint8_t *p;
+
+	/* Move them to the refused list; only one has an error node. */
+	list_del(&a->dev.link);
+	list_add_tail(&a->dev.link, &refused);
+	list_del(&b->dev.link);
+	list_add_tail(&b->dev.link, &refused);
+	a->error = "2 /img/missing.raw: No such file or directory";
+	a->nq = 3; /* must not be asked for */
+
+	send_req(fd, BK_CTL_REQ_STATUS, NULL, 0);
+	CHECK(recv_reply(fd, &h, &p) == 0);
+	memcpy(&st, p, sizeof(st));
+	bk_ctl_status_swap(&st);
+	CHECK(st.nr_devices == 6 && st.nr_failed == 3 && st.nr_connected == 2);
+	free(p);
+
+	send_req(fd, BK_CTL_REQ_LIST, NULL, 0);
+	CHECK(recv_reply(fd, &h, &p) == 0);
+	memcpy(&l, p, sizeof(l));
+	bk_ctl_list_swap(&l);
+	CHECK(l.nr == 6);
+	memcpy(&d, p + sizeof(l) + 4 * sizeof(d), sizeof(d));
+	bk_ctl_device_swap(&d);
+	CHECK(d.domid == 8 && (d.flags & BK_CTL_DEV_FAILED) && d.nr_queues == 0);
+	CHECK(strcmp(d.error, "2 /img/missing.raw: No such file or directory") == 0);
+	CHECK(d.describe[0] == '\0');
+	memcpy(&d, p + sizeof(l) + 5 * sizeof(d), sizeof(d));
+	bk_ctl_device_swap(&d);
+	CHECK(d.domid == 9 && strcmp(d.error, "refused by the backend") == 0);
+	free(p);
+
+	stats_req(fd, "vbd", 8, 51712, 0);
+	CHECK(recv_reply(fd, &h, &p) == 0);
+	CHECK(h.type == (BK_CTL_REQ_STATS | BK_CTL_REPLY));
+	memcpy(&ds, p + sizeof(l), sizeof(ds));
+	bk_ctl_dev_stats_swap(&ds);
+	CHECK(ds.domid == 8 && ds.nr_queues == 0);
+	free(p);
+
+	list_del(&a->dev.link);
+	list_del(&b->dev.link);
+	free(a->q);
+	free(a);
+	free(b->q);
+	free(b);
+}
+
 /* Header problems: error reply naming the problem, then the server hangs up. */
 static void test_bad_headers(const char *path)
 {
@@ -527,6 +591,7 @@ int main(void)
 		.platform = "sim",
 		.devices = test_devices,
 		.device_error = test_device_error,
+		.refused = test_refused,
 		.data = &devices,
 		.stuck_timeout_ms = 1000,
 	};
@@ -581,6 +646,7 @@ int main(void)
 	test_list(fd);
 	test_status(fd);
 	test_stats(fd);
+	test_refused_devices(fd);
 	close(fd);
 	test_bad_headers(path);
 	test_fragmented(path);
