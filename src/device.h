@@ -147,7 +147,7 @@ int bk_device_write_be(struct bk_device *dev, const char *key, const char *fmt, 
 struct bk_core_params {
 	struct bk_loop *loop;
 	struct bk_xen *xen;
-	/* Coalescing delay for xenstore watch storms, in ms (0: process at the end of the turn). */
+	/* Coalescing delay for xenstore watch storms, in ms (0: process at the next loop turn). */
 	unsigned int watch_coalesce_ms;
 };
 

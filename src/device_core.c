@@ -2,7 +2,7 @@
 /*
  * The device core: one xenstore connection, a watch on backend/<kind> per registered kind and
  * one on each frontend's state, and the coalescing of watch events (XSA-349). Events only mark
- * devices dirty (or queue a creation); a batch at the end of the loop turn, or after
+ * devices dirty (or queue a creation); a batch at the next loop turn (a 0 ms timer), or after
  * watch_coalesce_ms, processes each dirty device once, however many events it had.
  */
 #include <errno.h>
@@ -60,11 +60,14 @@ static bool core_has_work(const struct bk_core *core)
 	return false;
 }
 
+/*
+ * Run a batch at the next loop turn (or after watch_coalesce_ms). A timer rather than a loop
+ * hook: backends enable their own hooks from the callbacks a batch makes, and a hook enabled
+ * from inside another hook would only run after the loop slept.
+ */
 static void core_schedule(struct bk_core *core)
 {
-	if (core->coalesce_ms == 0)
-		bk_hook_enable(core->hook, true);
-	else if (!bk_timer_active(core->timer))
+	if (!bk_timer_active(core->timer))
 		bk_timer_rearm(core->timer, core->coalesce_ms, 0);
 }
 
@@ -359,14 +362,6 @@ static void core_batch(struct bk_core *core)
 	}
 }
 
-static void hook_cb(void *data)
-{
-	struct bk_core *core = data;
-
-	bk_hook_enable(core->hook, false);
-	core_batch(core);
-}
-
 static void timer_cb(void *data)
 {
 	core_batch(data);
@@ -403,9 +398,6 @@ int bk_core_new(const struct bk_core_params *prm, struct bk_core **ret)
 	}
 	r = bk_loop_add_fd(core->loop, bk_xs_fd(core->xs), BK_EV_READ, xs_fd_cb, core,
 			   &core->xs_watch);
-	if (r < 0)
-		goto fail;
-	r = bk_loop_add_hook(core->loop, hook_cb, core, &core->hook);
 	if (r < 0)
 		goto fail;
 	r = bk_loop_add_timer(core->loop, 1000, 0, timer_cb, core, &core->timer);
@@ -521,7 +513,6 @@ void bk_core_free(struct bk_core *core)
 		free(k->token);
 	}
 	bk_timer_free(core->timer);
-	bk_hook_free(core->hook);
 	bk_watch_free(core->xs_watch);
 	bk_xs_close(core->xs);
 	free(core);

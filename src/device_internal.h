@@ -83,7 +83,6 @@ struct bk_core {
 	uint32_t domid;
 	unsigned int coalesce_ms;
 	struct bk_watch *xs_watch;
-	struct bk_hook *hook;
 	struct bk_timer *timer;
 	struct bk_kind kinds[BK_CORE_MAX_KINDS];
 	unsigned int nr_kinds;

@@ -13,6 +13,14 @@ struct tb_stats tb;
 #define TB_MAX_HELD 2048
 static struct bk_device *held[TB_MAX_HELD];
 static unsigned int nr_held;
+static struct bk_hook *tb_hook;
+
+static void tb_hook_cb(void *data)
+{
+	(void)data;
+	bk_hook_enable(tb_hook, false);
+	tb_finish_shutdowns();
+}
 
 struct tb_priv {
 	unsigned int magic;
@@ -85,6 +93,17 @@ static void tb_shutdown(struct bk_device *dev)
 {
 	tb.shutdowns++;
 	CHECK(dev->shutting_down && !dev->shutdown_complete);
+	if (tb.hook_shutdown && nr_held < TB_MAX_HELD) {
+		/* Finish in a loop hook enabled from inside this callback, as blkif does. */
+		if (!tb_hook)
+			CHECK(bk_loop_add_hook(bk_device_loop(dev), tb_hook_cb, NULL, &tb_hook) ==
+			      0);
+		if (tb_hook) {
+			held[nr_held++] = dev;
+			bk_hook_enable(tb_hook, true);
+			return;
+		}
+	}
 	if (tb.async_shutdown && nr_held < TB_MAX_HELD) {
 		held[nr_held++] = dev;
 		return;
@@ -181,6 +200,8 @@ void fx_fini(struct fx *fx)
 		CHECK(bk_test_pump_until(fx->loop, is_true, &stopped, 0) == 0);
 		bk_core_free(fx->core);
 	}
+	bk_hook_free(tb_hook);
+	tb_hook = NULL;
 	bk_ts_free(fx->ts);
 	if (fx->loop)
 		CHECK(bk_loop_nr_objects(fx->loop) == 0);

@@ -43,6 +43,7 @@ struct tb_stats {
 	int probe_ret;	      /* returned by probe when non-zero */
 	bool async_shutdown;  /* shutdown does not finish until tb_finish_shutdowns() */
 	bool fail_on_connect; /* bk_device_fail when the frontend says Initialised */
+	bool hook_shutdown;   /* shutdown finishes from a loop hook it enables (as blkif) */
 };
 extern struct tb_stats tb;
 extern const struct bk_backend_ops tb_ops;

@@ -5,8 +5,10 @@
  * hostile frontend states, bk_device_fail, and bk_core_stop.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "test-lifecycle-common.h"
 
@@ -168,6 +170,42 @@ static void test_async_removal(void)
 	CHECK(fx_wait_nr_devices(&fx, 0) == 0);
 	CHECK(be_state(&fx, DOM, XVDA) == 6);
 	CHECK(tb.removes == 1);
+	CHECK(bk_ts_destroy_dirs(fx.ts, "vbd", DOM, XVDA) == 0);
+	fx_fini(&fx);
+}
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+	static const char msg[] = "test-lifecycle: the loop slept with work pending\n";
+	if (write(2, msg, sizeof(msg) - 1) < 0)
+		_exit(1);
+	_exit(1);
+}
+
+/*
+ * A backend finishing its shutdown from a loop hook it enabled inside ops->shutdown: the loop
+ * must not sleep before the hook and the core's follow-up ran (the loop is run without a
+ * timeout here; an alarm fails the test if it blocks).
+ */
+static void test_hook_shutdown(void)
+{
+	struct bk_ts_dev d = fx_vbd(DOM, XVDA);
+	struct fx fx;
+
+	CHECK(fx_init(&fx, 0) == 0);
+	CHECK(bk_sim_domain_create(fx.sim, DOM, 16) == 0);
+	CHECK(bk_ts_attach(fx.ts, &d) == 0);
+	tb.hook_shutdown = true;
+	CHECK(bk_ts_request_remove(fx.ts, "vbd", DOM, XVDA) == 0);
+	signal(SIGALRM, on_alarm);
+	alarm(20);
+	for (int i = 0; i < 50 && bk_core_nr_devices(fx.core) > 0; i++)
+		bk_loop_run_once(fx.loop, -1);
+	alarm(0);
+	CHECK(bk_core_nr_devices(fx.core) == 0);
+	CHECK(tb.shutdowns == 1 && tb.removes == 1);
+	CHECK(be_state(&fx, DOM, XVDA) == 6);
 	CHECK(bk_ts_destroy_dirs(fx.ts, "vbd", DOM, XVDA) == 0);
 	fx_fini(&fx);
 }
@@ -482,6 +520,7 @@ int main(void)
 	test_async_removal();
 	test_guest_destroyed();
 	test_backend_dir_removed();
+	test_hook_shutdown();
 	test_frontend_vanishes();
 	test_bogus_frontend();
 	test_probe_refused();
