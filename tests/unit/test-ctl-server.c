@@ -572,6 +572,61 @@ static void test_client_limit(struct bk_ctl *ctl, const char *path)
 		close(fds[i]);
 }
 
+static uint64_t rng = 0x9e3779b97f4a7c15ULL;
+
+static uint32_t rnd(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return (uint32_t)rng;
+}
+
+/*
+ * Garbage and near-valid requests from many short connections: every reply that comes back is
+ * well formed, the server never wedges, and no client is left behind.
+ */
+static void test_garbage(struct bk_ctl *ctl)
+{
+	for (int iter = 0; iter < 300; iter++) {
+		uint8_t msg[600];
+		size_t len = 1 + rnd() % sizeof(msg);
+		int sv[2];
+
+		for (size_t i = 0; i < len; i++)
+			msg[i] = (uint8_t)rnd();
+		if (iter % 3 == 0) {
+			/* A valid header with a random type, length and payload. */
+			uint32_t plen = rnd() % 3 ? rnd() % 64 : rnd();
+
+			bk_ctl_hdr_encode((struct bk_ctl_hdr *)msg, (uint16_t)(rnd() % 8), plen,
+					  (int32_t)rnd());
+			if (len < sizeof(struct bk_ctl_hdr))
+				len = sizeof(struct bk_ctl_hdr);
+		}
+		CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+		CHECK(bk_ctl_add_client(ctl, sv[1]) == 0);
+		fcntl(sv[0], F_SETFL, O_NONBLOCK);
+		send_raw(sv[0], msg, len);
+		shutdown(sv[0], SHUT_WR);
+		/* Read every reply until the server hangs up. */
+		for (int turn = 0; turn < 2000; turn++) {
+			struct bk_ctl_hdr h;
+			uint8_t *p = NULL;
+			int r = recv_reply(sv[0], &h, &p);
+
+			free(p);
+			if (r < 0)
+				break;
+			CHECK(h.type == BK_CTL_ERROR || (h.type & BK_CTL_REPLY));
+		}
+		close(sv[0]);
+	}
+	for (int i = 0; i < 100 && bk_ctl_nr_clients(ctl); i++)
+		bk_loop_run_once(loop, 5);
+	CHECK(bk_ctl_nr_clients(ctl) == 0);
+}
+
 static void test_socketpair(struct bk_ctl *ctl)
 {
 	int sv[2];
@@ -651,6 +706,7 @@ int main(void)
 	test_bad_headers(path);
 	test_fragmented(path);
 	test_socketpair(ctl);
+	test_garbage(ctl);
 	test_client_limit(ctl, path);
 	test_slow_reader(path);
 
