@@ -79,3 +79,36 @@ for name, (h, body) in seeds.items():
     data = (h + body).rstrip(b'\0')
     with open(os.path.join(out, name), 'wb') as f:
         f.write(data)
+
+# Seeds for fuzz-blkif-ring (tests/fuzz/corpus/blkif-ring/): byte 0 = guest (0: x86_64,
+# 1: x86_32), byte 1 = number of requests, then the slots, then the indirect pages. Grant refs
+# in that harness: 9..24 data (odd writable, even read-only), 25 and 26 indirect pages.
+ring_out = os.path.join(os.path.dirname(out), 'blkif-ring')
+os.makedirs(ring_out, exist_ok=True)
+
+def slot(req, abi32):
+    size = 108 if abi32 else 112
+    return req + bytes(size - len(req))
+
+def ring_seed(abi32, reqs, pages=b''):
+    return bytes([1 if abi32 else 0, len(reqs)]) + b''.join(slot(r, abi32) for r in reqs) + pages
+
+for abi32 in (False, True):
+    tag = 'x86_32' if abi32 else 'x86_64'
+    desc = seg_page(16)  # grefs 8.. in seg_page: rewrite to writable refs
+    desc = b''.join(struct.pack('<IBBH', 9 + 2 * (i % 8), 0, 7, 0) for i in range(16))
+    seeds_ring = {
+        'rw': [rw(0, 1, 0, [(9, 0, 7)], abi32, 1), rw(1, 2, 8, [(10, 0, 7), (12, 1, 6)], abi32, 2)],
+        'flush-barrier': [rw(3, 0, 0, [], abi32, 3), rw(2, 1, 16, [(10, 0, 7)], abi32, 4),
+                          rw(3, 1, 24, [(12, 0, 7)], abi32, 5)],
+        'discard': [discard(64, 64, abi32, 6), discard(2040, 9, abi32, 7)],
+        'indirect': [indirect(0, 16, 0, [25], abi32, 8), indirect(1, 16, 256, [25], abi32, 9)],
+        'bad': [rw(0, 12, 0, [(9, 0, 7)] * 11, abi32, 10), rw(0, 1, 0, [(9, 5, 4)], abi32, 11),
+                rw(0, 1, 2047, [(9, 0, 7)], abi32, 12), rw(0, 1, 0, [(10, 0, 7)], abi32, 13),
+                rw(1, 1, 0, [(999, 0, 7)], abi32, 14), rw(9, 1, 0, [(9, 0, 7)], abi32, 15),
+                indirect(3, 4, 0, [25], abi32, 16), indirect(0, 300, 0, [25], abi32, 17)],
+        'full': [rw(0, 1, 8 * i, [(9 + 2 * (i % 8), 0, 7)], abi32, 100 + i) for i in range(32)],
+    }
+    for name, reqs in seeds_ring.items():
+        with open(os.path.join(ring_out, tag + '-' + name), 'wb') as f:
+            f.write(ring_seed(abi32, reqs, desc if name in ('indirect', 'bad') else b''))

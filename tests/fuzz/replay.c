@@ -2,16 +2,19 @@
 /*
  * Replays a fuzz corpus through the same entry point as the libFuzzer build, without libFuzzer,
  * so the seeds (and any crash reproducer added to the corpus) run in the ordinary test suite.
- * Usage: replay-blkif DIR|FILE...  Exits 1 if nothing was replayed.
+ * Usage: replay-TARGET DIR|FILE...  Exits 1 if nothing was replayed.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
 #include <sys/stat.h>
 
-#include "fuzz-blkif.h"
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+/* Optional: a target with global state frees it here (so leak checks stay meaningful). */
+void bk_fuzz_cleanup(void) __attribute__((weak));
 
 static unsigned int replayed;
 
@@ -27,7 +30,7 @@ static int replay_file(const char *path)
 	}
 	n = fread(buf, 1, sizeof(buf), f);
 	fclose(f);
-	blkif_fuzz_one(buf, n);
+	LLVMFuzzerTestOneInput(buf, n);
 	replayed++;
 	return 0;
 }
@@ -68,6 +71,8 @@ int main(int argc, char **argv)
 	for (int i = 1; i < argc; i++)
 		if (replay(argv[i]) < 0)
 			r = 1;
+	if (bk_fuzz_cleanup)
+		bk_fuzz_cleanup();
 	printf("replayed %u inputs\n", replayed);
 	return r || replayed == 0 ? 1 : 0;
 }
