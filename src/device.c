@@ -536,8 +536,15 @@ static bool finish_shutdown(struct bk_dev_priv *p)
 	struct bk_device *dev = &p->pub;
 	struct bk_core *core = dev->core;
 
-	if (!p->be_gone && !core->stopping && dev->state != BK_XB_CLOSED)
-		bk_device_set_state(dev, BK_XB_CLOSED);
+	if (!p->be_gone && !core->stopping) {
+		uint32_t v;
+
+		/* The node, not our memory of it: the toolstack may have written Closing since. */
+		if (dev->state != BK_XB_CLOSED ||
+		    bk_xs_read_u32(core->xs, BK_XS_NULL, dev->be_path, "state", &v) < 0 ||
+		    v != BK_XB_CLOSED)
+			bk_device_set_state(dev, BK_XB_CLOSED);
+	}
 	if (p->fe_vanished && !p->be_gone && !core->stopping &&
 	    core->xen->ops->domain_alive(core->xen, dev->domid) == 0) {
 		dev_info(dev, "frontend domain is gone: removing %s", dev->be_path);

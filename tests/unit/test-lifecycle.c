@@ -174,6 +174,42 @@ static void test_async_removal(void)
 	fx_fini(&fx);
 }
 
+/*
+ * Removal of a device that is already Closed (the frontend closed it, or it vanished): the
+ * toolstack's Closing must still be answered with Closed, or libxl waits 10 s.
+ */
+static void test_remove_closed(void)
+{
+	struct bk_ts_dev d = fx_vbd(DOM, XVDA);
+	struct bk_ts_dev d2 = fx_vbd(DOM, XVDA + 16);
+	struct bk_xbfront *f;
+	struct fx fx;
+
+	CHECK(fx_init(&fx, 0) == 0);
+	CHECK(bk_sim_domain_create(fx.sim, DOM, 16) == 0);
+	CHECK(bk_ts_attach(fx.ts, &d) == 0);
+	CHECK(bk_ts_attach(fx.ts, &d2) == 0);
+	f = open_front(&fx, DOM, XVDA);
+	if (f) {
+		CHECK(bk_xbf_set_state(f, 4) == 0);
+		CHECK(bk_xbf_wait_be_state(f, 4, 0) == 0);
+		CHECK(bk_xbf_set_state(f, 6) == 0);
+		CHECK(bk_xbf_wait_be_state(f, 6, 0) == 0);
+		bk_xbf_close(f);
+	}
+	CHECK(bk_ts_remove(fx.ts, "vbd", DOM, XVDA) == 0);
+	/* The second one went Closed through a vanished frontend (domain alive). */
+	f = open_front(&fx, DOM, XVDA + 16);
+	if (f) {
+		CHECK(bk_xs_rm(f->xs, BK_XS_NULL, f->path) == 0);
+		CHECK(bk_xbf_wait_be_state(f, 6, 0) == 0);
+		bk_xbf_close(f);
+	}
+	CHECK(bk_ts_remove(fx.ts, "vbd", DOM, XVDA + 16) == 0);
+	CHECK(bk_core_nr_devices(fx.core) == 0 && tb.removes == 2);
+	fx_fini(&fx);
+}
+
 static void on_alarm(int sig)
 {
 	(void)sig;
@@ -521,6 +557,7 @@ int main(void)
 	test_guest_destroyed();
 	test_backend_dir_removed();
 	test_hook_shutdown();
+	test_remove_closed();
 	test_frontend_vanishes();
 	test_bogus_frontend();
 	test_probe_refused();
