@@ -291,12 +291,13 @@ static bool pick_range(struct sd_guest *g, uint32_t nr, uint64_t *ret)
 /* A range written earlier (read it back), else a random one. */
 static bool pick_read(struct sd_guest *g, uint64_t *ret_sector, uint32_t *ret_nr)
 {
-	while (g->rb_len && rnd_below(g, 8)) {
+	if (g->rb_len && rnd_below(g, 8)) {
 		struct sd_range *rg = &g->readback[g->rb_head];
 
-		g->rb_head = (g->rb_head + 1) % SD_READBACK;
-		g->rb_len--;
+		/* Busy: it stays first in line, read a random range meanwhile. */
 		if (!overlaps_busy(g, rg->sector, rg->nr)) {
+			g->rb_head = (g->rb_head + 1) % SD_READBACK;
+			g->rb_len--;
 			*ret_sector = rg->sector;
 			*ret_nr = rg->nr;
 			return true;
@@ -593,18 +594,37 @@ stalled:
 /* ------------------------------------------------------------------------------------------ */
 /* Teardown. */
 
+static bool device_gone(void *data)
+{
+	struct sd_guest *g = data;
+
+	return !bk_core_find(g->env.core, "vbd", g->domid, g->devid);
+}
+
 int sd_guest_remove(struct sd_guest *g)
 {
+	unsigned int st = 0;
 	int r;
 
 	if (!g->attached)
 		return 0;
 	g->attached = false;
-	r = bk_ts_remove(g->env.ts, "vbd", g->domid, g->devid);
+	/*
+	 * As libxl: a Connected device is asked to close (online=0, state 5) and waited for
+	 * (state 6); any other is not waited for, its directories are removed at once.
+	 */
+	if (bk_ts_be_state(g->env.ts, "vbd", g->domid, g->devid, &st) == 0 &&
+	    st == BK_XB_CONNECTED) {
+		r = bk_ts_remove(g->env.ts, "vbd", g->domid, g->devid);
+		if (r < 0)
+			snprintf(g->verdict_why, sizeof(g->verdict_why),
+				 "the backend did not reach Closed on removal: %s", strerror(-r));
+		return r;
+	}
+	r = bk_ts_destroy_dirs(g->env.ts, "vbd", g->domid, g->devid);
 	if (r < 0)
-		snprintf(g->verdict_why, sizeof(g->verdict_why),
-			 "the backend did not reach Closed on removal: %s", strerror(-r));
-	return r;
+		return r;
+	return bk_test_pump_until(g->env.loop, device_gone, g, 0);
 }
 
 int sd_guest_remove_dirs(struct sd_guest *g)

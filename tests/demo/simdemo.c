@@ -23,6 +23,7 @@
 #include "blkif/blkif.h"
 #include "daemon.h"
 #include "device.h"
+#include "engine.h"
 #include "loop.h"
 #include "report.h"
 #include "service.h"
@@ -251,6 +252,19 @@ static int parse_options(int argc, char **argv, struct sd_opts *o, int *log_leve
 	if (optind < argc) {
 		fprintf(stderr, "blanketd-simdemo: unexpected argument '%s'\n", argv[optind]);
 		return -EINVAL;
+	}
+	if (o->engine && !bk_engine_find(o->engine)) {
+		fprintf(stderr, "blanketd-simdemo: engine '%s' is not one of %s\n", o->engine,
+			bk_engine_names());
+		return -EINVAL;
+	}
+	if (o->dir) {
+		struct stat st;
+
+		if (stat(o->dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+			fprintf(stderr, "blanketd-simdemo: --dir %s is not a directory\n", o->dir);
+			return -EINVAL;
+		}
 	}
 	return 0;
 }
