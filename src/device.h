@@ -110,16 +110,26 @@ struct bk_device {
 	void *priv;             /* backend-private */
 };
 
-/* Accessors for what a backend needs from the core. */
+/*
+ * Accessors for what a backend needs from the core. The xenstore connection is the core's:
+ * use it for reads and writes, not for watches of your own (the core ignores tokens it does
+ * not know); backend keys arrive through ops->backend_changed.
+ */
 struct bk_loop *bk_device_loop(struct bk_device *dev);
 struct bk_xen *bk_device_xen(struct bk_device *dev);
 struct bk_xs *bk_device_xs(struct bk_device *dev);
 
-/* Write be_path/state and remember it. */
+/*
+ * Write be_path/state and remember it. -ENOENT (nothing written) once the toolstack removed
+ * the backend directory: a write there would recreate it. Going back to InitWait..Connected
+ * after a finished shutdown (frontend back to Initialising) is a reconnect.
+ */
 int bk_device_set_state(struct bk_device *dev, enum bk_xenbus_state state);
 /*
  * Fail the device (xenbus_dev_fatal): log "<name>: <msg>" once at error level, write
- * be_path/error, and go Closing. Never affects another device. Returns -|err|.
+ * be_path/error ("<errno> <msg>"), and go Closing. The core then calls ops->shutdown from its
+ * next batch (never from inside this call) and writes Closed when it is done. Never affects
+ * another device. Returns -|err|.
  */
 int bk_device_fail(struct bk_device *dev, int err, const char *fmt, ...) _printf_(3, 4);
 /* The backend's asynchronous shutdown is finished (see ops->shutdown). */
@@ -129,6 +139,7 @@ void bk_device_shutdown_done(struct bk_device *dev);
 int bk_device_read_be(struct bk_device *dev, const char *key, char **ret);
 int bk_device_read_fe(struct bk_device *dev, const char *key, char **ret);
 int bk_device_read_fe_u32(struct bk_device *dev, const char *key, uint32_t *ret);
+/* -ENOENT once the backend directory is gone (see bk_device_set_state). */
 int bk_device_write_be(struct bk_device *dev, const char *key, const char *fmt, ...)
 	_printf_(3, 4);
 
@@ -164,7 +175,10 @@ void bk_core_stop(struct bk_core *core, void (*done)(void *data), void *data);
 void bk_core_free(struct bk_core *core);
 
 unsigned int bk_core_nr_devices(const struct bk_core *core);
-/* Find a live device; NULL if none. */
+/*
+ * Find a live device; NULL if none. Devices the core refused (bad frontend path, failed
+ * probe) are kept out of sight until their directory goes: neither found nor listed.
+ */
 struct bk_device *bk_core_find(struct bk_core *core, const char *kind, uint32_t domid,
 			       uint32_t devid);
 /* Iterate: the list of live devices (struct bk_device.link). */
