@@ -67,7 +67,7 @@ type = "pv"
 kernel = "/lab/vmlinuz"
 ramdisk = "/lab/domu.cpio"
 extra = "console=hvc0 quiet loglevel=4 lab.steps=$steps"
-memory = 256
+memory = 320
 vcpus = $vcpus
 on_poweroff = "destroy"
 on_reboot = "restart"
