@@ -143,6 +143,7 @@ struct blkif_dev {
 	struct bk_timer *resched; /* 0 ms: a queue used its whole budget */
 
 	bool connected;   /* rings mapped and serving */
+	bool waiting_hotplug; /* frontend ready, hotplug-status not yet connected */
 	bool draining;    /* disconnect started, waiting for in-flight I/O */
 	unsigned int after; /* BLKIF_AFTER_* once drained */
 
@@ -158,6 +159,7 @@ static inline struct blkif_dev *blkif_of(struct bk_device *dev)
 /* xenbus.c */
 int blkif_probe(struct bk_device *dev);
 void blkif_frontend_changed(struct bk_device *dev, enum bk_xenbus_state state);
+void blkif_backend_changed(struct bk_device *dev, const char *key);
 void blkif_shutdown(struct bk_device *dev);
 void blkif_remove(struct bk_device *dev);
 /*

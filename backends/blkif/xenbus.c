@@ -5,11 +5,14 @@
  * frontend goes back to Initialising, and a disconnect that waits for in-flight I/O to drain
  * before anything guest-visible is released.
  *
- * hotplug-status is not waited for: the toolstack runs the hotplug script only after we reach
- * InitWait, and blkfront will not go Initialised before that, but the store is already open
- * and checked at probe, so nothing the script does is needed to serve. (Our own hotplug
- * script writes the per-device blanket-* keys before hotplug-status; they are read at probe,
- * so the script must write them when the device is created, see scripts/.)
+ * hotplug-status gates the connect, as physical-device gates Linux blkback: libxl runs the
+ * hotplug script once we are in InitWait, and the script checks the target and writes
+ * hotplug-status=connected (scripts/blanket-hotplug). A frontend that is Initialised before
+ * that waits in InitWait until the key appears (backend_changed); "error" or anything else
+ * keeps the device unconnected (libxl then removes it). The simulated toolstack plays the
+ * script (bk_ts_attach). The store itself is opened at probe from params, so the features
+ * and the size are known before the frontend looks; per-device blanket-* keys are read at
+ * probe too, so the toolstack or script must write them when it creates the device.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -44,6 +47,10 @@ static int read_settings(struct blkif_dev *bd)
 	if (r < 0 || !bd->params[0])
 		return log_err_errno(r < 0 ? r : -EINVAL, "%s: no backing path in params",
 				     dev->name);
+	/* "raw:/path", "aio:/path" as older toolstacks wrote: the path is what counts. */
+	if (bd->params[0] != '/' && strchr(bd->params, ':'))
+		memmove(bd->params, strchr(bd->params, ':') + 1,
+			strlen(strchr(bd->params, ':') + 1) + 1);
 	r = bk_device_read_be(dev, "mode", &mode);
 	if (r < 0)
 		return log_err_errno(r, "%s: reading mode: %m", dev->name);
@@ -199,12 +206,26 @@ fail:
 	return r;
 }
 
+static bool hotplug_done(struct blkif_dev *bd)
+{
+	_cleanup_free_ char *v = NULL;
+
+	return bk_device_read_be(bd->dev, "hotplug-status", &v) == 0 && !strcmp(v, "connected");
+}
+
 static void connect(struct blkif_dev *bd)
 {
 	struct bk_device *dev = bd->dev;
 
 	if (bd->connected || bd->draining)
 		return;
+	if (!hotplug_done(bd)) {
+		if (!bd->waiting_hotplug)
+			dev_info(dev, "frontend ready, waiting for the hotplug script");
+		bd->waiting_hotplug = true;
+		return;
+	}
+	bd->waiting_hotplug = false;
 	if (blkif_rings_connect(bd) < 0)
 		return; /* failed with a log line; the core shuts the device down */
 	/* The size may have changed since probe (a resized image). */
@@ -289,6 +310,17 @@ void blkif_frontend_changed(struct bk_device *dev, enum bk_xenbus_state state)
 	default:
 		break;
 	}
+}
+
+void blkif_backend_changed(struct bk_device *dev, const char *key)
+{
+	struct blkif_dev *bd = blkif_of(dev);
+
+	if (key && strcmp(key, "hotplug-status"))
+		return;
+	if (dev->state == BK_XB_INITWAIT &&
+	    (dev->fe_state == BK_XB_INITIALISED || dev->fe_state == BK_XB_CONNECTED))
+		connect(bd);
 }
 
 void blkif_shutdown(struct bk_device *dev)

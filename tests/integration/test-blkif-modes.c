@@ -170,6 +170,41 @@ static void test_null(uint32_t domid)
 	unlink(path);
 }
 
+/*
+ * The connect waits for the hotplug script (hotplug-status=connected), even with the frontend
+ * Initialised; "error" does not connect. params in the old "aio:/path" form is accepted.
+ */
+static void test_hotplug_gate(uint32_t domid, const char *path)
+{
+	char params[80];
+	struct bk_ts_dev d = { .kind = "vbd", .domid = domid, .devid = 5, .params = params };
+	struct bk_bf_params p = { .pfn_base = 5 * 1024, .pfn_count = 1024 };
+	struct bk_blkfront *f = NULL;
+	unsigned int st = 0;
+
+	snprintf(params, sizeof(params), "aio:%s", path);
+	CHECK(bk_ts_add(env.ts, &d) == 0);
+	CHECK(bk_bf_open(&env, domid, 5, &p, &f) == 0);
+	if (!f)
+		return;
+	CHECK(bk_bf_wait_initwait(f) == 0);
+	CHECK(bk_bf_prepare(f) == 0);
+	CHECK(bk_xbf_set_state(bk_bf_xbf(f), BK_XB_INITIALISED) == 0);
+	for (int i = 0; i < 20; i++)
+		bk_loop_run_once(env.loop, 0);
+	CHECK(bk_xbf_be_state(bk_bf_xbf(f), &st) == 0 && st == BK_XB_INITWAIT);
+	CHECK(bk_ts_hotplug(env.ts, "vbd", domid, 5, "error") == 0);
+	for (int i = 0; i < 20; i++)
+		bk_loop_run_once(env.loop, 0);
+	CHECK(bk_xbf_be_state(bk_bf_xbf(f), &st) == 0 && st == BK_XB_INITWAIT);
+	CHECK(bk_ts_hotplug(env.ts, "vbd", domid, 5, "connected") == 0);
+	CHECK(bk_xbf_wait_be_state(bk_bf_xbf(f), BK_XB_CONNECTED, 0) == 0);
+	CHECK(bk_bf_rw(f, 0, BLKIF_OP_READ, 0, 8, buf, false) == BLKIF_RSP_OKAY);
+	CHECK(buf[0] == 0x11 || buf[0] == 0x33);
+	CHECK(bk_bf_disconnect(f) == 0);
+	bk_bf_close(f);
+}
+
 /* Bad backend keys refuse that device (Closed, error node); the others are unaffected. */
 static void test_refused(uint32_t domid, const char *path)
 {
@@ -234,6 +269,7 @@ int main(int argc, char **argv)
 	test_cdrom(7, path);
 	test_fault(7, path, inner);
 	test_null(7);
+	test_hotplug_gate(7, path);
 	test_refused(7, path);
 	CHECK(bk_sim_guest_nr_mapped(env.sim, 7) == 0);
 	bk_bf_env_free(&env);
