@@ -12,6 +12,13 @@ struct bk_loop {
 	struct ev_loop *ev;
 	unsigned int nr_objects;
 	struct ev_timer oneshot; /* bounds bk_loop_run_once */
+	/*
+	 * A hook enabled from inside another hook would only run after the next poll: libev has
+	 * already collected this turn's prepare watchers. An active idle watcher makes that poll
+	 * non-blocking, so the promise of bk_hook_enable() holds.
+	 */
+	struct ev_idle nosleep;
+	unsigned int in_hooks;
 };
 
 struct bk_watch {
@@ -35,6 +42,11 @@ struct bk_hook {
 	void *data;
 };
 
+static void nosleep_cb(struct ev_loop *ev, ev_idle *w, int revents _unused_)
+{
+	ev_idle_stop(ev, w);
+}
+
 int bk_loop_new(struct bk_loop **ret)
 {
 	struct bk_loop *loop = calloc(1, sizeof(*loop));
@@ -46,6 +58,7 @@ int bk_loop_new(struct bk_loop **ret)
 		free(loop);
 		return -ENOMEM;
 	}
+	ev_idle_init(&loop->nosleep, nosleep_cb);
 	*ret = loop;
 	return 0;
 }
@@ -55,6 +68,7 @@ void bk_loop_free(struct bk_loop *loop)
 	if (!loop)
 		return;
 	ev_timer_stop(loop->ev, &loop->oneshot);
+	ev_idle_stop(loop->ev, &loop->nosleep);
 	ev_loop_destroy(loop->ev);
 	free(loop);
 }
@@ -207,7 +221,9 @@ static void prepare_cb(struct ev_loop *ev _unused_, ev_prepare *p, int revents _
 {
 	struct bk_hook *h = container_of(p, struct bk_hook, prep);
 
+	h->loop->in_hooks++;
 	h->cb(h->data);
+	h->loop->in_hooks--;
 }
 
 int bk_loop_add_hook(struct bk_loop *loop, bk_hook_cb cb, void *data, struct bk_hook **ret)
@@ -230,9 +246,11 @@ int bk_loop_add_hook(struct bk_loop *loop, bk_hook_cb cb, void *data, struct bk_
 
 void bk_hook_enable(struct bk_hook *h, bool on)
 {
-	if (on)
+	if (on) {
+		if (h->loop->in_hooks && !ev_is_active(&h->prep))
+			ev_idle_start(h->loop->ev, &h->loop->nosleep);
 		ev_prepare_start(h->loop->ev, &h->prep);
-	else
+	} else
 		ev_prepare_stop(h->loop->ev, &h->prep);
 }
 

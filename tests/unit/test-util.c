@@ -113,6 +113,58 @@ static void test_loop(void)
 	bk_loop_free(loop);
 }
 
+/* A hook enabled from inside another hook must run before the loop sleeps. */
+struct chain {
+	struct bk_loop *loop;
+	struct bk_hook *second;
+	int first_runs, second_runs, watchdog;
+};
+
+static void chain_first(void *data)
+{
+	struct chain *c = data;
+
+	c->first_runs++;
+	bk_hook_enable(c->second, true);
+}
+
+static void chain_second(void *data)
+{
+	struct chain *c = data;
+
+	c->second_runs++;
+	bk_loop_quit(c->loop);
+}
+
+static void chain_watchdog(void *data)
+{
+	struct chain *c = data;
+
+	/* Only reached if the loop went to sleep with the second hook enabled. */
+	c->watchdog++;
+	bk_loop_quit(c->loop);
+}
+
+static void test_hook_chain(void)
+{
+	struct chain c = { 0 };
+	struct bk_hook *first;
+	struct bk_timer *t;
+
+	CHECK(bk_loop_new(&c.loop) == 0);
+	CHECK(bk_loop_add_hook(c.loop, chain_first, &c, &first) == 0);
+	CHECK(bk_loop_add_hook(c.loop, chain_second, &c, &c.second) == 0);
+	CHECK(bk_loop_add_timer(c.loop, 20000, 0, chain_watchdog, &c, &t) == 0);
+	bk_hook_enable(first, true);
+	bk_loop_run(c.loop);
+	CHECK(c.second_runs == 1);
+	CHECK(c.watchdog == 0);
+	bk_hook_free(first);
+	bk_hook_free(c.second);
+	bk_timer_free(t);
+	bk_loop_free(c.loop);
+}
+
 static void test_ratelimit(void)
 {
 	struct bk_ratelimit rl = BK_RATELIMIT_INIT(60000, 3);
@@ -177,6 +229,7 @@ static void test_log_level(void)
 int main(void)
 {
 	test_loop();
+	test_hook_chain();
 	test_ratelimit();
 	test_histogram();
 	test_parse();
