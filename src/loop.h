@@ -55,8 +55,7 @@ void bk_timer_free(struct bk_timer *t);
 /*
  * A hook run once at the end of every loop turn, before the loop blocks, while it is enabled.
  * Enabling a hook from inside any callback (another hook included) guarantees it runs before
- * the loop next sleeps, so a
- * module can batch work (collect requests, then submit once).
+ * the loop next sleeps, so a module can batch work (collect requests, then submit once).
  */
 int bk_loop_add_hook(struct bk_loop *loop, bk_hook_cb cb, void *data, struct bk_hook **ret);
 void bk_hook_enable(struct bk_hook *h, bool on);
