@@ -178,6 +178,48 @@ static void test_guest_destroyed(struct bk_blkfront *b, const char *path)
 	bystander_ok(b);
 }
 
+/*
+ * A barrier waits for what was submitted before it: write A is held back 50 ms by the fault
+ * engine, the barrier B writes the same sector right after. Without the drain B would land
+ * first and A would win; with it the disk ends up holding B.
+ */
+static void test_barrier_order(const char *path, const char *inner)
+{
+	char o[96];
+	const char *extra[] = { "blanket-engine", "fault", "blanket-options", o, NULL };
+	struct bk_bf_params p = { .pfn_base = 0, .pfn_count = 1024 };
+	struct bk_blkfront *f = NULL;
+	static uint8_t a[4096], b[4096], r[4096];
+	struct bk_bf_io ia = { 0 }, ib = { 0 };
+
+	snprintf(o, sizeof(o), "inner=%s,delay=50ms:write:count=1", inner);
+	CHECK(bk_bf_env_add_vbd(&env, VICTIM, 4, path, "w", "disk", extra) == 0);
+	CHECK(bk_bf_open(&env, VICTIM, 4, &p, &f) == 0);
+	if (!f)
+		return;
+	CHECK(bk_bf_connect(f) == 0);
+	memset(a, 0xAA, sizeof(a));
+	memset(b, 0xBB, sizeof(b));
+	ia.op = BLKIF_OP_WRITE;
+	ia.sector = 800;
+	ia.nr_sectors = 8;
+	ia.data = a;
+	ib.op = BLKIF_OP_WRITE_BARRIER;
+	ib.sector = 800;
+	ib.nr_sectors = 8;
+	ib.data = b;
+	CHECK(bk_bf_queue(f, 0, &ia) == 0);
+	CHECK(bk_bf_queue(f, 0, &ib) == 0);
+	bk_bf_push(f, 0);
+	CHECK(bk_bf_wait_all(f, 0) == 0);
+	CHECK(ia.status == BLKIF_RSP_OKAY && ib.status == BLKIF_RSP_OKAY);
+	CHECK(bk_bf_rw(f, 0, BLKIF_OP_READ, 800, 8, r, false) == BLKIF_RSP_OKAY);
+	CHECK(r[0] == 0xBB && r[4095] == 0xBB);
+	CHECK(bk_bf_disconnect(f) == 0);
+	bk_bf_close(f);
+	CHECK(bk_ts_remove(env.ts, "vbd", VICTIM, 4) == 0);
+}
+
 int main(int argc, char **argv)
 {
 	const char *inner = argc > 1 ? argv[1] : "io_uring";
@@ -201,6 +243,7 @@ int main(int argc, char **argv)
 	if (b) {
 		test_disconnect_reconnect(b, path);
 		test_toolstack_remove(b, path);
+		test_barrier_order(path, inner);
 		test_guest_destroyed(b, path);
 		CHECK(bk_bf_bad_padding(b) == 0);
 		CHECK(bk_bf_disconnect(b) == 0);
