@@ -447,7 +447,16 @@ static int run_io(struct demo *dm)
 	bk_hook_enable(dm->hook, false);
 	bk_timer_free(dm->progress);
 	dm->progress = NULL;
-	return dm->stop_requested ? -EINTR : 0;
+	if (!dm->stop_requested)
+		return 0;
+	for (unsigned int i = 0; i < dm->nr_guests; i++) {
+		struct sd_guest *g = &dm->guests[i];
+
+		if (g->bf && !g->io_done && !g->failed)
+			snprintf(g->verdict_why, sizeof(g->verdict_why),
+				 "interrupted by a stop signal before its I/O was done");
+	}
+	return -EINTR;
 }
 
 /* The hostile guest passes when its device failed naming the broken rule. */
@@ -502,6 +511,7 @@ static bool flag_set(void *data)
 static bool teardown(struct demo *dm, bool daemon_stopped)
 {
 	struct bk_core *core = bk_daemon_core(dm->d);
+	struct bk_sim_counts c;
 	char why[200];
 	bool ok = true;
 
@@ -528,6 +538,12 @@ static bool teardown(struct demo *dm, bool daemon_stopped)
 			printf("  FAIL leak check, guest %u: %s\n", g->domid, why);
 			ok = false;
 		}
+	}
+	bk_sim_counts(dm->sim, &c);
+	if (c.gnt_mapped_pages || c.evtchn_bound) {
+		printf("  FAIL: the daemon still maps %u grant page(s), binds %u port(s)\n",
+		       c.gnt_mapped_pages, c.evtchn_bound);
+		ok = false;
 	}
 	if (bk_core_nr_devices(core)) {
 		printf("  FAIL: %u device(s) still in the daemon\n", bk_core_nr_devices(core));

@@ -22,6 +22,8 @@ if ! command -v python3 >/dev/null 2>&1; then
 fi
 
 tmp=$(mktemp -d /tmp/test-ctl-daemon.XXXXXX) || exit 1
+# The disks go under /var/tmp: /tmp may be a tmpfs, which has no O_DIRECT.
+img=$(mktemp -d /var/tmp/test-ctl-daemon.XXXXXX) || exit 1
 sock=$tmp/control
 results=$tmp/results.json
 pid=
@@ -32,7 +34,7 @@ cleanup() {
 		kill -KILL "$pid" 2>/dev/null
 		wait "$pid" 2>/dev/null
 	fi
-	rm -rf "$tmp"
+	rm -rf "$tmp" "$img"
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
@@ -74,7 +76,7 @@ expect_out() {
 # file appears). The bound only catches a hang; nothing here asserts on timing.
 start() {
 	rm -f "$results"
-	"$SIMDEMO" --serve --quiet --ops 1500 --dir "$tmp" --control-socket "$sock" \
+	"$SIMDEMO" --serve --quiet --ops 1500 --dir "$img" --control-socket "$sock" \
 		--results "$results" "$@" >"$tmp/demo.log" 2>&1 &
 	pid=$!
 	n=0
@@ -167,8 +169,8 @@ echo "== healthy run: 2 guests"
 if start; then
 	ctl 0 list && {
 		expect_out "51712 (xvda)"
-		expect_out "$tmp/guest1-disk.img"
-		expect_out "$tmp/guest2-disk.img"
+		expect_out "$img/guest1-disk.img"
+		expect_out "$img/guest2-disk.img"
 		expect_out "Connected"
 	}
 	ctl 0 stats && {
@@ -198,7 +200,7 @@ if start; then
 	if [ -e "$sock" ]; then
 		fail "control socket $sock left behind"
 	fi
-	if ls "$tmp"/*.img >/dev/null 2>&1; then
+	if ls "$img"/*.img >/dev/null 2>&1; then
 		fail "disk images left behind"
 	fi
 fi
@@ -232,7 +234,7 @@ fi
 
 # ---------------------------------------------------------------------------------------------
 echo "== corrupt run: a sector changed behind the guest's back must be caught"
-"$SIMDEMO" --quiet --ops 400 --dir "$tmp" --control-socket "$sock" --corrupt \
+"$SIMDEMO" --quiet --ops 400 --dir "$img" --control-socket "$sock" --corrupt \
 	>"$tmp/demo.log" 2>&1
 st=$?
 if [ "$st" -eq 1 ] && grep -q "data mismatch at sector" "$tmp/demo.log"; then
