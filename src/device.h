@@ -160,6 +160,12 @@ struct bk_core_params {
 	struct bk_xen *xen;
 	/* Coalescing delay for xenstore watch storms, in ms (0: process at the next loop turn). */
 	unsigned int watch_coalesce_ms;
+	/*
+	 * Period of a full re-check of every backend directory and frontend state, in ms: the
+	 * safety net for watch events lost when a connection's event queue overflowed (a guest
+	 * storming its own nodes can push out the toolstack's events). 0: 30000; UINT_MAX: never.
+	 */
+	unsigned int rescan_ms;
 };
 
 int bk_core_new(const struct bk_core_params *p, struct bk_core **ret);

@@ -6,6 +6,7 @@
  * watch_coalesce_ms, processes each dirty device once, however many events it had.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -261,7 +262,7 @@ static void rescan_kind(struct bk_core *core, unsigned int kind)
 	char **doms = NULL;
 	unsigned int nd = 0;
 
-	mark_all(core, kind, UINT32_MAX, BK_DIRTY_BE);
+	mark_all(core, kind, UINT32_MAX, BK_DIRTY_BE | BK_DIRTY_FE);
 	if (bk_xs_directory(core->xs, BK_XS_NULL, path, &doms, &nd) < 0)
 		return;
 	for (unsigned int i = 0; i < nd; i++) {
@@ -367,6 +368,17 @@ static void timer_cb(void *data)
 	core_batch(data);
 }
 
+static void rescan_cb(void *data)
+{
+	struct bk_core *core = data;
+
+	if (core->stopping)
+		return;
+	for (unsigned int k = 0; k < core->nr_kinds; k++)
+		core->kinds[k].rescan = true;
+	core_schedule(core);
+}
+
 int bk_core_new(const struct bk_core_params *prm, struct bk_core **ret)
 {
 	struct bk_core *core;
@@ -404,6 +416,7 @@ int bk_core_new(const struct bk_core_params *prm, struct bk_core **ret)
 	if (r < 0)
 		goto fail;
 	bk_timer_stop(core->timer);
+	core->rescan_ms = prm->rescan_ms ? prm->rescan_ms : BK_RESCAN_MS_DEFAULT;
 	*ret = core;
 	return 0;
 
@@ -457,6 +470,12 @@ int bk_core_start(struct bk_core *core)
 		/* The watch fires at once too; an explicit scan does not depend on it. */
 		k->rescan = true;
 		log_info("serving %s devices under %s", k->ops->kind, k->path);
+	}
+	if (core->rescan_ms != UINT_MAX) {
+		r = bk_loop_add_timer(core->loop, core->rescan_ms, core->rescan_ms, rescan_cb, core,
+				      &core->rescan_timer);
+		if (r < 0)
+			return r;
 	}
 	core->started = true;
 	core_schedule(core);
@@ -512,6 +531,7 @@ void bk_core_free(struct bk_core *core)
 		free(k->path);
 		free(k->token);
 	}
+	bk_timer_free(core->rescan_timer);
 	bk_timer_free(core->timer);
 	bk_watch_free(core->xs_watch);
 	bk_xs_close(core->xs);

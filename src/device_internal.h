@@ -24,6 +24,7 @@
 #define BK_DEVID_ANY UINT32_MAX
 /* First reserved domid (DOMID_FIRST_RESERVED): no frontend can have a larger one. */
 #define BK_DOMID_MAX 0x7FEFU
+#define BK_RESCAN_MS_DEFAULT 30000U
 
 enum {
 	BK_DIRTY_BE = 1 << 0, /* something under be_path changed */
@@ -84,6 +85,8 @@ struct bk_core {
 	unsigned int coalesce_ms;
 	struct bk_watch *xs_watch;
 	struct bk_timer *timer;
+	struct bk_timer *rescan_timer; /* NULL: no periodic rescan */
+	unsigned int rescan_ms;
 	struct bk_kind kinds[BK_CORE_MAX_KINDS];
 	unsigned int nr_kinds;
 	struct bk_hnode *devs[BK_HASH_SIZE];

@@ -9,6 +9,7 @@
 
 int failures;
 struct tb_stats tb;
+unsigned int fx_rescan_ms;
 
 #define TB_MAX_HELD 2048
 static struct bk_device *held[TB_MAX_HELD];
@@ -168,6 +169,7 @@ int fx_init(struct fx *fx, unsigned int coalesce_ms)
 	prm.loop = fx->loop;
 	prm.xen = fx->xen;
 	prm.watch_coalesce_ms = coalesce_ms;
+	prm.rescan_ms = fx_rescan_ms;
 	r = bk_core_new(&prm, &fx->core);
 	if (r < 0)
 		return r;

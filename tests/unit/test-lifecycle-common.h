@@ -59,6 +59,8 @@ struct fx {
 	struct bk_toolstack *ts;
 };
 
+/* struct bk_core_params.rescan_ms for the next fx_init (0: default). */
+extern unsigned int fx_rescan_ms;
 /* Sets up everything and starts the core with @coalesce_ms. Returns 0 or -errno. */
 int fx_init(struct fx *fx, unsigned int coalesce_ms);
 /* Stops the core (waiting for shutdowns), frees everything. */

@@ -248,11 +248,42 @@ static void test_many(void)
 	fx_fini(&fx);
 }
 
+/*
+ * A storm that overflows the daemon's watch event queue pushes out the toolstack's event for
+ * another device; the periodic rescan still finds that device.
+ */
+static void test_lost_events(void)
+{
+	struct bk_ts_dev a = fx_vbd(DOM, XVDA), b = fx_vbd(DOM, XVDA + 16);
+	uint64_t dropped;
+	struct fx fx;
+	char val[16];
+
+	fx_rescan_ms = 50;
+	CHECK(fx_init(&fx, 0) == 0);
+	fx_rescan_ms = 0;
+	CHECK(bk_sim_domain_create(fx.sim, DOM, 16) == 0);
+	CHECK(bk_ts_attach(fx.ts, &b) == 0);
+	pump(&fx, 10); /* nothing older left in the queue (the kind watch's first event) */
+	dropped = bk_sim_xs_dropped(fx.sim);
+	CHECK(bk_ts_add(fx.ts, &a) == 0);
+	for (int i = 0; i < STORM; i++) {
+		snprintf(val, sizeof(val), "%d", i);
+		CHECK(bk_ts_write_be(fx.ts, "vbd", DOM, XVDA + 16, "params", val) == 0);
+	}
+	CHECK(bk_sim_xs_dropped(fx.sim) > dropped); /* the scenario happened */
+	CHECK(fx_wait_nr_devices(&fx, 2) == 0);
+	CHECK(bk_core_find(fx.core, "vbd", DOM, XVDA) != NULL);
+	CHECK(tb.probes == 2);
+	fx_fini(&fx);
+}
+
 int main(void)
 {
 	test_storm(0);
 	test_storm(20);
 	test_garbage_paths();
+	test_lost_events();
 	test_many();
 	return fx_result("lifecycle-scale");
 }
