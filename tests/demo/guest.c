@@ -209,10 +209,11 @@ int sd_guest_setup(struct sd_guest *g, struct bk_sim *sim, struct bk_loop *loop,
 	if (r < 0)
 		return setup_fail(g, r, "creating the domain: %s", strerror(-r));
 	d.params = g->path;
+	/* Attached as soon as the directories may exist: teardown removes them either way. */
+	g->attached = true;
 	r = bk_ts_attach(ts, &d);
 	if (r < 0)
 		return setup_fail(g, r, "the backend did not reach InitWait: %s", strerror(-r));
-	g->attached = true;
 	r = negotiate(g, &p);
 	if (r < 0)
 		return setup_fail(g, r, "reading the backend's features: %s", strerror(-r));
