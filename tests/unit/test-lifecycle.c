@@ -503,6 +503,47 @@ out:
 	fx_fini(&fx);
 }
 
+/* Two kinds side by side: a vif from the toolstack reaches the vif backend only. */
+static void test_vif_kind(void)
+{
+	struct bk_backend_ops vif_ops = tb_ops;
+	struct bk_core_params prm = { 0 };
+	struct bk_ts_dev v = { .kind = "vif", .domid = DOM, .devid = 0 };
+	struct bk_ts_dev d = fx_vbd(DOM, XVDA);
+	_cleanup_free_ char *mac = NULL;
+	struct bk_device *dev;
+	struct fx fx;
+
+	vif_ops.kind = "vif";
+	vif_ops.log_name = "vif";
+	CHECK(fx_init(&fx, 0) == 0);
+	/* Restart the core with both kinds. */
+	bk_core_stop(fx.core, NULL, NULL);
+	bk_core_free(fx.core);
+	prm.loop = fx.loop;
+	prm.xen = fx.xen;
+	CHECK(bk_core_new(&prm, &fx.core) == 0);
+	CHECK(bk_core_register(fx.core, &tb_ops) == 0);
+	CHECK(bk_core_register(fx.core, &vif_ops) == 0);
+	CHECK(bk_core_register(fx.core, &vif_ops) == -EEXIST);
+	CHECK(bk_core_start(fx.core) == 0);
+	CHECK(bk_sim_domain_create(fx.sim, DOM, 16) == 0);
+	CHECK(bk_ts_attach(fx.ts, &v) == 0);
+	CHECK(bk_ts_attach(fx.ts, &d) == 0);
+	CHECK(bk_core_nr_devices(fx.core) == 2);
+	dev = bk_core_find(fx.core, "vif", DOM, 0);
+	CHECK(dev && strcmp(dev->name, "vif 5/0") == 0 && dev->ops == &vif_ops);
+	CHECK(dev && strcmp(dev->fe_path, "/local/domain/5/device/vif/0") == 0);
+	if (dev)
+		CHECK(bk_device_read_be(dev, "mac", &mac) == 0 && mac &&
+		      strcmp(mac, "00:16:3e:00:00:01") == 0);
+	CHECK(bk_core_find(fx.core, "vbd", DOM, 0) == NULL);
+	CHECK(bk_core_find(fx.core, "vif", DOM, XVDA) == NULL);
+	CHECK(bk_ts_remove(fx.ts, "vif", DOM, 0) == 0);
+	CHECK(bk_core_nr_devices(fx.core) == 1);
+	fx_fini(&fx);
+}
+
 static void on_stopped(void *data)
 {
 	(*(int *)data)++;
@@ -564,5 +605,6 @@ int main(void)
 	test_hostile_state();
 	test_fail();
 	test_stop();
+	test_vif_kind();
 	return fx_result("lifecycle");
 }
