@@ -325,8 +325,11 @@ void bk_dev_create(struct bk_core *core, unsigned int kind, uint32_t domid, uint
 		return;
 	}
 	dev->fe_path = expect;
-	if (asprintf(&p->fe_state_path, "%s/state", dev->fe_path) < 0 ||
-	    asprintf(&p->fe_token, "fe:%u:%u:%u", kind, domid, devid) < 0) {
+	if (asprintf(&p->fe_state_path, "%s/state", dev->fe_path) < 0)
+		p->fe_state_path = NULL;
+	if (asprintf(&p->fe_token, "fe:%u:%u:%u", kind, domid, devid) < 0)
+		p->fe_token = NULL;
+	if (!p->fe_state_path || !p->fe_token) {
 		dev_refuse(p, ENOMEM, "out of memory");
 		return;
 	}
