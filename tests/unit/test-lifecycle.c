@@ -544,6 +544,34 @@ static void test_vif_kind(void)
 	fx_fini(&fx);
 }
 
+/* The frontend watch cannot be set: the device is refused cleanly, and served once re-added. */
+static void test_watch_fails(void)
+{
+	struct bk_ts_dev d = fx_vbd(DOM, XVDA);
+	_cleanup_free_ char *be = NULL, *err = NULL;
+	struct bk_sim_counts c0, c1;
+	struct fx fx;
+
+	CHECK(fx_init(&fx, 0) == 0);
+	CHECK(bk_sim_domain_create(fx.sim, DOM, 16) == 0);
+	be = bk_ts_be_path(fx.ts, "vbd", DOM, XVDA);
+	bk_sim_counts(fx.sim, &c0);
+	CHECK(bk_sim_fault_inject(fx.sim, 0, BK_SIM_FAULT_XS_WATCH, 0, -ENOSPC) == 0);
+	CHECK(bk_ts_add(fx.ts, &d) == 0);
+	for (int i = 0; i < 10; i++)
+		bk_loop_run_once(fx.loop, 2);
+	CHECK(tb.probes == 0 && bk_core_nr_devices(fx.core) == 0);
+	CHECK(be_state(&fx, DOM, XVDA) == 6);
+	CHECK(bk_xs_read_str(bk_ts_xs(fx.ts), BK_XS_NULL, be, "error", &err) == 0);
+	CHECK(err && strtol(err, NULL, 10) == ENOSPC);
+	bk_sim_counts(fx.sim, &c1);
+	CHECK(c1.xs_watches == c0.xs_watches);
+	CHECK(bk_ts_remove(fx.ts, "vbd", DOM, XVDA) == 0);
+	CHECK(bk_ts_attach(fx.ts, &d) == 0);
+	CHECK(tb.probes == 1);
+	fx_fini(&fx);
+}
+
 static void on_stopped(void *data)
 {
 	(*(int *)data)++;
@@ -606,5 +634,6 @@ int main(void)
 	test_fail();
 	test_stop();
 	test_vif_kind();
+	test_watch_fails();
 	return fx_result("lifecycle");
 }
