@@ -152,6 +152,9 @@ int blkif_ring_fuzz_one(const uint8_t *data, size_t size)
 	for (unsigned int turn = 0; turn < 5000 && bk_bf_responses(f) - before < n; turn++) {
 		bk_loop_run_once(H->env.loop, turn < 100 ? 0 : 1);
 		bk_bf_reap(f, 0);
+		/* Slow: is the device still there to answer, or did it fail? */
+		if (turn >= 20 && (bk_xbf_be_state(bk_bf_xbf(f), &st) < 0 || st != BK_XB_CONNECTED))
+			break;
 	}
 	if (bk_bf_bad_padding(f) != bad)
 		die("response padding not zeroed");
