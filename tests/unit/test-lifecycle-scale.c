@@ -74,6 +74,19 @@ static void test_storm(unsigned int coalesce_ms)
 	CHECK(tb.fe_changes == fe_changes);
 	CHECK(tb.probes == 1);
 
+	/* More distinct keys in one batch than the core names: one backend_changed(NULL). */
+	tb.null_keys = 0;
+	tb.be_changes = 0;
+	for (int i = 0; i < 12; i++) {
+		char key[16];
+
+		snprintf(key, sizeof(key), "setting-%d", i);
+		CHECK(bk_ts_write_be(fx.ts, "vbd", DOM, XVDA, key, "1") == 0);
+	}
+	pump(&fx, 20);
+	CHECK(tb.null_keys == 1);
+	CHECK(tb.be_changes == 9); /* 8 named, then NULL */
+
 	/* Many devices stormed at once: one probe each. */
 	for (uint32_t i = 1; i <= 20; i++) {
 		struct bk_ts_dev di = fx_vbd(DOM, XVDA + 16 * i);
