@@ -76,8 +76,8 @@ static uint64_t random_sector(void)
 	return (rnd() % (opt_size / 4096)) * 8;
 }
 
-static void print_result(const char *what, unsigned int nq, unsigned int qd,
-			 const struct result *r, double base_cpu)
+static void print_result(const char *what, unsigned int nq, unsigned int qd, const struct result *r,
+			 double base_cpu)
 {
 	double rate = r->reqs / r->secs, cpu = r->cpu_us / (double)r->reqs;
 
@@ -219,7 +219,8 @@ static int run_direct(const char *path, unsigned int nq, unsigned int qd, struct
 			struct io_uring_cqe *cqe;
 			unsigned int head, n = 0;
 
-			/* One syscall per ring turn, as the engine does: submit and wait together. */
+			/* One syscall per ring turn, as the engine does: submit and wait together.
+			 */
 			io_uring_submit_and_wait(&rings[q], 1);
 			io_uring_for_each_cqe(&rings[q], head, cqe)
 			{
@@ -230,7 +231,8 @@ static int run_direct(const char *path, unsigned int nq, unsigned int qd, struct
 					r = cqe->res < 0 ? cqe->res : -EIO;
 					goto out;
 				}
-				io_uring_prep_read(sqe, fd, bufs[q][i], 4096, random_sector() * 512);
+				io_uring_prep_read(sqe, fd, bufs[q][i], 4096,
+						   random_sector() * 512);
 				io_uring_sqe_set_data64(sqe, i);
 				n++;
 			}
@@ -314,7 +316,8 @@ int main(int argc, char **argv)
 					continue;
 				r = run_backend(engines[ei], path, nq, qd, &res);
 				if (r < 0) {
-					fprintf(stderr, "blkbench: %s: %s\n", engines[ei], strerror(-r));
+					fprintf(stderr, "blkbench: %s: %s\n", engines[ei],
+						strerror(-r));
 					goto out;
 				}
 				snprintf(what, sizeof(what), "sim+blkif -> %s", engines[ei]);

@@ -154,10 +154,10 @@ bool blkif_req_writes(const struct blkif_req *req)
 	}
 }
 
-#define FAIL(status, why)                                                                          \
-	do {                                                                                       \
-		*ret_why = (why);                                                                  \
-		return (status);                                                                   \
+#define FAIL(status, why)         \
+	do {                      \
+		*ret_why = (why); \
+		return (status);  \
 	} while (0)
 
 int blkif_req_check(struct blkif_req *req, const struct blkif_limits *lim, const char **ret_why)
@@ -166,7 +166,8 @@ int blkif_req_check(struct blkif_req *req, const struct blkif_limits *lim, const
 
 	if (req->indirect) {
 		if (req->op != BLKIF_OP_READ && req->op != BLKIF_OP_WRITE)
-			FAIL(BLKIF_RSP_ERROR, "indirect request wraps an operation other than read/write");
+			FAIL(BLKIF_RSP_ERROR,
+			     "indirect request wraps an operation other than read/write");
 		if (req->nr_segments == 0)
 			FAIL(BLKIF_RSP_ERROR, "indirect request without segments");
 		if (req->nr_segments > lim->max_indirect_segs)
@@ -201,7 +202,8 @@ int blkif_req_check(struct blkif_req *req, const struct blkif_limits *lim, const
 			FAIL(BLKIF_RSP_EOPNOTSUPP, "discard not supported");
 		if (lim->readonly)
 			FAIL(BLKIF_RSP_ERROR, "discard on a read-only device");
-		if (req->sector > lim->nr_sectors || req->nr_sectors > lim->nr_sectors - req->sector)
+		if (req->sector > lim->nr_sectors ||
+		    req->nr_sectors > lim->nr_sectors - req->sector)
 			FAIL(BLKIF_RSP_ERROR, "discard range beyond the end of the device");
 		return BLKIF_RSP_OKAY;
 	default:
@@ -245,8 +247,7 @@ int blkif_req_check_segs(struct blkif_req *req, const struct blkif_limits *lim,
 	return BLKIF_RSP_OKAY;
 }
 
-void blkif_ring_attach(struct blkif_ring *r, void *addr, unsigned int nr_pages,
-		       enum blkif_abi abi)
+void blkif_ring_attach(struct blkif_ring *r, void *addr, unsigned int nr_pages, enum blkif_abi abi)
 {
 	r->sring = addr;
 	r->slots = (uint8_t *)addr + HDR_SIZE;

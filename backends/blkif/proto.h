@@ -52,7 +52,7 @@ uint32_t blkif_ring_entries(enum blkif_abi abi, unsigned int nr_pages);
  */
 struct blkif_req {
 	uint8_t operation; /* as written on the ring */
-	uint8_t op;        /* effective operation (indirect unwrapped) */
+	uint8_t op;	   /* effective operation (indirect unwrapped) */
 	bool indirect;
 	uint8_t discard_flag;
 	uint16_t handle;
@@ -60,7 +60,8 @@ struct blkif_req {
 	uint16_t nr_indirect_pages;
 	uint64_t id;
 	uint64_t sector;
-	uint64_t nr_sectors; /* discard: as requested; read/write: sum of the segments once checked */
+	uint64_t nr_sectors; /* discard: as requested; read/write: sum of the segments once checked
+			      */
 	grant_ref_t indirect_grefs[BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST];
 	struct blkif_request_segment seg[BLKIF_MAX_INDIRECT_SEGS];
 };
@@ -69,9 +70,9 @@ struct blkif_req {
 struct blkif_limits {
 	uint64_t nr_sectors; /* device size in 512-byte sectors */
 	bool readonly;
-	bool discard;   /* feature-discard advertised */
-	bool flush;     /* feature-flush-cache advertised */
-	bool barrier;   /* feature-barrier advertised */
+	bool discard; /* feature-discard advertised */
+	bool flush;   /* feature-flush-cache advertised */
+	bool barrier; /* feature-barrier advertised */
 	uint16_t max_indirect_segs;
 };
 
@@ -119,8 +120,7 @@ struct blkif_ring {
 };
 
 /* Attach to a mapped ring of @nr_pages pages (the frontend has initialised it). */
-void blkif_ring_attach(struct blkif_ring *r, void *addr, unsigned int nr_pages,
-		       enum blkif_abi abi);
+void blkif_ring_attach(struct blkif_ring *r, void *addr, unsigned int nr_pages, enum blkif_abi abi);
 /*
  * Requests waiting to be taken, from one read of req_prod. -EPROTO when the producer claims
  * more requests than the ring holds (a bogus frontend: fail the device).

@@ -234,9 +234,9 @@ int blkif_probe(struct bk_device *dev)
 			goto fail;
 		}
 	}
-	dev_info(dev, "%s (%s%s, %llu sectors), engine %s", bd->params,
-		 bd->cdrom ? "cdrom, " : "", bd->lim.readonly ? "ro" : "rw",
-		 (unsigned long long)bd->lim.nr_sectors, bd->engine_name);
+	dev_info(dev, "%s (%s%s, %llu sectors), engine %s", bd->params, bd->cdrom ? "cdrom, " : "",
+		 bd->lim.readonly ? "ro" : "rw", (unsigned long long)bd->lim.nr_sectors,
+		 bd->engine_name);
 	return 0;
 fail:
 	bd_free(bd);
@@ -269,8 +269,8 @@ static void connect(struct blkif_dev *bd)
 	bk_device_write_be(dev, "sectors", "%llu", (unsigned long long)bd->lim.nr_sectors);
 	bk_device_set_state(dev, BK_XB_CONNECTED);
 	bd->adopting = false;
-	dev_info(dev, "connected: %u queue(s), ring order %u, %s%s", bd->nr_queues,
-		 bd->ring_order, blkif_abi_name(bd->abi), bd->persistent ? ", persistent" : "");
+	dev_info(dev, "connected: %u queue(s), ring order %u, %s%s", bd->nr_queues, bd->ring_order,
+		 blkif_abi_name(bd->abi), bd->persistent ? ", persistent" : "");
 	/* Requests may already be waiting (the frontend filled the ring before Connected). */
 	for (unsigned int i = 0; i < bd->nr_queues; i++)
 		blkif_queue_run(&bd->queues[i]);

@@ -68,7 +68,8 @@ static void setup(void)
 
 		if (bk_bf_env_guest(&H->env, 20 + g, 256) < 0 ||
 		    bk_bf_env_add_vbd(&H->env, 20 + g, 51712, H->path, "w", "disk", extra) < 0 ||
-		    bk_bf_open(&H->env, 20 + g, 51712, &p, &H->f[g]) < 0 || bk_bf_connect(H->f[g]) < 0)
+		    bk_bf_open(&H->env, 20 + g, 51712, &p, &H->f[g]) < 0 ||
+		    bk_bf_connect(H->f[g]) < 0)
 			die("connect");
 		for (unsigned int i = 0; i < NR_DATA + 2; i++) {
 			if (bk_bf_alloc_page(H->f[g], &pfn) < 0 ||

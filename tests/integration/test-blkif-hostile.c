@@ -30,12 +30,12 @@
 
 static int failures;
 
-#define CHECK(cond)                                                                                \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);  \
-			failures++;                                                                \
-		}                                                                                  \
+#define CHECK(cond)                                                                              \
+	do {                                                                                     \
+		if (!(cond)) {                                                                   \
+			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+			failures++;                                                              \
+		}                                                                                \
 	} while (0)
 
 static struct bk_bf_env env;
@@ -352,7 +352,8 @@ static void test_double_fetch(void)
 		struct blkif_request_segment segs[BLKIF_MAX_SEGMENTS_PER_REQUEST];
 
 		for (unsigned int i = 0; i < BLKIF_MAX_SEGMENTS_PER_REQUEST; i++)
-			segs[i] = (struct blkif_request_segment){ .gref = other_ref, .last_sect = 7 };
+			segs[i] =
+				(struct blkif_request_segment){ .gref = other_ref, .last_sect = 7 };
 		bk_bf_encode_rw(f, slot, BLKIF_OP_READ, 11, 0xEE, 32, segs);
 	}
 	memset(bk_bf_page(f, data_pfn), 0x00, 4096);
@@ -412,8 +413,8 @@ static void test_event_storm(void)
 	dev = bk_core_find(env.core, "vbd", EVIL, next_devid - 1);
 	CHECK(dev && dev->ops->get_stats(dev, &qs, 1) == 1);
 	if (dev) {
-		printf("  storm: notify_in %llu spurious %llu\n",
-		       (unsigned long long)qs.notify_in, (unsigned long long)qs.spurious);
+		printf("  storm: notify_in %llu spurious %llu\n", (unsigned long long)qs.notify_in,
+		       (unsigned long long)qs.spurious);
 		CHECK(qs.spurious > 16 && qs.spurious <= qs.notify_in);
 	}
 	CHECK(bk_bf_rw(f, 0, BLKIF_OP_READ, 0, 8, buf, false) == BLKIF_RSP_OKAY);
@@ -487,8 +488,10 @@ static void test_wrap(enum blkif_abi abi)
 	printf("ring indices wrapping at 2^32 (%s)\n", p.protocol);
 	for (int i = 0; i < 40; i++) {
 		memset(w, i, sizeof(w));
-		CHECK(bk_bf_rw(f, 0, BLKIF_OP_WRITE, 8 * (uint64_t)i, 8, w, false) == BLKIF_RSP_OKAY);
-		CHECK(bk_bf_rw(f, 0, BLKIF_OP_READ, 8 * (uint64_t)i, 8, r, false) == BLKIF_RSP_OKAY);
+		CHECK(bk_bf_rw(f, 0, BLKIF_OP_WRITE, 8 * (uint64_t)i, 8, w, false) ==
+		      BLKIF_RSP_OKAY);
+		CHECK(bk_bf_rw(f, 0, BLKIF_OP_READ, 8 * (uint64_t)i, 8, r, false) ==
+		      BLKIF_RSP_OKAY);
 		CHECK(!memcmp(w, r, sizeof(w)));
 	}
 	CHECK(bk_bf_sring(f, 0)->rsp_prod < 0x100); /* wrapped */
@@ -540,8 +543,8 @@ static void test_xenstore(void)
 	uint64_t maxq = 0;
 	char toomany[16];
 
-	bad_key("unknown protocol", &(struct bk_bf_params){ .protocol = "x86_16-abi" }, NULL,
-		NULL, "protocol");
+	bad_key("unknown protocol", &(struct bk_bf_params){ .protocol = "x86_16-abi" }, NULL, NULL,
+		"protocol");
 	bad_key("protocol 'native' is not a protocol name", &p, "protocol", "native", "protocol");
 	good_key("protocol x86_64-abi", &p, "protocol", "x86_64-abi");
 

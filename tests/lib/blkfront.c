@@ -199,8 +199,8 @@ size_t bk_bf_encode_discard(const struct bk_blkfront *f, void *raw, uint64_t id,
 /* ------------------------------------------------------------------------------------------ */
 /* Set up and xenbus. */
 
-int bk_bf_open(struct bk_bf_env *env, uint32_t domid, uint32_t devid,
-	       const struct bk_bf_params *p, struct bk_blkfront **ret)
+int bk_bf_open(struct bk_bf_env *env, uint32_t domid, uint32_t devid, const struct bk_bf_params *p,
+	       struct bk_blkfront **ret)
 {
 	struct bk_blkfront *f = calloc(1, sizeof(*f));
 	_cleanup_free_ char *path = bk_ts_fe_path("vbd", domid, devid);
@@ -318,8 +318,8 @@ int bk_bf_prepare(struct bk_blkfront *f)
 		if (r < 0)
 			return r;
 	}
-	if (f->p.nr_queues >= 1 && (r = bk_xbf_write(f->xbf, "multi-queue-num-queues", "%u",
-						     f->p.nr_queues)) < 0)
+	if (f->p.nr_queues >= 1 &&
+	    (r = bk_xbf_write(f->xbf, "multi-queue-num-queues", "%u", f->p.nr_queues)) < 0)
 		return r;
 	if (f->p.ring_order &&
 	    (r = bk_xbf_write(f->xbf, "ring-page-order", "%u", f->p.ring_order)) < 0)
@@ -412,8 +412,8 @@ uint8_t *bk_bf_slot(struct bk_blkfront *f, unsigned int qi, uint32_t idx)
 {
 	struct bf_queue *q = &f->q[qi];
 
-	return q->ring + sizeof(struct blkif_sring_hdr) + (size_t)(idx & (q->nr_ents - 1)) *
-								   slot_size(f);
+	return q->ring + sizeof(struct blkif_sring_hdr) +
+	       (size_t)(idx & (q->nr_ents - 1)) * slot_size(f);
 }
 
 struct blkif_sring_hdr *bk_bf_sring(struct bk_blkfront *f, unsigned int qi)
@@ -461,9 +461,9 @@ int bk_bf_queue(struct bk_blkfront *f, unsigned int qi, struct bk_bf_io *io)
 	uint8_t raw[BLKIF_MAX_SLOT_SIZE];
 	unsigned int nseg = BK_DIV_ROUND_UP(io->nr_sectors, 8U), k;
 	bool indirect = io->indirect || nseg > BLKIF_MAX_SEGMENTS_PER_REQUEST;
-	bool is_write = io->op == BLKIF_OP_WRITE ||
-			((io->op == BLKIF_OP_FLUSH_DISKCACHE || io->op == BLKIF_OP_WRITE_BARRIER) &&
-			 nseg);
+	bool is_write =
+		io->op == BLKIF_OP_WRITE ||
+		((io->op == BLKIF_OP_FLUSH_DISKCACHE || io->op == BLKIF_OP_WRITE_BARRIER) && nseg);
 	uint32_t left = io->nr_sectors;
 	int r;
 

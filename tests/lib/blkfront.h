@@ -59,24 +59,24 @@ int bk_bf_tmpfile(const char *dir, uint64_t size, int fill, char *path, size_t l
 /* The frontend. */
 
 struct bk_bf_params {
-	unsigned int nr_queues;  /* 0 or 1: one queue, keys at the top (no multi-queue key) */
+	unsigned int nr_queues;	 /* 0 or 1: one queue, keys at the top (no multi-queue key) */
 	unsigned int ring_order; /* 0: one page and "ring-ref" */
-	const char *protocol;    /* NULL: no protocol key (native) */
-	enum blkif_abi abi;      /* layout used to fill the ring (match protocol) */
-	bool persistent;         /* write feature-persistent=1 */
-	uint32_t start_index;    /* initial ring indices (2^32 wrap tests) */
-	uint32_t pfn_base;       /* guest pages this frontend may use: [base, base+count) */
+	const char *protocol;	 /* NULL: no protocol key (native) */
+	enum blkif_abi abi;	 /* layout used to fill the ring (match protocol) */
+	bool persistent;	 /* write feature-persistent=1 */
+	uint32_t start_index;	 /* initial ring indices (2^32 wrap tests) */
+	uint32_t pfn_base;	 /* guest pages this frontend may use: [base, base+count) */
 	uint32_t pfn_count;
 };
 
 /* One I/O in flight through the frontend. Data lives in test memory (@data). */
 struct bk_bf_io {
-	uint8_t op;          /* BLKIF_OP_* (READ, WRITE, FLUSH_DISKCACHE, WRITE_BARRIER, DISCARD) */
-	bool indirect;       /* force BLKIF_OP_INDIRECT (also used when > 11 segments) */
+	uint8_t op;	     /* BLKIF_OP_* (READ, WRITE, FLUSH_DISKCACHE, WRITE_BARRIER, DISCARD) */
+	bool indirect;	     /* force BLKIF_OP_INDIRECT (also used when > 11 segments) */
 	bool readonly_grant; /* grant the data pages read-only (hostile tests) */
 	uint64_t sector;
 	uint32_t nr_sectors; /* 512-byte sectors; data is whole pages, the last one partial */
-	uint8_t *data;       /* nr_sectors * 512 bytes: written from, or read into */
+	uint8_t *data;	     /* nr_sectors * 512 bytes: written from, or read into */
 	/* Results. */
 	bool done;
 	int16_t status;
@@ -90,8 +90,8 @@ struct bk_bf_io {
 
 struct bk_blkfront;
 
-int bk_bf_open(struct bk_bf_env *env, uint32_t domid, uint32_t devid,
-	       const struct bk_bf_params *p, struct bk_blkfront **ret);
+int bk_bf_open(struct bk_bf_env *env, uint32_t domid, uint32_t devid, const struct bk_bf_params *p,
+	       struct bk_blkfront **ret);
 /* NULL-safe: revokes its grants (where not still mapped), closes ports, frees. */
 void bk_bf_close(struct bk_blkfront *f);
 struct bk_xbfront *bk_bf_xbf(struct bk_blkfront *f);

@@ -32,7 +32,8 @@ int bk_bf_env_new(struct bk_bf_env *env)
 	cp.watch_coalesce_ms = 0;
 	if ((r = bk_core_new(&cp, &env->core)) < 0 ||
 	    (r = bk_core_register(env->core, &blkif_backend_ops)) < 0 ||
-	    (r = bk_core_start(env->core)) < 0 || (r = bk_ts_new(env->sim, 0, env->loop, &env->ts)) < 0)
+	    (r = bk_core_start(env->core)) < 0 ||
+	    (r = bk_ts_new(env->sim, 0, env->loop, &env->ts)) < 0)
 		goto fail;
 	return 0;
 fail:
