@@ -578,7 +578,7 @@ int main(int argc, char **argv)
 		printf("engine %s or fault not built: skip\n", engine);
 		return 77;
 	}
-	snprintf(slow_opts, sizeof(slow_opts), "inner=%s,delay=30ms:write", engine);
+	snprintf(slow_opts, sizeof(slow_opts), "inner=%s,delay=1000ms:write", engine);
 	backing_fd = bk_bf_tmpfile("/var/tmp", DISK_BYTES, 0x11, path, sizeof(path));
 	if (backing_fd < 0 || bk_bf_env_new(&env) < 0)
 		return 1;

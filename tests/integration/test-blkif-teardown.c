@@ -231,7 +231,7 @@ int main(int argc, char **argv)
 		printf("engine %s or fault not built: skip\n", inner);
 		return 77;
 	}
-	snprintf(opts, sizeof(opts), "inner=%s,delay=50ms", inner);
+	snprintf(opts, sizeof(opts), "inner=%s,delay=1000ms", inner);
 	fd = bk_bf_tmpfile("/var/tmp", DISK_BYTES, 0x11, path, sizeof(path));
 	fd2 = bk_bf_tmpfile("/var/tmp", DISK_BYTES, 0x22, path2, sizeof(path2));
 	if (fd < 0 || fd2 < 0 || bk_bf_env_new(&env) < 0)
