@@ -205,6 +205,22 @@ static void test_hotplug_gate(uint32_t domid, const char *path)
 	bk_bf_close(f);
 }
 
+static uint32_t refused_id[2];
+
+/* The backend answered the device with Closed and an error node. */
+static bool refused(void *data)
+{
+	uint32_t *id = data;
+	_cleanup_free_ char *be = bk_ts_be_path(env.ts, "vbd", id[0], id[1]);
+	char ep[256];
+	unsigned int st = 0;
+
+	if (!be || bk_ts_be_state(env.ts, "vbd", id[0], id[1], &st) < 0 || st != BK_XB_CLOSED)
+		return false;
+	snprintf(ep, sizeof(ep), "%s/error", be);
+	return bk_ts_exists(env.ts, ep) == 1;
+}
+
 /* Bad backend keys refuse that device (Closed, error node); the others are unaffected. */
 static void test_refused(uint32_t domid, const char *path)
 {
@@ -238,8 +254,9 @@ static void test_refused(uint32_t domid, const char *path)
 		size_t len;
 
 		CHECK(bk_ts_add(env.ts, &d) == 0);
-		for (int k = 0; k < 20; k++)
-			bk_loop_run_once(env.loop, 1);
+		refused_id[0] = domid;
+		refused_id[1] = cases[i].devid;
+		CHECK(bk_test_pump_until(env.loop, refused, refused_id, 0) == 0);
 		CHECK(bk_ts_be_state(env.ts, "vbd", domid, cases[i].devid, &st) == 0 &&
 		      st == BK_XB_CLOSED);
 		if (be) {
