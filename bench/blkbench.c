@@ -3,8 +3,9 @@
  * blkbench: what the blkif backend costs per request. 4 KiB random reads at queue depth 1 and
  * 32, with 1 and 4 queues, from the test blkfront through the Xen simulation into the null
  * engine and into io_uring on a tmpfs file; then the same reads issued directly with io_uring
- * (no backend, no simulation) so the ratio shows the backend's cost. Prints requests/s and CPU
- * microseconds per request (getrusage: user + system of this process, frontend included).
+ * (no backend, no simulation) and through the io_uring engine alone, so the ratios show the
+ * backend's cost. Prints requests/s and CPU microseconds per request (getrusage: user + system
+ * of this process, the test frontend and the simulation included).
  *
  * Not a test: numbers depend on the machine. Usage:
  *   blkbench [--seconds S] [--dir DIR] [--size MiB]
@@ -185,6 +186,93 @@ out:
 	return r;
 }
 
+/* The same reads through the engine alone (no simulation, no backend): the engine's own cost. */
+struct eng_ctx {
+	struct bk_io ios[MAX_QD];
+	struct iovec iov[MAX_QD];
+	struct bk_engine *e;
+	uint64_t done;
+	bool stop;
+	int err;
+};
+
+static void eng_done(struct bk_io *io, int res)
+{
+	struct eng_ctx *c = io->priv;
+
+	if (res < 0) {
+		c->err = res;
+		return;
+	}
+	c->done++;
+	if (c->stop)
+		return;
+	io->offset = random_sector() * 512;
+	if (bk_engine_queue(c->e, io) < 0)
+		c->err = -EIO;
+}
+
+static int run_engine(const char *engine, const char *path, unsigned int nq, unsigned int qd,
+		      struct result *res)
+{
+	static struct eng_ctx ctx[MAX_Q];
+	static uint8_t bufs[MAX_Q][MAX_QD][4096] __attribute__((aligned(4096)));
+	struct bk_store_params sp = { .want_direct = true };
+	struct bk_engine_params ep = { .name = "bench", .depth = MAX_QD };
+	struct bk_store *store = NULL;
+	struct bk_loop *loop = NULL;
+	double t0, c0;
+	int r;
+
+	if ((r = bk_loop_new(&loop)) < 0 || (r = bk_store_open(path, &sp, &store)) < 0)
+		goto out;
+	memset(ctx, 0, sizeof(ctx));
+	for (unsigned int q = 0; q < nq; q++) {
+		if ((r = bk_engine_open(engine, loop, store, &ep, &ctx[q].e)) < 0)
+			goto out;
+		for (unsigned int i = 0; i < qd; i++) {
+			struct bk_io *io = &ctx[q].ios[i];
+
+			ctx[q].iov[i] = (struct iovec){ .iov_base = bufs[q][i], .iov_len = 4096 };
+			io->op = BK_IO_READ;
+			io->iov = &ctx[q].iov[i];
+			io->iovcnt = 1;
+			io->len = 4096;
+			io->buf_index = -1;
+			io->offset = random_sector() * 512;
+			io->done = eng_done;
+			io->priv = &ctx[q];
+			if ((r = bk_engine_queue(ctx[q].e, io)) < 0)
+				goto out;
+		}
+		bk_engine_kick(ctx[q].e);
+	}
+	t0 = now();
+	c0 = cpu_now();
+	while (now() < t0 + opt_seconds)
+		bk_loop_run_once(loop, 1);
+	res->secs = now() - t0;
+	res->cpu_us = (cpu_now() - c0) * 1e6;
+	res->reqs = 0;
+	for (unsigned int q = 0; q < nq; q++) {
+		ctx[q].stop = true;
+		res->reqs += ctx[q].done;
+		if (ctx[q].err)
+			r = ctx[q].err;
+	}
+	for (unsigned int q = 0; q < nq; q++)
+		while (bk_engine_inflight(ctx[q].e))
+			bk_loop_run_once(loop, 1);
+out:
+	for (unsigned int q = 0; q < nq; q++) {
+		bk_engine_close(ctx[q].e);
+		ctx[q].e = NULL;
+	}
+	bk_store_close(store);
+	bk_loop_free(loop);
+	return r;
+}
+
 #if HAVE_LIBURING
 /* The same reads straight on io_uring: @nq rings (one per "queue"), @qd in flight on each. */
 static int run_direct(const char *path, unsigned int nq, unsigned int qd, struct result *res)
@@ -308,6 +396,17 @@ int main(int argc, char **argv)
 			print_result("direct io_uring", nq, qd, &base, 0);
 			base_cpu = base.cpu_us / (double)base.reqs;
 #endif
+			if (bk_engine_find("io_uring")) {
+				struct result eng = { 0 };
+
+				r = run_engine("io_uring", path, nq, qd, &eng);
+				if (r < 0) {
+					fprintf(stderr, "blkbench: engine io_uring: %s\n",
+						strerror(-r));
+					goto out;
+				}
+				print_result("engine io_uring alone", nq, qd, &eng, base_cpu);
+			}
 			for (size_t ei = 0; ei < 2; ei++) {
 				struct result res = { 0 };
 				char what[64];
