@@ -59,6 +59,9 @@ else
 		echo "LAB-WARN no blanketd in the image"
 	fi
 	. /lab/dom0-lib.sh
+	# Sanitizer builds (the CI's build-asan) stop at the first error, with a stack trace.
+	export ASAN_OPTIONS=halt_on_error=1:abort_on_error=1:detect_leaks=1
+	export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 	start_blanketd
 fi
 
@@ -94,6 +97,31 @@ for s in $(echo "$SCENARIOS" | tr '+' ' '); do
 	for d in $(xl list 2>/dev/null | awk 'NR > 2 { print $1 }'); do xl destroy "$d"; done
 	echo "LAB-RESULT $s $r"
 done
+# blanketd must stop cleanly on SIGTERM with nothing reported by the sanitizers.
+if [ "$BACKEND" = blanketd ]; then
+	echo "LAB-BEGIN blanketd-exit"
+	pid=$(cat /run/lab-blanketd.pid 2>/dev/null)
+	r=PASS
+	if [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null; then
+		r="FAIL (blanketd was not running at the end)"
+	else
+		kill -TERM "$pid"
+		i=0
+		while kill -0 "$pid" 2>/dev/null && [ $i -lt 300 ]; do usleep 100000; i=$((i + 1)); done
+		if kill -0 "$pid" 2>/dev/null; then
+			r="FAIL (blanketd still running 30 s after SIGTERM)"
+		else
+			wait "$pid"
+			rc=$?
+			[ "$rc" = 0 ] || r="FAIL (blanketd exit status $rc)"
+		fi
+	fi
+	if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' /var/log/blanketd.log; then
+		r="FAIL (sanitizer report in the blanketd log)"
+	fi
+	case $r in PASS) ;; *) echo "--- blanketd log (tail) ---"; tail -n 60 /var/log/blanketd.log ;; esac
+	echo "LAB-RESULT blanketd-exit $r"
+fi
 echo "LAB-END"
 sync
 poweroff -f

@@ -8,6 +8,8 @@ grep -q ' /scratch ' /proc/mounts || IMG_DIR=/tmp
 BLANKETD_LOG=/var/log/blanketd.log
 
 say() { echo "LAB: $*"; }
+# Lines run.sh prints to the user as they come (the demo's output).
+show() { echo "LAB-SHOW $*"; }
 fail() {
 	echo "LAB-FAIL-REASON: $*"
 	exit 1
@@ -86,10 +88,9 @@ start_guest() {
 
 # wait_console NAME REGEX TIMEOUT_S: wait for a line in the guest's console log.
 wait_console() {
-	local log=$CONSOLE_DIR/guest-$1.log i=0
+	local log=$CONSOLE_DIR/guest-$1.log end=$((SECONDS + $3))
 	while ! grep -qE "$2" "$log" 2>/dev/null; do
-		i=$((i + 1))
-		if [ $i -gt $(($3 * 2)) ]; then
+		if [ $SECONDS -ge $end ]; then
 			guest_log "$1"
 			fail "guest $1: no '$2' within $3 s"
 		fi
@@ -110,15 +111,15 @@ guest_value() {
 
 # wait_guest_done NAME TIMEOUT_S: the guest printed GUEST-DONE ok and its domain went away.
 wait_guest_done() {
-	local i=0
+	local end
 	wait_console "$1" 'GUEST-DONE' "$2"
 	if ! grep -q 'GUEST-DONE ok' "$CONSOLE_DIR/guest-$1.log"; then
 		guest_log "$1"
 		fail "guest $1 reported a failed step"
 	fi
+	end=$((SECONDS + 30))
 	while xl domid "$1" >/dev/null 2>&1; do
-		i=$((i + 1))
-		[ $i -gt 60 ] && fail "guest $1 did not go away after poweroff"
+		[ $SECONDS -ge $end ] && fail "guest $1 did not go away after poweroff"
 		sleep 0.5
 	done
 	say "guest $1 done"
@@ -131,10 +132,9 @@ backend_nodes() {
 
 # wait_no_backend DOMID TIMEOUT_S
 wait_no_backend() {
-	local i=0
+	local end=$((SECONDS + $2))
 	while [ -n "$(backend_nodes "$1")" ]; do
-		i=$((i + 1))
-		if [ $i -gt $(($2 * 2)) ]; then
+		if [ $SECONDS -ge $end ]; then
 			xenstore-ls -f "/local/domain/0/backend/vbd/$1" 2>&1 | head -n 40
 			fail "backend nodes of domain $1 still present after $2 s"
 		fi

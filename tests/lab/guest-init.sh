@@ -48,7 +48,7 @@ features() {
 	for h in /sys/kernel/debug/block/$d/hctx*; do
 		[ -d "$h" ] || continue
 		n=$((n + 1))
-		echo "GUEST-HCTX $d $(basename "$h") queued=$(cat "$h/queued")"
+		echo "GUEST-HCTX $d $(basename "$h") dispatched=$(awk '{ s += $2 } END { print s + 0 }' "$h/dispatched" 2>/dev/null)"
 	done
 	echo "GUEST-QUEUES $d $(ls -d /sys/block/$d/mq/* 2>/dev/null | wc -l) cpus=$(nproc)"
 }

@@ -90,6 +90,7 @@ tail -n +1 -F --pid=$qpid "$LOG" 2>/dev/null | while IFS= read -r line; do
 	*LAB-RESULT*) lab_say "[$t s] ${line#*LAB-RESULT }" ;;
 	*LAB-FAIL-REASON*) lab_say "[$t s]   ${line#*LAB-}" ;;
 	*LAB-WARN*) lab_say "[$t s]   ${line#*LAB-}" ;;
+	*LAB-SHOW*) printf '%s\n' "${line#*LAB-SHOW }" ;;
 	esac
 done
 wait $qpid
@@ -97,7 +98,9 @@ qrc=$?
 flock -u 7
 
 pass=0 fail=0 skip=0
-for s in "${SCEN[@]}"; do
+checks=("${SCEN[@]}")
+[ "$BACKEND" = blanketd ] && checks+=(blanketd-exit)
+for s in "${checks[@]}"; do
 	r=$(tr -d '\r' <"$LOG" | sed -n "s/.*LAB-RESULT $s \([A-Z]*\).*/\1/p" | tail -n1)
 	case $r in
 	PASS) pass=$((pass + 1)) ;;

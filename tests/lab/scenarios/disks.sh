@@ -18,6 +18,7 @@ say "loop devices $a_loop $b_loop"
 iotool write "$a_loop" 0 8 31 >/dev/null || fail "cannot prepare $a_loop"
 iotool write "$b_file" 0 8 32 >/dev/null || fail "cannot prepare $b_file"
 
+# The backend marks the disk read-only (info=VDISK_READONLY): the guest kernel refuses the write.
 ro_steps() { echo "verify:$1:0:8:$2;readonly:$1;trywrite:$1;verify:$1:0:8:$2"; }
 write_cfg da 1 "wait:/dev/xvda:60;wait:/dev/xvdb:60;rw:/dev/xvda:0:16:41:1;$(ro_steps /dev/xvdb 31)" \
 	"$(disk_spec "$a_file" xvda w)" "$(disk_spec "$a_loop" xvdb r)"
@@ -30,12 +31,15 @@ wait_guest_done db 600
 blanketd_alive || fail "blanketd died"
 
 for g in da db; do
-	line=$(grep 'IOTOOL trywrite' "$CONSOLE_DIR/guest-$g.log" | tr -d '\r')
-	say "guest $g, read-only disk: $line; $(grep GUEST-RO "$CONSOLE_DIR/guest-$g.log" | tr -d '\r')"
-	case $line in
-	*failed*) ;;
-	*) fail "guest $g could write to its read-only disk ($line)" ;;
-	esac
+	grep 'IOTOOL trywrite' "$CONSOLE_DIR/guest-$g.log" | tr -d '\r' | while IFS= read -r line; do
+		say "guest $g, read-only disk: $line"
+		case $line in
+		*failed*) ;;
+		*) fail "guest $g could write to its read-only disk ($line)" ;;
+		esac
+	done || exit 1
+	[ "$(grep -c 'IOTOOL trywrite' "$CONSOLE_DIR/guest-$g.log")" = 1 ] || fail "guest $g: the write attempt is missing"
+	say "guest $g: $(grep GUEST-RO "$CONSOLE_DIR/guest-$g.log" | tr -d '\r')"
 done
 sync
 iotool verify "$a_file" 0 16 41 >/dev/null || fail "file disk of guest da lacks its data"

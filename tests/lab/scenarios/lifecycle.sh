@@ -21,10 +21,9 @@ xl block-attach life "$(disk_spec "$extra" xvdb w | tr -d "'")" || fail "xl bloc
 wait_console life 'GUEST-STEP rw:/dev/xvdb:0:8:5:2 ok' 300
 say "xl block-detach life xvdb"
 xl block-detach life xvdb || fail "xl block-detach failed"
-i=0
+end=$((SECONDS + 30))
 while [ -n "$(xenstore-list "/local/domain/0/backend/vbd/$dom1/$(vdev_id xvdb)" 2>/dev/null)" ]; do
-	i=$((i + 1))
-	[ $i -gt 60 ] && fail "backend node of the detached disk is still there"
+	[ $SECONDS -ge $end ] && fail "backend node of the detached disk is still there"
 	sleep 0.5
 done
 wait_console life 'GUEST-STEP waitgone:/dev/xvdb:180 ok' 120
@@ -59,10 +58,9 @@ wait_no_backend "$dom3" 30
 [ -z "$(xenstore-list "/local/domain/$dom3" 2>/dev/null)" ] || fail "domain $dom3 still has xenstore nodes"
 if [ "$LAB_BACKEND" = blanketd ]; then
 	blanketd_alive || fail "blanketd died"
-	i=0
+	end=$((SECONDS + 20))
 	while [ "$(blanketd_fds)" != "$fds0" ] || [ "$(blanketd_gnt_maps)" != "$maps0" ]; do
-		i=$((i + 1))
-		if [ $i -gt 40 ]; then
+		if [ $SECONDS -ge $end ]; then
 			ls -l "/proc/$(blanketd_pid)/fd" | sed 's/^/  /'
 			fail "blanketd holds $(blanketd_fds) fds and $(blanketd_gnt_maps) gntdev maps, $fds0 and $maps0 before the guest"
 		fi

@@ -42,14 +42,26 @@ grep -q 'GUEST-FEATURES.*indirect descriptors: enabled' "$CONSOLE_DIR/guest-mq.l
 grep -E 'GUEST-(FEATURES|HCTX|QUEUES)' "$CONSOLE_DIR/guest-mq.log" | tr -d '\r' | sed 's/^/  /'
 hctx=$(grep -c 'GUEST-HCTX xvda' "$CONSOLE_DIR/guest-mq.log")
 [ "$hctx" -ge "$nq" ] || fail "guest shows $hctx blk-mq hardware queues for $nq negotiated"
-idle=$(grep 'GUEST-HCTX xvda' "$CONSOLE_DIR/guest-mq.log" | grep -c 'queued=0')
-[ "$idle" = 0 ] || fail "$idle hardware queue(s) in the guest carried no request"
 
 if [ "$LAB_BACKEND" = blanketd ] && [ -x /usr/sbin/blanketctl ]; then
 	blanketctl_stats | sed 's/^/  /'
-	# Every queue of the device must show requests (a JSON per-queue read count > 0).
-	js=$(blanketctl stats --json 2>/dev/null)
-	say "blanketctl stats --json: $(echo "$js" | head -c 600)"
+	# Backend side: every queue of the device carried reads, writes and indirect requests.
+	js=$(blanketctl stats --json 2>&1)
+	per_q=$(echo "$js" | grep -o '"queue":[0-9]*,"requests":{"read":[0-9]*,"write":[0-9]*,[^}]*"indirect":[0-9]*')
+	nqs=$(echo "$per_q" | grep -c '"queue"')
+	[ "$nqs" = "$nq" ] || fail "blanketctl shows $nqs queues for $nq negotiated: $js"
+	echo "$per_q" | while IFS= read -r q; do
+		r=$(echo "$q" | sed -n 's/.*"read":\([0-9]*\).*/\1/p')
+		w=$(echo "$q" | sed -n 's/.*"write":\([0-9]*\).*/\1/p')
+		ind=$(echo "$q" | sed -n 's/.*"indirect":\([0-9]*\).*/\1/p')
+		say "queue ${q#*\"queue\":}"
+		[ "${r:-0}" -gt 0 ] && [ "${w:-0}" -gt 0 ] || fail "a queue carried no reads or no writes: $q"
+		[ "${ind:-0}" -gt 0 ] || fail "a queue carried no indirect request: $q"
+	done || exit 1
+else
+	# Kernel backend: the guest's per-hardware-queue dispatch counters.
+	idle=$(grep 'GUEST-HCTX xvda' "$CONSOLE_DIR/guest-mq.log" | grep -c 'dispatched=0')
+	[ "$idle" = 0 ] || fail "$idle hardware queue(s) in the guest dispatched nothing"
 fi
 wait_guest_done mq 120
 exit 0
