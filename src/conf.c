@@ -217,6 +217,23 @@ static void dump_control_socket(const struct bk_config *cfg, FILE *out)
 	fprintf(out, "%s", cfg->control_socket);
 }
 
+static int set_state_directory(struct bk_config *cfg, const char *v, char *why, size_t len)
+{
+	if (v[0] != '/')
+		return why_set(why, len, "must be an absolute path");
+	if (strlen(v) >= sizeof(cfg->state_directory))
+		return why_set(why, len, "path longer than %zu bytes",
+			       sizeof(cfg->state_directory) - 1);
+	snprintf(cfg->state_directory, sizeof(cfg->state_directory), "%s", v);
+	cfg->state_directory_set = true;
+	return 0;
+}
+
+static void dump_state_directory(const struct bk_config *cfg, FILE *out)
+{
+	fprintf(out, "%s", cfg->state_directory);
+}
+
 static int set_engine(struct bk_config *cfg, const char *v, char *why, size_t len)
 {
 	int r = bk_parse_engine(v, why, len);
@@ -332,6 +349,7 @@ static void dump_cpu_affinity(const struct bk_config *cfg, FILE *out)
 static const struct conf_key conf_keys[] = {
 	KEY("log-level", log_level),
 	KEY("control-socket", control_socket),
+	KEY("state-directory", state_directory),
 	KEY("engine", engine),
 	KEY("queues", queues),
 	KEY("max-ring-page-order", max_ring_page_order),
@@ -346,6 +364,8 @@ void bk_config_defaults(struct bk_config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->log_level = BK_LOG_INFO;
 	snprintf(cfg->control_socket, sizeof(cfg->control_socket), "%s", BK_CONFIG_DEFAULT_SOCKET);
+	snprintf(cfg->state_directory, sizeof(cfg->state_directory), "%s",
+		 BK_CONFIG_DEFAULT_STATE_DIR);
 #if HAVE_LIBURING
 	snprintf(cfg->engine, sizeof(cfg->engine), "io_uring");
 #elif HAVE_LIBAIO

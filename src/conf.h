@@ -21,6 +21,8 @@
 
 #define BK_CONFIG_DEFAULT_PATH BK_SYSCONFDIR "/blanketd/blanketd.conf"
 #define BK_CONFIG_DEFAULT_SOCKET "/run/blanketd/control"
+/* In-flight journals live in <state-directory>/inflight (see src/journal.h). */
+#define BK_CONFIG_DEFAULT_STATE_DIR "/run/blanketd"
 
 /* Limits on the numeric keys (the man page quotes them). */
 #define BK_CFG_QUEUES_MAX 64U
@@ -59,6 +61,13 @@ struct bk_config {
 	bool cpu_affinity_set;	    /* false: do not pin */
 	cpu_set_t cpu_affinity;	    /* for the daemon and its I/O threads */
 	char cpu_affinity_str[128]; /* as written, for logs */
+	/*
+	 * Where the in-flight journals that make restarts invisible to guests live. Must outlive
+	 * the process (tmpfs /run). On the simulated platform journals are kept only when this
+	 * was set explicitly, so test processes never share files.
+	 */
+	char state_directory[108];
+	bool state_directory_set;
 };
 
 /* Fill @cfg with the built-in defaults (what an empty file gives). */

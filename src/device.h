@@ -190,5 +190,10 @@ struct bk_device *bk_core_find(struct bk_core *core, const char *kind, uint32_t 
 /* Iterate: the list of live devices (struct bk_device.link). */
 struct list_head *bk_core_devices(struct bk_core *core);
 uint32_t bk_core_domid(const struct bk_core *core);
+/*
+ * True once bk_core_stop() began: the daemon is going away, not the device. Backends then hand
+ * their devices over (drain, keep the guest connected) instead of disconnecting the guest.
+ */
+bool bk_core_stopping(const struct bk_core *core);
 
 #endif

@@ -561,6 +561,11 @@ struct list_head *bk_core_devices(struct bk_core *core)
 	return &core->devices;
 }
 
+bool bk_core_stopping(const struct bk_core *core)
+{
+	return core->stopping;
+}
+
 uint32_t bk_core_domid(const struct bk_core *core)
 {
 	return core->domid;

@@ -43,14 +43,39 @@ struct journal_ent {
 struct bk_journal {
 	struct journal_hdr *hdr;
 	struct journal_ent *ents;
+	uint32_t nr_ents;
 	size_t map_len;
 	char *path;
 	unsigned int live;
+	/* Process-local: free entries (a stack) and entries answered but not yet published. */
+	uint32_t *free;
+	uint32_t nr_free;
+	uint32_t *answered;
+	uint32_t nr_answered;
 };
+
+static uint32_t nr_entries(uint32_t nr_slots)
+{
+	return nr_slots * 2;
+}
 
 static size_t journal_size(uint32_t nr_slots)
 {
-	return sizeof(struct journal_hdr) + (size_t)nr_slots * sizeof(struct journal_ent);
+	return sizeof(struct journal_hdr) + (size_t)nr_entries(nr_slots) * sizeof(struct journal_ent);
+}
+
+/* Rebuild the free stack from the mapping (entries in use are never on it). */
+static void rebuild_free(struct bk_journal *j)
+{
+	j->nr_free = 0;
+	j->live = 0;
+	j->nr_answered = 0;
+	for (uint32_t i = j->nr_ents; i-- > 0;) {
+		if (j->ents[i].state == ENT_FREE)
+			j->free[j->nr_free++] = i;
+		else
+			j->live++;
+	}
 }
 
 static bool geom_valid(const struct bk_journal_geom *g)
@@ -114,7 +139,16 @@ int bk_journal_open(const char *dir, const char *name, const struct bk_journal_g
 		return log_err_errno(neg_errno(), "cannot map journal %s: %m", path);
 
 	j = calloc(1, sizeof(*j));
-	if (!j) {
+	if (j) {
+		j->nr_ents = nr_entries(g->nr_slots);
+		j->free = calloc(j->nr_ents, sizeof(*j->free));
+		j->answered = calloc(j->nr_ents, sizeof(*j->answered));
+	}
+	if (!j || !j->free || !j->answered) {
+		if (j) {
+			free(j->free);
+			free(j->answered);
+		}
 		munmap(map, len);
 		return -ENOMEM;
 	}
@@ -133,11 +167,8 @@ int bk_journal_open(const char *dir, const char *name, const struct bk_journal_g
 		j->hdr->geom = *g;
 		/* Magic last: a half-written header never looks valid. */
 		__atomic_store_n(&j->hdr->magic, JOURNAL_MAGIC, __ATOMIC_RELEASE);
-	} else {
-		for (uint32_t i = 0; i < g->nr_slots; i++)
-			if (j->ents[i].state != ENT_FREE)
-				j->live++;
 	}
+	rebuild_free(j);
 	j->path = TAKE_PTR(path);
 	*ret_recovering = keep;
 	*ret = TAKE_PTR(j);
@@ -152,23 +183,27 @@ void bk_journal_close(struct bk_journal *j, bool discard)
 	if (discard)
 		unlink(j->path);
 	free(j->path);
+	free(j->free);
+	free(j->answered);
 	free(j);
 }
 
-void bk_journal_record(struct bk_journal *j, uint32_t slot, const void *raw)
+int bk_journal_record(struct bk_journal *j, const void *raw)
 {
 	struct journal_ent *e;
+	uint32_t i;
 
-	if (slot >= j->hdr->geom.nr_slots)
-		return;
-	e = &j->ents[slot];
-	if (e->state == ENT_FREE)
-		j->live++;
+	if (!j->nr_free)
+		return -ENOSPC;
+	i = j->free[--j->nr_free];
+	e = &j->ents[i];
+	j->live++;
 	memcpy(e->raw, raw, j->hdr->geom.raw_size);
 	e->seq = j->hdr->next_seq++;
 	e->rsp_idx = 0;
 	/* The entry is complete before it counts. */
 	__atomic_store_n(&e->state, ENT_INFLIGHT, __ATOMIC_RELEASE);
+	return (int)i;
 }
 
 void bk_journal_set_cons(struct bk_journal *j, uint32_t req_cons)
@@ -176,32 +211,44 @@ void bk_journal_set_cons(struct bk_journal *j, uint32_t req_cons)
 	__atomic_store_n(&j->hdr->req_cons, req_cons, __ATOMIC_RELEASE);
 }
 
-void bk_journal_responded(struct bk_journal *j, uint32_t slot, uint32_t rsp_idx)
+void bk_journal_responded(struct bk_journal *j, int ent, uint32_t rsp_idx)
 {
 	struct journal_ent *e;
 
-	if (slot >= j->hdr->geom.nr_slots)
+	if (ent < 0 || (uint32_t)ent >= j->nr_ents || j->ents[ent].state != ENT_INFLIGHT)
 		return;
-	e = &j->ents[slot];
+	e = &j->ents[ent];
 	e->rsp_idx = rsp_idx;
 	__atomic_store_n(&e->state, ENT_RESPONDED, __ATOMIC_RELEASE);
+	j->answered[j->nr_answered++] = (uint32_t)ent;
+}
+
+static void ent_free(struct bk_journal *j, uint32_t i)
+{
+	__atomic_store_n(&j->ents[i].state, ENT_FREE, __ATOMIC_RELEASE);
+	j->free[j->nr_free++] = i;
+	j->live--;
 }
 
 void bk_journal_set_pushed(struct bk_journal *j, uint32_t rsp_prod)
 {
+	/* Published first: a crash in between leaves answered entries that recovery skips. */
 	__atomic_store_n(&j->hdr->rsp_pushed, rsp_prod, __ATOMIC_RELEASE);
+	for (uint32_t k = 0; k < j->nr_answered; k++)
+		ent_free(j, j->answered[k]);
+	j->nr_answered = 0;
 }
 
-void bk_journal_release(struct bk_journal *j, uint32_t slot)
+void bk_journal_release(struct bk_journal *j, int ent)
 {
-	struct journal_ent *e;
-
-	if (slot >= j->hdr->geom.nr_slots)
+	if (ent < 0 || (uint32_t)ent >= j->nr_ents || j->ents[ent].state != ENT_INFLIGHT)
 		return;
-	e = &j->ents[slot];
-	if (e->state != ENT_FREE)
-		j->live--;
-	__atomic_store_n(&e->state, ENT_FREE, __ATOMIC_RELEASE);
+	ent_free(j, (uint32_t)ent);
+}
+
+uint32_t bk_journal_req_cons(const struct bk_journal *j)
+{
+	return __atomic_load_n(&j->hdr->req_cons, __ATOMIC_ACQUIRE);
 }
 
 unsigned int bk_journal_nr_live(const struct bk_journal *j)
@@ -224,6 +271,7 @@ int bk_journal_recover(struct bk_journal *j, uint32_t shared_rsp_prod,
 	struct journal_hdr *h = j->hdr;
 	uint32_t cons = h->req_cons, pushed = h->rsp_pushed, published;
 	_cleanup_free_ struct journal_ent **todo = NULL;
+	_cleanup_free_ uint8_t *raws = NULL;
 	unsigned int n = 0;
 
 	/*
@@ -236,10 +284,10 @@ int bk_journal_recover(struct bk_journal *j, uint32_t shared_rsp_prod,
 	else
 		published = pushed;
 
-	todo = calloc(h->geom.nr_slots, sizeof(*todo));
+	todo = calloc(j->nr_ents, sizeof(*todo));
 	if (!todo)
 		return -ENOMEM;
-	for (uint32_t i = 0; i < h->geom.nr_slots; i++) {
+	for (uint32_t i = 0; i < j->nr_ents; i++) {
 		struct journal_ent *e = &j->ents[i];
 		uint32_t state = __atomic_load_n(&e->state, __ATOMIC_ACQUIRE);
 
@@ -249,17 +297,26 @@ int bk_journal_recover(struct bk_journal *j, uint32_t shared_rsp_prod,
 			 (uint32_t)(e->rsp_idx - pushed) >= (uint32_t)(published - pushed))
 			todo[n++] = e; /* answered, but the answer was never published */
 	}
-	if ((uint32_t)(cons - published) < n) {
+	if ((uint32_t)(cons - published) + 1 == n) {
+		/* A crash between recording a request and advancing the consumer index. */
+		cons++;
+	} else if ((uint32_t)(cons - published) < n) {
 		/* More requests than the ring can have outstanding: the journal is corrupt. */
 		return -EUCLEAN;
 	}
 	qsort(todo, n, sizeof(*todo), cmp_seq);
+	/* Copy out, then empty the journal: re-issuing records the requests afresh. */
+	raws = malloc((size_t)BK_MAX(n, 1U) * h->geom.raw_size);
+	if (!raws)
+		return -ENOMEM;
 	for (unsigned int i = 0; i < n; i++)
-		reissue(todo[i]->raw, data);
-
-	memset(j->ents, 0, (size_t)h->geom.nr_slots * sizeof(*j->ents));
-	j->live = 0;
+		memcpy(raws + (size_t)i * h->geom.raw_size, todo[i]->raw, h->geom.raw_size);
+	memset(j->ents, 0, (size_t)j->nr_ents * sizeof(*j->ents));
+	rebuild_free(j);
 	h->rsp_pushed = published;
+	for (unsigned int i = 0; i < n; i++)
+		reissue(raws + (size_t)i * h->geom.raw_size, data);
+
 	*ret_req_cons = cons;
 	*ret_rsp_prod = published;
 	return (int)n;

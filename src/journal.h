@@ -11,10 +11,13 @@
  * copy, so a response that overwrote the slot loses nothing).
  *
  * Protocol for the datapath (every step a plain store into the mapping; no syscalls):
- *   take:     bk_journal_record(slot, raw) then bk_journal_set_cons(req_cons)
- *   answer:   write the response at rsp_prod_pvt, bk_journal_responded(slot, that index)
- *   publish:  push rsp_prod to the ring, bk_journal_set_pushed(rsp_prod),
- *             then bk_journal_release(slot) for each request answered in the batch
+ *   take:     ent = bk_journal_record(raw), then bk_journal_set_cons(req_cons)
+ *   answer:   write the response at rsp_prod_pvt, bk_journal_responded(ent, that index)
+ *   publish:  push rsp_prod to the ring, then bk_journal_set_pushed(rsp_prod), which frees
+ *             the entries answered since the last publish
+ * Entries belong to the journal, not to the backend's request slots: a slot is reused as soon
+ * as its request is answered, while the record must live until the answer is published. Twice
+ * nr_slots entries cover both.
  * A crash between any two steps leaves a journal from which bk_journal_recover() rebuilds the
  * exact set of requests to issue again (writes are idempotent: the guest keeps the data pages
  * granted and unchanged until it sees the response).
@@ -50,11 +53,16 @@ int bk_journal_open(const char *dir, const char *name, const struct bk_journal_g
 /* NULL-safe. @discard removes the file (device gone or disconnected for good). */
 void bk_journal_close(struct bk_journal *j, bool discard);
 
-void bk_journal_record(struct bk_journal *j, uint32_t slot, const void *raw);
+/* Record a taken request; returns its entry, or -ENOSPC (a caller bug: more than allowed). */
+int bk_journal_record(struct bk_journal *j, const void *raw);
 void bk_journal_set_cons(struct bk_journal *j, uint32_t req_cons);
-void bk_journal_responded(struct bk_journal *j, uint32_t slot, uint32_t rsp_idx);
+void bk_journal_responded(struct bk_journal *j, int ent, uint32_t rsp_idx);
+/* Responses up to @rsp_prod are published: free the entries answered before. */
 void bk_journal_set_pushed(struct bk_journal *j, uint32_t rsp_prod);
-void bk_journal_release(struct bk_journal *j, uint32_t slot);
+/* Forget an entry without an answer (the request is dropped with its ring). */
+void bk_journal_release(struct bk_journal *j, int ent);
+/* The consumer index the journal holds (to check it belongs to a ring before recovering). */
+uint32_t bk_journal_req_cons(const struct bk_journal *j);
 /* Entries in use (tests, stats). */
 unsigned int bk_journal_nr_live(const struct bk_journal *j);
 

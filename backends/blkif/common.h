@@ -14,6 +14,7 @@
 #include "conf.h"
 #include "device.h"
 #include "engine.h"
+#include "journal.h"
 #include "proto.h"
 #include "util/list.h"
 #include "xen/xen.h"
@@ -29,10 +30,10 @@
 /* Where a request is in its life. */
 enum blkif_stage {
 	BLKIF_S_FREE = 0,
-	BLKIF_S_WAIT,   /* taken, waiting for bounce pages, the engine, or a barrier's drain */
+	BLKIF_S_WAIT,	/* taken, waiting for bounce pages, the engine, or a barrier's drain */
 	BLKIF_S_COPYIN, /* write data being copied in (this batch) */
-	BLKIF_S_IO,     /* with the engine */
-	BLKIF_S_DONE,   /* finished, response pending (read data copy-out first) */
+	BLKIF_S_IO,	/* with the engine */
+	BLKIF_S_DONE,	/* finished, response pending (read data copy-out first) */
 };
 
 struct blkif_queue;
@@ -41,7 +42,7 @@ struct blkif_pool {
 	uint8_t *base;
 	unsigned int nr_pages;
 	unsigned int nr_free;
-	uint64_t *map; /* bit set = page in use */
+	uint64_t *map;	 /* bit set = page in use */
 	bool registered; /* engine registered it as fixed buffer 0 */
 };
 
@@ -50,14 +51,15 @@ struct blkif_slot {
 	struct iovec iov;
 	struct blkif_queue *q;
 	struct list_head link; /* free, wait, or done list */
-	uint8_t stage;         /* enum blkif_stage */
+	uint8_t stage;	       /* enum blkif_stage */
 	bool flush_after;      /* flush/barrier with data: a flush follows the write */
 	bool queued_flush;     /* the I/O now with the engine is that flush */
-	bool need_desc;        /* indirect: descriptors not fetched yet */
+	bool need_desc;	       /* indirect: descriptors not fetched yet */
 	int16_t status;
 	uint32_t pool_first, pool_pages;
 	uint32_t copy_first, copy_n; /* range in the copy batch */
 	uint64_t start_ns;
+	int jent; /* in-flight journal entry, -1 without a journal */
 	struct blkif_req req;
 };
 
@@ -79,8 +81,11 @@ struct blkif_queue {
 	struct blkif_ring ring;
 	uint32_t remote_port;
 	uint32_t local_port;
+	uint32_t refs[BLKIF_MAX_RING_PAGES]; /* as the frontend published them */
 	bool bound;
 	bool mapped;
+	/* Survives our restarts: what was taken and not yet answered (src/journal.h). */
+	struct bk_journal *journal;
 
 	struct bk_engine *engine;
 	struct blkif_slot *slots;
@@ -88,15 +93,15 @@ struct blkif_queue {
 	struct list_head free_list;
 	struct list_head wait_list; /* FIFO of taken, not yet dispatched requests */
 	struct list_head done_list; /* finished, to answer in the next batch */
-	unsigned int busy;          /* slots not free */
+	unsigned int busy;	    /* slots not free */
 	unsigned int engine_inflight;
 	struct blkif_pool pool;
 	struct blkif_copy_batch batch;
 
-	bool stalled;         /* stopped consuming: slots, bounce pages or engine full */
+	bool stalled;	      /* stopped consuming: slots, bounce pages or engine full */
 	bool barrier_pending; /* a barrier is taken and not answered: consume nothing more */
-	bool dead;            /* disconnecting: complete everything into the void */
-	bool masked;          /* port left masked by the spurious back-off */
+	bool dead;	      /* disconnecting: complete everything into the void */
+	bool masked;	      /* port left masked by the spurious back-off */
 	unsigned int spurious_run;
 	unsigned int taken_since_unmask; /* requests taken since the port was unmasked */
 	struct bk_timer *backoff;
@@ -142,13 +147,15 @@ struct blkif_dev {
 	struct bk_hook *hook;
 	struct bk_timer *resched; /* 0 ms: a queue used its whole budget */
 
-	bool connected;   /* rings mapped and serving */
+	bool connected;	      /* rings mapped and serving */
 	bool waiting_hotplug; /* frontend ready, hotplug-status not yet connected */
-	bool draining;    /* disconnect started, waiting for in-flight I/O */
+	bool draining;	      /* disconnect started, waiting for in-flight I/O */
+	bool adopting;	    /* probe found it Connected by a previous run: take over, no InitWait */
+	bool handover;	    /* the daemon stops: finish what was taken, keep the guest connected */
 	unsigned int after; /* BLKIF_AFTER_* once drained */
 
 	struct bk_queue_stats *stats; /* max_queues entries, kept across reconnects */
-	unsigned int stats_queues;     /* queues of the last connection */
+	unsigned int stats_queues;    /* queues of the last connection */
 };
 
 static inline struct blkif_dev *blkif_of(struct bk_device *dev)
@@ -169,12 +176,21 @@ void blkif_remove(struct bk_device *dev);
 void blkif_start_disconnect(struct blkif_dev *bd, unsigned int after, bool may_finish_now);
 /* Called (from the hook) once nothing is in flight any more. */
 void blkif_finish_disconnect(struct blkif_dev *bd);
+/*
+ * The daemon stops: answer everything already taken, take nothing new, then release the rings
+ * without touching xenstore, so the guest stays Connected and the next daemon adopts it.
+ */
+void blkif_start_handover(struct blkif_dev *bd);
+/* Called (from the hook) once every taken request is answered. */
+void blkif_finish_handover(struct blkif_dev *bd);
 
 /* ring.c */
 int blkif_rings_connect(struct blkif_dev *bd);
 void blkif_rings_release(struct blkif_dev *bd);
 
 /* io.c */
+/* Admit one request from its private raw copy (taken from the ring, or from the journal). */
+void blkif_queue_admit(struct blkif_queue *q, const void *raw);
 void blkif_evtchn_cb(void *data, int fd, unsigned int events);
 void blkif_hook_cb(void *data);
 void blkif_backoff_cb(void *data);
@@ -182,6 +198,8 @@ void blkif_resched_cb(void *data);
 void blkif_queue_run(struct blkif_queue *q);
 void blkif_queue_kill(struct blkif_queue *q);
 unsigned int blkif_dev_inflight(const struct blkif_dev *bd);
+/* Requests taken and not yet answered, over all queues. */
+unsigned int blkif_dev_busy(const struct blkif_dev *bd);
 
 /* pool.c */
 int blkif_pool_init(struct blkif_pool *p, unsigned int nr_pages);

@@ -73,6 +73,8 @@ static void slot_respond(struct blkif_queue *q, struct blkif_slot *s)
 
 		/* Indirect requests answer with the wrapped operation, as blkback does. */
 		blkif_ring_put_rsp(&q->ring, s->req.id, s->req.op, s->status);
+		if (q->journal)
+			bk_journal_responded(q->journal, s->jent, q->ring.rsp_prod_pvt - 1);
 		if (s->status != BLKIF_RSP_OKAY) {
 			st->errors++;
 		} else if (s->req.op == BLKIF_OP_READ) {
@@ -81,6 +83,8 @@ static void slot_respond(struct blkif_queue *q, struct blkif_slot *s)
 			st->bytes_written += bytes;
 		}
 		st->lat_hist[bk_lat_bucket(bk_now_ns() - s->start_ns)]++;
+	} else if (q->journal) {
+		bk_journal_release(q->journal, s->jent);
 	}
 	if (s->req.op == BLKIF_OP_WRITE_BARRIER && !s->req.indirect)
 		q->barrier_pending = false;
@@ -155,17 +159,70 @@ static void log_copy_fail(struct blkif_queue *q, struct blkif_slot *s, int16_t g
 
 /* Taking requests off the ring. */
 
-static int queue_take(struct blkif_queue *q, unsigned int budget, unsigned int *ret_taken)
+/* Decode and validate the private copy @raw into slot @s (taken off the free list). */
+static void slot_admit(struct blkif_queue *q, struct blkif_slot *s, const void *raw)
 {
 	struct blkif_dev *bd = q->bd;
+	const char *why;
+	int st;
+
+	blkif_req_decode(bd->abi, raw, &s->req);
+	s->status = BLKIF_RSP_OKAY;
+	s->flush_after = false;
+	s->queued_flush = false;
+	s->need_desc = false;
+	s->start_ns = bk_now_ns();
+	s->stage = BLKIF_S_WAIT;
+
+	q->stats->reqs[stats_type(&s->req)]++;
+	if (s->req.indirect)
+		q->stats->reqs[BK_REQ_INDIRECT]++;
+	st = blkif_req_check(&s->req, &bd->lim, &why);
+	if (st != BLKIF_RSP_OKAY) {
+		dev_err_rl(qdev(q), "q%u: request %#llx (op %u, %u segments, sector %llu): %s",
+			   q->index, (unsigned long long)s->req.id, s->req.operation,
+			   s->req.nr_segments, (unsigned long long)s->req.sector, why);
+		slot_finish(s, (int16_t)st);
+		return;
+	}
+	if (s->req.op == BLKIF_OP_WRITE_BARRIER)
+		q->barrier_pending = true;
+	s->need_desc = s->req.indirect;
+	list_add_tail(&s->link, &q->wait_list);
+}
+
+static struct blkif_slot *slot_get(struct blkif_queue *q, const void *raw)
+{
+	struct blkif_slot *s = list_first_entry(&q->free_list, struct blkif_slot, link);
+
+	list_del(&s->link);
+	q->busy++;
+	/* Recorded before anything can answer it: a crash from here on loses nothing. */
+	s->jent = q->journal ? bk_journal_record(q->journal, raw) : -1;
+	return s;
+}
+
+void blkif_queue_admit(struct blkif_queue *q, const void *raw)
+{
+	if (list_empty(&q->free_list)) {
+		/* The journal never holds more than the ring's entries. */
+		dev_err(qdev(q), "q%u: no free slot for a recovered request", q->index);
+		return;
+	}
+	slot_admit(q, slot_get(q, raw), raw);
+	hook_on(q->bd);
+}
+
+static int queue_take(struct blkif_queue *q, unsigned int budget, unsigned int *ret_taken)
+{
 	uint8_t raw[BLKIF_MAX_SLOT_SIZE];
 	unsigned int taken = 0, spins = 0;
 
-	while (taken < budget && !q->barrier_pending) {
+	/* Handing over to the next daemon: finish what we have, take nothing new. */
+	while (taken < budget && !q->barrier_pending && !q->bd->handover) {
 		struct blkif_slot *s;
-		const char *why;
 		uint32_t n;
-		int st, r;
+		int r;
 
 		r = blkif_ring_pending(&q->ring, &n);
 		if (r < 0)
@@ -182,34 +239,12 @@ static int queue_take(struct blkif_queue *q, unsigned int budget, unsigned int *
 			q->stalled = true;
 			break;
 		}
-		s = list_first_entry(&q->free_list, struct blkif_slot, link);
-		list_del(&s->link);
-		q->busy++;
 		blkif_ring_take(&q->ring, raw);
-		blkif_req_decode(bd->abi, raw, &s->req);
-		s->status = BLKIF_RSP_OKAY;
-		s->flush_after = false;
-		s->queued_flush = false;
-		s->need_desc = false;
-		s->start_ns = bk_now_ns();
-		s->stage = BLKIF_S_WAIT;
+		s = slot_get(q, raw);
+		if (q->journal)
+			bk_journal_set_cons(q->journal, q->ring.req_cons);
 		taken++;
-
-		q->stats->reqs[stats_type(&s->req)]++;
-		if (s->req.indirect)
-			q->stats->reqs[BK_REQ_INDIRECT]++;
-		st = blkif_req_check(&s->req, &bd->lim, &why);
-		if (st != BLKIF_RSP_OKAY) {
-			dev_err_rl(qdev(q), "q%u: request %#llx (op %u, %u segments, sector %llu): %s",
-				   q->index, (unsigned long long)s->req.id, s->req.operation,
-				   s->req.nr_segments, (unsigned long long)s->req.sector, why);
-			slot_finish(s, (int16_t)st);
-			continue;
-		}
-		if (s->req.op == BLKIF_OP_WRITE_BARRIER)
-			q->barrier_pending = true;
-		s->need_desc = s->req.indirect;
-		list_add_tail(&s->link, &q->wait_list);
+		slot_admit(q, s, raw);
 	}
 	*ret_taken = taken;
 	q->taken_since_unmask += taken;
@@ -227,7 +262,7 @@ static void queue_fetch_indirect(struct blkif_queue *q)
 	uint32_t domid = qdev(q)->domid;
 
 	batch_reset(b);
-	list_for_each_entry(s, &q->wait_list, link) {
+	list_for_each_entry (s, &q->wait_list, link) {
 		unsigned int left;
 
 		if (!s->need_desc)
@@ -372,10 +407,12 @@ static void add_data_segs(struct blkif_queue *q, struct blkif_slot *s, bool to_g
 	batch_own(&q->batch, s);
 	for (unsigned int i = 0; i < s->req.nr_segments; i++) {
 		const struct blkif_request_segment *g = &s->req.seg[i];
-		uint16_t len = (uint16_t)((g->last_sect - g->first_sect + 1U) << BLKIF_SECTOR_SHIFT);
+		uint16_t len =
+			(uint16_t)((g->last_sect - g->first_sect + 1U) << BLKIF_SECTOR_SHIFT);
 
 		batch_add(&q->batch, s, domid, g->gref,
-			  (uint16_t)(g->first_sect << BLKIF_SECTOR_SHIFT), len, buf + off, to_guest);
+			  (uint16_t)(g->first_sect << BLKIF_SECTOR_SHIFT), len, buf + off,
+			  to_guest);
 		off += len;
 	}
 }
@@ -431,7 +468,11 @@ static void queue_push(struct blkif_queue *q)
 {
 	if (q->dead || q->ring.rsp_prod_pvt == q->ring.rsp_pushed)
 		return;
-	if (blkif_ring_push(&q->ring)) {
+	bool notify = blkif_ring_push(&q->ring);
+
+	if (q->journal)
+		bk_journal_set_pushed(q->journal, q->ring.rsp_pushed);
+	if (notify) {
 		bk_evtchn_notify(q->bd->evtchn, q->local_port);
 		q->stats->notify_out++;
 	}
@@ -481,7 +522,7 @@ static void queue_complete(struct blkif_queue *q)
 		struct blkif_slot *s, *tmp;
 
 		batch_reset(b);
-		list_for_each_entry_safe(s, tmp, &q->done_list, link) {
+		list_for_each_entry_safe (s, tmp, &q->done_list, link) {
 			bool copy = !q->dead && s->status == BLKIF_RSP_OKAY &&
 				    s->req.op == BLKIF_OP_READ && s->pool_pages;
 
@@ -557,6 +598,15 @@ unsigned int blkif_dev_inflight(const struct blkif_dev *bd)
 	return n;
 }
 
+unsigned int blkif_dev_busy(const struct blkif_dev *bd)
+{
+	unsigned int n = 0;
+
+	for (unsigned int i = 0; bd->queues && i < bd->nr_queues; i++)
+		n += bd->queues[i].busy;
+	return n;
+}
+
 void blkif_queue_kill(struct blkif_queue *q)
 {
 	struct blkif_slot *s, *tmp;
@@ -565,11 +615,11 @@ void blkif_queue_kill(struct blkif_queue *q)
 	if (q->backoff)
 		bk_timer_stop(q->backoff);
 	/* Not yet with the engine: into the void at once. */
-	list_for_each_entry_safe(s, tmp, &q->wait_list, link) {
+	list_for_each_entry_safe (s, tmp, &q->wait_list, link) {
 		list_del(&s->link);
 		slot_release(q, s);
 	}
-	list_for_each_entry_safe(s, tmp, &q->done_list, link) {
+	list_for_each_entry_safe (s, tmp, &q->done_list, link) {
 		list_del(&s->link);
 		slot_release(q, s);
 	}
@@ -595,6 +645,8 @@ void blkif_hook_cb(void *data)
 	}
 	if (bd->draining && blkif_dev_inflight(bd) == 0)
 		blkif_finish_disconnect(bd);
+	else if (bd->handover && blkif_dev_busy(bd) == 0)
+		blkif_finish_handover(bd);
 }
 
 static struct blkif_queue *queue_of_port(struct blkif_dev *bd, uint32_t port)
@@ -640,7 +692,8 @@ void blkif_evtchn_cb(void *data, int fd, unsigned int events)
 			q->masked = true;
 			bk_timer_rearm(q->backoff, BK_MIN(1U << shift, BLKIF_BACKOFF_MAX_MS), 0);
 			if (q->spurious_run == BLKIF_SPURIOUS_LIMIT + 1)
-				dev_warn_rl(qdev(q), "q%u: event storm on an empty ring, backing off",
+				dev_warn_rl(qdev(q),
+					    "q%u: event storm on an empty ring, backing off",
 					    q->index);
 		} else {
 			bk_evtchn_unmask(bd->evtchn, port);

@@ -48,8 +48,10 @@ static int read_queue_keys(struct blkif_dev *bd, struct blkif_queue *q, const ch
 	snprintf(key, sizeof(key), "%sevent-channel", prefix);
 	r = bk_device_read_fe_u32(dev, key, &q->remote_port);
 	if (r < 0)
-		return bk_device_fail(dev, r, "reading %s from the frontend: %s", key, strerror(-r));
+		return bk_device_fail(dev, r, "reading %s from the frontend: %s", key,
+				      strerror(-r));
 
+	memcpy(q->refs, refs, sizeof(q->refs[0]) * q->ring_pages);
 	r = bk_gnt_map(bd->gnt, dev->domid, refs, q->ring_pages, true, &q->ring_addr);
 	if (r < 0)
 		return bk_device_fail(dev, r, "q%u: mapping %u ring page(s) (first ref %u): %s",
@@ -65,6 +67,90 @@ static int read_queue_keys(struct blkif_dev *bd, struct blkif_queue *q, const ch
 		return bk_device_fail(dev, r, "q%u: binding event channel %u: %s", q->index,
 				      q->remote_port, strerror(-r));
 	q->bound = true;
+	return 0;
+}
+
+static bool journal_wanted(struct blkif_dev *bd)
+{
+	const struct bk_config *cfg = bk_config_current();
+	struct bk_xen *xen = bk_device_xen(bd->dev);
+
+	/* Test processes on the simulation must never share journal files by default. */
+	return cfg->state_directory[0] &&
+	       (strcmp(xen->ops->name, "sim") || cfg->state_directory_set);
+}
+
+static void journal_reissue(const void *raw, void *data)
+{
+	blkif_queue_admit(data, raw);
+}
+
+/*
+ * Open the queue's in-flight journal. When adopting a device a previous run left Connected,
+ * re-issue what that run had taken and not answered, and continue from its ring position;
+ * otherwise (or when the journal does not fit the shared ring) start afresh.
+ */
+static int queue_journal(struct blkif_dev *bd, struct blkif_queue *q)
+{
+	const struct bk_config *cfg = bk_config_current();
+	struct bk_device *dev = bd->dev;
+	struct bk_journal_geom g = { 0 };
+	char dir[sizeof(cfg->state_directory) + 16], name[64];
+	uint32_t cons, rsp, req_prod;
+	bool recovering = false;
+	int r;
+
+	if (!journal_wanted(bd))
+		return 0;
+	snprintf(dir, sizeof(dir), "%s/inflight", cfg->state_directory);
+	snprintf(name, sizeof(name), "vbd-%u-%u-q%u", dev->domid, dev->devid, q->index);
+	g.nr_slots = q->nr_slots;
+	g.raw_size = (uint32_t)blkif_abi_slot_size(bd->abi);
+	g.abi = bd->abi;
+	g.nr_refs = q->ring_pages;
+	memcpy(g.refs, q->refs, sizeof(g.refs[0]) * q->ring_pages);
+	g.remote_port = q->remote_port;
+
+	r = bk_journal_open(dir, name, &g, &q->journal, &recovering);
+	if (r < 0)
+		return bk_device_fail(dev, r, "q%u: in-flight journal %s/%s: %s", q->index, dir,
+				      name, strerror(-r));
+	if (recovering && bd->adopting) {
+		/* The guest may have queued more since, but never more than the ring holds. */
+		req_prod = READ_ONCE(q->ring.sring->req_prod);
+		if ((uint32_t)(req_prod - bk_journal_req_cons(q->journal)) > q->ring.nr_ents) {
+			dev_warn(dev, "q%u: in-flight journal does not match the ring, ignoring it",
+				 q->index);
+		} else {
+			r = bk_journal_recover(q->journal, READ_ONCE(q->ring.sring->rsp_prod),
+					       journal_reissue, q, &cons, &rsp);
+			if (r < 0)
+				return bk_device_fail(dev, r,
+						      "q%u: recovering the in-flight journal: "
+						      "%s",
+						      q->index, strerror(-r));
+			q->ring.req_cons = cons;
+			q->ring.rsp_prod_pvt = q->ring.rsp_pushed = rsp;
+			bk_journal_set_cons(q->journal, cons);
+			if (r > 0)
+				bk_log_dev(BK_LOG_NOTICE, dev->name,
+					   "q%u: re-issuing %d request(s) a previous run left in "
+					   "flight",
+					   q->index, r);
+			return 0;
+		}
+	}
+	if (recovering) {
+		/* A fresh connection with the same grants: the old records are stale. */
+		bk_journal_close(q->journal, true);
+		q->journal = NULL;
+		r = bk_journal_open(dir, name, &g, &q->journal, &recovering);
+		if (r < 0)
+			return bk_device_fail(dev, r, "q%u: in-flight journal %s/%s: %s", q->index,
+					      dir, name, strerror(-r));
+	}
+	bk_journal_set_cons(q->journal, q->ring.req_cons);
+	bk_journal_set_pushed(q->journal, q->ring.rsp_pushed);
 	return 0;
 }
 
@@ -117,7 +203,7 @@ static int queue_setup(struct blkif_dev *bd, struct blkif_queue *q)
 	if (r < 0)
 		return bk_device_fail(dev, r, "q%u: timer: %s", q->index, strerror(-r));
 	bk_timer_stop(q->backoff);
-	return 0;
+	return queue_journal(bd, q);
 }
 
 int blkif_rings_connect(struct blkif_dev *bd)
@@ -129,15 +215,17 @@ int blkif_rings_connect(struct blkif_dev *bd)
 
 	r = bk_device_read_fe(dev, "protocol", &proto);
 	if (r < 0 && r != -ENOENT)
-		return bk_device_fail(dev, r, "reading protocol from the frontend: %s", strerror(-r));
+		return bk_device_fail(dev, r, "reading protocol from the frontend: %s",
+				      strerror(-r));
 	if (blkif_abi_parse(proto, &bd->abi) < 0)
 		return bk_device_fail(dev, -EINVAL, "unknown protocol '%.32s' from the frontend",
 				      proto);
 
 	r = read_fe_opt_u32(dev, "multi-queue-num-queues", &nq);
 	if (r < 0)
-		return bk_device_fail(dev, r, "multi-queue-num-queues from the frontend is not a "
-					      "number");
+		return bk_device_fail(dev, r,
+				      "multi-queue-num-queues from the frontend is not a "
+				      "number");
 	if (nq == 0 || nq > bd->max_queues)
 		return bk_device_fail(dev, -EINVAL,
 				      "frontend asked for %u queues, we offer 1 to %u", nq,
@@ -209,6 +297,9 @@ void blkif_rings_release(struct blkif_dev *bd)
 		/* Only called with nothing in flight: every slot is free or abandoned. */
 		bk_timer_free(q->backoff);
 		bk_engine_close(q->engine);
+		/* Kept when handing over: the next daemon continues from its ring position. */
+		bk_journal_close(q->journal, !bd->handover);
+		q->journal = NULL;
 		if (q->bound)
 			bk_evtchn_unbind(bd->evtchn, q->local_port);
 		if (q->mapped)

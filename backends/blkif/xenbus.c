@@ -145,6 +145,15 @@ static void bd_free(struct blkif_dev *bd)
 	free(bd);
 }
 
+/* Backend and frontend both say Connected before we wrote anything: a previous run's device. */
+static bool left_connected(struct bk_device *dev)
+{
+	_cleanup_free_ char *be = NULL, *fe = NULL;
+
+	return bk_device_read_be(dev, "state", &be) == 0 && !strcmp(be, "4") &&
+	       bk_device_read_fe(dev, "state", &fe) == 0 && !strcmp(fe, "4");
+}
+
 int blkif_probe(struct bk_device *dev)
 {
 	struct blkif_dev *bd = calloc(1, sizeof(*bd));
@@ -209,10 +218,21 @@ int blkif_probe(struct bk_device *dev)
 		goto fail;
 	}
 	dev->priv = bd;
-	r = bk_device_set_state(dev, BK_XB_INITWAIT);
-	if (r < 0) {
-		dev->priv = NULL;
-		goto fail;
+	if (left_connected(dev)) {
+		/*
+		 * A previous run of the daemon served this device and handed it over (or died):
+		 * the guest is still Connected and must not notice. Stay Connected in xenstore;
+		 * connect() re-maps the rings and resumes from the in-flight journal.
+		 */
+		bd->adopting = true;
+		dev->state = BK_XB_INITWAIT;
+		dev_info(dev, "taking over a device a previous run left Connected");
+	} else {
+		r = bk_device_set_state(dev, BK_XB_INITWAIT);
+		if (r < 0) {
+			dev->priv = NULL;
+			goto fail;
+		}
 	}
 	dev_info(dev, "%s (%s%s, %llu sectors), engine %s", bd->params, bd->cdrom ? "cdrom, " : "",
 		 bd->lim.readonly ? "ro" : "rw", (unsigned long long)bd->lim.nr_sectors,
@@ -248,6 +268,7 @@ static void connect(struct blkif_dev *bd)
 	/* The size may have changed since probe (a resized image). */
 	bk_device_write_be(dev, "sectors", "%llu", (unsigned long long)bd->lim.nr_sectors);
 	bk_device_set_state(dev, BK_XB_CONNECTED);
+	bd->adopting = false;
 	dev_info(dev, "connected: %u queue(s), ring order %u, %s%s", bd->nr_queues, bd->ring_order,
 		 blkif_abi_name(bd->abi), bd->persistent ? ", persistent" : "");
 	/* Requests may already be waiting (the frontend filled the ring before Connected). */
@@ -348,8 +369,32 @@ void blkif_shutdown(struct bk_device *dev)
 		bk_device_shutdown_done(dev);
 		return;
 	}
+	if (bk_core_stopping(dev->core) && bd->connected && !bd->draining) {
+		blkif_start_handover(bd);
+		return;
+	}
 	bd->after &= ~(unsigned int)(BLKIF_AFTER_CLOSED | BLKIF_AFTER_INITWAIT);
 	blkif_start_disconnect(bd, BLKIF_AFTER_SHUTDOWN, true);
+}
+
+void blkif_start_handover(struct blkif_dev *bd)
+{
+	dev_info(bd->dev, "daemon stopping: answering %u request(s) in flight, then handing over",
+		 blkif_dev_busy(bd));
+	bd->handover = true;
+	if (blkif_dev_busy(bd) == 0)
+		blkif_finish_handover(bd);
+	else
+		bk_hook_enable(bd->hook, true); /* finishes there once every request is answered */
+}
+
+void blkif_finish_handover(struct blkif_dev *bd)
+{
+	/* Responses are pushed by the hook; the journal stays for the next run. */
+	blkif_rings_release(bd);
+	bd->handover = false;
+	dev_info(bd->dev, "handed over: the guest stays connected for the next run");
+	bk_device_shutdown_done(bd->dev);
 }
 
 void blkif_remove(struct bk_device *dev)

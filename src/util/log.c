@@ -52,7 +52,7 @@ static bool want_prefix(void)
 	return log_prefix;
 }
 
-static void log_va(int prio, const char *fmt, va_list ap)
+static _printf_(2, 0) void log_va(int prio, const char *fmt, va_list ap)
 {
 	char buf[1024];
 	int n;

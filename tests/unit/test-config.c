@@ -122,9 +122,11 @@ static void test_every_key(void)
 		      "bounce-pool-size = 8M\n"
 		      "watch-coalesce-ms = 0\n"
 		      "cpu-affinity = 0-3,6\n"
+		      "state-directory = /var/run/bk\n"
 		      "\t# indented comment\n",
 		      &log);
-	CHECK(r == 9);
+	CHECK(r == 10);
+	CHECK(strcmp(c.state_directory, "/var/run/bk") == 0 && c.state_directory_set);
 	CHECK(c.log_level == BK_LOG_DEBUG);
 	CHECK(strcmp(c.control_socket, "/tmp/x/ctl") == 0);
 	CHECK(strcmp(c.engine, "aio") == 0);
@@ -147,7 +149,7 @@ static void test_every_key(void)
 		bk_config_dump(&c, f);
 		fclose(f);
 		bk_config_defaults(&d);
-		CHECK(load_text(&d, text, &log) == 9);
+		CHECK(load_text(&d, text, &log) == 10);
 		CHECK(memcmp(&c, &d, sizeof(c)) == 0);
 	}
 }
@@ -160,6 +162,8 @@ static void test_bad_values(void)
 		const char *msg;
 	} cases[] = {
 		{ "log-level = loud", "bad value 'loud' for key 'log-level': expected err" },
+		{ "state-directory = run",
+		  "bad value 'run' for key 'state-directory': must be an absolute" },
 		{ "control-socket = run/ctl",
 		  "bad value 'run/ctl' for key 'control-socket': must be an absolute" },
 		{ "engine = spdk",

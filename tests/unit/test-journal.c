@@ -48,6 +48,8 @@ static void raw_of(uint8_t *raw, uint8_t id)
 	raw[0] = id;
 }
 
+static int ent[5];
+
 /* Five requests taken (ids 1..5, ring indices 100..104); vary how far answering got. */
 static struct bk_journal *setup(void)
 {
@@ -59,7 +61,8 @@ static struct bk_journal *setup(void)
 	CHECK(!rec);
 	for (uint8_t i = 0; i < 5; i++) {
 		raw_of(raw, (uint8_t)(i + 1));
-		bk_journal_record(j, i, raw);
+		ent[i] = bk_journal_record(j, raw);
+		CHECK(ent[i] >= 0);
 	}
 	bk_journal_set_cons(j, 105);
 	bk_journal_set_pushed(j, 100);
@@ -67,14 +70,19 @@ static struct bk_journal *setup(void)
 	return j;
 }
 
-static struct bk_journal *reopen(struct bk_journal *j)
+static struct bk_journal *reopen_as(struct bk_journal *j, const char *name)
 {
 	bool rec = false;
 
 	bk_journal_close(j, false); /* the crash: nothing is cleaned up */
-	CHECK(bk_journal_open(dir, "q0", &geom, &j, &rec) == 0);
+	CHECK(bk_journal_open(dir, name, &geom, &j, &rec) == 0);
 	CHECK(rec);
 	return j;
+}
+
+static struct bk_journal *reopen(struct bk_journal *j)
+{
+	return reopen_as(j, "q0");
 }
 
 static void test_crash_points(void)
@@ -93,8 +101,8 @@ static void test_crash_points(void)
 
 	/* Two answered (ids 2 and 4 at 100, 101) but not published. */
 	j = setup();
-	bk_journal_responded(j, 1, 100);
-	bk_journal_responded(j, 3, 101);
+	bk_journal_responded(j, ent[1], 100);
+	bk_journal_responded(j, ent[3], 101);
 	j = reopen(j);
 	memset(&s, 0, sizeof(s));
 	CHECK(bk_journal_recover(j, 100, reissue, &s, &cons, &rsp) == 5);
@@ -103,8 +111,8 @@ static void test_crash_points(void)
 
 	/* Published in the ring, crash before the journal noted it: the ring says 102. */
 	j = setup();
-	bk_journal_responded(j, 1, 100);
-	bk_journal_responded(j, 3, 101);
+	bk_journal_responded(j, ent[1], 100);
+	bk_journal_responded(j, ent[3], 101);
 	j = reopen(j);
 	memset(&s, 0, sizeof(s));
 	CHECK(bk_journal_recover(j, 102, reissue, &s, &cons, &rsp) == 3);
@@ -112,11 +120,11 @@ static void test_crash_points(void)
 	CHECK(s.n == 3 && s.ids[0] == 1 && s.ids[1] == 3 && s.ids[2] == 5);
 	bk_journal_close(j, true);
 
-	/* Fully published and released: only the rest. */
+	/* Fully published: only the rest. The freed entry is reused by the next take. */
 	j = setup();
-	bk_journal_responded(j, 1, 100);
+	bk_journal_responded(j, ent[1], 100);
+	CHECK(bk_journal_nr_live(j) == 5);
 	bk_journal_set_pushed(j, 101);
-	bk_journal_release(j, 1);
 	CHECK(bk_journal_nr_live(j) == 4);
 	j = reopen(j);
 	memset(&s, 0, sizeof(s));
@@ -141,6 +149,23 @@ static void test_crash_points(void)
 	bk_journal_close(j, true);
 }
 
+/* A crash between recording a request and advancing the consumer index. */
+static void test_crash_before_cons(void)
+{
+	struct bk_journal *j = setup();
+	struct seen s = { 0 };
+	uint32_t cons, rsp;
+	uint8_t raw[112];
+
+	raw_of(raw, 6);
+	CHECK(bk_journal_record(j, raw) >= 0); /* index 105, cons still says 105 */
+	j = reopen(j);
+	CHECK(bk_journal_recover(j, 100, reissue, &s, &cons, &rsp) == 6);
+	CHECK(cons == 106 && rsp == 100);
+	CHECK(s.n == 6 && s.ids[5] == 6);
+	bk_journal_close(j, true);
+}
+
 static void test_wrap(void)
 {
 	struct bk_journal *j;
@@ -152,16 +177,79 @@ static void test_wrap(void)
 	/* Indices straddle 2^32. */
 	CHECK(bk_journal_open(dir, "wrap", &geom, &j, &rec) == 0);
 	raw_of(raw, 1);
-	bk_journal_record(j, 0, raw);
+	int e0 = bk_journal_record(j, raw);
 	raw_of(raw, 2);
-	bk_journal_record(j, 1, raw);
+	CHECK(bk_journal_record(j, raw) >= 0);
 	bk_journal_set_pushed(j, 0xffffffffU);
 	bk_journal_set_cons(j, 1);
-	bk_journal_responded(j, 0, 0xffffffffU);
+	bk_journal_responded(j, e0, 0xffffffffU);
 	bk_journal_close(j, false);
 	CHECK(bk_journal_open(dir, "wrap", &geom, &j, &rec) == 0 && rec);
 	CHECK(bk_journal_recover(j, 0, reissue, &s, &cons, &rsp) == 1);
 	CHECK(s.ids[0] == 2 && cons == 1 && rsp == 0);
+	bk_journal_close(j, true);
+}
+
+/*
+ * A slot answered and reused before the publish: the answered record must survive until the
+ * publish, and the journal must hold 2 * nr_slots records meanwhile.
+ */
+static void test_reuse_before_publish(void)
+{
+	struct bk_journal *j;
+	struct seen s = { 0 };
+	uint32_t cons, rsp;
+	uint8_t raw[112];
+	int e[16];
+	bool rec;
+
+	CHECK(bk_journal_open(dir, "reuse", &geom, &j, &rec) == 0);
+	for (unsigned int i = 0; i < 8; i++) {
+		raw_of(raw, (uint8_t)(10 + i));
+		e[i] = bk_journal_record(j, raw);
+	}
+	bk_journal_set_cons(j, 8);
+	for (unsigned int i = 0; i < 8; i++)
+		bk_journal_responded(j, e[i], i);
+	/* All eight slots reused for new requests before anything is published. */
+	for (unsigned int i = 8; i < 16; i++) {
+		raw_of(raw, (uint8_t)(10 + i));
+		e[i] = bk_journal_record(j, raw);
+		CHECK(e[i] >= 0);
+	}
+	bk_journal_set_cons(j, 16);
+	CHECK(bk_journal_record(j, raw) == -ENOSPC);
+	CHECK(bk_journal_nr_live(j) == 16);
+	j = reopen_as(j, "reuse");
+	CHECK(bk_journal_recover(j, 0, reissue, &s, &cons, &rsp) == 16);
+	CHECK(s.n == 16 && s.ids[0] == 10 && s.ids[15] == 25);
+	CHECK(cons == 16 && rsp == 0);
+	bk_journal_close(j, true);
+}
+
+/* Recovery's callback may record the re-issued requests in the same journal. */
+struct rerecord {
+	struct bk_journal *j;
+	unsigned int n;
+};
+
+static void reissue_record(const void *raw, void *data)
+{
+	struct rerecord *r = data;
+
+	if (bk_journal_record(r->j, raw) >= 0)
+		r->n++;
+}
+
+static void test_recover_records(void)
+{
+	struct bk_journal *j = reopen(setup());
+	struct rerecord r = { .j = j };
+	uint32_t cons, rsp;
+
+	CHECK(bk_journal_recover(j, 100, reissue_record, &r, &cons, &rsp) == 5);
+	CHECK(r.n == 5);
+	CHECK(bk_journal_nr_live(j) == 5);
 	bk_journal_close(j, true);
 }
 
@@ -193,6 +281,9 @@ int main(void)
 	snprintf(dir, sizeof(dir), "/tmp/bk-journal-%d/inflight", (int)getpid());
 	test_crash_points();
 	test_wrap();
+	test_crash_before_cons();
+	test_reuse_before_publish();
+	test_recover_records();
 	test_geometry_mismatch();
 	rmdir(dir);
 	*strrchr(dir, '/') = '\0';
