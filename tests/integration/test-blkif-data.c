@@ -25,22 +25,13 @@
 #include "util/macros.h"
 #include "xen/sim.h"
 #include "xenbus_front.h"
+#include "check.h"
 
 #define DOMID 5
 #define DEVID 51712
 #define DISK_BYTES (16U << 20)
 #define SECTORS (DISK_BYTES / 512U)
 #define REGION_SECTORS 512U /* 256 KiB: concurrent requests never overlap */
-
-static int failures;
-
-#define CHECK(cond)                                                                              \
-	do {                                                                                     \
-		if (!(cond)) {                                                                   \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-			failures++;                                                              \
-		}                                                                                \
-	} while (0)
 
 static uint8_t *shadow;
 static int backing_fd = -1;
@@ -358,7 +349,7 @@ int main(int argc, char **argv)
 	CHECK(bk_bf_feature(f, "feature-persistent", &v) == 0 && v == 1);
 	CHECK(bk_bf_prepare(f) == 0);
 	CHECK(bk_bf_initialise(f) == 0);
-	if (failures)
+	if (bk_test_failures)
 		goto out;
 
 	random_rw(f, nq, 20, 11);
@@ -385,8 +376,8 @@ out:
 	close(backing_fd);
 	unlink(path);
 	free(shadow);
-	if (failures) {
-		fprintf(stderr, "%d checks failed\n", failures);
+	if (bk_test_failures) {
+		fprintf(stderr, "%d checks failed\n", bk_test_failures);
 		return 1;
 	}
 	printf("ok\n");

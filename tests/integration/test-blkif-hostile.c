@@ -22,21 +22,12 @@
 #include "toolstack.h"
 #include "xen/sim.h"
 #include "xenbus_front.h"
+#include "check.h"
 
 #define DISK_BYTES (1U << 20)
 #define SECTORS (DISK_BYTES / 512U)
 #define EVIL 11
 #define GOOD 12
-
-static int failures;
-
-#define CHECK(cond)                                                                              \
-	do {                                                                                     \
-		if (!(cond)) {                                                                   \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-			failures++;                                                              \
-		}                                                                                \
-	} while (0)
 
 static struct bk_bf_env env;
 static const char *engine;
@@ -609,8 +600,8 @@ int main(int argc, char **argv)
 	close(backing_fd);
 	unlink(path);
 	unlink(path2);
-	if (failures) {
-		fprintf(stderr, "%d checks failed\n", failures);
+	if (bk_test_failures) {
+		fprintf(stderr, "%d checks failed\n", bk_test_failures);
 		return 1;
 	}
 	printf("ok\n");

@@ -21,18 +21,9 @@
 #include "toolstack.h"
 #include "xen/sim.h"
 #include "xenbus_front.h"
+#include "check.h"
 
 #define DISK_BYTES (4U << 20)
-
-static int failures;
-
-#define CHECK(cond)                                                                              \
-	do {                                                                                     \
-		if (!(cond)) {                                                                   \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-			failures++;                                                              \
-		}                                                                                \
-	} while (0)
 
 static struct bk_bf_env env;
 static uint8_t buf[64 * 4096], cmp[64 * 4096];
@@ -292,8 +283,8 @@ int main(int argc, char **argv)
 	bk_bf_env_free(&env);
 	close(fd);
 	unlink(path);
-	if (failures) {
-		fprintf(stderr, "%d checks failed\n", failures);
+	if (bk_test_failures) {
+		fprintf(stderr, "%d checks failed\n", bk_test_failures);
 		return 1;
 	}
 	printf("ok\n");

@@ -21,21 +21,12 @@
 #include "toolstack.h"
 #include "xen/sim.h"
 #include "xenbus_front.h"
+#include "check.h"
 
 #define DISK_BYTES (4U << 20)
 #define VICTIM 9
 #define BYSTANDER 10
 #define NR_IOS 16
-
-static int failures;
-
-#define CHECK(cond)                                                                              \
-	do {                                                                                     \
-		if (!(cond)) {                                                                   \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-			failures++;                                                              \
-		}                                                                                \
-	} while (0)
 
 static struct bk_bf_env env;
 static char opts[128];
@@ -254,8 +245,8 @@ int main(int argc, char **argv)
 	close(fd2);
 	unlink(path);
 	unlink(path2);
-	if (failures) {
-		fprintf(stderr, "%d checks failed\n", failures);
+	if (bk_test_failures) {
+		fprintf(stderr, "%d checks failed\n", bk_test_failures);
 		return 1;
 	}
 	printf("ok\n");

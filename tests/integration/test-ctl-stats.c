@@ -22,20 +22,11 @@
 #include "engine.h"
 #include "loop.h"
 #include "service.h"
+#include "check.h"
 
 #define DOMID 5
 #define DEVID 51712
 #define DISK_BYTES (8U << 20)
-
-static int failures;
-
-#define CHECK(cond)                                                                              \
-	do {                                                                                     \
-		if (!(cond)) {                                                                   \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-			failures++;                                                              \
-		}                                                                                \
-	} while (0)
 
 static const char *blanketctl;
 static char sock[128];
@@ -144,7 +135,7 @@ int main(int argc, char **argv)
 	sp.core = env.core;
 	sp.control_socket = sock;
 	CHECK(bk_service_start(&sp, &svc) == 0);
-	if (failures)
+	if (bk_test_failures)
 		goto out;
 
 	/* The guest's I/O: writes on queue 0, reads on queue 1, sizes from 1 to 64 sectors, some
@@ -229,8 +220,8 @@ out:
 	close(fd);
 	unlink(path);
 	rmdir(dir);
-	if (failures) {
-		fprintf(stderr, "%d check(s) failed\n", failures);
+	if (bk_test_failures) {
+		fprintf(stderr, "%d check(s) failed\n", bk_test_failures);
 		return 1;
 	}
 	return 0;

@@ -4,16 +4,7 @@
 #include <string.h>
 
 #include "blkif/common.h"
-
-static int failures;
-
-#define CHECK(cond)                                                                              \
-	do {                                                                                     \
-		if (!(cond)) {                                                                   \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-			failures++;                                                              \
-		}                                                                                \
-	} while (0)
+#include "check.h"
 
 int main(void)
 {
@@ -56,8 +47,8 @@ int main(void)
 	blkif_pool_free(&p);
 	blkif_pool_free(&p); /* twice is harmless */
 
-	if (failures) {
-		fprintf(stderr, "%d checks failed\n", failures);
+	if (bk_test_failures) {
+		fprintf(stderr, "%d checks failed\n", bk_test_failures);
 		return 1;
 	}
 	printf("ok\n");

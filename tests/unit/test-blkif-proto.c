@@ -9,16 +9,7 @@
 #include <string.h>
 
 #include "blkif/proto.h"
-
-static int failures;
-
-#define CHECK(cond)                                                                              \
-	do {                                                                                     \
-		if (!(cond)) {                                                                   \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-			failures++;                                                              \
-		}                                                                                \
-	} while (0)
+#include "check.h"
 
 static const struct blkif_limits lim = {
 	.nr_sectors = 1000,
@@ -395,8 +386,8 @@ int main(void)
 	test_validate();
 	test_ring(BLKIF_ABI_X86_64);
 	test_ring(BLKIF_ABI_X86_32);
-	if (failures) {
-		fprintf(stderr, "%d checks failed\n", failures);
+	if (bk_test_failures) {
+		fprintf(stderr, "%d checks failed\n", bk_test_failures);
 		return 1;
 	}
 	printf("ok\n");

@@ -9,16 +9,7 @@
 
 #include "conf.h"
 #include "util/log.h"
-
-static int failures;
-
-#define CHECK(cond)                                                                              \
-	do {                                                                                     \
-		if (!(cond)) {                                                                   \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-			failures++;                                                              \
-		}                                                                                \
-	} while (0)
+#include "check.h"
 
 static char tmpdir[] = "/tmp/test-config.XXXXXX";
 static char errlog[300];
@@ -210,7 +201,7 @@ static void test_bad_values(void)
 		snprintf(want, sizeof(want), "blanketd.conf:3: ");
 		if (!strstr(log, want) || !strstr(log, cases[i].msg)) {
 			fprintf(stderr, "case '%s': log was: %s", cases[i].line, log);
-			failures++;
+			bk_test_failures++;
 		}
 		/* Stopped at the bad line: the line after it did not apply. */
 		CHECK(c.queues == 2);
@@ -360,8 +351,8 @@ int main(void)
 		if (system(cmd) != 0)
 			fprintf(stderr, "warning: could not remove %s\n", tmpdir);
 	}
-	if (failures) {
-		fprintf(stderr, "%d check(s) failed\n", failures);
+	if (bk_test_failures) {
+		fprintf(stderr, "%d check(s) failed\n", bk_test_failures);
 		return 1;
 	}
 	return 0;

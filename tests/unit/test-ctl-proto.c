@@ -6,16 +6,7 @@
 #include <string.h>
 
 #include "blanket/ctl.h"
-
-static int failures;
-
-#define CHECK(cond)                                                                              \
-	do {                                                                                     \
-		if (!(cond)) {                                                                   \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-			failures++;                                                              \
-		}                                                                                \
-	} while (0)
+#include "check.h"
 
 static void test_header(void)
 {
@@ -117,8 +108,8 @@ int main(void)
 	test_swaps();
 	test_buf();
 	test_strings();
-	if (failures) {
-		fprintf(stderr, "%d check(s) failed\n", failures);
+	if (bk_test_failures) {
+		fprintf(stderr, "%d check(s) failed\n", bk_test_failures);
 		return 1;
 	}
 	return 0;

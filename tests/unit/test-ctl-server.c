@@ -22,16 +22,7 @@
 #include "loop.h"
 #include "util/list.h"
 #include "util/log.h"
-
-static int failures;
-
-#define CHECK(cond)                                                                              \
-	do {                                                                                     \
-		if (!(cond)) {                                                                   \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-			failures++;                                                              \
-		}                                                                                \
-	} while (0)
+#include "check.h"
 
 /* A device as the core would hold it, with canned stats. */
 struct fake_dev {
@@ -244,7 +235,7 @@ static int expect_error(int fd, int err, const char *needle)
 	CHECK(e.msg[sizeof(e.msg) - 1] == '\0');
 	if (!strstr(e.msg, needle)) {
 		fprintf(stderr, "error message '%s' lacks '%s'\n", e.msg, needle);
-		failures++;
+		bk_test_failures++;
 	}
 	free(p);
 	return 0;
@@ -723,8 +714,8 @@ int main(void)
 	rmdir(dir);
 	free_devs();
 	bk_loop_free(loop);
-	if (failures) {
-		fprintf(stderr, "%d check(s) failed\n", failures);
+	if (bk_test_failures) {
+		fprintf(stderr, "%d check(s) failed\n", bk_test_failures);
 		return 1;
 	}
 	return 0;

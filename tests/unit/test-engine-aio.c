@@ -58,5 +58,5 @@ int main(void)
 	if (r == 77)
 		return r;
 	test_flush_thread();
-	return test_failures ? 1 : 0;
+	return bk_test_failures ? 1 : 0;
 }

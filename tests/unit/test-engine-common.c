@@ -11,8 +11,6 @@
 #include "test-engine-common.h"
 #include "util/log.h"
 
-int test_failures;
-
 #define FILE_SIZE (16u << 20)
 #define DEPTH 64u
 #define SLOT (16u << 10)
@@ -408,7 +406,7 @@ static int suite_on_dir(const char *engine, const char *options, const char *dir
 	struct bk_engine_params ep = { .name = "test q0", .depth = DEPTH, .options = options };
 	struct ctx c = { .engine = engine, .options = options, .dir = dir };
 	unsigned int base_objects;
-	int fd, r, before = test_failures;
+	int fd, r, before = bk_test_failures;
 
 	fd = make_temp_file(dir, FILE_SIZE, c.path, sizeof(c.path));
 	if (fd < 0) {
@@ -456,7 +454,7 @@ out:
 	free(c.wpool);
 	free(c.rpool);
 	unlink(c.path);
-	fprintf(stderr, "%s on %s: %s\n", engine, dir, test_failures == before ? "ok" : "FAILED");
+	fprintf(stderr, "%s on %s: %s\n", engine, dir, bk_test_failures == before ? "ok" : "FAILED");
 	return 0;
 }
 
@@ -545,5 +543,5 @@ int run_engine_suite(const char *engine, const char *options)
 	if (!ran)
 		return 77;
 	suite_on_blkdev(engine, options);
-	return test_failures ? 1 : 0;
+	return bk_test_failures ? 1 : 0;
 }

@@ -13,16 +13,8 @@
 
 #include "engine.h"
 #include "loop.h"
+#include "check.h"
 
-extern int test_failures;
-
-#define CHECK(cond)                                                                              \
-	do {                                                                                     \
-		if (!(cond)) {                                                                   \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-			test_failures++;                                                         \
-		}                                                                                \
-	} while (0)
 
 /* A request and what became of it. */
 struct tio {
@@ -68,7 +60,7 @@ void loopdev_detach(const char *dev);
 
 /*
  * The whole I/O suite for one engine opened with @options (may be NULL); returns 0, 1 on
- * failures so far, or 77 if the engine cannot run here.
+ * bk_test_failures so far, or 77 if the engine cannot run here.
  */
 int run_engine_suite(const char *engine, const char *options);
 

@@ -49,7 +49,7 @@ static void check_bad(struct bk_loop *loop, const char *opts, const char *token)
 	CHECK(r == -EINVAL && !e);
 	if (!strstr(log, want)) {
 		fprintf(stderr, "options \"%s\": log \"%s\" lacks \"%s\"\n", opts, log, want);
-		test_failures++;
+		bk_test_failures++;
 	}
 }
 
@@ -246,5 +246,5 @@ int main(void)
 	test_delay(loop);
 	CHECK(bk_loop_nr_objects(loop) == base);
 	bk_loop_free(loop);
-	return test_failures ? 1 : 0;
+	return bk_test_failures ? 1 : 0;
 }

@@ -25,7 +25,7 @@ static void chain_done(struct bk_io *io, int res)
 
 	c->total++;
 	if (res != (int)io->len)
-		test_failures++;
+		bk_test_failures++;
 	if (c->left && (c->left--, bk_engine_queue(c->e, io) == 0))
 		return;
 	(*c->t.pending)--;
@@ -116,5 +116,5 @@ int main(void)
 	bk_engine_close(e);
 	CHECK(bk_loop_nr_objects(loop) == base);
 	bk_loop_free(loop);
-	return test_failures ? 1 : 0;
+	return bk_test_failures ? 1 : 0;
 }

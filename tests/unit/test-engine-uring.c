@@ -38,5 +38,5 @@ int main(void)
 	if (r == 77)
 		return r;
 	test_bad_options();
-	return test_failures ? 1 : 0;
+	return bk_test_failures ? 1 : 0;
 }

@@ -11,16 +11,7 @@
 #include <unistd.h>
 
 #include "journal.h"
-
-static int failures;
-
-#define CHECK(cond)                                                                                \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);  \
-			failures++;                                                                \
-		}                                                                                  \
-	} while (0)
+#include "check.h"
 
 static char dir[64];
 
@@ -288,7 +279,7 @@ int main(void)
 	rmdir(dir);
 	*strrchr(dir, '/') = '\0';
 	rmdir(dir);
-	if (failures)
-		fprintf(stderr, "%d checks failed\n", failures);
-	return failures ? 1 : 0;
+	if (bk_test_failures)
+		fprintf(stderr, "%d checks failed\n", bk_test_failures);
+	return bk_test_failures ? 1 : 0;
 }

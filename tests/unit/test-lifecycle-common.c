@@ -7,7 +7,6 @@
 #include "test-lifecycle-common.h"
 #include "util/log.h"
 
-int failures;
 struct tb_stats tb;
 unsigned int fx_rescan_ms;
 
@@ -244,8 +243,8 @@ int fx_exists(struct fx *fx, const char *path)
 
 int fx_result(const char *name)
 {
-	if (failures) {
-		fprintf(stderr, "%s: %d check(s) failed\n", name, failures);
+	if (bk_test_failures) {
+		fprintf(stderr, "%s: %d check(s) failed\n", name, bk_test_failures);
 		return 1;
 	}
 	printf("%s: all checks passed\n", name);

@@ -15,16 +15,8 @@
 #include "lib/toolstack.h"
 #include "xen/sim.h"
 #include "lib/xenbus_front.h"
+#include "check.h"
 
-extern int failures;
-
-#define CHECK(cond)                                                                              \
-	do {                                                                                     \
-		if (!(cond)) {                                                                   \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-			failures++;                                                              \
-		}                                                                                \
-	} while (0)
 
 #define XVDA 51712U
 
@@ -71,7 +63,7 @@ int fx_wait_nr_devices(struct fx *fx, unsigned int n);
 struct bk_ts_dev fx_vbd(uint32_t domid, uint32_t devid);
 /* 1 if @path exists. */
 int fx_exists(struct fx *fx, const char *path);
-/* Exit code from `failures`. */
+/* Exit code from `bk_test_failures`. */
 int fx_result(const char *name);
 
 #endif

@@ -12,16 +12,7 @@
 #include "loop.h"
 #include "sdnotify.h"
 #include "util/log.h"
-
-static int failures;
-
-#define CHECK(cond)                                                                              \
-	do {                                                                                     \
-		if (!(cond)) {                                                                   \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-			failures++;                                                              \
-		}                                                                                \
-	} while (0)
+#include "check.h"
 
 /* Receive one datagram (non-blocking) with up to 4 fds; returns its length or -1. */
 static ssize_t recv_msg(int s, char *buf, size_t len, int *fds, unsigned int *nfds)
@@ -232,8 +223,8 @@ int main(void)
 	test_listen_fds();
 	unsetenv("NOTIFY_SOCKET");
 	rmdir(dir);
-	if (failures) {
-		fprintf(stderr, "%d check(s) failed\n", failures);
+	if (bk_test_failures) {
+		fprintf(stderr, "%d check(s) failed\n", bk_test_failures);
 		return 1;
 	}
 	return 0;

@@ -17,16 +17,7 @@
 #include "service.h"
 #include "util/list.h"
 #include "util/log.h"
-
-static int failures;
-
-#define CHECK(cond)                                                                              \
-	do {                                                                                     \
-		if (!(cond)) {                                                                   \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-			failures++;                                                              \
-		}                                                                                \
-	} while (0)
+#include "check.h"
 
 static struct list_head devices = LIST_HEAD_INIT(devices);
 static struct bk_device devs[2];
@@ -186,8 +177,8 @@ int main(void)
 	rmdir(cpath);
 	rmdir(dir);
 	bk_loop_free(loop);
-	if (failures) {
-		fprintf(stderr, "%d check(s) failed\n", failures);
+	if (bk_test_failures) {
+		fprintf(stderr, "%d check(s) failed\n", bk_test_failures);
 		return 1;
 	}
 	return 0;

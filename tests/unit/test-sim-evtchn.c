@@ -10,16 +10,7 @@
 #include <stdlib.h>
 
 #include "xen/sim.h"
-
-static int failures;
-
-#define CHECK(cond)                                                                              \
-	do {                                                                                     \
-		if (!(cond)) {                                                                   \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-			failures++;                                                              \
-		}                                                                                \
-	} while (0)
+#include "check.h"
 
 #define GUEST 5U
 #define OTHER 6U
@@ -246,8 +237,8 @@ int main(void)
 	CHECK(c.evtchn_handles == 0 && c.evtchn_bound == 0);
 	bk_xen_free(dom0);
 	bk_sim_free(sim);
-	if (failures) {
-		fprintf(stderr, "%d check(s) failed\n", failures);
+	if (bk_test_failures) {
+		fprintf(stderr, "%d check(s) failed\n", bk_test_failures);
 		return 1;
 	}
 	return 0;

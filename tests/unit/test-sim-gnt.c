@@ -15,16 +15,7 @@
 #include <xen/grant_table.h>
 
 #include "xen/sim.h"
-
-static int failures;
-
-#define CHECK(cond)                                                                              \
-	do {                                                                                     \
-		if (!(cond)) {                                                                   \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-			failures++;                                                              \
-		}                                                                                \
-	} while (0)
+#include "check.h"
 
 #define GUEST 5U
 #define OTHER 6U
@@ -335,7 +326,7 @@ static void test_free_leftovers(void)
 	void *addr = NULL;
 
 	if (bk_sim_new(&s) < 0) {
-		failures++;
+		bk_test_failures++;
 		return;
 	}
 	CHECK(bk_sim_domain_create(s, GUEST, 2) == 0);
@@ -380,7 +371,7 @@ static void test_deterministic(void)
 		struct bk_sim *s;
 
 		if (bk_sim_new(&s) < 0) {
-			failures++;
+			bk_test_failures++;
 			return;
 		}
 		CHECK(bk_sim_domain_create(s, GUEST, 4) == 0);
@@ -430,8 +421,8 @@ int main(void)
 	teardown();
 	test_free_leftovers();
 	test_deterministic();
-	if (failures) {
-		fprintf(stderr, "%d check(s) failed\n", failures);
+	if (bk_test_failures) {
+		fprintf(stderr, "%d check(s) failed\n", bk_test_failures);
 		return 1;
 	}
 	return 0;

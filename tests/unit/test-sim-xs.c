@@ -11,16 +11,7 @@
 #include <string.h>
 
 #include "xen/sim.h"
-
-static int failures;
-
-#define CHECK(cond)                                                                              \
-	do {                                                                                     \
-		if (!(cond)) {                                                                   \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-			failures++;                                                              \
-		}                                                                                \
-	} while (0)
+#include "check.h"
 
 #define GUEST 5U
 #define OTHER 6U
@@ -492,8 +483,8 @@ int main(void)
 	bk_xen_free(x5);
 	bk_xen_free(x6);
 	bk_sim_free(sim);
-	if (failures) {
-		fprintf(stderr, "%d check(s) failed\n", failures);
+	if (bk_test_failures) {
+		fprintf(stderr, "%d check(s) failed\n", bk_test_failures);
 		return 1;
 	}
 	return 0;

@@ -206,5 +206,5 @@ int main(void)
 	test_unwritable();
 	test_blkdev("", 512);
 	test_blkdev("--sector-size 4096", 4096);
-	return test_failures ? 1 : 0;
+	return bk_test_failures ? 1 : 0;
 }

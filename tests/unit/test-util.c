@@ -10,16 +10,7 @@
 #include "loop.h"
 #include "util/log.h"
 #include "xen/xen.h"
-
-static int failures;
-
-#define CHECK(cond)                                                                                \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);  \
-			failures++;                                                                \
-		}                                                                                  \
-	} while (0)
+#include "check.h"
 
 struct counts {
 	int fd_events;
@@ -234,7 +225,7 @@ int main(void)
 	test_histogram();
 	test_parse();
 	test_log_level();
-	if (failures)
-		fprintf(stderr, "%d checks failed\n", failures);
-	return failures ? 1 : 0;
+	if (bk_test_failures)
+		fprintf(stderr, "%d checks failed\n", bk_test_failures);
+	return bk_test_failures ? 1 : 0;
 }

@@ -19,17 +19,8 @@
 #if HAVE_XEN
 #include <xenevtchn.h>
 #include <xengnttab.h>
+#include "check.h"
 #endif
-
-static int failures;
-
-#define CHECK(cond)                                                                              \
-	do {                                                                                     \
-		if (!(cond)) {                                                                   \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-			failures++;                                                              \
-		}                                                                                \
-	} while (0)
 
 /* Upper bound on any wait for Xen to deliver something (a failure, never a timing assert). */
 #define WAIT_MS 10000
@@ -275,7 +266,7 @@ int main(void)
 
 	CHECK(!strcmp(bk_xen_gntst_str(0), "okay"));
 	CHECK(strcmp(bk_xen_gntst_str(-3), bk_xen_gntst_str(-1)) != 0);
-	if (failures)
+	if (bk_test_failures)
 		return 1;
 
 	if (access("/dev/xen/privcmd", F_OK) < 0 || !have_xenstore()) {
@@ -307,5 +298,5 @@ int main(void)
 		test_gnttab(x, self);
 	}
 	bk_xen_free(x);
-	return failures ? 1 : 0;
+	return bk_test_failures ? 1 : 0;
 }

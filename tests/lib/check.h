@@ -1,0 +1,24 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Checks for C tests: CHECK() counts a failure and goes on, so one run reports every broken
+ * expectation; the test's main returns bk_test_exit(). Tests exit 0 pass, 1 fail, 77 skip.
+ */
+#ifndef BK_TEST_CHECK_H
+#define BK_TEST_CHECK_H
+
+#include <stdio.h>
+
+extern int bk_test_failures;
+
+#define CHECK(cond)                                                                                \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);  \
+			bk_test_failures++;                                                        \
+		}                                                                                  \
+	} while (0)
+
+/* 0 if every check held, else 1 (after printing how many failed). */
+int bk_test_exit(void);
+
+#endif
