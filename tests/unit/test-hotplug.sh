@@ -1,0 +1,157 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+#
+# scripts/blanket-hotplug without Xen: xenstore-read/-write/-rm are PATH shims that keep each
+# key as a file under a temporary directory. Checks the target syntax (settings prefix, old
+# "aio:" form, plain paths), the keys written on "add", the error reports, and that "remove"
+# deletes what "add" wrote.
+#
+# Usage: test-hotplug.sh SCRIPT
+set -u
+
+SCRIPT=${1:?usage: test-hotplug.sh path/to/blanket-hotplug}
+T=$(mktemp -d /tmp/test-hotplug.XXXXXX) || exit 1
+trap 'rm -rf "$T"' EXIT
+fails=0
+
+mkdir -p "$T/bin" "$T/xs" "$T/img"
+cat >"$T/bin/xenstore-read" <<'EOF'
+#!/bin/bash
+[ -f "$XS_DIR/$1" ] || { echo "could not read path $1" >&2; exit 1; }
+cat "$XS_DIR/$1"
+EOF
+cat >"$T/bin/xenstore-write" <<'EOF'
+#!/bin/bash
+while [ $# -ge 2 ]; do
+	mkdir -p "$XS_DIR/$(dirname "$1")" && printf '%s' "$2" >"$XS_DIR/$1" || exit 1
+	shift 2
+done
+EOF
+cat >"$T/bin/xenstore-rm" <<'EOF'
+#!/bin/bash
+[ -e "$XS_DIR/$1" ] || exit 1
+rm -rf "${XS_DIR:?}/$1"
+EOF
+chmod +x "$T/bin/"*
+export XS_DIR=$T/xs PATH=$T/bin:$PATH BLANKET_HOTPLUG_LOG=$T/hotplug.log
+
+BE=/local/domain/0/backend/vbd/5/51712
+truncate -s 1M "$T/img/g1.raw"
+ln -s g1.raw "$T/img/link.raw"
+IMG=$(readlink -f "$T/img/g1.raw")
+
+fail() {
+	echo "FAIL: $*" >&2
+	fails=$((fails + 1))
+}
+key() { cat "$XS_DIR$BE/$1" 2>/dev/null; }
+has() { [ -e "$XS_DIR$BE/$1" ]; }
+expect() { # key value
+	local v
+	v=$(key "$1") || { fail "$CASE: $1 missing (wanted '$2')"; return; }
+	[ "$v" = "$2" ] || fail "$CASE: $1 is '$v', wanted '$2'"
+}
+absent() { ! has "$1" || fail "$CASE: $1 present ('$(key "$1")')"; }
+
+# A fresh backend directory as libxl writes it, then the script's "add".
+add() { # params [mode]
+	rm -rf "${XS_DIR:?}"/*
+	mkdir -p "$XS_DIR$BE"
+	printf '%s' "$1" >"$XS_DIR$BE/params"
+	printf '%s' "${2:-w}" >"$XS_DIR$BE/mode"
+	XENBUS_PATH=$BE bash "$SCRIPT" add 2>"$T/stderr"
+}
+remove() { XENBUS_PATH=$BE bash "$SCRIPT" remove 2>>"$T/stderr"; }
+
+# Refused: non-zero exit, hotplug-status=error, hotplug-error containing each of the words.
+refused() { # params word...
+	local p=$1 err
+	shift
+	add "$p" && fail "$CASE: add succeeded"
+	expect hotplug-status error
+	err=$(key hotplug-error)
+	for w in "$@"; do
+		[[ $err == *"$w"* ]] || fail "$CASE: hotplug-error '$err' does not name '$w'"
+	done
+	for k in blanket-engine blanket-queues blanket-cache blanket-discard blanket-options \
+		physical-device-path; do
+		absent "$k"
+	done
+}
+
+CASE="plain path"
+add "$T/img/g1.raw" || fail "$CASE: add failed: $(cat "$T/stderr")"
+expect hotplug-status connected
+expect physical-device-path "$IMG"
+absent blanket-engine
+absent physical-device
+absent hotplug-error
+
+CASE="symlink is resolved"
+add "$T/img/link.raw" || fail "$CASE: add failed"
+expect physical-device-path "$IMG"
+
+CASE="old aio: prefix"
+add "aio:$T/img/g1.raw" || fail "$CASE: add failed"
+expect hotplug-status connected
+expect physical-device-path "$IMG"
+absent blanket-engine
+
+CASE="settings"
+add "engine=aio,queues=2,cache=writeback,discard=off,options=depth=8;sqpoll:$T/img/g1.raw" ||
+	fail "$CASE: add failed: $(cat "$T/stderr")"
+expect hotplug-status connected
+expect physical-device-path "$IMG"
+expect blanket-engine aio
+expect blanket-queues 2
+expect blanket-cache writeback
+expect blanket-discard off
+expect blanket-options "depth=8,sqpoll"
+
+CASE="remove deletes what add wrote"
+remove || fail "$CASE: remove failed"
+for k in blanket-engine blanket-queues blanket-cache blanket-discard blanket-options \
+	physical-device-path hotplug-error; do
+	absent "$k"
+done
+expect params "engine=aio,queues=2,cache=writeback,discard=off,options=depth=8;sqpoll:$T/img/g1.raw"
+expect mode w
+
+CASE="remove leaves keys the target did not set"
+add "queues=1:$T/img/g1.raw" || fail "$CASE: add failed"
+printf 'null' >"$XS_DIR$BE/blanket-engine" # the toolstack's, not the script's
+remove || fail "$CASE: remove failed"
+absent blanket-queues
+expect blanket-engine null
+
+CASE="one setting, read-only"
+add "discard=no:$T/img/g1.raw" r || fail "$CASE: add failed"
+expect blanket-discard no
+absent blanket-queues
+
+CASE="unknown setting";		refused "engin=aio:$T/img/g1.raw" engin aio
+CASE="bad engine";		refused "engine=spdk:$T/img/g1.raw" engine spdk
+CASE="bad queues 0";		refused "queues=0:$T/img/g1.raw" queues "'0'"
+CASE="bad queues 65";		refused "queues=65:$T/img/g1.raw" queues 65
+CASE="bad queues word";		refused "queues=two:$T/img/g1.raw" queues two
+CASE="bad cache";		refused "cache=unsafe:$T/img/g1.raw" cache unsafe
+CASE="bad discard";		refused "discard=maybe:$T/img/g1.raw" discard maybe
+CASE="setting without value";	refused "engine=aio,queues:$T/img/g1.raw" queues
+CASE="bad options";		refused "options=a b:$T/img/g1.raw" options "a b"
+CASE="missing target";		refused "engine=aio:$T/img/none.raw" none.raw "does not exist"
+CASE="directory target";	refused "$T/img" "neither a regular file"
+CASE="empty target";		refused "engine=aio:" "empty target"
+CASE="bad mode"
+add "$T/img/g1.raw" x && fail "$CASE: add succeeded"
+expect hotplug-status error
+
+CASE="log names the settings"
+add "queues=3:$T/img/g1.raw" || fail "$CASE: add failed"
+grep -q "connected file $IMG mode=w settings queues=3" "$T/hotplug.log" ||
+	fail "$CASE: no log line: $(tail -n 3 "$T/hotplug.log")"
+
+if [ $fails -ne 0 ]; then
+	echo "$fails check(s) failed" >&2
+	exit 1
+fi
+echo ok
