@@ -28,8 +28,11 @@ static int blkif_describe(struct bk_device *dev, char *buf, size_t len)
 
 	if (!bd)
 		return -ENODEV;
-	n = snprintf(buf, len, "file=%s engine=%s %s%s", bd->params, bd->engine_name,
-		     bd->lim.readonly ? "ro" : "rw", bd->cdrom ? " cdrom" : "");
+	/* Before the hotplug script ran there is no path yet ("-") and the settings may change. */
+	n = snprintf(buf, len, "file=%s engine=%s %s%s%s%s", bd->params ? bd->params : "-",
+		     bd->engine_name, bd->lim.readonly ? "ro" : "rw", bd->cdrom ? " cdrom" : "",
+		     bd->cache != BK_CACHE_NONE ? " cache=" : "",
+		     bd->cache != BK_CACHE_NONE ? bk_cache_mode_name(bd->cache) : "");
 	if (n >= 0 && (size_t)n < len && bd->connected)
 		n += snprintf(
 			buf + n, len - (size_t)n, " queues=%u ring-order=%u indirect=%u abi=%s%s%s",

@@ -119,13 +119,14 @@ enum {
 struct blkif_dev {
 	struct bk_device *dev;
 
-	/* From the backend keys at probe. */
-	char *params;
+	/* From the backend keys: mode and device-type at probe, the rest after hotplug. */
+	char *params; /* the backing path; NULL until the hotplug script ran */
 	bool readonly;
 	bool cdrom;
 	char engine_name[16];
 	char *engine_opts;
-	unsigned int max_queues;
+	unsigned int max_queues;     /* per-device cap (blanket-queues) */
+	unsigned int offered_queues; /* multi-queue-max-queues at InitWait (daemon-wide) */
 	unsigned int max_order;
 	unsigned int max_indirect;
 	unsigned int pool_pages;
@@ -154,7 +155,7 @@ struct blkif_dev {
 	bool handover;	    /* the daemon stops: finish what was taken, keep the guest connected */
 	unsigned int after; /* BLKIF_AFTER_* once drained */
 
-	struct bk_queue_stats *stats; /* max_queues entries, kept across reconnects */
+	struct bk_queue_stats *stats; /* offered_queues entries, kept across reconnects */
 	unsigned int stats_queues;    /* queues of the last connection */
 };
 
@@ -183,6 +184,18 @@ void blkif_finish_disconnect(struct blkif_dev *bd);
 void blkif_start_handover(struct blkif_dev *bd);
 /* Called (from the hook) once every taken request is answered. */
 void blkif_finish_handover(struct blkif_dev *bd);
+
+/* settings.c */
+/* Probe: mode and device-type (libxl's keys) and the daemon-wide defaults. */
+int blkif_read_identity(struct blkif_dev *bd, char *why, size_t len);
+/* Probe: the features that need neither the store nor the per-device settings. */
+int blkif_write_probe_features(struct blkif_dev *bd);
+/*
+ * After hotplug-status=connected: read the per-device settings and the path, open the store and
+ * publish what depends on it. On failure the reason (naming the key and value, or the path) is
+ * in @why; the store stays closed.
+ */
+int blkif_open_backing(struct blkif_dev *bd, char *why, size_t len);
 
 /* ring.c */
 int blkif_rings_connect(struct blkif_dev *bd);

@@ -226,10 +226,14 @@ int blkif_rings_connect(struct blkif_dev *bd)
 		return bk_device_fail(dev, r,
 				      "multi-queue-num-queues from the frontend is not a "
 				      "number");
-	if (nq == 0 || nq > bd->max_queues)
+	if (nq == 0 || nq > bd->offered_queues)
 		return bk_device_fail(dev, -EINVAL,
 				      "frontend asked for %u queues, we offer 1 to %u", nq,
 				      bd->max_queues);
+	/* It read multi-queue-max-queues before the script's blanket-queues lowered it. */
+	if (nq > bd->max_queues)
+		dev_warn(dev, "frontend asked for %u queues before %s=%u was published: serving %u",
+			 nq, BK_XS_QUEUES, bd->max_queues, nq);
 
 	r = read_fe_opt_u32(dev, "ring-page-order", &order);
 	if (r < 0)

@@ -212,7 +212,20 @@ static bool refused(void *data)
 	return bk_ts_exists(env.ts, ep) == 1;
 }
 
-/* Bad backend keys refuse that device (Closed, error node); the others are unaffected. */
+/* Probe went InitWait (settings and store wait for the hotplug script) or refused. */
+static bool initwait_or_refused(void *data)
+{
+	uint32_t *id = data;
+	unsigned int st = 0;
+
+	return refused(data) ||
+	       (bk_ts_be_state(env.ts, "vbd", id[0], id[1], &st) == 0 && st == BK_XB_INITWAIT);
+}
+
+/*
+ * Bad backend keys refuse that device (Closed, error node); the others are unaffected. mode and
+ * device-type are refused at probe, the settings and the store once hotplug-status=connected.
+ */
 static void test_refused(uint32_t domid, const char *path)
 {
 	static const char *const bad_engine[] = { "blanket-engine", "nosuch", NULL };
@@ -247,6 +260,9 @@ static void test_refused(uint32_t domid, const char *path)
 		CHECK(bk_ts_add(env.ts, &d) == 0);
 		refused_id[0] = domid;
 		refused_id[1] = cases[i].devid;
+		CHECK(bk_test_pump_until(env.loop, initwait_or_refused, refused_id, 0) == 0);
+		if (!refused(refused_id))
+			CHECK(bk_ts_hotplug(env.ts, "vbd", domid, cases[i].devid, "connected") == 0);
 		CHECK(bk_test_pump_until(env.loop, refused, refused_id, 0) == 0);
 		CHECK(bk_ts_be_state(env.ts, "vbd", domid, cases[i].devid, &st) == 0 &&
 		      st == BK_XB_CLOSED);

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* The simulated toolstack (libxl 4.17's device add/remove and domain destroy, in xenstore). */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -327,8 +328,139 @@ int bk_ts_hotplug(struct bk_toolstack *ts, const char *kind, uint32_t domid, uin
 	return bk_ts_write_be(ts, kind, domid, devid, "hotplug-status", status);
 }
 
+/* Names a target may give settings under (scripts/blanket-hotplug), and their keys. */
+static const char *const ts_settings[][2] = {
+	{ "engine", "blanket-engine" }, { "queues", "blanket-queues" },
+	{ "cache", "blanket-cache" },	{ "discard", "blanket-discard" },
+	{ "options", "blanket-options" },
+};
+
+struct script_arg {
+	const char *be;
+	const char *path;
+	char *settings; /* "k=v,k=v" as the target gave them, or NULL */
+};
+
+static int script_keys_t(struct bk_toolstack *ts, uint32_t t, void *arg)
+{
+	const struct script_arg *a = arg;
+	_cleanup_free_ char *copy = a->settings ? strdup(a->settings) : NULL;
+	char *save = NULL;
+	int r;
+
+	if (a->settings && !copy)
+		return -ENOMEM;
+	for (char *tok = copy ? strtok_r(copy, ",", &save) : NULL; tok;
+	     tok = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(tok, '=');
+		size_t i = 0;
+
+		*eq = '\0'; /* checked by the caller */
+		while (strcmp(tok, ts_settings[i][0]))
+			i++;
+		if (i == 4) /* options: ';' stands for the engine syntax's ',' */
+			for (char *c = eq + 1; *c; c++)
+				if (*c == ';')
+					*c = ',';
+		r = bk_xs_printf(ts->xs, t, a->be, ts_settings[i][1], "%s", eq + 1);
+		if (r < 0)
+			return r;
+	}
+	return bk_xs_printf(ts->xs, t, a->be, "physical-device-path", "%s", a->path);
+}
+
+/* The script's failure: hotplug-error, then hotplug-status=error; returns -EINVAL. */
+static int script_fail(struct bk_toolstack *ts, const struct bk_ts_dev *d, const char *why)
+{
+	char msg[256];
+
+	snprintf(msg, sizeof(msg), "blanket: %s", why);
+	bk_ts_write_be(ts, d->kind, d->domid, d->devid, "hotplug-error", msg);
+	bk_ts_hotplug(ts, d->kind, d->domid, d->devid, "error");
+	return -EINVAL;
+}
+
+/*
+ * scripts/blanket-hotplug "add" for a vbd: split the target (params) into settings and path,
+ * write the blanket-* keys and physical-device-path, then hotplug-status=connected. As the
+ * script, a name that is not a setting or a target that does not exist ends in
+ * hotplug-status=error; unlike it, the values and the kind of file are left to the backend to
+ * check, so tests reach the backend's own refusals.
+ */
+static int play_blanket_script(struct bk_toolstack *ts, const struct bk_ts_dev *d)
+{
+	_cleanup_free_ char *be = bk_ts_be_path(ts, d->kind, d->domid, d->devid);
+	_cleanup_free_ char *params = strdup(d->params ? d->params : "/dev/null");
+	char real[PATH_MAX], why[200];
+	struct script_arg a = { .be = be };
+	char *colon, *target;
+	int r;
+
+	if (!be || !params)
+		return -ENOMEM;
+	colon = strchr(params, ':');
+	target = params;
+	if (params[0] != '/' && colon) {
+		*colon = '\0';
+		target = colon + 1;
+		if (strchr(params, '=')) {
+			_cleanup_free_ char *check = strdup(params);
+			char *save = NULL;
+
+			if (!check)
+				return -ENOMEM;
+			for (char *tok = strtok_r(check, ",", &save); tok;
+			     tok = strtok_r(NULL, ",", &save)) {
+				char *eq = strchr(tok, '=');
+				size_t i = 0;
+
+				if (eq)
+					*eq = '\0';
+				while (i < ARRAY_SIZE(ts_settings) && strcmp(tok, ts_settings[i][0]))
+					i++;
+				if (!eq || i == ARRAY_SIZE(ts_settings)) {
+					snprintf(why, sizeof(why), "unknown setting '%.64s'", tok);
+					return script_fail(ts, d, why);
+				}
+			}
+			a.settings = params;
+		}
+	}
+	if (!realpath(target, real)) {
+		snprintf(why, sizeof(why), "target %.150s does not exist", target);
+		return script_fail(ts, d, why);
+	}
+	a.path = real;
+	r = ts_tx(ts, script_keys_t, &a);
+	if (r < 0)
+		return r;
+	return bk_ts_hotplug(ts, d->kind, d->domid, d->devid, "connected");
+}
+
+/* A block backend (it offers flushes) published its size, or refused the device. */
+static bool ts_block_ready(void *data)
+{
+	struct ts_wait *w = data;
+	_cleanup_free_ char *be = bk_ts_be_path(w->ts, w->kind, w->domid, w->devid);
+	char key[256];
+	unsigned int s;
+
+	if (!be)
+		return false;
+	if (bk_ts_be_state(w->ts, w->kind, w->domid, w->devid, &s) == 0 && s >= 5) {
+		w->state = s;
+		return true;
+	}
+	snprintf(key, sizeof(key), "%s/feature-flush-cache", be);
+	if (bk_ts_exists(w->ts, key) != 1)
+		return true; /* not a block backend: nothing to wait for */
+	snprintf(key, sizeof(key), "%s/sectors", be);
+	return bk_ts_exists(w->ts, key) == 1;
+}
+
 int bk_ts_attach(struct bk_toolstack *ts, const struct bk_ts_dev *d)
 {
+	struct ts_wait w = { ts, d->kind, d->domid, d->devid, 0 };
 	int r = bk_ts_add(ts, d);
 
 	if (r < 0)
@@ -336,7 +468,20 @@ int bk_ts_attach(struct bk_toolstack *ts, const struct bk_ts_dev *d)
 	r = ts_wait_state(ts, d->kind, d->domid, d->devid, 2);
 	if (r < 0)
 		return r;
-	return bk_ts_hotplug(ts, d->kind, d->domid, d->devid, "connected");
+	if (strcmp(d->kind, "vbd"))
+		return bk_ts_hotplug(ts, d->kind, d->domid, d->devid, "connected");
+	r = play_blanket_script(ts, d);
+	if (r < 0)
+		return r;
+	/*
+	 * libxl returns here; the guest then boots (or blkfront notices the new device) and
+	 * reads the features. Wait for the backend to have taken the script's keys, so a test's
+	 * frontend reading at InitWait finds the size as a booting guest would.
+	 */
+	r = bk_test_pump_until(ts->loop, ts_block_ready, &w, BK_TS_WAIT_ITERS);
+	if (r < 0)
+		return r;
+	return w.state >= 5 ? -ENODEV : 0;
 }
 
 static int request_remove_t(struct bk_toolstack *ts, uint32_t t, const struct bk_ts_dev *d)

@@ -56,6 +56,12 @@ int bk_ts_add_many(struct bk_toolstack *ts, const struct bk_ts_dev *devs, unsign
 /*
  * bk_ts_add, then as libxl: wait for the backend to reach InitWait and run the hotplug
  * script (hotplug-status=connected). -ETIMEDOUT if the backend never got there.
+ * For a vbd the script is scripts/blanket-hotplug: params may be "k=v,...:/path" (engine,
+ * queues, cache, discard, options with ';' for ','); it writes the blanket-* keys and
+ * physical-device-path (the resolved path) first. An unknown setting or a missing target ends
+ * in hotplug-status=error and -EINVAL. Then, for a block backend (one that wrote
+ * feature-flush-cache), it waits until the backend published "sectors" (-ENODEV if it refused
+ * the device instead), so a frontend opened afterwards sees what a booting guest sees.
  */
 int bk_ts_attach(struct bk_toolstack *ts, const struct bk_ts_dev *d);
 /* Write hotplug-status (e.g. "connected", "error") as the hotplug script would. */
