@@ -497,7 +497,12 @@ void blkif_queue_run(struct blkif_queue *q)
 	if (q->dead)
 		return;
 	q->stalled = false;
-	/* Old requests first: they hold their place before anything new is taken. */
+	/*
+	 * Old requests first: they hold their place before anything new is taken. Some may still
+	 * need their indirect descriptors (re-issued from the journal, or a full batch last turn).
+	 */
+	if (!list_empty(&q->wait_list))
+		queue_fetch_indirect(q);
 	queue_dispatch(q);
 	if (list_empty(&q->wait_list) && !q->stalled) {
 		if (queue_take(q, BLKIF_BUDGET, &taken) < 0) {
