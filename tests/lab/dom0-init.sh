@@ -113,6 +113,8 @@ if [ "$BACKEND" = blanketd ]; then
 		else
 			wait "$pid"
 			rc=$?
+			# Restarted by a scenario, not our child: its wrapper recorded the status.
+			[ "$rc" = 127 ] && rc=$(spawned_blanketd_rc)
 			[ "$rc" = 0 ] || r="FAIL (blanketd exit status $rc)"
 		fi
 	fi

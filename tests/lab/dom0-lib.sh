@@ -165,3 +165,36 @@ vdev_id() {
 	local letter=${1#xvd}
 	echo $(((202 << 8) | (($(printf '%d' "'$letter") - 97) << 4)))
 }
+
+# A blanketd started by a scenario (a restart) is not a child of init: a wrapper shell records
+# its exit status in /run/lab-blanketd.rc, for the scenario and the final blanketd-exit check.
+#   spawn_blanketd [EXTRA ARGS...]   the boot's lab.blanketd_args, then EXTRA ARGS
+spawn_blanketd() {
+	local i=0
+	rm -f /run/lab-blanketd.rc /run/lab-blanketd.pid
+	(
+		/usr/sbin/blanketd $(sed -n 's/.*lab\.blanketd_args=\([^ ]*\).*/\1/p' /proc/cmdline |
+			tr '+' ' ') "$@" >>"$BLANKETD_LOG" 2>&1 &
+		echo $! >/run/lab-blanketd.pid.new
+		mv /run/lab-blanketd.pid.new /run/lab-blanketd.pid
+		wait $!
+		echo $? >/run/lab-blanketd.rc
+	) &
+	while [ ! -s /run/lab-blanketd.pid ]; do
+		i=$((i + 1))
+		[ $i -gt 100 ] && return 1
+		sleep 0.1
+	done
+	echo "LAB-BLANKETD pid $(cat /run/lab-blanketd.pid) (restarted)"
+}
+
+# Exit status of a blanketd started by spawn_blanketd once it is gone (waits up to 5 s for its
+# wrapper); 127 when there is none.
+spawned_blanketd_rc() {
+	local i=0
+	while [ ! -s /run/lab-blanketd.rc ] && [ $i -lt 50 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	cat /run/lab-blanketd.rc 2>/dev/null || echo 127
+}
