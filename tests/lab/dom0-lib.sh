@@ -157,8 +157,8 @@ blanketctl_stats() {
 	fi
 }
 
-# Allocated 512-byte blocks of a file.
-file_blocks() { stat -c %b "$1"; }
+# Allocated KiB of a file.
+file_kib() { echo $(($(stat -c '%b * %B' "$1") / 1024)); }
 
 # The device id xl assigns to xvdX (Linux xvd scheme: 202 << 8 | disk * 16).
 vdev_id() {
