@@ -6,8 +6,9 @@
  * startup with "FILE:LINE: bad value 'X' for key 'Y': reason".
  *
  * Per-device settings do not live here: the hotplug script writes them into the device's
- * backend directory in xenstore (BK_XS_* below), and the backend reads them at probe, using
- * the daemon-wide values as defaults and caps.
+ * backend directory in xenstore (BK_XS_* below), and the backend reads them once the script
+ * wrote hotplug-status=connected (backends/blkif/settings.c), using the daemon-wide values as
+ * defaults and caps.
  */
 #ifndef BK_CONF_H
 #define BK_CONF_H

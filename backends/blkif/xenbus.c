@@ -118,13 +118,37 @@ fail:
 	return r;
 }
 
+/*
+ * The store is open, or hotplug-status=connected is there and it opens now (the key may have
+ * appeared while the device was Closed: a frontend that reconnects later finds it here). A bad
+ * setting or a store that does not open fails the device. Only called in InitWait.
+ */
+static bool backing_ready(struct blkif_dev *bd)
+{
+	char why[256];
+	int r;
+
+	if (bd->store)
+		return true;
+	if (!hotplug_done(bd))
+		return false;
+	r = blkif_open_backing(bd, why, sizeof(why));
+	if (r < 0) {
+		bk_device_fail(bd->dev, r, "%s", why); /* logs it; the core shuts the device down */
+		return false;
+	}
+	return true;
+}
+
 static void connect(struct blkif_dev *bd)
 {
 	struct bk_device *dev = bd->dev;
 
 	if (bd->connected || bd->draining)
 		return;
-	if (!bd->store) {
+	if (!backing_ready(bd)) {
+		if (dev->state != BK_XB_INITWAIT)
+			return; /* it just failed */
 		if (!bd->waiting_hotplug)
 			dev_info(dev, "frontend ready, waiting for the hotplug script");
 		bd->waiting_hotplug = true;
@@ -222,21 +246,14 @@ void blkif_backend_changed(struct bk_device *dev, const char *key)
 {
 	struct blkif_dev *bd = blkif_of(dev);
 
-	char why[256];
-
 	if (key && strcmp(key, "hotplug-status"))
 		return;
-	if (!bd->store && dev->state == BK_XB_INITWAIT && hotplug_done(bd)) {
-		int r = blkif_open_backing(bd, why, sizeof(why));
-
-		if (r < 0) {
-			bk_device_fail(dev, r, "%s", why); /* logs it; the core shuts the device down */
-			return;
-		}
-	}
-	if (dev->state == BK_XB_INITWAIT &&
-	    (dev->fe_state == BK_XB_INITIALISED || dev->fe_state == BK_XB_CONNECTED))
+	if (dev->state != BK_XB_INITWAIT)
+		return; /* a frontend that comes back later opens the store in connect() */
+	if (dev->fe_state == BK_XB_INITIALISED || dev->fe_state == BK_XB_CONNECTED)
 		connect(bd);
+	else
+		backing_ready(bd); /* open now: the size is published before the frontend looks */
 }
 
 void blkif_shutdown(struct bk_device *dev)

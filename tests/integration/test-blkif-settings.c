@@ -4,8 +4,9 @@
  * bk_ts_attach, as scripts/blanket-hotplug writes the blanket-* keys and physical-device-path):
  * the engine (aio beside io_uring), the queue cap, cache=writeback (store not O_DIRECT),
  * discard=off; a bad value refuses that device only, with a log line and an error node naming
- * the key and value; the same settings in params without a script; and a probe that reaches
- * InitWait without touching the store (the target need not exist until the script ran).
+ * the key and value; the same settings in params without a script; a probe that reaches
+ * InitWait without touching the store (the target need not exist until the script ran); and
+ * hotplug-status arriving while the device is Closed.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -456,6 +457,44 @@ static void test_probe_without_store(void)
 	unlink(path);
 }
 
+/*
+ * hotplug-status=connected arrives while the device is Closed (the frontend gave up before the
+ * script finished): the store is opened when the frontend comes back, not never.
+ */
+static void test_hotplug_while_closed(const char *path)
+{
+	struct bk_ts_dev d = { .kind = "vbd", .domid = DOMID, .devid = 80, .params = path };
+	struct bk_bf_params p = { .pfn_base = 0, .pfn_count = 1024 };
+	struct bk_blkfront *f = NULL;
+	unsigned int st = 0;
+	char v[32];
+
+	CHECK(bk_ts_add(env.ts, &d) == 0);
+	CHECK(bk_bf_open(&env, DOMID, 80, &p, &f) == 0);
+	if (!f)
+		return;
+	CHECK(bk_bf_wait_initwait(f) == 0);
+	CHECK(bk_bf_prepare(f) == 0);
+	CHECK(bk_xbf_set_state(bk_bf_xbf(f), BK_XB_INITIALISED) == 0);
+	for (int i = 0; i < 10; i++)
+		bk_loop_run_once(env.loop, 0);
+	CHECK(bk_xbf_be_state(bk_bf_xbf(f), &st) == 0 && st == BK_XB_INITWAIT);
+	CHECK(bk_bf_disconnect(f) == 0);
+	CHECK(bk_ts_hotplug(env.ts, "vbd", DOMID, 80, "connected") == 0);
+	for (int i = 0; i < 10; i++)
+		bk_loop_run_once(env.loop, 0);
+	CHECK(bk_xbf_be_state(bk_bf_xbf(f), &st) == 0 && st == BK_XB_CLOSED);
+	be_key(80, "sectors", v, sizeof(v));
+	CHECK(v[0] == '\0');
+	bk_bf_reset(f);
+	CHECK(bk_xbf_set_state(bk_bf_xbf(f), BK_XB_INITIALISING) == 0);
+	CHECK(bk_bf_connect(f) == 0);
+	be_key(80, "sectors", v, sizeof(v));
+	CHECK(strtoull(v, NULL, 10) == DISK_BYTES / 512);
+	CHECK(bk_bf_rw(f, 0, BLKIF_OP_READ, 0, 8, buf, false) == BLKIF_RSP_OKAY);
+	detach(f, 80);
+}
+
 int main(void)
 {
 	char path[64], path2[64], real[PATH_MAX], real2[PATH_MAX];
@@ -477,6 +516,7 @@ int main(void)
 	test_bad(real);
 	test_script_refuses(real);
 	test_probe_without_store();
+	test_hotplug_while_closed(real);
 	CHECK(bk_sim_guest_nr_mapped(env.sim, DOMID) == 0);
 	bk_bf_env_free(&env);
 	unlink(path);

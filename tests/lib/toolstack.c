@@ -358,7 +358,7 @@ static int script_keys_t(struct bk_toolstack *ts, uint32_t t, void *arg)
 		*eq = '\0'; /* checked by the caller */
 		while (strcmp(tok, ts_settings[i][0]))
 			i++;
-		if (i == 4) /* options: ';' stands for the engine syntax's ',' */
+		if (!strcmp(tok, "options")) /* ';' stands for the engine syntax's ',' */
 			for (char *c = eq + 1; *c; c++)
 				if (*c == ';')
 					*c = ',';
