@@ -136,6 +136,7 @@ CASE="bad queues 65";		refused "queues=65:$T/img/g1.raw" queues 65
 CASE="bad queues word";		refused "queues=two:$T/img/g1.raw" queues two
 CASE="bad cache";		refused "cache=unsafe:$T/img/g1.raw" cache unsafe
 CASE="bad discard";		refused "discard=maybe:$T/img/g1.raw" discard maybe
+CASE="value without setting";	refused "=aio:$T/img/g1.raw" "unknown setting" aio
 CASE="setting without value";	refused "engine=aio,queues:$T/img/g1.raw" queues
 CASE="bad options";		refused "options=a b:$T/img/g1.raw" options "a b"
 CASE="missing target";		refused "engine=aio:$T/img/none.raw" none.raw "does not exist"
