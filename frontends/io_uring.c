@@ -50,6 +50,7 @@ struct uring_engine {
 	unsigned int nr_bufs;
 	bool discard_cmd;	  /* block device discard as BLOCK_URING_CMD_DISCARD (6.12+) */
 	struct bk_worker *worker; /* else BLKDISCARD on this thread, started on first use */
+	unsigned int in_worker;	  /* of inflight: on the worker, not in the ring */
 	unsigned int dispatching;
 	bool close_pending;
 	struct bk_ratelimit rl;
@@ -169,6 +170,7 @@ static void worker_done(void *data, struct bk_io *io, int res)
 {
 	struct uring_engine *u = data;
 
+	u->in_worker--;
 	complete(u, io, res);
 }
 
@@ -182,6 +184,7 @@ static int to_worker(struct uring_engine *u, struct bk_io *io)
 			return r;
 	}
 	bk_worker_submit(u->worker, io);
+	u->in_worker++;
 	return 0;
 }
 
@@ -242,8 +245,13 @@ static void reap(struct uring_engine *u)
 		if (!n)
 			break;
 		io_uring_cq_advance(&u->ring, n);
-		for (unsigned int i = 0; i < n && !u->close_pending; i++)
-			handle_cqe(u, batch[i].io, batch[i].res);
+		for (unsigned int i = 0; i < n; i++) {
+			/* Reaped after a close: the kernel is done with it, nobody is told. */
+			if (u->close_pending)
+				u->inflight--;
+			else
+				handle_cqe(u, batch[i].io, batch[i].res);
+		}
 		if (u->close_pending)
 			break;
 	}
@@ -338,10 +346,44 @@ static unsigned int uring_inflight(const struct bk_engine *e)
 	return container_of(e, struct uring_engine, base)->inflight;
 }
 
+/*
+ * Closed with I/O still in the ring. The backend drains before closing, so only a simulated
+ * kill (bk_core_abandon, tests) gets here. The kernel may still be reading or writing the
+ * caller's buffers, which the caller frees or unmaps right after close, and io_uring_queue_exit
+ * does not wait for that (the ring is torn down asynchronously). So submit what is queued and
+ * wait for every completion, without calling done(): as when a killed process's I/O finishes
+ * after its death, except that its memory cannot be reused in the meantime.
+ */
+static void uring_drain(struct uring_engine *u)
+{
+	unsigned int left = u->inflight - u->in_worker;
+
+	bk_log_dev(BK_LOG_WARNING, u->name, "closed with %u I/O in flight: waiting for them",
+		   u->inflight);
+	while (left) {
+		struct io_uring_cqe *cqe;
+		int r;
+
+		if (u->unsubmitted && io_uring_submit(&u->ring) >= (int)u->unsubmitted)
+			u->unsubmitted = 0;
+		r = io_uring_wait_cqe(&u->ring, &cqe);
+		if (r == -EINTR || r == -EAGAIN)
+			continue;
+		if (r < 0) {
+			log_err("%s: waiting for I/O at close: %s", u->name, strerror(-r));
+			abort(); /* the kernel may still write into memory about to be freed */
+		}
+		io_uring_cqe_seen(&u->ring, cqe);
+		left--;
+	}
+	u->inflight = u->in_worker;
+}
+
 static void uring_free(struct uring_engine *u)
 {
-	if (u->inflight)
-		log_err("%s: io_uring engine closed with %u I/O in flight", u->name, u->inflight);
+	if (u->ring_ok && u->inflight > u->in_worker)
+		uring_drain(u);
+	/* Joins the worker: its BLKDISCARDs in progress finish, queued ones are dropped. */
 	bk_worker_free(u->worker);
 	bk_hook_free(u->hook);
 	bk_watch_free(u->watch);

@@ -87,6 +87,21 @@ struct bk_backend_ops {
 	 * ("file=/img.raw engine=io_uring queues=4 ring-order=4 indirect=256 persistent").
 	 */
 	int (*describe)(struct bk_device *dev, char *buf, size_t len);
+	/*
+	 * Optional, test-only (bk_core_abandon): the daemon is killed with @dev connected. Release
+	 * what a dead process loses (grant mappings, event channels, engines: wait for the kernel
+	 * to finish with our buffers) and free dev->priv, without answering the guest beyond
+	 * @point (enum bk_abandon_point), writing xenstore, or discarding restart state (journals).
+	 * remove is not called afterwards.
+	 */
+	void (*abandon)(struct bk_device *dev, unsigned int point);
+};
+
+/* Where a simulated kill (bk_core_abandon) stops a backend on its way to answering the guest. */
+enum bk_abandon_point {
+	BK_ABANDON_NOW = 0,   /* finished requests stay unanswered */
+	BK_ABANDON_ANSWERED,  /* their responses are written to the ring, not published */
+	BK_ABANDON_PUBLISHED, /* ... and published (no notify), the journal not told */
 };
 
 /* Register a backend kind before bk_core_start(). */
@@ -195,5 +210,11 @@ uint32_t bk_core_domid(const struct bk_core *core);
  * their devices over (drain, keep the guest connected) instead of disconnecting the guest.
  */
 bool bk_core_stopping(const struct bk_core *core);
+/*
+ * Test-only: simulate SIGKILL of the daemon in-process. Every device is freed at once through
+ * ops->abandon (@point: enum bk_abandon_point); a backend without abandon gets remove, which
+ * assumes nothing is in flight. Nothing is written to xenstore. Only bk_core_free() may follow.
+ */
+void bk_core_abandon(struct bk_core *core, unsigned int point);
 
 #endif

@@ -566,6 +566,26 @@ bool bk_core_stopping(const struct bk_core *core)
 	return core->stopping;
 }
 
+void bk_core_abandon(struct bk_core *core, unsigned int point)
+{
+	core->stopping = true;
+	while (!list_empty(&core->zombies))
+		bk_dev_destroy(
+			bk_dev_priv(list_first_entry(&core->zombies, struct bk_device, link)));
+	while (!list_empty(&core->devices)) {
+		struct bk_device *dev = list_first_entry(&core->devices, struct bk_device, link);
+		struct bk_dev_priv *p = bk_dev_priv(dev);
+
+		if (p->active && dev->ops->abandon) {
+			dev->ops->abandon(dev, point);
+			p->active = false; /* no remove: abandon freed it */
+			core->nr_devices--;
+		}
+		bk_dev_destroy(p);
+	}
+	core->stop_done = NULL;
+}
+
 uint32_t bk_core_domid(const struct bk_core *core)
 {
 	return core->domid;

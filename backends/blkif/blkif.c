@@ -51,4 +51,5 @@ const struct bk_backend_ops blkif_backend_ops = {
 	.remove = blkif_remove,
 	.get_stats = blkif_get_stats,
 	.describe = blkif_describe,
+	.abandon = blkif_abandon,
 };

@@ -10,4 +10,7 @@
 
 extern const struct bk_backend_ops blkif_backend_ops;
 
+/* Test-only: the daemon is killed (blkif_backend_ops.abandon, see bk_core_abandon). */
+void blkif_abandon(struct bk_device *dev, unsigned int point);
+
 #endif

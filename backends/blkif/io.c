@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "blkif.h"
 #include "common.h"
 #include "loop.h"
 
@@ -518,8 +519,8 @@ void blkif_queue_run(struct blkif_queue *q)
 		bk_timer_rearm(q->bd->resched, 0, 0);
 }
 
-/* Answer everything on the done list: read data out in one batch, responses, one push. */
-static void queue_complete(struct blkif_queue *q)
+/* Answer everything on the done list: read data out in one batch, then the responses. */
+static void queue_answer(struct blkif_queue *q)
 {
 	struct blkif_copy_batch *b = &q->batch;
 
@@ -554,7 +555,49 @@ static void queue_complete(struct blkif_queue *q)
 		}
 		batch_reset(b);
 	}
+}
+
+/* Answer everything on the done list and publish the responses with one push. */
+static void queue_complete(struct blkif_queue *q)
+{
+	queue_answer(q);
 	queue_push(q);
+}
+
+/* Test-only: a kill at @point (enum bk_abandon_point) on the way to answering @q's guest. */
+static void queue_crash(struct blkif_queue *q, unsigned int point)
+{
+	if (q->dead || point == BK_ABANDON_NOW)
+		return;
+	/* Responses written and journaled as answered, then the process dies... */
+	queue_answer(q);
+	/* ...or dies after publishing them, before the journal learnt it (and before a notify). */
+	if (point == BK_ABANDON_PUBLISHED)
+		blkif_ring_push(&q->ring);
+}
+
+/*
+ * Test-only (ops->abandon, see bk_core_abandon): the daemon is killed. Nothing is answered
+ * beyond @point and nothing is written to xenstore; the journals and the shared rings stay as
+ * they are. What a dead process loses is released: grant mappings, event channels, and the
+ * engines, which wait for the kernel to finish with our bounce buffers before those are
+ * unmapped (io_uring.c). Requests the engines still held are simply dropped.
+ */
+void blkif_abandon(struct bk_device *dev, unsigned int point)
+{
+	struct blkif_dev *bd = blkif_of(dev);
+
+	if (!bd)
+		return;
+	dev_info(dev, "simulated kill with %u request(s) taken", blkif_dev_busy(bd));
+	for (unsigned int i = 0; bd->queues && i < bd->nr_queues; i++)
+		queue_crash(&bd->queues[i], point);
+	/* The release a handover makes keeps the journals, as a dead process leaves its files. */
+	bd->handover = true;
+	if (bd->connected)
+		blkif_rings_release(bd);
+	bd->handover = false;
+	blkif_remove(dev);
 }
 
 static void io_done(struct bk_io *io, int res)
