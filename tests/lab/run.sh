@@ -61,7 +61,13 @@ mkfs.ext4 -q -F -E lazy_itable_init=1,lazy_journal_init=1 "$OUT/scratch.raw" ||
 exec 7>"$LAB_CACHE/qemu.lock"
 if ! flock -n 7; then
 	lab_say "waiting for another lab run to finish"
-	flock 7
+	# In the background so a SIGTERM (meson's timeout) ends the wait; the lock belongs to the
+	# open file (fd 7), which stays with us.
+	flock 7 &
+	fpid=$!
+	trap 'kill $fpid 2>/dev/null; exit 1' TERM INT HUP
+	wait $fpid || exit 1
+	trap - TERM INT HUP
 fi
 
 cmdline="console=hvc0 earlyprintk=xen lab.backend=$BACKEND lab.scenarios=$name"
@@ -79,6 +85,7 @@ timeout --foreground -k 10 "$TIMEOUT" qemu-system-x86_64 -accel tcg -cpu qemu64,
 qpid=$!
 
 # Progress lines from the serial log while QEMU runs.
+# (In the background, so that a SIGTERM from meson's timeout stops QEMU at once.)
 tail -n +1 -F --pid=$qpid "$LOG" 2>/dev/null | while IFS= read -r line; do
 	line=${line%$'\r'}
 	t=$(($(date +%s) - start))
@@ -92,9 +99,13 @@ tail -n +1 -F --pid=$qpid "$LOG" 2>/dev/null | while IFS= read -r line; do
 	*LAB-WARN*) lab_say "[$t s]   ${line#*LAB-}" ;;
 	*LAB-SHOW*) printf '%s\n' "${line#*LAB-SHOW }" ;;
 	esac
-done
+done &
+tpid=$!
+trap 'kill $qpid $tpid 2>/dev/null; lab_say "interrupted: QEMU stopped (log $LOG)"; exit 1' TERM INT HUP
 wait $qpid
 qrc=$?
+wait $tpid
+trap - TERM INT HUP
 flock -u 7
 
 pass=0 fail=0 skip=0
