@@ -426,7 +426,8 @@ static void queue_dispatch(struct blkif_queue *q)
 	batch_reset(b);
 	while (!list_empty(&q->wait_list)) {
 		struct blkif_slot *s = list_first_entry(&q->wait_list, struct blkif_slot, link);
-		uint64_t bytes = blkif_req_bytes(&s->req);
+		/* A discard's nr_sectors is its range, not data: it needs no bounce pages. */
+		uint64_t bytes = s->req.op == BLKIF_OP_DISCARD ? 0 : blkif_req_bytes(&s->req);
 		bool is_write = blkif_req_writes(&s->req);
 
 		if (s->need_desc)
