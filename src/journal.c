@@ -251,6 +251,11 @@ uint32_t bk_journal_req_cons(const struct bk_journal *j)
 	return __atomic_load_n(&j->hdr->req_cons, __ATOMIC_ACQUIRE);
 }
 
+uint32_t bk_journal_rsp_pushed(const struct bk_journal *j)
+{
+	return __atomic_load_n(&j->hdr->rsp_pushed, __ATOMIC_ACQUIRE);
+}
+
 unsigned int bk_journal_nr_live(const struct bk_journal *j)
 {
 	return j->live;

@@ -63,6 +63,8 @@ void bk_journal_set_pushed(struct bk_journal *j, uint32_t rsp_prod);
 void bk_journal_release(struct bk_journal *j, int ent);
 /* The consumer index the journal holds (to check it belongs to a ring before recovering). */
 uint32_t bk_journal_req_cons(const struct bk_journal *j);
+/* The last response index recorded as published (same purpose). */
+uint32_t bk_journal_rsp_pushed(const struct bk_journal *j);
 /* Entries in use (tests, stats). */
 unsigned int bk_journal_nr_live(const struct bk_journal *j);
 

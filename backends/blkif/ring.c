@@ -116,9 +116,18 @@ static int queue_journal(struct blkif_dev *bd, struct blkif_queue *q)
 		return bk_device_fail(dev, r, "q%u: in-flight journal %s/%s: %s", q->index, dir,
 				      name, strerror(-r));
 	if (recovering && bd->adopting) {
-		/* The guest may have queued more since, but never more than the ring holds. */
+		/*
+		 * The ring must be the one the journal was written for, not a new one the guest
+		 * set up with the same grant refs and port (a new kernel finds the backend still
+		 * Connected and connects by itself): only we write rsp_prod, and we published
+		 * at least up to the journal's index and never beyond what we consumed. The
+		 * guest may have queued more since, but never more than the ring holds.
+		 */
+		cons = bk_journal_req_cons(q->journal);
+		rsp = bk_journal_rsp_pushed(q->journal);
 		req_prod = READ_ONCE(q->ring.sring->req_prod);
-		if ((uint32_t)(req_prod - bk_journal_req_cons(q->journal)) > q->ring.nr_ents) {
+		if ((uint32_t)(req_prod - cons) > q->ring.nr_ents ||
+		    (uint32_t)(READ_ONCE(q->ring.sring->rsp_prod) - rsp) > (uint32_t)(cons - rsp)) {
 			dev_warn(dev, "q%u: in-flight journal does not match the ring, ignoring it",
 				 q->index);
 		} else {
