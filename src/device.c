@@ -69,21 +69,16 @@ int bk_device_read_fe_u32(struct bk_device *dev, const char *key, uint32_t *ret)
 
 int bk_device_write_be(struct bk_device *dev, const char *key, const char *fmt, ...)
 {
-	_cleanup_free_ char *val = NULL;
 	va_list ap;
-	int n;
+	int r;
 
 	/* Writing under a removed directory would recreate it: stale nodes. */
 	if (bk_dev_priv(dev)->be_gone)
 		return -ENOENT;
 	va_start(ap, fmt);
-	n = vasprintf(&val, fmt, ap);
+	r = bk_xs_vprintf(dev->core->xs, BK_XS_NULL, dev->be_path, key, fmt, ap);
 	va_end(ap);
-	if (n < 0) {
-		val = NULL;
-		return -ENOMEM;
-	}
-	return bk_xs_printf(dev->core->xs, BK_XS_NULL, dev->be_path, key, "%s", val);
+	return r;
 }
 
 /*

@@ -13,6 +13,7 @@
 #ifndef BK_XEN_H
 #define BK_XEN_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -288,7 +289,9 @@ int bk_xs_read_u64(struct bk_xs *xs, uint32_t t, const char *dir, const char *ke
 		   uint64_t *ret);
 int bk_xs_read_u32(struct bk_xs *xs, uint32_t t, const char *dir, const char *key,
 		   uint32_t *ret);
-/* printf into @dir/@key. */
+/* printf into @dir/@key (@key may be NULL). */
+int bk_xs_vprintf(struct bk_xs *xs, uint32_t t, const char *dir, const char *key, const char *fmt,
+		  va_list ap) __attribute__((format(printf, 5, 0)));
 int bk_xs_printf(struct bk_xs *xs, uint32_t t, const char *dir, const char *key, const char *fmt,
 		 ...) __attribute__((format(printf, 5, 6)));
 /* Strict decimal parser used for every hostile number: no sign, no spaces, no overflow. */

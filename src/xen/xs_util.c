@@ -91,22 +91,31 @@ int bk_xs_read_u32(struct bk_xs *xs, uint32_t t, const char *dir, const char *ke
 	return 0;
 }
 
-int bk_xs_printf(struct bk_xs *xs, uint32_t t, const char *dir, const char *key, const char *fmt,
-		 ...)
+int bk_xs_vprintf(struct bk_xs *xs, uint32_t t, const char *dir, const char *key, const char *fmt,
+		  va_list ap)
 {
 	_cleanup_free_ char *path = join(dir, key);
 	_cleanup_free_ char *val = NULL;
-	va_list ap;
 	int n;
 
 	if (!path)
 		return -ENOMEM;
-	va_start(ap, fmt);
 	n = vasprintf(&val, fmt, ap);
-	va_end(ap);
 	if (n < 0) {
 		val = NULL;
 		return -ENOMEM;
 	}
 	return bk_xs_write(xs, t, path, val, (size_t)n);
+}
+
+int bk_xs_printf(struct bk_xs *xs, uint32_t t, const char *dir, const char *key, const char *fmt,
+		 ...)
+{
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	r = bk_xs_vprintf(xs, t, dir, key, fmt, ap);
+	va_end(ap);
+	return r;
 }
