@@ -96,7 +96,7 @@ static int queue_journal(struct blkif_dev *bd, struct blkif_queue *q)
 	struct bk_device *dev = bd->dev;
 	struct bk_journal_geom g = { 0 };
 	char dir[sizeof(cfg->state_directory) + 16], name[64];
-	uint32_t cons, rsp, req_prod;
+	uint32_t cons, rsp, req_prod, shared_rsp;
 	bool recovering = false;
 	int r;
 
@@ -125,14 +125,16 @@ static int queue_journal(struct blkif_dev *bd, struct blkif_queue *q)
 		 */
 		cons = bk_journal_req_cons(q->journal);
 		rsp = bk_journal_rsp_pushed(q->journal);
+		/* Each guest-writable index read once: the checks and the recovery see one value. */
 		req_prod = READ_ONCE(q->ring.sring->req_prod);
+		shared_rsp = READ_ONCE(q->ring.sring->rsp_prod);
 		if ((uint32_t)(req_prod - cons) > q->ring.nr_ents ||
-		    (uint32_t)(READ_ONCE(q->ring.sring->rsp_prod) - rsp) > (uint32_t)(cons - rsp)) {
+		    (uint32_t)(shared_rsp - rsp) > (uint32_t)(cons - rsp)) {
 			dev_warn(dev, "q%u: in-flight journal does not match the ring, ignoring it",
 				 q->index);
 		} else {
-			r = bk_journal_recover(q->journal, READ_ONCE(q->ring.sring->rsp_prod),
-					       journal_reissue, q, &cons, &rsp);
+			r = bk_journal_recover(q->journal, shared_rsp, journal_reissue, q, &cons,
+					       &rsp);
 			if (r < 0)
 				return bk_device_fail(dev, r,
 						      "q%u: recovering the in-flight journal: "
