@@ -33,17 +33,10 @@ static struct bk_blkfront *attach(uint32_t domid, uint32_t devid, const char *pa
 				  const char *mode, const char *type, const char *const *extra)
 {
 	struct bk_bf_params p = { .pfn_base = (devid % 8) * 1024, .pfn_count = 1024 };
-	struct bk_blkfront *f = NULL;
 
 	if (bk_bf_env_add_vbd(&env, domid, devid, path, mode, type, extra) < 0)
 		return NULL;
-	if (bk_bf_open(&env, domid, devid, &p, &f) < 0)
-		return NULL;
-	if (bk_bf_connect(f) < 0) {
-		bk_bf_close(f);
-		return NULL;
-	}
-	return f;
+	return bk_bf_open_connect(&env, domid, devid, &p);
 }
 
 static void test_readonly(uint32_t domid, const char *path)

@@ -69,15 +69,8 @@ static struct bk_blkfront *open_connect(uint32_t devid, unsigned int nr_queues)
 		.pfn_base = (devid % 8) * 1024,
 		.pfn_count = 1024,
 	};
-	struct bk_blkfront *f = NULL;
 
-	if (bk_bf_open(&env, DOMID, devid, &p, &f) < 0)
-		return NULL;
-	if (bk_bf_connect(f) < 0) {
-		bk_bf_close(f);
-		return NULL;
-	}
-	return f;
+	return bk_bf_open_connect(&env, DOMID, devid, &p);
 }
 
 /* Attach with @target as xl.cfg's target=, connect, write and read back on each queue. */

@@ -37,17 +37,10 @@ static struct bk_blkfront *attach(uint32_t domid, uint32_t devid, const char *pa
 {
 	const char *slow_extra[] = { "blanket-engine", "fault", "blanket-options", opts, NULL };
 	struct bk_bf_params p = { .pfn_base = 0, .pfn_count = 1024 };
-	struct bk_blkfront *f = NULL;
 
 	if (bk_bf_env_add_vbd(&env, domid, devid, path, "w", "disk", slow ? slow_extra : NULL) < 0)
 		return NULL;
-	if (bk_bf_open(&env, domid, devid, &p, &f) < 0)
-		return NULL;
-	if (bk_bf_connect(f) < 0) {
-		bk_bf_close(f);
-		return NULL;
-	}
-	return f;
+	return bk_bf_open_connect(&env, domid, devid, &p);
 }
 
 static unsigned int inflight(uint32_t domid, uint32_t devid)

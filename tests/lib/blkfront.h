@@ -109,6 +109,9 @@ int bk_bf_prepare(struct bk_blkfront *f);
 int bk_bf_initialise(struct bk_blkfront *f);
 /* All of the above. */
 int bk_bf_connect(struct bk_blkfront *f);
+/* bk_bf_open then bk_bf_connect; NULL (nothing left open) if either fails. */
+struct bk_blkfront *bk_bf_open_connect(struct bk_bf_env *env, uint32_t domid, uint32_t devid,
+				       const struct bk_bf_params *p);
 /* Frontend Closing then Closed, waiting for the backend each time (as blkfront on detach). */
 int bk_bf_disconnect(struct bk_blkfront *f);
 /* Tear our rings down (after a disconnect) so bk_bf_prepare can run again (reconnect). */

@@ -113,3 +113,17 @@ int bk_bf_tmpfile(const char *dir, uint64_t size, int fill, char *path, size_t l
 	}
 	return fd;
 }
+
+struct bk_blkfront *bk_bf_open_connect(struct bk_bf_env *env, uint32_t domid, uint32_t devid,
+				       const struct bk_bf_params *p)
+{
+	struct bk_blkfront *f = NULL;
+
+	if (bk_bf_open(env, domid, devid, p, &f) < 0)
+		return NULL;
+	if (bk_bf_connect(f) < 0) {
+		bk_bf_close(f);
+		return NULL;
+	}
+	return f;
+}

@@ -18,6 +18,9 @@ extern int bk_test_failures;
 		}                                                                                  \
 	} while (0)
 
+/* Open file descriptors of this process (leak checks). */
+unsigned int bk_test_count_fds(void);
+
 /* 0 if every check held, else 1 (after printing how many failed). */
 int bk_test_exit(void);
 

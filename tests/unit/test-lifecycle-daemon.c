@@ -4,7 +4,6 @@
  * the core and leaves the loop, a second SIGTERM exits without waiting, and everything is
  * released (LeakSanitizer, fd count).
  */
-#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -38,21 +37,6 @@ static void send_signals(void *data)
 	kill(getpid(), SIGTERM);
 }
 
-static unsigned int count_fds(void)
-{
-	unsigned int n = 0;
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-
-	if (!d)
-		return 0;
-	while ((e = readdir(d)))
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n;
-}
-
 static void test_signals(void)
 {
 	static const struct bk_backend_ops *const kinds[] = { &tb_ops, NULL };
@@ -60,7 +44,7 @@ static void test_signals(void)
 	struct hooks h = { 0 };
 	struct bk_daemon *d = NULL;
 	struct bk_timer *t = NULL;
-	unsigned int fds0 = count_fds();
+	unsigned int fds0 = bk_test_count_fds();
 	sigset_t cur;
 
 	p.platform = "sim";
@@ -78,7 +62,7 @@ static void test_signals(void)
 	CHECK(h.reload == 1 && h.stopping == 1);
 	bk_timer_free(t);
 	bk_daemon_free(d);
-	CHECK(count_fds() == fds0);
+	CHECK(bk_test_count_fds() == fds0);
 	/* The signal mask is restored. */
 	sigprocmask(SIG_BLOCK, NULL, &cur);
 	CHECK(!sigismember(&cur, SIGTERM));

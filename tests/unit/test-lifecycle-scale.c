@@ -4,7 +4,6 @@
  * backend_changed per key per batch), garbage paths under backend/ are ignored, and 1000
  * devices created and removed leave no fd, sim handle or watch, loop object or memory behind.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <malloc.h>
 #include <stdlib.h>
@@ -144,21 +143,6 @@ static void test_garbage_paths(void)
 	fx_fini(&fx);
 }
 
-static unsigned int count_fds(void)
-{
-	unsigned int n = 0;
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-
-	if (!d)
-		return 0;
-	while ((e = readdir(d)))
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n;
-}
-
 #define NR_DOMS 10U
 #define PER_DOM 100U
 #define BATCH 50U
@@ -230,7 +214,7 @@ static void test_many(void)
 	/* Warm-up: tables that grow once (hashes, libev arrays) are at full size after it. */
 	many_round(&fx);
 
-	fds0 = count_fds();
+	fds0 = bk_test_count_fds();
 	objs0 = bk_loop_nr_objects(fx.loop);
 	bk_sim_counts(fx.sim, &c0);
 #ifndef UNDER_ASAN
@@ -238,7 +222,7 @@ static void test_many(void)
 	mem0 = mallinfo2().uordblks;
 #endif
 	many_round(&fx);
-	CHECK(count_fds() == fds0);
+	CHECK(bk_test_count_fds() == fds0);
 	CHECK(bk_loop_nr_objects(fx.loop) == objs0);
 	bk_sim_counts(fx.sim, &c1);
 	CHECK(c1.xs_conns == c0.xs_conns);
