@@ -202,6 +202,12 @@ int blkif_req_check(struct blkif_req *req, const struct blkif_limits *lim, const
 			FAIL(BLKIF_RSP_EOPNOTSUPP, "discard not supported");
 		if (lim->readonly)
 			FAIL(BLKIF_RSP_ERROR, "discard on a read-only device");
+		/*
+		 * Secure erase is never offered (discard-secure=0): a plain discard answered OKAY
+		 * would tell the guest its data is unrecoverable when it is not.
+		 */
+		if (req->discard_flag & BLKIF_DISCARD_SECURE)
+			FAIL(BLKIF_RSP_EOPNOTSUPP, "secure discard not supported");
 		if (req->sector > lim->nr_sectors ||
 		    req->nr_sectors > lim->nr_sectors - req->sector)
 			FAIL(BLKIF_RSP_ERROR, "discard range beyond the end of the device");

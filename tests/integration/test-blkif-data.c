@@ -234,6 +234,19 @@ static void test_discard(struct bk_blkfront *f, unsigned int q)
 	CHECK(fstat(backing_fd, &before) == 0);
 	CHECK(!range_has_hole(backing_fd, sector * 512, sizeof(buf)));
 
+	/* Secure discard is not offered (discard-secure=0): refused, and nothing discarded. */
+	CHECK(bk_bf_feature(f, "discard-secure", &feat) == 0 && feat == 0);
+	io.op = BLKIF_OP_DISCARD;
+	io.discard_flag = BLKIF_DISCARD_SECURE;
+	io.sector = sector;
+	io.nr_sectors = 256 * 8;
+	CHECK(bk_bf_io_sync(f, q, &io) == BLKIF_RSP_EOPNOTSUPP);
+	CHECK(io.rsp_op == BLKIF_OP_DISCARD);
+	CHECK(!range_has_hole(backing_fd, sector * 512, sizeof(buf)));
+	CHECK(pread(backing_fd, shadow + sector * 512, 4096, (off_t)(sector * 512)) == 4096 &&
+	      !memcmp(shadow + sector * 512, buf, 4096));
+
+	memset(&io, 0, sizeof(io));
 	io.op = BLKIF_OP_DISCARD;
 	io.sector = sector;
 	io.nr_sectors = 256 * 8;
@@ -280,7 +293,7 @@ static void check_stats(struct bk_bf_env *env, unsigned int nq)
 	CHECK(qs[0].reqs[BK_REQ_FLUSH] >= 2 && qs[0].reqs[BK_REQ_BARRIER] >= 2);
 	CHECK(qs[0].notify_in > 0 && qs[0].notify_out > 0);
 	CHECK(qs[0].ring_full > 0); /* test_pressure stalled the bounce pool */
-	CHECK(qs[0].errors == 1);   /* the discard past the end, nothing else */
+	CHECK(qs[0].errors == 2);   /* the secure discard, the discard past the end */
 	CHECK(dev->ops->describe(dev, desc, sizeof(desc)) == 0);
 	printf("describe: %s\n", desc);
 	CHECK(strstr(desc, "queues=") != NULL);

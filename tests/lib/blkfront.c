@@ -509,6 +509,7 @@ int bk_bf_queue(struct bk_blkfront *f, unsigned int qi, struct bk_bf_io *io)
 
 	if (io->op == BLKIF_OP_DISCARD) {
 		bk_bf_encode_discard(f, raw, io->id, io->sector, io->nr_sectors);
+		raw[1] = io->discard_flag; /* both ABIs: the byte after the operation */
 	} else if (indirect) {
 		uint32_t pfn, ref;
 

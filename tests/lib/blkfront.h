@@ -74,6 +74,7 @@ struct bk_bf_io {
 	uint8_t op;	     /* BLKIF_OP_* (READ, WRITE, FLUSH_DISKCACHE, WRITE_BARRIER, DISCARD) */
 	bool indirect;	     /* force BLKIF_OP_INDIRECT (also used when > 11 segments) */
 	bool readonly_grant; /* grant the data pages read-only (hostile tests) */
+	uint8_t discard_flag; /* discard: the flag byte (BLKIF_DISCARD_SECURE) */
 	uint64_t sector;
 	uint32_t nr_sectors; /* 512-byte sectors; data is whole pages, the last one partial */
 	uint8_t *data;	     /* nr_sectors * 512 bytes: written from, or read into */

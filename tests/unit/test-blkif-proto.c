@@ -274,6 +274,13 @@ static void test_validate(void)
 	req.nr_sectors = 8;
 	CHECK(blkif_req_check(&req, &ro, &why) == BLKIF_RSP_ERROR);
 	CHECK(blkif_req_check(&req, &nofeat, &why) == BLKIF_RSP_EOPNOTSUPP);
+	/* Secure discard is not offered (discard-secure=0): refused, never done as a plain one. */
+	req.discard_flag = BLKIF_DISCARD_SECURE;
+	why = NULL;
+	CHECK(blkif_req_check(&req, &lim, &why) == BLKIF_RSP_EOPNOTSUPP && why);
+	req.discard_flag = 0x80; /* an unknown flag bit alone changes nothing */
+	CHECK(blkif_req_check(&req, &lim, &why) == BLKIF_RSP_OKAY);
+	req.discard_flag = 0;
 }
 
 /* A ring of one page in a private buffer, the way a frontend sets it up. */
