@@ -150,6 +150,8 @@ int bk_device_fail(struct bk_device *dev, int err, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	/* The error node is read by tools and people: no guest byte may reach it raw. */
+	bk_printable(msg, msg, sizeof(msg));
 	if (!p->failed)
 		dev_err(dev, "%s", msg);
 	else
@@ -178,17 +180,6 @@ void bk_device_shutdown_done(struct bk_device *dev)
 	}
 	dev->shutdown_complete = true;
 	bk_core_mark_dirty(p, BK_DIRTY_FE);
-}
-
-/* Copy @s for a log line: bounded, printable. */
-static const char *sanitize(const char *s, char *buf, size_t len)
-{
-	size_t i;
-
-	for (i = 0; s[i] && i + 1 < len; i++)
-		buf[i] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
-	buf[i] = '\0';
-	return buf;
 }
 
 void bk_dev_note_key(struct bk_dev_priv *p, const char *key, size_t len)
@@ -260,6 +251,7 @@ _printf_(3, 4) static void dev_refuse(struct bk_dev_priv *p, int err, const char
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	bk_printable(msg, msg, sizeof(msg));
 	if (!p->failed) {
 		dev_err(dev, "refusing device: %s", msg);
 		bk_xs_printf(dev->core->xs, BK_XS_NULL, dev->be_path, "error", "%d %s", err, msg);
@@ -315,7 +307,7 @@ void bk_dev_create(struct bk_core *core, unsigned int kind, uint32_t domid, uint
 	}
 	if (strcmp(frontend, expect) != 0) {
 		dev_refuse(p, EPERM, "frontend path '%s' is not %s",
-			   sanitize(frontend, buf, sizeof(buf)), expect);
+			   bk_printable(frontend, buf, sizeof(buf)), expect);
 		free(expect);
 		return;
 	}
@@ -463,7 +455,7 @@ static void read_frontend(struct bk_dev_priv *p)
 	p->fe_vanished = false;
 	if (r < 0 || bk_parse_u64(val, &v) < 0 || v > BK_XB_RECONFIGURED) {
 		dev_warn_rl(dev, "frontend wrote invalid state '%s': treating it as Closed",
-			    val ? sanitize(val, buf, sizeof(buf)) : "<binary>");
+			    val ? bk_printable(val, buf, sizeof(buf)) : "<binary>");
 		s = BK_XB_CLOSED;
 	} else {
 		s = (enum bk_xenbus_state)v;

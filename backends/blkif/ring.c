@@ -222,15 +222,17 @@ int blkif_rings_connect(struct blkif_dev *bd)
 	struct bk_device *dev = bd->dev;
 	_cleanup_free_ char *proto = NULL;
 	uint32_t nq = 1, order = 0, persistent = 0;
+	char shown[33];
 	int r;
 
 	r = bk_device_read_fe(dev, "protocol", &proto);
 	if (r < 0 && r != -ENOENT)
 		return bk_device_fail(dev, r, "reading protocol from the frontend: %s",
 				      strerror(-r));
+	/* The guest wrote it: bounded and printable before it reaches the log and error node. */
 	if (blkif_abi_parse(proto, &bd->abi) < 0)
-		return bk_device_fail(dev, -EINVAL, "unknown protocol '%.32s' from the frontend",
-				      proto);
+		return bk_device_fail(dev, -EINVAL, "unknown protocol '%s' from the frontend",
+				      bk_printable(proto, shown, sizeof(shown)));
 
 	r = read_fe_opt_u32(dev, "multi-queue-num-queues", &nq);
 	if (r < 0)

@@ -52,6 +52,16 @@ static bool want_prefix(void)
 	return log_prefix;
 }
 
+char *bk_printable(const char *s, char *buf, size_t len)
+{
+	size_t i;
+
+	for (i = 0; s[i] && i + 1 < len; i++)
+		buf[i] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
+	buf[i] = '\0';
+	return buf;
+}
+
 static _printf_(2, 0) void log_va(int prio, const char *fmt, va_list ap)
 {
 	char buf[1024];
@@ -66,6 +76,8 @@ static _printf_(2, 0) void log_va(int prio, const char *fmt, va_list ap)
 	n = (int)strnlen(buf, sizeof(buf));
 	while (n > 0 && buf[n - 1] == '\n')
 		buf[--n] = '\0';
+	/* Whatever slipped through a caller: a newline inside would start a forged line. */
+	bk_printable(buf, buf, sizeof(buf));
 	if (want_prefix())
 		fprintf(stderr, "<%d>%s\n", prio, buf);
 	else

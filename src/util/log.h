@@ -27,7 +27,18 @@ void bk_log_set_prefix(int mode);
 /* Parse "err", "warning", "notice", "info", "debug" or a digit; -EINVAL if unknown. */
 int bk_log_level_from_string(const char *s);
 
-/* Emit one line. Returns nothing; use bk_log_errno to log and return an error in one go. */
+/*
+ * Copy @s into @buf (@len > 0 bytes) for a log line or an xenstore error node: at most
+ * @len - 1 bytes, each byte outside printable ASCII (control bytes, DEL, anything >= 0x80)
+ * replaced by '?'. @buf may be @s. Returns @buf. Everything a guest wrote goes through it: a
+ * newline followed by "<0>" would otherwise be an emergency line to journald.
+ */
+char *bk_printable(const char *s, char *buf, size_t len);
+
+/*
+ * Emit one line. Returns nothing; use bk_log_errno to log and return an error in one go. The
+ * line is made printable (bk_printable) whatever the arguments held: one message, one line.
+ */
 void bk_log(int prio, const char *fmt, ...) _printf_(2, 3);
 /* Log with errno = -err available as %m, and return -|err|. */
 int bk_log_errno(int prio, int err, const char *fmt, ...) _printf_(3, 4);

@@ -3,7 +3,8 @@
  * blkif device modes through the simulation: a read-only disk refuses writes and discards
  * (info has VDISK_READONLY), a cdrom (info has VDISK_CDROM, read-only), a backing store that
  * fails with EIO (fault engine) answers that request with BLKIF_RSP_ERROR and keeps serving,
- * the null engine, and unknown engine / mode / device-type values refuse the device only.
+ * the null engine, unknown engine / mode / device-type values refuse the device only, and a
+ * guest's protocol string cannot forge log lines.
  *
  * Usage: test-blkif-modes [ENGINE]  (the engine the fault engine wraps, default io_uring)
  */
@@ -19,6 +20,7 @@
 #include "engine.h"
 #include "loop.h"
 #include "toolstack.h"
+#include "util/log.h"
 #include "xen/sim.h"
 #include "xenbus_front.h"
 #include "check.h"
@@ -189,6 +191,94 @@ static void test_hotplug_gate(uint32_t domid, const char *path)
 	bk_bf_close(f);
 }
 
+static bool be_closing_or_closed(void *data)
+{
+	unsigned int st = 0;
+
+	return bk_xbf_be_state(data, &st) == 0 && st >= BK_XB_CLOSING;
+}
+
+/* True if @s holds a byte a terminal or journald would interpret (a control byte or DEL). */
+static bool has_control(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return true;
+	return false;
+}
+
+/*
+ * A guest cannot forge log lines: its protocol string, with a newline, a "<0>" priority prefix
+ * (journald would read an emergency line) and an escape sequence, is logged on the device's
+ * own line and written to the error node with no control byte. The log is captured with the
+ * "<N>" prefixes the daemon writes under systemd.
+ */
+static void test_forged_log(uint32_t domid, const char *path)
+{
+	static const char evil[] = "x\n<0>forged\x1b[2J\r";
+	struct bk_bf_params p = { .pfn_base = 6 * 1024, .pfn_count = 1024, .protocol = evil };
+	struct bk_blkfront *f = NULL;
+	_cleanup_free_ char *err = NULL;
+	char log[8192], *line, *save = NULL;
+	FILE *tmp = tmpfile();
+	int saved = dup(STDERR_FILENO);
+	bool seen = false;
+	size_t n;
+
+	CHECK(tmp && saved >= 0);
+	if (!tmp || saved < 0)
+		goto out;
+	CHECK(bk_bf_env_add_vbd(&env, domid, 6, path, "w", "disk", NULL) == 0);
+	CHECK(bk_bf_open(&env, domid, 6, &p, &f) == 0);
+	if (!f)
+		goto out;
+	CHECK(bk_bf_wait_initwait(f) == 0);
+	CHECK(bk_bf_prepare(f) == 0);
+
+	fflush(stderr);
+	dup2(fileno(tmp), STDERR_FILENO);
+	bk_log_set_prefix(1);
+	CHECK(bk_xbf_set_state(bk_bf_xbf(f), BK_XB_INITIALISED) == 0);
+	CHECK(bk_test_pump_until(env.loop, be_closing_or_closed, bk_bf_xbf(f), 0) == 0);
+	fflush(stderr);
+	bk_log_set_prefix(-1);
+	dup2(saved, STDERR_FILENO);
+
+	rewind(tmp);
+	n = fread(log, 1, sizeof(log) - 1, tmp);
+	log[n] = '\0';
+	fputs(log, stderr); /* what the daemon logged, for the test log */
+	for (line = strtok_r(log, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		/* Every line is one whole message of ours: "<prio>vbd ...", never the guest's. */
+		CHECK(line[0] == '<' && line[1] >= '0' && line[1] <= '7' && line[2] == '>');
+		CHECK(strncmp(line, "<0>", 3) != 0);
+		CHECK(!has_control(line, strlen(line)));
+		if (strstr(line, "unknown protocol")) {
+			seen = true;
+			CHECK(strstr(line, "forged") != NULL);
+		}
+	}
+	CHECK(seen);
+	CHECK(bk_xbf_read_be(bk_bf_xbf(f), "error", &err) == 0);
+	if (err) {
+		printf("error node: %s\n", err);
+		CHECK(strstr(err, "protocol") != NULL && !has_control(err, strlen(err)));
+	}
+out:
+	if (saved >= 0) {
+		dup2(saved, STDERR_FILENO);
+		close(saved);
+	}
+	bk_log_set_prefix(-1);
+	if (tmp)
+		fclose(tmp);
+	bk_bf_close(f);
+	CHECK(bk_ts_destroy_dirs(env.ts, "vbd", domid, 6) == 0);
+	for (int i = 0; i < 10; i++)
+		bk_loop_run_once(env.loop, 0);
+	CHECK(bk_core_find(env.core, "vbd", domid, 6) == NULL);
+}
+
 static uint32_t refused_id[2];
 
 /* The backend answered the device with Closed and an error node. */
@@ -287,6 +377,7 @@ int main(int argc, char **argv)
 	test_fault(7, path, inner);
 	test_null(7);
 	test_hotplug_gate(7, path);
+	test_forged_log(7, path);
 	test_refused(7, path);
 	CHECK(bk_sim_guest_nr_mapped(env.sim, 7) == 0);
 	bk_bf_env_free(&env);

@@ -1,5 +1,8 @@
 // SPDX-License-Identifier: MIT
-/* Unit tests for the loop binding, rate limiting, the latency histogram and number parsing. */
+/*
+ * Unit tests for the loop binding, rate limiting, the latency histogram, number parsing and
+ * printable log lines.
+ */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -217,6 +220,39 @@ static void test_log_level(void)
 	CHECK(bk_log_errno(BK_LOG_DEBUG, -EIO, "x") == -EIO);
 }
 
+/* bk_printable, and a log line that stays one line whatever its arguments hold. */
+static void test_log_printable(void)
+{
+	char buf[8], log[256];
+	FILE *tmp = tmpfile();
+	int saved = dup(STDERR_FILENO);
+	size_t n;
+
+	CHECK(!strcmp(bk_printable("ab\ncd\x7f\xc3", buf, sizeof(buf)), "ab?cd??"));
+	CHECK(!strcmp(bk_printable("abcdefghij", buf, 4), "abc"));
+	CHECK(!strcmp(bk_printable("", buf, sizeof(buf)), ""));
+	snprintf(buf, sizeof(buf), "a\tb");
+	CHECK(bk_printable(buf, buf, sizeof(buf)) == buf && !strcmp(buf, "a?b"));
+
+	CHECK(tmp && saved >= 0);
+	if (!tmp || saved < 0)
+		return;
+	fflush(stderr);
+	dup2(fileno(tmp), STDERR_FILENO);
+	bk_log_set_prefix(1);
+	bk_log(BK_LOG_ERR, "vbd 1/2: protocol '%s'", "x\n<0>forged\x1b[2J");
+	bk_log(BK_LOG_INFO, "trailing newline\n");
+	fflush(stderr);
+	bk_log_set_prefix(-1);
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	rewind(tmp);
+	n = fread(log, 1, sizeof(log) - 1, tmp);
+	log[n] = '\0';
+	fclose(tmp);
+	CHECK(!strcmp(log, "<3>vbd 1/2: protocol 'x?<0>forged?[2J'\n<6>trailing newline\n"));
+}
+
 int main(void)
 {
 	test_loop();
@@ -225,6 +261,7 @@ int main(void)
 	test_histogram();
 	test_parse();
 	test_log_level();
+	test_log_printable();
 	if (bk_test_failures)
 		fprintf(stderr, "%d checks failed\n", bk_test_failures);
 	return bk_test_failures ? 1 : 0;
