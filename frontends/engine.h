@@ -22,6 +22,7 @@ struct bk_store {
 	bool is_blkdev;
 	bool readonly;
 	bool direct;              /* opened O_DIRECT */
+	bool dsync;               /* opened O_DSYNC: a write completes once it is durable */
 	uint64_t size;            /* bytes */
 	uint32_t logical_block;   /* bytes, e.g. 512 */
 	uint32_t physical_block;  /* bytes, e.g. 4096 */
@@ -34,6 +35,8 @@ struct bk_store_params {
 	bool readonly;
 	/* Try O_DIRECT, fall back to buffered if the filesystem refuses it. */
 	bool want_direct;
+	/* Open O_DSYNC (cache=writethrough): every write is durable when it completes. */
+	bool dsync;
 };
 
 /* Open and probe @path (regular file or block device). Errors name the path. */

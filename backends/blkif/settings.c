@@ -277,6 +277,7 @@ int blkif_open_backing(struct blkif_dev *bd, char *why, size_t len)
 		return r;
 	sp.readonly = bd->readonly;
 	sp.want_direct = bd->cache == BK_CACHE_NONE;
+	sp.dsync = bd->cache == BK_CACHE_WRITETHROUGH;
 	r = bk_store_open(bd->params, &sp, &bd->store);
 	/*
 	 * blkfront speaks 512-byte sectors (sector-size stays 512 for frontends without
@@ -304,10 +305,10 @@ int blkif_open_backing(struct blkif_dev *bd, char *why, size_t len)
 	r = write_store_keys(bd);
 	if (r < 0)
 		return why_fail(why, len, r, "writing the store's keys: %s", strerror(-r));
-	dev_info(dev, "%s (%s%s, %llu sectors), engine %s, cache %s%s, up to %u queue(s)",
+	dev_info(dev, "%s (%s%s, %llu sectors), engine %s, cache %s%s%s, up to %u queue(s)",
 		 bd->params, bd->cdrom ? "cdrom, " : "", bd->lim.readonly ? "ro" : "rw",
 		 (unsigned long long)bd->lim.nr_sectors, bd->engine_name,
 		 bk_cache_mode_name(bd->cache), bd->store->direct ? " (O_DIRECT)" : "",
-		 bd->max_queues);
+		 bd->store->dsync ? " (O_DSYNC)" : "", bd->max_queues);
 	return 0;
 }

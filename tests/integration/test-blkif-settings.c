@@ -2,7 +2,8 @@
 /*
  * Per-device settings from the xl.cfg target through the hotplug script (played by
  * bk_ts_attach, as scripts/blanket-hotplug writes the blanket-* keys and physical-device-path):
- * the engine (aio beside io_uring), the queue cap, cache=writeback (store not O_DIRECT),
+ * the engine (aio beside io_uring), the queue cap, cache=writeback (store neither O_DIRECT nor
+ * O_DSYNC), cache=writethrough (O_DSYNC),
  * discard=off; a bad value refuses that device only, with a log line and an error node naming
  * the key and value; the same settings in params without a script; a probe that reaches
  * InitWait without touching the store (the target need not exist until the script ran); and
@@ -163,11 +164,14 @@ static void test_queues(const char *path)
 	detach(f, 21);
 }
 
-/* Descriptors open on @path (the daemon's: the test keeps none), and how many are O_DIRECT. */
-static unsigned int store_fds(const char *path, unsigned int *ret_direct)
+/*
+ * Descriptors open on @path (the daemon's: the test keeps none), and how many are O_DIRECT and
+ * O_DSYNC (as the kernel reports the open flags in fdinfo).
+ */
+static unsigned int store_fds(const char *path, unsigned int *ret_direct, unsigned int *ret_dsync)
 {
 	char link[64], target[PATH_MAX], info[64], line[256];
-	unsigned int n = 0, direct = 0;
+	unsigned int n = 0, direct = 0, dsync = 0;
 
 	for (int fd = 3; fd < 1024; fd++) {
 		unsigned int flags;
@@ -189,12 +193,14 @@ static unsigned int store_fds(const char *path, unsigned int *ret_direct)
 			if (sscanf(line, "flags: %o", &flags) == 1) {
 				n++;
 				direct += (flags & O_DIRECT) ? 1 : 0;
+				dsync += (flags & O_DSYNC) ? 1 : 0;
 				break;
 			}
 		}
 		fclose(fi);
 	}
 	*ret_direct = direct;
+	*ret_dsync = dsync;
 	return n;
 }
 
@@ -202,17 +208,18 @@ static void test_cache(const char *path, const char *path2)
 {
 	char target[PATH_MAX + 64], desc[512];
 	struct bk_blkfront *f, *g;
-	unsigned int n, n2, direct = 9, direct2 = 0;
+	unsigned int n, n2, direct = 9, direct2 = 0, dsync = 9, dsync2 = 9;
 
 	snprintf(target, sizeof(target), "cache=writeback:%s", path);
 	f = attach_rw(30, target, 1);
 	g = attach_rw(31, path2, 1);
-	n = store_fds(path, &direct);
-	n2 = store_fds(path2, &direct2);
-	printf("cache: %u fd(s) on the writeback store (%u O_DIRECT), %u on the default one "
-	       "(%u O_DIRECT)\n",
-	       n, direct, n2, direct2);
-	CHECK(n >= 1 && direct == 0);
+	n = store_fds(path, &direct, &dsync);
+	n2 = store_fds(path2, &direct2, &dsync2);
+	printf("cache: %u fd(s) on the writeback store (%u O_DIRECT, %u O_DSYNC), %u on the "
+	       "default one (%u O_DIRECT, %u O_DSYNC)\n",
+	       n, direct, dsync, n2, direct2, dsync2);
+	CHECK(n >= 1 && direct == 0 && dsync == 0);
+	CHECK(dsync2 == 0); /* none: O_DIRECT, durable at the guest's flush */
 	/* The control: the default opens O_DIRECT (ext4, xfs, tmpfs since 6.6 allow it). */
 	if (n2 >= 1 && direct2 == 0)
 		printf("the filesystem of %s refuses O_DIRECT: default not compared\n", path2);
@@ -224,6 +231,17 @@ static void test_cache(const char *path, const char *path2)
 	CHECK(strstr(desc, "cache=") == NULL);
 	detach(f, 30);
 	detach(g, 31);
+
+	/* writethrough: the page cache, and every write durable before it is answered. */
+	snprintf(target, sizeof(target), "cache=writethrough:%s", path);
+	f = attach_rw(32, target, 1);
+	n = store_fds(path, &direct, &dsync);
+	printf("cache: %u fd(s) on the writethrough store (%u O_DIRECT, %u O_DSYNC)\n", n, direct,
+	       dsync);
+	CHECK(n >= 1 && direct == 0 && dsync == n);
+	describe(32, desc, sizeof(desc));
+	CHECK(strstr(desc, "cache=writethrough") != NULL);
+	detach(f, 32);
 }
 
 static void test_discard(const char *path)

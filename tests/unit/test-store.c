@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * Backing-store probing: sizes, block sizes, O_DIRECT and its fallback, discard support,
- * read-only opens, errors that name the path; on loop devices when the machine has them.
+ * Backing-store probing: sizes, block sizes, O_DIRECT and its fallback, O_DSYNC, discard
+ * support, read-only opens, errors that name the path; on loop devices when the machine has them.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -69,6 +69,7 @@ static void test_file(const char *dir, bool want_direct)
 {
 	struct bk_store_params rw = { .want_direct = want_direct };
 	struct bk_store_params ro = { .readonly = true, .want_direct = want_direct };
+	struct bk_store_params sync = { .want_direct = want_direct, .dsync = true };
 	struct bk_store *s = NULL;
 	char path[256];
 	struct stat st;
@@ -95,6 +96,7 @@ static void test_file(const char *dir, bool want_direct)
 		if (!want_direct)
 			CHECK(!s->direct);
 		CHECK(((fcntl(s->fd, F_GETFL) & O_DIRECT) != 0) == s->direct);
+		CHECK(!(fcntl(s->fd, F_GETFL) & O_DSYNC) && !s->dsync);
 		CHECK((fcntl(s->fd, F_GETFL) & O_ACCMODE) == O_RDWR);
 		CHECK((fcntl(s->fd, F_GETFD) & FD_CLOEXEC) != 0);
 		if (fs_punches_holes(path)) {
@@ -110,6 +112,16 @@ static void test_file(const char *dir, bool want_direct)
 		CHECK(s->readonly && !s->discard);
 		CHECK((fcntl(s->fd, F_GETFL) & O_ACCMODE) == O_RDONLY);
 		CHECK(s->size == SIZE);
+		bk_store_close(s);
+		s = NULL;
+	}
+
+	/* cache=writethrough: every write durable when it completes (O_DSYNC). */
+	CHECK(bk_store_open(path, &sync, &s) == 0);
+	if (s) {
+		CHECK(s->dsync && (fcntl(s->fd, F_GETFL) & O_DSYNC));
+		CHECK(((fcntl(s->fd, F_GETFL) & O_DIRECT) != 0) == s->direct);
+		CHECK((fcntl(s->fd, F_GETFL) & O_ACCMODE) == O_RDWR);
 		bk_store_close(s);
 	}
 	unlink(path);
