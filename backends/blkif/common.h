@@ -36,6 +36,19 @@ enum blkif_stage {
 	BLKIF_S_DONE,	/* finished, response pending (read data copy-out first) */
 };
 
+/*
+ * Which I/O of a request is with the engine. A flush or barrier carrying data is three I/Os in
+ * turn, as blkback's REQ_PREFLUSH write made durable: a flush (what completed before is
+ * durable before the data is written), the write, and a flush (the data is durable when
+ * answered: blkfront sends FUA writes as barriers).
+ */
+enum blkif_phase {
+	BLKIF_P_IO = 0,	   /* the request's one I/O */
+	BLKIF_P_PREFLUSH,  /* flush before the data */
+	BLKIF_P_WRITE,	   /* the data */
+	BLKIF_P_POSTFLUSH, /* flush after the data */
+};
+
 struct blkif_queue;
 
 struct blkif_pool {
@@ -52,8 +65,8 @@ struct blkif_slot {
 	struct blkif_queue *q;
 	struct list_head link; /* free, wait, or done list */
 	uint8_t stage;	       /* enum blkif_stage */
-	bool flush_after;      /* flush/barrier with data: a flush follows the write */
-	bool queued_flush;     /* the I/O now with the engine is that flush */
+	uint8_t phase;	       /* enum blkif_phase */
+	bool barrier;	       /* a barrier admitted as valid: counted in barrier_pending */
 	bool need_desc;	       /* indirect: descriptors not fetched yet */
 	int16_t status;
 	uint32_t pool_first, pool_pages;
@@ -97,9 +110,12 @@ struct blkif_queue {
 	unsigned int engine_inflight;
 	struct blkif_pool pool;
 	struct blkif_copy_batch batch;
+	/* Valid barriers taken and not answered: consume nothing more while non-zero. */
+	unsigned int barrier_pending;
+	/* The barrier being dispatched or with the engine: nothing behind it starts. */
+	struct blkif_slot *barrier_running;
 
 	bool stalled;	      /* stopped consuming: slots, bounce pages or engine full */
-	bool barrier_pending; /* a barrier is taken and not answered: consume nothing more */
 	bool dead;	      /* disconnecting: complete everything into the void */
 	bool masked;	      /* port left masked by the spurious back-off */
 	unsigned int spurious_run;

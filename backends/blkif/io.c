@@ -8,6 +8,11 @@
  *
  * Memory is bounded per queue: slots = ring entries, bounce pool fixed; when either runs out
  * we stop taking requests (ring_full) and resume from the hook when something completes.
+ *
+ * Barriers are ordered as blkback orders them: nothing more is taken while a valid barrier is
+ * unanswered, the barrier starts once everything before it completed (the drain), and nothing
+ * behind it starts before it completed. A flush or barrier carrying data is a flush, the
+ * write, then a flush (enum blkif_phase).
  */
 #include <errno.h>
 #include <string.h>
@@ -50,12 +55,20 @@ static void slot_finish(struct blkif_slot *s, int16_t status)
 	if (s->status == BLKIF_RSP_OKAY)
 		s->status = status;
 	s->stage = BLKIF_S_DONE;
+	/* The barrier completed: what was taken behind it may start. */
+	if (s->q->barrier_running == s)
+		s->q->barrier_running = NULL;
 	list_add_tail(&s->link, &s->q->done_list);
 	hook_on(s->q->bd);
 }
 
 static void slot_release(struct blkif_queue *q, struct blkif_slot *s)
 {
+	/* Only a barrier admitted as valid holds the queue: a refused one releases nothing. */
+	if (s->barrier) {
+		s->barrier = false;
+		q->barrier_pending--;
+	}
 	if (s->pool_pages) {
 		blkif_pool_put(&q->pool, s->pool_first, s->pool_pages);
 		s->pool_pages = 0;
@@ -87,8 +100,6 @@ static void slot_respond(struct blkif_queue *q, struct blkif_slot *s)
 	} else if (q->journal) {
 		bk_journal_release(q->journal, s->jent);
 	}
-	if (s->req.op == BLKIF_OP_WRITE_BARRIER && !s->req.indirect)
-		q->barrier_pending = false;
 	slot_release(q, s);
 }
 
@@ -169,8 +180,8 @@ static void slot_admit(struct blkif_queue *q, struct blkif_slot *s, const void *
 
 	blkif_req_decode(bd->abi, raw, &s->req);
 	s->status = BLKIF_RSP_OKAY;
-	s->flush_after = false;
-	s->queued_flush = false;
+	s->phase = BLKIF_P_IO;
+	s->barrier = false;
 	s->need_desc = false;
 	s->start_ns = bk_now_ns();
 	s->stage = BLKIF_S_WAIT;
@@ -186,8 +197,10 @@ static void slot_admit(struct blkif_queue *q, struct blkif_slot *s, const void *
 		slot_finish(s, (int16_t)st);
 		return;
 	}
-	if (s->req.op == BLKIF_OP_WRITE_BARRIER)
-		q->barrier_pending = true;
+	if (s->req.op == BLKIF_OP_WRITE_BARRIER) {
+		s->barrier = true;
+		q->barrier_pending++;
+	}
 	s->need_desc = s->req.indirect;
 	list_add_tail(&s->link, &q->wait_list);
 }
@@ -312,43 +325,20 @@ static void queue_fetch_indirect(struct blkif_queue *q)
 
 static void io_done(struct bk_io *io, int res);
 
-/* Hand one request to the engine; false if the engine is full (the slot goes back). */
-static bool slot_submit(struct blkif_queue *q, struct blkif_slot *s)
+/* Point @s's I/O at @op: the bounce pages for a read or write, nothing for a flush. */
+static void slot_set_io(struct blkif_queue *q, struct blkif_slot *s, uint8_t op)
 {
 	struct bk_io *io = &s->io;
-	uint64_t bytes = blkif_req_bytes(&s->req);
-	int r;
 
 	memset(io, 0, sizeof(*io));
 	io->done = io_done;
 	io->priv = s;
 	io->buf_index = -1;
+	io->op = op;
 	io->offset = s->req.sector << BLKIF_SECTOR_SHIFT;
-	switch (s->req.op) {
-	case BLKIF_OP_READ:
-		io->op = BK_IO_READ;
-		break;
-	case BLKIF_OP_WRITE:
-		io->op = BK_IO_WRITE;
-		break;
-	case BLKIF_OP_FLUSH_DISKCACHE:
-	case BLKIF_OP_WRITE_BARRIER:
-		io->op = bytes ? BK_IO_WRITE : BK_IO_FLUSH;
-		s->flush_after = bytes != 0;
-		break;
-	case BLKIF_OP_DISCARD:
-		if (!s->req.nr_sectors) {
-			slot_finish(s, BLKIF_RSP_OKAY);
-			return true;
-		}
-		io->op = BK_IO_DISCARD;
-		io->len = s->req.nr_sectors << BLKIF_SECTOR_SHIFT;
-		break;
-	default:
-		slot_finish(s, BLKIF_RSP_EOPNOTSUPP);
-		return true;
-	}
-	if (io->op == BK_IO_READ || io->op == BK_IO_WRITE) {
+	if (op == BK_IO_READ || op == BK_IO_WRITE) {
+		uint64_t bytes = blkif_req_bytes(&s->req);
+
 		s->iov.iov_base = q->pool.base + (size_t)s->pool_first * BK_PAGE_SIZE;
 		s->iov.iov_len = bytes;
 		io->iov = &s->iov;
@@ -357,6 +347,44 @@ static bool slot_submit(struct blkif_queue *q, struct blkif_slot *s)
 		if (q->pool.registered)
 			io->buf_index = 0;
 	}
+}
+
+/* Hand one request to the engine; false if the engine is full (the slot goes back). */
+static bool slot_submit(struct blkif_queue *q, struct blkif_slot *s)
+{
+	struct bk_io *io = &s->io;
+	uint8_t op;
+	int r;
+
+	s->phase = BLKIF_P_IO;
+	switch (s->req.op) {
+	case BLKIF_OP_READ:
+		op = BK_IO_READ;
+		break;
+	case BLKIF_OP_WRITE:
+		op = BK_IO_WRITE;
+		break;
+	case BLKIF_OP_FLUSH_DISKCACHE:
+	case BLKIF_OP_WRITE_BARRIER:
+		/* With data: the flush before it first, then the write and a flush (io_done). */
+		op = BK_IO_FLUSH;
+		if (blkif_req_bytes(&s->req))
+			s->phase = BLKIF_P_PREFLUSH;
+		break;
+	case BLKIF_OP_DISCARD:
+		if (!s->req.nr_sectors) {
+			slot_finish(s, BLKIF_RSP_OKAY);
+			return true;
+		}
+		op = BK_IO_DISCARD;
+		break;
+	default:
+		slot_finish(s, BLKIF_RSP_EOPNOTSUPP);
+		return true;
+	}
+	slot_set_io(q, s, op);
+	if (op == BK_IO_DISCARD)
+		io->len = s->req.nr_sectors << BLKIF_SECTOR_SHIFT;
 	r = bk_engine_queue(q->engine, io);
 	if (r == -EAGAIN) {
 		s->stage = BLKIF_S_WAIT;
@@ -433,11 +461,17 @@ static void queue_dispatch(struct blkif_queue *q)
 		if (s->need_desc)
 			break; /* descriptors not fetched yet (the batch was full): next turn */
 
-		/* A barrier starts only once everything before it is finished. */
-		if (s->req.op == BLKIF_OP_WRITE_BARRIER && (q->engine_inflight || b->nr_owners)) {
-			if (b->nr_owners)
-				flush_copyin(q);
+		/* Nothing taken behind a barrier starts before the barrier completed. */
+		if (q->barrier_running && q->barrier_running != s)
 			break;
+		if (s->req.op == BLKIF_OP_WRITE_BARRIER) {
+			/* It starts once everything before it completed (blkback drains). */
+			if (q->engine_inflight || b->nr_owners) {
+				if (b->nr_owners)
+					flush_copyin(q);
+				break;
+			}
+			q->barrier_running = s;
 		}
 		if (bytes && !s->pool_pages) {
 			unsigned int npages = (unsigned int)BK_DIV_ROUND_UP(bytes, BK_PAGE_SIZE);
@@ -601,41 +635,45 @@ void blkif_abandon(struct bk_device *dev, unsigned int point)
 	blkif_remove(dev);
 }
 
+static const char *const phase_name[] = {
+	[BLKIF_P_IO] = "I/O",
+	[BLKIF_P_PREFLUSH] = "flush before the write",
+	[BLKIF_P_WRITE] = "write",
+	[BLKIF_P_POSTFLUSH] = "flush after the write",
+};
+
 static void io_done(struct bk_io *io, int res)
 {
 	struct blkif_slot *s = io->priv;
 	struct blkif_queue *q = s->q;
+	int r;
 
 	q->engine_inflight--;
 	if (res < 0) {
+		/* A failed flush before the data fails the request: the data is not written. */
 		if (!q->dead)
 			dev_err_rl(qdev(q), "q%u: request %#llx: %s at offset %llu failed: %s",
-				   q->index, (unsigned long long)s->req.id,
-				   s->queued_flush ? "flush" : "I/O",
+				   q->index, (unsigned long long)s->req.id, phase_name[s->phase],
 				   (unsigned long long)io->offset, strerror(-res));
 		slot_finish(s, BLKIF_RSP_ERROR);
 		return;
 	}
-	if (s->flush_after && !s->queued_flush && !q->dead) {
-		/* Flush or barrier carrying data: the write is done, now the flush. */
-		int r;
-
-		s->queued_flush = true;
-		io->op = BK_IO_FLUSH;
-		io->iovcnt = 0;
-		io->iov = NULL;
-		io->len = 0;
-		io->buf_index = -1;
-		r = bk_engine_queue(q->engine, io);
-		if (r == 0) {
-			q->engine_inflight++;
-			hook_on(q->bd); /* the hook kicks the engine */
-			return;
-		}
+	if (q->dead || s->phase == BLKIF_P_IO || s->phase == BLKIF_P_POSTFLUSH) {
+		slot_finish(s, BLKIF_RSP_OKAY);
+		return;
+	}
+	/* A flush or barrier carrying data: its flush, write and flush, one after the other. */
+	s->phase = s->phase == BLKIF_P_PREFLUSH ? BLKIF_P_WRITE : BLKIF_P_POSTFLUSH;
+	slot_set_io(q, s, s->phase == BLKIF_P_WRITE ? BK_IO_WRITE : BK_IO_FLUSH);
+	r = bk_engine_queue(q->engine, io);
+	if (r < 0) {
+		dev_err_rl(qdev(q), "q%u: request %#llx: queueing the %s failed: %d", q->index,
+			   (unsigned long long)s->req.id, phase_name[s->phase], r);
 		slot_finish(s, BLKIF_RSP_ERROR);
 		return;
 	}
-	slot_finish(s, BLKIF_RSP_OKAY);
+	q->engine_inflight++;
+	hook_on(q->bd); /* the hook kicks the engine */
 }
 
 unsigned int blkif_dev_inflight(const struct blkif_dev *bd)
@@ -663,6 +701,7 @@ void blkif_queue_kill(struct blkif_queue *q)
 	q->dead = true;
 	if (q->backoff)
 		bk_timer_stop(q->backoff);
+	q->barrier_running = NULL; /* nothing is dispatched any more */
 	/* Not yet with the engine: into the void at once. */
 	list_for_each_entry_safe (s, tmp, &q->wait_list, link) {
 		list_del(&s->link);

@@ -147,7 +147,7 @@ static void test_flush_barrier(struct bk_blkfront *f, unsigned int q)
 	io.op = BLKIF_OP_WRITE_BARRIER;
 	CHECK(bk_bf_io_sync(f, q, &io) == BLKIF_RSP_OKAY);
 
-	/* Barrier and flush carrying data: written, then flushed. */
+	/* Barrier and flush carrying data: flushed, written, flushed. */
 	fill_random(buf, sizeof(buf));
 	memset(&io, 0, sizeof(io));
 	io.op = BLKIF_OP_WRITE_BARRIER;

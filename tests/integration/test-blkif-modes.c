@@ -3,6 +3,7 @@
  * blkif device modes through the simulation: a read-only disk refuses writes and discards
  * (info has VDISK_READONLY), a cdrom (info has VDISK_CDROM, read-only), a backing store that
  * fails with EIO (fault engine) answers that request with BLKIF_RSP_ERROR and keeps serving,
+ * barrier ordering and the flush before a barrier's data (fault engine holding I/O),
  * the null engine, unknown engine / mode / device-type values refuse the device only, and a
  * guest's protocol string cannot forge log lines.
  *
@@ -130,6 +131,150 @@ static void test_fault(uint32_t domid, const char *path, const char *inner)
 	CHECK(bk_bf_rw(f, 0, BLKIF_OP_READ, 256, 8, buf, false) == BLKIF_RSP_OKAY);
 	dev = bk_core_find(env.core, "vbd", domid, 3);
 	CHECK(dev && dev->ops->get_stats(dev, &qs, 1) == 1 && qs.errors == 2);
+	CHECK(bk_bf_disconnect(f) == 0);
+	bk_bf_close(f);
+}
+
+/* The sectors the barrier tests use, 2 MiB into the image (the others stay below 1 MiB). */
+#define BAR_SECTOR 4096U
+#define BAR_OFFSET(sector) ((uint64_t)(sector)*512U)
+
+static void set_io(struct bk_bf_io *io, uint8_t op, uint64_t sector, uint32_t nr_sectors,
+		   uint8_t *data)
+{
+	memset(io, 0, sizeof(*io));
+	io->op = op;
+	io->sector = sector;
+	io->nr_sectors = nr_sectors;
+	io->data = data;
+}
+
+/* A fault-engine device whose engine options are @rules after "inner=@inner,". */
+static struct bk_blkfront *attach_fault(uint32_t domid, uint32_t devid, const char *path,
+					const char *inner, const char *rules)
+{
+	static char opts[256];
+	const char *extra[] = { "blanket-engine", "fault", "blanket-options", opts, NULL };
+
+	snprintf(opts, sizeof(opts), "inner=%s,%s", inner, rules);
+	return attach(domid, devid, path, "w", "disk", extra);
+}
+
+/*
+ * A barrier refused at admission (beyond the end of the disk) must not release a valid barrier
+ * taken behind it: the write that follows the valid barrier starts only once the barrier is
+ * answered. The barrier's own write is held 300 ms, so a write started alongside it is
+ * answered first and then overwritten by the barrier's data.
+ */
+static void test_barrier_refused(uint32_t domid, const char *path, const char *inner)
+{
+	static uint8_t a[4096], b[4096], rd[4096];
+	char rules[128];
+	struct bk_bf_io ios[3];
+	struct bk_blkfront *f;
+
+	snprintf(rules, sizeof(rules), "delay=300ms:write:offset=%llu-%llu:count=1",
+		 (unsigned long long)BAR_OFFSET(BAR_SECTOR),
+		 (unsigned long long)BAR_OFFSET(BAR_SECTOR + 8) - 1);
+	f = attach_fault(domid, 20, path, inner, rules);
+	CHECK(f != NULL);
+	if (!f)
+		return;
+	memset(a, 0xA1, sizeof(a));
+	memset(b, 0xB2, sizeof(b));
+	set_io(&ios[0], BLKIF_OP_WRITE_BARRIER, DISK_BYTES / 512, 8, a); /* past the end */
+	set_io(&ios[1], BLKIF_OP_WRITE_BARRIER, BAR_SECTOR, 8, a);
+	set_io(&ios[2], BLKIF_OP_WRITE, BAR_SECTOR, 8, b);
+	for (int i = 0; i < 3; i++)
+		CHECK(bk_bf_queue(f, 0, &ios[i]) == 0);
+	bk_bf_push(f, 0);
+	CHECK(bk_bf_wait_all(f, 0) == 0);
+	printf("barrier behind a refused one: statuses %d %d %d, answered as %u %u %u\n",
+	       ios[0].status, ios[1].status, ios[2].status, ios[0].rsp_seq, ios[1].rsp_seq,
+	       ios[2].rsp_seq);
+	CHECK(ios[0].status == BLKIF_RSP_ERROR);
+	CHECK(ios[1].status == BLKIF_RSP_OKAY && ios[2].status == BLKIF_RSP_OKAY);
+	CHECK(ios[2].rsp_seq > ios[1].rsp_seq);
+	CHECK(bk_bf_rw(f, 0, BLKIF_OP_READ, BAR_SECTOR, 8, rd, false) == BLKIF_RSP_OKAY);
+	CHECK(!memcmp(rd, b, sizeof(rd)));
+	CHECK(bk_bf_disconnect(f) == 0);
+	bk_bf_close(f);
+}
+
+/*
+ * A barrier or flush carrying data flushes before its write (REQ_PREFLUSH, as blkback): when
+ * that flush fails, the request fails and its data is not written.
+ */
+static void test_barrier_preflush(uint32_t domid, const char *path, const char *inner)
+{
+	static uint8_t c[4096], rd[4096], orig[4096];
+	struct bk_bf_io io;
+	struct bk_blkfront *f = attach_fault(domid, 21, path, inner, "fail=flush:count=2");
+
+	CHECK(f != NULL);
+	if (!f)
+		return;
+	memset(c, 0xC3, sizeof(c));
+	CHECK(bk_bf_rw(f, 0, BLKIF_OP_READ, BAR_SECTOR + 16, 8, orig, false) == BLKIF_RSP_OKAY);
+	CHECK(memcmp(orig, c, sizeof(c)) != 0);
+	set_io(&io, BLKIF_OP_WRITE_BARRIER, BAR_SECTOR + 16, 8, c);
+	CHECK(bk_bf_io_sync(f, 0, &io) == BLKIF_RSP_ERROR);
+	CHECK(bk_bf_rw(f, 0, BLKIF_OP_READ, BAR_SECTOR + 16, 8, rd, false) == BLKIF_RSP_OKAY);
+	CHECK(!memcmp(rd, orig, sizeof(rd)));
+	set_io(&io, BLKIF_OP_FLUSH_DISKCACHE, BAR_SECTOR + 16, 8, c);
+	CHECK(bk_bf_io_sync(f, 0, &io) == BLKIF_RSP_ERROR);
+	CHECK(bk_bf_rw(f, 0, BLKIF_OP_READ, BAR_SECTOR + 16, 8, rd, false) == BLKIF_RSP_OKAY);
+	CHECK(!memcmp(rd, orig, sizeof(rd)));
+	/* The flushes work again: both write their data. */
+	set_io(&io, BLKIF_OP_WRITE_BARRIER, BAR_SECTOR + 16, 8, c);
+	CHECK(bk_bf_io_sync(f, 0, &io) == BLKIF_RSP_OKAY);
+	set_io(&io, BLKIF_OP_FLUSH_DISKCACHE, BAR_SECTOR + 24, 8, c);
+	CHECK(bk_bf_io_sync(f, 0, &io) == BLKIF_RSP_OKAY);
+	CHECK(bk_bf_rw(f, 0, BLKIF_OP_READ, BAR_SECTOR + 16, 8, rd, false) == BLKIF_RSP_OKAY);
+	CHECK(!memcmp(rd, c, sizeof(rd)));
+	CHECK(bk_bf_rw(f, 0, BLKIF_OP_READ, BAR_SECTOR + 24, 8, rd, false) == BLKIF_RSP_OKAY);
+	CHECK(!memcmp(rd, c, sizeof(rd)));
+	CHECK(bk_bf_disconnect(f) == 0);
+	bk_bf_close(f);
+}
+
+/*
+ * A barrier starts only once everything taken before it completed (the write ahead of it is
+ * held 300 ms), and what follows a barrier sees its effects: answers come in request order.
+ */
+static void test_barrier_drain(uint32_t domid, const char *path, const char *inner)
+{
+	static uint8_t a[4096], b[4096], rd[4096], rd2[4096];
+	char rules[128];
+	struct bk_bf_io ios[5];
+	struct bk_blkfront *f;
+
+	snprintf(rules, sizeof(rules), "delay=300ms:write:offset=%llu-%llu:count=1",
+		 (unsigned long long)BAR_OFFSET(BAR_SECTOR + 32),
+		 (unsigned long long)BAR_OFFSET(BAR_SECTOR + 40) - 1);
+	f = attach_fault(domid, 22, path, inner, rules);
+	CHECK(f != NULL);
+	if (!f)
+		return;
+	memset(a, 0xA4, sizeof(a));
+	memset(b, 0xB5, sizeof(b));
+	set_io(&ios[0], BLKIF_OP_WRITE, BAR_SECTOR + 32, 8, a); /* held */
+	set_io(&ios[1], BLKIF_OP_WRITE_BARRIER, 0, 0, NULL);
+	set_io(&ios[2], BLKIF_OP_WRITE_BARRIER, BAR_SECTOR + 40, 8, b);
+	set_io(&ios[3], BLKIF_OP_READ, BAR_SECTOR + 32, 8, rd);
+	set_io(&ios[4], BLKIF_OP_READ, BAR_SECTOR + 40, 8, rd2);
+	for (int i = 0; i < 5; i++)
+		CHECK(bk_bf_queue(f, 0, &ios[i]) == 0);
+	bk_bf_push(f, 0);
+	CHECK(bk_bf_wait_all(f, 0) == 0);
+	printf("barriers behind a held write: answered as %u %u %u %u %u\n", ios[0].rsp_seq,
+	       ios[1].rsp_seq, ios[2].rsp_seq, ios[3].rsp_seq, ios[4].rsp_seq);
+	for (int i = 0; i < 5; i++)
+		CHECK(ios[i].status == BLKIF_RSP_OKAY);
+	CHECK(ios[1].rsp_seq > ios[0].rsp_seq);
+	CHECK(ios[2].rsp_seq > ios[1].rsp_seq);
+	CHECK(ios[3].rsp_seq > ios[2].rsp_seq && ios[4].rsp_seq > ios[2].rsp_seq);
+	CHECK(!memcmp(rd, a, sizeof(rd)) && !memcmp(rd2, b, sizeof(rd2)));
 	CHECK(bk_bf_disconnect(f) == 0);
 	bk_bf_close(f);
 }
@@ -375,6 +520,9 @@ int main(int argc, char **argv)
 	test_readonly(7, path);
 	test_cdrom(7, path);
 	test_fault(7, path, inner);
+	test_barrier_refused(7, path, inner);
+	test_barrier_preflush(7, path, inner);
+	test_barrier_drain(7, path, inner);
 	test_null(7);
 	test_hotplug_gate(7, path);
 	test_forged_log(7, path);

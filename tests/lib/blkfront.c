@@ -614,6 +614,7 @@ unsigned int bk_bf_reap(struct bk_blkfront *f, unsigned int qi)
 			io_release(f, io);
 			io->status = st;
 			io->rsp_op = op;
+			io->rsp_seq = f->responses;
 			io->done = true;
 		}
 		WRITE_ONCE(h->rsp_event, q->rsp_cons + 1);

@@ -82,6 +82,7 @@ struct bk_bf_io {
 	bool done;
 	int16_t status;
 	uint8_t rsp_op;
+	unsigned int rsp_seq; /* bk_bf_responses() counting this one: the order of answers */
 	/* Internal. */
 	uint64_t id;
 	unsigned int nr_pages;
