@@ -10,6 +10,9 @@
  *         (at most a couple of events reach the daemon, each counted as spurious), a
  *         bystander's I/O completes, and once the writes complete the blocked guest is served
  *         without another notify.
+ *  handover  The daemon stops (hands over to the next one: takes nothing new) while a guest
+ *         storms with a request on its ring: the event that took nothing is spurious, the port
+ *         stays masked, every callback returns, and the handover completes.
  *  efbig  The event-channel handle's queue overflows (bounded to one entry in the
  *         simulation, as the kernel's ring is bounded): the events lost must not lose I/O, so
  *         every bound port is treated as pending.
@@ -17,7 +20,7 @@
  *         must be about the same for both (the budget is per device), and the 4-queue guest's
  *         share spread over all its queues.
  *
- * Usage: test-blkif-storm storm|efbig|fair [ENGINE]  (bystander engine, default io_uring)
+ * Usage: test-blkif-storm storm|handover|efbig|fair [ENGINE]  (bystander engine, default io_uring)
  */
 #include <errno.h>
 #include <stdio.h>
@@ -295,6 +298,84 @@ out:
 
 /* ------------------------------------------------------------------------------------------ */
 
+static void stopped(void *data)
+{
+	*(bool *)data = true;
+}
+
+static bool flag_cond(void *data)
+{
+	return *(bool *)data;
+}
+
+static void test_handover(void)
+{
+	static struct bk_bf_io w, r;
+	static uint8_t wbuf[4096], rbuf[4096];
+	struct bk_bf_params p = { .pfn_base = 0, .pfn_count = 64 };
+	struct bk_queue_stats before, after;
+	struct bk_blkfront *f;
+	unsigned int turns = 0, exhausted = 0;
+	uint32_t port;
+	bool done = false;
+
+	printf("handover: a guest storms while the daemon hands over\n");
+	f = attach(BLOCKED, "fault", "inner=null,delay=1000ms:write", &p);
+	CHECK(f != NULL);
+	if (!f)
+		return;
+	port = guest_port(f, 0, false);
+	/* A write the daemon holds: the handover waits for it. */
+	io_init(&w, BLKIF_OP_WRITE, 0, 8, wbuf);
+	CHECK(bk_bf_queue(f, 0, &w) == 0);
+	bk_bf_push(f, 0);
+	bk_xbf_pump(bk_bf_xbf(f), 3);
+	CHECK(get_stats(BLOCKED, &before, 1));
+	bk_core_stop(env.core, stopped, &done);
+	/* The guest queues more and storms: nothing new is taken until the next daemon. */
+	io_init(&r, BLKIF_OP_READ, 8, 8, rbuf);
+	CHECK(bk_bf_queue(f, 0, &r) == 0);
+	bk_bf_push(f, 0);
+	after = before;
+	while (!done && turns < 5000) {
+		unsigned int left = 0;
+		int rs = bk_sim_guest_evtchn_storm(env.sim, BLOCKED, port, STORM_CREDIT, &left);
+
+		/* -ENOTCONN: released, the handover completes in this turn's hook. */
+		CHECK(rs == 0 || rs == -ENOTCONN);
+		exhausted += rs == 0 && left == 0 && turns > 0;
+		if (exhausted)
+			break;
+		bk_loop_run_once(env.loop, 1);
+		turns++;
+		if (bk_core_find(env.core, "vbd", BLOCKED, DEVID))
+			CHECK(get_stats(BLOCKED, &after, 1));
+	}
+	bk_sim_guest_evtchn_storm(env.sim, BLOCKED, port, 0, NULL); /* may be unbound by now */
+	printf("  %u turns, handover %s; %llu events, %llu spurious\n", turns,
+	       done ? "done" : "NOT done", (unsigned long long)(after.notify_in - before.notify_in),
+	       (unsigned long long)(after.spurious - before.spurious));
+	if (exhausted)
+		fprintf(stderr, "  an event callback handled %u storm events without returning\n",
+			STORM_CREDIT);
+	CHECK(exhausted == 0);
+	CHECK(done);
+	/* The one event that got through took nothing: spurious, and the port stayed masked. */
+	CHECK(after.spurious - before.spurious >= 1);
+	CHECK(after.notify_in - before.notify_in <= 2);
+	CHECK(after.spurious - before.spurious == after.notify_in - before.notify_in);
+	/* The held write was answered; the read waits for the next daemon. */
+	bk_bf_reap(f, 0);
+	CHECK(w.done && w.status == BLKIF_RSP_OKAY && !r.done);
+	if (!done)
+		bk_test_pump_until(env.loop, flag_cond, &done, 0);
+	bk_core_free(env.core);
+	env.core = NULL;
+	bk_bf_close(f);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+
 static void test_efbig(void)
 {
 	static struct bk_bf_io ios[4];
@@ -464,6 +545,8 @@ int main(int argc, char **argv)
 		return 1;
 	if (!strcmp(mode, "storm")) {
 		test_storm();
+	} else if (!strcmp(mode, "handover")) {
+		test_handover();
 	} else if (!strcmp(mode, "efbig")) {
 		test_efbig();
 	} else if (!strcmp(mode, "fair")) {
