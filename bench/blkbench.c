@@ -7,8 +7,14 @@
  * backend's cost. Prints requests/s and CPU microseconds per request (getrusage: user + system
  * of this process, the test frontend and the simulation included).
  *
+ * With --storm instead: a bystander's latency (4 KiB reads at queue depth 1 into io_uring, or
+ * null without it) alone, then next to a guest that notifies in a tight loop on an empty ring,
+ * then next to one that does so while its queue is blocked (its bounce pool held by writes the
+ * fault engine delays, one more request waiting on the ring). The storm is re-raised every
+ * time the daemon unmasks the port, up to --credit times per loop turn.
+ *
  * Not a test: numbers depend on the machine. Usage:
- *   blkbench [--seconds S] [--dir DIR] [--size MiB]
+ *   blkbench [--seconds S] [--dir DIR] [--size MiB] [--storm [--credit N]]
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -30,6 +36,8 @@
 #include "engine.h"
 #include "loop.h"
 #include "util/log.h"
+#include "xen/sim.h"
+#include "xenbus_front.h"
 
 #define MAX_QD 32U
 #define MAX_Q 4U
@@ -43,6 +51,7 @@ struct result {
 };
 
 static double opt_seconds = 1.0;
+static unsigned int opt_credit = 1000;
 static const char *opt_dir = "/dev/shm";
 static uint64_t opt_size = 256ULL << 20;
 static uint64_t rng = 0x9E3779B97F4A7C15ULL;
@@ -339,12 +348,157 @@ out:
 }
 #endif
 
+/* ---- --storm: a bystander's latency next to a storming guest ---- */
+
+#define STORMER 4
+#define STORM_BIG 5U /* 1 MiB writes: four fill the 4 MiB bounce pool, the fifth waits */
+
+enum storm_kind { STORM_NONE, STORM_EMPTY, STORM_BLOCKED };
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* The stormer: a guest of its own; blocked: its pool held, one more request on the ring. */
+static int stormer_setup(struct bk_bf_env *env, const char *path, enum storm_kind kind,
+			 struct bk_blkfront **ret, uint32_t *ret_port)
+{
+	static struct bk_bf_io big[STORM_BIG + 1];
+	static uint8_t bigbuf[STORM_BIG][2048 * 512], small[4096];
+	struct bk_bf_params p = { .pfn_count = 2048 };
+	char opts[96], *v = NULL;
+	const char *extra[] = { "blanket-engine", "fault", "blanket-options", opts, NULL };
+	struct bk_blkfront *f = NULL;
+	int r;
+
+	/* Held past the end of the measurement: the queue stays blocked all along. */
+	snprintf(opts, sizeof(opts), "inner=null,delay=%ums:write",
+		 (unsigned int)(opt_seconds * 1000) + 500);
+	if ((r = bk_bf_env_guest(env, STORMER, 4096)) < 0 ||
+	    (r = bk_bf_env_add_vbd(env, STORMER, DEVID, path, "w", "disk", extra)) < 0 ||
+	    (r = bk_bf_open(env, STORMER, DEVID, &p, &f)) < 0 || (r = bk_bf_connect(f)) < 0)
+		goto fail;
+	if (kind == STORM_BLOCKED) {
+		for (unsigned int i = 0; i <= STORM_BIG; i++) {
+			memset(&big[i], 0, sizeof(big[i]));
+			big[i].op = i < STORM_BIG ? BLKIF_OP_WRITE : BLKIF_OP_READ;
+			big[i].sector = i < STORM_BIG ? (uint64_t)i * 2048 : 0;
+			big[i].nr_sectors = i < STORM_BIG ? 2048 : 8;
+			big[i].data = i < STORM_BIG ? bigbuf[i] : small;
+			if ((r = bk_bf_queue(f, 0, &big[i])) < 0)
+				goto fail;
+			if (i >= STORM_BIG - 1) { /* the pool is full before the last one comes */
+				bk_bf_push(f, 0);
+				bk_xbf_pump(bk_bf_xbf(f), 3);
+			}
+		}
+	}
+	if ((r = bk_xbf_read(bk_bf_xbf(f), "event-channel", &v)) < 0)
+		goto fail;
+	*ret_port = (uint32_t)strtoul(v, NULL, 10);
+	free(v);
+	*ret = f;
+	return 0;
+fail:
+	bk_bf_close(f);
+	return r;
+}
+
+static int run_storm(const char *engine, const char *path, enum storm_kind kind)
+{
+	static const char *const names[] = { "alone", "storm on an empty ring",
+					     "storm on a blocked queue" };
+	static uint8_t buf[4096];
+	const char *extra[] = { "blanket-engine", engine, NULL };
+	struct bk_bf_params p = { .pfn_count = 256 };
+	struct bk_bf_env env;
+	struct bk_blkfront *f = NULL, *sf = NULL;
+	size_t cap = 1U << 20, n = 0;
+	double *lat = malloc(cap * sizeof(*lat)), t0, c0, secs;
+	uint32_t sport = 0;
+	uint64_t turns = 0, used_up = 0;
+	int r;
+
+	if (!lat)
+		return -ENOMEM;
+	r = bk_bf_env_new(&env);
+	if (r < 0) {
+		free(lat);
+		return r;
+	}
+	if ((r = bk_bf_env_guest(&env, DOMID, 4096)) < 0 ||
+	    (r = bk_bf_env_add_vbd(&env, DOMID, DEVID, path, "w", "disk", extra)) < 0 ||
+	    (r = bk_bf_open(&env, DOMID, DEVID, &p, &f)) < 0 || (r = bk_bf_connect(f)) < 0)
+		goto out;
+	if (kind != STORM_NONE && (r = stormer_setup(&env, path, kind, &sf, &sport)) < 0)
+		goto out;
+	t0 = now();
+	c0 = cpu_now();
+	while (now() < t0 + opt_seconds && n < cap) {
+		struct bk_bf_io io = { .op = BLKIF_OP_READ, .nr_sectors = 8, .data = buf };
+		double start = now();
+
+		io.sector = random_sector();
+		if ((r = bk_bf_queue(f, 0, &io)) < 0)
+			goto out;
+		bk_bf_push(f, 0);
+		while (!io.done) {
+			if (sf) {
+				unsigned int left = 1;
+
+				bk_sim_guest_evtchn_storm(env.sim, STORMER, sport, opt_credit,
+							  &left);
+				used_up += left == 0 && turns > 0;
+			}
+			bk_loop_run_once(env.loop, 0);
+			turns++;
+			bk_bf_reap(f, 0);
+		}
+		if (io.status != BLKIF_RSP_OKAY) {
+			r = -EIO;
+			goto out;
+		}
+		lat[n++] = (now() - start) * 1e6;
+	}
+	secs = now() - t0;
+	c0 = (cpu_now() - c0) * 1e6;
+	if (sf) {
+		/* Let the held writes finish so the stormer leaves cleanly. */
+		bk_sim_guest_evtchn_storm(env.sim, STORMER, sport, 0, NULL);
+		for (double end = now() + 5; bk_bf_outstanding(sf, 0) && now() < end;) {
+			bk_loop_run_once(env.loop, 10);
+			bk_bf_reap(sf, 0);
+		}
+		bk_bf_disconnect(sf);
+	}
+	qsort(lat, n, sizeof(*lat), cmp_double);
+	if (n)
+		printf("%-26s %s: %7.0f req/s, latency us p50 %7.1f p99 %7.1f max %8.1f, "
+		       "%6.1f us CPU/req, %.1f turns/req, credit used up in %llu turns\n",
+		       names[kind], engine, (double)n / secs, lat[n / 2], lat[n * 99 / 100],
+		       lat[n - 1], c0 / (double)n, (double)turns / (double)n,
+		       (unsigned long long)used_up);
+	fflush(stdout);
+	r = bk_bf_disconnect(f);
+out:
+	bk_bf_close(sf);
+	bk_bf_close(f);
+	bk_bf_env_free(&env);
+	free(lat);
+	return r;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "seconds", required_argument, NULL, 's' },
 		{ "dir", required_argument, NULL, 'd' },
 		{ "size", required_argument, NULL, 'm' },
+		{ "storm", no_argument, NULL, 'S' },
+		{ "credit", required_argument, NULL, 'c' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -352,8 +506,9 @@ int main(int argc, char **argv)
 	const char *engines[] = { "null", "io_uring" };
 	char path[128];
 	int c, fd, r = 0;
+	bool storm = false;
 
-	while ((c = getopt_long(argc, argv, "s:d:m:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:d:m:Sc:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 's':
 			opt_seconds = atof(optarg);
@@ -364,8 +519,15 @@ int main(int argc, char **argv)
 		case 'm':
 			opt_size = strtoull(optarg, NULL, 10) << 20;
 			break;
+		case 'S':
+			storm = true;
+			break;
+		case 'c':
+			opt_credit = (unsigned int)strtoul(optarg, NULL, 10);
+			break;
 		default:
-			printf("usage: blkbench [--seconds S] [--dir DIR] [--size MiB]\n");
+			printf("usage: blkbench [--seconds S] [--dir DIR] [--size MiB] "
+			       "[--storm [--credit N]]\n");
 			return c == 'h' ? 0 : 2;
 		}
 	}
@@ -381,6 +543,18 @@ int main(int argc, char **argv)
 	}
 	printf("blkbench: 4 KiB random reads, %.1f s each, %llu MiB file %s\n", opt_seconds,
 	       (unsigned long long)(opt_size >> 20), path);
+	if (storm) {
+		const char *eng = bk_engine_find("io_uring") ? "io_uring" : "null";
+
+		printf("bystander at queue depth 1; a storm is re-raised on every unmask, up to %u "
+		       "times a loop turn\n",
+		       opt_credit);
+		for (int k = STORM_NONE; k <= STORM_BLOCKED && r >= 0; k++)
+			r = run_storm(eng, path, (enum storm_kind)k);
+		if (r < 0)
+			fprintf(stderr, "blkbench: storm: %s\n", strerror(-r));
+		goto out;
+	}
 	for (size_t ni = 0; ni < 2; ni++) {
 		for (size_t qi = 0; qi < 2; qi++) {
 			unsigned int nq = nqs[ni], qd = qds[qi];

@@ -19,7 +19,10 @@
 #include "util/list.h"
 #include "xen/xen.h"
 
-/* Requests taken from one ring per turn, so one busy guest cannot starve the others. */
+/*
+ * Requests a device takes per loop turn, shared by its queues (a rotating first queue), so one
+ * busy guest cannot starve the others however many queues it negotiated.
+ */
 #define BLKIF_BUDGET 64U
 /* Grant-copy segments per batch (a full batch is copied and the next one started). */
 #define BLKIF_COPY_BATCH 1024U
@@ -117,7 +120,7 @@ struct blkif_queue {
 
 	bool stalled;	      /* stopped consuming: slots, bounce pages or engine full */
 	bool dead;	      /* disconnecting: complete everything into the void */
-	bool masked;	      /* port left masked by the spurious back-off */
+	bool masked;	      /* port masked since its event: blocked, out of budget, backing off */
 	unsigned int spurious_run;
 	unsigned int taken_since_unmask; /* requests taken since the port was unmasked */
 	struct bk_timer *backoff;
@@ -161,8 +164,9 @@ struct blkif_dev {
 	struct bk_gnttab *gnt;
 	struct bk_evtchn *evtchn;
 	struct bk_watch *evtchn_watch;
-	struct bk_hook *hook;
-	struct bk_timer *resched; /* 0 ms: a queue used its whole budget */
+	struct bk_hook *hook;	  /* also where a new turn renews the budget */
+	unsigned int budget_used; /* requests taken this turn, of BLKIF_BUDGET */
+	unsigned int rr;	  /* queue served first next turn */
 
 	bool connected;	      /* rings mapped and serving */
 	bool waiting_hotplug; /* frontend ready, hotplug-status not yet connected */
@@ -223,7 +227,6 @@ void blkif_queue_admit(struct blkif_queue *q, const void *raw);
 void blkif_evtchn_cb(void *data, int fd, unsigned int events);
 void blkif_hook_cb(void *data);
 void blkif_backoff_cb(void *data);
-void blkif_resched_cb(void *data);
 void blkif_queue_run(struct blkif_queue *q);
 void blkif_queue_kill(struct blkif_queue *q);
 unsigned int blkif_dev_inflight(const struct blkif_dev *bd);

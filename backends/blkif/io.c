@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: MIT
 /*
- * The blkif datapath. One turn of a queue: take up to BLKIF_BUDGET requests (each copied once
- * and validated), fetch the indirect descriptors of all of them in one grant-copy batch, give
- * them bounce pages, copy all write data in one batch, queue the I/O with the engine and kick
- * it once. Completions are collected and answered in the loop hook: one batch copies the read
- * data out, the responses are written, pushed and notified once.
+ * The blkif datapath. One turn of a queue: take what is left of the device's BLKIF_BUDGET for
+ * this loop turn (each request copied once and validated), fetch the indirect descriptors of
+ * all of them in one grant-copy batch, give them bounce pages, copy all write data in one
+ * batch, queue the I/O with the engine and kick it once. Completions are collected and
+ * answered in the loop hook: one batch copies the read data out, the responses are written,
+ * pushed and notified once.
  *
  * Memory is bounded per queue: slots = ring entries, bounce pool fixed; when either runs out
  * we stop taking requests (ring_full) and resume from the hook when something completes.
@@ -13,6 +14,11 @@
  * unanswered, the barrier starts once everything before it completed (the drain), and nothing
  * behind it starts before it completed. A flush or barrier carrying data is a flush, the
  * write, then a flush (enum blkif_phase).
+ *
+ * Events (XSA-332, as lateeoi): a port stays masked from its event until its queue has taken
+ * everything on the ring. While the queue cannot take (blocked, or the device's budget is
+ * spent) the guest's notifies cannot reach us; the hook serves the queue again when it
+ * progresses, and unmasks the port once it caught up.
  */
 #include <errno.h>
 #include <string.h>
@@ -227,10 +233,20 @@ void blkif_queue_admit(struct blkif_queue *q, const void *raw)
 	hook_on(q->bd);
 }
 
-static int queue_take(struct blkif_queue *q, unsigned int budget, unsigned int *ret_taken)
+/* Why a queue stopped taking requests. */
+enum queue_state {
+	QUEUE_IDLE,    /* took everything on the ring: a notify from now on means new requests */
+	QUEUE_BLOCKED, /* cannot take: slots, bounce pages, engine, a barrier, a handover */
+	QUEUE_BUDGET,  /* the device spent this turn's budget: more next turn */
+};
+
+/* @ret_drained: stopped because the ring is empty (req_event re-armed), not for a limit. */
+static int queue_take(struct blkif_queue *q, unsigned int budget, unsigned int *ret_taken,
+		      bool *ret_drained)
 {
 	uint8_t raw[BLKIF_MAX_SLOT_SIZE];
 	unsigned int taken = 0, spins = 0;
+	bool drained = false;
 
 	/* Handing over to the next daemon: finish what we have, take nothing new. */
 	while (taken < budget && !q->barrier_pending && !q->bd->handover) {
@@ -243,8 +259,10 @@ static int queue_take(struct blkif_queue *q, unsigned int budget, unsigned int *
 			return r;
 		if (n == 0) {
 			/* Re-arm req_event; a guest flipping req_prod cannot keep us here. */
-			if (!blkif_ring_final_check(&q->ring) || ++spins > 4)
+			if (!blkif_ring_final_check(&q->ring) || ++spins > 4) {
+				drained = true;
 				break;
+			}
 			continue;
 		}
 		if (list_empty(&q->free_list) || blkif_ring_cons_full(&q->ring)) {
@@ -261,6 +279,7 @@ static int queue_take(struct blkif_queue *q, unsigned int budget, unsigned int *
 		slot_admit(q, s, raw);
 	}
 	*ret_taken = taken;
+	*ret_drained = drained;
 	q->taken_since_unmask += taken;
 	return 0;
 }
@@ -526,12 +545,14 @@ static void fail_ring(struct blkif_queue *q)
 	blkif_start_disconnect(bd, 0, false);
 }
 
-void blkif_queue_run(struct blkif_queue *q)
+/* Serve @q within what is left of its device's budget this turn; the port is left as it is. */
+static enum queue_state queue_serve(struct blkif_queue *q)
 {
+	struct blkif_dev *bd = q->bd;
+	unsigned int budget = BLKIF_BUDGET - BK_MIN(bd->budget_used, BLKIF_BUDGET);
 	unsigned int taken = 0;
+	bool drained = false;
 
-	if (q->dead)
-		return;
 	q->stalled = false;
 	/*
 	 * Old requests first: they hold their place before anything new is taken. Some may still
@@ -540,18 +561,49 @@ void blkif_queue_run(struct blkif_queue *q)
 	if (!list_empty(&q->wait_list))
 		queue_fetch_indirect(q);
 	queue_dispatch(q);
-	if (list_empty(&q->wait_list) && !q->stalled) {
-		if (queue_take(q, BLKIF_BUDGET, &taken) < 0) {
+	if (list_empty(&q->wait_list) && !q->stalled && budget) {
+		if (queue_take(q, budget, &taken, &drained) < 0) {
 			fail_ring(q);
-			return;
+			return QUEUE_BLOCKED;
 		}
 		queue_fetch_indirect(q);
 		queue_dispatch(q);
 	}
 	if (q->engine_inflight)
 		bk_engine_kick(q->engine);
-	if (taken == BLKIF_BUDGET) /* more may wait: look again next turn, after the others */
-		bk_timer_rearm(q->bd->resched, 0, 0);
+	if (taken) {
+		bd->budget_used += taken;
+		hook_on(bd); /* renews the budget for the next turn */
+	}
+	if (!list_empty(&q->wait_list) || q->stalled || q->barrier_pending || bd->handover)
+		return QUEUE_BLOCKED;
+	if (drained)
+		return QUEUE_IDLE;
+	/* Out of budget: the device's other queues go first next turn, from the hook. */
+	if (taken)
+		bd->rr = (q->index + 1) % bd->nr_queues;
+	return QUEUE_BUDGET;
+}
+
+/* Unmask the port of a queue that caught up, unless it is backing off. */
+static void queue_rearm(struct blkif_queue *q, enum queue_state st)
+{
+	if (!q->masked || st != QUEUE_IDLE || bk_timer_active(q->backoff))
+		return;
+	q->masked = false;
+	q->taken_since_unmask = 0;
+	bk_evtchn_unmask(q->bd->evtchn, q->local_port);
+}
+
+void blkif_queue_run(struct blkif_queue *q)
+{
+	enum queue_state st;
+
+	if (q->dead)
+		return;
+	st = queue_serve(q);
+	if (!q->dead)
+		queue_rearm(q, st);
 }
 
 /* Answer everything on the done list: read data out in one batch, then the responses. */
@@ -716,10 +768,13 @@ void blkif_queue_kill(struct blkif_queue *q)
 void blkif_hook_cb(void *data)
 {
 	struct blkif_dev *bd = data;
+	unsigned int first = bd->rr;
 
 	bk_hook_enable(bd->hook, false);
-	for (unsigned int i = 0; bd->queues && i < bd->nr_queues; i++) {
-		struct blkif_queue *q = &bd->queues[i];
+	/* A new turn: the device's share again, shared by its queues from a rotating start. */
+	bd->budget_used = 0;
+	for (unsigned int k = 0; bd->queues && k < bd->nr_queues; k++) {
+		struct blkif_queue *q = &bd->queues[(first + k) % bd->nr_queues];
 
 		if (q->dead) {
 			blkif_queue_kill(q); /* completions that arrived since */
@@ -745,47 +800,83 @@ static struct blkif_queue *queue_of_port(struct blkif_dev *bd, uint32_t port)
 	return NULL;
 }
 
+/* An event on @q's port, which the kernel masked when it queued the event. */
+static void queue_event(struct blkif_queue *q)
+{
+	enum queue_state st;
+
+	q->masked = true;
+	q->stats->notify_in++;
+	st = queue_serve(q);
+	if (q->dead)
+		return;
+	/*
+	 * As lateeoi (XSA-332): the event was spurious if nothing was taken since the port was
+	 * last unmasked, by this run or by the completion path meanwhile - on an empty ring, or
+	 * on a queue that cannot take what the ring holds (its port then stays masked until the
+	 * queue progresses). Meeting the end of the device's budget is not the guest's doing.
+	 */
+	if (q->taken_since_unmask) {
+		q->spurious_run = 0;
+	} else if (st != QUEUE_BUDGET) {
+		q->stats->spurious++;
+		q->spurious_run++;
+	}
+	if (st == QUEUE_IDLE && q->spurious_run > BLKIF_SPURIOUS_LIMIT) {
+		unsigned int shift = BK_MIN(q->spurious_run - BLKIF_SPURIOUS_LIMIT, 6U);
+
+		bk_timer_rearm(q->backoff, BK_MIN(1U << shift, BLKIF_BACKOFF_MAX_MS), 0);
+		if (q->spurious_run == BLKIF_SPURIOUS_LIMIT + 1)
+			dev_warn_rl(qdev(q), "q%u: event storm on an empty ring, backing off",
+				    q->index);
+		return;
+	}
+	queue_rearm(q, st);
+}
+
+/*
+ * The handle's queue of pending ports overflowed (EFBIG; it is reset now): events were lost
+ * and their ports left masked. Take every queue as having had one.
+ */
+static void dev_events_lost(struct blkif_dev *bd)
+{
+	dev_warn_rl(bd->dev, "event channel queue overflowed, events lost: checking every queue");
+	for (unsigned int i = 0; bd->queues && i < bd->nr_queues; i++) {
+		struct blkif_queue *q = &bd->queues[i];
+
+		if (q->bound && !q->dead)
+			queue_event(q);
+	}
+}
+
 void blkif_evtchn_cb(void *data, int fd, unsigned int events)
 {
 	struct blkif_dev *bd = data;
+	/*
+	 * A bounded number of ports per callback (each queue's once, on average), so a guest
+	 * notifying as fast as we unmask cannot keep us here: the rest waits in the kernel's
+	 * queue, and the fd is still readable on the loop's next turn.
+	 */
+	unsigned int left = BK_MAX(bd->nr_queues, 1U);
 	uint32_t port;
+	int r;
 
-	while (bk_evtchn_pending(bd->evtchn, &port) == 0) {
-		struct blkif_queue *q = queue_of_port(bd, port);
-		uint32_t n = 0;
+	while (left--) {
+		struct blkif_queue *q;
 
+		r = bk_evtchn_pending(bd->evtchn, &port);
+		if (r == -EFBIG) {
+			dev_events_lost(bd);
+			return;
+		}
+		if (r < 0)
+			return;
+		q = queue_of_port(bd, port);
 		if (!q || q->dead) {
 			bk_evtchn_unmask(bd->evtchn, port);
 			continue;
 		}
-		q->stats->notify_in++;
-		blkif_queue_run(q);
-		if (q->dead)
-			continue;
-		/*
-		 * As lateeoi (XSA-332): the event was spurious if no request was taken since the
-		 * port was last unmasked, by this run or by the completion path meanwhile.
-		 */
-		if (q->taken_since_unmask == 0 &&
-		    !(blkif_ring_pending(&q->ring, &n) == 0 && n > 0)) {
-			q->stats->spurious++;
-			q->spurious_run++;
-		} else {
-			q->spurious_run = 0;
-		}
-		q->taken_since_unmask = 0;
-		if (q->spurious_run > BLKIF_SPURIOUS_LIMIT) {
-			unsigned int shift = BK_MIN(q->spurious_run - BLKIF_SPURIOUS_LIMIT, 6U);
-
-			q->masked = true;
-			bk_timer_rearm(q->backoff, BK_MIN(1U << shift, BLKIF_BACKOFF_MAX_MS), 0);
-			if (q->spurious_run == BLKIF_SPURIOUS_LIMIT + 1)
-				dev_warn_rl(qdev(q),
-					    "q%u: event storm on an empty ring, backing off",
-					    q->index);
-		} else {
-			bk_evtchn_unmask(bd->evtchn, port);
-		}
+		queue_event(q);
 	}
 }
 
@@ -795,18 +886,7 @@ void blkif_backoff_cb(void *data)
 
 	if (q->dead || !q->masked)
 		return;
-	q->masked = false;
-	q->taken_since_unmask = 0;
-	bk_evtchn_unmask(q->bd->evtchn, q->local_port);
+	/* Unmasks the port if the queue caught up; else the hook does once it progresses. */
 	blkif_queue_run(q);
 	hook_on(q->bd);
-}
-
-void blkif_resched_cb(void *data)
-{
-	struct blkif_dev *bd = data;
-
-	for (unsigned int i = 0; bd->queues && i < bd->nr_queues; i++)
-		blkif_queue_run(&bd->queues[i]);
-	hook_on(bd);
 }

@@ -28,7 +28,6 @@ static void bd_free(struct blkif_dev *bd)
 	if (!bd)
 		return;
 	bk_hook_free(bd->hook);
-	bk_timer_free(bd->resched);
 	bk_store_close(bd->store);
 	free(bd->params);
 	free(bd->engine_opts);
@@ -74,10 +73,6 @@ int blkif_probe(struct bk_device *dev)
 	r = bk_loop_add_hook(bk_device_loop(dev), blkif_hook_cb, bd, &bd->hook);
 	if (r < 0)
 		goto fail;
-	r = bk_loop_add_timer(bk_device_loop(dev), 0, 0, blkif_resched_cb, bd, &bd->resched);
-	if (r < 0)
-		goto fail;
-	bk_timer_stop(bd->resched);
 
 	r = blkif_write_probe_features(bd);
 	if (r < 0) {

@@ -7,9 +7,11 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 
 #include "real_internal.h" /* xenctrl.h brings xen/grant_table.h (GNTST_*, GNTCOPY_*) */
+#include <xen/sys/evtchn.h> /* IOCTL_EVTCHN_RESET; needs domid_t from xenctrl.h */
 #include "util/macros.h"
 
 /*
@@ -108,6 +110,7 @@ int real_evtchn_notify(struct bk_evtchn *e, uint32_t local_port)
 int real_evtchn_pending(struct bk_evtchn *e, uint32_t *ret_port)
 {
 	xenevtchn_port_or_error_t p;
+	int r;
 
 	/*
 	 * One port per call. The kernel masks a port when it queues it; it stays masked until
@@ -116,8 +119,20 @@ int real_evtchn_pending(struct bk_evtchn *e, uint32_t *ret_port)
 	 */
 	errno = 0;
 	p = xenevtchn_pending(evh(e));
-	if (p < 0)
-		return real_errno();
+	if (p < 0) {
+		r = real_errno();
+		/*
+		 * Every read says EFBIG, and the fd polls as an error (readable to the loop),
+		 * until the ring is reset: without the reset the caller would be called again at
+		 * once, forever. Reset it and report the loss once. The ports still queued stay
+		 * masked; the caller handles and unmasks every port anyway. The ioctl only fails
+		 * on a bad fd, which the next read reports.
+		 */
+		if (r == -EFBIG)
+			(void)ioctl(container_of(e, struct real_evtchn, base)->fd,
+				    IOCTL_EVTCHN_RESET);
+		return r;
+	}
 	*ret_port = (uint32_t)p;
 	return 0;
 }

@@ -12,7 +12,7 @@
  *  - grant map/unmap TLB effects, GNTMAP_* flags beyond read-only, transitive/sub-page grants,
  *    grant table v2;
  *  - event channel FIFO/2-level ABI details, VIRQs, IPIs, priorities; lateeoi is not modelled
- *    (unmask is the only re-arm);
+ *    (unmask is the only re-arm); the handle's queue is unbounded unless a test bounds it;
  *  - xenstore quotas, the wire protocol, introduced/released domains (the special watches
  *    @introduceDomain / @releaseDomain do fire, for dom0 connections, on domain create and
  *    destroy), transaction conflicts finer than "anything changed";
@@ -78,6 +78,23 @@ int bk_sim_guest_evtchn_notify(struct bk_sim *sim, uint32_t domid, uint32_t port
 unsigned int bk_sim_guest_evtchn_take(struct bk_sim *sim, uint32_t domid, uint32_t port);
 /* True if @port of @domid is bound to a remote end right now. */
 bool bk_sim_guest_evtchn_bound(struct bk_sim *sim, uint32_t domid, uint32_t port);
+/*
+ * A guest that notifies @port in a tight loop on another CPU: the backend's end is raised now
+ * and again every time the backend unmasks it, @credit times in all (0 stops the storm). A
+ * test refills the credit every loop turn; @ret_left (may be NULL) gets what the previous
+ * credit had left, so a credit used up within one turn means a callback never returned.
+ */
+int bk_sim_guest_evtchn_storm(struct bk_sim *sim, uint32_t domid, uint32_t port,
+			      unsigned int credit, unsigned int *ret_left);
+
+/*
+ * Bound every event-channel handle's queue of pending ports to @entries (0: unbounded, the
+ * default), as Linux's evtchn ring is bounded. An event that finds the queue full is lost (its
+ * port stays masked) and the handle's next evtchn_pending says -EFBIG once and resets the
+ * queue (what real_evtchn_pending does), dropping the ports still queued: the caller must then
+ * treat every port it bound as pending.
+ */
+void bk_sim_evtchn_ring_size(struct bk_sim *sim, unsigned int entries);
 
 /* Open handles across the whole simulation (leak checks in tests). */
 struct bk_sim_counts {

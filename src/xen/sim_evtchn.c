@@ -6,6 +6,11 @@
  * eventfd is readable while anything is queued, and a notification that arrives while the
  * port is masked is remembered and delivered again on unmask. Delivery to a guest port just
  * counts, for bk_sim_guest_evtchn_take().
+ *
+ * Two things a test can ask for that the kernel does under load: a bounded per-handle queue
+ * (bk_sim_evtchn_ring_size) that overflows as Linux's evtchn ring does (the event is lost, the
+ * port stays masked, reads say EFBIG until the queue is reset), and a guest that notifies in a
+ * tight loop on another CPU (bk_sim_guest_evtchn_storm: raised again whenever unmasked).
  */
 #include <errno.h>
 #include <stdint.h>
@@ -72,16 +77,41 @@ static void port_free(struct sim_port *p)
 
 static void ring_update(struct sim_evtchn *e)
 {
-	sim_efd_set(e->efd, &e->efd_ready, !list_empty(&e->ring));
+	/* An overflowed handle polls as an error, which a poll loop sees as readable. */
+	sim_efd_set(e->efd, &e->efd_ready, !list_empty(&e->ring) || e->overflow);
 }
 
-/* Queue @p on its handle and mask it, as the kernel driver does on an upcall. */
+static unsigned int ring_size(struct sim_evtchn *e)
+{
+	return sim_plat_of(e->base.h.xen)->sim->evtchn_ring_size;
+}
+
+/*
+ * Queue @p on its handle and mask it, as the kernel driver does on an upcall. When the queue
+ * is full the kernel masks the port all the same and drops the event: nothing will deliver it
+ * again, and the handle reports the loss on its next read.
+ */
 static void port_queue(struct sim_port *p)
 {
+	struct sim_evtchn *e = p->handle;
+	unsigned int size = ring_size(e);
+
 	p->masked = true;
-	p->queued = true;
-	list_add_tail(&p->qnode, &p->handle->ring);
-	ring_update(p->handle);
+	if (e->overflow || (size && e->ring_len >= size)) {
+		e->overflow = true;
+	} else {
+		p->queued = true;
+		list_add_tail(&p->qnode, &e->ring);
+		e->ring_len++;
+	}
+	ring_update(e);
+}
+
+static void ring_del(struct sim_evtchn *e, struct sim_port *p)
+{
+	list_del(&p->qnode);
+	p->queued = false;
+	e->ring_len--;
 }
 
 /* An event arrives at @p from its peer. */
@@ -237,10 +267,8 @@ int sim_evtchn_open(struct bk_xen *x, struct bk_evtchn **ret)
 
 static void handle_port_release(struct sim_evtchn *e, struct sim_port *p)
 {
-	if (p->queued) {
-		list_del(&p->qnode);
-		p->queued = false;
-	}
+	if (p->queued)
+		ring_del(e, p);
 	list_del(&p->hnode);
 	port_disconnect(p);
 	port_free(p);
@@ -340,11 +368,21 @@ int sim_evtchn_pending(struct bk_evtchn *be, uint32_t *ret_port)
 	struct sim_evtchn *e = evtchn_of(be);
 	struct sim_port *p;
 
+	if (e->overflow) {
+		/*
+		 * Events were lost. Like real_evtchn_pending, report it once and reset the queue:
+		 * the ports still in it stay masked, their events lost with the others.
+		 */
+		while (!list_empty(&e->ring))
+			ring_del(e, list_first_entry(&e->ring, struct sim_port, qnode));
+		e->overflow = false;
+		ring_update(e);
+		return -EFBIG;
+	}
 	if (list_empty(&e->ring))
 		return -EAGAIN;
 	p = list_first_entry(&e->ring, struct sim_port, qnode);
-	list_del(&p->qnode);
-	p->queued = false;
+	ring_del(e, p);
 	ring_update(e);
 	*ret_port = p->port;
 	return 0;
@@ -359,11 +397,42 @@ int sim_evtchn_unmask(struct bk_evtchn *be, uint32_t local_port)
 	if (p->queued || !p->masked)
 		return 0;
 	p->masked = false;
+	/* A storming guest notifies again as soon as the backend can hear it. */
+	if (p->peer && p->peer->storm) {
+		p->peer->storm--;
+		p->pending = true;
+	}
 	if (p->pending) {
 		p->pending = false;
 		port_queue(p);
 	}
 	return 0;
+}
+
+int bk_sim_guest_evtchn_storm(struct bk_sim *sim, uint32_t domid, uint32_t port,
+			      unsigned int credit, unsigned int *ret_left)
+{
+	struct sim_port *p = guest_port(sim, domid, port);
+	unsigned int left;
+
+	if (!p)
+		return -EINVAL;
+	if (p->state != SIM_PORT_INTERDOMAIN)
+		return -ENOTCONN;
+	left = p->storm;
+	p->storm = credit;
+	if (credit) {
+		p->storm--;
+		port_raise(p->peer);
+	}
+	if (ret_left)
+		*ret_left = left;
+	return 0;
+}
+
+void bk_sim_evtchn_ring_size(struct bk_sim *sim, unsigned int entries)
+{
+	sim->evtchn_ring_size = entries;
 }
 
 unsigned int sim_evtchn_nr_bound(struct bk_sim *sim)

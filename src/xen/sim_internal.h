@@ -56,6 +56,7 @@ struct sim_port {
 	bool masked;
 	bool pending;	    /* raised while masked: delivered on unmask */
 	unsigned int kicks; /* guest ports: notifications received, see evtchn_take */
+	unsigned int storm; /* guest ports: re-notifications left (bk_sim_guest_evtchn_storm) */
 };
 
 /*
@@ -99,6 +100,8 @@ struct bk_sim {
 	struct list_head orphan_maps; /* grant mappings left when their handle closed */
 	struct list_head faults;      /* struct sim_fault */
 	unsigned int orphan_pages;
+	unsigned int
+		evtchn_ring_size; /* per-handle queue bound, 0: none (bk_sim_evtchn_ring_size) */
 };
 
 /* A platform: the machine as seen from one domain. */
@@ -117,6 +120,8 @@ struct sim_evtchn {
 	bool efd_ready;
 	struct list_head ports; /* struct sim_port.hnode */
 	struct list_head ring;	/* pending ports, struct sim_port.qnode */
+	unsigned int ring_len;
+	bool overflow; /* the queue overflowed: pending says -EFBIG, as the kernel's read */
 };
 
 struct sim_xs {

@@ -101,7 +101,12 @@ struct bk_xen_ops {
 			   uint32_t *ret_local_port);
 	int (*evtchn_unbind)(struct bk_evtchn *e, uint32_t local_port);
 	int (*evtchn_notify)(struct bk_evtchn *e, uint32_t local_port);
-	/* Next pending port (masked until unmasked), non-blocking: -EAGAIN when none. */
+	/*
+	 * Next pending port (masked until unmasked), non-blocking: -EAGAIN when none. -EFBIG:
+	 * the handle's queue of pending ports overflowed and events were lost; the queue has
+	 * been reset (said once per overflow), and the caller must treat every port it bound
+	 * through @e as pending and masked: handle each, then unmask it.
+	 */
 	int (*evtchn_pending)(struct bk_evtchn *e, uint32_t *ret_port);
 	int (*evtchn_unmask)(struct bk_evtchn *e, uint32_t local_port);
 

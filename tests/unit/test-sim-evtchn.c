@@ -2,7 +2,7 @@
 /*
  * Unit tests of the simulation's event channels: binding rules, delivery both ways, the
  * eventfd, masking and redelivery on unmask, unbind and handle close (rebind after a daemon
- * restart), domain destroy.
+ * restart), domain destroy, the bounded queue's overflow (EFBIG) and a storming guest.
  */
 #include <errno.h>
 #include <poll.h>
@@ -197,6 +197,75 @@ static void test_domu_and_destroy(void)
 	CHECK(bk_sim_domain_create(sim, GUEST, 1) == 0);
 }
 
+/* A bounded queue overflows as the kernel's: the event is lost, reported once, then reset. */
+static void test_overflow(void)
+{
+	struct bk_evtchn *e;
+	uint32_t gp[3], lp[3], port = 0;
+	int fd;
+
+	CHECK(bk_evtchn_open(dom0, &e) == 0);
+	fd = bk_evtchn_fd(e);
+	for (int i = 0; i < 3; i++) {
+		CHECK(bk_sim_guest_evtchn_alloc_unbound(sim, GUEST, 0, &gp[i]) == 0);
+		CHECK(bk_evtchn_bind(e, GUEST, gp[i], &lp[i]) == 0);
+	}
+	bk_sim_evtchn_ring_size(sim, 2);
+	/* Two fit. */
+	CHECK(bk_sim_guest_evtchn_notify(sim, GUEST, gp[0]) == 0);
+	CHECK(bk_sim_guest_evtchn_notify(sim, GUEST, gp[1]) == 0);
+	CHECK(bk_evtchn_pending(e, &port) == 0 && port == lp[0]);
+	CHECK(bk_evtchn_pending(e, &port) == 0 && port == lp[1]);
+	CHECK(bk_evtchn_pending(e, &port) == -EAGAIN);
+	CHECK(bk_evtchn_unmask(e, lp[0]) == 0 && bk_evtchn_unmask(e, lp[1]) == 0);
+	/* Three do not: the third is lost, and so are the two queued when the queue resets. */
+	for (int i = 0; i < 3; i++)
+		CHECK(bk_sim_guest_evtchn_notify(sim, GUEST, gp[i]) == 0);
+	CHECK(readable(fd));
+	CHECK(bk_evtchn_pending(e, &port) == -EFBIG);
+	CHECK(!readable(fd));
+	CHECK(bk_evtchn_pending(e, &port) == -EAGAIN);
+	/* Every port is left masked with nothing pending: unmasking delivers nothing... */
+	for (int i = 0; i < 3; i++)
+		CHECK(bk_evtchn_unmask(e, lp[i]) == 0);
+	CHECK(bk_evtchn_pending(e, &port) == -EAGAIN);
+	/* ...and the next kick arrives again. */
+	CHECK(bk_sim_guest_evtchn_notify(sim, GUEST, gp[2]) == 0);
+	CHECK(bk_evtchn_pending(e, &port) == 0 && port == lp[2]);
+	CHECK(bk_evtchn_unmask(e, lp[2]) == 0);
+	bk_sim_evtchn_ring_size(sim, 0);
+	bk_evtchn_close(e);
+	for (int i = 0; i < 3; i++)
+		CHECK(bk_sim_guest_evtchn_close(sim, GUEST, gp[i]) == 0);
+}
+
+/* A storming guest is raised again on every unmask, as many times as its credit says. */
+static void test_storm(void)
+{
+	struct bk_evtchn *e;
+	uint32_t gp, lp, port = 0;
+	unsigned int left = 99, n = 0;
+
+	CHECK(bk_evtchn_open(dom0, &e) == 0);
+	CHECK(bk_sim_guest_evtchn_alloc_unbound(sim, GUEST, 0, &gp) == 0);
+	CHECK(bk_sim_guest_evtchn_storm(sim, GUEST, gp, 3, NULL) == -ENOTCONN);
+	CHECK(bk_evtchn_bind(e, GUEST, gp, &lp) == 0);
+	CHECK(bk_sim_guest_evtchn_storm(sim, GUEST, gp, 3, &left) == 0 && left == 0);
+	/* Masked while we hold it: the storm cannot queue it twice. */
+	CHECK(bk_evtchn_pending(e, &port) == 0 && port == lp);
+	CHECK(bk_evtchn_pending(e, &port) == -EAGAIN);
+	while (n < 10 && bk_evtchn_unmask(e, lp) == 0 && bk_evtchn_pending(e, &port) == 0)
+		n++;
+	CHECK(n == 2); /* the first raise, then two more out of a credit of 3 */
+	CHECK(bk_sim_guest_evtchn_storm(sim, GUEST, gp, 5, &left) == 0 && left == 0);
+	CHECK(bk_evtchn_pending(e, &port) == 0 && port == lp);
+	CHECK(bk_sim_guest_evtchn_storm(sim, GUEST, gp, 0, &left) == 0 && left == 4);
+	CHECK(bk_evtchn_unmask(e, lp) == 0);
+	CHECK(bk_evtchn_pending(e, &port) == -EAGAIN);
+	bk_evtchn_close(e);
+	CHECK(bk_sim_guest_evtchn_close(sim, GUEST, gp) == 0);
+}
+
 static void test_faults(void)
 {
 	struct bk_evtchn *e;
@@ -232,6 +301,8 @@ int main(void)
 	test_delivery();
 	test_rebind_after_close();
 	test_faults();
+	test_overflow();
+	test_storm();
 	test_domu_and_destroy();
 	bk_sim_counts(sim, &c);
 	CHECK(c.evtchn_handles == 0 && c.evtchn_bound == 0);
