@@ -40,6 +40,42 @@ struct journal_ent {
 	uint8_t raw[BK_JOURNAL_RAW_MAX];
 };
 
+/*
+ * Every store into the mapping goes through jstore*(): what a killed process leaves is exactly
+ * the sequence of these stores up to some point, and a test can stop after each one.
+ */
+static void (*store_hook)(void *data);
+static void *store_hook_data;
+
+void bk_journal_set_store_hook(void (*fn)(void *data), void *data)
+{
+	store_hook = fn;
+	store_hook_data = data;
+}
+
+static inline void jstored(void)
+{
+	if (unlikely(store_hook))
+		store_hook(store_hook_data);
+}
+
+/* One aligned store of a field, visible (release) after everything stored before it. */
+#define jstore(ptr, val)                                          \
+	do {                                                      \
+		__atomic_store_n((ptr), (val), __ATOMIC_RELEASE); \
+		jstored();                                        \
+	} while (0)
+
+/* Bytes nobody reads until a later jstore() makes them count (an entry's raw copy). */
+static void jstore_bytes(void *dst, const void *src, size_t n)
+{
+	if (src)
+		memcpy(dst, src, n);
+	else
+		memset(dst, 0, n);
+	jstored();
+}
+
 struct bk_journal {
 	struct journal_hdr *hdr;
 	struct journal_ent *ents;
@@ -61,7 +97,8 @@ static uint32_t nr_entries(uint32_t nr_slots)
 
 static size_t journal_size(uint32_t nr_slots)
 {
-	return sizeof(struct journal_hdr) + (size_t)nr_entries(nr_slots) * sizeof(struct journal_ent);
+	return sizeof(struct journal_hdr) +
+	       (size_t)nr_entries(nr_slots) * sizeof(struct journal_ent);
 }
 
 /* Rebuild the free stack from the mapping (entries in use are never on it). */
@@ -161,12 +198,13 @@ int bk_journal_open(const char *dir, const char *name, const struct bk_journal_g
 		       j->hdr->hdr_size == sizeof(struct journal_hdr) &&
 		       memcmp(&j->hdr->geom, g, sizeof(*g)) == 0;
 	if (!keep) {
-		memset(map, 0, len);
-		j->hdr->version = JOURNAL_VERSION;
-		j->hdr->hdr_size = sizeof(struct journal_hdr);
-		j->hdr->geom = *g;
-		/* Magic last: a half-written header never looks valid. */
-		__atomic_store_n(&j->hdr->magic, JOURNAL_MAGIC, __ATOMIC_RELEASE);
+		/* Magic first out and last in: a half-written header never looks valid. */
+		jstore(&j->hdr->magic, 0);
+		jstore_bytes((uint8_t *)map + sizeof(uint64_t), NULL, len - sizeof(uint64_t));
+		jstore(&j->hdr->version, JOURNAL_VERSION);
+		jstore(&j->hdr->hdr_size, (uint32_t)sizeof(struct journal_hdr));
+		jstore_bytes(&j->hdr->geom, g, sizeof(*g));
+		jstore(&j->hdr->magic, JOURNAL_MAGIC);
 	}
 	rebuild_free(j);
 	j->path = TAKE_PTR(path);
@@ -191,6 +229,7 @@ void bk_journal_close(struct bk_journal *j, bool discard)
 int bk_journal_record(struct bk_journal *j, const void *raw)
 {
 	struct journal_ent *e;
+	uint64_t seq;
 	uint32_t i;
 
 	if (!j->nr_free)
@@ -198,17 +237,19 @@ int bk_journal_record(struct bk_journal *j, const void *raw)
 	i = j->free[--j->nr_free];
 	e = &j->ents[i];
 	j->live++;
-	memcpy(e->raw, raw, j->hdr->geom.raw_size);
-	e->seq = j->hdr->next_seq++;
-	e->rsp_idx = 0;
+	seq = j->hdr->next_seq;
+	jstore(&j->hdr->next_seq, seq + 1);
+	jstore_bytes(e->raw, raw, j->hdr->geom.raw_size);
+	jstore(&e->seq, seq);
+	jstore(&e->rsp_idx, 0);
 	/* The entry is complete before it counts. */
-	__atomic_store_n(&e->state, ENT_INFLIGHT, __ATOMIC_RELEASE);
+	jstore(&e->state, ENT_INFLIGHT);
 	return (int)i;
 }
 
 void bk_journal_set_cons(struct bk_journal *j, uint32_t req_cons)
 {
-	__atomic_store_n(&j->hdr->req_cons, req_cons, __ATOMIC_RELEASE);
+	jstore(&j->hdr->req_cons, req_cons);
 }
 
 void bk_journal_responded(struct bk_journal *j, int ent, uint32_t rsp_idx)
@@ -218,14 +259,14 @@ void bk_journal_responded(struct bk_journal *j, int ent, uint32_t rsp_idx)
 	if (ent < 0 || (uint32_t)ent >= j->nr_ents || j->ents[ent].state != ENT_INFLIGHT)
 		return;
 	e = &j->ents[ent];
-	e->rsp_idx = rsp_idx;
-	__atomic_store_n(&e->state, ENT_RESPONDED, __ATOMIC_RELEASE);
+	jstore(&e->rsp_idx, rsp_idx);
+	jstore(&e->state, ENT_RESPONDED);
 	j->answered[j->nr_answered++] = (uint32_t)ent;
 }
 
 static void ent_free(struct bk_journal *j, uint32_t i)
 {
-	__atomic_store_n(&j->ents[i].state, ENT_FREE, __ATOMIC_RELEASE);
+	jstore(&j->ents[i].state, ENT_FREE);
 	j->free[j->nr_free++] = i;
 	j->live--;
 }
@@ -233,7 +274,7 @@ static void ent_free(struct bk_journal *j, uint32_t i)
 void bk_journal_set_pushed(struct bk_journal *j, uint32_t rsp_prod)
 {
 	/* Published first: a crash in between leaves answered entries that recovery skips. */
-	__atomic_store_n(&j->hdr->rsp_pushed, rsp_prod, __ATOMIC_RELEASE);
+	jstore(&j->hdr->rsp_pushed, rsp_prod);
 	for (uint32_t k = 0; k < j->nr_answered; k++)
 		ent_free(j, j->answered[k]);
 	j->nr_answered = 0;
@@ -316,9 +357,9 @@ int bk_journal_recover(struct bk_journal *j, uint32_t shared_rsp_prod,
 		return -ENOMEM;
 	for (unsigned int i = 0; i < n; i++)
 		memcpy(raws + (size_t)i * h->geom.raw_size, todo[i]->raw, h->geom.raw_size);
-	memset(j->ents, 0, (size_t)j->nr_ents * sizeof(*j->ents));
+	jstore_bytes(j->ents, NULL, (size_t)j->nr_ents * sizeof(*j->ents));
 	rebuild_free(j);
-	h->rsp_pushed = published;
+	jstore(&h->rsp_pushed, published);
 	for (unsigned int i = 0; i < n; i++)
 		reissue(raws + (size_t)i * h->geom.raw_size, data);
 

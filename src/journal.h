@@ -33,10 +33,10 @@
 
 /* What identifies the ring a journal belongs to; a mismatch means "start afresh". */
 struct bk_journal_geom {
-	uint32_t nr_slots;  /* request slots of the backend queue */
-	uint32_t raw_size;  /* bytes of one ring slot (<= BK_JOURNAL_RAW_MAX) */
-	uint32_t abi;       /* backend-defined ring layout */
-	uint32_t nr_refs;   /* ring pages */
+	uint32_t nr_slots; /* request slots of the backend queue */
+	uint32_t raw_size; /* bytes of one ring slot (<= BK_JOURNAL_RAW_MAX) */
+	uint32_t abi;	   /* backend-defined ring layout */
+	uint32_t nr_refs;  /* ring pages */
 	uint32_t refs[BK_JOURNAL_MAX_REFS];
 	uint32_t remote_port;
 };
@@ -77,5 +77,11 @@ unsigned int bk_journal_nr_live(const struct bk_journal *j);
 int bk_journal_recover(struct bk_journal *j, uint32_t shared_rsp_prod,
 		       void (*reissue)(const void *raw, void *data), void *data,
 		       uint32_t *ret_req_cons, uint32_t *ret_rsp_prod);
+
+/*
+ * Test-only: call @fn after every store into any journal's mapping (NULL: none). A test
+ * snapshots the file there, which is exactly what a process killed at that point leaves.
+ */
+void bk_journal_set_store_hook(void (*fn)(void *data), void *data);
 
 #endif
