@@ -88,6 +88,7 @@ struct bk_journal {
 	uint32_t nr_free;
 	uint32_t *answered;
 	uint32_t nr_answered;
+	bool dropping; /* an entry was released: the header is invalidated */
 };
 
 static uint32_t nr_entries(uint32_t nr_slots)
@@ -284,6 +285,15 @@ void bk_journal_release(struct bk_journal *j, int ent)
 {
 	if (ent < 0 || (uint32_t)ent >= j->nr_ents || j->ents[ent].state != ENT_INFLIGHT)
 		return;
+	/*
+	 * A request dropped unanswered: its ring is going away, and the journal no longer
+	 * accounts for every request consumed. Invalid from the first one on, so that a crash
+	 * from here leaves nothing a next run could adopt.
+	 */
+	if (!j->dropping) {
+		jstore(&j->hdr->magic, 0);
+		j->dropping = true;
+	}
 	ent_free(j, (uint32_t)ent);
 }
 
@@ -302,23 +312,40 @@ unsigned int bk_journal_nr_live(const struct bk_journal *j)
 	return j->live;
 }
 
-static int cmp_seq(const void *a, const void *b)
+/* Entry indices, oldest (lowest sequence number) first. */
+static void sort_by_seq(const struct bk_journal *j, uint32_t *idx, unsigned int n)
 {
-	const struct journal_ent *x = *(struct journal_ent *const *)a;
-	const struct journal_ent *y = *(struct journal_ent *const *)b;
+	/* At most 2 * nr_slots entries, once per restart: insertion sort is plenty. */
+	for (unsigned int a = 1; a < n; a++) {
+		uint32_t v = idx[a];
+		unsigned int b = a;
 
-	return x->seq < y->seq ? -1 : x->seq > y->seq;
+		for (; b > 0 && j->ents[idx[b - 1]].seq > j->ents[v].seq; b--)
+			idx[b] = idx[b - 1];
+		idx[b] = v;
+	}
 }
 
+/*
+ * Recovery only flips what it finds, each flip one store, in an order where every prefix
+ * recovers to the same answer: answers the ring published are freed, answers it did not
+ * publish become in flight again (they are answered again, at a new index), then the header
+ * catches up with the ring (rsp_pushed, and req_cons past a request recorded but not yet
+ * counted). The entries stay where they are: the backend adopts each one for the request it
+ * re-issues. A second recovery, before or after any of these stores, classifies every entry
+ * the same way, so a crash loop neither loses nor duplicates a request.
+ */
 int bk_journal_recover(struct bk_journal *j, uint32_t shared_rsp_prod,
-		       void (*reissue)(const void *raw, void *data), void *data,
-		       uint32_t *ret_req_cons, uint32_t *ret_rsp_prod)
+		       void (*reissue)(int ent, const void *raw, void *data), void *data,
+		       struct bk_journal_recovery *ret)
 {
 	struct journal_hdr *h = j->hdr;
-	uint32_t cons = h->req_cons, pushed = h->rsp_pushed, published;
-	_cleanup_free_ struct journal_ent **todo = NULL;
-	_cleanup_free_ uint8_t *raws = NULL;
+	uint32_t cons = __atomic_load_n(&h->req_cons, __ATOMIC_ACQUIRE);
+	uint32_t pushed = __atomic_load_n(&h->rsp_pushed, __ATOMIC_ACQUIRE);
+	uint32_t published, outstanding;
+	_cleanup_free_ uint32_t *todo = NULL;
 	unsigned int n = 0;
+	bool bad_state = false;
 
 	/*
 	 * The shared rsp_prod is the truth about what the guest may have seen, but the guest
@@ -329,41 +356,67 @@ int bk_journal_recover(struct bk_journal *j, uint32_t shared_rsp_prod,
 		published = shared_rsp_prod;
 	else
 		published = pushed;
+	outstanding = cons - published;
 
 	todo = calloc(j->nr_ents, sizeof(*todo));
 	if (!todo)
 		return -ENOMEM;
+	/*
+	 * Every response index lies below cons (one response per request consumed). One in
+	 * [published, cons) was never published: its request runs again. One below published
+	 * was (a crash inside bk_journal_set_pushed leaves such entries behind): it is done.
+	 */
 	for (uint32_t i = 0; i < j->nr_ents; i++) {
-		struct journal_ent *e = &j->ents[i];
+		const struct journal_ent *e = &j->ents[i];
 		uint32_t state = __atomic_load_n(&e->state, __ATOMIC_ACQUIRE);
 
-		if (state == ENT_INFLIGHT)
-			todo[n++] = e;
-		else if (state == ENT_RESPONDED &&
-			 (uint32_t)(e->rsp_idx - pushed) >= (uint32_t)(published - pushed))
-			todo[n++] = e; /* answered, but the answer was never published */
+		if (state == ENT_INFLIGHT ||
+		    (state == ENT_RESPONDED && (uint32_t)(e->rsp_idx - published) < outstanding))
+			todo[n++] = i;
+		else if (state != ENT_FREE && state != ENT_RESPONDED)
+			bad_state = true;
 	}
-	if ((uint32_t)(cons - published) + 1 == n) {
-		/* A crash between recording a request and advancing the consumer index. */
-		cons++;
-	} else if ((uint32_t)(cons - published) < n) {
-		/* More requests than the ring can have outstanding: the journal is corrupt. */
+	sort_by_seq(j, todo, n);
+	ret->journal_cons = cons;
+	ret->journal_pushed = pushed;
+	ret->published = published;
+	ret->found = n;
+	ret->outstanding = outstanding;
+	/*
+	 * Every request consumed and not published is in the journal, plus at most the one a
+	 * crash caught between recording it and counting it in req_cons (the newest, not yet
+	 * answered). Anything else and the journal cannot say what the guest waits for.
+	 */
+	if (bad_state || outstanding > h->geom.nr_slots || n < outstanding || n > outstanding + 1 ||
+	    n > h->geom.nr_slots ||
+	    (n == outstanding + 1 && j->ents[todo[n - 1]].state != ENT_INFLIGHT))
 		return -EUCLEAN;
-	}
-	qsort(todo, n, sizeof(*todo), cmp_seq);
-	/* Copy out, then empty the journal: re-issuing records the requests afresh. */
-	raws = malloc((size_t)BK_MAX(n, 1U) * h->geom.raw_size);
-	if (!raws)
-		return -ENOMEM;
-	for (unsigned int i = 0; i < n; i++)
-		memcpy(raws + (size_t)i * h->geom.raw_size, todo[i]->raw, h->geom.raw_size);
-	jstore_bytes(j->ents, NULL, (size_t)j->nr_ents * sizeof(*j->ents));
-	rebuild_free(j);
-	jstore(&h->rsp_pushed, published);
-	for (unsigned int i = 0; i < n; i++)
-		reissue(raws + (size_t)i * h->geom.raw_size, data);
 
-	*ret_req_cons = cons;
-	*ret_rsp_prod = published;
+	for (uint32_t i = 0; i < j->nr_ents; i++) {
+		struct journal_ent *e = &j->ents[i];
+
+		if (e->state == ENT_RESPONDED && (uint32_t)(e->rsp_idx - published) >= outstanding)
+			jstore(&e->state, ENT_FREE);
+	}
+	for (unsigned int k = 0; k < n; k++)
+		if (j->ents[todo[k]].state == ENT_RESPONDED)
+			jstore(&j->ents[todo[k]].state, ENT_INFLIGHT);
+	if (pushed != published)
+		jstore(&h->rsp_pushed, published);
+	if (n == outstanding + 1) {
+		cons++;
+		jstore(&h->req_cons, cons);
+	}
+	rebuild_free(j);
+	/* Oldest first; each entry stays live, owned by the request re-issued from it. */
+	for (unsigned int k = 0; k < n; k++)
+		reissue((int)todo[k], j->ents[todo[k]].raw, data);
+	ret->req_cons = cons;
+	ret->rsp_prod = published;
 	return (int)n;
+}
+
+const char *bk_journal_path(const struct bk_journal *j)
+{
+	return j->path;
 }
