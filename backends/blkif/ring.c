@@ -304,6 +304,14 @@ int blkif_rings_connect(struct blkif_dev *bd)
 			return r;
 		}
 	}
+	/*
+	 * A previous run may have published responses and died before its notify: the guest
+	 * still waits for that event, and rsp_event stays below what we publish from now on, so
+	 * no later push would send one. Tell each queue once (a spurious event costs blkfront a
+	 * look at its ring).
+	 */
+	for (unsigned int i = 0; bd->adopting && i < nq; i++)
+		bk_evtchn_notify(bd->evtchn, bd->queues[i].local_port);
 	bd->connected = true;
 	return 0;
 
