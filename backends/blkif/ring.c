@@ -323,14 +323,20 @@ fail_sys:
 
 void blkif_rings_release(struct blkif_dev *bd)
 {
+	/*
+	 * Journals are kept when handing over (the next daemon continues from its ring position)
+	 * and when taking over a device failed half-way: the queues set up so far have recovered
+	 * their journals, and the requests in them are still what the guest waits for.
+	 */
+	bool keep = bd->handover || (bd->adopting && !bd->connected);
+
 	for (unsigned int i = 0; bd->queues && i < bd->nr_queues; i++) {
 		struct blkif_queue *q = &bd->queues[i];
 
 		/* Only called with nothing in flight: every slot is free or abandoned. */
 		bk_timer_free(q->backoff);
 		bk_engine_close(q->engine);
-		/* Kept when handing over: the next daemon continues from its ring position. */
-		bk_journal_close(q->journal, !bd->handover);
+		bk_journal_close(q->journal, !keep);
 		q->journal = NULL;
 		if (q->bound)
 			bk_evtchn_unbind(bd->evtchn, q->local_port);

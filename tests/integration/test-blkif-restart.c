@@ -19,6 +19,10 @@
  *   kexec            the same, but the new kernel connects by itself (the backend still says
  *                    Connected) on a fresh ring and queues more than the old ring consumed:
  *                    the device is adopted, but the old journal must not be replayed into it.
+ *   adopt-fail       the next daemon recovers q0, then cannot set up q1: the device fails,
+ *                    and both journals stay as they were (q0's already recovered).
+ *   corrupt          a journal that cannot account for what its ring says is outstanding:
+ *                    the device fails with a line naming the journal, it is not served.
  *   kill-loop        dozens of kills in a row at random points (nothing answered, answered not
  *                    published, published not notified, right after an adoption), the guest
  *                    queueing more between them: nothing is lost, nothing answered twice.
@@ -45,6 +49,7 @@
 #include "conf.h"
 #include "device.h"
 #include "engine.h"
+#include "journal.h"
 #include "loop.h"
 #include "toolstack.h"
 #include "util/macros.h"
@@ -753,6 +758,113 @@ static void test_reset(bool alone)
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* Journals that cannot be served from. */
+
+/* Queue @q's journal, as the daemon names and shapes it; NULL if there is none that fits. */
+static struct bk_journal *open_journal(unsigned int q)
+{
+	struct bk_journal_geom g = { 0 };
+	char dir[128], name[64], key[64];
+	struct bk_journal *j;
+	bool rec = false;
+
+	g.nr_slots = bk_bf_ring_entries(fe, q);
+	g.raw_size = (uint32_t)blkif_abi_slot_size(BLKIF_ABI_X86_64);
+	g.abi = BLKIF_ABI_X86_64;
+	g.nr_refs = 2;
+	for (unsigned int p = 0; p < g.nr_refs; p++) {
+		snprintf(key, sizeof(key), "queue-%u/ring-ref%u", q, p);
+		g.refs[p] = fe_u32(key);
+	}
+	snprintf(key, sizeof(key), "queue-%u/event-channel", q);
+	g.remote_port = fe_u32(key);
+	snprintf(dir, sizeof(dir), "%s/inflight", statedir);
+	snprintf(name, sizeof(name), "vbd-%u-%u-q%u", GUEST, DEVID, q);
+	if (bk_journal_open(dir, name, &g, &j, &rec) < 0)
+		return NULL;
+	if (!rec) {
+		bk_journal_close(j, true);
+		return NULL;
+	}
+	return j;
+}
+
+/* The device failed: Closing, then Closed once the core shut it down. */
+static bool closing_cond(void *data)
+{
+	return be_state() == BK_XB_CLOSING || be_state() == BK_XB_CLOSED;
+}
+
+/* Writes in flight on both queues, then kill -9: what each journal holds. */
+static void kill_with_writes(unsigned int *live)
+{
+	for (unsigned int q = 0; q < NQ; q++)
+		for (unsigned int i = 0; i < 6; i++)
+			queue_write(q);
+	push_all();
+	wait_taken(nr_tios);
+	daemon_kill(BK_ABANDON_NOW);
+	CHECK(journal_files() == NQ);
+	for (unsigned int q = 0; q < NQ; q++) {
+		struct bk_journal *j = open_journal(q);
+
+		CHECK(j);
+		live[q] = j ? bk_journal_nr_live(j) : 0;
+		CHECK(live[q] >= 3); /* at least those the fault engine held */
+		bk_journal_close(j, false);
+	}
+}
+
+static void test_adopt_fail(void)
+{
+	unsigned int live[NQ];
+	char key[64];
+	uint32_t port1;
+
+	kill_with_writes(live);
+	/* While no daemon runs, q1's event channel becomes garbage: q0 recovers, q1 fails. */
+	snprintf(key, sizeof(key), "queue-1/event-channel");
+	port1 = fe_u32(key);
+	CHECK(bk_xbf_write(bk_bf_xbf(fe), key, "junk") == 0);
+	CHECK(daemon_start() == 0);
+	CHECK(bk_test_pump_until(env.loop, closing_cond, NULL, 100) == 0);
+	/* Both journals kept, q0's with the requests it recovered (in flight, as before). */
+	CHECK(journal_files() == NQ);
+	CHECK(bk_xbf_write(bk_bf_xbf(fe), key, "%u", port1) == 0);
+	for (unsigned int q = 0; q < NQ; q++) {
+		struct bk_journal *j = open_journal(q);
+
+		CHECK(j && bk_journal_nr_live(j) == live[q]);
+		bk_journal_close(j, false);
+	}
+}
+
+static void test_corrupt(void)
+{
+	_cleanup_free_ char *err = NULL;
+	struct bk_journal *j;
+	unsigned int live[NQ];
+
+	kill_with_writes(live);
+	/* q0's journal now says three fewer were consumed than the requests it holds. */
+	j = open_journal(0);
+	CHECK(j);
+	if (!j)
+		return;
+	bk_journal_set_cons(j, bk_journal_req_cons(j) - 3);
+	bk_journal_close(j, false);
+	CHECK(daemon_start() == 0);
+	/* Not served: the device fails, saying which journal and why. */
+	CHECK(bk_test_pump_until(env.loop, closing_cond, NULL, 100) == 0);
+	CHECK(bk_xbf_read_be(bk_bf_xbf(fe), "error", &err) == 0);
+	CHECK(err && strstr(err, "vbd-5-51712-q0") && strstr(err, "is corrupt"));
+	if (err)
+		fprintf(stderr, "error node: %s\n", err);
+	CHECK(taken() == 0);
+	CHECK(journal_files() == NQ);
+}
+
+/* ------------------------------------------------------------------------------------------ */
 /* Kill after kill. */
 
 #define LOOP_ROUNDS 48U
@@ -893,6 +1005,10 @@ int main(int argc, char **argv)
 		test_reset(false);
 	} else if (!strcmp(scenario, "kexec")) {
 		test_reset(true);
+	} else if (!strcmp(scenario, "adopt-fail")) {
+		test_adopt_fail();
+	} else if (!strcmp(scenario, "corrupt")) {
+		test_corrupt();
 	} else if (!strcmp(scenario, "kill-loop")) {
 		test_kill_loop();
 	} else {
