@@ -24,8 +24,9 @@
  *   corrupt          a journal that cannot account for what its ring says is outstanding:
  *                    the device fails with a line naming the journal, it is not served.
  *   kill-loop        dozens of kills in a row at random points (nothing answered, answered not
- *                    published, published not notified, right after an adoption), the guest
- *                    queueing more between them: nothing is lost, nothing answered twice.
+ *                    published, published not notified, right after an adoption), with a
+ *                    handover now and then, the guest queueing more between them: nothing is
+ *                    lost, nothing answered twice.
  *
  * The guest takes responses only when notified, as Linux's blkfront does (an interrupt): a
  * response published without an event is a hang, not a success.
@@ -930,12 +931,12 @@ static bool adopted_cond(void *data)
 
 static void test_kill_loop(void)
 {
-	unsigned int kills[3] = { 0 }, early = 0;
+	unsigned int kills[4] = { 0 }, early = 0;
 
 	CHECK(bk_ts_write_be(env.ts, "vbd", GUEST, DEVID, "blanket-options", LOOP_OPTS) == 0);
 	loop_first = nr_tios;
 	for (unsigned int round = 0; round < LOOP_ROUNDS && !bk_test_failures; round++) {
-		unsigned int point = (unsigned int)rand() % 3, turns = (unsigned int)rand() % 6;
+		unsigned int point = (unsigned int)rand() % 4, turns = (unsigned int)rand() % 6;
 
 		for (unsigned int q = 0; q < NQ; q++) {
 			unsigned int n = 1 + (unsigned int)rand() % 6;
@@ -950,7 +951,10 @@ static void test_kill_loop(void)
 			bk_loop_run_once(env.loop, 1);
 			loop_reap();
 		}
-		daemon_kill(point);
+		if (point == 3)
+			daemon_stop(); /* now and then a systemctl restart, as the lab does */
+		else
+			daemon_kill(point);
 		kills[point]++;
 		loop_reap();
 		CHECK(daemon_start() == 0);
@@ -964,9 +968,10 @@ static void test_kill_loop(void)
 		}
 	}
 	fprintf(stderr,
-		"%u kills: %u with nothing answered, %u answered not published, %u "
-		"published not notified, %u right after an adoption\n",
-		kills[0] + kills[1] + kills[2] + early, kills[0], kills[1], kills[2], early);
+		"%u kills: %u with nothing answered, %u answered not published, %u published not "
+		"notified, %u right after an adoption; %u handovers\n",
+		kills[0] + kills[1] + kills[2] + early, kills[0], kills[1], kills[2], early,
+		kills[3]);
 	/* The last daemon serves everything still outstanding, and tells the guest. */
 	if (bk_test_pump_until(env.loop, all_done_cond, NULL, 3000) < 0) {
 		fprintf(stderr, "the guest still waits for %u request(s)\n", outstanding());
