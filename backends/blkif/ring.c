@@ -125,8 +125,7 @@ static int queue_journal(struct blkif_dev *bd, struct blkif_queue *q)
 		 */
 		cons = bk_journal_req_cons(q->journal);
 		rsp = bk_journal_rsp_pushed(q->journal);
-		/* Each guest-writable index read once: the checks and the recovery see one value.
-		 */
+		/* Each guest-writable index read once: the checks and recovery see one value. */
 		req_prod = READ_ONCE(q->ring.sring->req_prod);
 		shared_rsp = READ_ONCE(q->ring.sring->rsp_prod);
 		if ((uint32_t)(req_prod - cons) > q->ring.nr_ents ||
@@ -134,22 +133,22 @@ static int queue_journal(struct blkif_dev *bd, struct blkif_queue *q)
 			dev_warn(dev, "q%u: in-flight journal does not match the ring, ignoring it",
 				 q->index);
 		} else {
+			const char *path = bk_journal_path(q->journal);
 			struct bk_journal_recovery rec;
 
 			r = bk_journal_recover(q->journal, shared_rsp, journal_reissue, q, &rec);
 			if (r == -EUCLEAN)
 				return bk_device_fail(
 					dev, r,
-					"q%u: in-flight journal %s is corrupt: the ring "
-					"has %u request(s) taken and not answered "
-					"(consumed up to %u, published up to %u), the "
-					"journal holds %u",
-					q->index, bk_journal_path(q->journal), rec.outstanding,
-					rec.journal_cons, rec.published, rec.found);
+					"q%u: in-flight journal %s is corrupt: the ring has "
+					"%u request(s) taken and not answered (consumed up "
+					"to %u, published up to %u), the journal holds %u",
+					q->index, path, rec.outstanding, rec.journal_cons,
+					rec.published, rec.found);
 			if (r < 0)
-				return bk_device_fail(
-					dev, r, "q%u: recovering the in-flight journal %s: %s",
-					q->index, bk_journal_path(q->journal), strerror(-r));
+				return bk_device_fail(dev, r,
+						      "q%u: recovering in-flight journal %s: %s",
+						      q->index, path, strerror(-r));
 			q->ring.req_cons = rec.req_cons;
 			q->ring.rsp_prod_pvt = q->ring.rsp_pushed = rec.rsp_prod;
 			if (r > 0)
