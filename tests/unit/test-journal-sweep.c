@@ -157,34 +157,28 @@ struct result {
 	bool raw_ok;
 };
 
-struct reissue_ctx {
-	struct bk_journal *j;
-	struct result *res;
-};
-
 static void reissue(int ent, const void *raw, void *data)
 {
-	struct reissue_ctx *c = data;
+	struct result *res = data;
 	uint8_t want[RAW];
 	uint32_t k;
 
 	memcpy(&k, raw, sizeof(k));
 	raw_of(want, k < MAXREQ ? k : 0);
 	if (k >= MAXREQ || memcmp(want, raw, RAW))
-		c->res->raw_ok = false;
-	if (c->res->n < NR * 2 + 2) {
-		c->res->k[c->res->n] = k;
+		res->raw_ok = false;
+	if (res->n < NR * 2 + 2) {
+		res->k[res->n] = k;
 		/* The backend admits it into a slot, which adopts its entry. */
-		c->res->ent[c->res->n] = ent;
+		res->ent[res->n] = ent;
 	}
-	c->res->n++;
+	res->n++;
 }
 
 /* Open @name and recover it against the ring @shared_rsp/@req_prod; leaves it open in *ret_j. */
 static void daemon_recover(const char *name, uint32_t shared_rsp, uint32_t req_prod,
 			   struct bk_journal **ret_j, struct result *res)
 {
-	struct reissue_ctx c = { .res = res };
 	struct bk_journal_recovery rec;
 	struct bk_journal *j;
 	uint32_t cons, rsp;
@@ -219,8 +213,7 @@ static void daemon_recover(const char *name, uint32_t shared_rsp, uint32_t req_p
 		bk_journal_set_pushed(j, shared_rsp);
 		return;
 	}
-	c.j = j;
-	res->r = bk_journal_recover(j, shared_rsp, reissue, &c, &rec);
+	res->r = bk_journal_recover(j, shared_rsp, reissue, res, &rec);
 	if (res->r < 0)
 		return;
 	res->cons = rec.req_cons;
@@ -233,13 +226,14 @@ static bool same_result(const struct result *a, const struct result *b)
 		return a->r == b->r;
 	if (a->cons != b->cons || a->rsp != b->rsp || a->n != b->n)
 		return false;
+	/* The same requests, from the same entries (recovery moves nothing). */
 	for (unsigned int i = 0; i < a->n && i < NR * 2 + 2; i++)
-		if (a->k[i] != b->k[i])
+		if (a->k[i] != b->k[i] || a->ent[i] != b->ent[i])
 			return false;
 	return true;
 }
 
-static unsigned int failed_snaps;
+static unsigned int failed_snaps, nr_sub_kills;
 
 /* What recovering snapshot @s gave, checked against what its ring and guest had seen. */
 static bool check_result(const struct snap *s, const struct result *res, char *why, size_t len)
@@ -392,8 +386,11 @@ static void check_snap(unsigned int k)
 
 		daemon_recover("chk", idx(s->t.shared_rsp), idx(s->t.req_prod), &j, &res);
 		recording = false;
-		for (unsigned int i = base; i < nr_snaps && nr_sub < MAXSUB; i++)
+		if (nr_snaps - base > MAXSUB)
+			abort();
+		for (unsigned int i = base; i < nr_snaps; i++)
 			sub[nr_sub++] = snaps[i];
+		nr_sub_kills += nr_sub;
 		nr_snaps = base;
 	}
 	close(snap_fd);
@@ -624,6 +621,7 @@ int main(void)
 
 		for (unsigned int k = 0; k < total; k++)
 			check_snap(k);
+		printf("%u kill points inside those recoveries\n", nr_sub_kills);
 		if (failed_snaps)
 			fprintf(stderr, "%u of %u kill points recover wrongly\n", failed_snaps,
 				total);
