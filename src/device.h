@@ -187,6 +187,16 @@ int bk_core_new(const struct bk_core_params *p, struct bk_core **ret);
 /* Arm the watches on backend/<kind>/ for every registered kind and pick up existing devices. */
 int bk_core_start(struct bk_core *core);
 /*
+ * Remove the in-flight journals in @dir whose device is gone: a journal is a regular file named
+ * "<kind>-<domid>-<devid>-<queue>" (kind a registered kind, ids canonical decimal), and its
+ * device is gone when backend/<kind>/<domid>/<devid> of this domain does not exist (removed
+ * while no daemon ran: nothing else would ever delete the file). Journals of devices that exist
+ * stay, whatever their state (the device may be adopted), and so does every file it cannot
+ * attribute or whose device it cannot check. Logs each removal. Call before bk_core_start().
+ * Returns the number removed, or -errno when @dir cannot be read (a missing @dir is 0).
+ */
+int bk_core_sweep_journals(struct bk_core *core, const char *dir);
+/*
  * Shut every device down (ops->shutdown, then ops->remove); @done runs once all finished (may
  * be synchronous). Xenstore states are left as they are, so a restarted daemon can pick the
  * devices up again.

@@ -5,11 +5,15 @@
  * devices dirty (or queue a creation); a batch at the next loop turn (a 0 ms timer), or after
  * watch_coalesce_ms, processes each dirty device once, however many events it had.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "device_internal.h"
 
@@ -589,4 +593,89 @@ void bk_core_abandon(struct bk_core *core, unsigned int point)
 uint32_t bk_core_domid(const struct bk_core *core)
 {
 	return core->domid;
+}
+
+/* A journal's name, "<kind>-<domid>-<devid>-<queue>": its device, or -EINVAL. */
+static int journal_owner(const struct bk_core *core, const char *name, unsigned int *ret_kind,
+			 uint32_t *ret_domid, uint32_t *ret_devid)
+{
+	for (unsigned int k = 0; k < core->nr_kinds; k++) {
+		size_t len = strlen(core->kinds[k].ops->kind);
+		const char *s = name + len, *e;
+
+		if (strncmp(name, core->kinds[k].ops->kind, len) != 0 || *s != '-')
+			continue;
+		s++;
+		e = strchr(s, '-');
+		if (!e || parse_id(s, (size_t)(e - s), BK_DOMID_MAX, ret_domid) < 0)
+			return -EINVAL;
+		s = e + 1;
+		e = strchr(s, '-');
+		if (!e || !e[1] || parse_id(s, (size_t)(e - s), UINT32_MAX - 1, ret_devid) < 0)
+			return -EINVAL;
+		*ret_kind = k;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+int bk_core_sweep_journals(struct bk_core *core, const char *dir)
+{
+	struct dirent *de;
+	int n = 0, r;
+	DIR *d;
+
+	d = opendir(dir);
+	if (!d) {
+		r = neg_errno();
+		if (r == -ENOENT)
+			return 0;
+		return log_err_errno(r, "cannot read the journal directory %s: %m", dir);
+	}
+	while ((de = readdir(d))) {
+		const struct bk_kind *k;
+		_cleanup_free_ char *path = NULL;
+		uint32_t domid, devid;
+		unsigned int kind;
+		struct stat st;
+		const char *what;
+		char *val;
+		size_t len;
+
+		if (journal_owner(core, de->d_name, &kind, &domid, &devid) < 0)
+			continue;
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISREG(st.st_mode))
+			continue;
+		k = &core->kinds[kind];
+		what = k->ops->log_name ? k->ops->log_name : k->ops->kind;
+		if (asprintf(&path, "%s/%u/%u", k->path, domid, devid) < 0) {
+			path = NULL;
+			continue;
+		}
+		r = bk_xs_read(core->xs, BK_XS_NULL, path, &val, &len);
+		if (r == 0) {
+			free(val); /* the device exists: its journal may be adopted */
+			continue;
+		}
+		if (r != -ENOENT) {
+			log_warn_errno(
+				r, "%s %u/%u: keeping in-flight journal %s/%s: cannot check %s: %m",
+				what, domid, devid, dir, de->d_name, path);
+			continue;
+		}
+		if (unlinkat(dirfd(d), de->d_name, 0) < 0) {
+			log_warn_errno(neg_errno(),
+				       "%s %u/%u: cannot remove in-flight journal %s/%s: %m", what,
+				       domid, devid, dir, de->d_name);
+			continue;
+		}
+		log_notice(
+			"%s %u/%u: removed in-flight journal %s/%s: the device was removed while "
+			"no daemon ran",
+			what, domid, devid, dir, de->d_name);
+		n++;
+	}
+	closedir(d);
+	return n;
 }
