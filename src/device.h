@@ -170,6 +170,12 @@ int bk_device_write_be(struct bk_device *dev, const char *key, const char *fmt, 
 /*
  * The core: loop, platform, xenstore connection, registered kinds, live devices.
  */
+/*
+ * The periodic rescan makes at most about this many xenstore requests per loop turn (it
+ * resumes at the next turn), so guests' I/O is never held up long by it, however many devices.
+ */
+#define BK_RESCAN_OPS_PER_TURN 64U
+
 struct bk_core_params {
 	struct bk_loop *loop;
 	struct bk_xen *xen;
