@@ -185,6 +185,7 @@ struct bk_core_params {
 	 * Period of a full re-check of every backend directory and frontend state, in ms: the
 	 * safety net for watch events lost when a connection's event queue overflowed (a guest
 	 * storming its own nodes can push out the toolstack's events). 0: 30000; UINT_MAX: never.
+	 * Each rescan is spread over loop turns (BK_RESCAN_OPS_PER_TURN).
 	 */
 	unsigned int rescan_ms;
 };
