@@ -37,12 +37,11 @@ int blkif_pool_init(struct blkif_pool *p, unsigned int want, unsigned int min, u
 	uint64_t budget = blkif_pool_budget();
 	uint64_t left = budget > pools_bytes ? (budget - pools_bytes) / BK_PAGE_SIZE : 0;
 	unsigned int nr_pages;
-
-	left = left > reserve ? left - reserve : 0;
-	nr_pages = (unsigned int)BK_MIN((uint64_t)want, left);
 	size_t words;
 	void *base;
 
+	left = left > reserve ? left - reserve : 0;
+	nr_pages = (unsigned int)BK_MIN((uint64_t)want, left);
 	words = BK_DIV_ROUND_UP(nr_pages, 64U);
 	memset(p, 0, sizeof(*p));
 	if (nr_pages == 0 || nr_pages < min)
