@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "conf.h"
 #include "util/log.h"
@@ -314,6 +315,49 @@ static void dump_bounce_pool_size(const struct bk_config *cfg, FILE *out)
 		fprintf(out, "%" PRIu64, v);
 }
 
+static int set_bounce_pool_budget(struct bk_config *cfg, const char *v, char *why, size_t len)
+{
+	uint64_t x;
+	int r;
+
+	if (strcmp(v, "auto") == 0) {
+		cfg->bounce_pool_budget = 0;
+		return 0;
+	}
+	r = bk_parse_size(v, &x, why, len);
+	if (r < 0)
+		return why_set(why, len, "expected auto or a size such as 512M or 2G");
+	if (x % 4096)
+		return why_set(why, len, "must be a multiple of 4096 bytes");
+	if (x < BK_CFG_BUDGET_MIN || x > BK_CFG_BUDGET_MAX)
+		return why_set(why, len, "must be auto or between 1M and 1T");
+	cfg->bounce_pool_budget = x;
+	return 0;
+}
+
+static void dump_bounce_pool_budget(const struct bk_config *cfg, FILE *out)
+{
+	uint64_t v = cfg->bounce_pool_budget;
+
+	if (!v)
+		fprintf(out, "auto");
+	else if (v % (1U << 20) == 0)
+		fprintf(out, "%" PRIu64 "M", v >> 20);
+	else
+		fprintf(out, "%" PRIu64 "K", v >> 10);
+}
+
+uint64_t bk_config_bounce_budget(const struct bk_config *cfg)
+{
+	long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+	uint64_t v;
+
+	if (cfg->bounce_pool_budget)
+		return cfg->bounce_pool_budget;
+	v = pages > 0 && size > 0 ? (uint64_t)pages * (uint64_t)size / 4 : 0;
+	return BK_MAX(v & ~4095ULL, BK_CFG_BUDGET_AUTO_MIN);
+}
+
 static int set_cpu_affinity(struct bk_config *cfg, const char *v, char *why, size_t len)
 {
 	cpu_set_t set;
@@ -355,6 +399,7 @@ static const struct conf_key conf_keys[] = {
 	KEY("max-ring-page-order", max_ring_page_order),
 	KEY("max-indirect-segments", max_indirect_segments),
 	KEY("bounce-pool-size", bounce_pool_size),
+	KEY("bounce-pool-budget", bounce_pool_budget),
 	KEY("watch-coalesce-ms", watch_coalesce_ms),
 	KEY("cpu-affinity", cpu_affinity),
 };

@@ -31,6 +31,10 @@
 #define BK_CFG_INDIRECT_MIN 11U	 /* below this, indirect descriptors gain nothing */
 #define BK_CFG_INDIRECT_MAX 256U
 #define BK_CFG_BOUNCE_MAX (1ULL << 30) /* per queue */
+/* bounce-pool-budget: all queues of all devices; "auto" is a quarter of RAM, at least 64M. */
+#define BK_CFG_BUDGET_MIN (1ULL << 20)
+#define BK_CFG_BUDGET_MAX (1ULL << 40)
+#define BK_CFG_BUDGET_AUTO_MIN (64ULL << 20)
 #define BK_CFG_COALESCE_MAX 10000U     /* ms */
 
 /*
@@ -58,6 +62,7 @@ struct bk_config {
 	unsigned int max_ring_page_order;   /* 0..BK_CFG_RING_ORDER_MAX */
 	unsigned int max_indirect_segments; /* 0 (off) or BK_CFG_INDIRECT_MIN..MAX */
 	uint64_t bounce_pool_size;	    /* bytes per queue, multiple of 4096 */
+	uint64_t bounce_pool_budget;	    /* bytes for every pool together; 0: auto */
 	unsigned int watch_coalesce_ms;
 	bool cpu_affinity_set;	    /* false: do not pin */
 	cpu_set_t cpu_affinity;	    /* for the daemon and its I/O threads */
@@ -70,6 +75,12 @@ struct bk_config {
 	char state_directory[108];
 	bool state_directory_set;
 };
+
+/*
+ * The bounce-pool budget in bytes: bounce-pool-budget, or for "auto" a quarter of the physical
+ * memory (at least BK_CFG_BUDGET_AUTO_MIN).
+ */
+uint64_t bk_config_bounce_budget(const struct bk_config *cfg);
 
 /* Fill @cfg with the built-in defaults (what an empty file gives). */
 void bk_config_defaults(struct bk_config *cfg);

@@ -193,8 +193,12 @@ fail:
 int bk_daemon_start(struct bk_daemon *d)
 {
 	uint32_t domid = bk_core_domid(d->core);
-	int r = bk_core_start(d->core);
+	int r;
 
+	/* Before any device is picked up: only journals of devices that no longer exist go. */
+	if (d->p.journal_dir)
+		bk_core_sweep_journals(d->core, d->p.journal_dir);
+	r = bk_core_start(d->core);
 	if (r < 0)
 		return r;
 	log_info("blanketd started in domain %u on the %s platform", domid, d->platform);

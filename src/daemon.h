@@ -26,6 +26,11 @@ struct bk_daemon_params {
 	unsigned int watch_coalesce_ms;
 	/* After a stop signal, give devices this long to shut down (0: 15000 ms). */
 	unsigned int stop_timeout_ms;
+	/*
+	 * Optional: the in-flight journal directory, swept at start of the journals of devices
+	 * removed while no daemon ran (bk_core_sweep_journals). NULL: no sweep.
+	 */
+	const char *journal_dir;
 	/* Optional: a stop signal arrived (before the devices are shut down). */
 	void (*on_stopping)(void *data);
 	/* Optional: SIGHUP. */

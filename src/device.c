@@ -220,6 +220,7 @@ static struct bk_dev_priv *dev_alloc(struct bk_core *core, unsigned int kind, ui
 	p->pub.ops = ops;
 	list_init(&p->pub.link);
 	list_init(&p->dirty_link);
+	list_init(&p->sweep_link);
 	snprintf(p->pub.name, sizeof(p->pub.name), "%s %u/%u",
 		 ops->log_name ? ops->log_name : ops->kind, domid, devid);
 	p->pub.domid = domid;
@@ -368,6 +369,7 @@ void bk_dev_destroy(struct bk_dev_priv *p)
 	}
 	list_del(&dev->link);
 	list_del(&p->dirty_link);
+	list_del(&p->sweep_link);
 	bk_hash_del(core->devs, &p->hnode);
 	free(p->fe_state_path);
 	free(p->fe_token);

@@ -170,6 +170,12 @@ int bk_device_write_be(struct bk_device *dev, const char *key, const char *fmt, 
 /*
  * The core: loop, platform, xenstore connection, registered kinds, live devices.
  */
+/*
+ * The periodic rescan makes at most about this many xenstore requests per loop turn (it
+ * resumes at the next turn), so guests' I/O is never held up long by it, however many devices.
+ */
+#define BK_RESCAN_OPS_PER_TURN 64U
+
 struct bk_core_params {
 	struct bk_loop *loop;
 	struct bk_xen *xen;
@@ -179,6 +185,7 @@ struct bk_core_params {
 	 * Period of a full re-check of every backend directory and frontend state, in ms: the
 	 * safety net for watch events lost when a connection's event queue overflowed (a guest
 	 * storming its own nodes can push out the toolstack's events). 0: 30000; UINT_MAX: never.
+	 * Each rescan is spread over loop turns (BK_RESCAN_OPS_PER_TURN).
 	 */
 	unsigned int rescan_ms;
 };
@@ -186,6 +193,16 @@ struct bk_core_params {
 int bk_core_new(const struct bk_core_params *p, struct bk_core **ret);
 /* Arm the watches on backend/<kind>/ for every registered kind and pick up existing devices. */
 int bk_core_start(struct bk_core *core);
+/*
+ * Remove the in-flight journals in @dir whose device is gone: a journal is a regular file named
+ * "<kind>-<domid>-<devid>-<queue>" (kind a registered kind, ids canonical decimal), and its
+ * device is gone when backend/<kind>/<domid>/<devid> of this domain does not exist (removed
+ * while no daemon ran: nothing else would ever delete the file). Journals of devices that exist
+ * stay, whatever their state (the device may be adopted), and so does every file it cannot
+ * attribute or whose device it cannot check. Logs each removal. Call before bk_core_start().
+ * Returns the number removed, or -errno when @dir cannot be read (a missing @dir is 0).
+ */
+int bk_core_sweep_journals(struct bk_core *core, const char *dir);
 /*
  * Shut every device down (ops->shutdown, then ops->remove); @done runs once all finished (may
  * be synchronous). Xenstore states are left as they are, so a restarted daemon can pick the

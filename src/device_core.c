@@ -3,13 +3,18 @@
  * The device core: one xenstore connection, a watch on backend/<kind> per registered kind and
  * one on each frontend's state, and the coalescing of watch events (XSA-349). Events only mark
  * devices dirty (or queue a creation); a batch at the next loop turn (a 0 ms timer), or after
- * watch_coalesce_ms, processes each dirty device once, however many events it had.
+ * watch_coalesce_ms, processes each dirty device once, however many events it had. The periodic
+ * rescan (the safety net for lost events) is spread over loop turns, a bounded slice per batch.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "device_internal.h"
 
@@ -53,7 +58,13 @@ struct bk_hnode *bk_hash_find(struct bk_hnode *const *tab, uint64_t key)
 
 static bool core_has_work(const struct bk_core *core)
 {
-	if (!list_empty(&core->dirty) || !list_empty(&core->pending))
+	return !list_empty(&core->dirty) || !list_empty(&core->pending);
+}
+
+/* A rescan is in progress or requested: it goes on at the next loop turn. */
+static bool sweep_pending(const struct bk_core *core)
+{
+	if (core->sweep.kind >= 0)
 		return true;
 	for (unsigned int k = 0; k < core->nr_kinds; k++)
 		if (core->kinds[k].rescan)
@@ -255,25 +266,6 @@ static void xs_fd_cb(void *data, int fd _unused_, unsigned int events _unused_)
 	}
 }
 
-/* Queue every device directory of @kind and re-check every device of @kind. */
-static void rescan_kind(struct bk_core *core, unsigned int kind)
-{
-	const char *path = core->kinds[kind].path;
-	char **doms = NULL;
-	unsigned int nd = 0;
-
-	mark_all(core, kind, UINT32_MAX, BK_DIRTY_BE | BK_DIRTY_FE);
-	if (bk_xs_directory(core->xs, BK_XS_NULL, path, &doms, &nd) < 0)
-		return;
-	for (unsigned int i = 0; i < nd; i++) {
-		uint32_t domid;
-
-		if (parse_id(doms[i], strlen(doms[i]), BK_DOMID_MAX, &domid) == 0)
-			bk_core_queue_create(core, kind, domid, BK_DEVID_ANY);
-	}
-	free(doms);
-}
-
 static void scan_domain(struct bk_core *core, unsigned int kind, uint32_t domid)
 {
 	_cleanup_free_ char *path = NULL;
@@ -294,6 +286,108 @@ static void scan_domain(struct bk_core *core, unsigned int kind, uint32_t domid)
 			bk_core_queue_create(core, kind, domid, devid);
 	}
 	free(devs);
+}
+
+static void sweep_end(struct bk_core *core)
+{
+	struct bk_sweep *sw = &core->sweep;
+
+	while (!list_empty(&sw->devs))
+		list_del(sw->devs.next);
+	free(sw->domids);
+	sw->domids = NULL;
+	sw->nr_domids = sw->next_domid = 0;
+	sw->listed = false;
+	sw->kind = -1;
+}
+
+/* Start the rescan of the first kind that asked for one; false if none did. */
+static bool sweep_begin(struct bk_core *core)
+{
+	struct bk_sweep *sw = &core->sweep;
+	struct list_head *lists[] = { &core->devices, &core->zombies };
+	struct bk_device *dev;
+
+	for (unsigned int k = 0; k < core->nr_kinds; k++) {
+		if (!core->kinds[k].rescan)
+			continue;
+		/* A request from now on needs a sweep that starts after it: the next one. */
+		core->kinds[k].rescan = false;
+		sw->kind = (int)k;
+		for (size_t i = 0; i < ARRAY_SIZE(lists); i++) {
+			list_for_each_entry (dev, lists[i], link) {
+				struct bk_dev_priv *p = bk_dev_priv(dev);
+
+				if (p->kind == k)
+					list_add_tail(&p->sweep_link, &sw->devs);
+			}
+		}
+		return true;
+	}
+	return false;
+}
+
+static void sweep_list(struct bk_core *core)
+{
+	struct bk_sweep *sw = &core->sweep;
+	char **doms = NULL;
+	unsigned int nd = 0;
+
+	sw->listed = true;
+	if (bk_xs_directory(core->xs, BK_XS_NULL, core->kinds[sw->kind].path, &doms, &nd) < 0)
+		return;
+	sw->domids = calloc(nd ? nd : 1, sizeof(*sw->domids));
+	if (!sw->domids) {
+		/* The devices are still re-checked; the listing waits for the next rescan. */
+		free(doms);
+		return;
+	}
+	for (unsigned int i = 0; i < nd; i++) {
+		uint32_t domid;
+
+		if (parse_id(doms[i], strlen(doms[i]), BK_DOMID_MAX, &domid) == 0)
+			sw->domids[sw->nr_domids++] = domid;
+	}
+	free(doms);
+}
+
+/*
+ * One slice of the rescan, the safety net for lost watch events: at most
+ * BK_RESCAN_OPS_PER_TURN xenstore requests, counting BK_RESCAN_DEV_OPS for each device it
+ * marks dirty (the batch re-reads it right after). The rest waits for the next loop turn, so a
+ * thousand devices never hold every guest's I/O up for a whole rescan.
+ */
+static void sweep_step(struct bk_core *core)
+{
+	struct bk_sweep *sw = &core->sweep;
+	unsigned int budget = BK_RESCAN_OPS_PER_TURN;
+
+	if (core->stopping) {
+		sweep_end(core);
+		return;
+	}
+	while (budget > 0) {
+		if (sw->kind < 0 && !sweep_begin(core))
+			return;
+		if (!sw->listed) {
+			sweep_list(core);
+			budget--;
+		} else if (sw->next_domid < sw->nr_domids) {
+			scan_domain(core, (unsigned int)sw->kind, sw->domids[sw->next_domid++]);
+			budget--;
+		} else if (!list_empty(&sw->devs)) {
+			struct bk_dev_priv *p;
+
+			if (budget < BK_RESCAN_DEV_OPS)
+				return;
+			p = list_first_entry(&sw->devs, struct bk_dev_priv, sweep_link);
+			list_del(&p->sweep_link);
+			bk_core_mark_dirty(p, BK_DIRTY_BE | BK_DIRTY_FE);
+			budget -= BK_RESCAN_DEV_OPS;
+		} else {
+			sweep_end(core);
+		}
+	}
 }
 
 static void run_pending(struct bk_core *core)
@@ -340,20 +434,18 @@ static void run_dirty(struct bk_core *core)
 
 static void core_batch(struct bk_core *core)
 {
+	/* Once per batch: what the slice marks dirty is processed in the passes below. */
+	sweep_step(core);
 	for (int pass = 0; pass < BK_BATCH_PASSES && core_has_work(core); pass++) {
-		for (unsigned int k = 0; k < core->nr_kinds; k++) {
-			if (core->kinds[k].rescan) {
-				core->kinds[k].rescan = false;
-				if (!core->stopping)
-					rescan_kind(core, k);
-			}
-		}
 		run_pending(core);
 		run_dirty(core);
 	}
 	if (core_has_work(core)) {
 		/* Something keeps itself busy: carry on shortly rather than spin. */
 		bk_timer_rearm(core->timer, BK_MAX(core->coalesce_ms, 1U), 0);
+	} else if (sweep_pending(core) && !core->stopping) {
+		/* The next slice at the next turn, after the loop polled the guests' ports. */
+		bk_timer_rearm(core->timer, 0, 0);
 	}
 	if (core->stopping && core->nr_devices == 0 && core->stop_done) {
 		void (*done)(void *) = core->stop_done;
@@ -397,6 +489,8 @@ int bk_core_new(const struct bk_core_params *prm, struct bk_core **ret)
 	list_init(&core->zombies);
 	list_init(&core->dirty);
 	list_init(&core->pending);
+	list_init(&core->sweep.devs);
+	core->sweep.kind = -1;
 
 	r = prm->xen->ops->own_domid(prm->xen, &core->domid);
 	if (r < 0) {
@@ -523,6 +617,7 @@ void bk_core_free(struct bk_core *core)
 		list_del(&e->link);
 		free(e);
 	}
+	sweep_end(core);
 	for (unsigned int i = 0; i < core->nr_kinds; i++) {
 		struct bk_kind *k = &core->kinds[i];
 
@@ -589,4 +684,89 @@ void bk_core_abandon(struct bk_core *core, unsigned int point)
 uint32_t bk_core_domid(const struct bk_core *core)
 {
 	return core->domid;
+}
+
+/* A journal's name, "<kind>-<domid>-<devid>-<queue>": its device, or -EINVAL. */
+static int journal_owner(const struct bk_core *core, const char *name, unsigned int *ret_kind,
+			 uint32_t *ret_domid, uint32_t *ret_devid)
+{
+	for (unsigned int k = 0; k < core->nr_kinds; k++) {
+		size_t len = strlen(core->kinds[k].ops->kind);
+		const char *s = name + len, *e;
+
+		if (strncmp(name, core->kinds[k].ops->kind, len) != 0 || *s != '-')
+			continue;
+		s++;
+		e = strchr(s, '-');
+		if (!e || parse_id(s, (size_t)(e - s), BK_DOMID_MAX, ret_domid) < 0)
+			return -EINVAL;
+		s = e + 1;
+		e = strchr(s, '-');
+		if (!e || !e[1] || parse_id(s, (size_t)(e - s), UINT32_MAX - 1, ret_devid) < 0)
+			return -EINVAL;
+		*ret_kind = k;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+int bk_core_sweep_journals(struct bk_core *core, const char *dir)
+{
+	struct dirent *de;
+	int n = 0, r;
+	DIR *d;
+
+	d = opendir(dir);
+	if (!d) {
+		r = neg_errno();
+		if (r == -ENOENT)
+			return 0;
+		return log_err_errno(r, "cannot read the journal directory %s: %m", dir);
+	}
+	while ((de = readdir(d))) {
+		const struct bk_kind *k;
+		_cleanup_free_ char *path = NULL;
+		uint32_t domid, devid;
+		unsigned int kind;
+		struct stat st;
+		const char *what;
+		char *val;
+		size_t len;
+
+		if (journal_owner(core, de->d_name, &kind, &domid, &devid) < 0)
+			continue;
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISREG(st.st_mode))
+			continue;
+		k = &core->kinds[kind];
+		what = k->ops->log_name ? k->ops->log_name : k->ops->kind;
+		if (asprintf(&path, "%s/%u/%u", k->path, domid, devid) < 0) {
+			path = NULL;
+			continue;
+		}
+		r = bk_xs_read(core->xs, BK_XS_NULL, path, &val, &len);
+		if (r == 0) {
+			free(val); /* the device exists: its journal may be adopted */
+			continue;
+		}
+		if (r != -ENOENT) {
+			log_warn_errno(
+				r, "%s %u/%u: keeping in-flight journal %s/%s: cannot check %s: %m",
+				what, domid, devid, dir, de->d_name, path);
+			continue;
+		}
+		if (unlinkat(dirfd(d), de->d_name, 0) < 0) {
+			log_warn_errno(neg_errno(),
+				       "%s %u/%u: cannot remove in-flight journal %s/%s: %m", what,
+				       domid, devid, dir, de->d_name);
+			continue;
+		}
+		log_notice(
+			"%s %u/%u: removed in-flight journal %s/%s: the device was removed while "
+			"no daemon ran",
+			what, domid, devid, dir, de->d_name);
+		n++;
+	}
+	closedir(d);
+	return n;
 }

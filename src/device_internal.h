@@ -25,6 +25,8 @@
 /* First reserved domid (DOMID_FIRST_RESERVED): no frontend can have a larger one. */
 #define BK_DOMID_MAX 0x7FEFU
 #define BK_RESCAN_MS_DEFAULT 30000U
+/* Xenstore requests the rescan counts for re-checking one device (bk_dev_process, idle). */
+#define BK_RESCAN_DEV_OPS 4U
 
 enum {
 	BK_DIRTY_BE = 1 << 0, /* something under be_path changed */
@@ -46,6 +48,7 @@ struct bk_dev_priv {
 	struct bk_device pub;
 	struct bk_hnode hnode;
 	struct list_head dirty_link; /* in core->dirty while dirty_flags != 0 */
+	struct list_head sweep_link; /* in core->sweep.devs while the rescan has it to re-check */
 	unsigned int dirty_flags;
 	unsigned int nr_keys;
 	bool keys_overflow;
@@ -77,6 +80,19 @@ struct bk_kind {
 	bool rescan;
 };
 
+/*
+ * A rescan of one kind in progress, a slice of at most BK_RESCAN_OPS_PER_TURN requests per loop
+ * turn: list backend/<kind>, list each domain's directory (creating what is unknown), then mark
+ * every device that existed when it began dirty, a few per turn.
+ */
+struct bk_sweep {
+	int kind; /* -1: none in progress */
+	bool listed;
+	uint32_t *domids; /* from the listing */
+	unsigned int nr_domids, next_domid;
+	struct list_head devs; /* struct bk_dev_priv.sweep_link: still to re-check */
+};
+
 struct bk_core {
 	struct bk_loop *loop;
 	struct bk_xen *xen;
@@ -102,6 +118,7 @@ struct bk_core {
 	void (*stop_done)(void *data);
 	void *stop_data;
 	struct bk_ratelimit rl;
+	struct bk_sweep sweep;
 };
 
 static inline struct bk_dev_priv *bk_dev_priv(struct bk_device *dev)

@@ -167,6 +167,7 @@ int main(int argc, char **argv)
 	struct bk_service *svc = NULL;
 	struct bk_daemon *d = NULL;
 	struct bk_config cfg;
+	char journal_dir[sizeof(cfg.state_directory) + 16] = "";
 	int r;
 
 	r = parse_options(argc, argv, &o);
@@ -187,6 +188,10 @@ int main(int argc, char **argv)
 	if (o.log_level_set)
 		bk_log_set_level(o.log_level);
 
+	/* As the backends decide: on the simulation only an explicit state-directory is used. */
+	if (cfg.state_directory[0] && (strcmp(o.platform, "sim") != 0 || cfg.state_directory_set))
+		snprintf(journal_dir, sizeof(journal_dir), "%s/inflight", cfg.state_directory);
+	dp.journal_dir = journal_dir[0] ? journal_dir : NULL;
 	dp.platform = o.platform;
 	dp.kinds = backend_kinds;
 	dp.watch_coalesce_ms = cfg.watch_coalesce_ms;

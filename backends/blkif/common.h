@@ -106,6 +106,8 @@ struct blkif_queue {
 	struct bk_engine *engine;
 	struct blkif_slot *slots;
 	unsigned int nr_slots;
+	/* Each slot's req.seg: nr_slots arrays of the largest request's segments. */
+	struct blkif_request_segment *segs;
 	struct list_head free_list;
 	struct list_head wait_list; /* FIFO of taken, not yet dispatched requests */
 	struct list_head done_list; /* finished, to answer in the next batch */
@@ -234,7 +236,17 @@ unsigned int blkif_dev_inflight(const struct blkif_dev *bd);
 unsigned int blkif_dev_busy(const struct blkif_dev *bd);
 
 /* pool.c */
-int blkif_pool_init(struct blkif_pool *p, unsigned int nr_pages);
+/*
+ * Map a pool of @want pages, or of what bounce-pool-budget has left beyond @reserve pages (kept
+ * for the pools the caller maps next) if that is less but at least @min pages (p->nr_pages says
+ * which); -ENOBUFS when not even @min is left.
+ */
+int blkif_pool_init(struct blkif_pool *p, unsigned int want, unsigned int min,
+		    unsigned int reserve);
+/* Daemon-wide: bytes and number of pools mapped now, and the budget they share. */
+uint64_t blkif_pool_bytes_in_use(void);
+unsigned int blkif_pool_nr_in_use(void);
+uint64_t blkif_pool_budget(void);
 void blkif_pool_free(struct blkif_pool *p);
 /* Contiguous pages; -ENOSPC when no run of @n pages is free now. */
 int blkif_pool_get(struct blkif_pool *p, unsigned int n, uint32_t *ret_first);

@@ -2,7 +2,9 @@
 /*
  * The per-queue bounce pool (XSA-392: what a guest can make us hold is bounded) and the
  * grant-copy batch arrays. The pool is one mapping, so the engine can register it once as a
- * fixed buffer; requests get contiguous runs of pages, first fit.
+ * fixed buffer (which pins it); requests get contiguous runs of pages, first fit. Every pool
+ * together stays within the daemon-wide bounce-pool-budget: one that does not fit gets what is
+ * left, down to the pages of the largest request.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -11,12 +13,39 @@
 
 #include "common.h"
 
-int blkif_pool_init(struct blkif_pool *p, unsigned int nr_pages)
+/* Daemon-wide: what every mapped pool holds (one thread: no locking). */
+static uint64_t pools_bytes;
+static unsigned int pools_nr;
+
+uint64_t blkif_pool_bytes_in_use(void)
 {
-	size_t words = BK_DIV_ROUND_UP(nr_pages, 64U);
+	return pools_bytes;
+}
+
+unsigned int blkif_pool_nr_in_use(void)
+{
+	return pools_nr;
+}
+
+uint64_t blkif_pool_budget(void)
+{
+	return bk_config_bounce_budget(bk_config_current());
+}
+
+int blkif_pool_init(struct blkif_pool *p, unsigned int want, unsigned int min, unsigned int reserve)
+{
+	uint64_t budget = blkif_pool_budget();
+	uint64_t left = budget > pools_bytes ? (budget - pools_bytes) / BK_PAGE_SIZE : 0;
+	unsigned int nr_pages;
+	size_t words;
 	void *base;
 
+	left = left > reserve ? left - reserve : 0;
+	nr_pages = (unsigned int)BK_MIN((uint64_t)want, left);
+	words = BK_DIV_ROUND_UP(nr_pages, 64U);
 	memset(p, 0, sizeof(*p));
+	if (nr_pages == 0 || nr_pages < min)
+		return -ENOBUFS;
 	base = mmap(NULL, (size_t)nr_pages * BK_PAGE_SIZE, PROT_READ | PROT_WRITE,
 		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (base == MAP_FAILED)
@@ -32,13 +61,18 @@ int blkif_pool_init(struct blkif_pool *p, unsigned int nr_pages)
 	p->base = base;
 	p->nr_pages = nr_pages;
 	p->nr_free = nr_pages;
+	pools_bytes += (uint64_t)nr_pages * BK_PAGE_SIZE;
+	pools_nr++;
 	return 0;
 }
 
 void blkif_pool_free(struct blkif_pool *p)
 {
-	if (p->base)
+	if (p->base) {
 		munmap(p->base, (size_t)p->nr_pages * BK_PAGE_SIZE);
+		pools_bytes -= (uint64_t)p->nr_pages * BK_PAGE_SIZE;
+		pools_nr--;
+	}
 	free(p->map);
 	memset(p, 0, sizeof(*p));
 }

@@ -63,7 +63,11 @@ struct blkif_req {
 	uint64_t nr_sectors; /* discard: as requested; read/write: sum of the segments once checked
 			      */
 	grant_ref_t indirect_grefs[BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST];
-	struct blkif_request_segment seg[BLKIF_MAX_INDIRECT_SEGS];
+	/*
+	 * The caller's array, never touched by decoding: room for BLKIF_MAX_SEGMENTS_PER_REQUEST
+	 * and for the limits' max_indirect_segs (the checks admit no more).
+	 */
+	struct blkif_request_segment *seg;
 };
 
 /* What the device allows; the validation rules read only this. */

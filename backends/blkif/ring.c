@@ -177,6 +177,8 @@ static int queue_setup(struct blkif_dev *bd, struct blkif_queue *q)
 {
 	struct bk_device *dev = bd->dev;
 	struct bk_engine_params ep = { 0 };
+	/* Segments, and bounce pages, of the largest request the device admits. */
+	unsigned int max_segs = BK_MAX(bd->max_indirect, BLKIF_MAX_SEGMENTS_PER_REQUEST);
 	char prefix[32] = "";
 	int r;
 
@@ -188,17 +190,44 @@ static int queue_setup(struct blkif_dev *bd, struct blkif_queue *q)
 
 	q->nr_slots = q->ring.nr_ents;
 	q->slots = calloc(q->nr_slots, sizeof(*q->slots));
-	if (!q->slots)
+	/* Apart from the slots: untouched pages of it cost nothing until a request needs them. */
+	q->segs = calloc((size_t)q->nr_slots * max_segs, sizeof(*q->segs));
+	if (!q->slots || !q->segs)
 		return bk_device_fail(dev, -ENOMEM, "q%u: no memory for %u request slots", q->index,
 				      q->nr_slots);
 	for (unsigned int i = 0; i < q->nr_slots; i++) {
 		q->slots[i].q = q;
+		q->slots[i].req.seg = q->segs + (size_t)i * max_segs;
 		list_add_tail(&q->slots[i].link, &q->free_list);
 	}
-	r = blkif_pool_init(&q->pool, bd->pool_pages);
+	/* Later queues keep their minimum: a device is served whole (maybe degraded) or not. */
+	r = blkif_pool_init(&q->pool, bd->pool_pages, max_segs,
+			    (bd->nr_queues - 1 - q->index) * max_segs);
+	if (r == -ENOBUFS)
+		return bk_device_fail(
+			dev, r,
+			"q%u: bounce-pool-budget exhausted: %llu KiB in use of %llu "
+			"KiB by %u pools, %u queue(s) to set up need %u KiB each for "
+			"the largest request",
+			q->index, (unsigned long long)(blkif_pool_bytes_in_use() >> 10),
+			(unsigned long long)(blkif_pool_budget() >> 10), blkif_pool_nr_in_use(),
+			bd->nr_queues - q->index, max_segs * (BK_PAGE_SIZE >> 10));
 	if (r < 0)
 		return bk_device_fail(dev, r, "q%u: bounce pool of %u pages: %s", q->index,
 				      bd->pool_pages, strerror(-r));
+	if (q->pool.nr_pages < bd->pool_pages) {
+		uint64_t mine = (uint64_t)q->pool.nr_pages * BK_PAGE_SIZE;
+
+		dev_warn_rl(
+			dev,
+			"q%u: bounce-pool-budget nearly exhausted (%llu KiB of %llu KiB held by "
+			"%u pools): degraded to a pool of %u KiB instead of %u KiB (the largest "
+			"request needs %u KiB)",
+			q->index, (unsigned long long)((blkif_pool_bytes_in_use() - mine) >> 10),
+			(unsigned long long)(blkif_pool_budget() >> 10), blkif_pool_nr_in_use() - 1,
+			q->pool.nr_pages * (BK_PAGE_SIZE >> 10),
+			bd->pool_pages * (BK_PAGE_SIZE >> 10), max_segs * (BK_PAGE_SIZE >> 10));
+	}
 	r = blkif_batch_init(&q->batch, BLKIF_COPY_BATCH, q->nr_slots);
 	if (r < 0)
 		return bk_device_fail(dev, r, "q%u: no memory for the copy batch", q->index);
@@ -346,6 +375,7 @@ void blkif_rings_release(struct blkif_dev *bd)
 		blkif_batch_free(&q->batch);
 		blkif_pool_free(&q->pool);
 		free(q->slots);
+		free(q->segs);
 		q->stats->inflight = 0;
 	}
 	free(bd->queues);

@@ -276,6 +276,11 @@ uint64_t bk_sim_xs_dropped(struct bk_sim *sim)
 	return sim->xs_dropped;
 }
 
+uint64_t bk_sim_xs_requests(struct bk_xen *xen)
+{
+	return sim_plat_of(xen)->xs_requests;
+}
+
 /* Platform ops. */
 
 static int plat_own_domid(struct bk_xen *x, uint32_t *ret_domid)

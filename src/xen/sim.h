@@ -115,6 +115,13 @@ void bk_sim_counts(struct bk_sim *sim, struct bk_sim_counts *ret);
 uint64_t bk_sim_xs_dropped(struct bk_sim *sim);
 
 /*
+ * Xenstore requests made so far through the connections of @xen, a platform of this
+ * simulation (each a round trip on a real xenstore: read, write, mkdir, rm, directory,
+ * permissions, watch, unwatch, transaction start and end; not reading a watch event).
+ */
+uint64_t bk_sim_xs_requests(struct bk_xen *xen);
+
+/*
  * Errors the simulated platform returns where the real one leaves room (nothing changes on
  * failure):
  *  - gnt_map: -EINVAL unknown or revoked ref (or n == 0), -EACCES ref granted to another

@@ -111,6 +111,7 @@ struct sim_plat {
 	uint32_t domid;
 	struct list_head node;	 /* in sim->platforms */
 	unsigned int nr_handles; /* open handles made from this platform */
+	uint64_t xs_requests;	 /* xenstore requests made through it (bk_sim_xs_requests) */
 };
 
 struct sim_evtchn {

@@ -401,6 +401,12 @@ int sim_xs_fd(struct bk_xs *xs)
 	return conn_of(xs)->efd;
 }
 
+/* One request on the wire of a real xenstore connection (bk_sim_xs_requests counts them). */
+static void count_request(struct bk_xs *xs)
+{
+	sim_plat_of(xs->h.xen)->xs_requests++;
+}
+
 /* Canonical path and context for an operation on @path in transaction @t. */
 static int op_begin(struct bk_xs *xs, enum bk_sim_fault op, uint32_t t, const char *path,
 		    struct xs_ctx *x, char **ret_path)
@@ -408,6 +414,7 @@ static int op_begin(struct bk_xs *xs, enum bk_sim_fault op, uint32_t t, const ch
 	struct sim_xs *c = conn_of(xs);
 	int r;
 
+	count_request(xs);
 	r = sim_fault_check(xs->h.xen, op);
 	if (r < 0)
 		return r;
@@ -594,6 +601,7 @@ int sim_xs_watch(struct bk_xs *xs, const char *path, const char *token)
 
 	if (!token)
 		return -EINVAL;
+	count_request(xs);
 	r = sim_fault_check(xs->h.xen, BK_SIM_FAULT_XS_WATCH);
 	if (r < 0)
 		return r;
@@ -627,6 +635,7 @@ int sim_xs_unwatch(struct bk_xs *xs, const char *path, const char *token)
 	struct sim_watch *w;
 	int r;
 
+	count_request(xs);
 	if (!token)
 		return -EINVAL;
 	r = xs_path_canon(path, c->domid, true, &abs);
@@ -664,6 +673,7 @@ int sim_xs_transaction_start(struct bk_xs *xs, uint32_t *ret_t)
 	struct sim_tx *tx;
 	int r;
 
+	count_request(xs);
 	r = sim_fault_check(xs->h.xen, BK_SIM_FAULT_XS_TX_START);
 	if (r < 0)
 		return r;
@@ -693,6 +703,7 @@ int sim_xs_transaction_end(struct bk_xs *xs, uint32_t t, bool abort)
 	struct xs_ctx x;
 	int r;
 
+	count_request(xs);
 	if (t == BK_XS_NULL)
 		return -EINVAL;
 	r = ctx_get(c, t, &x);

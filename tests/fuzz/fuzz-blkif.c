@@ -21,7 +21,8 @@
 
 static uint8_t ring_mem[BLKIF_MAX_RING_PAGES * 4096] __attribute__((aligned(4096)));
 static uint8_t indirect_page[4096] __attribute__((aligned(4096)));
-static struct blkif_req req;
+static struct blkif_request_segment segs[BLKIF_MAX_INDIRECT_SEGS];
+static struct blkif_req req = { .seg = segs };
 
 static void invariant(int cond)
 {

@@ -51,7 +51,8 @@ static void test_decode(void)
 	struct blkif_request rq;
 	struct blkif_request_indirect ind;
 	struct blkif_request_discard dc;
-	static struct blkif_req req;
+	static struct blkif_request_segment segs[BLKIF_MAX_INDIRECT_SEGS];
+	static struct blkif_req req = { .seg = segs };
 	uint8_t raw[BLKIF_MAX_SLOT_SIZE];
 	uint64_t id = 0x1122334455667788ULL, sector = 0x99, nr = 7;
 	uint16_t nseg = 300, handle = 0xabcd;
@@ -142,10 +143,11 @@ static void test_decode(void)
 static int check_rw(uint8_t op, unsigned int n, uint8_t first, uint8_t last, uint64_t sector,
 		    const struct blkif_limits *l)
 {
-	static struct blkif_req req;
+	static struct blkif_request_segment segs[BLKIF_MAX_INDIRECT_SEGS];
+	static struct blkif_req req = { .seg = segs };
 	const char *why;
 
-	memset(&req, 0, sizeof(req));
+	req = (struct blkif_req){ .seg = segs };
 	req.operation = req.op = op;
 	req.nr_segments = (uint16_t)n;
 	req.sector = sector;
@@ -160,12 +162,13 @@ static int check_rw(uint8_t op, unsigned int n, uint8_t first, uint8_t last, uin
 static int check_indirect(uint8_t op, unsigned int n, uint64_t sector, uint8_t last,
 			  const struct blkif_limits *l)
 {
-	static struct blkif_req req;
+	static struct blkif_request_segment segs[BLKIF_MAX_INDIRECT_SEGS];
+	static struct blkif_req req = { .seg = segs };
 	struct blkif_request_segment descs[BLKIF_MAX_INDIRECT_SEGS];
 	const char *why;
 	int r;
 
-	memset(&req, 0, sizeof(req));
+	req = (struct blkif_req){ .seg = segs };
 	req.operation = BLKIF_OP_INDIRECT;
 	req.op = op;
 	req.indirect = true;
@@ -189,7 +192,8 @@ static int check_indirect(uint8_t op, unsigned int n, uint64_t sector, uint8_t l
 static void test_validate(void)
 {
 	struct blkif_limits ro = lim, small = lim, nofeat = lim;
-	static struct blkif_req req;
+	static struct blkif_request_segment segs[BLKIF_MAX_INDIRECT_SEGS];
+	static struct blkif_req req = { .seg = segs };
 	const char *why = NULL;
 
 	ro.readonly = true;
@@ -257,7 +261,7 @@ static void test_validate(void)
 	CHECK(check_indirect(BLKIF_OP_INDIRECT, 1, 0, 7, &lim) == BLKIF_RSP_ERROR);
 
 	/* Discard: inside the device without wrap, refused read-only or when not offered. */
-	memset(&req, 0, sizeof(req));
+	req = (struct blkif_req){ .seg = segs };
 	req.operation = req.op = BLKIF_OP_DISCARD;
 	req.sector = 992;
 	req.nr_sectors = 8;

@@ -77,6 +77,9 @@ static void test_defaults(void)
 	CHECK(c.max_ring_page_order == 4);
 	CHECK(c.max_indirect_segments == 256);
 	CHECK(c.bounce_pool_size % 4096 == 0);
+	/* auto: a quarter of RAM, at least 64M, whole pages. */
+	CHECK(c.bounce_pool_budget == 0);
+	CHECK(bk_config_bounce_budget(&c) >= 64U << 20 && bk_config_bounce_budget(&c) % 4096 == 0);
 	CHECK(!c.cpu_affinity_set);
 	CHECK(bk_config_current() != NULL);
 }
@@ -111,12 +114,13 @@ static void test_every_key(void)
 		      "max-ring-page-order = 2\n"
 		      "max-indirect-segments = 64\n"
 		      "bounce-pool-size = 8M\n"
+		      "bounce-pool-budget = 512M\n"
 		      "watch-coalesce-ms = 0\n"
 		      "cpu-affinity = 0-3,6\n"
 		      "state-directory = /var/run/bk\n"
 		      "\t# indented comment\n",
 		      &log);
-	CHECK(r == 10);
+	CHECK(r == 11);
 	CHECK(strcmp(c.state_directory, "/var/run/bk") == 0 && c.state_directory_set);
 	CHECK(c.log_level == BK_LOG_DEBUG);
 	CHECK(strcmp(c.control_socket, "/tmp/x/ctl") == 0);
@@ -125,6 +129,7 @@ static void test_every_key(void)
 	CHECK(c.max_ring_page_order == 2);
 	CHECK(c.max_indirect_segments == 64);
 	CHECK(c.bounce_pool_size == 8U << 20);
+	CHECK(c.bounce_pool_budget == 512U << 20 && bk_config_bounce_budget(&c) == 512U << 20);
 	CHECK(c.watch_coalesce_ms == 0);
 	CHECK(c.cpu_affinity_set);
 	CHECK(CPU_COUNT(&c.cpu_affinity) == 5);
@@ -140,7 +145,7 @@ static void test_every_key(void)
 		bk_config_dump(&c, f);
 		fclose(f);
 		bk_config_defaults(&d);
-		CHECK(load_text(&d, text, &log) == 10);
+		CHECK(load_text(&d, text, &log) == 11);
 		CHECK(memcmp(&c, &d, sizeof(c)) == 0);
 	}
 }
@@ -174,6 +179,11 @@ static void test_bad_values(void)
 		  "bad value '1000' for key 'bounce-pool-size': must be a multiple of 4096" },
 		{ "bounce-pool-size = 2G", "larger than the 1G limit" },
 		{ "bounce-pool-size = M", "expected a size" },
+		{ "bounce-pool-budget = 1000",
+		  "bad value '1000' for key 'bounce-pool-budget': must be a multiple of 4096" },
+		{ "bounce-pool-budget = 512K", "must be auto or between 1M and 1T" },
+		{ "bounce-pool-budget = 0", "must be auto or between 1M and 1T" },
+		{ "bounce-pool-budget = lots", "expected auto or a size" },
 		{ "watch-coalesce-ms = 10001", "must be between 0 and 10000" },
 		{ "cpu-affinity = 3-1",
 		  "bad value '3-1' for key 'cpu-affinity': range 3-1 is backwards" },

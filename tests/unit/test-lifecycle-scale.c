@@ -275,12 +275,76 @@ static void test_lost_events(void)
 	fx_fini(&fx);
 }
 
+/*
+ * The periodic rescan with 1000 devices is spread over loop turns: no turn makes more than
+ * BK_RESCAN_OPS_PER_TURN xenstore requests (counted by the simulation on the daemon's
+ * platform), and a device whose removal event was lost is still found and removed.
+ */
+static void test_rescan_spread(void)
+{
+	const uint32_t total = NR_DOMS * PER_DOM;
+	struct bk_ts_dev gone = fx_vbd(10 + 3, 1 + 42);
+	struct bk_ts_dev devs[BATCH];
+	uint64_t dropped, max_turn = 0, sweep_ops = 0, max_ns = 0;
+	unsigned int turns = 0;
+	struct fx fx;
+
+	fx_rescan_ms = 300;
+	CHECK(fx_init(&fx, 0) == 0);
+	fx_rescan_ms = 0;
+	for (uint32_t i = 0; i < NR_DOMS; i++)
+		CHECK(bk_sim_domain_create(fx.sim, 10 + i, 16) == 0);
+	for (uint32_t b = 0; b < total; b += BATCH) {
+		struct all_state w = { &fx, b, BATCH, 2 };
+
+		for (uint32_t i = b; i < b + BATCH; i++)
+			devs[i - b] = fx_vbd(10 + i / PER_DOM, 1 + i % PER_DOM);
+		CHECK(bk_ts_add_many(fx.ts, devs, BATCH) == 0);
+		CHECK(bk_test_pump_until(fx.loop, all_at, &w, 0) == 0);
+	}
+	CHECK(bk_core_nr_devices(fx.core) == total);
+	pump(&fx, 5);
+
+	/* Behind the core's back: the removal's events are pushed out by a storm of junk. */
+	dropped = bk_sim_xs_dropped(fx.sim);
+	CHECK(bk_ts_destroy_dirs_many(fx.ts, &gone, 1) == 0);
+	for (int i = 0; i < STORM; i++)
+		CHECK(bk_xs_write(bk_ts_xs(fx.ts), BK_XS_NULL,
+				  "/local/domain/0/backend/vbd/junk/1/online", "1", 1) == 0);
+	CHECK(bk_sim_xs_dropped(fx.sim) > dropped);
+
+	/* Turn by turn until a rescan found it (a few periods at most). */
+	while (bk_core_find(fx.core, "vbd", gone.domid, gone.devid) && turns < 10000000) {
+		uint64_t before = bk_sim_xs_requests(fx.xen), n, t0 = bk_now_ns();
+
+		bk_loop_run_once(fx.loop, 0);
+		n = bk_sim_xs_requests(fx.xen) - before;
+		if (n)
+			max_ns = BK_MAX(max_ns, bk_now_ns() - t0);
+		max_turn = BK_MAX(max_turn, n);
+		sweep_ops += n;
+		turns++;
+	}
+	/* Informational (the simulation's timing says little about a real xenstored). */
+	fprintf(stderr,
+		"rescan: %llu xenstore requests in %u turns, at most %llu (%llu us) in "
+		"one\n",
+		(unsigned long long)sweep_ops, turns, (unsigned long long)max_turn,
+		(unsigned long long)(max_ns / 1000));
+	CHECK(bk_core_find(fx.core, "vbd", gone.domid, gone.devid) == NULL);
+	CHECK(max_turn <= BK_RESCAN_OPS_PER_TURN);
+	CHECK(bk_core_nr_devices(fx.core) == total - 1);
+	CHECK(tb.removes == 1);
+	fx_fini(&fx);
+}
+
 int main(void)
 {
 	test_storm(0);
 	test_storm(20);
 	test_garbage_paths();
 	test_lost_events();
+	test_rescan_spread();
 	test_many();
 	return fx_result("lifecycle-scale");
 }
