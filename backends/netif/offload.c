@@ -290,7 +290,8 @@ int netif_rx_from_vnet(const struct virtio_net_hdr *vh, uint8_t *frame, size_t l
 		else if (gso == VIRTIO_NET_HDR_GSO_TCPV6 && f->gso_tcpv6 && f->sg)
 			want_ip = 6;
 		else
-			FAIL(-EOPNOTSUPP, "GSO type the frontend did not negotiate");
+			FAIL(-EOPNOTSUPP,
+			     "GSO type netif cannot carry or the frontend did not negotiate");
 		if (vh->gso_size == 0)
 			FAIL(-EPROTO, "GSO frame with size 0");
 		if (!(vh->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM))

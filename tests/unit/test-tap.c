@@ -257,6 +257,21 @@ static void test_open_errors(void)
 	/* An existing interface that is not a TAP. */
 	CHECK(bk_tap_open("lo", 1, &t) == -EINVAL && !t);
 	CHECK(if_nametoindex("vif1.0") == 0);
+	/* A single-queue TAP of the same name (not ours): refused, and left alone. */
+	{
+		struct ifreq ifr;
+		int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+
+		memset(&ifr, 0, sizeof(ifr));
+		snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "vif9.9");
+		ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+		CHECK(fd >= 0 && ioctl(fd, TUNSETIFF, &ifr) == 0);
+		CHECK(bk_tap_open("vif9.9", 1, &t) == -EINVAL && !t);
+		CHECK(if_nametoindex("vif9.9") != 0);
+		if (fd >= 0)
+			close(fd);
+		CHECK(if_nametoindex("vif9.9") == 0);
+	}
 }
 
 static void test_flags(void)
@@ -371,6 +386,21 @@ static void test_frames(void)
 	CHECK(n == (ssize_t)len && !memcmp(buf, frame, len));
 	CHECK(got.gso_type == VIRTIO_NET_HDR_GSO_TCPV4 && got.gso_size == 1000);
 	CHECK(got.flags == VIRTIO_NET_HDR_F_NEEDS_CSUM && got.csum_start == 34);
+
+	/* data_validated alone maps to DATA_VALID, which the TAP takes. */
+	len = mkframe(frame, 200, 17, 1003, &h);
+	CHECK(netif_tx_to_vnet(NIF_TXF_DATA_VALIDATED, NULL, frame, len, &vh, &info, &why) == 0);
+	CHECK(vh.flags == VIRTIO_NET_HDR_F_DATA_VALID);
+	{
+		uint8_t hdr[VH] = { 0 };
+		struct iovec iov[2] = { { hdr, VH }, { frame, len } };
+		struct bk_tap_pkt p = { .iov = iov, .iovcnt = 2, .err = 1 };
+
+		memcpy(hdr, &vh, sizeof(vh));
+		CHECK(bk_tap_write_batch(t, 0, &p, 1) == 1 && p.err == 0);
+	}
+	n = packet_recv(ps, &got, buf, sizeof(buf));
+	CHECK(n == (ssize_t)len && !memcmp(buf, frame, len));
 
 	/* A frame the kernel refuses (csum_start past the frame) is that frame's error only. */
 	{
