@@ -625,6 +625,177 @@ out:
 	bk_loop_free(loop);
 }
 
+/*
+ * The protocol layer and the TAP composed, with local pages standing in for granted ones (the
+ * grant copies become memcpy): a guest's GSO frame in 3 TX slots reaches the stack whole, and a
+ * stack GSO frame reaches "netfront" over RX requests, which reassembles it from its ring.
+ */
+static uint8_t pages[24][4096] __attribute__((aligned(4096)));
+static uint8_t tx_ring[4096] __attribute__((aligned(4096))),
+	rx_ring[4096] __attribute__((aligned(4096)));
+
+static void test_datapath(void)
+{
+	struct netif_feat feat = {
+		.sg = true, .gso_tcpv4 = true, .gso_tcpv6 = true, .csum_v4 = true, .csum_v6 = true
+	};
+	struct nif_sring_hdr *txh = (struct nif_sring_hdr *)tx_ring;
+	struct nif_sring_hdr *rxh = (struct nif_sring_hdr *)rx_ring;
+	static union nif_tx_slot copy[NETIF_RING_SIZE];
+	static struct netif_tx_pkt pkt;
+	static uint8_t asm_frame[65536], got_frame[65536];
+	struct netif_offload_info info;
+	struct virtio_net_hdr vh, got;
+	struct netif_ring txr, rxr;
+	struct bk_tap *t = NULL;
+	struct netif_hdrs h;
+	const char *why;
+	uint32_t avail;
+	size_t len;
+	ssize_t n;
+	int ps;
+
+	CHECK(bk_tap_open("vif6.0", 1, &t) == 0);
+	if (!t)
+		return;
+	CHECK(if_flags("vif6.0", IFF_UP) >= 0);
+	CHECK(bk_tap_set_offload(t, netif_tun_offload(&feat)) == 0);
+	ps = packet_socket(bk_tap_ifindex(t));
+	CHECK(ps >= 0);
+	if (ps < 0)
+		goto out;
+
+	/* Guest TX: 5000 bytes = 1000 at offset 96 of page 0, then 3000 + 1000 on pages 1, 2. */
+	len = mkframe(frame, 5000, 6, 3100, &h);
+	memcpy(pages[0] + 96, frame, 1000);
+	memcpy(pages[1], frame + 1000, 3000);
+	memcpy(pages[2] + 4096 - 1000, frame + 4000, 1000);
+	memset(tx_ring, 0, sizeof(tx_ring));
+	{
+		union nif_tx_slot s[5];
+
+		memset(s, 0, sizeof(s));
+		s[0].req = (struct nif_tx_req){ .gref = 0,
+						.offset = 96,
+						.id = 11,
+						.size = 5000,
+						.flags = NIF_TXF_CSUM_BLANK | NIF_TXF_EXTRA_INFO |
+							 NIF_TXF_MORE_DATA };
+		s[1].extra.type = NIF_EXTRA_TYPE_GSO;
+		s[1].extra.u.gso.size = 1448;
+		s[1].extra.u.gso.type = NIF_GSO_TYPE_TCPV4;
+		s[2].req = (struct nif_tx_req){
+			.gref = 1, .id = 12, .size = 3000, .flags = NIF_TXF_MORE_DATA
+		};
+		s[3].req = (struct nif_tx_req){ .gref = 2, .offset = 3096, .id = 13, .size = 1000 };
+		memcpy(tx_ring + 64, s, 4 * 12);
+	}
+	txh->req_prod = 4;
+	txh->rsp_event = 1;
+	netif_ring_attach_tx(&txr, tx_ring);
+	CHECK(netif_ring_unconsumed(&txr, &avail) == 0 && avail == 4);
+	netif_ring_copy(&txr, copy, avail);
+	CHECK(netif_tx_parse(copy, avail, &pkt) == NETIF_TX_OK && pkt.nr_consumed == 4);
+	for (unsigned int k = 0; k < pkt.nr_frags; k++)
+		memcpy(asm_frame + pkt.frag[k].pkt_off,
+		       pages[pkt.frag[k].gref] + pkt.frag[k].offset, pkt.frag[k].size);
+	CHECK(!memcmp(asm_frame, frame, len));
+	CHECK(netif_tx_to_vnet(pkt.flags, netif_tx_pkt_gso(&pkt), asm_frame, pkt.len, &vh, &info,
+			       &why) == 0);
+	{
+		uint8_t hdr[VH] = { 0 };
+		struct iovec iov[2] = { { hdr, VH }, { asm_frame, pkt.len } };
+		struct bk_tap_pkt p = { .iov = iov, .iovcnt = 2, .err = 1 };
+
+		memcpy(hdr, &vh, sizeof(vh));
+		CHECK(bk_tap_write_batch(t, 0, &p, 1) == 1 && p.err == 0);
+	}
+	netif_ring_consume(&txr, pkt.nr_consumed);
+	CHECK(netif_tx_respond(&txr, &pkt, NIF_RSP_OKAY) == 4 && netif_ring_push(&txr));
+	CHECK(txh->rsp_prod == 4);
+	{
+		struct nif_tx_rsp r[4];
+
+		for (int i = 0; i < 4; i++)
+			memcpy(&r[i], tx_ring + 64 + i * 12, 4);
+		CHECK(r[0].id == 11 && r[0].status == 0 && r[1].status == NIF_RSP_NULL &&
+		      r[2].id == 12 && r[2].status == 0 && r[3].id == 13 && r[3].status == 0);
+	}
+	n = packet_recv(ps, &got, buf, sizeof(buf));
+	CHECK(n == (ssize_t)len && !memcmp(buf, frame, len));
+	CHECK(got.gso_type == VIRTIO_NET_HDR_GSO_TCPV4 && got.gso_size == 1448);
+
+	/* Guest RX: a 20000-byte GSO frame over 8 posted requests (it needs 5 + the extra). */
+	len = mkframe(frame, 20000, 6, 3200, &h);
+	vh = (struct virtio_net_hdr){ .flags = VIRTIO_NET_HDR_F_NEEDS_CSUM,
+				      .gso_type = VIRTIO_NET_HDR_GSO_TCPV4,
+				      .gso_size = 1448,
+				      .hdr_len = 54,
+				      .csum_start = 34,
+				      .csum_offset = 16 };
+	CHECK(packet_send(ps, bk_tap_ifindex(t), &vh, frame, len) == 0);
+	n = tap_recv(t, 0, buf, sizeof(buf));
+	CHECK(n == (ssize_t)(VH + len));
+	memset(rx_ring, 0, sizeof(rx_ring));
+	for (uint16_t i = 0; i < 8; i++) {
+		struct nif_rx_req rq = { .id = (uint16_t)(40 + i), .gref = 8U + i };
+
+		memcpy(rx_ring + 64 + i * 8, &rq, 8);
+	}
+	rxh->req_prod = 8;
+	rxh->rsp_event = 1;
+	netif_ring_attach_rx(&rxr, rx_ring);
+	if (n > 0) {
+		struct netif_rx_meta meta;
+		struct nif_rx_req reqs[NETIF_RX_MAX_SLOTS];
+		union nif_rx_slot rsp[NETIF_RX_MAX_SLOTS];
+		struct netif_rx_seg segs[NETIF_RX_MAX_SLOTS];
+		uint32_t need;
+		size_t flen = (size_t)n - VH, off = 0;
+		int nseg;
+
+		memcpy(&got, buf, sizeof(got));
+		CHECK(netif_rx_from_vnet(&got, buf + VH, flen, &feat, &meta, &info, &why) == 0);
+		need = netif_rx_slots(flen, &meta);
+		CHECK(need == 6 && netif_ring_rx_wait(&rxr, need));
+		netif_ring_copy(&rxr, reqs, need);
+		netif_ring_consume(&rxr, need);
+		nseg = netif_rx_build(reqs, need, flen, &meta, rsp, segs);
+		CHECK(nseg == 5);
+		for (int i = 0; i < nseg; i++)
+			memcpy(pages[segs[i].gref] + segs[i].dst_off, buf + VH + segs[i].src_off,
+			       segs[i].len);
+		for (uint32_t i = 0; i < need; i++)
+			netif_ring_put(&rxr, &rsp[i]);
+		CHECK(netif_ring_push(&rxr) && rxh->rsp_prod == 6);
+
+		/* netfront: responses by ring position, the extra after the first slot. */
+		for (uint32_t i = 0; i < rxh->rsp_prod; i++) {
+			union nif_rx_slot o;
+			struct nif_rx_req rq = { .id = (uint16_t)(40 + i), .gref = 8U + i };
+
+			memcpy(&o, rx_ring + 64 + i * 8, 8);
+			if (i == 1) {
+				CHECK(o.extra.type == NIF_EXTRA_TYPE_GSO &&
+				      o.extra.u.gso.size == 1448 &&
+				      o.extra.u.gso.type == NIF_GSO_TYPE_TCPV4);
+				continue;
+			}
+			CHECK(o.rsp.id == rq.id && o.rsp.offset == 0 && o.rsp.status > 0);
+			if (i == 0)
+				CHECK(o.rsp.flags == (NIF_RXF_CSUM_BLANK | NIF_RXF_DATA_VALIDATED |
+						      NIF_RXF_EXTRA_INFO | NIF_RXF_MORE_DATA));
+			CHECK(!!(o.rsp.flags & NIF_RXF_MORE_DATA) == (i + 1 < rxh->rsp_prod));
+			memcpy(got_frame + off, pages[rq.gref], (size_t)o.rsp.status);
+			off += (size_t)o.rsp.status;
+		}
+		CHECK(off == len && !memcmp(got_frame, frame, len));
+	}
+	close(ps);
+out:
+	bk_tap_close(t);
+}
+
 static void test_carrier(void)
 {
 	struct bk_tap *t = NULL;
@@ -662,6 +833,7 @@ int main(void)
 	test_frames();
 	test_persist();
 	test_multiqueue();
+	test_datapath();
 	test_carrier();
 	CHECK(bk_test_count_fds() == fds);
 	return bk_test_exit();
