@@ -7,15 +7,17 @@
  * - Rings. One page each, 64-byte header, 256 slots (TX slots 12 bytes, RX slots 8). struct
  *   netif_ring is the backend's private view; every index check uses private copies, never the
  *   shared ones a guest can rewrite. netif_ring_unconsumed() is netback's "impossible number of
- *   requests" check (fatal). Copy the unconsumed TX slots out once (netif_ring_copy), parse
- *   the private copy, then netif_ring_consume() what the parser used (XSA-155).
+ *   requests" check, and also refuses requests in slots whose response is not written yet
+ *   (both fatal; a well-behaved frontend never trips either). Copy the unconsumed TX slots
+ *   out once (netif_ring_copy), parse the private copy, then netif_ring_consume() what the
+ *   parser used (XSA-155).
  * - TX (guest -> us). netif_tx_parse() takes one packet off the private copy and applies
  *   netback's rules in netback's order (Linux xenvif_tx_build_gops, get_extras,
  *   count_requests): extras first (a missing extra, type 0 or >= NIF_EXTRA_TYPE_MAX is
  *   fatal); a multicast extra ends the packet there (netback answers it and does not count
- *   the data slots, which are then parsed as the next packet); then the slot chain: 1 + 18
- *   slots are accepted, 20 or 21 are consumed and answered ERROR, 22 or a chain longer than
- *   what the frontend posted is fatal; any slot with offset + size > 4096 is fatal; a slot
+ *   the data slots, which are then parsed as the next packet); then the slot chain: the
+ *   first + 18 data slots are accepted, 20 or 21 slots are consumed and answered ERROR, 22
+ *   or a chain longer than the frontend posted is fatal; offset + size > 4096 is fatal; a slot
  *   larger than the bytes left (a frame >= 64 KiB whose size field wrapped) is a drop; a
  *   first slot shorter than an Ethernet header is a drop; GSO size 0 or an unknown GSO type
  *   is fatal. NETIF_TX_FATAL means: stop the queue, carrier off, fail the device (netback's
@@ -36,9 +38,14 @@
  *   with netif_ring_rx_wait()); netif_rx_build() lays the frame over those requests: data
  *   slots filled to 4096 bytes from offset 0, the GSO extra after the first data slot, one
  *   response per request written in the request's own slot (netfront indexes responses by
- *   ring position), and a copy plan (one grant-copy segment per data slot). When a copy
- *   fails, overwrite that slot's status with NIF_RSP_ERROR before netif_ring_put().
+ *   ring position), and a copy plan (one grant-copy segment per data slot). Put the responses
+ *   in the order their requests were consumed, so each lands in its request's slot. When a
+ *   copy fails, overwrite that slot's status with NIF_RSP_ERROR before netif_ring_put().
  * - Offloads: netif_tun_offload() derives TUNSETOFFLOAD from the frontend's keys.
+ * - Not here: the hash extra is parsed and ignored (no TX hash, no RX hash extra), no XDP
+ *   headroom (advertise feature-xdp-headroom=0), no control ring or multicast filter; the
+ *   ring code repeats blkif's push/final-check logic and should be lifted into shared code
+ *   with it when the backend lands.
  * Nothing here allocates; every function works on memory the caller owns.
  */
 #ifndef BK_NETIF_PROTO_H
