@@ -21,6 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <linux/sockios.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -796,6 +798,92 @@ out:
 	bk_tap_close(t);
 }
 
+/*
+ * What persistence is for: a vif on a bridge stays on it across a daemon restart, and frames
+ * from the re-attached queues reach the bridge. Membership is read from a sysfs mounted in a
+ * private mount namespace (it then shows this network namespace's devices).
+ */
+static void test_bridge(void)
+{
+	char sys[] = "/tmp/test-tap-sysXXXXXX", path[256], link[256];
+	struct virtio_net_hdr got;
+	struct bk_tap *t = NULL;
+	struct ifreq ifr;
+	struct netif_hdrs h;
+	ssize_t n;
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), ps = -1;
+
+	if (s < 0 || ioctl(s, SIOCBRADDBR, "xenbr0") < 0) {
+		fprintf(stderr, "note: no bridge support, bridge membership not checked\n");
+		if (s >= 0)
+			close(s);
+		return;
+	}
+	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+	    !mkdtemp(sys)) {
+		fprintf(stderr, "note: no private sysfs, bridge membership not checked\n");
+		goto out;
+	}
+	if (mount("sysfs", sys, "sysfs", 0, NULL) < 0) {
+		fprintf(stderr, "note: mounting sysfs: %m\n");
+		rmdir(sys);
+		goto out;
+	}
+	snprintf(path, sizeof(path), "%s/class/net/vif7.0/master", sys);
+
+	CHECK(bk_tap_open("vif7.0", 2, &t) == 0);
+	if (!t)
+		goto umount;
+	CHECK(bk_tap_set_persist(t, true) == 0);
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "xenbr0");
+	ifr.ifr_ifindex = bk_tap_ifindex(t);
+	CHECK(ioctl(s, SIOCBRADDIF, &ifr) == 0);
+	CHECK(if_flags("vif7.0", IFF_UP) >= 0 && if_flags("xenbr0", IFF_UP) >= 0);
+	n = readlink(path, link, sizeof(link) - 1);
+	CHECK(n > 0 && (link[n] = 0, strstr(link, "/xenbr0") != NULL));
+
+	/* Restart: close every queue, attach again. */
+	bk_tap_close(t);
+	t = NULL;
+	n = readlink(path, link, sizeof(link) - 1);
+	CHECK(n > 0 && (link[n] = 0, strstr(link, "/xenbr0") != NULL));
+	CHECK(bk_tap_open("vif7.0", 2, &t) == 0);
+	if (!t)
+		goto umount;
+	CHECK(bk_tap_reattached(t));
+	n = readlink(path, link, sizeof(link) - 1);
+	CHECK(n > 0 && (link[n] = 0, strstr(link, "/xenbr0") != NULL));
+
+	/* A broadcast frame from the re-attached second queue arrives on the bridge. */
+	ps = packet_socket((int)if_nametoindex("xenbr0"));
+	CHECK(ps >= 0);
+	for (int i = 0; i < 300 && !(if_flags("vif7.0", 0) & IFF_RUNNING); i++)
+		usleep(10000);
+	/* STP is off on a new bridge: the port forwards at once. */
+	{
+		uint8_t hdr[VH] = { 0 };
+		struct iovec iov[2] = { { hdr, VH }, { frame, 100 } };
+		struct bk_tap_pkt p = { .iov = iov, .iovcnt = 2, .err = 1 };
+
+		mkframe(frame, 100, 17, 4343, &h);
+		CHECK(bk_tap_write_batch(t, 1, &p, 1) == 1 && p.err == 0);
+	}
+	n = ps >= 0 ? packet_recv(ps, &got, buf, sizeof(buf)) : -1;
+	CHECK(n == 100 && !memcmp(buf, frame, 100));
+	if (ps >= 0)
+		close(ps);
+	bk_tap_remove(t);
+	CHECK(if_nametoindex("vif7.0") == 0);
+umount:
+	umount(sys);
+	rmdir(sys);
+out:
+	/* Best effort (an up bridge refuses): the namespace goes with the process anyway. */
+	(void)ioctl(s, SIOCBRDELBR, "xenbr0");
+	close(s);
+}
+
 static void test_carrier(void)
 {
 	struct bk_tap *t = NULL;
@@ -834,6 +922,7 @@ int main(void)
 	test_persist();
 	test_multiqueue();
 	test_datapath();
+	test_bridge();
 	test_carrier();
 	CHECK(bk_test_count_fds() == fds);
 	return bk_test_exit();
