@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <net/if.h>
+#include <net/if_arp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -200,7 +201,7 @@ int bk_tap_set_mac(struct bk_tap *t, const uint8_t mac[6])
 	struct ifreq ifr;
 
 	memset(&ifr, 0, sizeof(ifr));
-	ifr.ifr_hwaddr.sa_family = 1; /* ARPHRD_ETHER */
+	ifr.ifr_hwaddr.sa_family = ARPHRD_ETHER;
 	memcpy(ifr.ifr_hwaddr.sa_data, mac, 6);
 	/* On the TAP fd itself: no name involved, so a rename cannot race it. */
 	return tap_ioctl(t, SIOCSIFHWADDR, &ifr, "setting the MAC address");
