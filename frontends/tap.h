@@ -85,6 +85,11 @@ struct bk_tap_pkt {
  * Read up to @n frames from queue @q, one syscall each (the TAP character device moves one
  * frame per read; there is no multi-frame call), until the queue is empty. Returns how many
  * were read (0: nothing waiting), or -errno if the first read failed.
+ *
+ * Only io_uring batches TAP I/O (bench/tapbench: 0.3 us instead of 1.6 us per frame where a
+ * syscall costs 1 us). That belongs to the loop's one ring, not to this module, with a catch
+ * for reads: io_uring waits on an empty TAP even with O_NONBLOCK, so reads must be posted
+ * ahead and reaped by the loop, never submitted and waited for.
  */
 int bk_tap_read_batch(struct bk_tap *t, unsigned int q, struct bk_tap_pkt *pkts, unsigned int n);
 /*
