@@ -1,0 +1,523 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The virtio-blk engine against a real qemu-storage-daemon exporting a file as vhost-user-blk
+ * with 4 queues: verified random writes and reads of 512 B to 1 MiB on every queue (big ones
+ * are split into several device requests), flush, discard (the file gets a hole),
+ * write-zeroes, what the device offers, option errors, and the back-end killed with SIGKILL
+ * and started again in the middle of writes and of reads: every I/O completes and verifies.
+ * Exits 77 only when qemu-storage-daemon is not installed.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "engine.h"
+#include "loop.h"
+#include "util/log.h"
+#include "util/macros.h"
+#include "virtio/virtio-blk.h"
+
+#define IMG_SIZE (64u << 20)
+#define NQ 4u
+#define DEPTH 32u
+#define PAGE 4096u
+#define MAX_IOV 8u
+#define AREA (IMG_SIZE / (NQ * DEPTH)) /* each request owns one area: 512 KiB */
+
+static const char *qsd_bin;
+static char dir[128], img[256], sock[256], pidfile[256];
+static pid_t qsd_pid = -1;
+static bool qsd_direct = true;
+
+/* Start qemu-storage-daemon; --daemonize returns once the export listens. */
+static int qsd_start(bool writable)
+{
+	char blockdev[512], exp[512];
+	pid_t pid;
+	int status;
+	FILE *f;
+
+	snprintf(blockdev, sizeof(blockdev),
+		 "driver=file,node-name=file0,filename=%s,discard=unmap%s", img,
+		 qsd_direct ? ",cache.direct=on,aio=io_uring" : "");
+	snprintf(exp, sizeof(exp),
+		 "type=vhost-user-blk,id=exp0,node-name=disk0,addr.type=unix,addr.path=%s,"
+		 "writable=%s,num-queues=%u,logical-block-size=512",
+		 sock, writable ? "on" : "off", NQ);
+	unlink(pidfile);
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		int null = open("/dev/null", O_WRONLY);
+
+		if (null >= 0)
+			dup2(null, STDOUT_FILENO);
+		execl(qsd_bin, qsd_bin, "--blockdev", blockdev, "--blockdev",
+		      "driver=raw,node-name=disk0,file=file0,discard=unmap", "--export", exp,
+		      "--daemonize", "--pidfile", pidfile, (char *)NULL);
+		_exit(127);
+	}
+	if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		return -EIO;
+	f = fopen(pidfile, "r");
+	if (!f)
+		return -errno;
+	if (fscanf(f, "%d", &qsd_pid) != 1)
+		qsd_pid = -1;
+	fclose(f);
+	/* The intermediate process of --daemonize was reparented to us: reap it. */
+	while (waitpid(-1, NULL, WNOHANG) > 0)
+		;
+	return qsd_pid > 0 ? 0 : -EIO;
+}
+
+/* SIGKILL and reap it (we are its subreaper, so its daemonized child comes back to us). */
+static void qsd_kill(void)
+{
+	if (qsd_pid <= 0)
+		return;
+	kill(qsd_pid, SIGKILL);
+	waitpid(qsd_pid, NULL, 0);
+	qsd_pid = -1;
+}
+
+struct req {
+	struct bk_io io;
+	struct iovec iov[MAX_IOV];
+	uint8_t *buf;
+	int res;
+	unsigned int ndone;
+	unsigned int *pending;
+};
+
+static void req_done(struct bk_io *io, int res)
+{
+	struct req *rq = container_of(io, struct req, io);
+
+	rq->res = res;
+	rq->ndone++;
+	(*rq->pending)--;
+}
+
+static uint8_t pat(uint64_t off, uint32_t seed)
+{
+	uint64_t x = (off + 1) * 0x9E3779B97F4A7C15ull ^ ((uint64_t)seed << 32 | seed);
+
+	return (uint8_t)(x >> 29);
+}
+
+/* Lay @len bytes of @rq->buf out as up to MAX_IOV pieces of uneven sizes. */
+static void req_prepare(struct req *rq, unsigned int *pending, enum bk_io_op op, uint64_t off,
+			uint32_t len)
+{
+	unsigned int n = len >= 8 * PAGE ? MAX_IOV : 1 + len / (2 * PAGE);
+	uint32_t piece = (len / n) & ~511u, at = 0;
+
+	for (unsigned int i = 0; i < n; i++) {
+		uint32_t l = i + 1 == n ? len - at : piece;
+
+		rq->iov[i] = (struct iovec){ rq->buf + at, l };
+		at += l;
+	}
+	rq->io = (struct bk_io){ .op = (uint8_t)op,
+				 .iovcnt = (uint16_t)n,
+				 .buf_index = -1,
+				 .offset = off,
+				 .len = len,
+				 .iov = rq->iov,
+				 .done = req_done };
+	rq->res = -1000;
+	rq->ndone = 0;
+	rq->pending = pending;
+}
+
+static bool pump(struct bk_loop *loop, const unsigned int *pending, unsigned int max_turns)
+{
+	for (unsigned int i = 0; i < max_turns && *pending; i++)
+		bk_loop_run_once(loop, 100);
+	return *pending == 0;
+}
+
+struct ctx {
+	struct bk_loop *loop;
+	struct bk_engine *e[NQ];
+	struct req w[NQ * DEPTH];
+	uint32_t len[NQ * DEPTH];
+	unsigned int pending;
+};
+
+static int open_engines(struct ctx *c, const char *extra)
+{
+	char opts[512];
+
+	for (unsigned int q = 0; q < NQ; q++) {
+		struct bk_engine_params ep = { .name = "vblk test",
+					       .depth = DEPTH,
+					       .options = opts };
+		int r;
+
+		snprintf(opts, sizeof(opts), "socket=%s,reconnect-timeout=30%s%s", sock,
+			 extra ? "," : "", extra ? extra : "");
+		r = bk_engine_open("virtio-blk", c->loop, NULL, &ep, &c->e[q]);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static void close_engines(struct ctx *c)
+{
+	for (unsigned int q = 0; q < NQ; q++) {
+		CHECK(!c->e[q] || bk_engine_inflight(c->e[q]) == 0);
+		bk_engine_close(c->e[q]);
+		c->e[q] = NULL;
+	}
+}
+
+/* Request sizes: sub-page, pages, and up to 1 MiB (four device requests). */
+static uint32_t pick_len(unsigned int *rnd)
+{
+	switch (rand_r(rnd) % 4) {
+	case 0:
+		return 512u * (1 + (unsigned int)rand_r(rnd) % 8);
+	case 1:
+		return PAGE * (1 + (unsigned int)rand_r(rnd) % 16);
+	case 2:
+		return 512u * (1 + (unsigned int)rand_r(rnd) % 1024);
+	default:
+		return AREA;
+	}
+}
+
+/* Queue NQ * DEPTH writes of @seed data, one per area, spread over all queues. */
+static void queue_writes(struct ctx *c, uint32_t seed)
+{
+	unsigned int rnd = seed;
+
+	for (unsigned int i = 0; i < NQ * DEPTH; i++) {
+		struct req *rq = &c->w[i];
+		uint64_t off = (uint64_t)i * AREA;
+		/* Inside the area at a 512-byte offset, so sub-page I/O is unaligned to pages. */
+		uint32_t len = pick_len(&rnd), shift = len < AREA ? 512u * (i % 7) : 0;
+
+		if (len + shift > AREA)
+			len = AREA - shift;
+		c->len[i] = len;
+		for (uint32_t b = 0; b < len; b++)
+			rq->buf[b] = pat(off + shift + b, seed);
+		req_prepare(rq, &c->pending, BK_IO_WRITE, off + shift, len);
+		CHECK(bk_engine_queue(c->e[i % NQ], &rq->io) == 0);
+		c->pending++;
+	}
+}
+
+static void check_writes(struct ctx *c, uint32_t seed)
+{
+	int fd = open(img, O_RDONLY | O_CLOEXEC);
+	uint8_t *chk = malloc(AREA);
+	unsigned int bad = 0;
+
+	CHECK(fd >= 0 && chk);
+	for (unsigned int i = 0; i < NQ * DEPTH && fd >= 0 && chk; i++) {
+		struct req *rq = &c->w[i];
+		bool ok = rq->ndone == 1 && rq->res == (int)c->len[i] &&
+			  pread(fd, chk, c->len[i], (off_t)rq->io.offset) == (ssize_t)c->len[i];
+
+		for (uint32_t b = 0; ok && b < c->len[i]; b++)
+			ok = chk[b] == pat(rq->io.offset + b, seed);
+		if (!ok && bad++ < 5)
+			fprintf(stderr, "write %u at %llu len %u: res %d ndone %u, data %s\n", i,
+				(unsigned long long)rq->io.offset, c->len[i], rq->res, rq->ndone,
+				"wrong or missing");
+	}
+	CHECK(bad == 0);
+	free(chk);
+	if (fd >= 0)
+		close(fd);
+}
+
+/* Read every written range back through the engines (into cleared buffers) and verify. */
+static void queue_reads(struct ctx *c)
+{
+	for (unsigned int i = 0; i < NQ * DEPTH; i++) {
+		struct req *rq = &c->w[i];
+		uint64_t off = rq->io.offset;
+
+		memset(rq->buf, 0xee, AREA);
+		req_prepare(rq, &c->pending, BK_IO_READ, off, c->len[i]);
+		/* A different queue from the write's. */
+		CHECK(bk_engine_queue(c->e[(i + 1) % NQ], &rq->io) == 0);
+		c->pending++;
+	}
+}
+
+static void check_reads(struct ctx *c, uint32_t seed)
+{
+	unsigned int bad = 0;
+
+	for (unsigned int i = 0; i < NQ * DEPTH; i++) {
+		struct req *rq = &c->w[i];
+		bool ok = rq->ndone == 1 && rq->res == (int)c->len[i];
+
+		for (uint32_t b = 0; ok && b < c->len[i]; b++)
+			ok = rq->buf[b] == pat(rq->io.offset + b, seed);
+		if (!ok && bad++ < 5)
+			fprintf(stderr, "read %u at %llu len %u: res %d ndone %u, data wrong\n", i,
+				(unsigned long long)rq->io.offset, c->len[i], rq->res, rq->ndone);
+	}
+	CHECK(bad == 0);
+}
+
+static void test_info(struct ctx *c)
+{
+	bool seen[NQ] = { false };
+
+	for (unsigned int q = 0; q < NQ; q++) {
+		struct bk_vblk_info info;
+
+		CHECK(bk_vblk_info(c->e[q], &info) == 0);
+		CHECK(info.size == IMG_SIZE && info.logical_block == 512);
+		CHECK(info.nr_queues == NQ && info.queue < NQ && !seen[info.queue]);
+		if (info.queue < NQ)
+			seen[info.queue] = true;
+		CHECK(!info.readonly && info.flush && info.discard && info.write_zeroes);
+	}
+}
+
+static void test_rw(struct ctx *c, uint32_t seed)
+{
+	queue_writes(c, seed);
+	CHECK(pump(c->loop, &c->pending, 600));
+	check_writes(c, seed);
+	queue_reads(c);
+	CHECK(pump(c->loop, &c->pending, 600));
+	check_reads(c, seed);
+}
+
+static void simple_io(struct ctx *c, struct bk_engine *e, enum bk_io_op op, uint64_t off,
+		      uint32_t len, uint8_t *buf, int *ret_res)
+{
+	struct req rq = { .buf = buf };
+
+	req_prepare(&rq, &c->pending, op, off, len);
+	if (op == BK_IO_FLUSH || op == BK_IO_DISCARD) {
+		rq.io.iovcnt = 0;
+		rq.io.iov = NULL;
+	}
+	CHECK(bk_engine_queue(e, &rq.io) == 0);
+	c->pending++;
+	CHECK(pump(c->loop, &c->pending, 600));
+	CHECK(rq.ndone == 1);
+	*ret_res = rq.res;
+}
+
+static void test_flush(struct ctx *c)
+{
+	for (unsigned int q = 0; q < NQ; q++) {
+		int res = -1;
+
+		simple_io(c, c->e[q], BK_IO_FLUSH, 0, 0, NULL, &res);
+		CHECK(res == 0);
+	}
+}
+
+static bool fs_punches_holes(void)
+{
+	static const long known[] = { 0xEF53, 0x58465342, 0x9123683E, 0x01021994 };
+	struct statfs sfs;
+
+	if (statfs(img, &sfs) < 0)
+		return false;
+	for (size_t i = 0; i < ARRAY_SIZE(known); i++)
+		if ((long)sfs.f_type == known[i])
+			return true;
+	fprintf(stderr, "filesystem of %s may not punch holes: hole check skipped\n", img);
+	return false;
+}
+
+/* Write a pattern through the file, zap 1 MiB + 4 KiB through the engine, read zeros back. */
+static void zap_and_check(struct ctx *c, struct bk_engine *e, uint64_t off, bool want_hole)
+{
+	const uint32_t len = (1u << 20) + PAGE;
+	uint8_t *buf = malloc(len);
+	int fd = open(img, O_RDWR | O_CLOEXEC), res = -1;
+	bool zero = true;
+
+	CHECK(buf && fd >= 0);
+	if (!buf || fd < 0)
+		goto out;
+	memset(buf, 0xa5, len);
+	CHECK(pwrite(fd, buf, len, (off_t)off) == (ssize_t)len);
+	CHECK(fsync(fd) == 0);
+	simple_io(c, e, BK_IO_DISCARD, off, len, NULL, &res);
+	CHECK(res == 0);
+	memset(buf, 0xff, len);
+	simple_io(c, e, BK_IO_READ, off, len, buf, &res);
+	CHECK(res == (int)len);
+	for (uint32_t b = 0; b < len; b++)
+		zero = zero && buf[b] == 0;
+	CHECK(zero);
+	/* Discard with discard=unmap punches a hole in the file (ext4, xfs, btrfs, tmpfs). */
+	if (want_hole && fs_punches_holes()) {
+		off_t h = lseek(fd, (off_t)off, SEEK_HOLE);
+
+		CHECK(h >= (off_t)off && h < (off_t)(off + len));
+	}
+out:
+	free(buf);
+	if (fd >= 0)
+		close(fd);
+}
+
+/* Kill the back-end once @after of the queued I/Os completed, start it again, finish. */
+static void restart_during(struct ctx *c, unsigned int after, unsigned int down_ms)
+{
+	unsigned int total = c->pending;
+
+	for (unsigned int i = 0; i < 600 && c->pending && total - c->pending < after; i++)
+		bk_loop_run_once(c->loop, 10);
+	fprintf(stderr, "killing qemu-storage-daemon with %u of %u I/Os still out\n", c->pending,
+		total);
+	CHECK(c->pending > 0);
+	qsd_kill();
+	/* Let the engine notice and retry against nobody for a while. */
+	for (unsigned int t = 0; t < down_ms / 10; t++)
+		bk_loop_run_once(c->loop, 10);
+	CHECK(qsd_start(true) == 0);
+	CHECK(pump(c->loop, &c->pending, 600));
+}
+
+static void test_restart(struct ctx *c, uint32_t seed)
+{
+	struct bk_vblk_info info;
+
+	queue_writes(c, seed);
+	restart_during(c, 8, 300);
+	check_writes(c, seed);
+	queue_reads(c);
+	restart_during(c, 8, 0);
+	check_reads(c, seed);
+	CHECK(bk_vblk_info(c->e[0], &info) == 0);
+	CHECK(info.reconnects == 2);
+}
+
+static void test_bad_options(struct ctx *c)
+{
+	static const char *const bad[] = {
+		"",				  /* no socket */
+		"socket=/nonexistent/vhost.sock", /* nobody there */
+		"socket=x,qsize=100",		  /* not a power of 2 */
+		"socket=x,queue=99",
+		"socket=x,discard=maybe",
+		"socket=x,bogus=1",
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		struct bk_engine_params ep = { .name = "vblk opts", .depth = 4, .options = bad[i] };
+		struct bk_engine *e = NULL;
+
+		CHECK(bk_engine_open("virtio-blk", c->loop, NULL, &ep, &e) < 0 && !e);
+	}
+}
+
+int main(void)
+{
+	static const char *const bins[] = { "/usr/bin/qemu-storage-daemon",
+					    "/usr/local/bin/qemu-storage-daemon" };
+	static struct ctx c;
+	unsigned int base;
+	int fd, r;
+
+	for (size_t i = 0; i < ARRAY_SIZE(bins) && !qsd_bin; i++)
+		if (access(bins[i], X_OK) == 0)
+			qsd_bin = bins[i];
+	if (!qsd_bin) {
+		fprintf(stderr,
+			"qemu-storage-daemon not installed (qemu-system-common): skipped\n");
+		return 77;
+	}
+	bk_log_set_level(BK_LOG_NOTICE);
+	/* Daemonized back-ends are reparented to us, so we can reap them. */
+	prctl(PR_SET_CHILD_SUBREAPER, 1);
+	snprintf(dir, sizeof(dir), "/var/tmp/bk-vblk.XXXXXX");
+	if (!mkdtemp(dir)) {
+		fprintf(stderr, "mkdtemp: %s\n", strerror(errno));
+		return 1;
+	}
+	snprintf(img, sizeof(img), "%s/disk.raw", dir);
+	snprintf(sock, sizeof(sock), "%s/vhost-blk.sock", dir);
+	snprintf(pidfile, sizeof(pidfile), "%s/qsd.pid", dir);
+	fd = open(img, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	CHECK(fd >= 0 && ftruncate(fd, IMG_SIZE) == 0);
+	if (fd >= 0)
+		close(fd);
+	r = qsd_start(true);
+	if (r < 0) {
+		/* Filesystems without O_DIRECT (tmpfs) make the file driver refuse cache.direct. */
+		qsd_direct = false;
+		r = qsd_start(true);
+	}
+	CHECK(r == 0);
+	if (r < 0)
+		goto out;
+	fprintf(stderr, "qemu-storage-daemon %d on %s (%s)\n", qsd_pid, img,
+		qsd_direct ? "O_DIRECT" : "buffered");
+	for (unsigned int i = 0; i < NQ * DEPTH; i++) {
+		c.w[i].buf = aligned_alloc(PAGE, AREA);
+		CHECK(c.w[i].buf);
+		if (!c.w[i].buf)
+			goto out;
+	}
+	CHECK(bk_loop_new(&c.loop) == 0);
+	if (!c.loop)
+		goto out;
+	base = bk_loop_nr_objects(c.loop);
+
+	test_bad_options(&c);
+	r = open_engines(&c, NULL);
+	CHECK(r == 0);
+	if (r == 0) {
+		test_info(&c);
+		test_rw(&c, 1);
+		test_flush(&c);
+		zap_and_check(&c, c.e[1], 8u << 20, true);
+		test_restart(&c, 2);
+	}
+	close_engines(&c);
+
+	/* Write-zeroes: discards sent as WRITE_ZEROES with unmap, on a device of their own. */
+	r = open_engines(&c, "discard=write-zeroes,event-idx=off");
+	CHECK(r == 0);
+	if (r == 0)
+		zap_and_check(&c, c.e[2], 20u << 20, false);
+	close_engines(&c);
+
+	/* The ring without indirect descriptors nor EVENT_IDX: chains in the table itself. */
+	r = open_engines(&c, "indirect=off,event-idx=off,qsize=64");
+	CHECK(r == 0);
+	if (r == 0)
+		test_rw(&c, 3);
+	close_engines(&c);
+
+	CHECK(bk_loop_nr_objects(c.loop) == base);
+	bk_loop_free(c.loop);
+out:
+	qsd_kill();
+	for (unsigned int i = 0; i < NQ * DEPTH; i++)
+		free(c.w[i].buf);
+	unlink(img);
+	unlink(sock);
+	unlink(pidfile);
+	rmdir(dir);
+	return bk_test_exit();
+}
