@@ -411,6 +411,125 @@ static void test_restart(struct ctx *c, uint32_t seed)
 	CHECK(info.reconnects == 2);
 }
 
+/* The back-end stays away longer than reconnect-timeout: what was out fails, then it is back. */
+static void test_give_up(struct ctx *c)
+{
+	struct bk_vblk_info info;
+	unsigned int failed = 0, total = NQ * DEPTH;
+	uint8_t *buf = aligned_alloc(PAGE, PAGE);
+	int res = -1;
+
+	queue_writes(c, 4);
+	for (unsigned int i = 0; i < 600 && c->pending && total - c->pending < 8; i++)
+		bk_loop_run_once(c->loop, 10);
+	CHECK(c->pending > 0);
+	qsd_kill();
+	CHECK(pump(c->loop, &c->pending, 100));
+	for (unsigned int i = 0; i < total; i++) {
+		CHECK(c->w[i].ndone == 1);
+		CHECK(c->w[i].res == (int)c->len[i] || c->w[i].res == -EIO);
+		failed += c->w[i].res == -EIO;
+	}
+	fprintf(stderr, "back-end away: %u of %u writes failed with EIO\n", failed, total);
+	CHECK(failed > 0);
+	/* While it is away, new I/O fails at once. */
+	simple_io(c, c->e[0], BK_IO_READ, 0, PAGE, buf, &res);
+	CHECK(res == -EIO);
+	CHECK(qsd_start(true) == 0);
+	CHECK(bk_vblk_info(c->e[0], &info) == 0);
+	for (unsigned int i = 0; i < 100; i++) {
+		struct bk_vblk_info now;
+
+		bk_loop_run_once(c->loop, 50);
+		if (bk_vblk_info(c->e[0], &now) == 0 && now.reconnects > info.reconnects)
+			break;
+	}
+	simple_io(c, c->e[0], BK_IO_READ, 0, PAGE, buf, &res);
+	CHECK(res == (int)PAGE);
+	free(buf);
+}
+
+/* An engine closed with I/O out, and one closed from inside its own done(). */
+static struct bk_engine *closing;
+static unsigned int closing_left;
+
+static void close_in_done(struct bk_io *io, int res)
+{
+	req_done(io, res);
+	if (--closing_left == 0) {
+		bk_engine_close(closing);
+		closing = NULL;
+	}
+}
+
+static void test_close(struct ctx *c)
+{
+	struct bk_engine_params ep = { .name = "vblk reopen", .depth = DEPTH };
+	char opts[400];
+	struct bk_vblk_info info;
+	int res = -1;
+
+	snprintf(opts, sizeof(opts), "socket=%s", sock);
+	ep.options = opts;
+	/* Eight reads sent, then the engine goes: their results are dropped, nothing leaks. */
+	unsigned int orphan_pending = 0, ndone_at_close[8];
+
+	for (unsigned int i = 0; i < 8; i++) {
+		req_prepare(&c->w[i], &orphan_pending, BK_IO_READ, (uint64_t)i * AREA, AREA);
+		CHECK(bk_engine_queue(c->e[0], &c->w[i].io) == 0);
+	}
+	bk_loop_run_once(c->loop, 0);
+	/* Some may already be back: those told, the rest never will be. */
+	for (unsigned int i = 0; i < 8; i++)
+		ndone_at_close[i] = c->w[i].ndone;
+	bk_engine_close(c->e[0]);
+	c->e[0] = NULL;
+	/* Its queue is free again; the device is still shared by the other three. */
+	CHECK(bk_engine_open("virtio-blk", c->loop, NULL, &ep, &c->e[0]) == 0);
+	if (!c->e[0])
+		return;
+	CHECK(bk_vblk_info(c->e[0], &info) == 0 && info.queue == 0);
+	simple_io(c, c->e[0], BK_IO_READ, 0, AREA, c->w[8].buf, &res);
+	CHECK(res == (int)AREA);
+	for (unsigned int i = 0; i < 8; i++)
+		CHECK(c->w[i].ndone == ndone_at_close[i]);
+
+	closing = c->e[1];
+	closing_left = 4;
+	for (unsigned int i = 0; i < 4; i++) {
+		req_prepare(&c->w[i], &c->pending, BK_IO_READ, (uint64_t)i * PAGE, PAGE);
+		c->w[i].io.done = close_in_done;
+		CHECK(bk_engine_queue(c->e[1], &c->w[i].io) == 0);
+		c->pending++;
+	}
+	CHECK(pump(c->loop, &c->pending, 600));
+	CHECK(closing == NULL);
+	for (unsigned int i = 0; i < 4; i++)
+		CHECK(c->w[i].ndone == 1 && c->w[i].res == (int)PAGE);
+	c->e[1] = NULL;
+}
+
+/* A read-only export: reads work, writes and discards answer EBADF, nothing is advertised. */
+static void test_readonly(struct ctx *c)
+{
+	struct bk_vblk_info info;
+	int res = -1;
+
+	qsd_kill();
+	CHECK(qsd_start(false) == 0);
+	CHECK(open_engines(c, NULL) == 0);
+	if (!c->e[0])
+		return;
+	CHECK(bk_vblk_info(c->e[0], &info) == 0);
+	CHECK(info.readonly && !info.discard);
+	simple_io(c, c->e[0], BK_IO_READ, 0, PAGE, c->w[0].buf, &res);
+	CHECK(res == (int)PAGE);
+	simple_io(c, c->e[1], BK_IO_WRITE, 0, PAGE, c->w[0].buf, &res);
+	CHECK(res == -EBADF);
+	simple_io(c, c->e[2], BK_IO_DISCARD, 0, PAGE, NULL, &res);
+	CHECK(res == -EBADF);
+}
+
 static void test_bad_options(struct ctx *c)
 {
 	static const char *const bad[] = {
@@ -492,7 +611,14 @@ int main(void)
 		test_flush(&c);
 		zap_and_check(&c, c.e[1], 8u << 20, true);
 		test_restart(&c, 2);
+		test_close(&c);
 	}
+	close_engines(&c);
+
+	r = open_engines(&c, "reconnect-timeout=1");
+	CHECK(r == 0);
+	if (r == 0)
+		test_give_up(&c);
 	close_engines(&c);
 
 	/* Write-zeroes: discards sent as WRITE_ZEROES with unmap, on a device of their own. */
@@ -507,6 +633,9 @@ int main(void)
 	CHECK(r == 0);
 	if (r == 0)
 		test_rw(&c, 3);
+	close_engines(&c);
+
+	test_readonly(&c);
 	close_engines(&c);
 
 	CHECK(bk_loop_nr_objects(c.loop) == base);
