@@ -114,6 +114,7 @@ struct vblk_engine {
 	struct vblk_dev *dev;
 	struct vblk_queue *q;
 	unsigned int depth;
+	bool readonly;		    /* the device is read-only, or the store was opened so */
 	unsigned int inflight;	    /* accepted, done() not yet called */
 	struct bk_io_fifo waiting;  /* accepted, not all chunks sent yet */
 	struct bk_io_fifo finished; /* result known without the device: reported by the hook */
@@ -375,7 +376,8 @@ static int req_build(struct vblk_engine *e, struct vblk_req *rq, struct bk_io *i
 		bytes = 0;
 		break;
 	case BK_IO_DISCARD: {
-		bool wz = d->wz_discard || !has(d, VIRTIO_BLK_F_DISCARD);
+		bool wz = has(d, VIRTIO_BLK_F_WRITE_ZEROES) &&
+			  (d->wz_discard || !has(d, VIRTIO_BLK_F_DISCARD));
 		uint64_t max = wz ? d->cfg.max_write_zeroes_sectors : d->cfg.max_discard_sectors;
 
 		if (!max || max > UINT32_MAX)
@@ -498,7 +500,7 @@ static int vblk_queue(struct bk_engine *be, struct bk_io *io)
 	}
 	switch (io->op) {
 	case BK_IO_WRITE:
-		if (has(d, VIRTIO_BLK_F_RO)) {
+		if (e->readonly) {
 			finish_later(e, io, EBADF);
 			return 0;
 		}
@@ -511,7 +513,7 @@ static int vblk_queue(struct bk_engine *be, struct bk_io *io)
 		}
 		break;
 	case BK_IO_DISCARD:
-		if (has(d, VIRTIO_BLK_F_RO)) {
+		if (e->readonly) {
 			finish_later(e, io, EBADF);
 			return 0;
 		}
@@ -1083,6 +1085,7 @@ static int vblk_open(struct bk_loop *loop, struct bk_store *store, const struct 
 	e->base.store = store;
 	e->dev = d;
 	e->depth = p->depth;
+	e->readonly = has(d, VIRTIO_BLK_F_RO) || (store && store->readonly);
 	snprintf(e->name, sizeof(e->name), "%s", name);
 	if (o.queue >= 0) {
 		if ((unsigned int)o.queue >= d->nq || d->q[o.queue].owner) {

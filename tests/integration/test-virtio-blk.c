@@ -530,6 +530,31 @@ static void test_readonly(struct ctx *c)
 	CHECK(res == -EBADF);
 }
 
+/* A guest disk opened read-only on a writable device: writes and discards answer EBADF. */
+static void test_store_readonly(struct ctx *c)
+{
+	struct bk_store ro = { .path = img, .fd = -1, .readonly = true, .size = IMG_SIZE };
+	struct bk_engine_params ep = { .name = "vblk ro store", .depth = 4 };
+	struct bk_engine *e = NULL;
+	char opts[400];
+	int res = -1;
+
+	snprintf(opts, sizeof(opts), "socket=%s,queue=3", sock);
+	ep.options = opts;
+	bk_engine_close(c->e[3]);
+	c->e[3] = NULL;
+	CHECK(bk_engine_open("virtio-blk", c->loop, &ro, &ep, &e) == 0);
+	if (!e)
+		return;
+	simple_io(c, e, BK_IO_WRITE, 0, PAGE, c->w[0].buf, &res);
+	CHECK(res == -EBADF);
+	simple_io(c, e, BK_IO_DISCARD, 0, PAGE, NULL, &res);
+	CHECK(res == -EBADF);
+	simple_io(c, e, BK_IO_READ, 0, PAGE, c->w[0].buf, &res);
+	CHECK(res == (int)PAGE);
+	c->e[3] = e;
+}
+
 static void test_bad_options(struct ctx *c)
 {
 	static const char *const bad[] = {
@@ -612,6 +637,7 @@ int main(void)
 		zap_and_check(&c, c.e[1], 8u << 20, true);
 		test_restart(&c, 2);
 		test_close(&c);
+		test_store_readonly(&c);
 	}
 	close_engines(&c);
 
