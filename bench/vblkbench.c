@@ -8,22 +8,22 @@
  *
  * Not a test: numbers depend on the machine. Usage:
  *   vblkbench [--seconds S] [--dir DIR] [--size MiB] [--qd N] [--queues N] [--buffered]
+ * --buffered opens the file without O_DIRECT for io_uring; qemu-storage-daemon uses O_DIRECT
+ * wherever the filesystem allows it (use --dir /dev/shm for a buffered comparison).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "engine.h"
 #include "loop.h"
+#include "qsd.h"
 #include "util/log.h"
 #include "util/macros.h"
 #include "virtio/virtio-blk.h"
@@ -195,40 +195,6 @@ out:
 	return r;
 }
 
-static pid_t start_qsd(const char *img, const char *sock, const char *pidfile)
-{
-	char blockdev[512], exp[512];
-	pid_t pid, qpid = -1;
-	int status;
-	FILE *f;
-
-	snprintf(blockdev, sizeof(blockdev), "driver=file,node-name=file0,filename=%s%s", img,
-		 opt_buffered ? "" : ",cache.direct=on,aio=io_uring");
-	snprintf(exp, sizeof(exp),
-		 "type=vhost-user-blk,id=exp0,node-name=disk0,addr.type=unix,addr.path=%s,"
-		 "writable=on,num-queues=%u,logical-block-size=512",
-		 sock, opt_queues);
-	pid = fork();
-	if (pid == 0) {
-		execlp("qemu-storage-daemon", "qemu-storage-daemon", "--blockdev", blockdev,
-		       "--blockdev", "driver=raw,node-name=disk0,file=file0", "--export", exp,
-		       "--daemonize", "--pidfile", pidfile, (char *)NULL);
-		_exit(127);
-	}
-	if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) ||
-	    WEXITSTATUS(status) != 0)
-		return -1;
-	f = fopen(pidfile, "r");
-	if (f) {
-		if (fscanf(f, "%d", &qpid) != 1)
-			qpid = -1;
-		fclose(f);
-	}
-	while (waitpid(-1, NULL, WNOHANG) > 0)
-		;
-	return qpid;
-}
-
 static void print(const char *what, const struct result *r)
 {
 	printf("  %-34s %9.0f IOPS  %6.1f us CPU/req (blanketd)", what, r->iops, r->cpu_us);
@@ -249,12 +215,12 @@ int main(int argc, char **argv)
 		{ "buffered", no_argument, NULL, 'b' },
 		{ NULL, 0, NULL, 0 },
 	};
-	char dir[256], img[300], sock[300], pidfile[300], opts[400];
+	char dir[256], img[300], sock[300], opts[400];
+	struct bk_qsd qsd = { .pid = -1 };
 	struct bk_store_params sp = { 0 };
 	struct bk_store *store = NULL;
 	struct result rv = { 0 }, ru = { 0 };
 	uint8_t *fill;
-	pid_t qsd;
 	int c, fd, r;
 
 	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -288,7 +254,6 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	bk_log_set_level(BK_LOG_WARNING);
-	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	snprintf(dir, sizeof(dir), "%s/vblkbench.XXXXXX", opt_dir);
 	if (!mkdtemp(dir)) {
 		perror("vblkbench: mkdtemp");
@@ -296,7 +261,6 @@ int main(int argc, char **argv)
 	}
 	snprintf(img, sizeof(img), "%s/disk.raw", dir);
 	snprintf(sock, sizeof(sock), "%s/vhost.sock", dir);
-	snprintf(pidfile, sizeof(pidfile), "%s/qsd.pid", dir);
 	/* Real blocks, so both paths read the same allocated data. */
 	fd = open(img, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	fill = malloc(1 << 20);
@@ -318,19 +282,20 @@ int main(int argc, char **argv)
 
 	printf("4 KiB random reads, %u queue(s) x QD %u, %.0f s, %llu MiB file in %s (%s)\n",
 	       opt_queues, opt_qd, opt_seconds, (unsigned long long)(opt_size >> 20), opt_dir,
-	       opt_buffered ? "buffered" : "O_DIRECT");
-	qsd = start_qsd(img, sock, pidfile);
-	if (qsd <= 0) {
-		fprintf(stderr, "vblkbench: cannot start qemu-storage-daemon\n");
+	       opt_buffered ? "io_uring buffered" : "io_uring O_DIRECT");
+	r = bk_qsd_start(&qsd, img, sock, opt_queues, true);
+	if (r < 0) {
+		fprintf(stderr, "vblkbench: cannot start qemu-storage-daemon: %s\n", strerror(-r));
 	} else {
 		snprintf(opts, sizeof(opts), "socket=%s", sock);
-		r = run("virtio-blk", opts, NULL, qsd, &rv);
+		r = run("virtio-blk", opts, NULL, qsd.pid, &rv);
 		if (r < 0)
 			fprintf(stderr, "vblkbench: virtio-blk: %s\n", strerror(-r));
 		else
-			print("virtio-blk (vhost-user, qsd)", &rv);
-		kill(qsd, SIGKILL);
-		waitpid(qsd, NULL, 0);
+			print(qsd.direct ? "virtio-blk (vhost-user, qsd O_DIRECT)"
+					 : "virtio-blk (vhost-user, qsd buffered)",
+			      &rv);
+		bk_qsd_kill(&qsd);
 	}
 	sp.want_direct = !opt_buffered;
 	r = bk_store_open(img, &sp, &store);
@@ -344,7 +309,6 @@ int main(int argc, char **argv)
 	}
 	unlink(img);
 	unlink(sock);
-	unlink(pidfile);
 	rmdir(dir);
 	return 0;
 }

@@ -9,17 +9,15 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "check.h"
+#include "qsd.h"
 #include "engine.h"
 #include "loop.h"
 #include "util/log.h"
@@ -33,62 +31,22 @@
 #define MAX_IOV 8u
 #define AREA (IMG_SIZE / (NQ * DEPTH)) /* each request owns one area: 512 KiB */
 
-static const char *qsd_bin;
-static char dir[128], img[256], sock[256], pidfile[256];
-static pid_t qsd_pid = -1;
-static bool qsd_direct = true;
+static char dir[128], img[256], sock[256];
+static struct bk_qsd qsd = { .pid = -1 };
 
-/* Start qemu-storage-daemon; --daemonize returns once the export listens. */
+/* The export of img on sock, started once and then again with the same settings. */
 static int qsd_start(bool writable)
 {
-	char blockdev[512], exp[512];
-	pid_t pid;
-	int status;
-	FILE *f;
-
-	snprintf(blockdev, sizeof(blockdev),
-		 "driver=file,node-name=file0,filename=%s,discard=unmap%s", img,
-		 qsd_direct ? ",cache.direct=on,aio=io_uring" : "");
-	snprintf(exp, sizeof(exp),
-		 "type=vhost-user-blk,id=exp0,node-name=disk0,addr.type=unix,addr.path=%s,"
-		 "writable=%s,num-queues=%u,logical-block-size=512",
-		 sock, writable ? "on" : "off", NQ);
-	unlink(pidfile);
-	pid = fork();
-	if (pid < 0)
-		return -errno;
-	if (pid == 0) {
-		int null = open("/dev/null", O_WRONLY);
-
-		if (null >= 0)
-			dup2(null, STDOUT_FILENO);
-		execl(qsd_bin, qsd_bin, "--blockdev", blockdev, "--blockdev",
-		      "driver=raw,node-name=disk0,file=file0,discard=unmap", "--export", exp,
-		      "--daemonize", "--pidfile", pidfile, (char *)NULL);
-		_exit(127);
+	if (qsd.path[0]) {
+		qsd.writable = writable;
+		return bk_qsd_restart(&qsd);
 	}
-	if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
-		return -EIO;
-	f = fopen(pidfile, "r");
-	if (!f)
-		return -errno;
-	if (fscanf(f, "%d", &qsd_pid) != 1)
-		qsd_pid = -1;
-	fclose(f);
-	/* The intermediate process of --daemonize was reparented to us: reap it. */
-	while (waitpid(-1, NULL, WNOHANG) > 0)
-		;
-	return qsd_pid > 0 ? 0 : -EIO;
+	return bk_qsd_start(&qsd, img, sock, NQ, writable);
 }
 
-/* SIGKILL and reap it (we are its subreaper, so its daemonized child comes back to us). */
 static void qsd_kill(void)
 {
-	if (qsd_pid <= 0)
-		return;
-	kill(qsd_pid, SIGKILL);
-	waitpid(qsd_pid, NULL, 0);
-	qsd_pid = -1;
+	bk_qsd_kill(&qsd);
 }
 
 struct req {
@@ -576,23 +534,16 @@ static void test_bad_options(struct ctx *c)
 
 int main(void)
 {
-	static const char *const bins[] = { "/usr/bin/qemu-storage-daemon",
-					    "/usr/local/bin/qemu-storage-daemon" };
 	static struct ctx c;
 	unsigned int base;
 	int fd, r;
 
-	for (size_t i = 0; i < ARRAY_SIZE(bins) && !qsd_bin; i++)
-		if (access(bins[i], X_OK) == 0)
-			qsd_bin = bins[i];
-	if (!qsd_bin) {
+	if (!bk_qsd_binary()) {
 		fprintf(stderr,
 			"qemu-storage-daemon not installed (qemu-system-common): skipped\n");
 		return 77;
 	}
 	bk_log_set_level(BK_LOG_NOTICE);
-	/* Daemonized back-ends are reparented to us, so we can reap them. */
-	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	snprintf(dir, sizeof(dir), "/var/tmp/bk-vblk.XXXXXX");
 	if (!mkdtemp(dir)) {
 		fprintf(stderr, "mkdtemp: %s\n", strerror(errno));
@@ -600,22 +551,16 @@ int main(void)
 	}
 	snprintf(img, sizeof(img), "%s/disk.raw", dir);
 	snprintf(sock, sizeof(sock), "%s/vhost-blk.sock", dir);
-	snprintf(pidfile, sizeof(pidfile), "%s/qsd.pid", dir);
 	fd = open(img, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	CHECK(fd >= 0 && ftruncate(fd, IMG_SIZE) == 0);
 	if (fd >= 0)
 		close(fd);
 	r = qsd_start(true);
-	if (r < 0) {
-		/* Filesystems without O_DIRECT (tmpfs) make the file driver refuse cache.direct. */
-		qsd_direct = false;
-		r = qsd_start(true);
-	}
 	CHECK(r == 0);
 	if (r < 0)
 		goto out;
-	fprintf(stderr, "qemu-storage-daemon %d on %s (%s)\n", qsd_pid, img,
-		qsd_direct ? "O_DIRECT" : "buffered");
+	fprintf(stderr, "qemu-storage-daemon %d on %s (%s)\n", qsd.pid, img,
+		qsd.direct ? "O_DIRECT" : "buffered");
 	for (unsigned int i = 0; i < NQ * DEPTH; i++) {
 		c.w[i].buf = aligned_alloc(PAGE, AREA);
 		CHECK(c.w[i].buf);
@@ -672,7 +617,6 @@ out:
 		free(c.w[i].buf);
 	unlink(img);
 	unlink(sock);
-	unlink(pidfile);
 	rmdir(dir);
 	return bk_test_exit();
 }
