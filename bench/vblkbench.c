@@ -8,6 +8,7 @@
  *
  * Not a test: numbers depend on the machine. Usage:
  *   vblkbench [--seconds S] [--dir DIR] [--size MiB] [--qd N] [--queues N] [--buffered]
+ *             [--options VIRTIO_BLK_ENGINE_OPTIONS]
  * --buffered opens the file without O_DIRECT for io_uring; qemu-storage-daemon uses O_DIRECT
  * wherever the filesystem allows it (use --dir /dev/shm for a buffered comparison).
  */
@@ -36,6 +37,7 @@ static const char *opt_dir = "/var/tmp";
 static uint64_t opt_size = 256ull << 20;
 static unsigned int opt_qd = 32, opt_queues = 1;
 static bool opt_buffered;
+static const char *opt_vopts;
 static uint64_t rng = 0x9E3779B97F4A7C15ull;
 
 struct breq {
@@ -213,6 +215,7 @@ int main(int argc, char **argv)
 		{ "qd", required_argument, NULL, 'q' },
 		{ "queues", required_argument, NULL, 'n' },
 		{ "buffered", no_argument, NULL, 'b' },
+		{ "options", required_argument, NULL, 'o' },
 		{ NULL, 0, NULL, 0 },
 	};
 	char dir[256], img[300], sock[300], opts[400];
@@ -242,6 +245,9 @@ int main(int argc, char **argv)
 			break;
 		case 'b':
 			opt_buffered = true;
+			break;
+		case 'o':
+			opt_vopts = optarg;
 			break;
 		default:
 			return 2;
@@ -287,7 +293,8 @@ int main(int argc, char **argv)
 	if (r < 0) {
 		fprintf(stderr, "vblkbench: cannot start qemu-storage-daemon: %s\n", strerror(-r));
 	} else {
-		snprintf(opts, sizeof(opts), "socket=%s", sock);
+		snprintf(opts, sizeof(opts), "socket=%s%s%s", sock, opt_vopts ? "," : "",
+			 opt_vopts ? opt_vopts : "");
 		r = run("virtio-blk", opts, NULL, qsd.pid, &rv);
 		if (r < 0)
 			fprintf(stderr, "vblkbench: virtio-blk: %s\n", strerror(-r));
