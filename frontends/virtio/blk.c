@@ -246,7 +246,8 @@ static void req_complete(struct vblk_queue *q, struct vblk_req *rq)
 	uint64_t p;
 	int err = 0;
 
-	if (!io || !e) {
+	/* Its engine closed (or is closing from inside a done()): nobody is told. */
+	if (!io || !e || e->close_pending) {
 		req_release(rq);
 		return;
 	}
@@ -452,7 +453,7 @@ static void vblk_kick(struct bk_engine *be)
 	struct bk_io *io;
 
 	e->dispatching++;
-	while ((io = bk_io_fifo_pop(&fin)))
+	while (!e->close_pending && (io = bk_io_fifo_pop(&fin)))
 		io_result(e, io);
 	e->dispatching--;
 	if (e->close_pending) {

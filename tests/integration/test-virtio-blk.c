@@ -411,8 +411,14 @@ static void test_give_up(struct ctx *c)
 static struct bk_engine *closing;
 static unsigned int closing_left;
 
+static unsigned int after_close;
+
 static void close_in_done(struct bk_io *io, int res)
 {
+	if (!closing) {
+		after_close++;
+		return;
+	}
 	req_done(io, res);
 	if (--closing_left == 0) {
 		bk_engine_close(closing);
@@ -452,18 +458,27 @@ static void test_close(struct ctx *c)
 	for (unsigned int i = 0; i < 8; i++)
 		CHECK(c->w[i].ndone == ndone_at_close[i]);
 
+	/*
+	 * 32 reads on one queue; the 4th done() closes the engine. Whatever else was out or had
+	 * completed in the same batch is never reported: done() after close would be a call into
+	 * a backend that already freed the request.
+	 */
 	closing = c->e[1];
 	closing_left = 4;
-	for (unsigned int i = 0; i < 4; i++) {
+	after_close = 0;
+	for (unsigned int i = 0; i < DEPTH; i++) {
 		req_prepare(&c->w[i], &c->pending, BK_IO_READ, (uint64_t)i * PAGE, PAGE);
 		c->w[i].io.done = close_in_done;
 		CHECK(bk_engine_queue(c->e[1], &c->w[i].io) == 0);
-		c->pending++;
 	}
+	c->pending = 4;
 	CHECK(pump(c->loop, &c->pending, 600));
 	CHECK(closing == NULL);
-	for (unsigned int i = 0; i < 4; i++)
-		CHECK(c->w[i].ndone == 1 && c->w[i].res == (int)PAGE);
+	/* Stragglers have time to (wrongly) arrive. */
+	for (unsigned int i = 0; i < 20; i++)
+		bk_loop_run_once(c->loop, 10);
+	CHECK(after_close == 0);
+	c->pending = 0;
 	c->e[1] = NULL;
 }
 
