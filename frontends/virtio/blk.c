@@ -66,6 +66,15 @@ struct vblk_req {
 
 struct vblk_engine;
 
+/* A byte range of the device that one guest disk owns; the engines of its queues share it. */
+struct vblk_range {
+	struct list_head link; /* the device's ranges */
+	uint64_t off;
+	uint64_t size;
+	char *owner;
+	unsigned int refs;
+};
+
 struct vblk_queue {
 	struct vblk_dev *dev;
 	unsigned int index;
@@ -105,6 +114,7 @@ struct vblk_dev {
 	unsigned int nq;
 	unsigned int chunk_pages;
 	struct vblk_queue *q;
+	struct list_head ranges;
 	struct bk_ratelimit rl;
 };
 
@@ -113,6 +123,7 @@ struct vblk_engine {
 	char name[64];
 	struct vblk_dev *dev;
 	struct vblk_queue *q;
+	struct vblk_range *range;
 	unsigned int depth;
 	bool readonly;		    /* the device is read-only, or the store was opened so */
 	unsigned int inflight;	    /* accepted, done() not yet called */
@@ -134,6 +145,10 @@ struct vblk_opts {
 	bool event_idx;
 	bool indirect;
 	unsigned int reconnect_timeout_s;
+	bool has_range;
+	uint64_t range_off;
+	uint64_t range_size;
+	char *owner;
 };
 
 static struct list_head devices = LIST_HEAD_INIT(devices);
@@ -345,7 +360,7 @@ static int req_build(struct vblk_engine *e, struct vblk_req *rq, struct bk_io *i
 
 	memset(rq->slot, 0, SLOT_SIZE);
 	rq->slot[32] = 0xff; /* not a status a device returns: a missing write is an error */
-	hdr->sector = (io->offset + sent) / SECTOR;
+	hdr->sector = (e->range->off + io->offset + sent) / SECTOR;
 	rq->segs[n++] = (struct virtq_seg){ vio_dma_addr(d->dma, hdr), sizeof(*hdr), false };
 	switch (io->op) {
 	case BK_IO_READ:
@@ -386,7 +401,7 @@ static int req_build(struct vblk_engine *e, struct vblk_req *rq, struct bk_io *i
 		bytes = BK_MIN(left, max * SECTOR);
 		hdr->type = wz ? VIRTIO_BLK_T_WRITE_ZEROES : VIRTIO_BLK_T_DISCARD;
 		hdr->sector = 0;
-		dwz->sector = (io->offset + sent) / SECTOR;
+		dwz->sector = (e->range->off + io->offset + sent) / SECTOR;
 		dwz->num_sectors = (uint32_t)(bytes / SECTOR);
 		dwz->flags = wz ? VIRTIO_BLK_WZ_F_UNMAP : 0;
 		rq->segs[n++] =
@@ -495,6 +510,12 @@ static int vblk_queue(struct bk_engine *be, struct bk_io *io)
 		return -EINVAL;
 	e->inflight++;
 	io->engine_priv[0] = 0;
+	/* Never outside the guest's range: another guest's data may sit right after it. */
+	if (io->op != BK_IO_FLUSH &&
+	    (io->offset > e->range->size || io->len > e->range->size - io->offset)) {
+		finish_later(e, io, EIO);
+		return 0;
+	}
 	if (d->failed_over) {
 		finish_later(e, io, EIO);
 		return 0;
@@ -759,6 +780,13 @@ static void dev_free(struct vblk_dev *d)
 	}
 	free(d->q);
 	vio_dma_free(d->dma);
+	while (!list_empty(&d->ranges)) {
+		struct vblk_range *rg = list_first_entry(&d->ranges, struct vblk_range, link);
+
+		list_del(&rg->link);
+		free(rg->owner);
+		free(rg);
+	}
 	free(d->path);
 	free(d);
 }
@@ -821,6 +849,7 @@ static int dev_new(struct bk_loop *loop, const char *path, const struct vblk_opt
 	d->loop = loop;
 	d->conn.sock = -1;
 	d->rl = (struct bk_ratelimit)BK_RATELIMIT_INIT(5000, 10);
+	list_init(&d->ranges);
 	d->reconnect_timeout_s = o->reconnect_timeout_s;
 	d->wz_discard = o->wz_discard;
 	r = dev_connect(d, false);
@@ -927,6 +956,7 @@ static int parse_onoff(const char *s, bool *ret)
 static void opts_free(struct vblk_opts *o)
 {
 	free(o->socket);
+	free(o->owner);
 }
 
 static int parse_options(const char *name, const char *options, struct vblk_opts *o)
@@ -978,6 +1008,22 @@ static int parse_options(const char *name, const char *options, struct vblk_opts
 			r = parse_onoff(val, &o->event_idx);
 		} else if (strcmp(tok, "indirect") == 0) {
 			r = parse_onoff(val, &o->indirect);
+		} else if (strcmp(tok, "range") == 0) {
+			unsigned long long off = 0, size = 0;
+			int end = 0;
+
+			r = sscanf(val, "%llu+%llu%n", &off, &size, &end) == 2 && !val[end] &&
+					    size && !(off % SECTOR) && !(size % SECTOR) &&
+					    off + size > off
+				    ? 0
+				    : -EINVAL;
+			o->has_range = true;
+			o->range_off = off;
+			o->range_size = size;
+		} else if (strcmp(tok, "owner") == 0) {
+			free(o->owner);
+			o->owner = strdup(val);
+			r = o->owner ? 0 : -ENOMEM;
 		} else if (strcmp(tok, "reconnect-timeout") == 0) {
 			r = parse_uint(val, 86400, &u);
 			o->reconnect_timeout_s = u;
@@ -985,7 +1031,8 @@ static int parse_options(const char *name, const char *options, struct vblk_opts
 		if (r < 0) {
 			log_err("%s: virtio-blk: bad option '%s%s%s' (known: socket=PATH, queue=N, "
 				"queues=N, qsize=N, pool=N, discard=auto|write-zeroes, "
-				"event-idx=on|off, indirect=on|off, reconnect-timeout=S)",
+				"event-idx=on|off, indirect=on|off, reconnect-timeout=S, "
+				"range=OFFSET+SIZE, owner=NAME)",
 				name, tok, val ? "=" : "", val ? val : "");
 			opts_free(o);
 			return r;
@@ -996,6 +1043,59 @@ static int parse_options(const char *name, const char *options, struct vblk_opts
 		return -EINVAL;
 	}
 	return 0;
+}
+
+/*
+ * The range @o asks for (the whole device by default), shared with the other queues of the
+ * same owner and refused when it overlaps another owner's (or differs from its own owner's).
+ */
+static int range_claim(struct vblk_dev *d, const char *name, const struct vblk_opts *o,
+		       struct vblk_range **ret)
+{
+	uint64_t cap = d->cfg.capacity * SECTOR;
+	uint64_t off = o->has_range ? o->range_off : 0, size = o->has_range ? o->range_size : cap;
+	const char *owner = o->owner ? o->owner : "";
+	struct vblk_range *rg;
+
+	if (off >= cap || size > cap - off)
+		return bk_log_errno(BK_LOG_ERR, -EINVAL,
+				    "%s: range %llu+%llu is past the end of %s (%llu bytes)", name,
+				    (unsigned long long)off, (unsigned long long)size, d->name,
+				    (unsigned long long)cap);
+	list_for_each_entry (rg, &d->ranges, link) {
+		if (strcmp(rg->owner, owner) == 0 && rg->off == off && rg->size == size) {
+			rg->refs++;
+			*ret = rg;
+			return 0;
+		}
+		if (off < rg->off + rg->size && rg->off < off + size)
+			return bk_log_errno(BK_LOG_ERR, -EBUSY,
+					    "%s: range %llu+%llu of %s overlaps %llu+%llu of "
+					    "owner '%s'",
+					    name, (unsigned long long)off, (unsigned long long)size,
+					    d->name, (unsigned long long)rg->off,
+					    (unsigned long long)rg->size, rg->owner);
+	}
+	rg = calloc(1, sizeof(*rg));
+	if (!rg || !(rg->owner = strdup(owner))) {
+		free(rg);
+		return -ENOMEM;
+	}
+	rg->off = off;
+	rg->size = size;
+	rg->refs = 1;
+	list_add_tail(&rg->link, &d->ranges);
+	*ret = rg;
+	return 0;
+}
+
+static void range_put(struct vblk_range *rg)
+{
+	if (!rg || --rg->refs)
+		return;
+	list_del(&rg->link);
+	free(rg->owner);
+	free(rg);
 }
 
 static void dev_put(struct vblk_dev *d)
@@ -1033,6 +1133,7 @@ static void vblk_close(struct bk_engine *be)
 		rq->io = NULL;
 	e->q->owner = NULL;
 	bk_hook_free(e->hook);
+	range_put(e->range);
 	dev_put(e->dev);
 	free(e);
 }
@@ -1106,19 +1207,23 @@ static int vblk_open(struct bk_loop *loop, struct bk_store *store, const struct 
 			goto fail;
 		}
 	}
+	r = range_claim(d, name, &o, &e->range);
+	if (r < 0)
+		goto fail;
 	r = bk_loop_add_hook(loop, vblk_hook, &e->base, &e->hook);
 	if (r < 0)
 		goto fail;
 	e->q->owner = e;
-	if (store && store->size > d->cfg.capacity * SECTOR)
+	if (store && store->size > e->range->size)
 		bk_log_dev(BK_LOG_WARNING, name, "%s is smaller (%llu bytes) than %s (%llu)",
-			   d->name, (unsigned long long)d->cfg.capacity * SECTOR, store->path,
+			   d->name, (unsigned long long)e->range->size, store->path,
 			   (unsigned long long)store->size);
 	log_debug("%s: virtio-blk on %s, queue %u, depth %u", name, d->path, e->q->index, e->depth);
 	*ret = &e->base;
 	r = 0;
 	goto out;
 fail:
+	range_put(e->range);
 	dev_put(d);
 	free(e);
 out:
@@ -1136,7 +1241,7 @@ int bk_vblk_info(const struct bk_engine *be, struct bk_vblk_info *ret)
 	e = container_of(be, struct vblk_engine, base);
 	d = e->dev;
 	*ret = (struct bk_vblk_info){
-		.size = d->cfg.capacity * SECTOR,
+		.size = e->range->size,
 		.logical_block = d->cfg.blk_size,
 		.physical_block = d->cfg.blk_size
 				  << (has(d, VIRTIO_BLK_F_TOPOLOGY) && d->cfg.physical_block_exp < 4

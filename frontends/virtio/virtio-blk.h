@@ -13,6 +13,10 @@
  *   event-idx=on|off, indirect=on|off   turn ring features off (tests, odd back-ends)
  *   reconnect-timeout=S   fail in-flight I/O with EIO when the back-end is away this long
  *                         (seconds, default 60; 0 waits for ever)
+ *   range=OFFSET+SIZE     the guest disk is these bytes of the device (default: all of it);
+ *                         I/O past its end fails with EIO and never reaches the device
+ *   owner=NAME            who the range belongs to: the instances (queues) of one guest disk
+ *                         share a range; a range overlapping another owner's is refused
  * Every engine instance opened on the same socket and loop shares one connection (a vhost-user
  * back-end serves one front-end at a time) and one memory region; each takes one queue.
  */

@@ -528,6 +528,85 @@ static void test_store_readonly(struct ctx *c)
 	c->e[3] = e;
 }
 
+static struct bk_engine *open_range(struct ctx *c, const char *range_owner)
+{
+	struct bk_engine_params ep = { .name = "vblk range", .depth = 4 };
+	struct bk_engine *e = NULL;
+	char opts[400];
+
+	snprintf(opts, sizeof(opts), "socket=%s,%s", sock, range_owner);
+	ep.options = opts;
+	return bk_engine_open("virtio-blk", c->loop, NULL, &ep, &e) == 0 ? e : NULL;
+}
+
+/*
+ * Two guest disks on two byte ranges of one device: each sees its range from 0, cannot reach
+ * past its end, and a range overlapping another disk's is refused.
+ */
+static void test_ranges(struct ctx *c)
+{
+	const uint64_t half = IMG_SIZE / 2;
+	struct bk_engine *a0, *a1, *b, *bad;
+	struct bk_vblk_info info;
+	uint8_t *buf = aligned_alloc(PAGE, 2 * PAGE), *chk = malloc(PAGE);
+	int fd = open(img, O_RDONLY | O_CLOEXEC), res = -1;
+	bool ok = true;
+
+	CHECK(buf && chk && fd >= 0);
+	if (!buf || !chk || fd < 0)
+		goto out;
+	a0 = open_range(c, "range=0+33554432,owner=guest-a");
+	a1 = open_range(c, "range=0+33554432,owner=guest-a"); /* its second queue */
+	b = open_range(c, "range=33554432+33554432,owner=guest-b");
+	CHECK(a0 && a1 && b);
+	/* Overlaps: another owner on a's range, a bigger range for a, the whole device. */
+	bad = open_range(c, "range=4096+4096,owner=guest-c");
+	CHECK(!bad);
+	bk_engine_close(bad);
+	bad = open_range(c, "range=0+67108864,owner=guest-a");
+	CHECK(!bad);
+	bk_engine_close(bad);
+	bad = open_range(c, "owner=guest-d");
+	CHECK(!bad);
+	bk_engine_close(bad);
+	bad = open_range(c, "range=67104768+8192,owner=guest-e"); /* past the end */
+	CHECK(!bad);
+	bk_engine_close(bad);
+	if (!a0 || !a1 || !b)
+		goto close;
+	CHECK(bk_vblk_info(b, &info) == 0 && info.size == half);
+	/* b's sector 0 is the device's byte "half". */
+	memset(buf, 0x5b, PAGE);
+	simple_io(c, b, BK_IO_WRITE, 0, PAGE, buf, &res);
+	CHECK(res == (int)PAGE);
+	CHECK(pread(fd, chk, PAGE, (off_t)half) == PAGE);
+	for (unsigned int i = 0; i < PAGE; i++)
+		ok = ok && chk[i] == 0x5b;
+	CHECK(ok);
+	/* Past the end of a's range (into b's): refused, b's data untouched. */
+	memset(buf, 0xaa, 2 * PAGE);
+	simple_io(c, a1, BK_IO_WRITE, half - PAGE, 2 * PAGE, buf, &res);
+	CHECK(res == -EIO);
+	simple_io(c, a0, BK_IO_DISCARD, half - PAGE, 2 * PAGE, NULL, &res);
+	CHECK(res == -EIO);
+	simple_io(c, a0, BK_IO_READ, half, PAGE, buf, &res);
+	CHECK(res == -EIO);
+	CHECK(pread(fd, chk, PAGE, (off_t)half) == PAGE);
+	ok = true;
+	for (unsigned int i = 0; i < PAGE; i++)
+		ok = ok && chk[i] == 0x5b;
+	CHECK(ok);
+close:
+	bk_engine_close(a0);
+	bk_engine_close(a1);
+	bk_engine_close(b);
+out:
+	free(buf);
+	free(chk);
+	if (fd >= 0)
+		close(fd);
+}
+
 static void test_bad_options(struct ctx *c)
 {
 	static const char *const bad[] = {
@@ -537,6 +616,9 @@ static void test_bad_options(struct ctx *c)
 		"socket=x,queue=99",
 		"socket=x,discard=maybe",
 		"socket=x,bogus=1",
+		"socket=x,range=512+100", /* not in sectors */
+		"socket=x,range=0+0",
+		"socket=x,range=4096",
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
@@ -599,6 +681,8 @@ int main(void)
 		test_close(&c);
 		test_store_readonly(&c);
 	}
+	close_engines(&c);
+	test_ranges(&c);
 	close_engines(&c);
 
 	r = open_engines(&c, "reconnect-timeout=1");
