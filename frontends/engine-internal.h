@@ -14,6 +14,7 @@ extern const struct bk_engine_ops bk_engine_uring_ops;
 extern const struct bk_engine_ops bk_engine_aio_ops;
 extern const struct bk_engine_ops bk_engine_null_ops;
 extern const struct bk_engine_ops bk_engine_fault_ops;
+extern const struct bk_engine_ops bk_engine_vblk_ops;
 
 /*
  * A FIFO of I/Os linked through io->engine_priv[1] (no allocation). Only valid while the engine

@@ -18,6 +18,7 @@ static const struct bk_engine_ops *const engines[] = {
 #endif
 	&bk_engine_null_ops,
 	&bk_engine_fault_ops,
+	&bk_engine_vblk_ops,
 };
 
 const struct bk_engine_ops *bk_engine_find(const char *name)
@@ -39,7 +40,7 @@ const char *bk_engine_names(void)
 #if HAVE_LIBAIO
 	       "aio,"
 #endif
-	       "null,fault";
+	       "null,fault,virtio-blk";
 }
 
 int bk_engine_open(const char *name, struct bk_loop *loop, struct bk_store *store,

@@ -11,6 +11,8 @@
 #include "test-engine-common.h"
 #include "util/log.h"
 
+const struct engine_suite_server *engine_suite_server;
+
 #define FILE_SIZE (16u << 20)
 #define DEPTH 64u
 #define SLOT (16u << 10)
@@ -407,6 +409,7 @@ static int suite_on_dir(const char *engine, const char *options, const char *dir
 	struct ctx c = { .engine = engine, .options = options, .dir = dir };
 	unsigned int base_objects;
 	int fd, r, before = bk_test_failures;
+	char server_opts[512];
 
 	fd = make_temp_file(dir, FILE_SIZE, c.path, sizeof(c.path));
 	if (fd < 0) {
@@ -415,6 +418,15 @@ static int suite_on_dir(const char *engine, const char *options, const char *dir
 		return 77;
 	}
 	close(fd);
+	if (engine_suite_server) {
+		r = engine_suite_server->start(c.path, options, server_opts, sizeof(server_opts));
+		CHECK(r == 0);
+		if (r < 0) {
+			unlink(c.path);
+			return 0;
+		}
+		c.options = ep.options = server_opts;
+	}
 	CHECK(bk_loop_new(&c.loop) == 0);
 	base_objects = bk_loop_nr_objects(c.loop);
 	CHECK(bk_store_open(c.path, &sp, &c.store) == 0);
@@ -453,8 +465,11 @@ out:
 	}
 	free(c.wpool);
 	free(c.rpool);
+	if (engine_suite_server)
+		engine_suite_server->stop();
 	unlink(c.path);
-	fprintf(stderr, "%s on %s: %s\n", engine, dir, bk_test_failures == before ? "ok" : "FAILED");
+	fprintf(stderr, "%s on %s: %s\n", engine, dir,
+		bk_test_failures == before ? "ok" : "FAILED");
 	return 0;
 }
 
@@ -463,7 +478,8 @@ static void suite_on_blkdev(const char *engine, const char *options)
 {
 	struct bk_store_params sp = { .want_direct = true };
 	struct bk_engine_params ep = { .name = "test blk", .depth = 8, .options = options };
-	char path[256], dev[64];
+	char path[256], dev[64], server_opts[512];
+	bool server = false;
 	struct bk_loop *loop = NULL;
 	struct bk_store *s = NULL;
 	struct bk_engine *e = NULL;
@@ -481,6 +497,16 @@ static void suite_on_blkdev(const char *engine, const char *options)
 	if (loopdev_attach(path, "", dev, sizeof(dev)) < 0) {
 		fprintf(stderr, "%s: no loop device here, block-device part skipped\n", engine);
 		goto out_file;
+	}
+	if (engine_suite_server) {
+		if (engine_suite_server->start(dev, options, server_opts, sizeof(server_opts)) <
+		    0) {
+			fprintf(stderr, "%s: no server on %s, block-device part skipped\n", engine,
+				dev);
+			goto out;
+		}
+		server = true;
+		ep.options = server_opts;
 	}
 	CHECK(bk_loop_new(&loop) == 0);
 	CHECK(bk_store_open(dev, &sp, &s) == 0);
@@ -522,6 +548,8 @@ out:
 	bk_engine_close(e);
 	bk_store_close(s);
 	bk_loop_free(loop);
+	if (server)
+		engine_suite_server->stop();
 	loopdev_detach(dev);
 out_file:
 	unlink(path);

@@ -15,7 +15,6 @@
 #include "loop.h"
 #include "check.h"
 
-
 /* A request and what became of it. */
 struct tio {
 	struct bk_io io;
@@ -57,6 +56,18 @@ uint8_t pattern_byte(uint64_t file_off, uint32_t seed);
  */
 int loopdev_attach(const char *file, const char *args, char *dev, size_t dev_len);
 void loopdev_detach(const char *dev);
+
+/*
+ * For engines that reach the file through a server process (virtio-blk: a vhost-user back-end
+ * exporting it). When set, each part of the suite calls start() with the file or block device
+ * it is about to use and the suite's options, and opens the engine with the options start()
+ * wrote to @opts; a negative return skips that part. stop() ends the server.
+ */
+struct engine_suite_server {
+	int (*start)(const char *path, const char *options, char *opts, size_t len);
+	void (*stop)(void);
+};
+extern const struct engine_suite_server *engine_suite_server;
 
 /*
  * The whole I/O suite for one engine opened with @options (may be NULL); returns 0, 1 on
