@@ -15,9 +15,7 @@ exec >/dev/console 2>&1
 
 # Multi-page rings, several queues, indirect descriptors. Keep them modest: with persistent
 # grants blkfront preallocates ring slots x segments pages per queue (order 4 x 64 = 128 MiB).
-# lab.blkfront=a=1+b=2 adds blkfront parameters (feature_persistent=0: blkfront asks for none).
-modprobe xen-blkfront max_ring_page_order=2 max_queues=4 max_indirect_segments=32 \
-	$(sed -n 's/.*lab\.blkfront=\([^ ]*\).*/\1/p' /proc/cmdline | tr '+' ' ')
+modprobe xen-blkfront max_ring_page_order=2 max_queues=4 max_indirect_segments=32
 modprobe xen-netfront
 
 steps=$(sed -n 's/.*lab\.steps=\([^ ]*\).*/\1/p' /proc/cmdline)
