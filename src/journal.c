@@ -40,6 +40,42 @@ struct journal_ent {
 	uint8_t raw[BK_JOURNAL_RAW_MAX];
 };
 
+/*
+ * Every store into the mapping goes through jstore*(): what a killed process leaves is exactly
+ * the sequence of these stores up to some point, and a test can stop after each one.
+ */
+static void (*store_hook)(void *data);
+static void *store_hook_data;
+
+void bk_journal_set_store_hook(void (*fn)(void *data), void *data)
+{
+	store_hook = fn;
+	store_hook_data = data;
+}
+
+static inline void jstored(void)
+{
+	if (unlikely(store_hook))
+		store_hook(store_hook_data);
+}
+
+/* One aligned store of a field, visible (release) after everything stored before it. */
+#define jstore(ptr, val)                                          \
+	do {                                                      \
+		__atomic_store_n((ptr), (val), __ATOMIC_RELEASE); \
+		jstored();                                        \
+	} while (0)
+
+/* Bytes nobody reads until a later jstore() makes them count (an entry's raw copy). */
+static void jstore_bytes(void *dst, const void *src, size_t n)
+{
+	if (src)
+		memcpy(dst, src, n);
+	else
+		memset(dst, 0, n);
+	jstored();
+}
+
 struct bk_journal {
 	struct journal_hdr *hdr;
 	struct journal_ent *ents;
@@ -52,6 +88,7 @@ struct bk_journal {
 	uint32_t nr_free;
 	uint32_t *answered;
 	uint32_t nr_answered;
+	bool dropping; /* an entry was released: the header is invalidated */
 };
 
 static uint32_t nr_entries(uint32_t nr_slots)
@@ -61,7 +98,8 @@ static uint32_t nr_entries(uint32_t nr_slots)
 
 static size_t journal_size(uint32_t nr_slots)
 {
-	return sizeof(struct journal_hdr) + (size_t)nr_entries(nr_slots) * sizeof(struct journal_ent);
+	return sizeof(struct journal_hdr) +
+	       (size_t)nr_entries(nr_slots) * sizeof(struct journal_ent);
 }
 
 /* Rebuild the free stack from the mapping (entries in use are never on it). */
@@ -161,12 +199,13 @@ int bk_journal_open(const char *dir, const char *name, const struct bk_journal_g
 		       j->hdr->hdr_size == sizeof(struct journal_hdr) &&
 		       memcmp(&j->hdr->geom, g, sizeof(*g)) == 0;
 	if (!keep) {
-		memset(map, 0, len);
-		j->hdr->version = JOURNAL_VERSION;
-		j->hdr->hdr_size = sizeof(struct journal_hdr);
-		j->hdr->geom = *g;
-		/* Magic last: a half-written header never looks valid. */
-		__atomic_store_n(&j->hdr->magic, JOURNAL_MAGIC, __ATOMIC_RELEASE);
+		/* Magic first out and last in: a half-written header never looks valid. */
+		jstore(&j->hdr->magic, 0);
+		jstore_bytes((uint8_t *)map + sizeof(uint64_t), NULL, len - sizeof(uint64_t));
+		jstore(&j->hdr->version, JOURNAL_VERSION);
+		jstore(&j->hdr->hdr_size, (uint32_t)sizeof(struct journal_hdr));
+		jstore_bytes(&j->hdr->geom, g, sizeof(*g));
+		jstore(&j->hdr->magic, JOURNAL_MAGIC);
 	}
 	rebuild_free(j);
 	j->path = TAKE_PTR(path);
@@ -191,6 +230,7 @@ void bk_journal_close(struct bk_journal *j, bool discard)
 int bk_journal_record(struct bk_journal *j, const void *raw)
 {
 	struct journal_ent *e;
+	uint64_t seq;
 	uint32_t i;
 
 	if (!j->nr_free)
@@ -198,17 +238,19 @@ int bk_journal_record(struct bk_journal *j, const void *raw)
 	i = j->free[--j->nr_free];
 	e = &j->ents[i];
 	j->live++;
-	memcpy(e->raw, raw, j->hdr->geom.raw_size);
-	e->seq = j->hdr->next_seq++;
-	e->rsp_idx = 0;
+	seq = j->hdr->next_seq;
+	jstore(&j->hdr->next_seq, seq + 1);
+	jstore_bytes(e->raw, raw, j->hdr->geom.raw_size);
+	jstore(&e->seq, seq);
+	jstore(&e->rsp_idx, 0);
 	/* The entry is complete before it counts. */
-	__atomic_store_n(&e->state, ENT_INFLIGHT, __ATOMIC_RELEASE);
+	jstore(&e->state, ENT_INFLIGHT);
 	return (int)i;
 }
 
 void bk_journal_set_cons(struct bk_journal *j, uint32_t req_cons)
 {
-	__atomic_store_n(&j->hdr->req_cons, req_cons, __ATOMIC_RELEASE);
+	jstore(&j->hdr->req_cons, req_cons);
 }
 
 void bk_journal_responded(struct bk_journal *j, int ent, uint32_t rsp_idx)
@@ -218,14 +260,14 @@ void bk_journal_responded(struct bk_journal *j, int ent, uint32_t rsp_idx)
 	if (ent < 0 || (uint32_t)ent >= j->nr_ents || j->ents[ent].state != ENT_INFLIGHT)
 		return;
 	e = &j->ents[ent];
-	e->rsp_idx = rsp_idx;
-	__atomic_store_n(&e->state, ENT_RESPONDED, __ATOMIC_RELEASE);
+	jstore(&e->rsp_idx, rsp_idx);
+	jstore(&e->state, ENT_RESPONDED);
 	j->answered[j->nr_answered++] = (uint32_t)ent;
 }
 
 static void ent_free(struct bk_journal *j, uint32_t i)
 {
-	__atomic_store_n(&j->ents[i].state, ENT_FREE, __ATOMIC_RELEASE);
+	jstore(&j->ents[i].state, ENT_FREE);
 	j->free[j->nr_free++] = i;
 	j->live--;
 }
@@ -233,7 +275,7 @@ static void ent_free(struct bk_journal *j, uint32_t i)
 void bk_journal_set_pushed(struct bk_journal *j, uint32_t rsp_prod)
 {
 	/* Published first: a crash in between leaves answered entries that recovery skips. */
-	__atomic_store_n(&j->hdr->rsp_pushed, rsp_prod, __ATOMIC_RELEASE);
+	jstore(&j->hdr->rsp_pushed, rsp_prod);
 	for (uint32_t k = 0; k < j->nr_answered; k++)
 		ent_free(j, j->answered[k]);
 	j->nr_answered = 0;
@@ -243,6 +285,15 @@ void bk_journal_release(struct bk_journal *j, int ent)
 {
 	if (ent < 0 || (uint32_t)ent >= j->nr_ents || j->ents[ent].state != ENT_INFLIGHT)
 		return;
+	/*
+	 * A request dropped unanswered: its ring is going away, and the journal no longer
+	 * accounts for every request consumed. Invalid from the first one on, so that a crash
+	 * from here leaves nothing a next run could adopt.
+	 */
+	if (!j->dropping) {
+		jstore(&j->hdr->magic, 0);
+		j->dropping = true;
+	}
 	ent_free(j, (uint32_t)ent);
 }
 
@@ -261,23 +312,40 @@ unsigned int bk_journal_nr_live(const struct bk_journal *j)
 	return j->live;
 }
 
-static int cmp_seq(const void *a, const void *b)
+/* Entry indices, oldest (lowest sequence number) first. */
+static void sort_by_seq(const struct bk_journal *j, uint32_t *idx, unsigned int n)
 {
-	const struct journal_ent *x = *(struct journal_ent *const *)a;
-	const struct journal_ent *y = *(struct journal_ent *const *)b;
+	/* At most 2 * nr_slots entries, once per restart: insertion sort is plenty. */
+	for (unsigned int a = 1; a < n; a++) {
+		uint32_t v = idx[a];
+		unsigned int b = a;
 
-	return x->seq < y->seq ? -1 : x->seq > y->seq;
+		for (; b > 0 && j->ents[idx[b - 1]].seq > j->ents[v].seq; b--)
+			idx[b] = idx[b - 1];
+		idx[b] = v;
+	}
 }
 
+/*
+ * Recovery only flips what it finds, each flip one store, in an order where every prefix
+ * recovers to the same answer: answers the ring published are freed, answers it did not
+ * publish become in flight again (they are answered again, at a new index), then the header
+ * catches up with the ring (rsp_pushed, and req_cons past a request recorded but not yet
+ * counted). The entries stay where they are: the backend adopts each one for the request it
+ * re-issues. A second recovery, before or after any of these stores, classifies every entry
+ * the same way, so a crash loop neither loses nor duplicates a request.
+ */
 int bk_journal_recover(struct bk_journal *j, uint32_t shared_rsp_prod,
-		       void (*reissue)(const void *raw, void *data), void *data,
-		       uint32_t *ret_req_cons, uint32_t *ret_rsp_prod)
+		       void (*reissue)(int ent, const void *raw, void *data), void *data,
+		       struct bk_journal_recovery *ret)
 {
 	struct journal_hdr *h = j->hdr;
-	uint32_t cons = h->req_cons, pushed = h->rsp_pushed, published;
-	_cleanup_free_ struct journal_ent **todo = NULL;
-	_cleanup_free_ uint8_t *raws = NULL;
+	uint32_t cons = __atomic_load_n(&h->req_cons, __ATOMIC_ACQUIRE);
+	uint32_t pushed = __atomic_load_n(&h->rsp_pushed, __ATOMIC_ACQUIRE);
+	uint32_t published, outstanding;
+	_cleanup_free_ uint32_t *todo = NULL;
 	unsigned int n = 0;
+	bool bad_state = false;
 
 	/*
 	 * The shared rsp_prod is the truth about what the guest may have seen, but the guest
@@ -288,41 +356,67 @@ int bk_journal_recover(struct bk_journal *j, uint32_t shared_rsp_prod,
 		published = shared_rsp_prod;
 	else
 		published = pushed;
+	outstanding = cons - published;
 
 	todo = calloc(j->nr_ents, sizeof(*todo));
 	if (!todo)
 		return -ENOMEM;
+	/*
+	 * Every response index lies below cons (one response per request consumed). One in
+	 * [published, cons) was never published: its request runs again. One below published
+	 * was (a crash inside bk_journal_set_pushed leaves such entries behind): it is done.
+	 */
 	for (uint32_t i = 0; i < j->nr_ents; i++) {
-		struct journal_ent *e = &j->ents[i];
+		const struct journal_ent *e = &j->ents[i];
 		uint32_t state = __atomic_load_n(&e->state, __ATOMIC_ACQUIRE);
 
-		if (state == ENT_INFLIGHT)
-			todo[n++] = e;
-		else if (state == ENT_RESPONDED &&
-			 (uint32_t)(e->rsp_idx - pushed) >= (uint32_t)(published - pushed))
-			todo[n++] = e; /* answered, but the answer was never published */
+		if (state == ENT_INFLIGHT ||
+		    (state == ENT_RESPONDED && (uint32_t)(e->rsp_idx - published) < outstanding))
+			todo[n++] = i;
+		else if (state != ENT_FREE && state != ENT_RESPONDED)
+			bad_state = true;
 	}
-	if ((uint32_t)(cons - published) + 1 == n) {
-		/* A crash between recording a request and advancing the consumer index. */
-		cons++;
-	} else if ((uint32_t)(cons - published) < n) {
-		/* More requests than the ring can have outstanding: the journal is corrupt. */
+	sort_by_seq(j, todo, n);
+	ret->journal_cons = cons;
+	ret->journal_pushed = pushed;
+	ret->published = published;
+	ret->found = n;
+	ret->outstanding = outstanding;
+	/*
+	 * Every request consumed and not published is in the journal, plus at most the one a
+	 * crash caught between recording it and counting it in req_cons (the newest, not yet
+	 * answered). Anything else and the journal cannot say what the guest waits for.
+	 */
+	if (bad_state || outstanding > h->geom.nr_slots || n < outstanding || n > outstanding + 1 ||
+	    n > h->geom.nr_slots ||
+	    (n == outstanding + 1 && j->ents[todo[n - 1]].state != ENT_INFLIGHT))
 		return -EUCLEAN;
-	}
-	qsort(todo, n, sizeof(*todo), cmp_seq);
-	/* Copy out, then empty the journal: re-issuing records the requests afresh. */
-	raws = malloc((size_t)BK_MAX(n, 1U) * h->geom.raw_size);
-	if (!raws)
-		return -ENOMEM;
-	for (unsigned int i = 0; i < n; i++)
-		memcpy(raws + (size_t)i * h->geom.raw_size, todo[i]->raw, h->geom.raw_size);
-	memset(j->ents, 0, (size_t)j->nr_ents * sizeof(*j->ents));
-	rebuild_free(j);
-	h->rsp_pushed = published;
-	for (unsigned int i = 0; i < n; i++)
-		reissue(raws + (size_t)i * h->geom.raw_size, data);
 
-	*ret_req_cons = cons;
-	*ret_rsp_prod = published;
+	for (uint32_t i = 0; i < j->nr_ents; i++) {
+		struct journal_ent *e = &j->ents[i];
+
+		if (e->state == ENT_RESPONDED && (uint32_t)(e->rsp_idx - published) >= outstanding)
+			jstore(&e->state, ENT_FREE);
+	}
+	for (unsigned int k = 0; k < n; k++)
+		if (j->ents[todo[k]].state == ENT_RESPONDED)
+			jstore(&j->ents[todo[k]].state, ENT_INFLIGHT);
+	if (pushed != published)
+		jstore(&h->rsp_pushed, published);
+	if (n == outstanding + 1) {
+		cons++;
+		jstore(&h->req_cons, cons);
+	}
+	rebuild_free(j);
+	/* Oldest first; each entry stays live, owned by the request re-issued from it. */
+	for (unsigned int k = 0; k < n; k++)
+		reissue((int)todo[k], j->ents[todo[k]].raw, data);
+	ret->req_cons = cons;
+	ret->rsp_prod = published;
 	return (int)n;
+}
+
+const char *bk_journal_path(const struct bk_journal *j)
+{
+	return j->path;
 }

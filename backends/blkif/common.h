@@ -201,8 +201,8 @@ int blkif_rings_connect(struct blkif_dev *bd);
 void blkif_rings_release(struct blkif_dev *bd);
 
 /* io.c */
-/* Admit one request from its private raw copy (taken from the ring, or from the journal). */
-void blkif_queue_admit(struct blkif_queue *q, const void *raw);
+/* Admit a request re-issued from the journal: its raw copy and the entry that holds it. */
+void blkif_queue_admit(struct blkif_queue *q, const void *raw, int jent);
 void blkif_evtchn_cb(void *data, int fd, unsigned int events);
 void blkif_hook_cb(void *data);
 void blkif_backoff_cb(void *data);

@@ -203,14 +203,21 @@ static struct blkif_slot *slot_get(struct blkif_queue *q, const void *raw)
 	return s;
 }
 
-void blkif_queue_admit(struct blkif_queue *q, const void *raw)
+void blkif_queue_admit(struct blkif_queue *q, const void *raw, int jent)
 {
+	struct blkif_slot *s;
+
 	if (list_empty(&q->free_list)) {
 		/* The journal never holds more than the ring's entries. */
 		dev_err(qdev(q), "q%u: no free slot for a recovered request", q->index);
 		return;
 	}
-	slot_admit(q, slot_get(q, raw), raw);
+	s = list_first_entry(&q->free_list, struct blkif_slot, link);
+	list_del(&s->link);
+	q->busy++;
+	/* Already in the journal: the slot adopts its entry instead of recording it again. */
+	s->jent = jent;
+	slot_admit(q, s, raw);
 	hook_on(q->bd);
 }
 

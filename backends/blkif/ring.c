@@ -80,9 +80,9 @@ static bool journal_wanted(struct blkif_dev *bd)
 	       (strcmp(xen->ops->name, "sim") || cfg->state_directory_set);
 }
 
-static void journal_reissue(const void *raw, void *data)
+static void journal_reissue(int ent, const void *raw, void *data)
 {
-	blkif_queue_admit(data, raw);
+	blkif_queue_admit(data, raw, ent);
 }
 
 /*
@@ -125,7 +125,7 @@ static int queue_journal(struct blkif_dev *bd, struct blkif_queue *q)
 		 */
 		cons = bk_journal_req_cons(q->journal);
 		rsp = bk_journal_rsp_pushed(q->journal);
-		/* Each guest-writable index read once: the checks and the recovery see one value. */
+		/* Each guest-writable index read once: the checks and recovery see one value. */
 		req_prod = READ_ONCE(q->ring.sring->req_prod);
 		shared_rsp = READ_ONCE(q->ring.sring->rsp_prod);
 		if ((uint32_t)(req_prod - cons) > q->ring.nr_ents ||
@@ -133,16 +133,24 @@ static int queue_journal(struct blkif_dev *bd, struct blkif_queue *q)
 			dev_warn(dev, "q%u: in-flight journal does not match the ring, ignoring it",
 				 q->index);
 		} else {
-			r = bk_journal_recover(q->journal, shared_rsp, journal_reissue, q, &cons,
-					       &rsp);
+			const char *path = bk_journal_path(q->journal);
+			struct bk_journal_recovery rec;
+
+			r = bk_journal_recover(q->journal, shared_rsp, journal_reissue, q, &rec);
+			if (r == -EUCLEAN)
+				return bk_device_fail(
+					dev, r,
+					"q%u: in-flight journal %s is corrupt: the ring has "
+					"%u request(s) taken and not answered (consumed up "
+					"to %u, published up to %u), the journal holds %u",
+					q->index, path, rec.outstanding, rec.journal_cons,
+					rec.published, rec.found);
 			if (r < 0)
 				return bk_device_fail(dev, r,
-						      "q%u: recovering the in-flight journal: "
-						      "%s",
-						      q->index, strerror(-r));
-			q->ring.req_cons = cons;
-			q->ring.rsp_prod_pvt = q->ring.rsp_pushed = rsp;
-			bk_journal_set_cons(q->journal, cons);
+						      "q%u: recovering in-flight journal %s: %s",
+						      q->index, path, strerror(-r));
+			q->ring.req_cons = rec.req_cons;
+			q->ring.rsp_prod_pvt = q->ring.rsp_pushed = rec.rsp_prod;
 			if (r > 0)
 				bk_log_dev(BK_LOG_NOTICE, dev->name,
 					   "q%u: re-issuing %d request(s) a previous run left in "
@@ -292,6 +300,14 @@ int blkif_rings_connect(struct blkif_dev *bd)
 			return r;
 		}
 	}
+	/*
+	 * A previous run may have published responses and died before its notify: the guest
+	 * still waits for that event, and rsp_event stays below what we publish from now on, so
+	 * no later push would send one. Tell each queue once (a spurious event costs blkfront a
+	 * look at its ring).
+	 */
+	for (unsigned int i = 0; bd->adopting && i < nq; i++)
+		bk_evtchn_notify(bd->evtchn, bd->queues[i].local_port);
 	bd->connected = true;
 	return 0;
 
@@ -303,14 +319,20 @@ fail_sys:
 
 void blkif_rings_release(struct blkif_dev *bd)
 {
+	/*
+	 * Journals are kept when handing over (the next daemon continues from its ring position)
+	 * and when taking over a device failed half-way: the queues set up so far have recovered
+	 * their journals, and the requests in them are still what the guest waits for.
+	 */
+	bool keep = bd->handover || (bd->adopting && !bd->connected);
+
 	for (unsigned int i = 0; bd->queues && i < bd->nr_queues; i++) {
 		struct blkif_queue *q = &bd->queues[i];
 
 		/* Only called with nothing in flight: every slot is free or abandoned. */
 		bk_timer_free(q->backoff);
 		bk_engine_close(q->engine);
-		/* Kept when handing over: the next daemon continues from its ring position. */
-		bk_journal_close(q->journal, !bd->handover);
+		bk_journal_close(q->journal, !keep);
 		q->journal = NULL;
 		if (q->bound)
 			bk_evtchn_unbind(bd->evtchn, q->local_port);
