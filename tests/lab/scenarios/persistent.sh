@@ -19,7 +19,7 @@
 
 SMALL=2  # MiB moved in 4 KiB blocks per pass
 LARGE=128 # MiB moved in 1 MiB blocks per pass (blkfront splits them into indirect requests)
-REPS=2
+REPS=3
 imga=$IMG_DIR/persistent-a.raw
 imgb=$IMG_DIR/persistent-b.raw
 glog=$CONSOLE_DIR/guest-pg.log
