@@ -84,7 +84,7 @@ struct bk_backend_ops {
 	int (*get_stats)(struct bk_device *dev, struct bk_queue_stats *qs, unsigned int max);
 	/*
 	 * Optional: one line for `blanketctl list`: backing store, engine, negotiated features
-	 * ("file=/img.raw engine=io_uring queues=4 ring-order=4 indirect=256 persistent").
+	 * ("file=/img.raw engine=io_uring queues=4 ring-order=4 indirect=256 discard").
 	 */
 	int (*describe)(struct bk_device *dev, char *buf, size_t len);
 	/*

@@ -161,7 +161,6 @@ struct blkif_dev {
 	enum blkif_abi abi;
 	unsigned int nr_queues;
 	unsigned int ring_order;
-	bool persistent;
 	struct blkif_queue *queues;
 	struct bk_gnttab *gnt;
 	struct bk_evtchn *evtchn;

@@ -258,7 +258,7 @@ int blkif_rings_connect(struct blkif_dev *bd)
 {
 	struct bk_device *dev = bd->dev;
 	_cleanup_free_ char *proto = NULL;
-	uint32_t nq = 1, order = 0, persistent = 0;
+	uint32_t nq = 1, order = 0;
 	char shown[33];
 	int r;
 
@@ -292,9 +292,6 @@ int blkif_rings_connect(struct blkif_dev *bd)
 		return bk_device_fail(dev, -EINVAL,
 				      "frontend asked for ring-page-order %u, we offer up to %u",
 				      order, bd->max_order);
-
-	r = read_fe_opt_u32(dev, "feature-persistent", &persistent);
-	bd->persistent = r == 0 && persistent == 1;
 
 	bd->nr_queues = nq;
 	bd->ring_order = order;

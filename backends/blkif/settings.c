@@ -97,7 +97,11 @@ int blkif_write_probe_features(struct blkif_dev *bd)
 
 	r |= bk_device_write_be(dev, "feature-flush-cache", "1");
 	r |= bk_device_write_be(dev, "feature-barrier", "1");
-	r |= bk_device_write_be(dev, "feature-persistent", "1");
+	/*
+	 * No feature-persistent: every segment is copied once with grant copy whatever the
+	 * frontend does, so persistent grants would save us nothing and cost the guest a copy
+	 * of all data (Linux blkfront then bounces every segment through its granted pages).
+	 */
 	if (bd->max_indirect >= BLKIF_MAX_SEGMENTS_PER_REQUEST)
 		r |= bk_device_write_be(dev, "feature-max-indirect-segments", "%u",
 					bd->max_indirect);

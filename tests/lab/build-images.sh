@@ -157,7 +157,7 @@ install -m 755 "$tmp/iotool" "$o/bin/iotool"
 install -m 755 "$SRC/scripts/blanket-hotplug" "$o/etc/xen/scripts/blanket"
 cat "$base/domu-base.cpio" "$tmp/domu-overlay.cpio" >"$o/lab/domu.cpio"
 for b in blanketd blanketctl; do
-	f=$(find "$BUILD" -maxdepth 3 -type f -name "$b" -perm -u+x -not -path '*/lab/*' | sort | head -n1)
+	f=$(find "$BUILD" -maxdepth 3 -type f -name "$b" -perm -u+x -not -path "$BUILD/lab/*" | sort | head -n1)
 	[ -n "$f" ] || continue
 	install -m 755 "$f" "$o/usr/sbin/$b"
 	copy_elf "$o" "$f"

@@ -29,7 +29,7 @@ arg() { sed -n "s/.*lab\.$1=\([^ ]*\).*/\1/p" /proc/cmdline; }
 BACKEND=$(arg backend)
 SCENARIOS=$(arg scenarios)
 STIMEOUT=$(arg timeout)
-: "${BACKEND:=blanketd}" "${STIMEOUT:=600}"
+: "${BACKEND:=blanketd}" "${STIMEOUT:=900}"
 export LAB_BACKEND=$BACKEND
 
 echo "LAB-BOOT dom0 up, backend=$BACKEND scenarios=$SCENARIOS"

@@ -198,3 +198,29 @@ spawned_blanketd_rc() {
 	done
 	cat /run/lab-blanketd.rc 2>/dev/null || echo 127
 }
+
+# Requests the running blanketd has served (reads + writes over all its queues).
+blanketd_served() {
+	blanketctl stats --json 2>/dev/null |
+		grep -o '"queue":[0-9]*,"requests":{"read":[0-9]*,"write":[0-9]*' |
+		sed 's/.*"read":\([0-9]*\),"write":\([0-9]*\)/\1 \2/' |
+		awk '{ s += $1 + $2 } END { print s + 0 }'
+}
+
+# check_connected DOMID DEVID WHAT: both ends of the disk are Connected (4), or fail saying WHAT.
+check_connected() {
+	local be fe
+	be=$(be_read "$1" "$2" state)
+	fe=$(fe_read "$1" "$2" state)
+	[ "$be" = 4 ] && [ "$fe" = 4 ] ||
+		fail "$3: backend state '$be', frontend state '$fe' (both must stay 4, Connected)"
+}
+
+# What in a guest's kernel log (its console at loglevel 7) shows a block error, or blkfront
+# catching a backend answering twice or out of turn (a response with a bad or not-pending id, the
+# wrong operation, too many responses: blkfront then disables the disk); empty when clean.
+guest_block_errors() {
+	tr -d '\r' <"$CONSOLE_DIR/guest-$1.log" |
+		grep -iE 'I/O error|blk_update_request|critical (target|medium)|blkfront.*(fail|error|bad|timeout|not)|Bad return|xvd[a-z].*(error|fail)|Buffer I/O|xenbus.*(error|fail)|hung_task|blocked for more than|incorrect id|no pending request|wrong operation|illegal number of responses|disabled for further use|recycled|WARNING:|BUG:|Oops|Call Trace' ||
+		true
+}

@@ -54,14 +54,26 @@ features() {
 }
 
 run_step() {
-	IFS=: read -r name a1 a2 a3 a4 a5 <<EOF
+	IFS=: read -r name a1 a2 a3 a4 a5 a6 <<EOF
 $1
 EOF
 	case $name in
 	wait) wait_dev "$a1" "${a2:-60}" ;;
 	waitgone) wait_gone "$a1" "${a2:-60}" ;;
 	sleep) sleep "$a1" ;;
-	rw) iotool rw "$a1" "$a2" "$a3" "$a4" "${a5:-1}" ;;
+	rw) iotool rw "$a1" "$a2" "$a3" "$a4" "${a5:-1}" ${a6:+"$a6"} ;;
+	# rounds:DEV:MIB:N:SEED0:THREADS[:FLUSH]: round k of N is "rw" of MIB MiB at (k-1) x MIB
+	# with seed SEED0+k (one IOTOOL line per round; a long workload in a short command line).
+	rounds)
+		k=1
+		while [ "$k" -le "$a3" ]; do
+			iotool rw "$a1" $(((k - 1) * a2)) "$a2" $((a4 + k)) "${a5:-1}" ${a6:+"$a6"} ||
+				return 1
+			k=$((k + 1))
+		done
+		;;
+	# cpu:DEV:OFF_MIB:LEN_MIB:BS_KIB:r|w: busy CPU per MiB of sequential O_DIRECT I/O.
+	cpu) iotool cpu "$a1" "$a2" "$a3" "$a4" "$a5" ;;
 	write | verify) iotool "$name" "$a1" "$a2" "$a3" "$a4" ;;
 	sum | discard | zero) iotool "$name" "$a1" "$a2" "$a3" ;;
 	trywrite) iotool trywrite "$a1" ;;

@@ -45,15 +45,6 @@ domid=$(xl domid rs)
 dev=$(vdev_id xvda)
 wait_console rs 'GUEST-STEP wait:' 180
 
-# Both ends must stay Connected through every restart.
-check_connected() {
-	local be fe
-	be=$(be_read "$domid" "$dev" state)
-	fe=$(fe_read "$domid" "$dev" state)
-	[ "$be" = 4 ] && [ "$fe" = 4 ] ||
-		fail "$1: backend state '$be', frontend state '$fe' (both must stay 4, Connected)"
-}
-
 # wait_round K TIMEOUT_S: round K verified (or fail at once when the guest reports a failure).
 wait_round() {
 	local end=$((SECONDS + $2))
@@ -70,18 +61,10 @@ wait_round() {
 	done
 }
 
-# Requests the running blanketd has served (reads + writes over all queues).
-served() {
-	blanketctl stats --json 2>/dev/null |
-		grep -o '"queue":[0-9]*,"requests":{"read":[0-9]*,"write":[0-9]*' |
-		sed 's/.*"read":\([0-9]*\),"write":\([0-9]*\)/\1 \2/' |
-		awk '{ s += $1 + $2 } END { print s + 0 }'
-}
-
 # wait_served N TIMEOUT_S: the new blanketd served N guest requests (I/O flows again).
 wait_served() {
 	local end=$((SECONDS + $2)) got
-	while got=$(served) && [ "$got" -lt "$1" ]; do
+	while got=$(blanketd_served) && [ "$got" -lt "$1" ]; do
 		if grep -qE 'GUEST-STEP .* fail|GUEST-DONE|IOTOOL error' "$glog" 2>/dev/null; then
 			guest_log rs
 			fail "the guest's verified I/O failed after restart $3 (see its console above)"
@@ -101,7 +84,7 @@ restart() {
 	local n=$1 sig=$2 pid lines0 end seg rc bad r
 	pid=$(blanketd_pid)
 	lines0=$(wc -l <"$BLANKETD_LOG")
-	check_connected "before restart $n"
+	check_connected "$domid" "$dev" "before restart $n"
 	say "restart $n: SIG$sig to blanketd $pid in round $(($(grep -c 'IOTOOL rw ok' "$glog") + 1)) of $ROUNDS"
 	kill -"$sig" "$pid" || fail "restart $n: cannot signal blanketd $pid"
 	end=$((SECONDS + 30))
@@ -113,7 +96,7 @@ restart() {
 		rc=$(spawned_blanketd_rc)
 		[ "$rc" = 0 ] || [ "$rc" = 127 ] || fail "restart $n: blanketd exited with status $rc after SIGTERM"
 	fi
-	check_connected "restart $n, no daemon running"
+	check_connected "$domid" "$dev" "restart $n, no daemon running"
 	say "  journal: $(cd /run/blanketd/inflight 2>/dev/null && ls | tr '\n' ' ')"
 	sleep 1 # the guest keeps queueing requests while no backend runs
 	spawn_blanketd "${NEW_ARGS[@]}" || fail "restart $n: cannot start blanketd"
@@ -136,7 +119,7 @@ restart() {
 	[ -z "$bad" ] || { echo "$bad" | sed 's/^/  | /'; fail "restart $n: blanketd reported errors"; }
 	r=$(echo "$seg" | sed -n 's/.*re-issuing \([0-9]*\) request.*/\1/p' | awk '{ s += $1 } END { print s + 0 }')
 	reissued=$((reissued + r))
-	check_connected "after restart $n"
+	check_connected "$domid" "$dev" "after restart $n"
 }
 
 [ -x /usr/sbin/blanketctl ] || skip "no blanketctl in this build (needed to see I/O flow)"
@@ -163,7 +146,7 @@ n=$(grep -c 'IOTOOL rw ok' "$glog")
 [ "$n" = "$ROUNDS" ] || fail "the guest verified $n rounds, not $ROUNDS"
 ! grep -q 'IOTOOL error' "$glog" || { grep 'IOTOOL error' "$glog" | head; fail "the guest saw I/O errors"; }
 grep -q 'blkfront: xvda:' "$glog" || fail "blkfront's kernel messages are not on the guest console"
-kerr=$(tr -d '\r' <"$glog" | grep -iE 'I/O error|blk_update_request|critical (target|medium)|blkfront.*(fail|error|bad|timeout|not)|Bad return|xvda.*(error|fail)|Buffer I/O|xenbus.*(error|fail)|hung_task|blocked for more than' || true)
+kerr=$(guest_block_errors rs)
 if [ -n "$kerr" ]; then
 	echo "$kerr" | head -n 20 | sed 's/^/  | /'
 	fail "the guest's kernel log shows block errors"
