@@ -4,8 +4,8 @@
  * 32, with 1 and 4 queues, from the test blkfront through the Xen simulation into the null
  * engine and into io_uring on a tmpfs file; then the same reads issued directly with io_uring
  * (no backend, no simulation) and through the io_uring engine alone, so the ratios show the
- * backend's cost. Prints requests/s and CPU microseconds per request (getrusage: user + system
- * of this process, the test frontend and the simulation included).
+ * backend's cost. Prints requests/s and CPU microseconds per request (the process CPU clock:
+ * user + system of this process, the test frontend and the simulation included).
  *
  * With --storm instead: a bystander's latency (4 KiB reads at queue depth 1 into io_uring, or
  * null without it) alone, then next to a guest that notifies in a tight loop on an empty ring,
@@ -38,6 +38,7 @@
 #include "util/log.h"
 #include "xen/sim.h"
 #include "xenbus_front.h"
+#include "benchlib.h"
 
 #define MAX_QD 32U
 #define MAX_Q 4U
@@ -56,34 +57,9 @@ static const char *opt_dir = "/dev/shm";
 static uint64_t opt_size = 256ULL << 20;
 static uint64_t rng = 0x9E3779B97F4A7C15ULL;
 
-static uint64_t rnd(void)
-{
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return rng;
-}
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double cpu_now(void)
-{
-	struct rusage ru;
-
-	getrusage(RUSAGE_SELF, &ru);
-	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
-
 static uint64_t random_sector(void)
 {
-	return (rnd() % (opt_size / 4096)) * 8;
+	return (bench_rnd(&rng) % (opt_size / 4096)) * 8;
 }
 
 static void print_result(const char *what, unsigned int nq, unsigned int qd, const struct result *r,
@@ -135,11 +111,11 @@ static int run_backend(const char *engine, const char *path, unsigned int nq, un
 		}
 		bk_bf_push(f, q);
 	}
-	t0 = now();
-	c0 = cpu_now();
+	t0 = bench_now();
+	c0 = bench_cpu();
 	deadline = t0 + opt_seconds;
 	for (;;) {
-		bool stop = now() >= deadline;
+		bool stop = bench_now() >= deadline;
 
 		/*
 		 * Poll a few turns (responses come out of the loop hook, one turn after the
@@ -185,8 +161,8 @@ static int run_backend(const char *engine, const char *path, unsigned int nq, un
 				break;
 		}
 	}
-	res->secs = now() - t0;
-	res->cpu_us = (cpu_now() - c0) * 1e6;
+	res->secs = bench_now() - t0;
+	res->cpu_us = (bench_cpu() - c0) * 1e6;
 	res->reqs = done;
 	r = bk_bf_disconnect(f);
 out:
@@ -256,12 +232,12 @@ static int run_engine(const char *engine, const char *path, unsigned int nq, uns
 		}
 		bk_engine_kick(ctx[q].e);
 	}
-	t0 = now();
-	c0 = cpu_now();
-	while (now() < t0 + opt_seconds)
+	t0 = bench_now();
+	c0 = bench_cpu();
+	while (bench_now() < t0 + opt_seconds)
 		bk_loop_run_once(loop, 1);
-	res->secs = now() - t0;
-	res->cpu_us = (cpu_now() - c0) * 1e6;
+	res->secs = bench_now() - t0;
+	res->cpu_us = (bench_cpu() - c0) * 1e6;
 	res->reqs = 0;
 	for (unsigned int q = 0; q < nq; q++) {
 		ctx[q].stop = true;
@@ -308,10 +284,10 @@ static int run_direct(const char *path, unsigned int nq, unsigned int qd, struct
 		}
 		io_uring_submit(&rings[q]);
 	}
-	t0 = now();
-	c0 = cpu_now();
+	t0 = bench_now();
+	c0 = bench_cpu();
 	deadline = t0 + opt_seconds;
-	while (now() < deadline) {
+	while (bench_now() < deadline) {
 		for (unsigned int q = 0; q < nq; q++) {
 			struct io_uring_cqe *cqe;
 			unsigned int head, n = 0;
@@ -337,8 +313,8 @@ static int run_direct(const char *path, unsigned int nq, unsigned int qd, struct
 			done += n;
 		}
 	}
-	res->secs = now() - t0;
-	res->cpu_us = (cpu_now() - c0) * 1e6;
+	res->secs = bench_now() - t0;
+	res->cpu_us = (bench_cpu() - c0) * 1e6;
 	res->reqs = done;
 out:
 	for (unsigned int q = 0; q < nq; q++)
@@ -435,11 +411,11 @@ static int run_storm(const char *engine, const char *path, enum storm_kind kind)
 		goto out;
 	if (kind != STORM_NONE && (r = stormer_setup(&env, path, kind, &sf, &sport)) < 0)
 		goto out;
-	t0 = now();
-	c0 = cpu_now();
-	while (now() < t0 + opt_seconds && n < cap) {
+	t0 = bench_now();
+	c0 = bench_cpu();
+	while (bench_now() < t0 + opt_seconds && n < cap) {
 		struct bk_bf_io io = { .op = BLKIF_OP_READ, .nr_sectors = 8, .data = buf };
-		double start = now();
+		double start = bench_now();
 
 		io.sector = random_sector();
 		if ((r = bk_bf_queue(f, 0, &io)) < 0)
@@ -461,14 +437,14 @@ static int run_storm(const char *engine, const char *path, enum storm_kind kind)
 			r = -EIO;
 			goto out;
 		}
-		lat[n++] = (now() - start) * 1e6;
+		lat[n++] = (bench_now() - start) * 1e6;
 	}
-	secs = now() - t0;
-	c0 = (cpu_now() - c0) * 1e6;
+	secs = bench_now() - t0;
+	c0 = (bench_cpu() - c0) * 1e6;
 	if (sf) {
 		/* Let the held writes finish so the stormer leaves cleanly. */
 		bk_sim_guest_evtchn_storm(env.sim, STORMER, sport, 0, NULL);
-		for (double end = now() + 5; bk_bf_outstanding(sf, 0) && now() < end;) {
+		for (double end = bench_now() + 5; bk_bf_outstanding(sf, 0) && bench_now() < end;) {
 			bk_loop_run_once(env.loop, 10);
 			bk_bf_reap(sf, 0);
 		}

@@ -38,27 +38,12 @@
 #include "netif/proto.h"
 #include "tap.h"
 #include "util/log.h"
+#include "benchlib.h"
 
 #define VH BK_TAP_VNET_HDR_LEN
 #define BURST 64U
 
 static uint8_t frame[65536], rbuf[BURST][VH + 65536];
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double cpu_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void put16(uint8_t *p, unsigned int v)
 {
@@ -121,8 +106,8 @@ static void bench_tx(struct bk_tap *t, size_t len, unsigned long frames)
 	memcpy(hdr, &vh, sizeof(vh));
 	for (unsigned int i = 0; i < BURST; i++)
 		pkts[i] = (struct bk_tap_pkt){ .iov = iov, .iovcnt = 2 };
-	w0 = now_s();
-	c0 = cpu_s();
+	w0 = bench_now();
+	c0 = bench_cpu();
 	while (done < frames) {
 		int n = bk_tap_write_batch(t, 0, pkts, BURST);
 
@@ -130,7 +115,7 @@ static void bench_tx(struct bk_tap *t, size_t len, unsigned long frames)
 			errs += pkts[i].err != 0;
 		done += (unsigned long)(n > 0 ? n : 0);
 	}
-	report("tx", len, done, now_s() - w0, cpu_s() - c0);
+	report("tx", len, done, bench_now() - w0, bench_cpu() - c0);
 	if (errs)
 		printf("  (%lu frames refused)\n", errs);
 }
@@ -165,16 +150,16 @@ static void bench_rx(struct bk_tap *t, int ps, size_t len, unsigned long frames)
 
 		if (sent <= 0)
 			break;
-		w0 = now_s();
-		c0 = cpu_s();
+		w0 = bench_now();
+		c0 = bench_cpu();
 		while (have < sent) {
 			n = bk_tap_read_batch(t, 0, pkts, BURST);
 			if (n <= 0)
 				break;
 			have += n;
 		}
-		wall += now_s() - w0;
-		cpu += cpu_s() - c0;
+		wall += bench_now() - w0;
+		cpu += bench_cpu() - c0;
 		got += (unsigned long)have;
 		lost += (unsigned long)(sent - have);
 	}
@@ -217,8 +202,8 @@ static void bench_tx_uring(struct io_uring *ring, struct bk_tap *t, size_t len,
 
 	mkframe(len);
 	memcpy(hdr, &vh, sizeof(vh));
-	w0 = now_s();
-	c0 = cpu_s();
+	w0 = bench_now();
+	c0 = bench_cpu();
 	while (done < frames) {
 		int n;
 
@@ -234,7 +219,7 @@ static void bench_tx_uring(struct io_uring *ring, struct bk_tap *t, size_t len,
 		done += BURST;
 		errs += BURST - (unsigned int)n;
 	}
-	report("tx-uring", len, done, now_s() - w0, cpu_s() - c0);
+	report("tx-uring", len, done, bench_now() - w0, bench_cpu() - c0);
 	if (errs)
 		printf("  (%lu frames refused)\n", errs);
 }
@@ -269,8 +254,8 @@ static void bench_rx_uring(struct io_uring *ring, struct bk_tap *t, int ps, size
 
 		if (sent <= 0)
 			break;
-		w0 = now_s();
-		c0 = cpu_s();
+		w0 = bench_now();
+		c0 = bench_cpu();
 		for (int i = 0; i < sent; i++) {
 			struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
 
@@ -278,8 +263,8 @@ static void bench_rx_uring(struct io_uring *ring, struct bk_tap *t, int ps, size
 			sqe->user_data = (uint64_t)i;
 		}
 		n = uring_burst(ring, (unsigned int)sent, pkts);
-		wall += now_s() - w0;
-		cpu += cpu_s() - c0;
+		wall += bench_now() - w0;
+		cpu += bench_cpu() - c0;
 		if (n < 0)
 			break;
 		got += (unsigned long)n;

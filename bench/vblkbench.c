@@ -3,7 +3,7 @@
  * vblkbench: 4 KiB random reads through the virtio-blk engine (vhost-user to a
  * qemu-storage-daemon exporting a file) next to the io_uring engine on the same file, with the
  * same queue count and depth. Prints requests/s and CPU microseconds per request: blanketd's
- * own (getrusage) and, for virtio-blk, the back-end's (/proc/PID/stat), since there the file
+ * own (the process CPU clock) and, for virtio-blk, the back-end's (/proc/PID/stat), since there the file
  * I/O is done by the back-end process.
  *
  * Not a test: numbers depend on the machine. Usage:
@@ -28,6 +28,7 @@
 #include "util/log.h"
 #include "util/macros.h"
 #include "virtio/virtio-blk.h"
+#include "benchlib.h"
 
 #define MAX_QD 128u
 #define MAX_Q 4u
@@ -52,31 +53,6 @@ static struct {
 	unsigned int out;
 	int err;
 } st;
-
-static uint64_t rnd(void)
-{
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return rng;
-}
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double cpu_self(void)
-{
-	struct rusage ru;
-
-	getrusage(RUSAGE_SELF, &ru);
-	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
 
 /* utime + stime of @pid in seconds, all its threads. */
 static double cpu_pid(pid_t pid)
@@ -120,7 +96,7 @@ static void breq_submit(struct breq *b)
 	b->io = (struct bk_io){ .op = BK_IO_READ,
 				.iovcnt = 1,
 				.buf_index = -1,
-				.offset = (rnd() % (opt_size / 4096)) * 4096,
+				.offset = (bench_rnd(&rng) % (opt_size / 4096)) * 4096,
 				.len = 4096,
 				.iov = &b->iov,
 				.done = breq_done };
@@ -173,15 +149,15 @@ static int run(const char *engine, const char *options, struct bk_store *store, 
 				breq_submit(&reqs[q][i]);
 			}
 		st.done = 0;
-		t0 = now();
-		c0 = cpu_self();
+		t0 = bench_now();
+		c0 = bench_cpu();
 		b0 = cpu_pid(backend);
 		until = t0 + (pass ? opt_seconds : opt_seconds / 10);
-		while (now() < until && !st.err)
+		while (bench_now() < until && !st.err)
 			bk_loop_run_once(loop, 100);
-		t1 = now();
+		t1 = bench_now();
 		res->iops = (double)st.done / (t1 - t0);
-		res->cpu_us = (cpu_self() - c0) * 1e6 / (double)(st.done ? st.done : 1);
+		res->cpu_us = (bench_cpu() - c0) * 1e6 / (double)(st.done ? st.done : 1);
 		res->backend_cpu_us =
 			(cpu_pid(backend) - b0) * 1e6 / (double)(st.done ? st.done : 1);
 		st.stop = true;
@@ -276,7 +252,7 @@ int main(int argc, char **argv)
 	}
 	for (uint64_t off = 0; off < opt_size; off += 1 << 20) {
 		for (size_t i = 0; i < (1 << 20); i += 8)
-			*(uint64_t *)(fill + i) = rnd();
+			*(uint64_t *)(fill + i) = bench_rnd(&rng);
 		if (pwrite(fd, fill, 1 << 20, (off_t)off) != 1 << 20) {
 			perror("vblkbench: filling the image");
 			return 1;
