@@ -24,6 +24,7 @@
 
 #include "check.h"
 #include "netif/proto.h"
+#include "util/macros.h"
 
 #define PORT_MARK 0x4242 /* destination port of our frames: anything else is the stack's */
 
@@ -151,7 +152,7 @@ static ssize_t packet_recv(int s, struct virtio_net_hdr *vh, uint8_t *f, size_t 
 	return -1;
 }
 
-static void put16(uint8_t *p, unsigned int v)
+static _unused_ void put16(uint8_t *p, unsigned int v)
 {
 	p[0] = (uint8_t)(v >> 8);
 	p[1] = (uint8_t)v;
@@ -200,7 +201,7 @@ static size_t mkframe(uint8_t *f, size_t len, uint8_t proto, unsigned int sport,
 }
 
 /* The frame's L4 checksum verifies (pseudo-header included). */
-static bool l4_ok(const uint8_t *f, size_t len)
+static _unused_ bool l4_ok(const uint8_t *f, size_t len)
 {
 	struct netif_hdrs h;
 	uint32_t sum;
@@ -212,7 +213,7 @@ static bool l4_ok(const uint8_t *f, size_t len)
 	return netif_csum_fold(sum) == 0xffff;
 }
 
-static unsigned int frame_sport(const uint8_t *f)
+static _unused_ unsigned int frame_sport(const uint8_t *f)
 {
 	return (unsigned int)(f[34] << 8 | f[35]);
 }
