@@ -99,9 +99,9 @@ struct netif_queue {
 
 struct netif_dev {
 	struct bk_device *dev;
-	char ifname[32];	     /* the TAP we created (vifname or vif<domid>.<devid>) */
-	struct bk_tap *tap;	     /* created at probe, removed with the device */
-	unsigned int max_queues;     /* offered */
+	char ifname[32];	      /* the TAP we created (vifname or vif<domid>.<devid>) */
+	struct bk_tap *tap;	      /* created at probe, removed with the device */
+	unsigned int max_queues;      /* offered */
 	struct bk_queue_stats *stats; /* NETIF_MAX_QUEUES, kept across reconnects */
 	unsigned int stats_queues;
 
@@ -115,8 +115,8 @@ struct netif_dev {
 	struct bk_watch *evtchn_watch;
 	struct bk_hook *hook;
 	struct bk_timer *timer; /* RX polling, expiry and stall detection */
-	bool rings_up;	     /* rings mapped, ports bound */
-	bool running;	     /* Connected: the data path runs */
+	bool rings_up;		/* rings mapped, ports bound */
+	bool running;		/* Connected: the data path runs */
 	bool carrier_off;
 	bool adopting; /* a previous run left it Connected */
 };

@@ -68,8 +68,8 @@ static bool tx_frame(struct netif_queue *q, uint32_t i, unsigned int slot)
 	struct virtio_net_hdr vh;
 	const char *why;
 
-	if (netif_tx_to_vnet(pkt->flags, netif_tx_pkt_gso(pkt), frame, pkt->len, &vh, &info,
-			     &why) < 0) {
+	if (netif_tx_to_vnet(pkt->flags, netif_tx_pkt_gso(pkt), frame, pkt->len, &vh, &info, &why) <
+	    0) {
 		q->stats->net_tx_drop_offload++;
 		dev_warn_rl(q->nd->dev, "q%u: dropping a %u-byte TX frame: %s", q->index, pkt->len,
 			    why);
@@ -278,7 +278,8 @@ static void rx_read_tap(struct netif_queue *q)
 static void rx_expire(struct netif_queue *q, double now)
 {
 	while (!list_empty(&q->backlog)) {
-		struct netif_rx_frame *f = list_first_entry(&q->backlog, struct netif_rx_frame, link);
+		struct netif_rx_frame *f =
+			list_first_entry(&q->backlog, struct netif_rx_frame, link);
 
 		if (now - f->t < NETIF_RX_EXPIRE_S)
 			break;
@@ -315,7 +316,8 @@ static int rx_deliver(struct netif_queue *q)
 	if (netif_ring_unconsumed(&q->rx, &avail) < 0)
 		return queue_fatal(q, "impossible number of requests on the RX ring");
 	while (!list_empty(&q->backlog) && nfr < NETIF_RX_BATCH) {
-		struct netif_rx_frame *f = list_first_entry(&q->backlog, struct netif_rx_frame, link);
+		struct netif_rx_frame *f =
+			list_first_entry(&q->backlog, struct netif_rx_frame, link);
 		struct nif_rx_req reqs[NETIF_RX_MAX_SLOTS];
 		struct netif_rx_seg rs[NETIF_RX_MAX_SLOTS];
 		uint32_t need = netif_rx_slots(f->len, &f->meta);
@@ -332,7 +334,8 @@ static int rx_deliver(struct netif_queue *q)
 				break;
 			}
 			if (netif_ring_unconsumed(&q->rx, &avail) < 0)
-				return queue_fatal(q, "impossible number of requests on the RX ring");
+				return queue_fatal(q,
+						   "impossible number of requests on the RX ring");
 			if (avail < need) {
 				waiting = true;
 				break;

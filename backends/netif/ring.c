@@ -23,8 +23,7 @@ static bool fe_flag(struct bk_device *dev, const char *key, bool def)
 	return r == 0 && v != 0;
 }
 
-static int read_fe_key(struct bk_device *dev, const char *prefix, const char *key,
-		       uint32_t *ret)
+static int read_fe_key(struct bk_device *dev, const char *prefix, const char *key, uint32_t *ret)
 {
 	char k[64];
 	int r;
@@ -127,7 +126,8 @@ static int queue_setup(struct netif_dev *nd, struct netif_queue *q)
 	q->rx_frames = calloc(NETIF_RX_BATCH, sizeof(*q->rx_frames));
 	q->seg_rsp = calloc(NETIF_SEGS, sizeof(*q->seg_rsp));
 	if (!q->txcopy || !q->pkts || !q->pkt_off || !q->pkt_seg || !q->arena || !q->segs ||
-	    !q->tpkts || !q->tiov || !q->vhdr || !q->rxbuf || !q->rsps || !q->rx_frames || !q->seg_rsp)
+	    !q->tpkts || !q->tiov || !q->vhdr || !q->rxbuf || !q->rsps || !q->rx_frames ||
+	    !q->seg_rsp)
 		return bk_device_fail(dev, -ENOMEM, "q%u: no memory for the queue's buffers",
 				      q->index);
 	return 0;
@@ -246,8 +246,7 @@ int netif_rings_connect(struct netif_dev *nd)
 	return 0;
 
 fail_sys:
-	r = bk_device_fail(dev, r, "opening grant table / event channel handles: %s",
-			   strerror(-r));
+	r = bk_device_fail(dev, r, "opening grant table / event channel handles: %s", strerror(-r));
 fail:
 	nd->rings_up = true; /* release what was set up */
 	netif_rings_release(nd);

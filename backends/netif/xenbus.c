@@ -258,8 +258,7 @@ void netif_backend_changed(struct bk_device *dev, const char *key)
 
 	if (key && strcmp(key, "hotplug-status"))
 		return;
-	if (hotplug_status(nd) < 0 && dev->state != BK_XB_CLOSING &&
-	    dev->state != BK_XB_CLOSED) {
+	if (hotplug_status(nd) < 0 && dev->state != BK_XB_CLOSING && dev->state != BK_XB_CLOSED) {
 		bk_device_fail(dev, -EIO, "the hotplug script failed");
 		return;
 	}
@@ -272,7 +271,8 @@ void netif_shutdown(struct bk_device *dev)
 
 	if (nd) {
 		if (bk_core_stopping(dev->core) && nd->running)
-			dev_info(dev, "daemon stopping: the guest stays connected for the next run");
+			dev_info(dev,
+				 "daemon stopping: the guest stays connected for the next run");
 		disconnect(nd);
 	}
 	bk_device_shutdown_done(dev);

@@ -64,9 +64,11 @@ static void stats(struct bk_queue_stats *total, unsigned int *ret_nq)
 
 static void check_features(void)
 {
-	static const char *const ones[] = { "feature-rx-copy", "feature-sg", "feature-gso-tcpv4",
-					    "feature-gso-tcpv6", "feature-ipv6-csum-offload",
-					    "feature-split-event-channels" };
+	static const char *const ones[] = {
+		"feature-rx-copy",	     "feature-sg",
+		"feature-gso-tcpv4",	     "feature-gso-tcpv6",
+		"feature-ipv6-csum-offload", "feature-split-event-channels"
+	};
 	static const char *const zeros[] = { "feature-rx-flip", "feature-xdp-headroom",
 					     "feature-multicast-control", "feature-ctrl-ring" };
 	_cleanup_free_ char *be = bk_ts_be_path(env.ts, "vif", DOMID, DEVID);
@@ -93,8 +95,8 @@ static void check_features(void)
 }
 
 /* Guest -> TAP: @n frames of @len bytes on queue q = i % nq, each verified on the wire. */
-static void tx_frames(struct bk_netfront *f, int ps, unsigned int nq, unsigned int n,
-		      size_t len, const struct bk_nf_tx *o, uint8_t proto, bool expect_gso)
+static void tx_frames(struct bk_netfront *f, int ps, unsigned int nq, unsigned int n, size_t len,
+		      const struct bk_nf_tx *o, uint8_t proto, bool expect_gso)
 {
 	static bool seen[NR_FRAMES];
 	struct virtio_net_hdr vh;
@@ -125,8 +127,8 @@ static void tx_frames(struct bk_netfront *f, int ps, unsigned int nq, unsigned i
 			CHECK((vh.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) && vh.csum_start == 34 &&
 			      vh.csum_offset == (proto == 6 ? 16 : 6));
 		if (expect_gso)
-			CHECK(vh.gso_type == VIRTIO_NET_HDR_GSO_TCPV4 && vh.gso_size == o->gso_size &&
-			      vh.hdr_len == 54);
+			CHECK(vh.gso_type == VIRTIO_NET_HDR_GSO_TCPV4 &&
+			      vh.gso_size == o->gso_size && vh.hdr_len == 54);
 		else
 			CHECK(vh.gso_type == VIRTIO_NET_HDR_GSO_NONE);
 		got++;
@@ -166,7 +168,8 @@ static void rx_frames(struct bk_netfront *f, int ps, int ifindex, unsigned int n
 		per_queue[q]++;
 		got++;
 		if (vh->gso_type != VIRTIO_NET_HDR_GSO_NONE && !offloads) {
-			/* The kernel segmented it for a frontend without GSO: each piece verifies. */
+			/* The kernel segmented it for a frontend without GSO: each piece verifies.
+			 */
 			CHECK((size_t)r <= 1514 && l4_ok(buf, (size_t)r));
 			got = n;
 			break;
@@ -236,8 +239,8 @@ int main(int argc, char **argv)
 	sent += 8;
 	if (offloads) {
 		tx_frames(f, ps, nq, 8, 5000,
-			  &(struct bk_nf_tx){ .flags = NIF_TXF_CSUM_BLANK, .nr_slots = 3,
-					      .first_offset = 96 },
+			  &(struct bk_nf_tx){
+				  .flags = NIF_TXF_CSUM_BLANK, .nr_slots = 3, .first_offset = 96 },
 			  6, false);
 		tx_frames(f, ps, nq, 8, 20000,
 			  &(struct bk_nf_tx){ .flags = NIF_TXF_CSUM_BLANK,

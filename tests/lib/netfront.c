@@ -64,7 +64,9 @@ int bk_nf_env_new(struct bk_bf_env *env)
 int bk_nf_env_add_vif(struct bk_bf_env *env, uint32_t domid, uint32_t devid,
 		      const char *const *extra_be)
 {
-	struct bk_ts_dev d = { .kind = "vif", .domid = domid, .devid = devid, .extra_be = extra_be };
+	struct bk_ts_dev d = {
+		.kind = "vif", .domid = domid, .devid = devid, .extra_be = extra_be
+	};
 
 	return bk_ts_attach(env->ts, &d);
 }
@@ -226,8 +228,7 @@ static int setup_queue(struct bk_netfront *f, unsigned int i)
 	h = (struct nif_sring_hdr *)q->rx_ring;
 	h->req_event = h->rsp_event = 1;
 	q->tx_prod_pvt = q->tx_cons = q->rx_prod_pvt = q->rx_cons = 0;
-	r = bk_sim_guest_evtchn_alloc_unbound(f->env->sim, f->domid, f->xbf->be_domid,
-					      &q->tx_port);
+	r = bk_sim_guest_evtchn_alloc_unbound(f->env->sim, f->domid, f->xbf->be_domid, &q->tx_port);
 	if (r < 0)
 		return r;
 	q->rx_port = q->tx_port;
@@ -569,8 +570,8 @@ int bk_nf_recv(struct bk_netfront *f, unsigned int qi, uint8_t *buf, size_t size
 		    len + (size_t)s.rsp.status > size) {
 			bad = true;
 		} else {
-			memcpy(buf + len, page(f, q->rx_buf_pfn[q->rx_posted_id[i % NF_RING]]) +
-						  s.rsp.offset,
+			memcpy(buf + len,
+			       page(f, q->rx_buf_pfn[q->rx_posted_id[i % NF_RING]]) + s.rsp.offset,
 			       (size_t)s.rsp.status);
 			len += (size_t)s.rsp.status;
 		}
@@ -590,7 +591,8 @@ int bk_nf_recv(struct bk_netfront *f, unsigned int qi, uint8_t *buf, size_t size
 					info->gso_size = e.extra.u.gso.size;
 					if (!e.extra.u.gso.size)
 						bad = true;
-				} else if (e.extra.type == 0 || e.extra.type >= NIF_EXTRA_TYPE_MAX) {
+				} else if (e.extra.type == 0 ||
+					   e.extra.type >= NIF_EXTRA_TYPE_MAX) {
 					bad = true;
 				}
 				i++;

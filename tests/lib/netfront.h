@@ -54,11 +54,11 @@ unsigned int bk_nf_nr_queues(const struct bk_netfront *f);
 
 /* How to send one frame. */
 struct bk_nf_tx {
-	uint16_t flags;		/* NIF_TXF_CSUM_BLANK / NIF_TXF_DATA_VALIDATED */
-	uint8_t gso_type;	/* NIF_GSO_TYPE_*: a GSO extra when not NONE */
+	uint16_t flags;	  /* NIF_TXF_CSUM_BLANK / NIF_TXF_DATA_VALIDATED */
+	uint8_t gso_type; /* NIF_GSO_TYPE_*: a GSO extra when not NONE */
 	uint16_t gso_size;
-	unsigned int nr_slots;	/* data slots (0: as few as page-sized pieces need) */
-	uint16_t first_offset;	/* offset of the first slot's bytes in its page */
+	unsigned int nr_slots; /* data slots (0: as few as page-sized pieces need) */
+	uint16_t first_offset; /* offset of the first slot's bytes in its page */
 };
 
 /*
