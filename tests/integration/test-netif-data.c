@@ -13,6 +13,9 @@
  *   mq:     4 queues, split event channels; both directions use every queue
  *   minios: Mini-OS/Unikraft handshake: no InitWait wait, multi-queue-num-queues=1 written,
  *           no feature-rx-notify (RX buffers posted without a kick), no offloads
+ *   handover: 2 queues; then the daemon stops (a restart): the TAP stays with its ifindex,
+ *           the vif stays Connected, frames the guest sends meanwhile wait in the ring; a new
+ *           daemon (core) adopts the vif, they reach the TAP, and traffic flows both ways
  */
 #include <stdlib.h>
 
@@ -20,6 +23,7 @@
 #include "device.h"
 #include "loop.h"
 #include "netfront.h"
+#include "netif/netif.h"
 #include "netif-common.h"
 #include "toolstack.h"
 #include "xen/sim.h"
@@ -189,6 +193,54 @@ static void rx_frames(struct bk_netfront *f, int ps, int ifindex, unsigned int n
 	CHECK(got == n);
 }
 
+static void stopped(void *data)
+{
+	*(bool *)data = true;
+}
+
+static bool flag_set(void *data)
+{
+	return *(bool *)data;
+}
+
+/* The daemon stops (handing over) and a new one adopts the vif; traffic goes on. */
+static void restart(struct bk_netfront *f, int ps, int ifindex, unsigned int nq)
+{
+	static const struct bk_backend_ops *const kinds[] = { &netif_backend_ops, NULL };
+	struct bk_core_params cp = { .loop = env.loop, .xen = env.xen };
+	unsigned int per_queue[8] = { 0 }, state = 0;
+	struct virtio_net_hdr vh;
+	bool done = false;
+	ssize_t n;
+
+	bk_core_stop(env.core, stopped, &done);
+	CHECK(bk_test_pump_until(env.loop, flag_set, &done, 0) == 0);
+	bk_core_free(env.core);
+	env.core = NULL;
+	CHECK((int)if_nametoindex("vif5.0") == ifindex);
+	CHECK(bk_ts_be_state(env.ts, "vif", DOMID, DEVID, &state) == 0 && state == 4);
+
+	/* The guest keeps sending while no daemon runs. */
+	for (unsigned int i = 0; i < 4; i++) {
+		mkframe(frame, 700, 17, 1000 + i, guest_mac, false);
+		CHECK(bk_nf_send(f, i % nq, frame, 700, &(struct bk_nf_tx){ 0 }) == 0);
+	}
+	CHECK(bk_core_new(&cp, &env.core) == 0);
+	for (unsigned int i = 0; kinds[i]; i++)
+		CHECK(bk_core_register(env.core, kinds[i]) == 0);
+	CHECK(bk_core_start(env.core) == 0);
+	for (unsigned int i = 0; i < 4; i++) {
+		n = packet_recv(ps, &vh, buf, sizeof(buf), pump, NULL, 2000);
+		CHECK(n == 700 && frame_sport(buf) >= 1000 && frame_sport(buf) < 1004);
+	}
+	for (unsigned int q = 0; q < nq; q++)
+		CHECK(bk_nf_tx_wait(f, q) == 0);
+	CHECK(bk_ts_be_state(env.ts, "vif", DOMID, DEVID, &state) == 0 && state == 4);
+	tx_frames(f, ps, nq, 16, 1000, &(struct bk_nf_tx){ 0 }, 17, false);
+	rx_frames(f, ps, ifindex, 16, 1000, &(struct virtio_net_hdr){ 0 }, 17, per_queue, true);
+	CHECK(bk_nf_rx_errors(f) == 0);
+}
+
 int main(int argc, char **argv)
 {
 	const char *variant = argc > 1 ? argv[1] : "basic";
@@ -197,7 +249,7 @@ int main(int argc, char **argv)
 	struct bk_queue_stats tot;
 	struct bk_nf_tx_counts tc;
 	unsigned int per_queue[8] = { 0 }, nq, sq, sent = 0, rcvd = 0;
-	bool offloads = true;
+	bool offloads = true, handover = false;
 	int ifindex, ps, r;
 
 	r = netns_setup();
@@ -212,8 +264,11 @@ int main(int argc, char **argv)
 		p.no_rx_notify = true;
 		p.no_offloads = true;
 		offloads = false;
+	} else if (!strcmp(variant, "handover")) {
+		p.nr_queues = 2;
+		handover = true;
 	} else if (strcmp(variant, "basic")) {
-		fprintf(stderr, "usage: %s basic|mq|minios\n", argv[0]);
+		fprintf(stderr, "usage: %s basic|mq|minios|handover\n", argv[0]);
 		return 1;
 	}
 	nq = BK_MAX(p.nr_queues, 1U);
@@ -292,6 +347,9 @@ int main(int argc, char **argv)
 	fprintf(stderr, "%s: tx %llu frames %llu bytes, rx %llu frames %llu bytes\n", variant,
 		(unsigned long long)tot.net_tx_packets, (unsigned long long)tot.net_tx_bytes,
 		(unsigned long long)tot.net_rx_packets, (unsigned long long)tot.net_rx_bytes);
+
+	if (handover)
+		restart(f, ps, ifindex, nq);
 
 	/* Teardown: nothing left. */
 	CHECK(bk_nf_disconnect(f) == 0);
