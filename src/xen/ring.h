@@ -19,8 +19,8 @@
  * publication was @old, our own record of it) into *@rsp_prod; true when the frontend asked
  * to be notified (its *@rsp_event lies in (old, new]).
  */
-static inline bool bk_ring_publish_rsp(uint32_t *rsp_prod, const uint32_t *rsp_event,
-				       uint32_t old, uint32_t new)
+static inline bool bk_ring_publish_rsp(uint32_t *rsp_prod, const uint32_t *rsp_event, uint32_t old,
+				       uint32_t new)
 {
 	bk_wmb(); /* the frontend sees the responses before the index */
 	WRITE_ONCE(*rsp_prod, new);
