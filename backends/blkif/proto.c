@@ -316,8 +316,7 @@ bool blkif_ring_push(struct blkif_ring *r)
 	uint32_t old = r->rsp_pushed; /* ours, not the shared copy a guest may scribble on */
 
 	r->rsp_pushed = r->rsp_prod_pvt;
-	return bk_ring_publish_rsp(&r->sring->rsp_prod, &r->sring->rsp_event, old,
-				   r->rsp_prod_pvt);
+	return bk_ring_publish_rsp(&r->sring->rsp_prod, &r->sring->rsp_event, old, r->rsp_prod_pvt);
 }
 
 bool blkif_ring_final_check(struct blkif_ring *r)

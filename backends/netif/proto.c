@@ -92,8 +92,7 @@ bool netif_ring_push(struct netif_ring *r)
 	uint32_t old = r->rsp_pushed; /* ours, not the shared copy a guest may scribble on */
 
 	r->rsp_pushed = r->rsp_prod_pvt;
-	return bk_ring_publish_rsp(&r->sring->rsp_prod, &r->sring->rsp_event, old,
-				   r->rsp_prod_pvt);
+	return bk_ring_publish_rsp(&r->sring->rsp_prod, &r->sring->rsp_event, old, r->rsp_prod_pvt);
 }
 
 bool netif_ring_final_check(struct netif_ring *r)
