@@ -81,7 +81,7 @@ struct netif_queue {
 
 	/* RX: frames from the TAP, oldest first. */
 	struct list_head backlog;
-	size_t backlog_bytes;
+	size_t backlog_bytes;	 /* its frames are stats->inflight */
 	bool tap_paused;	 /* backlog full: not reading the TAP */
 	bool rx_waiting;	 /* frames wait for RX buffers */
 	double rx_wait_since;	 /* when the head frame started waiting */

@@ -203,6 +203,7 @@ static void rx_free_frame(struct netif_queue *q, struct netif_rx_frame *f)
 {
 	list_del(&f->link);
 	q->backlog_bytes -= f->len;
+	q->stats->inflight--;
 	free(f);
 }
 
@@ -249,6 +250,7 @@ static void rx_take(struct netif_queue *q, size_t got)
 	f->t = bk_loop_now(nd_loop(q->nd));
 	list_add_tail(&f->link, &q->backlog);
 	q->backlog_bytes += flen;
+	q->stats->inflight++;
 }
 
 static void rx_read_tap(struct netif_queue *q)
@@ -360,6 +362,7 @@ static int rx_deliver(struct netif_queue *q)
 		nrsp += need;
 		list_del(&f->link);
 		q->backlog_bytes -= f->len;
+		q->stats->inflight--;
 		q->rx_frames[nfr++] = f;
 	}
 	if (nseg) {

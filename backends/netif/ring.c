@@ -214,6 +214,7 @@ int netif_rings_connect(struct netif_dev *nd)
 		q->nd = nd;
 		q->index = i;
 		q->stats = &nd->stats[i];
+		q->stats->inflight = 0;
 		snprintf(q->name, sizeof(q->name), "%s q%u", dev->name, i);
 		list_init(&q->backlog);
 	}

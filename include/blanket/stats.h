@@ -41,7 +41,8 @@ struct bk_queue_stats {
 	 * vif (netif) queues only, zero for other kinds. TX is guest -> dom0 (frames written to
 	 * the TAP), RX is dom0 -> guest. Drops by cause; ring_full above counts the times RX
 	 * waited for the guest to post buffers. A full RX backlog stops reading the TAP (the
-	 * kernel's queue then drops, as a stopped netdev queue does for netback).
+	 * kernel's queue then drops, as a stopped netdev queue does for netback). For a vif,
+	 * inflight above is the number of frames held in the RX backlog.
 	 */
 	uint64_t net_tx_packets;
 	uint64_t net_tx_bytes;
