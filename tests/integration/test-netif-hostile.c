@@ -392,6 +392,63 @@ out:
 	victim_close(&v);
 }
 
+static bool be_at_least(void *data)
+{
+	struct victim *v = data;
+	unsigned int s = 0;
+
+	return bk_ts_be_state(env.ts, "vif", VICTIM, v->devid, &s) == 0 && s >= BK_XB_INITWAIT;
+}
+
+/*
+ * The hotplug script gates Connected: a frontend that connected before the script finished
+ * sees the backend stay in InitWait (its rings mapped) until hotplug-status=connected; a
+ * script that fails (hotplug-status=error) fails the vif: Closing.
+ */
+static void case_hotplug(bool script_ok)
+{
+	const char *name = script_ok ? "hotplug late" : "hotplug error";
+	struct bk_nf_params p = { .rx_bufs = 64, .pfn_count = PAGES_PER_FRONT };
+	struct victim v = { .ps = -1 };
+	struct bk_ts_dev d = { .kind = "vif", .domid = VICTIM };
+	struct virtio_net_hdr vh;
+	ssize_t n;
+
+	v.devid = next_devid++;
+	d.devid = v.devid;
+	p.pfn_base = v.devid * PAGES_PER_FRONT;
+	snprintf(v.ifname, sizeof(v.ifname), "vif%u.%u", VICTIM, v.devid);
+	CHECK(bk_ts_add(env.ts, &d) == 0);
+	CHECK(bk_test_pump_until(env.loop, be_at_least, &v, 0) == 0);
+	CHECK(victim_state(&v) == BK_XB_INITWAIT);
+	CHECK(bk_nf_open(&env, VICTIM, v.devid, &p, &v.f) == 0);
+	if (!v.f)
+		goto out;
+	CHECK(bk_nf_prepare(v.f) == 0);
+	CHECK(bk_xbf_set_state(bk_nf_xbf(v.f), BK_XB_CONNECTED) == 0);
+	bk_xbf_pump(bk_nf_xbf(v.f), 20);
+	CHECK(victim_state(&v) == BK_XB_INITWAIT);
+	CHECK(bk_ts_hotplug(env.ts, "vif", VICTIM, v.devid, script_ok ? "connected" : "error") ==
+	      0);
+	if (!script_ok) {
+		expect_fatal(&v, name);
+		goto out;
+	}
+	CHECK(bk_xbf_wait_be_state(bk_nf_xbf(v.f), BK_XB_CONNECTED, 0) == 0);
+	v.ifindex = (int)if_nametoindex(v.ifname);
+	CHECK(v.ifindex > 0 && if_up(v.ifname) == 0);
+	v.ps = packet_socket(v.ifindex);
+	mkframe(frame, 600, 17, 4003, guest_mac, false);
+	CHECK(bk_nf_send(v.f, 0, frame, 600, &(struct bk_nf_tx){ 0 }) == 0);
+	n = packet_recv(v.ps, &vh, buf, sizeof(buf), pump, NULL, 2000);
+	CHECK(n == 600 && !memcmp(buf, frame, 600));
+out:
+	if (bk_test_failures)
+		fprintf(stderr, "after case %s\n", name);
+	victim_close(&v);
+	bystander_ok(name);
+}
+
 /* The frontend's keys are refused at connect: the victim never says Connected. */
 static void case_keys(const char *name, const char *key, const char *val)
 {
@@ -443,6 +500,8 @@ int main(void)
 	case_raw("bogus TX ring index", true, bad_tx_index);
 	case_raw("bogus RX ring index", true, bad_rx_index);
 	case_rx_stall();
+	case_hotplug(true);
+	case_hotplug(false);
 	case_keys("9 queues", "multi-queue-num-queues", "9");
 	case_keys("0 queues", "multi-queue-num-queues", "0");
 	case_keys("ring ref never granted", "queue-1/rx-ring-ref", "99999");
