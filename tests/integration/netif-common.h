@@ -31,7 +31,7 @@
 static const uint8_t guest_mac[6] = { 0x00, 0x16, 0x3e, 0x00, 0x00, 0x01 };
 
 /* Root, a fresh network namespace and /dev/net/tun, else 77. */
-static int netns_setup(void)
+static _unused_ int netns_setup(void)
 {
 	int fd;
 
@@ -59,7 +59,7 @@ static int netns_setup(void)
 	return 0;
 }
 
-static int if_up(const char *name)
+static _unused_ int if_up(const char *name)
 {
 	struct ifreq ifr;
 	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), r = -1;
@@ -76,7 +76,7 @@ static int if_up(const char *name)
 }
 
 /* A packet socket on @ifindex with virtio_net_hdr (10 bytes) before each frame. */
-static int packet_socket(int ifindex)
+static _unused_ int packet_socket(int ifindex)
 {
 	struct sockaddr_ll sll = {
 		.sll_family = AF_PACKET,
@@ -97,8 +97,8 @@ static int packet_socket(int ifindex)
 	return s;
 }
 
-static int packet_send(int s, int ifindex, const struct virtio_net_hdr *vh, const uint8_t *f,
-		       size_t len)
+static _unused_ int packet_send(int s, int ifindex, const struct virtio_net_hdr *vh,
+				const uint8_t *f, size_t len)
 {
 	struct sockaddr_ll sll = {
 		.sll_family = AF_PACKET,
@@ -115,7 +115,7 @@ static int packet_send(int s, int ifindex, const struct virtio_net_hdr *vh, cons
 	return sendmsg(s, &mh, 0) == (ssize_t)(sizeof(*vh) + len) ? 0 : -1;
 }
 
-static bool ours(const uint8_t *f, size_t len)
+static _unused_ bool ours(const uint8_t *f, size_t len)
 {
 	return len >= 38 && f[12] == 0x08 && f[13] == 0x00 && f[36] == (PORT_MARK >> 8) &&
 	       f[37] == (PORT_MARK & 0xff);
@@ -125,8 +125,8 @@ static bool ours(const uint8_t *f, size_t len)
  * Our next frame seen by the packet socket (not one we sent). @pump runs between polls (the
  * daemon's loop); gives up after @tries polls of 1 ms. Its length or -1.
  */
-static ssize_t packet_recv(int s, struct virtio_net_hdr *vh, uint8_t *f, size_t size,
-			   void (*pump)(void *), void *data, int tries)
+static _unused_ ssize_t packet_recv(int s, struct virtio_net_hdr *vh, uint8_t *f, size_t size,
+				    void (*pump)(void *), void *data, int tries)
 {
 	while (tries-- > 0) {
 		struct sockaddr_ll from;
@@ -162,8 +162,8 @@ static _unused_ void put16(uint8_t *p, unsigned int v)
  * An IPv4 TCP (proto 6) or UDP (17) frame of @len bytes from @src_mac, payload keyed by
  * @sport. The L4 checksum is the pseudo-header sum (partial) when @partial, else complete.
  */
-static size_t mkframe(uint8_t *f, size_t len, uint8_t proto, unsigned int sport,
-		      const uint8_t *src_mac, bool partial)
+static _unused_ size_t mkframe(uint8_t *f, size_t len, uint8_t proto, unsigned int sport,
+			       const uint8_t *src_mac, bool partial)
 {
 	size_t l4 = 34, hl = proto == 6 ? 20 : 8;
 	uint32_t sum;
