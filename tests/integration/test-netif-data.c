@@ -8,7 +8,9 @@
  * with its extra), each response in its request's slot; the per-queue counters add up; and a
  * disconnect + removal leaves no TAP, no mapping and no bound port.
  *
- * Usage: test-netif-data VARIANT
+ * With BLANKETCTL, also what `blanketctl stats --json`, `stats` and `list` show for the vif.
+ *
+ * Usage: test-netif-data VARIANT [BLANKETCTL]
  *   basic:  one queue, shared event channel, Linux netfront keys
  *   mq:     4 queues, split event channels; both directions use every queue
  *   minios: Mini-OS/Unikraft handshake: no InitWait wait, multi-queue-num-queues=1 written,
@@ -17,13 +19,17 @@
  *           the vif stays Connected, frames the guest sends meanwhile wait in the ring; a new
  *           daemon (core) adopts the vif, they reach the TAP, and traffic flows both ways
  */
+#include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 
 #include "blanket/stats.h"
 #include "device.h"
 #include "loop.h"
 #include "netfront.h"
 #include "netif/netif.h"
+#include "service.h"
 #include "netif-common.h"
 #include "toolstack.h"
 #include "xen/sim.h"
@@ -223,6 +229,101 @@ static void rx_unkicked(struct bk_netfront *f, int ps, int ifindex)
 	CHECK(got == 300);
 }
 
+/* Run blanketctl with @args while the daemon's loop keeps turning; output in @out. */
+static int run_ctl(const char *blanketctl, const char *sock, const char *const *args, char *out,
+		   size_t size)
+{
+	const char *argv[16] = { blanketctl, "-s", sock };
+	size_t have = 0;
+	int p[2], status = -1;
+	pid_t pid;
+
+	for (unsigned int i = 0; args[i] && i < 12; i++)
+		argv[3 + i] = args[i];
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -1;
+	pid = fork();
+	if (pid == 0) {
+		dup2(p[1], 1);
+		execv(blanketctl, (char *const *)argv);
+		_exit(127);
+	}
+	close(p[1]);
+	fcntl(p[0], F_SETFL, O_NONBLOCK);
+	for (int turn = 0; turn < 6000; turn++) {
+		ssize_t n = read(p[0], out + have, size - 1 - have);
+
+		if (n > 0) {
+			have += (size_t)n;
+			continue;
+		}
+		if (n == 0 && waitpid(pid, &status, WNOHANG) == pid)
+			break;
+		bk_loop_run_once(env.loop, 10);
+	}
+	if (status == -1) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+	}
+	close(p[0]);
+	out[have] = '\0';
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* The number after "key": inside the text that starts at @from. */
+static uint64_t json_u64(const char *from, const char *key)
+{
+	char pat[64];
+	const char *p;
+
+	snprintf(pat, sizeof(pat), "\"%s\":", key);
+	p = from ? strstr(from, pat) : NULL;
+	return p ? strtoull(p + strlen(pat), NULL, 10) : UINT64_MAX;
+}
+
+/* What an operator sees: blanketctl stats and list on the vif. */
+static void ctl_check(const char *blanketctl, const struct bk_queue_stats *tot, unsigned int nq)
+{
+	static char out[1 << 16];
+	char dir[] = "/tmp/test-netif-data.XXXXXX", sock[128];
+	struct bk_service_params sp = { .platform = "sim" };
+	struct bk_service *svc = NULL;
+	const char *t;
+
+	if (!mkdtemp(dir)) {
+		CHECK(!"mkdtemp");
+		return;
+	}
+	snprintf(sock, sizeof(sock), "%s/control", dir);
+	sp.loop = env.loop;
+	sp.core = env.core;
+	sp.control_socket = sock;
+	CHECK(bk_service_start(&sp, &svc) == 0);
+	if (svc) {
+		const char *json[] = { "stats", "--json", "vif 5/0", NULL };
+		const char *human[] = { "stats", NULL };
+		const char *list[] = { "list", NULL };
+
+		CHECK(run_ctl(blanketctl, sock, json, out, sizeof(out)) == 0);
+		t = strstr(out, "\"total\":{");
+		t = t ? strstr(t, "\"net\":{") : NULL;
+		CHECK(json_u64(t, "tx_packets") == tot->net_tx_packets);
+		CHECK(json_u64(t, "tx_bytes") == tot->net_tx_bytes);
+		CHECK(json_u64(t, "rx_packets") == tot->net_rx_packets);
+		CHECK(json_u64(t, "rx_bytes") == tot->net_rx_bytes);
+		CHECK(json_u64(t, "tx_gso") == tot->net_tx_gso);
+		CHECK(run_ctl(blanketctl, sock, human, out, sizeof(out)) == 0);
+		CHECK(strstr(out, "vif 5/0") && strstr(out, "TX-PKTS") && strstr(out, "RX-BYTES"));
+		if (nq > 1)
+			CHECK(strstr(out, "total") != NULL);
+		CHECK(run_ctl(blanketctl, sock, list, out, sizeof(out)) == 0);
+		CHECK(strstr(out, "tap=vif5.0") != NULL);
+		printf("%s", out);
+	}
+	bk_service_free(svc);
+	rmdir(dir);
+}
+
 static void stopped(void *data)
 {
 	*(bool *)data = true;
@@ -380,6 +481,8 @@ int main(int argc, char **argv)
 		(unsigned long long)tot.net_tx_packets, (unsigned long long)tot.net_tx_bytes,
 		(unsigned long long)tot.net_rx_packets, (unsigned long long)tot.net_rx_bytes);
 
+	if (argc > 2)
+		ctl_check(argv[2], &tot, nq);
 	if (handover)
 		restart(f, ps, ifindex, nq);
 
