@@ -381,6 +381,7 @@ int main(int argc, char **argv)
 	struct bk_nf_tx_counts tc;
 	unsigned int per_queue[8] = { 0 }, nq, sq, sent = 0, rcvd = 0;
 	bool offloads = true, handover = false;
+	unsigned int fds;
 	int ifindex, ps, r;
 
 	r = netns_setup();
@@ -405,6 +406,7 @@ int main(int argc, char **argv)
 	nq = BK_MAX(p.nr_queues, 1U);
 	if (bk_nf_env_new(&env) < 0 || bk_bf_env_guest(&env, DOMID, 8192) < 0)
 		return 1;
+	fds = bk_test_count_fds();
 	CHECK(bk_nf_env_add_vif(&env, DOMID, DEVID, NULL) == 0);
 	ifindex = (int)if_nametoindex("vif5.0");
 	CHECK(ifindex > 0);
@@ -497,6 +499,8 @@ out:
 	if (ps >= 0)
 		close(ps);
 	bk_nf_close(f);
+	/* No TAP queue, event channel or grant handle left open. */
+	CHECK(bk_test_count_fds() == fds);
 	bk_bf_env_free(&env);
 	return bk_test_exit();
 }
