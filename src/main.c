@@ -15,10 +15,12 @@
 #include "util/log.h"
 
 #include "blkif/blkif.h"
+#include "netif/netif.h"
 
 /* Backend kinds served by this daemon. Add new kinds here (NULL-terminated). */
 static const struct bk_backend_ops *const backend_kinds[] = {
 	&blkif_backend_ops,
+	&netif_backend_ops,
 	NULL,
 };
 

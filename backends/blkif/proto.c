@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "proto.h"
+#include "xen/ring.h"
 #include "util/macros.h"
 
 /* Byte offsets of each field, per ABI (x86_32 aligns uint64_t on 4 bytes). */
@@ -313,20 +314,12 @@ void blkif_ring_put_rsp(struct blkif_ring *r, uint64_t id, uint8_t op, int16_t s
 bool blkif_ring_push(struct blkif_ring *r)
 {
 	uint32_t old = r->rsp_pushed; /* ours, not the shared copy a guest may scribble on */
-	uint32_t new = r->rsp_prod_pvt;
 
-	bk_wmb(); /* the frontend sees the responses before the index */
-	WRITE_ONCE(r->sring->rsp_prod, new);
-	r->rsp_pushed = new;
-	bk_mb(); /* the frontend sees the index before we read rsp_event */
-	return (uint32_t)(new - READ_ONCE(r->sring->rsp_event)) < (uint32_t)(new - old);
+	r->rsp_pushed = r->rsp_prod_pvt;
+	return bk_ring_publish_rsp(&r->sring->rsp_prod, &r->sring->rsp_event, old, r->rsp_prod_pvt);
 }
 
 bool blkif_ring_final_check(struct blkif_ring *r)
 {
-	if (READ_ONCE(r->sring->req_prod) != r->req_cons)
-		return true;
-	WRITE_ONCE(r->sring->req_event, r->req_cons + 1);
-	bk_mb();
-	return READ_ONCE(r->sring->req_prod) != r->req_cons;
+	return bk_ring_final_check(&r->sring->req_prod, &r->sring->req_event, r->req_cons);
 }

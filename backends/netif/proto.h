@@ -43,9 +43,8 @@
  *   copy fails, overwrite that slot's status with NIF_RSP_ERROR before netif_ring_put().
  * - Offloads: netif_tun_offload() derives TUNSETOFFLOAD from the frontend's keys.
  * - Not here: the hash extra is parsed and ignored (no TX hash, no RX hash extra), no XDP
- *   headroom (advertise feature-xdp-headroom=0), no control ring or multicast filter; the
- *   ring code repeats blkif's push/final-check logic and should be lifted into shared code
- *   with it when the backend lands.
+ *   headroom (advertise feature-xdp-headroom=0), no control ring or multicast filter. The
+ *   index protocol (publish + notify check, final check) is src/xen/ring.h, shared with blkif.
  * Nothing here allocates; every function works on memory the caller owns.
  */
 #ifndef BK_NETIF_PROTO_H

@@ -144,7 +144,7 @@ _Static_assert(sizeof(struct bk_ctl_status) == 32, "wire layout");
 _Static_assert(sizeof(struct bk_ctl_device) == 464, "wire layout");
 _Static_assert(sizeof(struct bk_ctl_stats_req) == 24, "wire layout");
 _Static_assert(sizeof(struct bk_ctl_dev_stats) == 72, "wire layout");
-_Static_assert(sizeof(struct bk_queue_stats) == 175 * 8, "wire layout");
+_Static_assert(sizeof(struct bk_queue_stats) == (175 + 17) * 8, "wire layout");
 
 /*
  * Helpers (src/ctl_proto.c, linked into blanketd and blanketctl). The *_swap functions convert

@@ -37,6 +37,30 @@ struct bk_queue_stats {
 	uint64_t notify_out;  /* notifications sent to the guest */
 	uint64_t spurious;    /* notifications that found no new request */
 	uint64_t lat_hist[BK_LAT_BUCKETS];
+	/*
+	 * vif (netif) queues only, zero for other kinds. TX is guest -> dom0 (frames written to
+	 * the TAP), RX is dom0 -> guest. Drops by cause; ring_full above counts the times RX
+	 * waited for the guest to post buffers. A full RX backlog stops reading the TAP (the
+	 * kernel's queue then drops, as a stopped netdev queue does for netback). For a vif,
+	 * inflight above is the number of frames held in the RX backlog.
+	 */
+	uint64_t net_tx_packets;
+	uint64_t net_tx_bytes;
+	uint64_t net_rx_packets;
+	uint64_t net_rx_bytes;
+	uint64_t net_tx_drop_slots;   /* netback's slot rules: answered ERROR */
+	uint64_t net_tx_drop_copy;    /* a grant copy from the guest failed */
+	uint64_t net_tx_drop_offload; /* checksum/GSO offload on headers we cannot parse */
+	uint64_t net_tx_drop_tap;     /* the TAP refused the frame or was full */
+	uint64_t net_rx_drop_expired; /* waited too long for guest buffers */
+	uint64_t net_rx_drop_offload; /* offload the frontend cannot take, unfixable */
+	uint64_t net_rx_drop_copy;    /* a grant copy to the guest failed */
+	uint64_t net_tx_csum;	      /* partial checksums handed on, guest -> TAP */
+	uint64_t net_tx_gso;
+	uint64_t net_rx_csum;	      /* partial checksums handed to the guest */
+	uint64_t net_rx_gso;
+	uint64_t net_csum_fixup; /* GSO frames without csum_blank: pseudo-header rewritten */
+	uint64_t net_csum_sw;	 /* checksums finished in software for the guest */
 };
 
 static inline unsigned int bk_lat_bucket(uint64_t ns)

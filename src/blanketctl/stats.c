@@ -190,6 +190,67 @@ static void print_row(struct table *t, const char *label, const struct bk_queue_
 	table_row(t, cells);
 }
 
+enum { NCOLS_VIF = 14 };
+
+static uint64_t vif_tx_drops(const struct bk_queue_stats *q)
+{
+	return q->net_tx_drop_slots + q->net_tx_drop_copy + q->net_tx_drop_offload +
+	       q->net_tx_drop_tap;
+}
+
+static uint64_t vif_rx_drops(const struct bk_queue_stats *q)
+{
+	return q->net_rx_drop_expired + q->net_rx_drop_offload + q->net_rx_drop_copy;
+}
+
+/* A vif queue: frames and bytes each way (TX = from the guest), drops, offloads, events. */
+static void print_vif_row(struct table *t, const char *label, const struct bk_queue_stats *q,
+			  const struct bk_queue_stats *prev, double dt, bool rates)
+{
+	char c[NCOLS_VIF + 2][32];
+	const char *cells[NCOLS_VIF + 2];
+	unsigned int n = 0;
+
+	snprintf(c[n++], 32, "%s", label);
+	u64s(q->net_tx_packets, c[n++], 32);
+	fmt_bytes(q->net_tx_bytes, c[n++], 32);
+	u64s(q->net_rx_packets, c[n++], 32);
+	fmt_bytes(q->net_rx_bytes, c[n++], 32);
+	u64s(vif_tx_drops(q), c[n++], 32);
+	u64s(vif_rx_drops(q), c[n++], 32);
+	u64s(q->inflight, c[n++], 32);
+	u64s(q->ring_full, c[n++], 32);
+	u64s(q->net_tx_csum + q->net_rx_csum, c[n++], 32);
+	u64s(q->net_tx_gso + q->net_rx_gso, c[n++], 32);
+	u64s(q->notify_in, c[n++], 32);
+	u64s(q->notify_out, c[n++], 32);
+	u64s(q->spurious, c[n++], 32);
+	if (rates) {
+		if (prev && dt > 0) {
+			uint64_t dp = q->net_tx_packets + q->net_rx_packets - prev->net_tx_packets -
+				      prev->net_rx_packets;
+			uint64_t db = q->net_tx_bytes + q->net_rx_bytes - prev->net_tx_bytes -
+				      prev->net_rx_bytes;
+
+			snprintf(c[n++], 32, "%.0f", (double)dp / dt);
+			fmt_bytes((uint64_t)((double)db / dt), c[n], 28);
+			strcat(c[n++], "/s");
+		} else {
+			snprintf(c[n++], 32, "-");
+			snprintf(c[n++], 32, "-");
+		}
+	}
+	for (unsigned int i = 0; i < n; i++)
+		cells[i] = c[i];
+	table_row(t, cells);
+}
+
+static const char *const vif_head[NCOLS_VIF + 2] = {
+	"QUEUE",      "TX-PKTS",  "TX-BYTES",  "RX-PKTS",    "RX-BYTES", "TX-DROPS",
+	"RX-DROPS",   "BACKLOG",  "RING-FULL", "CSUM",	     "GSO",	 "NOTIFY-IN",
+	"NOTIFY-OUT", "SPURIOUS", "PPS",       "THROUGHPUT",
+};
+
 static void print_human(const struct sample *s, const struct sample *prev, bool rates)
 {
 	static const char *const head[NCOLS_BASE + 2] = {
@@ -205,7 +266,11 @@ static void print_human(const struct sample *s, const struct sample *prev, bool 
 	for (unsigned int i = 0; i < s->nr; i++) {
 		const struct dev_sample *d = &s->dev[i];
 		const struct dev_sample *pd = find_prev(prev, d);
-		struct table *t = table_new(NCOLS_BASE + (rates ? 2 : 0));
+		bool vif = strcmp(d->d.kind, "vif") == 0;
+		struct table *t = table_new((vif ? NCOLS_VIF : NCOLS_BASE) + (rates ? 2 : 0));
+		void (*row)(struct table *, const char *, const struct bk_queue_stats *,
+			    const struct bk_queue_stats *, double, bool) =
+			vif ? print_vif_row : print_row;
 		char vdev[16] = "";
 
 		if (!t)
@@ -219,19 +284,38 @@ static void print_human(const struct sample *s, const struct sample *prev, bool 
 			printf("  (no statistics from this backend)\n");
 			continue;
 		}
-		table_row(t, head);
+		table_row(t, vif ? vif_head : head);
 		for (unsigned int q = 0; q < d->d.nr_queues; q++) {
 			char label[16];
 
 			snprintf(label, sizeof(label), "%u", q);
-			print_row(t, label, &d->q[q], pd && q < pd->d.nr_queues ? &pd->q[q] : NULL,
-				  dt, rates);
+			row(t, label, &d->q[q], pd && q < pd->d.nr_queues ? &pd->q[q] : NULL, dt,
+			    rates);
 		}
 		if (d->d.nr_queues > 1)
-			print_row(t, "total", &d->total, pd ? &pd->total : NULL, dt, rates);
+			row(t, "total", &d->total, pd ? &pd->total : NULL, dt, rates);
 		table_print(t, stdout);
 		table_free(t);
 	}
+}
+
+/* A vif's counters, in addition to the common ones (TX = from the guest). */
+static void json_net_body(const struct bk_queue_stats *q)
+{
+	printf(",\"net\":{\"tx_packets\":%" PRIu64 ",\"tx_bytes\":%" PRIu64
+	       ",\"rx_packets\":%" PRIu64 ",\"rx_bytes\":%" PRIu64,
+	       q->net_tx_packets, q->net_tx_bytes, q->net_rx_packets, q->net_rx_bytes);
+	printf(",\"tx_drops\":{\"slots\":%" PRIu64 ",\"copy\":%" PRIu64 ",\"offload\":%" PRIu64
+	       ",\"tap\":%" PRIu64 "}",
+	       q->net_tx_drop_slots, q->net_tx_drop_copy, q->net_tx_drop_offload,
+	       q->net_tx_drop_tap);
+	printf(",\"rx_drops\":{\"expired\":%" PRIu64 ",\"offload\":%" PRIu64 ",\"copy\":%" PRIu64
+	       "}",
+	       q->net_rx_drop_expired, q->net_rx_drop_offload, q->net_rx_drop_copy);
+	printf(",\"tx_csum\":%" PRIu64 ",\"tx_gso\":%" PRIu64 ",\"rx_csum\":%" PRIu64
+	       ",\"rx_gso\":%" PRIu64 ",\"csum_fixup\":%" PRIu64 ",\"csum_sw\":%" PRIu64 "}",
+	       q->net_tx_csum, q->net_tx_gso, q->net_rx_csum, q->net_rx_gso, q->net_csum_fixup,
+	       q->net_csum_sw);
 }
 
 static void json_queue_body(const struct bk_queue_stats *q)
@@ -264,6 +348,7 @@ static void print_json(const struct sample *s, unsigned int interval, bool prett
 	printf("\"devices\":[%s", nl);
 	for (unsigned int i = 0; i < s->nr; i++) {
 		const struct dev_sample *d = &s->dev[i];
+		bool vif = strcmp(d->d.kind, "vif") == 0;
 		char vdev[16] = "";
 
 		if (strcmp(d->d.kind, "vbd") == 0)
@@ -278,10 +363,14 @@ static void print_json(const struct sample *s, unsigned int interval, bool prett
 		for (unsigned int q = 0; q < d->d.nr_queues; q++) {
 			printf("%s{\"queue\":%u,", q ? "," : "", q);
 			json_queue_body(&d->q[q]);
+			if (vif)
+				json_net_body(&d->q[q]);
 			printf("}");
 		}
 		printf("],\"total\":{");
 		json_queue_body(&d->total);
+		if (vif)
+			json_net_body(&d->total);
 		printf("}}%s%s", i + 1 < s->nr ? "," : "", nl);
 	}
 	printf("]}\n");

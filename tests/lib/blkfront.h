@@ -38,6 +38,9 @@ struct bk_bf_env {
 
 /* Machine with dom0 running the core (blkif registered, started) and a toolstack. */
 int bk_bf_env_new(struct bk_bf_env *env);
+/* The same with the backend kinds @kinds (NULL-terminated) registered instead. */
+struct bk_backend_ops;
+int bk_bf_env_new_kinds(struct bk_bf_env *env, const struct bk_backend_ops *const *kinds);
 /* Stop the core (pumping until done) and free everything. NULL-safe members. */
 void bk_bf_env_free(struct bk_bf_env *env);
 /* Create guest @domid with @nr_pages pages. */

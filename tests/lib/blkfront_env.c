@@ -20,8 +20,15 @@
 
 int bk_bf_env_new(struct bk_bf_env *env)
 {
+	static const struct bk_backend_ops *const kinds[] = { &blkif_backend_ops, NULL };
+
+	return bk_bf_env_new_kinds(env, kinds);
+}
+
+int bk_bf_env_new_kinds(struct bk_bf_env *env, const struct bk_backend_ops *const *kinds)
+{
 	struct bk_core_params cp = { 0 };
-	int r;
+	int r = 0;
 
 	memset(env, 0, sizeof(*env));
 	if ((r = bk_sim_new(&env->sim)) < 0 || (r = bk_loop_new(&env->loop)) < 0 ||
@@ -30,9 +37,12 @@ int bk_bf_env_new(struct bk_bf_env *env)
 	cp.loop = env->loop;
 	cp.xen = env->xen;
 	cp.watch_coalesce_ms = 0;
-	if ((r = bk_core_new(&cp, &env->core)) < 0 ||
-	    (r = bk_core_register(env->core, &blkif_backend_ops)) < 0 ||
-	    (r = bk_core_start(env->core)) < 0 ||
+	if ((r = bk_core_new(&cp, &env->core)) < 0)
+		goto fail;
+	for (unsigned int i = 0; kinds[i]; i++)
+		if ((r = bk_core_register(env->core, kinds[i])) < 0)
+			goto fail;
+	if ((r = bk_core_start(env->core)) < 0 ||
 	    (r = bk_ts_new(env->sim, 0, env->loop, &env->ts)) < 0)
 		goto fail;
 	return 0;

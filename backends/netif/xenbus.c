@@ -1,0 +1,295 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The netif xenbus state machine, as Linux netback drives it: at probe the TAP is created
+ * (vifname, or vif<domid>.<devid>) before any feature key, since libxl runs the hotplug script
+ * (which expects the interface) once we are in InitWait; every feature goes in one transaction,
+ * with an explicit 0 for what is not implemented; then InitWait. The rings are mapped when the
+ * frontend says Connected (or Initialised: frontends that skip InitWait write everything and
+ * go straight to Connected), and we say Connected only once hotplug-status=connected; "error"
+ * fails the device (Closing). A frontend back to Initialising after Closed reconnects.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "loop.h"
+
+static void nd_free(struct netif_dev *nd)
+{
+	if (!nd)
+		return;
+	bk_hook_free(nd->hook);
+	bk_timer_free(nd->timer);
+	free(nd->stats);
+	free(nd);
+}
+
+/* Backend and frontend both say Connected before we wrote anything: a previous run's device. */
+static bool left_connected(struct bk_device *dev)
+{
+	_cleanup_free_ char *be = NULL, *fe = NULL;
+
+	return bk_device_read_be(dev, "state", &be) == 0 && !strcmp(be, "4") &&
+	       bk_device_read_fe(dev, "state", &fe) == 0 && !strcmp(fe, "4");
+}
+
+static int hotplug_status(struct netif_dev *nd)
+{
+	_cleanup_free_ char *v = NULL;
+
+	if (bk_device_read_be(nd->dev, "hotplug-status", &v) < 0)
+		return 0;
+	if (!strcmp(v, "connected"))
+		return 1;
+	if (!strcmp(v, "error"))
+		return -1;
+	return 0;
+}
+
+static const struct {
+	const char *key;
+	const char *val;
+} probe_features[] = {
+	{ "feature-sg", "1" },
+	{ "feature-gso-tcpv4", "1" },
+	{ "feature-gso-tcpv6", "1" },
+	{ "feature-ipv6-csum-offload", "1" },
+	{ "feature-rx-copy", "1" },
+	{ "feature-rx-flip", "0" },
+	{ "feature-split-event-channels", "1" },
+	/* Not implemented: said explicitly, so a frontend never assumes them. */
+	{ "feature-xdp-headroom", "0" },
+	{ "feature-multicast-control", "0" },
+	{ "feature-dynamic-multicast-control", "0" },
+	{ "feature-ctrl-ring", "0" },
+};
+
+/* Every feature in one transaction, so a frontend never sees half of them. */
+static int write_features(struct netif_dev *nd)
+{
+	struct bk_device *dev = nd->dev;
+	struct bk_xs *xs = bk_device_xs(dev);
+	int r;
+
+	for (unsigned int tries = 0; tries < 16; tries++) {
+		uint32_t t;
+
+		r = bk_xs_transaction_start(xs, &t);
+		if (r < 0)
+			return r;
+		for (unsigned int i = 0; r >= 0 && i < ARRAY_SIZE(probe_features); i++)
+			r = bk_xs_printf(xs, t, dev->be_path, probe_features[i].key, "%s",
+					 probe_features[i].val);
+		if (r >= 0)
+			r = bk_xs_printf(xs, t, dev->be_path, "multi-queue-max-queues", "%u",
+					 nd->max_queues);
+		if (r < 0) {
+			bk_xs_transaction_end(xs, t, true);
+			return r;
+		}
+		r = bk_xs_transaction_end(xs, t, false);
+		if (r != -EAGAIN)
+			return r;
+	}
+	return -EAGAIN;
+}
+
+int netif_probe(struct bk_device *dev)
+{
+	struct netif_dev *nd = calloc(1, sizeof(*nd));
+	_cleanup_free_ char *vifname = NULL;
+	int r;
+
+	if (!nd)
+		return -ENOMEM;
+	nd->dev = dev;
+	nd->max_queues = NETIF_MAX_QUEUES;
+	nd->stats = calloc(NETIF_MAX_QUEUES, sizeof(*nd->stats));
+	if (!nd->stats) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	r = bk_device_read_be(dev, "vifname", &vifname);
+	if (r == 0 && vifname[0]) {
+		char shown[40];
+
+		if (strlen(vifname) >= sizeof(nd->ifname)) {
+			r = log_err_errno(-EINVAL, "%s: vifname '%s' is too long", dev->name,
+					  bk_printable(vifname, shown, sizeof(shown)));
+			goto fail;
+		}
+		snprintf(nd->ifname, sizeof(nd->ifname), "%s", vifname);
+	} else {
+		r = bk_tap_vif_name(dev->domid, dev->devid, nd->ifname, sizeof(nd->ifname));
+		if (r < 0) {
+			log_err_errno(r, "%s: no interface name fits vif%u.%u", dev->name,
+				      dev->domid, dev->devid);
+			goto fail;
+		}
+	}
+	/* Before any feature key: the hotplug script runs on InitWait and needs the interface. */
+	r = bk_tap_open(nd->ifname, 1, &nd->tap);
+	if (r < 0)
+		goto fail;
+	/* The interface must outlive a queue-count change at connect and a daemon restart. */
+	r = bk_tap_set_persist(nd->tap, true);
+	if (r < 0)
+		goto fail;
+	r = bk_loop_add_hook(bk_device_loop(dev), netif_hook_cb, nd, &nd->hook);
+	if (r < 0)
+		goto fail;
+	r = bk_loop_add_timer(bk_device_loop(dev), 0, 0, netif_timer_cb, nd, &nd->timer);
+	if (r < 0)
+		goto fail;
+	bk_timer_stop(nd->timer);
+	r = write_features(nd);
+	if (r < 0) {
+		log_err_errno(r, "%s: writing features: %m", dev->name);
+		goto fail;
+	}
+	dev->priv = nd;
+	if (left_connected(dev)) {
+		/* The guest stays Connected: connect() maps the rings again without a word. */
+		nd->adopting = true;
+		dev->state = BK_XB_INITWAIT;
+		dev_info(dev, "taking over a vif a previous run left Connected (tap %s)",
+			 nd->ifname);
+	} else {
+		r = bk_device_set_state(dev, BK_XB_INITWAIT);
+		if (r < 0) {
+			dev->priv = NULL;
+			goto fail;
+		}
+		dev_info(dev, "tap %s%s, waiting for the frontend and the hotplug script",
+			 nd->ifname, bk_tap_reattached(nd->tap) ? " (existed)" : "");
+	}
+	return 0;
+fail:
+	if (nd->tap)
+		bk_tap_remove(nd->tap);
+	nd_free(nd);
+	return r;
+}
+
+/* Rings up and the hotplug script done: tell the frontend, start the data path. */
+static void maybe_connected(struct netif_dev *nd)
+{
+	struct bk_device *dev = nd->dev;
+	int hs;
+
+	if (!nd->rings_up || nd->running)
+		return;
+	hs = hotplug_status(nd);
+	if (hs < 0) {
+		bk_device_fail(dev, -EIO, "the hotplug script failed");
+		return;
+	}
+	if (hs == 0) {
+		dev_info(dev, "frontend connected, waiting for the hotplug script");
+		return;
+	}
+	if (bk_device_set_state(dev, BK_XB_CONNECTED) < 0)
+		return;
+	nd->adopting = false;
+	nd->running = true;
+	dev_info(dev, "connected: tap %s, %u queue(s)%s%s%s", bk_tap_name(nd->tap), nd->nr_queues,
+		 nd->queues[0].split ? ", split event channels" : "", nd->feat.sg ? ", sg" : "",
+		 nd->rx_notify ? "" : ", no rx-notify");
+	netif_start(nd);
+}
+
+static void connect(struct netif_dev *nd)
+{
+	if (nd->rings_up)
+		return;
+	if (netif_rings_connect(nd) < 0)
+		return; /* failed with a log line; the core shuts the device down */
+	maybe_connected(nd);
+}
+
+static void disconnect(struct netif_dev *nd)
+{
+	nd->running = false;
+	bk_hook_enable(nd->hook, false);
+	bk_timer_stop(nd->timer);
+	netif_rings_release(nd);
+}
+
+void netif_frontend_changed(struct bk_device *dev, enum bk_xenbus_state state)
+{
+	struct netif_dev *nd = netif_of(dev);
+
+	switch (state) {
+	case BK_XB_INITIALISING:
+		if (dev->state == BK_XB_CLOSED) {
+			dev_info(dev, "frontend reset: waiting for it to reconnect");
+			bk_device_set_state(dev, BK_XB_INITWAIT);
+		}
+		break;
+	case BK_XB_INITIALISED:
+	case BK_XB_CONNECTED:
+		if (dev->state == BK_XB_CLOSED && bk_device_set_state(dev, BK_XB_INITWAIT) < 0)
+			break;
+		if (dev->state == BK_XB_INITWAIT)
+			connect(nd);
+		break;
+	case BK_XB_CLOSING:
+		disconnect(nd);
+		if (dev->state != BK_XB_CLOSED)
+			bk_device_set_state(dev, BK_XB_CLOSING);
+		break;
+	case BK_XB_CLOSED:
+	case BK_XB_UNKNOWN:
+		disconnect(nd);
+		if (dev->state != BK_XB_CLOSING && dev->state != BK_XB_CLOSED)
+			bk_device_set_state(dev, BK_XB_CLOSING);
+		bk_device_set_state(dev, BK_XB_CLOSED);
+		break;
+	default:
+		break;
+	}
+}
+
+void netif_backend_changed(struct bk_device *dev, const char *key)
+{
+	struct netif_dev *nd = netif_of(dev);
+
+	if (key && strcmp(key, "hotplug-status"))
+		return;
+	if (hotplug_status(nd) < 0 && dev->state != BK_XB_CLOSING && dev->state != BK_XB_CLOSED) {
+		bk_device_fail(dev, -EIO, "the hotplug script failed");
+		return;
+	}
+	maybe_connected(nd);
+}
+
+void netif_shutdown(struct bk_device *dev)
+{
+	struct netif_dev *nd = netif_of(dev);
+
+	if (nd) {
+		if (bk_core_stopping(dev->core) && nd->running)
+			dev_info(dev,
+				 "daemon stopping: the guest stays connected for the next run");
+		disconnect(nd);
+	}
+	bk_device_shutdown_done(dev);
+}
+
+void netif_remove(struct bk_device *dev)
+{
+	struct netif_dev *nd = netif_of(dev);
+
+	if (!nd)
+		return;
+	disconnect(nd);
+	/* A daemon going away keeps the interface (bridge membership, addresses) for the next. */
+	if (bk_core_stopping(dev->core))
+		bk_tap_close(nd->tap);
+	else
+		bk_tap_remove(nd->tap);
+	nd_free(nd);
+	dev->priv = NULL;
+}

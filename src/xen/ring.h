@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The index protocol every Xen PV shared ring uses (io/ring.h: a header of req_prod,
+ * req_event, rsp_prod, rsp_event, then the slots), for every backend kind: publishing
+ * responses with the notify check, and the final check for requests that re-arms req_event.
+ * The backend's private copies of its indices are the truth; the shared ones are only written
+ * here and read once per decision, since the guest can rewrite them at any time.
+ */
+#ifndef BK_XEN_RING_H
+#define BK_XEN_RING_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "util/macros.h"
+
+/*
+ * RING_PUSH_RESPONSES_AND_CHECK_NOTIFY: publish responses up to @new (the previous
+ * publication was @old, our own record of it) into *@rsp_prod; true when the frontend asked
+ * to be notified (its *@rsp_event lies in (old, new]).
+ */
+static inline bool bk_ring_publish_rsp(uint32_t *rsp_prod, const uint32_t *rsp_event, uint32_t old,
+				       uint32_t new)
+{
+	bk_wmb(); /* the frontend sees the responses before the index */
+	WRITE_ONCE(*rsp_prod, new);
+	bk_mb(); /* the frontend sees the index before we read rsp_event */
+	return (uint32_t)(new - READ_ONCE(*rsp_event)) < (uint32_t)(new - old);
+}
+
+/*
+ * RING_FINAL_CHECK_FOR_REQUESTS: true if requests follow @req_cons; otherwise ask for an
+ * event at the next one (*@req_event = req_cons + 1) and look once more, so a request
+ * published in between is not missed.
+ */
+static inline bool bk_ring_final_check(const uint32_t *req_prod, uint32_t *req_event,
+				       uint32_t req_cons)
+{
+	if (READ_ONCE(*req_prod) != req_cons)
+		return true;
+	WRITE_ONCE(*req_event, req_cons + 1);
+	bk_mb();
+	return READ_ONCE(*req_prod) != req_cons;
+}
+
+#endif
