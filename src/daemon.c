@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: MIT
 /* The daemon's runtime: platform, loop, core, signals (see daemon.h). */
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "daemon.h"
@@ -16,6 +19,9 @@
 #include "xen/xen.h"
 
 #define BK_DAEMON_STOP_TIMEOUT_MS 15000U
+
+/* Backend kinds one daemon can serve (the core's own limit is BK_CORE_MAX_KINDS). */
+#define BK_DAEMON_MAX_KINDS 4U
 
 struct bk_daemon {
 	struct bk_daemon_params p;
@@ -32,7 +38,22 @@ struct bk_daemon {
 	bool stopping;
 	bool stopped;
 	bool timed_out;
+	const struct bk_backend_ops *served[BK_DAEMON_MAX_KINDS];
+	unsigned int nr_served;
 };
+
+/* The kernel's backend drivers, one directory per kind they serve (xenbus backend bus). */
+#define BK_KERNEL_BACKENDS_DIR "/sys/bus/xen-backend/drivers"
+
+static bool kernel_serves(const char *dir, const char *kind)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	if (snprintf(path, sizeof(path), "%s/%s", dir, kind) >= (int)sizeof(path))
+		return false;
+	return stat(path, &st) == 0;
+}
 
 static void on_stopped(void *data)
 {
@@ -146,6 +167,7 @@ static int setup_signals(struct bk_daemon *d)
 int bk_daemon_new(const struct bk_daemon_params *p, struct bk_daemon **ret)
 {
 	struct bk_core_params cp = { 0 };
+	const char *kdir;
 	struct bk_daemon *d;
 	int r;
 
@@ -176,18 +198,43 @@ int bk_daemon_new(const struct bk_daemon_params *p, struct bk_daemon **ret)
 	r = bk_core_new(&cp, &d->core);
 	if (r < 0)
 		goto fail;
+	kdir = p->kernel_backends_dir;
+	if (!kdir && strcmp(d->platform, "xen") == 0)
+		kdir = BK_KERNEL_BACKENDS_DIR;
 	for (const struct bk_backend_ops *const *k = p->kinds; k && *k; k++) {
+		if (kdir && kernel_serves(kdir, (*k)->kind)) {
+			log_warn("the kernel's %s backend is loaded in this domain (%s/%s exists): "
+				 "leaving %s devices to it; unload it (e.g. modprobe -r xen-%s) for "
+				 "blanketd to serve them",
+				 (*k)->kind, kdir, (*k)->kind, (*k)->kind,
+				 strcmp((*k)->kind, "vif") == 0 ? "netback" : "blkback");
+			continue;
+		}
+		if (d->nr_served >= BK_DAEMON_MAX_KINDS) {
+			r = -E2BIG;
+			log_err("too many backend kinds (%s)", (*k)->kind);
+			goto fail;
+		}
 		r = bk_core_register(d->core, *k);
 		if (r < 0) {
 			log_err_errno(r, "cannot register backend kind %s: %m", (*k)->kind);
 			goto fail;
 		}
+		d->served[d->nr_served++] = *k;
 	}
 	*ret = d;
 	return 0;
 fail:
 	bk_daemon_free(d);
 	return r;
+}
+
+bool bk_daemon_serves(const struct bk_daemon *d, const char *kind)
+{
+	for (unsigned int i = 0; i < d->nr_served; i++)
+		if (strcmp(d->served[i]->kind, kind) == 0)
+			return true;
+	return false;
 }
 
 int bk_daemon_start(struct bk_daemon *d)

@@ -31,6 +31,13 @@ struct bk_daemon_params {
 	 * removed while no daemon ran (bk_core_sweep_journals). NULL: no sweep.
 	 */
 	const char *journal_dir;
+	/*
+	 * Where the kernel's xenbus backend drivers show up, one directory per kind it serves
+	 * (/sys/bus/xen-backend/drivers/vbd with xen-blkback loaded, .../vif with xen-netback).
+	 * A kind the kernel serves in this domain is left to it: two backends writing one device's
+	 * nodes would break it. NULL: that directory on the xen platform, no check on sim.
+	 */
+	const char *kernel_backends_dir;
 	/* Optional: a stop signal arrived (before the devices are shut down). */
 	void (*on_stopping)(void *data);
 	/* Optional: SIGHUP. */
@@ -55,6 +62,8 @@ struct bk_core *bk_daemon_core(struct bk_daemon *d);
 struct bk_xen *bk_daemon_xen(struct bk_daemon *d);
 /* The simulated machine (platform "sim"), NULL on real Xen: demos add guests to it. */
 struct bk_sim *bk_daemon_sim(struct bk_daemon *d);
+/* Whether this daemon serves @kind ("vbd", "vif"): registered and not left to the kernel. */
+bool bk_daemon_serves(const struct bk_daemon *d, const char *kind);
 /* "xen" or "sim". */
 const char *bk_daemon_platform(const struct bk_daemon *d);
 

@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "daemon.h"
@@ -68,6 +69,40 @@ static void test_signals(void)
 	CHECK(!sigismember(&cur, SIGTERM));
 }
 
+/*
+ * A kind the kernel already serves in this domain (its driver directory on the xenbus backend
+ * bus) is left to it: two backends on one device's nodes would break the device.
+ */
+static void test_kernel_backend(void)
+{
+	static const struct bk_backend_ops *const kinds[] = { &tb_ops, NULL };
+	char dir[] = "/tmp/bk-kbackends-XXXXXX", sub[64];
+	struct bk_daemon_params p = { .platform = "sim", .kinds = kinds };
+	struct bk_daemon *d = NULL;
+
+	CHECK(mkdtemp(dir) != NULL);
+	p.kernel_backends_dir = dir;
+	/* Another kind's driver only: ours is served. */
+	snprintf(sub, sizeof(sub), "%s/not-%s", dir, tb_ops.kind);
+	CHECK(mkdir(sub, 0700) == 0);
+	CHECK(bk_daemon_new(&p, &d) == 0);
+	CHECK(d && bk_daemon_serves(d, tb_ops.kind));
+	bk_daemon_free(d);
+	d = NULL;
+	/* Ours is the kernel's: not served, and the daemon still runs. */
+	snprintf(sub, sizeof(sub), "%s/%s", dir, tb_ops.kind);
+	CHECK(mkdir(sub, 0700) == 0);
+	CHECK(bk_daemon_new(&p, &d) == 0);
+	CHECK(d && !bk_daemon_serves(d, tb_ops.kind));
+	if (d)
+		CHECK(bk_daemon_start(d) == 0);
+	bk_daemon_free(d);
+	rmdir(sub);
+	snprintf(sub, sizeof(sub), "%s/not-%s", dir, tb_ops.kind);
+	rmdir(sub);
+	rmdir(dir);
+}
+
 static void test_bad_platform(void)
 {
 	struct bk_daemon_params p = { .platform = "qemu" };
@@ -82,6 +117,7 @@ int main(void)
 	if (!getenv("BK_TEST_DEBUG"))
 		bk_log_set_level(BK_LOG_WARNING);
 	test_signals();
+	test_kernel_backend();
 	test_bad_platform();
 	return fx_result("lifecycle-daemon");
 }
