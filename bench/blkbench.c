@@ -378,7 +378,8 @@ static int stormer_setup(struct bk_bf_env *env, const char *path, enum storm_kin
 	snprintf(opts, sizeof(opts), "inner=null,delay=%ums:write",
 		 (unsigned int)(opt_seconds * 1000) + 500);
 	if ((r = bk_bf_env_guest(env, STORMER, 4096)) < 0 ||
-	    (r = bk_bf_env_add_vbd(env, STORMER, DEVID, path, "w", "disk", extra)) < 0 ||
+	    /* It shares the bystander's image on purpose: forced sharing ("w!"). */
+	    (r = bk_bf_env_add_vbd(env, STORMER, DEVID, path, "w!", "disk", extra)) < 0 ||
 	    (r = bk_bf_open(env, STORMER, DEVID, &p, &f)) < 0 || (r = bk_bf_connect(f)) < 0)
 		goto fail;
 	if (kind == STORM_BLOCKED) {

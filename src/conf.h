@@ -43,6 +43,7 @@
 #define BK_XS_CACHE "blanket-cache"	/* writeback | writethrough | none (see enum) */
 #define BK_XS_DISCARD "blanket-discard" /* on | off: advertise feature-discard (default on) */
 #define BK_XS_OPTIONS "blanket-options" /* engine option string (bk_engine_params.options) */
+#define BK_XS_SHARE "blanket-share"	/* on | off: share read-write with other guests (w!) */
 
 enum bk_cache_mode {
 	BK_CACHE_NONE = 0,	   /* O_DIRECT, flushes passed down: the default */

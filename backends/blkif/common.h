@@ -118,9 +118,9 @@ struct blkif_queue {
 	/* The barrier being dispatched or with the engine: nothing behind it starts. */
 	struct blkif_slot *barrier_running;
 
-	bool stalled;	      /* stopped consuming: slots, bounce pages or engine full */
-	bool dead;	      /* disconnecting: complete everything into the void */
-	bool masked;	      /* port masked since its event: blocked, out of budget, backing off */
+	bool stalled; /* stopped consuming: slots, bounce pages or engine full */
+	bool dead;    /* disconnecting: complete everything into the void */
+	bool masked;  /* port masked since its event: blocked, out of budget, backing off */
 	unsigned int spurious_run;
 	unsigned int taken_since_unmask; /* requests taken since the port was unmasked */
 	struct bk_timer *backoff;
@@ -142,6 +142,8 @@ struct blkif_dev {
 	char *params; /* the backing path; NULL until the hotplug script ran */
 	bool readonly;
 	bool cdrom;
+	bool share;		   /* mode "w!" or blanket-share=on: sharing read-write is forced */
+	struct blkif_claim *claim; /* this device's entry in the open-images registry (share.c) */
 	char engine_name[16];
 	char *engine_opts;
 	unsigned int max_queues;     /* per-device cap (blanket-queues) */
@@ -216,6 +218,17 @@ int blkif_write_probe_features(struct blkif_dev *bd);
  * in @why; the store stays closed.
  */
 int blkif_open_backing(struct blkif_dev *bd, char *why, size_t len);
+
+/* share.c */
+/*
+ * Register the open store as used by this guest, read-write or read-only (share.c says when
+ * another guest's claim is in the way: -EBUSY, with the image and the holder in @why).
+ */
+int blkif_claim_image(struct blkif_dev *bd, char *why, size_t len);
+/* NULL-safe on an unclaimed device: the image is free for other guests again. */
+void blkif_release_image(struct blkif_dev *bd);
+/* Release the claim and close the store (reopened by the next connect, if any). */
+void blkif_close_backing(struct blkif_dev *bd);
 
 /* ring.c */
 int blkif_rings_connect(struct blkif_dev *bd);

@@ -22,14 +22,14 @@
 #include "common.h"
 
 /* The per-device settings: canonical key, name in a params prefix. */
-enum { S_ENGINE, S_QUEUES, S_CACHE, S_DISCARD, S_OPTIONS, S_NR };
+enum { S_ENGINE, S_QUEUES, S_CACHE, S_DISCARD, S_OPTIONS, S_SHARE, S_NR };
 static const char *const setting_key[S_NR] = {
 	[S_ENGINE] = BK_XS_ENGINE,   [S_QUEUES] = BK_XS_QUEUES,	  [S_CACHE] = BK_XS_CACHE,
-	[S_DISCARD] = BK_XS_DISCARD, [S_OPTIONS] = BK_XS_OPTIONS,
+	[S_DISCARD] = BK_XS_DISCARD, [S_OPTIONS] = BK_XS_OPTIONS, [S_SHARE] = BK_XS_SHARE,
 };
 static const char *const setting_name[S_NR] = {
 	[S_ENGINE] = "engine",	 [S_QUEUES] = "queues",	  [S_CACHE] = "cache",
-	[S_DISCARD] = "discard", [S_OPTIONS] = "options",
+	[S_DISCARD] = "discard", [S_OPTIONS] = "options", [S_SHARE] = "share",
 };
 
 static int read_be_opt(struct bk_device *dev, const char *key, char **ret)
@@ -64,10 +64,17 @@ int blkif_read_identity(struct blkif_dev *bd, char *why, size_t len)
 	r = bk_device_read_be(dev, "mode", &mode);
 	if (r < 0)
 		return why_fail(why, len, r, "reading mode: %s", strerror(-r));
+	/*
+	 * libxl writes "w" or "r" (xl refuses access=w!); "w!" is what xend wrote to force
+	 * sharing, and the block script still honours it: so do we (blanket-share=on is the
+	 * xl way).
+	 */
 	if (!strcmp(mode, "r"))
 		bd->readonly = true;
+	else if (!strcmp(mode, "w!"))
+		bd->share = true;
 	else if (strcmp(mode, "w"))
-		return why_fail(why, len, -EINVAL, "mode '%.16s' is neither r nor w", mode);
+		return why_fail(why, len, -EINVAL, "mode '%.16s' is neither r, w nor w!", mode);
 	r = read_be_opt(dev, "device-type", &type);
 	if (r < 0)
 		return why_fail(why, len, r, "reading device-type: %s", strerror(-r));
@@ -137,7 +144,7 @@ static int split_params(const char *params, char *vals[S_NR], char **ret_path, c
 		if (!eq || i == S_NR)
 			return why_fail(why, len, -EINVAL,
 					"params: '%.32s%s%.32s' is not a setting (engine, queues, "
-					"cache, discard, options)",
+					"cache, discard, options, share)",
 					tok, eq ? "=" : "", eq ? eq + 1 : "");
 		free(vals[i]);
 		vals[i] = strdup(eq + 1);
@@ -179,6 +186,13 @@ static int apply_settings(struct blkif_dev *bd, char *vals[S_NR], char *why, siz
 	if ((v = vals[S_DISCARD]) &&
 	    bk_parse_bool(v, &bd->discard_enabled, reason, sizeof(reason)) < 0)
 		return why_fail(why, len, -EINVAL, "%s=%.32s: %s", BK_XS_DISCARD, v, reason);
+	if ((v = vals[S_SHARE])) {
+		bool share;
+
+		if (bk_parse_bool(v, &share, reason, sizeof(reason)) < 0)
+			return why_fail(why, len, -EINVAL, "%s=%.32s: %s", BK_XS_SHARE, v, reason);
+		bd->share = bd->share || share; /* mode w! stays forced */
+	}
 	free(bd->engine_opts);
 	bd->engine_opts = vals[S_OPTIONS];
 	vals[S_OPTIONS] = NULL;
@@ -302,6 +316,11 @@ int blkif_open_backing(struct blkif_dev *bd, char *why, size_t len)
 	bd->lim.max_indirect_segs = (uint16_t)bd->max_indirect;
 	bd->info = (uint16_t)((bd->lim.readonly ? VDISK_READONLY : 0) |
 			      (bd->cdrom ? VDISK_CDROM | VDISK_REMOVABLE : 0));
+	r = blkif_claim_image(bd, why, len);
+	if (r < 0) {
+		blkif_close_backing(bd);
+		return r;
+	}
 	r = write_store_keys(bd);
 	if (r < 0)
 		return why_fail(why, len, r, "writing the store's keys: %s", strerror(-r));
@@ -311,4 +330,11 @@ int blkif_open_backing(struct blkif_dev *bd, char *why, size_t len)
 		 bk_cache_mode_name(bd->cache), bd->store->direct ? " (O_DIRECT)" : "",
 		 bd->store->dsync ? " (O_DSYNC)" : "", bd->max_queues);
 	return 0;
+}
+
+void blkif_close_backing(struct blkif_dev *bd)
+{
+	blkif_release_image(bd);
+	bk_store_close(bd->store);
+	bd->store = NULL;
 }

@@ -28,7 +28,7 @@ static void bd_free(struct blkif_dev *bd)
 	if (!bd)
 		return;
 	bk_hook_free(bd->hook);
-	bk_store_close(bd->store);
+	blkif_close_backing(bd);
 	free(bd->params);
 	free(bd->engine_opts);
 	free(bd->stats);
@@ -170,6 +170,8 @@ static void run_after(struct blkif_dev *bd)
 
 	bd->after = 0;
 	if (after & BLKIF_AFTER_SHUTDOWN) {
+		/* Torn down (removed, failed, guest gone): the image is free for other guests. */
+		blkif_close_backing(bd);
 		bk_device_shutdown_done(bd->dev);
 		return;
 	}

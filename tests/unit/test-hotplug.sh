@@ -129,6 +129,13 @@ add "discard=no:$T/img/g1.raw" r || fail "$CASE: add failed"
 expect blanket-discard no
 absent blanket-queues
 
+CASE="share"
+add "share=on:$T/img/g1.raw" || fail "$CASE: add failed: $(cat "$T/stderr")"
+expect blanket-share on
+remove || fail "$CASE: remove failed"
+absent blanket-share
+
+CASE="bad share";		refused "share=always:$T/img/g1.raw" share always
 CASE="unknown setting";		refused "engin=aio:$T/img/g1.raw" engin aio
 CASE="bad engine";		refused "engine=spdk:$T/img/g1.raw" engine spdk
 CASE="bad queues 0";		refused "queues=0:$T/img/g1.raw" queues "'0'"
