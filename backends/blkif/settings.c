@@ -22,14 +22,16 @@
 #include "common.h"
 
 /* The per-device settings: canonical key, name in a params prefix. */
-enum { S_ENGINE, S_QUEUES, S_CACHE, S_DISCARD, S_OPTIONS, S_SHARE, S_NR };
+enum { S_ENGINE, S_QUEUES, S_CACHE, S_DISCARD, S_OPTIONS, S_SHARE, S_IOPS, S_BPS, S_BURST, S_NR };
 static const char *const setting_key[S_NR] = {
 	[S_ENGINE] = BK_XS_ENGINE,   [S_QUEUES] = BK_XS_QUEUES,	  [S_CACHE] = BK_XS_CACHE,
 	[S_DISCARD] = BK_XS_DISCARD, [S_OPTIONS] = BK_XS_OPTIONS, [S_SHARE] = BK_XS_SHARE,
+	[S_IOPS] = BK_XS_IOPS,	     [S_BPS] = BK_XS_BPS,	  [S_BURST] = BK_XS_BURST,
 };
 static const char *const setting_name[S_NR] = {
 	[S_ENGINE] = "engine",	 [S_QUEUES] = "queues",	  [S_CACHE] = "cache",
 	[S_DISCARD] = "discard", [S_OPTIONS] = "options", [S_SHARE] = "share",
+	[S_IOPS] = "iops",	 [S_BPS] = "bps",	  [S_BURST] = "burst",
 };
 
 static int read_be_opt(struct bk_device *dev, const char *key, char **ret)
@@ -91,6 +93,7 @@ int blkif_read_identity(struct blkif_dev *bd, char *why, size_t len)
 	bd->max_indirect = BK_MIN(cfg->max_indirect_segments, BLKIF_MAX_INDIRECT_SEGS);
 	bd->discard_enabled = true;
 	bd->cache = BK_CACHE_NONE;
+	bd->rate = cfg->disk_rate_limit;
 	/* A pool that holds at least one largest request, or we could never make progress. */
 	bd->pool_pages = (unsigned int)BK_MIN(cfg->bounce_pool_size / BK_PAGE_SIZE, 1U << 18);
 	bd->pool_pages = BK_MAX(bd->pool_pages, BK_MAX(bd->max_indirect, 11U));
@@ -144,7 +147,7 @@ static int split_params(const char *params, char *vals[S_NR], char **ret_path, c
 		if (!eq || i == S_NR)
 			return why_fail(why, len, -EINVAL,
 					"params: '%.32s%s%.32s' is not a setting (engine, queues, "
-					"cache, discard, options, share)",
+					"cache, discard, options, share, iops, bps, burst)",
 					tok, eq ? "=" : "", eq ? eq + 1 : "");
 		free(vals[i]);
 		vals[i] = strdup(eq + 1);
@@ -193,6 +196,14 @@ static int apply_settings(struct blkif_dev *bd, char *vals[S_NR], char *why, siz
 			return why_fail(why, len, -EINVAL, "%s=%.32s: %s", BK_XS_SHARE, v, reason);
 		bd->share = bd->share || share; /* mode w! stays forced */
 	}
+	for (unsigned int i = S_IOPS; i <= S_BURST; i++) {
+		if (!vals[i])
+			continue;
+		if (bk_ctl_parse_limit_key(setting_name[i], vals[i], &bd->rate, reason,
+					   sizeof(reason)) < 0)
+			return why_fail(why, len, -EINVAL, "%s: %s", setting_key[i], reason);
+	}
+	bd->rate.flags = 0;
 	free(bd->engine_opts);
 	bd->engine_opts = vals[S_OPTIONS];
 	vals[S_OPTIONS] = NULL;
@@ -324,6 +335,13 @@ int blkif_open_backing(struct blkif_dev *bd, char *why, size_t len)
 	r = write_store_keys(bd);
 	if (r < 0)
 		return why_fail(why, len, r, "writing the store's keys: %s", strerror(-r));
+	blkif_limiter_set(&bd->limiter, &bd->rate, blkif_now());
+	if (bd->limiter.on) {
+		char lim[96];
+
+		bk_ctl_format_limit(&bd->rate, lim, sizeof(lim));
+		dev_info(dev, "rate limit %s", lim);
+	}
 	dev_info(dev, "%s (%s%s, %llu sectors), engine %s, cache %s%s%s, up to %u queue(s)",
 		 bd->params, bd->cdrom ? "cdrom, " : "", bd->lim.readonly ? "ro" : "rw",
 		 (unsigned long long)bd->lim.nr_sectors, bd->engine_name,

@@ -28,6 +28,7 @@ static void bd_free(struct blkif_dev *bd)
 	if (!bd)
 		return;
 	bk_hook_free(bd->hook);
+	bk_timer_free(bd->throttle);
 	blkif_close_backing(bd);
 	free(bd->params);
 	free(bd->engine_opts);

@@ -333,6 +333,8 @@ static const char *const ts_settings[][2] = {
 	{ "engine", "blanket-engine" },	  { "queues", "blanket-queues" },
 	{ "cache", "blanket-cache" },	  { "discard", "blanket-discard" },
 	{ "options", "blanket-options" }, { "share", "blanket-share" },
+	{ "iops", "blanket-iops" },	  { "bps", "blanket-bps" },
+	{ "burst", "blanket-burst" },
 };
 
 struct script_arg {
