@@ -333,8 +333,10 @@ int blkif_open_backing(struct blkif_dev *bd, char *why, size_t len)
 		return r;
 	}
 	r = write_store_keys(bd);
-	if (r < 0)
+	if (r < 0) {
+		blkif_close_backing(bd);
 		return why_fail(why, len, r, "writing the store's keys: %s", strerror(-r));
+	}
 	blkif_limiter_set(&bd->limiter, &bd->rate, blkif_now());
 	if (bd->limiter.on) {
 		char lim[96];

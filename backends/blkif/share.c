@@ -80,6 +80,18 @@ int blkif_claim_image(struct blkif_dev *bd, char *why, size_t len)
 	c->forced = bd->share && c->rw;
 	c->bd = bd;
 	other = conflict(c);
+	if (other && bd->adopting) {
+		/*
+		 * A previous run (an older version, or w! since dropped) served both: the guest
+		 * is running on it, and refusing now would take its disk away. Keep it, say so.
+		 */
+		dev_warn(bd->dev,
+			 "%s is also open %s for guest %u (vbd %u/%u): kept, as the previous run "
+			 "served both",
+			 bd->params, other->rw ? "read-write" : "read-only", other->bd->dev->domid,
+			 other->bd->dev->domid, other->bd->dev->devid);
+		other = NULL;
+	}
 	if (other) {
 		const struct bk_device *od = other->bd->dev;
 

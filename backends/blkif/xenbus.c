@@ -80,6 +80,8 @@ int blkif_probe(struct bk_device *dev)
 		log_err_errno(r, "%s: writing features: %m", dev->name);
 		goto fail;
 	}
+	/* Known before the store opens: an adopted device's guest already has its image. */
+	bd->adopting = left_connected(dev);
 	/* The script ran before we saw the device (a previous run's, or we started late). */
 	if (hotplug_done(bd)) {
 		r = blkif_open_backing(bd, why, sizeof(why));
@@ -89,13 +91,12 @@ int blkif_probe(struct bk_device *dev)
 		}
 	}
 	dev->priv = bd;
-	if (left_connected(dev)) {
+	if (bd->adopting) {
 		/*
 		 * A previous run of the daemon served this device and handed it over (or died):
 		 * the guest is still Connected and must not notice. Stay Connected in xenstore;
 		 * connect() re-maps the rings and resumes from the in-flight journal.
 		 */
-		bd->adopting = true;
 		dev->state = BK_XB_INITWAIT;
 		dev_info(dev, "taking over a device a previous run left Connected");
 	} else {

@@ -12,7 +12,10 @@
  *   force sharing;
  * - the same guest may open its image twice;
  * - a guest destroyed with I/O in flight releases its claim when its device is torn down: a
- *   second guest asking for the image right after starts at once.
+ *   second guest asking for the image right after starts at once;
+ * - a restarted daemon adopting two connected guests that share an image read-write (a
+ *   previous run allowed it: w! since dropped, or an older version) keeps serving both, with a
+ *   warning, instead of taking a running guest's disk away.
  */
 #include <errno.h>
 #include <limits.h>
@@ -23,12 +26,14 @@
 
 #include "blanket/stats.h"
 #include "blkfront.h"
+#include "blkif/blkif.h"
 #include "check.h"
 #include "device.h"
 #include "loop.h"
 #include "toolstack.h"
 #include "xen/sim.h"
 #include "xen/xen.h"
+#include "xenbus_front.h"
 
 #define DISK_BYTES (2U << 20)
 #define DEVID 51712
@@ -124,6 +129,61 @@ static unsigned int inflight(uint32_t domid, uint32_t devid)
 	return (unsigned int)qs.inflight;
 }
 
+static bool stopped_flag;
+
+static void stopped(void *data)
+{
+	stopped_flag = true;
+}
+
+static bool is_stopped(void *data)
+{
+	return stopped_flag;
+}
+
+/* systemctl restart: the daemon hands over (guests stay Connected), a new one adopts them. */
+static void restart_daemon(void)
+{
+	struct bk_core_params cp = { .loop = env.loop, .watch_coalesce_ms = 0 };
+
+	stopped_flag = false;
+	bk_core_stop(env.core, stopped, NULL);
+	CHECK(bk_test_pump_until(env.loop, is_stopped, NULL, 3000) == 0);
+	bk_core_free(env.core);
+	env.core = NULL;
+	bk_xen_free(env.xen);
+	env.xen = NULL;
+	CHECK(bk_sim_platform(env.sim, 0, &env.xen) == 0);
+	cp.xen = env.xen;
+	CHECK(bk_core_new(&cp, &env.core) == 0);
+	CHECK(bk_core_register(env.core, &blkif_backend_ops) == 0);
+	CHECK(bk_core_start(env.core) == 0);
+	for (int i = 0; i < 20; i++)
+		bk_loop_run_once(env.loop, 0);
+}
+
+static void test_adopt_shared(const char *path)
+{
+	struct bk_blkfront *g19 = attach_ok(19, DEVID, path, "w!", NULL);
+	struct bk_blkfront *g20 = attach_ok(20, DEVID, path, "w!", NULL);
+
+	if (!g19 || !g20)
+		return;
+	/* The operator drops the force meanwhile (or the previous daemon had no check). */
+	CHECK(bk_ts_write_be(env.ts, "vbd", 20, DEVID, "mode", "w") == 0);
+	restart_daemon();
+	CHECK(bk_core_find(env.core, "vbd", 19, DEVID) != NULL);
+	CHECK(bk_core_find(env.core, "vbd", 20, DEVID) != NULL);
+	memset(cmp, 0x20, sizeof(cmp));
+	CHECK(bk_bf_rw(g20, 0, BLKIF_OP_WRITE, 160, 8, cmp, false) == BLKIF_RSP_OKAY);
+	CHECK(bk_bf_rw(g19, 0, BLKIF_OP_READ, 160, 8, buf, false) == BLKIF_RSP_OKAY);
+	CHECK(memcmp(buf, cmp, sizeof(buf)) == 0);
+	/* A new guest is still refused: the kept claims count. */
+	detach(g19, 19, DEVID);
+	attach_refused(12, DEVID, path, "w", 20, DEVID);
+	detach(g20, 20, DEVID);
+}
+
 int main(void)
 {
 	char p1[64], p2[64], a[PATH_MAX], b[PATH_MAX];
@@ -188,6 +248,8 @@ int main(void)
 		/* libxl removes the dead guest's backend directory. */
 		bk_ts_remove(env.ts, "vbd", 11, DEVID);
 	}
+
+	test_adopt_shared(b);
 
 	bk_bf_env_free(&env);
 	unlink(p1);
