@@ -13,8 +13,12 @@
  * fault engine delays, one more request waiting on the ring). The storm is re-raised every
  * time the daemon unmasks the port, up to --credit times per loop turn.
  *
+ * With --limit N instead: two guests read 4 KiB at random at queue depth 32, one limited to N
+ * requests/s (blanket-iops, default burst), the other without a limit; first both without a
+ * limit, then with it. Prints each guest's requests/s and the limited one's throttled time.
+ *
  * Not a test: numbers depend on the machine. Usage:
- *   blkbench [--seconds S] [--dir DIR] [--size MiB] [--storm [--credit N]]
+ *   blkbench [--seconds S] [--dir DIR] [--size MiB] [--storm [--credit N] | --limit N]
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -32,7 +36,9 @@
 #include <liburing.h>
 #endif
 
+#include "blanket/stats.h"
 #include "blkfront.h"
+#include "device.h"
 #include "engine.h"
 #include "loop.h"
 #include "util/log.h"
@@ -354,7 +360,8 @@ static int stormer_setup(struct bk_bf_env *env, const char *path, enum storm_kin
 	snprintf(opts, sizeof(opts), "inner=null,delay=%ums:write",
 		 (unsigned int)(opt_seconds * 1000) + 500);
 	if ((r = bk_bf_env_guest(env, STORMER, 4096)) < 0 ||
-	    (r = bk_bf_env_add_vbd(env, STORMER, DEVID, path, "w", "disk", extra)) < 0 ||
+	    /* It shares the bystander's image on purpose: forced sharing ("w!"). */
+	    (r = bk_bf_env_add_vbd(env, STORMER, DEVID, path, "w!", "disk", extra)) < 0 ||
 	    (r = bk_bf_open(env, STORMER, DEVID, &p, &f)) < 0 || (r = bk_bf_connect(f)) < 0)
 		goto fail;
 	if (kind == STORM_BLOCKED) {
@@ -467,6 +474,107 @@ out:
 	return r;
 }
 
+/* ---- --limit: a rate-limited guest next to one without a limit ---- */
+
+#define LIMITED 5
+#define NEIGHBOUR 6
+
+static int run_limit(const char *engine, const char *path, unsigned int iops)
+{
+	static struct bk_bf_io ios[2][MAX_QD];
+	static uint8_t bufs[2][MAX_QD][4096];
+	char n[32];
+	const char *lim_extra[] = { "blanket-engine", engine, "blanket-iops", n, NULL };
+	const char *extra[] = { "blanket-engine", engine, NULL };
+	const uint32_t domids[2] = { LIMITED, NEIGHBOUR };
+	struct bk_bf_params p = { .pfn_count = 2048 };
+	struct bk_blkfront *f[2] = { NULL, NULL };
+	struct bk_queue_stats qs = { 0 };
+	struct bk_bf_env env;
+	struct bk_device *dev;
+	uint64_t done[2] = { 0, 0 };
+	double t0, secs;
+	int r;
+
+	snprintf(n, sizeof(n), "%u", iops);
+	r = bk_bf_env_new(&env);
+	if (r < 0)
+		return r;
+	/* Both read the same image: read-only, which may be shared. */
+	for (unsigned int g = 0; g < 2; g++) {
+		if ((r = bk_bf_env_guest(&env, domids[g], 4096)) < 0 ||
+		    (r = bk_bf_env_add_vbd(&env, domids[g], DEVID, path, "r", "disk",
+					   g == 0 && iops ? lim_extra : extra)) < 0 ||
+		    (r = bk_bf_open(&env, domids[g], DEVID, &p, &f[g])) < 0 ||
+		    (r = bk_bf_connect(f[g])) < 0)
+			goto out;
+		for (unsigned int i = 0; i < MAX_QD; i++) {
+			struct bk_bf_io *io = &ios[g][i];
+
+			memset(io, 0, sizeof(*io));
+			io->op = BLKIF_OP_READ;
+			io->nr_sectors = 8;
+			io->data = bufs[g][i];
+			io->sector = random_sector();
+			if ((r = bk_bf_queue(f[g], 0, io)) < 0)
+				goto out;
+		}
+		bk_bf_push(f[g], 0);
+	}
+	t0 = bench_now();
+	while (bench_now() < t0 + opt_seconds) {
+		bk_loop_run_once(env.loop, 0);
+		for (unsigned int g = 0; g < 2; g++) {
+			bool queued = false;
+
+			if (!bk_bf_reap(f[g], 0))
+				continue;
+			for (unsigned int i = 0; i < MAX_QD; i++) {
+				struct bk_bf_io *io = &ios[g][i];
+
+				if (!io->done)
+					continue;
+				if (io->status != BLKIF_RSP_OKAY) {
+					r = -EIO;
+					goto out;
+				}
+				done[g]++;
+				io->done = false;
+				io->sector = random_sector();
+				if ((r = bk_bf_queue(f[g], 0, io)) < 0)
+					goto out;
+				queued = true;
+			}
+			if (queued)
+				bk_bf_push(f[g], 0);
+		}
+	}
+	secs = bench_now() - t0;
+	dev = bk_core_find(env.core, "vbd", LIMITED, DEVID);
+	if (dev)
+		dev->ops->get_stats(dev, &qs, 1);
+	if (iops)
+		printf("  guest %u limited to %5u iops: %8.0f req/s  (throttled %.2f s of %.2f "
+		       "s)\n",
+		       LIMITED, iops, (double)done[0] / secs, (double)qs.throttled_ns / 1e9, secs);
+	else
+		printf("  guest %u without a limit:     %8.0f req/s\n", LIMITED,
+		       (double)done[0] / secs);
+	printf("  guest %u (neighbour, no limit): %8.0f req/s\n", NEIGHBOUR,
+	       (double)done[1] / secs);
+	/* Drain what is still in flight before tearing down. */
+	for (unsigned int g = 0; g < 2; g++)
+		if (bk_bf_wait_all(f[g], 0) < 0 && iops == 0)
+			r = -ETIMEDOUT;
+	for (unsigned int g = 0; g < 2 && r >= 0; g++)
+		r = bk_bf_disconnect(f[g]);
+out:
+	for (unsigned int g = 0; g < 2; g++)
+		bk_bf_close(f[g]);
+	bk_bf_env_free(&env);
+	return r;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -475,6 +583,7 @@ int main(int argc, char **argv)
 		{ "size", required_argument, NULL, 'm' },
 		{ "storm", no_argument, NULL, 'S' },
 		{ "credit", required_argument, NULL, 'c' },
+		{ "limit", required_argument, NULL, 'l' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -483,8 +592,9 @@ int main(int argc, char **argv)
 	char path[128];
 	int c, fd, r = 0;
 	bool storm = false;
+	unsigned int limit = 0;
 
-	while ((c = getopt_long(argc, argv, "s:d:m:Sc:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:d:m:Sc:l:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 's':
 			opt_seconds = atof(optarg);
@@ -501,9 +611,17 @@ int main(int argc, char **argv)
 		case 'c':
 			opt_credit = (unsigned int)strtoul(optarg, NULL, 10);
 			break;
+		case 'l':
+			limit = (unsigned int)strtoul(optarg, NULL, 10);
+			if (!limit) {
+				fprintf(stderr,
+					"blkbench: --limit needs requests per second > 0\n");
+				return 2;
+			}
+			break;
 		default:
 			printf("usage: blkbench [--seconds S] [--dir DIR] [--size MiB] "
-			       "[--storm [--credit N]]\n");
+			       "[--storm [--credit N] | --limit N]\n");
 			return c == 'h' ? 0 : 2;
 		}
 	}
@@ -519,6 +637,17 @@ int main(int argc, char **argv)
 	}
 	printf("blkbench: 4 KiB random reads, %.1f s each, %llu MiB file %s\n", opt_seconds,
 	       (unsigned long long)(opt_size >> 20), path);
+	if (limit) {
+		const char *eng = bk_engine_find("io_uring") ? "io_uring" : "null";
+
+		printf("two guests at queue depth 32 into %s, without and with a limit\n", eng);
+		r = run_limit(eng, path, 0);
+		if (r >= 0)
+			r = run_limit(eng, path, limit);
+		if (r < 0)
+			fprintf(stderr, "blkbench: limit: %s\n", strerror(-r));
+		goto out;
+	}
 	if (storm) {
 		const char *eng = bk_engine_find("io_uring") ? "io_uring" : "null";
 

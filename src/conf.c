@@ -390,6 +390,25 @@ static void dump_cpu_affinity(const struct bk_config *cfg, FILE *out)
 		.name = n, .set = set_##f, .dump = dump_##f \
 	}
 
+static int set_disk_rate_limit(struct bk_config *cfg, const char *v, char *why, size_t len)
+{
+	struct bk_ctl_limit l = cfg->disk_rate_limit;
+
+	if (bk_ctl_parse_limit(v, &l, why, len) < 0)
+		return -EINVAL;
+	l.flags = 0;
+	cfg->disk_rate_limit = l;
+	return 0;
+}
+
+static void dump_disk_rate_limit(const struct bk_config *cfg, FILE *out)
+{
+	char buf[96];
+
+	bk_ctl_format_limit(&cfg->disk_rate_limit, buf, sizeof(buf));
+	fputs(buf, out);
+}
+
 static const struct conf_key conf_keys[] = {
 	KEY("log-level", log_level),
 	KEY("control-socket", control_socket),
@@ -402,6 +421,7 @@ static const struct conf_key conf_keys[] = {
 	KEY("bounce-pool-budget", bounce_pool_budget),
 	KEY("watch-coalesce-ms", watch_coalesce_ms),
 	KEY("cpu-affinity", cpu_affinity),
+	KEY("disk-rate-limit", disk_rate_limit),
 };
 
 void bk_config_defaults(struct bk_config *cfg)
@@ -423,6 +443,7 @@ void bk_config_defaults(struct bk_config *cfg)
 	cfg->max_indirect_segments = BK_CFG_INDIRECT_MAX;
 	cfg->bounce_pool_size = 4U << 20;
 	cfg->watch_coalesce_ms = 20;
+	cfg->disk_rate_limit.burst_ms = BK_CTL_LIMIT_BURST_DEFAULT;
 	snprintf(cfg->cpu_affinity_str, sizeof(cfg->cpu_affinity_str), "all");
 }
 

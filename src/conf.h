@@ -18,7 +18,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "config.h" /* meson's: BK_SYSCONFDIR */
+#include "blanket/ctl.h" /* struct bk_ctl_limit */
+#include "config.h"	 /* meson's: BK_SYSCONFDIR */
 
 #define BK_CONFIG_DEFAULT_PATH BK_SYSCONFDIR "/blanketd/blanketd.conf"
 #define BK_CONFIG_DEFAULT_SOCKET "/run/blanketd/control"
@@ -47,6 +48,10 @@
 #define BK_XS_CACHE "blanket-cache"	/* writeback | writethrough | none (see enum) */
 #define BK_XS_DISCARD "blanket-discard" /* on | off: advertise feature-discard (default on) */
 #define BK_XS_OPTIONS "blanket-options" /* engine option string (bk_engine_params.options) */
+#define BK_XS_SHARE "blanket-share"	/* on | off: share read-write with other guests (w!) */
+#define BK_XS_IOPS "blanket-iops"	/* requests/s, 0 unlimited: overrides disk-rate-limit */
+#define BK_XS_BPS "blanket-bps"		/* bytes/s (K, M, G), 0 unlimited */
+#define BK_XS_BURST "blanket-burst"	/* ms of either rate the buckets hold */
 
 enum bk_cache_mode {
 	BK_CACHE_NONE = 0,	   /* O_DIRECT, flushes passed down: the default */
@@ -74,6 +79,8 @@ struct bk_config {
 	 */
 	char state_directory[108];
 	bool state_directory_set;
+	/* Every disk's rate limits unless its settings say otherwise; flags unused. */
+	struct bk_ctl_limit disk_rate_limit;
 };
 
 /*

@@ -338,6 +338,73 @@ static int do_stats(struct ctl_client *c, const uint8_t *payload, uint32_t len)
 	return 0;
 }
 
+static int do_limit(struct ctl_client *c, const uint8_t *payload, uint32_t len)
+{
+	struct bk_ctl_limit_req req;
+	struct bk_ctl_limit now;
+	struct bk_device *dev, *found = NULL;
+	char lim[96];
+	int err = 0, r;
+
+	if (len < sizeof(req)) {
+		reply_error(c, -EINVAL, "LIMIT request needs %zu payload bytes, got %u",
+			    sizeof(req), len);
+		return 1;
+	}
+	memcpy(&req, payload, sizeof(req));
+	bk_ctl_limit_req_swap(&req);
+	req.kind[sizeof(req.kind) - 1] = '\0';
+	if (req.limit.flags &
+	    ~(uint32_t)(BK_CTL_LIMIT_IOPS | BK_CTL_LIMIT_BPS | BK_CTL_LIMIT_BURST)) {
+		reply_error(c, -EINVAL, "unknown LIMIT flags 0x%x", req.limit.flags);
+		return 1;
+	}
+	/* The daemon checks what blanketctl checked: another client may send anything. */
+	if ((req.limit.flags & BK_CTL_LIMIT_IOPS) && req.limit.iops > BK_CTL_LIMIT_IOPS_MAX) {
+		reply_error(c, -EINVAL, "iops=%llu: more than %llu",
+			    (unsigned long long)req.limit.iops, BK_CTL_LIMIT_IOPS_MAX);
+		return 1;
+	}
+	if ((req.limit.flags & BK_CTL_LIMIT_BPS) && req.limit.bps > BK_CTL_LIMIT_BPS_MAX) {
+		reply_error(c, -EINVAL, "bps=%llu: more than %llu",
+			    (unsigned long long)req.limit.bps, BK_CTL_LIMIT_BPS_MAX);
+		return 1;
+	}
+	if ((req.limit.flags & BK_CTL_LIMIT_BURST) &&
+	    (req.limit.burst_ms < BK_CTL_LIMIT_BURST_MIN ||
+	     req.limit.burst_ms > BK_CTL_LIMIT_BURST_MAX)) {
+		reply_error(c, -EINVAL, "burst=%u: not between %u and %u ms", req.limit.burst_ms,
+			    BK_CTL_LIMIT_BURST_MIN, BK_CTL_LIMIT_BURST_MAX);
+		return 1;
+	}
+	list_for_each_entry (dev, c->ctl->devices(c->ctl->data), link)
+		if (dev->domid == req.domid && dev->devid == req.devid &&
+		    (!req.kind[0] || !strcmp(req.kind, dev_kind(dev))))
+			found = dev;
+	if (!found) {
+		reply_error(c, -ENODEV, "no device %s%s%u/%u", req.kind, req.kind[0] ? " " : "",
+			    req.domid, req.devid);
+		return 1;
+	}
+	if (!found->ops || !found->ops->set_limit) {
+		reply_error(c, -EOPNOTSUPP, "%s has no rate limits", found->name);
+		return 1;
+	}
+	r = found->ops->set_limit(found, &req.limit, &now);
+	if (r < 0) {
+		reply_error(c, r, "%s: cannot change its rate limits: %s", found->name,
+			    strerror(-r));
+		return 1;
+	}
+	if (req.limit.flags) {
+		bk_ctl_format_limit(&now, lim, sizeof(lim));
+		log_info("control: %s: rate limit set to %s", found->name, lim);
+	}
+	now.flags = 0;
+	bk_ctl_limit_swap(&now);
+	return bk_ctl_buf_append(&c->out, &now, sizeof(now), &err) ? 0 : err;
+}
+
 /* Build the reply to the complete request in c->in. */
 static void handle_request(struct ctl_client *c, const struct bk_ctl_hdr *h)
 {
@@ -359,6 +426,9 @@ static void handle_request(struct ctl_client *c, const struct bk_ctl_hdr *h)
 		break;
 	case BK_CTL_REQ_STATS:
 		r = do_stats(c, payload, h->length);
+		break;
+	case BK_CTL_REQ_LIMIT:
+		r = do_limit(c, payload, h->length);
 		break;
 	default:
 		reply_error(c, -EOPNOTSUPP, "unknown request type %u", h->type);

@@ -2,6 +2,9 @@
 /* Control protocol encoding helpers shared by blanketd and blanketctl (blanket/ctl.h). */
 #include <endian.h>
 #include <errno.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -142,6 +145,154 @@ void bk_ctl_queue_stats_swap(struct bk_queue_stats *q)
 	/* Every field is a uint64_t (the layout is asserted in ctl.h). */
 	for (size_t i = 0; i < sizeof(*q) / sizeof(uint64_t); i++)
 		SW64(w[i]);
+}
+
+void bk_ctl_limit_swap(struct bk_ctl_limit *l)
+{
+	SW64(l->iops);
+	SW64(l->bps);
+	SW32(l->burst_ms);
+	SW32(l->flags);
+}
+
+void bk_ctl_limit_req_swap(struct bk_ctl_limit_req *r)
+{
+	SW32(r->domid);
+	SW32(r->devid);
+	bk_ctl_limit_swap(&r->limit);
+}
+
+/* Digits with an optional K/M/G suffix (powers of 1024) when @suffix, at most @max. */
+static int parse_num(const char *s, bool suffix, uint64_t min, uint64_t max, uint64_t *ret)
+{
+	uint64_t v = 0, mult = 1;
+	size_t n = strlen(s);
+
+	if (suffix && n && strchr("kKmMgG", s[n - 1])) {
+		mult = strchr("kK", s[n - 1])	? 1ULL << 10
+		       : strchr("mM", s[n - 1]) ? 1ULL << 20
+						: 1ULL << 30;
+		n--;
+	}
+	if (!n)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9' || v > (UINT64_MAX - 9) / 10)
+			return -EINVAL;
+		v = v * 10 + (uint64_t)(s[i] - '0');
+	}
+	if (v > UINT64_MAX / mult)
+		return -ERANGE;
+	v *= mult;
+	if (v < min || v > max)
+		return -ERANGE;
+	*ret = v;
+	return 0;
+}
+
+int bk_ctl_parse_limit_key(const char *key, const char *value, struct bk_ctl_limit *l, char *why,
+			   size_t len)
+{
+	uint64_t v;
+	int r;
+
+	if (!strcmp(key, "iops")) {
+		r = parse_num(value, false, 0, BK_CTL_LIMIT_IOPS_MAX, &v);
+		if (r < 0)
+			goto bad;
+		l->iops = v;
+		l->flags |= BK_CTL_LIMIT_IOPS;
+		return 0;
+	}
+	if (!strcmp(key, "bps")) {
+		r = parse_num(value, true, 0, BK_CTL_LIMIT_BPS_MAX, &v);
+		if (r < 0)
+			goto bad;
+		l->bps = v;
+		l->flags |= BK_CTL_LIMIT_BPS;
+		return 0;
+	}
+	if (!strcmp(key, "burst")) {
+		r = parse_num(value, false, BK_CTL_LIMIT_BURST_MIN, BK_CTL_LIMIT_BURST_MAX, &v);
+		if (r < 0)
+			goto bad;
+		l->burst_ms = (uint32_t)v;
+		l->flags |= BK_CTL_LIMIT_BURST;
+		return 0;
+	}
+	snprintf(why, len, "'%.32s=%.32s': not a limit (iops, bps, burst)", key, value);
+	return -ENOENT;
+bad:
+	if (!strcmp(key, "iops"))
+		snprintf(why, len,
+			 "iops=%.32s: expected requests per second, 0 (unlimited) to %llu", value,
+			 BK_CTL_LIMIT_IOPS_MAX);
+	else if (!strcmp(key, "bps"))
+		snprintf(why, len,
+			 "bps=%.32s: expected bytes per second (K, M, G suffixes), 0 (unlimited) "
+			 "to 1024G",
+			 value);
+	else
+		snprintf(why, len, "burst=%.32s: expected milliseconds, %u to %u", value,
+			 BK_CTL_LIMIT_BURST_MIN, BK_CTL_LIMIT_BURST_MAX);
+	return -EINVAL;
+}
+
+int bk_ctl_parse_limit(const char *spec, struct bk_ctl_limit *l, char *why, size_t len)
+{
+	struct bk_ctl_limit n = *l;
+	char buf[128], *save = NULL;
+
+	if (!strcmp(spec, "off") || !strcmp(spec, "none")) {
+		l->iops = l->bps = 0;
+		l->flags |= BK_CTL_LIMIT_IOPS | BK_CTL_LIMIT_BPS;
+		return 0;
+	}
+	if (strlen(spec) >= sizeof(buf) || !spec[0]) {
+		snprintf(why, len, "'%.32s%s': expected iops=N,bps=SIZE,burst=MS or off", spec,
+			 spec[0] ? "..." : "");
+		return -EINVAL;
+	}
+	memcpy(buf, spec, strlen(spec) + 1);
+	for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(tok, '=');
+		int r;
+
+		if (!eq) {
+			snprintf(why, len, "'%.32s': expected key=value (iops, bps, burst)", tok);
+			return -EINVAL;
+		}
+		*eq = '\0';
+		r = bk_ctl_parse_limit_key(tok, eq + 1, &n, why, len);
+		if (r < 0)
+			return -EINVAL;
+	}
+	*l = n;
+	return 0;
+}
+
+void bk_ctl_format_limit(const struct bk_ctl_limit *l, char *buf, size_t len)
+{
+	static const char *const sfx[] = { "", "K", "M", "G" };
+	uint64_t b = l->bps;
+	unsigned int i = 0;
+	int n = 0;
+
+	if (!l->iops && !l->bps) {
+		snprintf(buf, len, "off");
+		return;
+	}
+	while (b && i < 3 && b % 1024 == 0) {
+		b /= 1024;
+		i++;
+	}
+	buf[0] = '\0';
+	if (l->iops)
+		n = snprintf(buf, len, "iops=%" PRIu64 ",", l->iops);
+	if (l->bps && n >= 0 && (size_t)n < len)
+		n += snprintf(buf + n, len - (size_t)n, "bps=%" PRIu64 "%s,", b, sfx[i]);
+	if (n >= 0 && (size_t)n < len)
+		snprintf(buf + n, len - (size_t)n, "burst=%u", l->burst_ms);
 }
 
 void bk_ctl_strpad(char *dst, size_t size, const char *s)

@@ -24,6 +24,7 @@ struct bk_loop;
 struct bk_xen;
 struct bk_xs;
 struct bk_queue_stats;
+struct bk_ctl_limit;
 
 /* Same numbering as xen/io/xenbus.h. */
 enum bk_xenbus_state {
@@ -95,6 +96,13 @@ struct bk_backend_ops {
 	 * remove is not called afterwards.
 	 */
 	void (*abandon)(struct bk_device *dev, unsigned int point);
+	/*
+	 * Optional: change the fields of the device's rate limits that @want->flags names
+	 * (BK_CTL_LIMIT_*; none: only read them) and return those in effect in @ret_now.
+	 * -ERANGE for a value out of range (nothing changed).
+	 */
+	int (*set_limit)(struct bk_device *dev, const struct bk_ctl_limit *want,
+			 struct bk_ctl_limit *ret_now);
 };
 
 /* Where a simulated kill (bk_core_abandon) stops a backend on its way to answering the guest. */
@@ -111,18 +119,18 @@ struct bk_device {
 	struct bk_core *core;
 	const struct bk_backend_ops *ops;
 	struct list_head link;
-	char name[48];    /* "vbd 5/51712": use in every log line */
-	uint32_t domid;   /* frontend domain */
-	uint32_t devid;   /* handle under backend/<kind>/<domid>/ */
-	char *be_path;    /* /local/domain/<self>/backend/<kind>/<domid>/<devid> */
-	char *fe_path;    /* frontend directory, validated */
+	char name[48];		       /* "vbd 5/51712": use in every log line */
+	uint32_t domid;		       /* frontend domain */
+	uint32_t devid;		       /* handle under backend/<kind>/<domid>/ */
+	char *be_path;		       /* /local/domain/<self>/backend/<kind>/<domid>/<devid> */
+	char *fe_path;		       /* frontend directory, validated */
 	enum bk_xenbus_state state;    /* what we last wrote to be_path/state */
 	enum bk_xenbus_state fe_state; /* what we last read from fe_path/state */
 	bool online;
 	bool shutting_down;
 	bool shutdown_complete;
 	struct bk_ratelimit rl; /* for anything the guest can trigger */
-	void *priv;             /* backend-private */
+	void *priv;		/* backend-private */
 };
 
 /*
@@ -155,16 +163,16 @@ int bk_device_read_be(struct bk_device *dev, const char *key, char **ret);
 int bk_device_read_fe(struct bk_device *dev, const char *key, char **ret);
 int bk_device_read_fe_u32(struct bk_device *dev, const char *key, uint32_t *ret);
 /* -ENOENT once the backend directory is gone (see bk_device_set_state). */
-int bk_device_write_be(struct bk_device *dev, const char *key, const char *fmt, ...)
-	_printf_(3, 4);
+int bk_device_write_be(struct bk_device *dev, const char *key, const char *fmt, ...) _printf_(3, 4);
 
 #define dev_err(dev, fmt, ...) bk_log_dev(BK_LOG_ERR, (dev)->name, fmt, ##__VA_ARGS__)
 #define dev_warn(dev, fmt, ...) bk_log_dev(BK_LOG_WARNING, (dev)->name, fmt, ##__VA_ARGS__)
 #define dev_info(dev, fmt, ...) bk_log_dev(BK_LOG_INFO, (dev)->name, fmt, ##__VA_ARGS__)
 #define dev_debug(dev, fmt, ...) bk_log_dev(BK_LOG_DEBUG, (dev)->name, fmt, ##__VA_ARGS__)
 /* Rate limited: for every message a guest can trigger. */
-#define dev_err_rl(dev, fmt, ...) bk_log_dev_rl(&(dev)->rl, BK_LOG_ERR, (dev)->name, fmt, ##__VA_ARGS__)
-#define dev_warn_rl(dev, fmt, ...)                                                                 \
+#define dev_err_rl(dev, fmt, ...) \
+	bk_log_dev_rl(&(dev)->rl, BK_LOG_ERR, (dev)->name, fmt, ##__VA_ARGS__)
+#define dev_warn_rl(dev, fmt, ...) \
 	bk_log_dev_rl(&(dev)->rl, BK_LOG_WARNING, (dev)->name, fmt, ##__VA_ARGS__)
 
 /*

@@ -34,10 +34,16 @@ static int blkif_describe(struct bk_device *dev, char *buf, size_t len)
 		     bd->cache != BK_CACHE_NONE ? " cache=" : "",
 		     bd->cache != BK_CACHE_NONE ? bk_cache_mode_name(bd->cache) : "");
 	if (n >= 0 && (size_t)n < len && bd->connected)
-		n += snprintf(buf + n, len - (size_t)n,
-			      " queues=%u ring-order=%u indirect=%u abi=%s%s", bd->nr_queues,
-			      bd->ring_order, bd->max_indirect, blkif_abi_name(bd->abi),
-			      bd->lim.discard ? " discard" : "");
+		n += snprintf(
+			buf + n, len - (size_t)n, " queues=%u ring-order=%u indirect=%u abi=%s%s",
+			bd->nr_queues, bd->ring_order, bd->max_indirect, blkif_abi_name(bd->abi),
+			bd->lim.discard ? " discard" : "");
+	if (n >= 0 && (size_t)n < len && bd->limiter.on) {
+		char lim[96];
+
+		bk_ctl_format_limit(&bd->limiter.set, lim, sizeof(lim));
+		n += snprintf(buf + n, len - (size_t)n, " limit=%s", lim);
+	}
 	return n < 0 ? -EIO : 0;
 }
 
@@ -52,4 +58,5 @@ const struct bk_backend_ops blkif_backend_ops = {
 	.get_stats = blkif_get_stats,
 	.describe = blkif_describe,
 	.abandon = blkif_abandon,
+	.set_limit = blkif_set_limit,
 };

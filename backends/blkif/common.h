@@ -54,6 +54,20 @@ enum blkif_phase {
 
 struct blkif_queue;
 
+/* A token bucket of limit.c: tokens scaled by 1e9 (rate x ns), may go negative (bytes). */
+struct blkif_bucket {
+	uint64_t rate; /* per second; 0: unlimited */
+	__int128 tokens;
+	__int128 cap;
+};
+
+struct blkif_limiter {
+	struct bk_ctl_limit set; /* in effect (flags 0) */
+	bool on;		 /* a rate is set */
+	struct blkif_bucket ops, bytes;
+	uint64_t last_ns; /* last refill */
+};
+
 struct blkif_pool {
 	uint8_t *base;
 	unsigned int nr_pages;
@@ -71,6 +85,7 @@ struct blkif_slot {
 	uint8_t phase;	       /* enum blkif_phase */
 	bool barrier;	       /* a barrier admitted as valid: counted in barrier_pending */
 	bool need_desc;	       /* indirect: descriptors not fetched yet */
+	bool charged;	       /* its bytes are counted by the rate limiter */
 	int16_t status;
 	uint32_t pool_first, pool_pages;
 	uint32_t copy_first, copy_n; /* range in the copy batch */
@@ -120,11 +135,12 @@ struct blkif_queue {
 	/* The barrier being dispatched or with the engine: nothing behind it starts. */
 	struct blkif_slot *barrier_running;
 
-	bool stalled;	      /* stopped consuming: slots, bounce pages or engine full */
-	bool dead;	      /* disconnecting: complete everything into the void */
-	bool masked;	      /* port masked since its event: blocked, out of budget, backing off */
+	bool stalled; /* stopped consuming: slots, bounce pages or engine full */
+	bool dead;    /* disconnecting: complete everything into the void */
+	bool masked;  /* port masked since its event: blocked, out of budget, backing off */
 	unsigned int spurious_run;
 	unsigned int taken_since_unmask; /* requests taken since the port was unmasked */
+	uint64_t throttled_since;	 /* held back by the rate limit since (blkif_now), else 0 */
 	struct bk_timer *backoff;
 
 	struct bk_queue_stats *stats;
@@ -144,6 +160,8 @@ struct blkif_dev {
 	char *params; /* the backing path; NULL until the hotplug script ran */
 	bool readonly;
 	bool cdrom;
+	bool share;		   /* mode "w!" or blanket-share=on: sharing read-write is forced */
+	struct blkif_claim *claim; /* this device's entry in the open-images registry (share.c) */
 	char engine_name[16];
 	char *engine_opts;
 	unsigned int max_queues;     /* per-device cap (blanket-queues) */
@@ -156,6 +174,9 @@ struct blkif_dev {
 	struct bk_store *store;
 	struct blkif_limits lim;
 	uint16_t info;
+	struct bk_ctl_limit rate;     /* the rate limits the settings gave (limit.c) */
+	struct blkif_limiter limiter; /* what the datapath checks, changed live by blanketctl */
+	struct bk_timer *throttle;    /* wakes the queues the limiter held back */
 
 	/* Negotiated at connect. */
 	enum blkif_abi abi;
@@ -217,6 +238,34 @@ int blkif_write_probe_features(struct blkif_dev *bd);
  * in @why; the store stays closed.
  */
 int blkif_open_backing(struct blkif_dev *bd, char *why, size_t len);
+
+/* share.c */
+/*
+ * Register the open store as used by this guest, read-write or read-only (share.c says when
+ * another guest's claim is in the way: -EBUSY, with the image and the holder in @why).
+ */
+int blkif_claim_image(struct blkif_dev *bd, char *why, size_t len);
+/* NULL-safe on an unclaimed device: the image is free for other guests again. */
+void blkif_release_image(struct blkif_dev *bd);
+/* Release the claim and close the store (reopened by the next connect, if any). */
+void blkif_close_backing(struct blkif_dev *bd);
+
+/* limit.c */
+/* The clock the limiter reads (bk_now_ns unless a test set one, see blkif.h). */
+uint64_t blkif_now(void);
+/* Put @set in effect with full buckets. */
+void blkif_limiter_set(struct blkif_limiter *l, const struct bk_ctl_limit *set, uint64_t now);
+/* Refill to @now; true if one more request may be taken off the ring. */
+bool blkif_limiter_may_take(struct blkif_limiter *l, uint64_t now);
+/* Take @reqs requests and @bytes bytes out of the buckets. */
+void blkif_limiter_charge(struct blkif_limiter *l, uint64_t reqs, uint64_t bytes);
+/* Nanoseconds until the next request may be taken (0: now). */
+uint64_t blkif_limiter_wait_ns(const struct blkif_limiter *l);
+/* @q may not take now: count it as throttled and arm the device's timer (one per device). */
+void blkif_throttle(struct blkif_queue *q);
+/* ops->set_limit. */
+int blkif_set_limit(struct bk_device *dev, const struct bk_ctl_limit *want,
+		    struct bk_ctl_limit *ret_now);
 
 /* ring.c */
 int blkif_rings_connect(struct blkif_dev *bd);

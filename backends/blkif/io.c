@@ -189,6 +189,7 @@ static void slot_admit(struct blkif_queue *q, struct blkif_slot *s, const void *
 	s->phase = BLKIF_P_IO;
 	s->barrier = false;
 	s->need_desc = false;
+	s->charged = false;
 	s->start_ns = bk_now_ns();
 	s->stage = BLKIF_S_WAIT;
 
@@ -242,18 +243,24 @@ void blkif_queue_admit(struct blkif_queue *q, const void *raw, int jent)
 
 /* Why a queue stopped taking requests. */
 enum queue_state {
-	QUEUE_IDLE,    /* took everything on the ring: a notify from now on means new requests */
-	QUEUE_BLOCKED, /* cannot take: slots, bounce pages, engine, a barrier, a handover */
-	QUEUE_BUDGET,  /* the device spent this turn's budget: more next turn */
+	QUEUE_IDLE,	 /* took everything on the ring: a notify from now on means new requests */
+	QUEUE_BLOCKED,	 /* cannot take: slots, bounce pages, engine, a barrier, a handover */
+	QUEUE_BUDGET,	 /* the device spent this turn's budget: more next turn */
+	QUEUE_THROTTLED, /* the device's rate limit holds it back: its timer resumes it */
 };
 
-/* @ret_drained: stopped because the ring is empty (req_event re-armed), not for a limit. */
+/*
+ * @ret_drained: stopped because the ring is empty (req_event re-armed), not for a limit.
+ * @ret_throttled: stopped with requests on the ring because the rate limit said so.
+ */
 static int queue_take(struct blkif_queue *q, unsigned int budget, unsigned int *ret_taken,
-		      bool *ret_drained)
+		      bool *ret_drained, bool *ret_throttled)
 {
+	struct blkif_limiter *lim = &q->bd->limiter;
+	uint64_t now = lim->on ? blkif_now() : 0;
 	uint8_t raw[BLKIF_MAX_SLOT_SIZE];
 	unsigned int taken = 0, spins = 0;
-	bool drained = false;
+	bool drained = false, throttled = false;
 
 	/* Handing over to the next daemon: finish what we have, take nothing new. */
 	while (taken < budget && !q->barrier_pending && !q->bd->handover) {
@@ -278,15 +285,29 @@ static int queue_take(struct blkif_queue *q, unsigned int budget, unsigned int *
 			q->stalled = true;
 			break;
 		}
+		/* Held back: the ring keeps the request, the guest's notifies stay masked. */
+		if (!blkif_limiter_may_take(lim, now)) {
+			throttled = true;
+			break;
+		}
+		blkif_limiter_charge(lim, 1, 0);
 		blkif_ring_take(&q->ring, raw);
 		s = slot_get(q, raw);
 		if (q->journal)
 			bk_journal_set_cons(q->journal, q->ring.req_cons);
 		taken++;
 		slot_admit(q, s, raw);
+		/* Its bytes at once when the header tells them: the next take sees the debt. */
+		if (lim->on && !s->need_desc) {
+			s->charged = true;
+			blkif_limiter_charge(
+				lim, 0,
+				s->req.op == BLKIF_OP_DISCARD ? 0 : blkif_req_bytes(&s->req));
+		}
 	}
 	*ret_taken = taken;
 	*ret_drained = drained;
+	*ret_throttled = throttled;
 	q->taken_since_unmask += taken;
 	return 0;
 }
@@ -509,6 +530,11 @@ static void queue_dispatch(struct blkif_queue *q)
 				break;
 			}
 			s->pool_pages = npages;
+			/* An indirect request's bytes, known once its descriptors are. */
+			if (!s->charged) {
+				s->charged = true;
+				blkif_limiter_charge(&q->bd->limiter, 0, bytes);
+			}
 			if (is_write) {
 				if (!batch_room(b, s->req.nr_segments))
 					flush_copyin(q);
@@ -558,7 +584,7 @@ static enum queue_state queue_serve(struct blkif_queue *q)
 	struct blkif_dev *bd = q->bd;
 	unsigned int budget = BLKIF_BUDGET - BK_MIN(bd->budget_used, BLKIF_BUDGET);
 	unsigned int taken = 0;
-	bool drained = false;
+	bool drained = false, throttled = false;
 
 	q->stalled = false;
 	/*
@@ -569,7 +595,7 @@ static enum queue_state queue_serve(struct blkif_queue *q)
 		queue_fetch_indirect(q);
 	queue_dispatch(q);
 	if (list_empty(&q->wait_list) && !q->stalled && budget) {
-		if (queue_take(q, budget, &taken, &drained) < 0) {
+		if (queue_take(q, budget, &taken, &drained, &throttled) < 0) {
 			fail_ring(q);
 			return QUEUE_BLOCKED;
 		}
@@ -584,6 +610,10 @@ static enum queue_state queue_serve(struct blkif_queue *q)
 	}
 	if (!list_empty(&q->wait_list) || q->stalled || q->barrier_pending || bd->handover)
 		return QUEUE_BLOCKED;
+	if (throttled) {
+		blkif_throttle(q);
+		return QUEUE_THROTTLED;
+	}
 	if (drained)
 		return QUEUE_IDLE;
 	/* Out of budget: the device's other queues go first next turn, from the hook. */
@@ -825,7 +855,7 @@ static void queue_event(struct blkif_queue *q)
 	 */
 	if (q->taken_since_unmask) {
 		q->spurious_run = 0;
-	} else if (st != QUEUE_BUDGET) {
+	} else if (st != QUEUE_BUDGET && st != QUEUE_THROTTLED) {
 		q->stats->spurious++;
 		q->spurious_run++;
 	}

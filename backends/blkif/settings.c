@@ -22,14 +22,16 @@
 #include "common.h"
 
 /* The per-device settings: canonical key, name in a params prefix. */
-enum { S_ENGINE, S_QUEUES, S_CACHE, S_DISCARD, S_OPTIONS, S_NR };
+enum { S_ENGINE, S_QUEUES, S_CACHE, S_DISCARD, S_OPTIONS, S_SHARE, S_IOPS, S_BPS, S_BURST, S_NR };
 static const char *const setting_key[S_NR] = {
 	[S_ENGINE] = BK_XS_ENGINE,   [S_QUEUES] = BK_XS_QUEUES,	  [S_CACHE] = BK_XS_CACHE,
-	[S_DISCARD] = BK_XS_DISCARD, [S_OPTIONS] = BK_XS_OPTIONS,
+	[S_DISCARD] = BK_XS_DISCARD, [S_OPTIONS] = BK_XS_OPTIONS, [S_SHARE] = BK_XS_SHARE,
+	[S_IOPS] = BK_XS_IOPS,	     [S_BPS] = BK_XS_BPS,	  [S_BURST] = BK_XS_BURST,
 };
 static const char *const setting_name[S_NR] = {
 	[S_ENGINE] = "engine",	 [S_QUEUES] = "queues",	  [S_CACHE] = "cache",
-	[S_DISCARD] = "discard", [S_OPTIONS] = "options",
+	[S_DISCARD] = "discard", [S_OPTIONS] = "options", [S_SHARE] = "share",
+	[S_IOPS] = "iops",	 [S_BPS] = "bps",	  [S_BURST] = "burst",
 };
 
 static int read_be_opt(struct bk_device *dev, const char *key, char **ret)
@@ -64,10 +66,17 @@ int blkif_read_identity(struct blkif_dev *bd, char *why, size_t len)
 	r = bk_device_read_be(dev, "mode", &mode);
 	if (r < 0)
 		return why_fail(why, len, r, "reading mode: %s", strerror(-r));
+	/*
+	 * libxl writes "w" or "r" (xl refuses access=w!); "w!" is what xend wrote to force
+	 * sharing, and the block script still honours it: so do we (blanket-share=on is the
+	 * xl way).
+	 */
 	if (!strcmp(mode, "r"))
 		bd->readonly = true;
+	else if (!strcmp(mode, "w!"))
+		bd->share = true;
 	else if (strcmp(mode, "w"))
-		return why_fail(why, len, -EINVAL, "mode '%.16s' is neither r nor w", mode);
+		return why_fail(why, len, -EINVAL, "mode '%.16s' is neither r, w nor w!", mode);
 	r = read_be_opt(dev, "device-type", &type);
 	if (r < 0)
 		return why_fail(why, len, r, "reading device-type: %s", strerror(-r));
@@ -84,6 +93,7 @@ int blkif_read_identity(struct blkif_dev *bd, char *why, size_t len)
 	bd->max_indirect = BK_MIN(cfg->max_indirect_segments, BLKIF_MAX_INDIRECT_SEGS);
 	bd->discard_enabled = true;
 	bd->cache = BK_CACHE_NONE;
+	bd->rate = cfg->disk_rate_limit;
 	/* A pool that holds at least one largest request, or we could never make progress. */
 	bd->pool_pages = (unsigned int)BK_MIN(cfg->bounce_pool_size / BK_PAGE_SIZE, 1U << 18);
 	bd->pool_pages = BK_MAX(bd->pool_pages, BK_MAX(bd->max_indirect, 11U));
@@ -141,7 +151,7 @@ static int split_params(const char *params, char *vals[S_NR], char **ret_path, c
 		if (!eq || i == S_NR)
 			return why_fail(why, len, -EINVAL,
 					"params: '%.32s%s%.32s' is not a setting (engine, queues, "
-					"cache, discard, options)",
+					"cache, discard, options, share, iops, bps, burst)",
 					tok, eq ? "=" : "", eq ? eq + 1 : "");
 		free(vals[i]);
 		vals[i] = strdup(eq + 1);
@@ -183,6 +193,21 @@ static int apply_settings(struct blkif_dev *bd, char *vals[S_NR], char *why, siz
 	if ((v = vals[S_DISCARD]) &&
 	    bk_parse_bool(v, &bd->discard_enabled, reason, sizeof(reason)) < 0)
 		return why_fail(why, len, -EINVAL, "%s=%.32s: %s", BK_XS_DISCARD, v, reason);
+	if ((v = vals[S_SHARE])) {
+		bool share;
+
+		if (bk_parse_bool(v, &share, reason, sizeof(reason)) < 0)
+			return why_fail(why, len, -EINVAL, "%s=%.32s: %s", BK_XS_SHARE, v, reason);
+		bd->share = bd->share || share; /* mode w! stays forced */
+	}
+	for (unsigned int i = S_IOPS; i <= S_BURST; i++) {
+		if (!vals[i])
+			continue;
+		if (bk_ctl_parse_limit_key(setting_name[i], vals[i], &bd->rate, reason,
+					   sizeof(reason)) < 0)
+			return why_fail(why, len, -EINVAL, "%s: %s", setting_key[i], reason);
+	}
+	bd->rate.flags = 0;
 	free(bd->engine_opts);
 	bd->engine_opts = vals[S_OPTIONS];
 	vals[S_OPTIONS] = NULL;
@@ -306,13 +331,34 @@ int blkif_open_backing(struct blkif_dev *bd, char *why, size_t len)
 	bd->lim.max_indirect_segs = (uint16_t)bd->max_indirect;
 	bd->info = (uint16_t)((bd->lim.readonly ? VDISK_READONLY : 0) |
 			      (bd->cdrom ? VDISK_CDROM | VDISK_REMOVABLE : 0));
+	r = blkif_claim_image(bd, why, len);
+	if (r < 0) {
+		blkif_close_backing(bd);
+		return r;
+	}
 	r = write_store_keys(bd);
-	if (r < 0)
+	if (r < 0) {
+		blkif_close_backing(bd);
 		return why_fail(why, len, r, "writing the store's keys: %s", strerror(-r));
+	}
+	blkif_limiter_set(&bd->limiter, &bd->rate, blkif_now());
+	if (bd->limiter.on) {
+		char lim[96];
+
+		bk_ctl_format_limit(&bd->rate, lim, sizeof(lim));
+		dev_info(dev, "rate limit %s", lim);
+	}
 	dev_info(dev, "%s (%s%s, %llu sectors), engine %s, cache %s%s%s, up to %u queue(s)",
 		 bd->params, bd->cdrom ? "cdrom, " : "", bd->lim.readonly ? "ro" : "rw",
 		 (unsigned long long)bd->lim.nr_sectors, bd->engine_name,
 		 bk_cache_mode_name(bd->cache), bd->store->direct ? " (O_DIRECT)" : "",
 		 bd->store->dsync ? " (O_DSYNC)" : "", bd->max_queues);
 	return 0;
+}
+
+void blkif_close_backing(struct blkif_dev *bd)
+{
+	blkif_release_image(bd);
+	bk_store_close(bd->store);
+	bd->store = NULL;
 }

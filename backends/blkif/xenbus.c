@@ -28,7 +28,8 @@ static void bd_free(struct blkif_dev *bd)
 	if (!bd)
 		return;
 	bk_hook_free(bd->hook);
-	bk_store_close(bd->store);
+	bk_timer_free(bd->throttle);
+	blkif_close_backing(bd);
 	free(bd->params);
 	free(bd->engine_opts);
 	free(bd->stats);
@@ -79,6 +80,8 @@ int blkif_probe(struct bk_device *dev)
 		log_err_errno(r, "%s: writing features: %m", dev->name);
 		goto fail;
 	}
+	/* Known before the store opens: an adopted device's guest already has its image. */
+	bd->adopting = left_connected(dev);
 	/* The script ran before we saw the device (a previous run's, or we started late). */
 	if (hotplug_done(bd)) {
 		r = blkif_open_backing(bd, why, sizeof(why));
@@ -88,13 +91,12 @@ int blkif_probe(struct bk_device *dev)
 		}
 	}
 	dev->priv = bd;
-	if (left_connected(dev)) {
+	if (bd->adopting) {
 		/*
 		 * A previous run of the daemon served this device and handed it over (or died):
 		 * the guest is still Connected and must not notice. Stay Connected in xenstore;
 		 * connect() re-maps the rings and resumes from the in-flight journal.
 		 */
-		bd->adopting = true;
 		dev->state = BK_XB_INITWAIT;
 		dev_info(dev, "taking over a device a previous run left Connected");
 	} else {
@@ -170,6 +172,8 @@ static void run_after(struct blkif_dev *bd)
 
 	bd->after = 0;
 	if (after & BLKIF_AFTER_SHUTDOWN) {
+		/* Torn down (removed, failed, guest gone): the image is free for other guests. */
+		blkif_close_backing(bd);
 		bk_device_shutdown_done(bd->dev);
 		return;
 	}

@@ -26,6 +26,10 @@
  *   STATS    struct bk_ctl_stats_req
  *                          -> struct bk_ctl_list, then nr x { struct bk_ctl_dev_stats,
  *                             nr_queues x queue_size bytes: struct bk_queue_stats }
+ *   LIMIT    struct bk_ctl_limit_req (the fields named in limit.flags change, the others stay;
+ *            flags 0 only reads)  -> struct bk_ctl_limit (the limits now in effect, flags 0)
+ *            -ENODEV: no such device; -EOPNOTSUPP: its backend has no rate limits;
+ *            -EINVAL: a value out of range (the message names it).
  *
  * Compatibility: within one version, structs only grow at the end, and every variable part
  * carries its own element size (bk_ctl_list.elem_size, bk_ctl_dev_stats.queue_size), so a
@@ -54,6 +58,7 @@ enum bk_ctl_type {
 	BK_CTL_REQ_LIST = 2,
 	BK_CTL_REQ_STATS = 3,
 	BK_CTL_REQ_STATUS = 4,
+	BK_CTL_REQ_LIMIT = 5,
 	BK_CTL_REPLY = 0x8000, /* or'ed into the request type */
 	BK_CTL_ERROR = 0xffff,
 };
@@ -137,6 +142,40 @@ struct bk_ctl_dev_stats {
 	char name[48];
 };
 
+/*
+ * A disk's rate limits: two token buckets (requests and bytes) refilled at these rates, each
+ * holding at most @burst_ms worth of its rate. 0 is unlimited. The same text form
+ * ("iops=500,bps=20M,burst=200", or "off") is used by blanketctl, the configuration and the
+ * xl target settings (bk_ctl_parse_limit).
+ */
+#define BK_CTL_LIMIT_IOPS_MAX 10000000ULL /* requests per second */
+#define BK_CTL_LIMIT_BPS_MAX (1ULL << 40) /* bytes per second */
+#define BK_CTL_LIMIT_BURST_MIN 1U	  /* ms */
+#define BK_CTL_LIMIT_BURST_MAX 60000U
+#define BK_CTL_LIMIT_BURST_DEFAULT 100U
+
+enum {
+	BK_CTL_LIMIT_IOPS = 1U << 0, /* iops given */
+	BK_CTL_LIMIT_BPS = 1U << 1,  /* bps given */
+	BK_CTL_LIMIT_BURST = 1U << 2 /* burst_ms given */
+};
+
+struct bk_ctl_limit {
+	uint64_t iops;	   /* requests per second; 0: unlimited */
+	uint64_t bps;	   /* bytes per second; 0: unlimited */
+	uint32_t burst_ms; /* each bucket holds this much of its rate */
+	uint32_t flags;	   /* BK_CTL_LIMIT_*: in a request, the fields to change */
+};
+
+struct bk_ctl_limit_req {
+	char kind[8]; /* "vbd" ("" matches any kind) */
+	uint32_t domid;
+	uint32_t devid;
+	struct bk_ctl_limit limit;
+};
+
+_Static_assert(sizeof(struct bk_ctl_limit) == 24, "wire layout");
+_Static_assert(sizeof(struct bk_ctl_limit_req) == 40, "wire layout");
 _Static_assert(sizeof(struct bk_ctl_hdr) == 16, "wire layout");
 _Static_assert(sizeof(struct bk_ctl_error) == 128, "wire layout");
 _Static_assert(sizeof(struct bk_ctl_version) == 64, "wire layout");
@@ -144,7 +183,7 @@ _Static_assert(sizeof(struct bk_ctl_status) == 32, "wire layout");
 _Static_assert(sizeof(struct bk_ctl_device) == 464, "wire layout");
 _Static_assert(sizeof(struct bk_ctl_stats_req) == 24, "wire layout");
 _Static_assert(sizeof(struct bk_ctl_dev_stats) == 72, "wire layout");
-_Static_assert(sizeof(struct bk_queue_stats) == (175 + 17) * 8, "wire layout");
+_Static_assert(sizeof(struct bk_queue_stats) == (175 + 17 + 2) * 8, "wire layout");
 
 /*
  * Helpers (src/ctl_proto.c, linked into blanketd and blanketctl). The *_swap functions convert
@@ -179,6 +218,23 @@ void bk_ctl_device_swap(struct bk_ctl_device *d);
 void bk_ctl_stats_req_swap(struct bk_ctl_stats_req *r);
 void bk_ctl_dev_stats_swap(struct bk_ctl_dev_stats *d);
 void bk_ctl_queue_stats_swap(struct bk_queue_stats *q);
+void bk_ctl_limit_swap(struct bk_ctl_limit *l);
+void bk_ctl_limit_req_swap(struct bk_ctl_limit_req *r);
+
+/*
+ * Parse one rate-limit setting (@key "iops", "bps" with an optional K/M/G suffix, or "burst"
+ * in ms) into @l, setting its flag. -EINVAL with the reason, naming key and value, in @why;
+ * -ENOENT (and @why) for an unknown key. @l is untouched on failure.
+ */
+int bk_ctl_parse_limit_key(const char *key, const char *value, struct bk_ctl_limit *l, char *why,
+			   size_t len);
+/*
+ * Parse "iops=N,bps=SIZE,burst=MS" (any of them, in any order) or "off" (iops=0,bps=0) on top
+ * of @l. On failure @l is untouched and @why names the bad part.
+ */
+int bk_ctl_parse_limit(const char *spec, struct bk_ctl_limit *l, char *why, size_t len);
+/* "iops=500,bps=20M,burst=100", "iops=500,burst=100" or "off" (burst only when limited). */
+void bk_ctl_format_limit(const struct bk_ctl_limit *l, char *buf, size_t len);
 
 /* Copy @s into the fixed array @dst of @size bytes, NUL-padded and always terminated. */
 void bk_ctl_strpad(char *dst, size_t size, const char *s);

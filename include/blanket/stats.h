@@ -30,12 +30,12 @@ struct bk_queue_stats {
 	uint64_t reqs[BK_REQ__MAX];
 	uint64_t bytes_read;
 	uint64_t bytes_written;
-	uint64_t errors;      /* responses other than OKAY */
-	uint64_t inflight;    /* gauge: requests taken from the ring and not yet answered */
-	uint64_t ring_full;   /* times the queue stopped consuming: no buffers / engine full */
-	uint64_t notify_in;   /* event channel notifications from the guest */
-	uint64_t notify_out;  /* notifications sent to the guest */
-	uint64_t spurious;    /* notifications that found no new request */
+	uint64_t errors;     /* responses other than OKAY */
+	uint64_t inflight;   /* gauge: requests taken from the ring and not yet answered */
+	uint64_t ring_full;  /* times the queue stopped consuming: no buffers / engine full */
+	uint64_t notify_in;  /* event channel notifications from the guest */
+	uint64_t notify_out; /* notifications sent to the guest */
+	uint64_t spurious;   /* notifications that found no new request */
 	uint64_t lat_hist[BK_LAT_BUCKETS];
 	/*
 	 * vif (netif) queues only, zero for other kinds. TX is guest -> dom0 (frames written to
@@ -61,6 +61,8 @@ struct bk_queue_stats {
 	uint64_t net_rx_gso;
 	uint64_t net_csum_fixup; /* GSO frames without csum_blank: pseudo-header rewritten */
 	uint64_t net_csum_sw;	 /* checksums finished in software for the guest */
+	uint64_t throttled;    /* times the device's rate limit held this queue back */
+	uint64_t throttled_ns; /* time it was held back (requests waiting on the ring) */
 };
 
 static inline unsigned int bk_lat_bucket(uint64_t ns)

@@ -31,6 +31,8 @@ static void usage(FILE *out)
 		"                           negotiated features\n"
 		"  stats [DEVICE]           per device and per queue counters and latency\n"
 		"                           percentiles; DEVICE is 'vbd 5/51712' or '5/51712'\n"
+		"  limit DEVICE [SPEC]      show or change a disk's rate limits, SPEC is\n"
+		"                           iops=N,bps=SIZE,burst=MS (any of them) or off\n"
 		"  status                   exit 0 healthy, 1 degraded, 3 not running\n"
 		"  version                  blanketctl and blanketd versions\n"
 		"\n"
@@ -149,6 +151,41 @@ static int simple_request(int fd, uint16_t type, void *out, size_t size, const c
 	memcpy(out, p, len < size ? len : size);
 	free(p);
 	return 0;
+}
+
+static int cmd_limit(const struct ctl_opts *o, const char *spec)
+{
+	struct bk_ctl_limit_req req = { .domid = o->domid, .devid = o->devid };
+	struct bk_ctl_limit now = { 0 };
+	uint8_t *p = NULL;
+	uint32_t len = 0;
+	char err[200], text[96];
+	int fd, r;
+
+	bk_ctl_strpad(req.kind, sizeof(req.kind), o->kind);
+	if (spec && bk_ctl_parse_limit(spec, &req.limit, err, sizeof(err)) < 0)
+		return usage_error("bad limit '%s': %s", spec, err);
+	fd = ctl_open(o);
+	if (fd < 0)
+		return -fd;
+	bk_ctl_limit_req_swap(&req);
+	r = client_request(fd, BK_CTL_REQ_LIMIT, &req, sizeof(req), &p, &len, err, sizeof(err));
+	close(fd);
+	if (r < 0) {
+		fprintf(stderr, "blanketctl: limit: %s\n", err);
+		return EXIT_FAIL;
+	}
+	memcpy(&now, p, len < sizeof(now) ? len : sizeof(now));
+	free(p);
+	bk_ctl_limit_swap(&now);
+	if (o->json) {
+		printf("{\"iops\":%llu,\"bps\":%llu,\"burst_ms\":%u}\n",
+		       (unsigned long long)now.iops, (unsigned long long)now.bps, now.burst_ms);
+		return EXIT_OK;
+	}
+	bk_ctl_format_limit(&now, text, sizeof(text));
+	printf("%s%s%u/%u: %s\n", o->kind, o->kind[0] ? " " : "", o->domid, o->devid, text);
+	return EXIT_OK;
 }
 
 static int cmd_version(const struct ctl_opts *o)
@@ -476,7 +513,7 @@ int main(int argc, char **argv)
 		}
 	}
 	if (optind >= argc)
-		return usage_error("missing command (list, stats, status, version)");
+		return usage_error("missing command (list, stats, limit, status, version)");
 	cmd = argv[optind++];
 	if ((o.watch || count_set) && strcmp(cmd, "stats") != 0)
 		return usage_error("--watch and --count only apply to 'stats'");
@@ -502,6 +539,29 @@ int main(int argc, char **argv)
 		}
 		return cmd_stats(&o);
 	}
+	if (strcmp(cmd, "limit") == 0) {
+		int left = argc - optind;
+		const char *spec = NULL;
+
+		if (left >= 2 && (!strcmp(argv[optind], "vbd") || !strcmp(argv[optind], "vif"))) {
+			char joined[64];
+
+			snprintf(joined, sizeof(joined), "%s %s", argv[optind], argv[optind + 1]);
+			if (parse_device(joined, &o))
+				return EXIT_USAGE;
+			optind += 2;
+		} else if (left >= 1) {
+			if (parse_device(argv[optind++], &o))
+				return EXIT_USAGE;
+		} else {
+			return usage_error("'limit' needs a DEVICE such as 5/51712");
+		}
+		if (optind < argc)
+			spec = argv[optind++];
+		if (optind < argc)
+			return usage_error("too many arguments for 'limit': '%s'", argv[optind]);
+		return cmd_limit(&o, spec);
+	}
 	if (optind < argc)
 		return usage_error("unexpected argument '%s' for '%s'", argv[optind], cmd);
 	if (strcmp(cmd, "list") == 0)
@@ -510,5 +570,6 @@ int main(int argc, char **argv)
 		return cmd_status(&o);
 	if (strcmp(cmd, "version") == 0)
 		return cmd_version(&o);
-	return usage_error("unknown command '%s' (expected list, stats, status or version)", cmd);
+	return usage_error("unknown command '%s' (expected list, stats, limit, status or version)",
+			   cmd);
 }

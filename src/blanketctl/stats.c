@@ -148,7 +148,7 @@ static const char *u64s(uint64_t v, char *buf, size_t len)
 	return buf;
 }
 
-enum { NCOLS_BASE = 19 };
+enum { NCOLS_BASE = 20 };
 
 static void print_row(struct table *t, const char *label, const struct bk_queue_stats *q,
 		      const struct bk_queue_stats *prev, double dt, bool rates)
@@ -168,6 +168,7 @@ static void print_row(struct table *t, const char *label, const struct bk_queue_
 	u64s(q->notify_in, c[n++], 32);
 	u64s(q->notify_out, c[n++], 32);
 	u64s(q->spurious, c[n++], 32);
+	fmt_ns(q->throttled_ns, c[n++], 32);
 	fmt_ns(bk_lat_percentile(q->lat_hist, 500), c[n++], 32);
 	fmt_ns(bk_lat_percentile(q->lat_hist, 990), c[n++], 32);
 	fmt_ns(bk_lat_percentile(q->lat_hist, 999), c[n++], 32);
@@ -254,10 +255,10 @@ static const char *const vif_head[NCOLS_VIF + 2] = {
 static void print_human(const struct sample *s, const struct sample *prev, bool rates)
 {
 	static const char *const head[NCOLS_BASE + 2] = {
-		"QUEUE",     "READS",	  "WRITES",	"FLUSH",    "BARRIER",	"DISCARD",
-		"INDIRECT",  "OTHER",	  "READ",	"WRITTEN",  "INFLIGHT", "ERRORS",
-		"RING-FULL", "NOTIFY-IN", "NOTIFY-OUT", "SPURIOUS", "P50",	"P99",
-		"P99.9",     "IOPS",	  "THROUGHPUT",
+		"QUEUE",     "READS",	  "WRITES",	"FLUSH",      "BARRIER",   "DISCARD",
+		"INDIRECT",  "OTHER",	  "READ",	"WRITTEN",    "INFLIGHT",  "ERRORS",
+		"RING-FULL", "NOTIFY-IN", "NOTIFY-OUT", "SPURIOUS",   "THROTTLED", "P50",
+		"P99",	     "P99.9",	  "IOPS",	"THROUGHPUT",
 	};
 	double dt = prev ? s->when - prev->when : 0;
 
@@ -331,6 +332,8 @@ static void json_queue_body(const struct bk_queue_stats *q)
 	       ",\"notify_out\":%" PRIu64 ",\"spurious\":%" PRIu64,
 	       q->bytes_read, q->bytes_written, q->inflight, q->errors, q->ring_full, q->notify_in,
 	       q->notify_out, q->spurious);
+	printf(",\"throttled\":%" PRIu64 ",\"throttled_ns\":%" PRIu64, q->throttled,
+	       q->throttled_ns);
 	printf(",\"latency_ns\":{\"p50\":%" PRIu64 ",\"p99\":%" PRIu64 ",\"p99.9\":%" PRIu64 "}",
 	       bk_lat_percentile(q->lat_hist, 500), bk_lat_percentile(q->lat_hist, 990),
 	       bk_lat_percentile(q->lat_hist, 999));

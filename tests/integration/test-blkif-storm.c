@@ -88,8 +88,9 @@ static struct bk_blkfront *attach(uint32_t domid, const char *eng, const char *o
 	const char *extra[] = { "blanket-engine", eng, opts ? "blanket-options" : NULL, opts,
 				NULL };
 
+	/* The guests share one image read-write on purpose (each in its own region): "w!". */
 	if (bk_bf_env_guest(&env, domid, 4096) < 0 ||
-	    bk_bf_env_add_vbd(&env, domid, DEVID, path, "w", "disk", extra) < 0)
+	    bk_bf_env_add_vbd(&env, domid, DEVID, path, "w!", "disk", extra) < 0)
 		return NULL;
 	return bk_bf_open_connect(&env, domid, DEVID, p);
 }

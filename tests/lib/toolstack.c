@@ -330,9 +330,11 @@ int bk_ts_hotplug(struct bk_toolstack *ts, const char *kind, uint32_t domid, uin
 
 /* Names a target may give settings under (scripts/blanket-hotplug), and their keys. */
 static const char *const ts_settings[][2] = {
-	{ "engine", "blanket-engine" }, { "queues", "blanket-queues" },
-	{ "cache", "blanket-cache" },	{ "discard", "blanket-discard" },
-	{ "options", "blanket-options" },
+	{ "engine", "blanket-engine" },	  { "queues", "blanket-queues" },
+	{ "cache", "blanket-cache" },	  { "discard", "blanket-discard" },
+	{ "options", "blanket-options" }, { "share", "blanket-share" },
+	{ "iops", "blanket-iops" },	  { "bps", "blanket-bps" },
+	{ "burst", "blanket-burst" },
 };
 
 struct script_arg {
@@ -416,7 +418,8 @@ static int play_blanket_script(struct bk_toolstack *ts, const struct bk_ts_dev *
 
 				if (eq)
 					*eq = '\0';
-				while (i < ARRAY_SIZE(ts_settings) && strcmp(tok, ts_settings[i][0]))
+				while (i < ARRAY_SIZE(ts_settings) &&
+				       strcmp(tok, ts_settings[i][0]))
 					i++;
 				if (!eq || i == ARRAY_SIZE(ts_settings)) {
 					snprintf(why, sizeof(why), "unknown setting '%.64s'", tok);

@@ -118,9 +118,12 @@ static void test_every_key(void)
 		      "watch-coalesce-ms = 0\n"
 		      "cpu-affinity = 0-3,6\n"
 		      "state-directory = /var/run/bk\n"
+		      "disk-rate-limit = iops=500,bps=20M,burst=200\n"
 		      "\t# indented comment\n",
 		      &log);
 	CHECK(r == 11);
+	CHECK(c.disk_rate_limit.iops == 500 && c.disk_rate_limit.bps == 20U << 20);
+	CHECK(c.disk_rate_limit.burst_ms == 200 && c.disk_rate_limit.flags == 0);
 	CHECK(strcmp(c.state_directory, "/var/run/bk") == 0 && c.state_directory_set);
 	CHECK(c.log_level == BK_LOG_DEBUG);
 	CHECK(strcmp(c.control_socket, "/tmp/x/ctl") == 0);
@@ -194,6 +197,12 @@ static void test_bad_values(void)
 		{ "cpu-affinity = 1-", "expected a CPU number" },
 		{ "cpu-affinity = 5000", "CPU number too large" },
 		{ "cpu-affinity = x", "expected a CPU number at 'x'" },
+		{ "disk-rate-limit = iops=fast",
+		  "bad value 'iops=fast' for key 'disk-rate-limit': iops=fast: expected requests" },
+		{ "disk-rate-limit = bps=1T", "bps=1T: expected bytes per second" },
+		{ "disk-rate-limit = burst=0", "burst=0: expected milliseconds, 1 to 60000" },
+		{ "disk-rate-limit = iops", "'iops': expected key=value" },
+		{ "disk-rate-limit = rate=5", "'rate=5': not a limit (iops, bps, burst)" },
 		{ "no-such-key = 1", "unknown key 'no-such-key'" },
 		{ "just words", "expected 'key = value'" },
 		{ "[daemon]", "sections are not used" },

@@ -7,6 +7,7 @@
 
 #include "blanket/ctl.h"
 #include "check.h"
+#include "util/macros.h"
 
 static void test_header(void)
 {
@@ -102,8 +103,70 @@ static void test_strings(void)
 	CHECK(strcmp(bk_ctl_state_name(99), "Unknown") == 0);
 }
 
+/* The rate-limit text form shared by blanketctl, the configuration and the target settings. */
+static void test_limits(void)
+{
+	static const struct {
+		const char *in;
+		int ret;
+		const char *out_or_why; /* formatted back, or a word of the reason */
+	} cases[] = {
+		{ "iops=500,bps=20M,burst=200", 0, "iops=500,bps=20M,burst=200" },
+		{ "bps=1536K", 0, "bps=1536K,burst=100" },
+		{ "bps=1000", 0, "bps=1000,burst=100" },
+		{ "iops=7", 0, "iops=7,burst=100" },
+		{ "burst=250", 0, "off" },
+		{ "off", 0, "off" },
+		{ "iops=0,bps=0", 0, "off" },
+		{ "iops=10000000", 0, "iops=10000000,burst=100" },
+		{ "iops=10000001", -EINVAL, "iops=10000001" },
+		{ "bps=1025G", -EINVAL, "bps=1025G" },
+		{ "bps=99999999999999999999", -EINVAL, "bps=99999999999999999999" },
+		{ "burst=0", -EINVAL, "burst=0" },
+		{ "burst=60001", -EINVAL, "burst=60001" },
+		{ "iops=-1", -EINVAL, "iops=-1" },
+		{ "iops=", -EINVAL, "iops=" },
+		{ "iops", -EINVAL, "'iops'" },
+		{ "speed=3", -EINVAL, "'speed=3'" },
+		{ "", -EINVAL, "expected" },
+	};
+
+	for (unsigned int i = 0; i < ARRAY_SIZE(cases); i++) {
+		struct bk_ctl_limit l = { .burst_ms = BK_CTL_LIMIT_BURST_DEFAULT };
+		char why[160] = "", text[96] = "";
+		int r = bk_ctl_parse_limit(cases[i].in, &l, why, sizeof(why));
+
+		if (r == 0)
+			bk_ctl_format_limit(&l, text, sizeof(text));
+		if (r != cases[i].ret || !strstr(r ? why : text, cases[i].out_or_why))
+			fprintf(stderr, "limit '%s': %d '%s' '%s'\n", cases[i].in, r, why, text);
+		CHECK(r == cases[i].ret);
+		CHECK(strstr(r ? why : text, cases[i].out_or_why) != NULL);
+	}
+	/* A partial change names only what it changes; a failed one changes nothing. */
+	{
+		struct bk_ctl_limit l = { .iops = 5, .bps = 7, .burst_ms = 9 }, w;
+		char why[160];
+
+		CHECK(bk_ctl_parse_limit("bps=1K", &l, why, sizeof(why)) == 0);
+		CHECK(l.iops == 5 && l.bps == 1024 && l.burst_ms == 9 &&
+		      l.flags == BK_CTL_LIMIT_BPS);
+		w = l;
+		CHECK(bk_ctl_parse_limit("iops=3,burst=x", &l, why, sizeof(why)) == -EINVAL);
+		CHECK(memcmp(&w, &l, sizeof(l)) == 0);
+	}
+	{
+		struct bk_ctl_limit_req r = { .domid = 1, .limit = { .iops = 2, .flags = 3 } };
+
+		bk_ctl_limit_req_swap(&r);
+		bk_ctl_limit_req_swap(&r);
+		CHECK(r.domid == 1 && r.limit.iops == 2 && r.limit.flags == 3);
+	}
+}
+
 int main(void)
 {
+	test_limits();
 	test_header();
 	test_swaps();
 	test_buf();

@@ -54,11 +54,28 @@ static int fake_describe(struct bk_device *dev, char *buf, size_t len)
 	return 0;
 }
 
+/* One set of limits for every fake vbd: what the last LIMIT request changed. */
+static struct bk_ctl_limit fake_limit = { .burst_ms = 100 };
+
+static int fake_set_limit(struct bk_device *dev, const struct bk_ctl_limit *want,
+			  struct bk_ctl_limit *ret_now)
+{
+	if (want->flags & BK_CTL_LIMIT_IOPS)
+		fake_limit.iops = want->iops;
+	if (want->flags & BK_CTL_LIMIT_BPS)
+		fake_limit.bps = want->bps;
+	if (want->flags & BK_CTL_LIMIT_BURST)
+		fake_limit.burst_ms = want->burst_ms;
+	*ret_now = fake_limit;
+	return 0;
+}
+
 static const struct bk_backend_ops fake_vbd_ops = {
 	.kind = "vbd",
 	.log_name = "vbd",
 	.get_stats = fake_get_stats,
 	.describe = fake_describe,
+	.set_limit = fake_set_limit,
 };
 
 static const struct bk_backend_ops fake_vif_ops = {
@@ -239,6 +256,65 @@ static int expect_error(int fd, int err, const char *needle)
 	}
 	free(p);
 	return 0;
+}
+
+static void limit_req(int fd, const char *kind, uint32_t domid, uint32_t devid,
+		      const struct bk_ctl_limit *l)
+{
+	struct bk_ctl_limit_req r = { .domid = domid, .devid = devid, .limit = *l };
+
+	bk_ctl_strpad(r.kind, sizeof(r.kind), kind);
+	bk_ctl_limit_req_swap(&r);
+	send_req(fd, BK_CTL_REQ_LIMIT, &r, sizeof(r));
+}
+
+/* LIMIT: change only the named fields, read back, and every refusal named. */
+static void test_limit(int fd)
+{
+	struct bk_ctl_limit l = { .iops = 300, .bps = 1 << 20, .flags = BK_CTL_LIMIT_IOPS };
+	struct bk_ctl_limit got;
+	struct bk_ctl_hdr h;
+	uint8_t *p = NULL;
+
+	limit_req(fd, "vbd", 5, 51712, &l);
+	CHECK(recv_reply(fd, &h, &p) == 0);
+	CHECK(h.type == (BK_CTL_REQ_LIMIT | BK_CTL_REPLY) && h.length == sizeof(got));
+	if (p) {
+		memcpy(&got, p, sizeof(got));
+		bk_ctl_limit_swap(&got);
+		/* bps was not named: unchanged. */
+		CHECK(got.iops == 300 && got.bps == 0 && got.burst_ms == 100 && got.flags == 0);
+	}
+	free(p);
+	p = NULL;
+	l = (struct bk_ctl_limit){ 0 };
+	limit_req(fd, "", 5, 51712, &l); /* read only, any kind */
+	CHECK(recv_reply(fd, &h, &p) == 0 && h.length == sizeof(got));
+	if (p) {
+		memcpy(&got, p, sizeof(got));
+		bk_ctl_limit_swap(&got);
+		CHECK(got.iops == 300);
+	}
+	free(p);
+	limit_req(fd, "vbd", 5, 1, &l);
+	expect_error(fd, -ENODEV, "no device vbd 5/1");
+	limit_req(fd, "vif", 7, 0, &l);
+	expect_error(fd, -EOPNOTSUPP, "vif 7/0 has no rate limits");
+	l = (struct bk_ctl_limit){ .burst_ms = 0, .flags = BK_CTL_LIMIT_BURST };
+	limit_req(fd, "vbd", 5, 51712, &l);
+	expect_error(fd, -EINVAL, "burst=0");
+	l = (struct bk_ctl_limit){ .iops = 20000000, .flags = BK_CTL_LIMIT_IOPS };
+	limit_req(fd, "vbd", 5, 51712, &l);
+	expect_error(fd, -EINVAL, "iops=20000000");
+	l = (struct bk_ctl_limit){ .bps = 1ULL << 41, .flags = BK_CTL_LIMIT_BPS };
+	limit_req(fd, "vbd", 5, 51712, &l);
+	expect_error(fd, -EINVAL, "bps=2199023255552");
+	l = (struct bk_ctl_limit){ .flags = 0x80 };
+	limit_req(fd, "vbd", 5, 51712, &l);
+	expect_error(fd, -EINVAL, "unknown LIMIT flags 0x80");
+	send_req(fd, BK_CTL_REQ_LIMIT, "abc", 3);
+	expect_error(fd, -EINVAL, "LIMIT request needs 40 payload bytes, got 3");
+	CHECK(fake_limit.iops == 300 && fake_limit.burst_ms == 100);
 }
 
 static void test_version(int fd)
@@ -692,6 +768,7 @@ int main(void)
 	test_list(fd);
 	test_status(fd);
 	test_stats(fd);
+	test_limit(fd);
 	test_refused_devices(fd);
 	close(fd);
 	test_bad_headers(path);

@@ -129,6 +129,29 @@ add "discard=no:$T/img/g1.raw" r || fail "$CASE: add failed"
 expect blanket-discard no
 absent blanket-queues
 
+CASE="share"
+add "share=on:$T/img/g1.raw" || fail "$CASE: add failed: $(cat "$T/stderr")"
+expect blanket-share on
+remove || fail "$CASE: remove failed"
+absent blanket-share
+
+CASE="rate limits"
+add "iops=500,bps=20M,burst=250:$T/img/g1.raw" || fail "$CASE: add failed: $(cat "$T/stderr")"
+expect blanket-iops 500
+expect blanket-bps 20M
+expect blanket-burst 250
+remove || fail "$CASE: remove failed"
+absent blanket-iops
+absent blanket-bps
+absent blanket-burst
+
+CASE="bad iops";		refused "iops=fast:$T/img/g1.raw" iops fast "requests per second"
+CASE="bad iops range";		refused "iops=10000001:$T/img/g1.raw" iops 10000001
+CASE="bad bps";			refused "bps=20T:$T/img/g1.raw" bps 20T "bytes per second"
+CASE="bad bps range";		refused "bps=2048G:$T/img/g1.raw" bps 2048G
+CASE="bad burst";		refused "burst=0:$T/img/g1.raw" burst "'0'" milliseconds
+CASE="bad burst range";		refused "burst=60001:$T/img/g1.raw" burst 60001
+CASE="bad share";		refused "share=always:$T/img/g1.raw" share always
 CASE="unknown setting";		refused "engin=aio:$T/img/g1.raw" engin aio
 CASE="bad engine";		refused "engine=spdk:$T/img/g1.raw" engine spdk
 CASE="bad queues 0";		refused "queues=0:$T/img/g1.raw" queues "'0'"
