@@ -66,8 +66,9 @@ static void setup(void)
 		};
 		uint32_t pfn, ref;
 
+		/* Both guests on one image read-write on purpose: "w!" (shared-image check). */
 		if (bk_bf_env_guest(&H->env, 20 + g, 256) < 0 ||
-		    bk_bf_env_add_vbd(&H->env, 20 + g, 51712, H->path, "w", "disk", extra) < 0 ||
+		    bk_bf_env_add_vbd(&H->env, 20 + g, 51712, H->path, "w!", "disk", extra) < 0 ||
 		    bk_bf_open(&H->env, 20 + g, 51712, &p, &H->f[g]) < 0 ||
 		    bk_bf_connect(H->f[g]) < 0)
 			die("connect");

@@ -98,7 +98,8 @@ static struct bk_blkfront *open_dev_x(uint32_t domid, unsigned int nq, bool refu
 	struct bk_bf_params p = { .nr_queues = nq > 1 ? nq : 0, .pfn_count = 2048 };
 	struct bk_blkfront *f = NULL;
 
-	*ret = bk_bf_env_add_vbd(&env, domid, 51712, path, "w", "disk", extra);
+	/* The guests share one image read-write on purpose (the pools are what is tested): "w!". */
+	*ret = bk_bf_env_add_vbd(&env, domid, 51712, path, "w!", "disk", extra);
 	if (*ret == 0)
 		*ret = bk_bf_open(&env, domid, 51712, &p, &f);
 	if (*ret == 0 && !refused)

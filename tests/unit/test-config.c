@@ -121,7 +121,7 @@ static void test_every_key(void)
 		      "disk-rate-limit = iops=500,bps=20M,burst=200\n"
 		      "\t# indented comment\n",
 		      &log);
-	CHECK(r == 11);
+	CHECK(r == 12);
 	CHECK(c.disk_rate_limit.iops == 500 && c.disk_rate_limit.bps == 20U << 20);
 	CHECK(c.disk_rate_limit.burst_ms == 200 && c.disk_rate_limit.flags == 0);
 	CHECK(strcmp(c.state_directory, "/var/run/bk") == 0 && c.state_directory_set);
@@ -148,7 +148,7 @@ static void test_every_key(void)
 		bk_config_dump(&c, f);
 		fclose(f);
 		bk_config_defaults(&d);
-		CHECK(load_text(&d, text, &log) == 11);
+		CHECK(load_text(&d, text, &log) == 12);
 		CHECK(memcmp(&c, &d, sizeof(c)) == 0);
 	}
 }
