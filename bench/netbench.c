@@ -10,8 +10,13 @@
  *
  * Not a test: numbers depend on the machine. Usage: netbench [FRAMES]
  */
+#include <errno.h>
+#include <net/if.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "device.h"
 #include "loop.h"
@@ -47,7 +52,7 @@ static void tx(struct bk_netfront *f, int ps, unsigned int n, size_t len, bool g
 		o = (struct bk_nf_tx){ .flags = NIF_TXF_CSUM_BLANK,
 				       .gso_type = NIF_GSO_TYPE_TCPV4,
 				       .gso_size = 1448 };
-	mkframe(frame, len, gso ? 6 : 17, 1000, guest_mac, gso);
+	bk_pkt_frame(frame, len, gso ? 6 : 17, 1000, guest_mac, gso);
 	while (got < n) {
 		struct virtio_net_hdr vh;
 		struct iovec iov[2] = { { &vh, sizeof(vh) }, { buf, sizeof(buf) } };
@@ -77,12 +82,12 @@ static void rx(struct bk_netfront *f, int ps, int ifindex, unsigned int n, size_
 					      .hdr_len = 54,
 					      .csum_start = 34,
 					      .csum_offset = 16 };
-	mkframe(frame, len, gso ? 6 : 17, 2000, (const uint8_t *)"\x02\0\0\0\0\1", gso);
+	bk_pkt_frame(frame, len, gso ? 6 : 17, 2000, (const uint8_t *)"\x02\0\0\0\0\1", gso);
 	while (got < n) {
 		struct bk_nf_rx_info info;
 
 		while (sent < n && sent - got < 200 &&
-		       packet_send(ps, ifindex, &vh, frame, len) == 0)
+		       bk_pkt_send(ps, ifindex, &vh, frame, len) == 0)
 			sent++;
 		bk_loop_run_once(env.loop, 0);
 		while (bk_nf_recv(f, 0, buf, sizeof(buf), &info) > 0)
@@ -101,7 +106,7 @@ int main(int argc, char **argv)
 	unsigned int n = argc > 1 ? (unsigned int)atoi(argv[1]) : 20000;
 	struct bk_nf_params p = { .pfn_count = 2000 };
 	struct bk_netfront *f = NULL;
-	int ifindex, ps, r = netns_setup();
+	int ifindex, ps, r = bk_pkt_netns_setup();
 
 	if (r)
 		return r;
@@ -110,7 +115,7 @@ int main(int argc, char **argv)
 	    bk_nf_env_add_vif(&env, 5, 0, NULL) < 0)
 		return 1;
 	ifindex = (int)if_nametoindex("vif5.0");
-	if (ifindex <= 0 || if_up("vif5.0") < 0 || (ps = packet_socket(ifindex)) < 0 ||
+	if (ifindex <= 0 || bk_pkt_if_up("vif5.0") < 0 || (ps = bk_pkt_socket(ifindex)) < 0 ||
 	    bk_nf_open(&env, 5, 0, &p, &f) < 0 || bk_nf_connect(f) < 0) {
 		fprintf(stderr, "netbench: setting up the vif failed\n");
 		return 1;

@@ -19,20 +19,18 @@
  * Usage: test-blkif-limit BLANKETCTL
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "blanket/stats.h"
 #include "blkfront.h"
 #include "blkif/blkif.h"
 #include "check.h"
+#include "ctlrun.h"
 #include "device.h"
 #include "loop.h"
 #include "service.h"
@@ -56,46 +54,13 @@ static uint64_t fake_now(void)
 	return fake_ns;
 }
 
-/* Run blanketctl with @args while the daemon's loop keeps turning; output in `out`. */
+/* Run blanketctl with @args while the daemon's loop keeps turning; output in `out`, printed. */
 static int run_ctl(const char *const *args)
 {
-	const char *argv[16] = { blanketctl, "-s", sock };
-	size_t have = 0;
-	int p[2], status = -1;
-	pid_t pid;
+	int r = bk_ctlrun(env.loop, blanketctl, sock, args, BK_CTLRUN_STDERR, out, sizeof(out));
 
-	for (unsigned int i = 0; args[i] && i < 12; i++)
-		argv[3 + i] = args[i];
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return -1;
-	pid = fork();
-	if (pid == 0) {
-		dup2(p[1], 1);
-		dup2(p[1], 2);
-		execv(blanketctl, (char *const *)argv);
-		_exit(127);
-	}
-	close(p[1]);
-	fcntl(p[0], F_SETFL, O_NONBLOCK);
-	for (int turn = 0; turn < 6000; turn++) {
-		ssize_t n = read(p[0], out + have, sizeof(out) - 1 - have);
-
-		if (n > 0) {
-			have += (size_t)n;
-			continue;
-		}
-		if (n == 0 && waitpid(pid, &status, WNOHANG) == pid)
-			break;
-		bk_loop_run_once(env.loop, 10);
-	}
-	if (status == -1) {
-		kill(pid, SIGKILL);
-		waitpid(pid, &status, 0);
-	}
-	close(p[0]);
-	out[have] = '\0';
 	printf("blanketctl %s %s: %s", args[0], args[1] ? args[1] : "", out);
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+	return r;
 }
 
 static void be_key(uint32_t domid, uint32_t devid, const char *key, char *val, size_t len)

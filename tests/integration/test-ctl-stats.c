@@ -8,13 +8,10 @@
  * Usage: test-ctl-stats ENGINE BLANKETCTL
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "blkfront.h"
@@ -23,6 +20,7 @@
 #include "loop.h"
 #include "service.h"
 #include "check.h"
+#include "ctlrun.h"
 
 #define DOMID 5
 #define DEVID 51712
@@ -35,52 +33,7 @@ static char out[1 << 16];
 /* Run blanketctl with @args while the daemon's loop keeps turning; output in `out`. */
 static int run_ctl(struct bk_loop *loop, const char *const *args)
 {
-	const char *argv[16] = { blanketctl, "-s", sock };
-	size_t have = 0;
-	int p[2], status = -1;
-	pid_t pid;
-
-	for (unsigned int i = 0; args[i] && i < 12; i++)
-		argv[3 + i] = args[i];
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return -1;
-	pid = fork();
-	if (pid == 0) {
-		dup2(p[1], 1);
-		execv(blanketctl, (char *const *)argv);
-		_exit(127);
-	}
-	close(p[1]);
-	fcntl(p[0], F_SETFL, O_NONBLOCK);
-	for (int turn = 0; turn < 6000; turn++) {
-		ssize_t n = read(p[0], out + have, sizeof(out) - 1 - have);
-
-		if (n > 0) {
-			have += (size_t)n;
-			continue;
-		}
-		if (n == 0 && waitpid(pid, &status, WNOHANG) == pid)
-			break;
-		bk_loop_run_once(loop, 10);
-	}
-	if (status == -1) {
-		kill(pid, SIGKILL);
-		waitpid(pid, &status, 0);
-	}
-	close(p[0]);
-	out[have] = '\0';
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-/* The number after "key": inside the object that starts at @from. */
-static uint64_t json_u64(const char *from, const char *key)
-{
-	char pat[64];
-	const char *p;
-
-	snprintf(pat, sizeof(pat), "\"%s\":", key);
-	p = strstr(from, pat);
-	return p ? strtoull(p + strlen(pat), NULL, 10) : UINT64_MAX;
+	return bk_ctlrun(loop, blanketctl, sock, args, 0, out, sizeof(out));
 }
 
 static bool within_1pct(uint64_t got, uint64_t want)
@@ -164,13 +117,13 @@ int main(int argc, char **argv)
 		t = strstr(out, "\"total\":{");
 		CHECK(t != NULL);
 		if (t) {
-			CHECK(within_1pct(json_u64(t, "bytes_read"), want_read));
-			CHECK(within_1pct(json_u64(t, "bytes_written"), want_written));
-			CHECK(within_1pct(json_u64(t, "read"), want_reads));
-			CHECK(within_1pct(json_u64(t, "write"), want_writes));
-			CHECK(json_u64(t, "inflight") == 0);
-			CHECK(json_u64(t, "errors") == 0);
-			CHECK(json_u64(t, "p50") > 0);
+			CHECK(within_1pct(bk_ctlrun_json_u64(t, "bytes_read"), want_read));
+			CHECK(within_1pct(bk_ctlrun_json_u64(t, "bytes_written"), want_written));
+			CHECK(within_1pct(bk_ctlrun_json_u64(t, "read"), want_reads));
+			CHECK(within_1pct(bk_ctlrun_json_u64(t, "write"), want_writes));
+			CHECK(bk_ctlrun_json_u64(t, "inflight") == 0);
+			CHECK(bk_ctlrun_json_u64(t, "errors") == 0);
+			CHECK(bk_ctlrun_json_u64(t, "p50") > 0);
 		}
 		CHECK(strstr(out, "\"queue\":1") != NULL);
 	}

@@ -19,12 +19,16 @@
  *           the vif stays Connected, frames the guest sends meanwhile wait in the ring; a new
  *           daemon (core) adopts the vif, they reach the TAP, and traffic flows both ways
  */
-#include <fcntl.h>
-#include <signal.h>
+#include <errno.h>
+#include <net/if.h>
+#include <stdio.h>
 #include <stdlib.h>
-#include <sys/wait.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "blanket/stats.h"
+#include "check.h"
+#include "ctlrun.h"
 #include "device.h"
 #include "loop.h"
 #include "netfront.h"
@@ -114,24 +118,25 @@ static void tx_frames(struct bk_netfront *f, int ps, unsigned int nq, unsigned i
 
 	memset(seen, 0, sizeof(seen));
 	for (unsigned int i = 0; i < n; i++) {
-		mkframe(frame, len, proto, 1000 + i, guest_mac, !!(o->flags & NIF_TXF_CSUM_BLANK));
+		bk_pkt_frame(frame, len, proto, 1000 + i, guest_mac,
+			     !!(o->flags & NIF_TXF_CSUM_BLANK));
 		CHECK(bk_nf_send(f, i % nq, frame, len, o) == 0);
 	}
 	for (unsigned int q = 0; q < nq; q++)
 		CHECK(bk_nf_tx_wait(f, q) == 0);
 	while (got < n) {
-		ssize_t r = packet_recv(ps, &vh, buf, sizeof(buf), pump, NULL, 2000);
+		ssize_t r = bk_pkt_recv(ps, &vh, buf, sizeof(buf), pump, NULL, 2000);
 		unsigned int sp;
 
 		CHECK(r == (ssize_t)len);
 		if (r != (ssize_t)len)
 			break;
-		sp = frame_sport(buf);
+		sp = bk_pkt_sport(buf);
 		CHECK(sp >= 1000 && sp < 1000 + n && !seen[sp - 1000]);
 		if (sp < 1000 || sp >= 1000 + n)
 			continue;
 		seen[sp - 1000] = true;
-		mkframe(frame, len, proto, sp, guest_mac, !!(o->flags & NIF_TXF_CSUM_BLANK));
+		bk_pkt_frame(frame, len, proto, sp, guest_mac, !!(o->flags & NIF_TXF_CSUM_BLANK));
 		CHECK(!memcmp(buf, frame, len));
 		if (o->flags & NIF_TXF_CSUM_BLANK)
 			CHECK((vh.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) && vh.csum_start == 34 &&
@@ -156,9 +161,10 @@ static void rx_frames(struct bk_netfront *f, int ps, int ifindex, unsigned int n
 
 	memset(seen, 0, sizeof(seen));
 	for (unsigned int i = 0; i < n; i++) {
-		mkframe(frame, len, proto, 2000 + i, (const uint8_t *)"\x02\x00\x00\x00\x00\x01",
-			vh->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM);
-		CHECK(packet_send(ps, ifindex, vh, frame, len) == 0);
+		bk_pkt_frame(frame, len, proto, 2000 + i,
+			     (const uint8_t *)"\x02\x00\x00\x00\x00\x01",
+			     vh->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM);
+		CHECK(bk_pkt_send(ps, ifindex, vh, frame, len) == 0);
 	}
 	while (got < n && tries++ < 4 * n + 100) {
 		struct bk_nf_rx_info info;
@@ -168,9 +174,9 @@ static void rx_frames(struct bk_netfront *f, int ps, int ifindex, unsigned int n
 		CHECK(r > 0);
 		if (r <= 0)
 			break;
-		if (!ours(buf, (size_t)r))
+		if (!bk_pkt_ours(buf, (size_t)r))
 			continue;
-		sp = frame_sport(buf);
+		sp = bk_pkt_sport(buf);
 		CHECK(sp >= 2000 && sp < 2000 + n && !seen[sp - 2000]);
 		if (sp < 2000 || sp >= 2000 + n)
 			continue;
@@ -180,13 +186,13 @@ static void rx_frames(struct bk_netfront *f, int ps, int ifindex, unsigned int n
 		if (vh->gso_type != VIRTIO_NET_HDR_GSO_NONE && !offloads) {
 			/* The kernel segmented it for a frontend without GSO: each piece verifies.
 			 */
-			CHECK((size_t)r <= 1514 && l4_ok(buf, (size_t)r));
+			CHECK((size_t)r <= 1514 && bk_pkt_l4_ok(buf, (size_t)r));
 			got = n;
 			break;
 		}
 		CHECK(r == (int)len);
-		mkframe(frame, len, proto, sp, (const uint8_t *)"\x02\x00\x00\x00\x00\x01",
-			vh->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM);
+		bk_pkt_frame(frame, len, proto, sp, (const uint8_t *)"\x02\x00\x00\x00\x00\x01",
+			     vh->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM);
 		CHECK(!memcmp(buf, frame, len));
 		if (vh->gso_type == VIRTIO_NET_HDR_GSO_TCPV4) {
 			CHECK(info.gso_type == NIF_GSO_TYPE_TCPV4 && info.gso_size == vh->gso_size);
@@ -212,9 +218,9 @@ static void rx_unkicked(struct bk_netfront *f, int ps, int ifindex)
 
 	bk_nf_rx_hold(f, 0, true);
 	for (unsigned int i = 0; i < 300; i++) {
-		mkframe(frame, 200, 17, 2000 + i, (const uint8_t *)"\x02\x00\x00\x00\x00\x01",
-			false);
-		CHECK(packet_send(ps, ifindex, &vh, frame, 200) == 0);
+		bk_pkt_frame(frame, 200, 17, 2000 + i, (const uint8_t *)"\x02\x00\x00\x00\x00\x01",
+			     false);
+		CHECK(bk_pkt_send(ps, ifindex, &vh, frame, 200) == 0);
 		if (i % 50 == 49)
 			for (int k = 0; k < 5; k++)
 				bk_loop_run_once(env.loop, 0);
@@ -233,52 +239,7 @@ static void rx_unkicked(struct bk_netfront *f, int ps, int ifindex)
 static int run_ctl(const char *blanketctl, const char *sock, const char *const *args, char *out,
 		   size_t size)
 {
-	const char *argv[16] = { blanketctl, "-s", sock };
-	size_t have = 0;
-	int p[2], status = -1;
-	pid_t pid;
-
-	for (unsigned int i = 0; args[i] && i < 12; i++)
-		argv[3 + i] = args[i];
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return -1;
-	pid = fork();
-	if (pid == 0) {
-		dup2(p[1], 1);
-		execv(blanketctl, (char *const *)argv);
-		_exit(127);
-	}
-	close(p[1]);
-	fcntl(p[0], F_SETFL, O_NONBLOCK);
-	for (int turn = 0; turn < 6000; turn++) {
-		ssize_t n = read(p[0], out + have, size - 1 - have);
-
-		if (n > 0) {
-			have += (size_t)n;
-			continue;
-		}
-		if (n == 0 && waitpid(pid, &status, WNOHANG) == pid)
-			break;
-		bk_loop_run_once(env.loop, 10);
-	}
-	if (status == -1) {
-		kill(pid, SIGKILL);
-		waitpid(pid, &status, 0);
-	}
-	close(p[0]);
-	out[have] = '\0';
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-/* The number after "key": inside the text that starts at @from. */
-static uint64_t json_u64(const char *from, const char *key)
-{
-	char pat[64];
-	const char *p;
-
-	snprintf(pat, sizeof(pat), "\"%s\":", key);
-	p = from ? strstr(from, pat) : NULL;
-	return p ? strtoull(p + strlen(pat), NULL, 10) : UINT64_MAX;
+	return bk_ctlrun(env.loop, blanketctl, sock, args, 0, out, size);
 }
 
 /* What an operator sees: blanketctl stats and list on the vif. */
@@ -307,11 +268,11 @@ static void ctl_check(const char *blanketctl, const struct bk_queue_stats *tot, 
 		CHECK(run_ctl(blanketctl, sock, json, out, sizeof(out)) == 0);
 		t = strstr(out, "\"total\":{");
 		t = t ? strstr(t, "\"net\":{") : NULL;
-		CHECK(json_u64(t, "tx_packets") == tot->net_tx_packets);
-		CHECK(json_u64(t, "tx_bytes") == tot->net_tx_bytes);
-		CHECK(json_u64(t, "rx_packets") == tot->net_rx_packets);
-		CHECK(json_u64(t, "rx_bytes") == tot->net_rx_bytes);
-		CHECK(json_u64(t, "tx_gso") == tot->net_tx_gso);
+		CHECK(bk_ctlrun_json_u64(t, "tx_packets") == tot->net_tx_packets);
+		CHECK(bk_ctlrun_json_u64(t, "tx_bytes") == tot->net_tx_bytes);
+		CHECK(bk_ctlrun_json_u64(t, "rx_packets") == tot->net_rx_packets);
+		CHECK(bk_ctlrun_json_u64(t, "rx_bytes") == tot->net_rx_bytes);
+		CHECK(bk_ctlrun_json_u64(t, "tx_gso") == tot->net_tx_gso);
 		CHECK(run_ctl(blanketctl, sock, human, out, sizeof(out)) == 0);
 		CHECK(strstr(out, "vif 5/0") && strstr(out, "TX-PKTS") && strstr(out, "RX-BYTES"));
 		if (nq > 1)
@@ -353,7 +314,7 @@ static void restart(struct bk_netfront *f, int ps, int ifindex, unsigned int nq)
 
 	/* The guest keeps sending while no daemon runs. */
 	for (unsigned int i = 0; i < 4; i++) {
-		mkframe(frame, 700, 17, 1000 + i, guest_mac, false);
+		bk_pkt_frame(frame, 700, 17, 1000 + i, guest_mac, false);
 		CHECK(bk_nf_send(f, i % nq, frame, 700, &(struct bk_nf_tx){ 0 }) == 0);
 	}
 	CHECK(bk_core_new(&cp, &env.core) == 0);
@@ -361,8 +322,8 @@ static void restart(struct bk_netfront *f, int ps, int ifindex, unsigned int nq)
 		CHECK(bk_core_register(env.core, kinds[i]) == 0);
 	CHECK(bk_core_start(env.core) == 0);
 	for (unsigned int i = 0; i < 4; i++) {
-		n = packet_recv(ps, &vh, buf, sizeof(buf), pump, NULL, 2000);
-		CHECK(n == 700 && frame_sport(buf) >= 1000 && frame_sport(buf) < 1004);
+		n = bk_pkt_recv(ps, &vh, buf, sizeof(buf), pump, NULL, 2000);
+		CHECK(n == 700 && bk_pkt_sport(buf) >= 1000 && bk_pkt_sport(buf) < 1004);
 	}
 	for (unsigned int q = 0; q < nq; q++)
 		CHECK(bk_nf_tx_wait(f, q) == 0);
@@ -384,7 +345,7 @@ int main(int argc, char **argv)
 	unsigned int fds;
 	int ifindex, ps, r;
 
-	r = netns_setup();
+	r = bk_pkt_netns_setup();
 	if (r)
 		return r;
 	if (!strcmp(variant, "mq")) {
@@ -411,8 +372,8 @@ int main(int argc, char **argv)
 	ifindex = (int)if_nametoindex("vif5.0");
 	CHECK(ifindex > 0);
 	check_features();
-	CHECK(if_up("vif5.0") == 0);
-	ps = packet_socket(ifindex);
+	CHECK(bk_pkt_if_up("vif5.0") == 0);
+	ps = bk_pkt_socket(ifindex);
 	CHECK(ps >= 0);
 	CHECK(bk_nf_open(&env, DOMID, DEVID, &p, &f) == 0);
 	if (!f || ps < 0)

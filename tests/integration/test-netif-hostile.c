@@ -14,10 +14,16 @@
  *   indices: fatal. A frontend asking for 9 queues (8 offered), for 0, and one giving a ring
  *   ref it never granted: refused at connect.
  */
+#include <errno.h>
+#include <net/if.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "blanket/stats.h"
+#include "check.h"
 #include "device.h"
 #include "loop.h"
 #include "netfront.h"
@@ -52,16 +58,16 @@ static void bystander_ok(const char *after)
 	ssize_t n;
 	int r;
 
-	mkframe(frame, 800, 17, sp, guest_mac, false);
+	bk_pkt_frame(frame, 800, 17, sp, guest_mac, false);
 	CHECK(bk_nf_send(by, 0, frame, 800, &(struct bk_nf_tx){ 0 }) == 0);
-	n = packet_recv(by_ps, &vh, buf, sizeof(buf), pump, NULL, 2000);
+	n = bk_pkt_recv(by_ps, &vh, buf, sizeof(buf), pump, NULL, 2000);
 	CHECK(n == 800 && !memcmp(buf, frame, 800));
 	CHECK(bk_nf_tx_wait(by, 0) == 0);
-	mkframe(frame, 900, 17, sp, dom0_mac, false);
-	CHECK(packet_send(by_ps, by_ifindex, &vh, frame, 900) == 0);
+	bk_pkt_frame(frame, 900, 17, sp, dom0_mac, false);
+	CHECK(bk_pkt_send(by_ps, by_ifindex, &vh, frame, 900) == 0);
 	do {
 		r = bk_nf_recv_wait(by, buf, sizeof(buf), &info, NULL);
-	} while (r > 0 && !ours(buf, (size_t)r));
+	} while (r > 0 && !bk_pkt_ours(buf, (size_t)r));
 	CHECK(r == 900 && !memcmp(buf, frame, 900));
 	if (bk_test_failures)
 		fprintf(stderr, "bystander checked after %s\n", after);
@@ -89,9 +95,9 @@ static int victim_open(struct victim *v, const struct bk_nf_params *extra, bool 
 	if (bk_nf_env_add_vif(&env, VICTIM, v->devid, NULL) < 0)
 		return -1;
 	v->ifindex = (int)if_nametoindex(v->ifname);
-	if (v->ifindex <= 0 || if_up(v->ifname) < 0)
+	if (v->ifindex <= 0 || bk_pkt_if_up(v->ifname) < 0)
 		return -1;
-	v->ps = packet_socket(v->ifindex);
+	v->ps = bk_pkt_socket(v->ifindex);
 	if (v->ps < 0 || bk_nf_open(&env, VICTIM, v->devid, &p, &v->f) < 0)
 		return -1;
 	return connect ? bk_nf_connect(v->f) : 0;
@@ -129,7 +135,7 @@ static void put_chain(struct victim *v, size_t len, unsigned int nr, const uint1
 {
 	size_t done = 0;
 
-	mkframe(frame, len, 17, 4000, guest_mac, false);
+	bk_pkt_frame(frame, len, 17, 4000, guest_mac, false);
 	for (unsigned int s = 0; s < nr; s++) {
 		union nif_tx_slot slot;
 		size_t chunk = sizes ? sizes[s] : (s + 1 == nr ? len - done : len / nr);
@@ -170,12 +176,12 @@ static void expect_served(struct victim *v, const char *name, bool delivered, in
 		CHECK(tc.error == 0 && tc.okay > 0);
 	else
 		CHECK(tc.error > 0);
-	n = packet_recv(v->ps, &vh, buf, sizeof(buf), pump, NULL, delivered ? 2000 : 50);
+	n = bk_pkt_recv(v->ps, &vh, buf, sizeof(buf), pump, NULL, delivered ? 2000 : 50);
 	CHECK(delivered ? n > 0 : n < 0);
 	CHECK(victim_state(v) == BK_XB_CONNECTED);
-	mkframe(frame, 600, 17, 4001, guest_mac, false);
+	bk_pkt_frame(frame, 600, 17, 4001, guest_mac, false);
 	CHECK(bk_nf_send(v->f, 0, frame, 600, &(struct bk_nf_tx){ 0 }) == 0);
-	n = packet_recv(v->ps, &vh, buf, sizeof(buf), pump, NULL, 2000);
+	n = bk_pkt_recv(v->ps, &vh, buf, sizeof(buf), pump, NULL, 2000);
 	CHECK(n == 600 && !memcmp(buf, frame, 600));
 	if (bk_test_failures)
 		fprintf(stderr, "after case %s\n", name);
@@ -233,7 +239,7 @@ static void bad_page_cross(struct victim *v)
 	union nif_tx_slot slot = { 0 };
 	uint32_t ref;
 
-	mkframe(frame, 1000, 17, 4000, guest_mac, false);
+	bk_pkt_frame(frame, 1000, 17, 4000, guest_mac, false);
 	CHECK(bk_nf_grant_bytes(v->f, frame, 1000, 0, &ref) == 0);
 	slot.req = (struct nif_tx_req){ .gref = ref, .offset = 3500, .id = 1, .size = 1000 };
 	bk_nf_tx_put_raw(v->f, 0, &slot);
@@ -279,8 +285,8 @@ static void bad_rx_index(struct victim *v)
 
 	WRITE_ONCE(h->req_prod, h->req_prod + 5000);
 	/* A frame for the guest makes the backend look at the RX ring. */
-	mkframe(frame, 500, 17, 4002, dom0_mac, false);
-	CHECK(packet_send(v->ps, v->ifindex, &vh, frame, 500) == 0);
+	bk_pkt_frame(frame, 500, 17, 4002, dom0_mac, false);
+	CHECK(bk_pkt_send(v->ps, v->ifindex, &vh, frame, 500) == 0);
 }
 
 static void good_zero_slot(void)
@@ -333,8 +339,8 @@ static void case_rx_stall(void)
 		goto out;
 	bk_nf_rx_hold(v.f, 0, true);
 	for (unsigned int i = 0; i < 450; i++) {
-		mkframe(frame, 1500, 17, 5000 + i, dom0_mac, false);
-		CHECK(packet_send(v.ps, v.ifindex, &vh, frame, 1500) == 0);
+		bk_pkt_frame(frame, 1500, 17, 5000 + i, dom0_mac, false);
+		CHECK(bk_pkt_send(v.ps, v.ifindex, &vh, frame, 1500) == 0);
 		if (i % 50 == 49)
 			for (int k = 0; k < 5; k++)
 				bk_loop_run_once(env.loop, 0);
@@ -437,11 +443,11 @@ static void case_hotplug(bool script_ok)
 	}
 	CHECK(bk_xbf_wait_be_state(bk_nf_xbf(v.f), BK_XB_CONNECTED, 0) == 0);
 	v.ifindex = (int)if_nametoindex(v.ifname);
-	CHECK(v.ifindex > 0 && if_up(v.ifname) == 0);
-	v.ps = packet_socket(v.ifindex);
-	mkframe(frame, 600, 17, 4003, guest_mac, false);
+	CHECK(v.ifindex > 0 && bk_pkt_if_up(v.ifname) == 0);
+	v.ps = bk_pkt_socket(v.ifindex);
+	bk_pkt_frame(frame, 600, 17, 4003, guest_mac, false);
 	CHECK(bk_nf_send(v.f, 0, frame, 600, &(struct bk_nf_tx){ 0 }) == 0);
-	n = packet_recv(v.ps, &vh, buf, sizeof(buf), pump, NULL, 2000);
+	n = bk_pkt_recv(v.ps, &vh, buf, sizeof(buf), pump, NULL, 2000);
 	CHECK(n == 600 && !memcmp(buf, frame, 600));
 out:
 	if (bk_test_failures)
@@ -471,7 +477,7 @@ static void case_keys(const char *name, const char *key, const char *val)
 int main(void)
 {
 	struct bk_nf_params bp = { .pfn_base = 0, .pfn_count = PAGES_PER_FRONT };
-	int r = netns_setup();
+	int r = bk_pkt_netns_setup();
 
 	if (r)
 		return r;
@@ -480,8 +486,8 @@ int main(void)
 		return 1;
 	CHECK(bk_nf_env_add_vif(&env, BYSTANDER, 0, NULL) == 0);
 	by_ifindex = (int)if_nametoindex("vif6.0");
-	CHECK(by_ifindex > 0 && if_up("vif6.0") == 0);
-	by_ps = packet_socket(by_ifindex);
+	CHECK(by_ifindex > 0 && bk_pkt_if_up("vif6.0") == 0);
+	by_ps = bk_pkt_socket(by_ifindex);
 	CHECK(by_ps >= 0);
 	CHECK(bk_nf_open(&env, BYSTANDER, 0, &bp, &by) == 0);
 	if (!by || by_ps < 0)

@@ -8,12 +8,9 @@
  * off), multi-queue through the core loop's watches, carrier, errors naming the interface,
  * and no fd left behind.
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/if_packet.h>
 #include <linux/if_tun.h>
-#include <net/ethernet.h>
 #include <net/if.h>
 #include <poll.h>
 #include <sched.h>
@@ -30,144 +27,12 @@
 #include "check.h"
 #include "loop.h"
 #include "netif/proto.h"
+#include "netpkt.h"
 #include "tap.h"
 
-#define PORT_MARK 0x4242 /* destination port of our frames: anything else is the stack's */
 #define VH BK_TAP_VNET_HDR_LEN
 
 static const uint8_t guest_mac[6] = { 0x00, 0x16, 0x3e, 0x01, 0x02, 0x03 };
-
-static int setup(void)
-{
-	int fd;
-
-	if (geteuid() != 0) {
-		fprintf(stderr, "skip: needs root\n");
-		return 77;
-	}
-	if (unshare(CLONE_NEWNET) < 0) {
-		fprintf(stderr, "skip: unshare(CLONE_NEWNET): %m\n");
-		return 77;
-	}
-	fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
-	if (fd < 0) {
-		fprintf(stderr, "skip: /dev/net/tun: %m\n");
-		return 77;
-	}
-	close(fd);
-	/* No router solicitations or MLD reports on our TAPs (best effort; reads filter too). */
-	fd = open("/proc/sys/net/ipv6/conf/default/disable_ipv6", O_WRONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		if (write(fd, "1", 1) < 0)
-			fprintf(stderr, "note: disable_ipv6: %m\n");
-		close(fd);
-	}
-	return 0;
-}
-
-static int if_flags(const char *name, short set)
-{
-	struct ifreq ifr;
-	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), r = -1;
-
-	memset(&ifr, 0, sizeof(ifr));
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
-	if (s >= 0 && ioctl(s, SIOCGIFFLAGS, &ifr) == 0) {
-		r = (unsigned short)ifr.ifr_flags;
-		if (set) {
-			ifr.ifr_flags |= set;
-			if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
-				r = -1;
-		}
-	}
-	if (s >= 0)
-		close(s);
-	return r;
-}
-
-static int if_mtu(const char *name)
-{
-	struct ifreq ifr;
-	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), r = -1;
-
-	memset(&ifr, 0, sizeof(ifr));
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
-	if (s >= 0 && ioctl(s, SIOCGIFMTU, &ifr) == 0)
-		r = ifr.ifr_mtu;
-	if (s >= 0)
-		close(s);
-	return r;
-}
-
-/* A packet socket on @ifindex with virtio_net_hdr (10 bytes) before each frame. */
-static int packet_socket(int ifindex)
-{
-	struct sockaddr_ll sll = {
-		.sll_family = AF_PACKET,
-		.sll_protocol = htons(ETH_P_ALL),
-		.sll_ifindex = ifindex,
-	};
-	int one = 1;
-	int s = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, htons(ETH_P_ALL));
-
-	if (s < 0)
-		return -1;
-	if (setsockopt(s, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof(one)) < 0 ||
-	    bind(s, (struct sockaddr *)&sll, sizeof(sll)) < 0) {
-		close(s);
-		return -1;
-	}
-	return s;
-}
-
-static int packet_send(int s, int ifindex, const struct virtio_net_hdr *vh, const uint8_t *f,
-		       size_t len)
-{
-	struct sockaddr_ll sll = {
-		.sll_family = AF_PACKET,
-		.sll_protocol = htons(ETH_P_IP),
-		.sll_ifindex = ifindex,
-		.sll_halen = 6,
-	};
-	struct iovec iov[2] = { { (void *)vh, sizeof(*vh) }, { (void *)f, len } };
-	struct msghdr mh = {
-		.msg_name = &sll, .msg_namelen = sizeof(sll), .msg_iov = iov, .msg_iovlen = 2
-	};
-
-	memcpy(sll.sll_addr, f, 6);
-	return sendmsg(s, &mh, 0) == (ssize_t)(sizeof(*vh) + len) ? 0 : -1;
-}
-
-static bool ours(const uint8_t *f, size_t len)
-{
-	return len >= 38 && f[12] == 0x08 && f[13] == 0x00 && f[36] == (PORT_MARK >> 8) &&
-	       f[37] == (PORT_MARK & 0xff);
-}
-
-/* Our next frame seen by the packet socket (not one we sent), within 2 s; its length or -1. */
-static ssize_t packet_recv(int s, struct virtio_net_hdr *vh, uint8_t *f, size_t size)
-{
-	for (int tries = 0; tries < 200; tries++) {
-		struct sockaddr_ll from;
-		struct iovec iov[2] = { { vh, sizeof(*vh) }, { f, size } };
-		struct msghdr mh = { .msg_name = &from,
-				     .msg_namelen = sizeof(from),
-				     .msg_iov = iov,
-				     .msg_iovlen = 2 };
-		struct pollfd p = { .fd = s, .events = POLLIN };
-		ssize_t n;
-
-		if (poll(&p, 1, 10) <= 0)
-			continue;
-		n = recvmsg(s, &mh, 0);
-		if (n < (ssize_t)sizeof(*vh))
-			continue;
-		n -= (ssize_t)sizeof(*vh);
-		if (from.sll_pkttype != PACKET_OUTGOING && ours(f, (size_t)n))
-			return n;
-	}
-	return -1;
-}
 
 /* Our next frame read from queue @q of the TAP, within 2 s; its length (header included). */
 static ssize_t tap_recv(struct bk_tap *t, unsigned int q, uint8_t *buf, size_t size)
@@ -179,65 +44,19 @@ static ssize_t tap_recv(struct bk_tap *t, unsigned int q, uint8_t *buf, size_t s
 
 		if (poll(&p, 1, 10) <= 0)
 			continue;
-		if (bk_tap_read_batch(t, q, &pkt, 1) == 1 && ours(buf + VH, pkt.len - VH))
+		if (bk_tap_read_batch(t, q, &pkt, 1) == 1 && bk_pkt_ours(buf + VH, pkt.len - VH))
 			return (ssize_t)pkt.len;
 	}
 	return -1;
-}
-
-static void put16(uint8_t *p, unsigned int v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
 }
 
 /* An IPv4 TCP (proto 6) or UDP (17) frame of @len bytes, checksums left as partial sums. */
 static size_t mkframe(uint8_t *f, size_t len, uint8_t proto, unsigned int sport,
 		      struct netif_hdrs *h)
 {
-	size_t l4 = 34, hl = proto == 6 ? 20 : 8;
-	uint32_t sum;
-
-	memset(f, 0, len);
-	memset(f, 0xff, 6);
-	memcpy(f + 6, guest_mac, 6);
-	f[12] = 0x08;
-	f[14] = 0x45;
-	put16(f + 16, (unsigned int)(len - 14));
-	f[20] = 0x40;
-	f[22] = 64;
-	f[23] = proto;
-	memcpy(f + 26, "\x0a\x00\x00\x02\x0a\x00\x00\x01", 8);
-	put16(f + 24, (uint16_t)~netif_csum_fold(netif_csum_add(0, f + 14, 20)));
-	put16(f + l4, sport);
-	put16(f + l4 + 2, PORT_MARK);
-	if (proto == 6) {
-		f[l4 + 12] = 0x50;
-		f[l4 + 13] = 0x18;
-		put16(f + l4 + 14, 65535);
-	} else {
-		put16(f + l4 + 4, (unsigned int)(len - l4));
-	}
-	for (size_t i = l4 + hl; i < len; i++)
-		f[i] = (uint8_t)(i * 13 + sport);
-	/* Partial checksum: the pseudo-header sum in the field. */
-	sum = netif_csum_add(0, f + 26, 8) + proto + (uint32_t)(len - l4);
-	put16(f + l4 + (proto == 6 ? 16 : 6), netif_csum_fold(sum));
+	bk_pkt_frame(f, len, proto, sport, guest_mac, true);
 	CHECK(netif_parse_hdrs(f, len, h) == 0);
 	return len;
-}
-
-/* The frame's L4 checksum verifies (pseudo-header included). */
-static bool l4_ok(const uint8_t *f, size_t len)
-{
-	struct netif_hdrs h;
-	uint32_t sum;
-
-	if (netif_parse_hdrs(f, len, &h) < 0)
-		return false;
-	sum = netif_csum_add(0, f + h.l3_off + 12, 8) + h.l4_proto + (uint32_t)(len - h.l4_off);
-	sum = netif_csum_add(sum, f + h.l4_off, len - h.l4_off);
-	return netif_csum_fold(sum) == 0xffff;
 }
 
 static uint8_t frame[70000], buf[70000];
@@ -305,7 +124,7 @@ static void test_flags(void)
 		CHECK(bk_tap_read_batch(t, 0, &p, 1) == 0);
 	}
 	/* MTU and MAC. */
-	CHECK(bk_tap_set_mtu(t, 9000) == 0 && if_mtu("vif1.0") == 9000);
+	CHECK(bk_tap_set_mtu(t, 9000) == 0 && bk_pkt_if_mtu("vif1.0") == 9000);
 	CHECK(bk_tap_set_mac(t, guest_mac) == 0);
 	CHECK(bk_tap_get_mac(t, mac) == 0 && !memcmp(mac, guest_mac, 6));
 	CHECK(bk_tap_set_mtu(t, 10) == -EINVAL);
@@ -323,7 +142,7 @@ static void test_flags(void)
 		if (s >= 0)
 			close(s);
 		CHECK(!strcmp(bk_tap_name(t), "guest1-eth0"));
-		CHECK(bk_tap_set_mtu(t, 1500) == 0 && if_mtu("guest1-eth0") == 1500);
+		CHECK(bk_tap_set_mtu(t, 1500) == 0 && bk_pkt_if_mtu("guest1-eth0") == 1500);
 	}
 	bk_tap_close(t);
 	/* Not persistent: gone with its last fd. */
@@ -349,8 +168,8 @@ static void test_frames(void)
 	CHECK(bk_tap_open("vif2.0", 1, &t) == 0);
 	if (!t)
 		return;
-	CHECK(if_flags("vif2.0", IFF_UP) >= 0);
-	ps = packet_socket(bk_tap_ifindex(t));
+	CHECK(bk_pkt_if_flags("vif2.0", IFF_UP) >= 0);
+	ps = bk_pkt_socket(bk_tap_ifindex(t));
 	CHECK(ps >= 0);
 	if (ps < 0)
 		goto out;
@@ -366,7 +185,7 @@ static void test_frames(void)
 		memcpy(hdr, &vh, sizeof(vh));
 		CHECK(bk_tap_write_batch(t, 0, &p, 1) == 1 && p.err == 0);
 	}
-	n = packet_recv(ps, &got, buf, sizeof(buf));
+	n = bk_pkt_recv(ps, &got, buf, sizeof(buf), NULL, NULL, 2000);
 	CHECK(n == (ssize_t)len && !memcmp(buf, frame, len));
 	CHECK(got.flags == VIRTIO_NET_HDR_F_NEEDS_CSUM && got.csum_start == 34 &&
 	      got.csum_offset == 6);
@@ -384,7 +203,7 @@ static void test_frames(void)
 		memcpy(hdr, &vh, sizeof(vh));
 		CHECK(bk_tap_write_batch(t, 0, &p, 1) == 1 && p.err == 0);
 	}
-	n = packet_recv(ps, &got, buf, sizeof(buf));
+	n = bk_pkt_recv(ps, &got, buf, sizeof(buf), NULL, NULL, 2000);
 	CHECK(n == (ssize_t)len && !memcmp(buf, frame, len));
 	CHECK(got.gso_type == VIRTIO_NET_HDR_GSO_TCPV4 && got.gso_size == 1000);
 	CHECK(got.flags == VIRTIO_NET_HDR_F_NEEDS_CSUM && got.csum_start == 34);
@@ -401,7 +220,7 @@ static void test_frames(void)
 		memcpy(hdr, &vh, sizeof(vh));
 		CHECK(bk_tap_write_batch(t, 0, &p, 1) == 1 && p.err == 0);
 	}
-	n = packet_recv(ps, &got, buf, sizeof(buf));
+	n = bk_pkt_recv(ps, &got, buf, sizeof(buf), NULL, NULL, 2000);
 	CHECK(n == (ssize_t)len && !memcmp(buf, frame, len));
 
 	/* A frame the kernel refuses (csum_start past the frame) is that frame's error only. */
@@ -420,7 +239,7 @@ static void test_frames(void)
 		mkframe(frame, 300, 17, 1002, &h);
 		CHECK(bk_tap_write_batch(t, 0, p, 2) == 2);
 		CHECK(p[0].err == -EINVAL && p[1].err == 0);
-		n = packet_recv(ps, &got, buf + VH, sizeof(buf) - VH);
+		n = bk_pkt_recv(ps, &got, buf + VH, sizeof(buf) - VH, NULL, NULL, 2000);
 		CHECK(n == 300 && buf[VH + 34] == 0x03 && buf[VH + 35] == 0xea); /* port 1002 */
 	}
 
@@ -433,7 +252,7 @@ static void test_frames(void)
 				      .hdr_len = 54,
 				      .csum_start = 34,
 				      .csum_offset = 16 };
-	CHECK(packet_send(ps, bk_tap_ifindex(t), &vh, frame, len) == 0);
+	CHECK(bk_pkt_send(ps, bk_tap_ifindex(t), &vh, frame, len) == 0);
 	n = tap_recv(t, 0, buf, sizeof(buf));
 	CHECK(n == (ssize_t)(VH + len));
 	if (n > 0) {
@@ -449,7 +268,7 @@ static void test_frames(void)
 
 	/* Checksum only: segmented by the stack, each segment still partial. */
 	CHECK(bk_tap_set_offload(t, TUN_F_CSUM) == 0);
-	CHECK(packet_send(ps, bk_tap_ifindex(t), &vh, frame, len) == 0);
+	CHECK(bk_pkt_send(ps, bk_tap_ifindex(t), &vh, frame, len) == 0);
 	for (int i = 0; i < 4; i++) {
 		size_t want = 54 + (i < 3 ? 1000 : 946);
 
@@ -464,13 +283,13 @@ static void test_frames(void)
 		/* Finished for a frontend that refused the offload: then it verifies. */
 		feat.csum_v4 = false;
 		CHECK(netif_rx_from_vnet(&got, buf + VH, want, &feat, &meta, &info, &why) == 0);
-		CHECK(info.csum_sw && l4_ok(buf + VH, want));
+		CHECK(info.csum_sw && bk_pkt_l4_ok(buf + VH, want));
 		feat.csum_v4 = true;
 	}
 
 	/* No offload: the reader gets segments with finished checksums. */
 	CHECK(bk_tap_set_offload(t, 0) == 0);
-	CHECK(packet_send(ps, bk_tap_ifindex(t), &vh, frame, len) == 0);
+	CHECK(bk_pkt_send(ps, bk_tap_ifindex(t), &vh, frame, len) == 0);
 	for (int i = 0; i < 4; i++) {
 		size_t want = 54 + (i < 3 ? 1000 : 946);
 
@@ -481,7 +300,7 @@ static void test_frames(void)
 		memcpy(&got, buf, sizeof(got));
 		CHECK(got.gso_type == VIRTIO_NET_HDR_GSO_NONE &&
 		      !(got.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM));
-		CHECK(l4_ok(buf + VH, want));
+		CHECK(bk_pkt_l4_ok(buf + VH, want));
 	}
 	close(ps);
 out:
@@ -500,11 +319,11 @@ static void test_persist(void)
 	ifindex = bk_tap_ifindex(t);
 	CHECK(bk_tap_set_persist(t, true) == 0);
 	CHECK(bk_tap_set_mtu(t, 4000) == 0 && bk_tap_set_mac(t, guest_mac) == 0);
-	CHECK(if_flags("vif3.1", IFF_UP) >= 0);
+	CHECK(bk_pkt_if_flags("vif3.1", IFF_UP) >= 0);
 	bk_tap_close(t);
 	/* A daemon restart: the interface stays, with what was set on it. */
 	CHECK((int)if_nametoindex("vif3.1") == ifindex);
-	CHECK(if_mtu("vif3.1") == 4000 && (if_flags("vif3.1", 0) & IFF_UP));
+	CHECK(bk_pkt_if_mtu("vif3.1") == 4000 && (bk_pkt_if_flags("vif3.1", 0) & IFF_UP));
 
 	t = NULL;
 	CHECK(bk_tap_open("vif3.1", 4, &t) == 0);
@@ -512,7 +331,7 @@ static void test_persist(void)
 		return;
 	CHECK(bk_tap_reattached(t) && bk_tap_ifindex(t) == ifindex && bk_tap_nr_queues(t) == 4);
 	CHECK(bk_tap_get_mac(t, mac) == 0 && !memcmp(mac, guest_mac, 6));
-	CHECK(if_mtu("vif3.1") == 4000);
+	CHECK(bk_pkt_if_mtu("vif3.1") == 4000);
 	/* Still persistent after re-attaching: survives a second close. */
 	bk_tap_close(t);
 	CHECK((int)if_nametoindex("vif3.1") == ifindex);
@@ -553,7 +372,7 @@ static void mq_read(void *data, int fd, unsigned int events)
 	for (int i = 0; i < n; i++) {
 		unsigned int port;
 
-		if (!ours(b[i] + VH, p[i].len - VH))
+		if (!bk_pkt_ours(b[i] + VH, p[i].len - VH))
 			continue;
 		port = (unsigned int)(b[i][VH + 34] << 8 | b[i][VH + 35]) - 3000;
 		st->per_q[w->q]++;
@@ -580,8 +399,8 @@ static void test_multiqueue(void)
 	CHECK(bk_tap_open("vif4.0", 4, &st.t) == 0);
 	if (!st.t || !loop)
 		goto out;
-	CHECK(if_flags("vif4.0", IFF_UP) >= 0);
-	ps = packet_socket(bk_tap_ifindex(st.t));
+	CHECK(bk_pkt_if_flags("vif4.0", IFF_UP) >= 0);
+	ps = bk_pkt_socket(bk_tap_ifindex(st.t));
 	CHECK(ps >= 0);
 	for (unsigned int q = 0; q < 4; q++) {
 		w[q] = (struct mq_watch){ &st, q };
@@ -594,7 +413,7 @@ static void test_multiqueue(void)
 	for (int round = 0; round < 2; round++)
 		for (unsigned int i = 0; i < 64; i++) {
 			mkframe(frame, 100, 17, 3000 + i, &h);
-			CHECK(packet_send(ps, bk_tap_ifindex(st.t), &vh, frame, 100) == 0);
+			CHECK(bk_pkt_send(ps, bk_tap_ifindex(st.t), &vh, frame, 100) == 0);
 		}
 	for (int i = 0; i < 100 && st.total < 128; i++)
 		bk_loop_run_once(loop, 20);
@@ -614,7 +433,7 @@ static void test_multiqueue(void)
 
 		mkframe(frame, 100, 17, 4242, &h);
 		CHECK(bk_tap_write_batch(st.t, 3, &p, 1) == 1 && p.err == 0);
-		CHECK(packet_recv(ps, &got, buf, sizeof(buf)) == 100);
+		CHECK(bk_pkt_recv(ps, &got, buf, sizeof(buf), NULL, NULL, 2000) == 100);
 	}
 	/* Pausing a queue's watch. */
 	bk_tap_watch_events(st.t, 0, 0);
@@ -660,9 +479,9 @@ static void test_datapath(void)
 	CHECK(bk_tap_open("vif6.0", 1, &t) == 0);
 	if (!t)
 		return;
-	CHECK(if_flags("vif6.0", IFF_UP) >= 0);
+	CHECK(bk_pkt_if_flags("vif6.0", IFF_UP) >= 0);
 	CHECK(bk_tap_set_offload(t, netif_tun_offload(&feat)) == 0);
-	ps = packet_socket(bk_tap_ifindex(t));
+	ps = bk_pkt_socket(bk_tap_ifindex(t));
 	CHECK(ps >= 0);
 	if (ps < 0)
 		goto out;
@@ -723,7 +542,7 @@ static void test_datapath(void)
 		CHECK(r[0].id == 11 && r[0].status == 0 && r[1].status == NIF_RSP_NULL &&
 		      r[2].id == 12 && r[2].status == 0 && r[3].id == 13 && r[3].status == 0);
 	}
-	n = packet_recv(ps, &got, buf, sizeof(buf));
+	n = bk_pkt_recv(ps, &got, buf, sizeof(buf), NULL, NULL, 2000);
 	CHECK(n == (ssize_t)len && !memcmp(buf, frame, len));
 	CHECK(got.gso_type == VIRTIO_NET_HDR_GSO_TCPV4 && got.gso_size == 1448);
 
@@ -735,7 +554,7 @@ static void test_datapath(void)
 				      .hdr_len = 54,
 				      .csum_start = 34,
 				      .csum_offset = 16 };
-	CHECK(packet_send(ps, bk_tap_ifindex(t), &vh, frame, len) == 0);
+	CHECK(bk_pkt_send(ps, bk_tap_ifindex(t), &vh, frame, len) == 0);
 	n = tap_recv(t, 0, buf, sizeof(buf));
 	CHECK(n == (ssize_t)(VH + len));
 	memset(rx_ring, 0, sizeof(rx_ring));
@@ -839,7 +658,7 @@ static void test_bridge(void)
 	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "xenbr0");
 	ifr.ifr_ifindex = bk_tap_ifindex(t);
 	CHECK(ioctl(s, SIOCBRADDIF, &ifr) == 0);
-	CHECK(if_flags("vif7.0", IFF_UP) >= 0 && if_flags("xenbr0", IFF_UP) >= 0);
+	CHECK(bk_pkt_if_flags("vif7.0", IFF_UP) >= 0 && bk_pkt_if_flags("xenbr0", IFF_UP) >= 0);
 	n = readlink(path, link, sizeof(link) - 1);
 	CHECK(n > 0 && (link[n] = 0, strstr(link, "/xenbr0") != NULL));
 
@@ -856,9 +675,9 @@ static void test_bridge(void)
 	CHECK(n > 0 && (link[n] = 0, strstr(link, "/xenbr0") != NULL));
 
 	/* A broadcast frame from the re-attached second queue arrives on the bridge. */
-	ps = packet_socket((int)if_nametoindex("xenbr0"));
+	ps = bk_pkt_socket((int)if_nametoindex("xenbr0"));
 	CHECK(ps >= 0);
-	for (int i = 0; i < 300 && !(if_flags("vif7.0", 0) & IFF_RUNNING); i++)
+	for (int i = 0; i < 300 && !(bk_pkt_if_flags("vif7.0", 0) & IFF_RUNNING); i++)
 		usleep(10000);
 	/* STP is off on a new bridge: the port forwards at once. */
 	{
@@ -869,7 +688,7 @@ static void test_bridge(void)
 		mkframe(frame, 100, 17, 4343, &h);
 		CHECK(bk_tap_write_batch(t, 1, &p, 1) == 1 && p.err == 0);
 	}
-	n = ps >= 0 ? packet_recv(ps, &got, buf, sizeof(buf)) : -1;
+	n = ps >= 0 ? bk_pkt_recv(ps, &got, buf, sizeof(buf), NULL, NULL, 2000) : -1;
 	CHECK(n == 100 && !memcmp(buf, frame, 100));
 	if (ps >= 0)
 		close(ps);
@@ -892,17 +711,17 @@ static void test_carrier(void)
 	CHECK(bk_tap_open("vif5.0", 1, &t) == 0);
 	if (!t)
 		return;
-	CHECK(if_flags("vif5.0", IFF_UP) >= 0);
+	CHECK(bk_pkt_if_flags("vif5.0", IFF_UP) >= 0);
 	/* Link state settles asynchronously (linkwatch): poll up to 3 s each way. */
-	for (int i = 0; i < 300 && !((f = if_flags("vif5.0", 0)) & IFF_RUNNING); i++)
+	for (int i = 0; i < 300 && !((f = bk_pkt_if_flags("vif5.0", 0)) & IFF_RUNNING); i++)
 		usleep(10000);
 	CHECK(f & IFF_RUNNING);
 	CHECK(bk_tap_set_carrier(t, false) == 0);
-	for (int i = 0; i < 300 && ((f = if_flags("vif5.0", 0)) & IFF_RUNNING); i++)
+	for (int i = 0; i < 300 && ((f = bk_pkt_if_flags("vif5.0", 0)) & IFF_RUNNING); i++)
 		usleep(10000);
 	CHECK(!(f & IFF_RUNNING));
 	CHECK(bk_tap_set_carrier(t, true) == 0);
-	for (int i = 0; i < 300 && !((f = if_flags("vif5.0", 0)) & IFF_RUNNING); i++)
+	for (int i = 0; i < 300 && !((f = bk_pkt_if_flags("vif5.0", 0)) & IFF_RUNNING); i++)
 		usleep(10000);
 	CHECK(f & IFF_RUNNING);
 	bk_tap_close(t);
@@ -911,7 +730,7 @@ static void test_carrier(void)
 int main(void)
 {
 	unsigned int fds;
-	int r = setup();
+	int r = bk_pkt_netns_setup();
 
 	if (r)
 		return r;
