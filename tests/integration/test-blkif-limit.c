@@ -65,18 +65,7 @@ static int run_ctl(const char *const *args)
 
 static void be_key(uint32_t domid, uint32_t devid, const char *key, char *val, size_t len)
 {
-	_cleanup_free_ char *be = bk_ts_be_path(env.ts, "vbd", domid, devid);
-	char *v = NULL;
-	char p[256];
-	size_t n;
-
-	val[0] = '\0';
-	if (!be)
-		return;
-	snprintf(p, sizeof(p), "%s/%s", be, key);
-	if (bk_xs_read(bk_ts_xs(env.ts), BK_XS_NULL, p, &v, &n) == 0)
-		snprintf(val, len, "%s", v);
-	free(v);
+	bk_ts_read_be(env.ts, "vbd", domid, devid, key, val, len);
 }
 
 static struct bk_queue_stats stats(uint32_t domid)

@@ -49,18 +49,7 @@ static void describe(uint32_t devid, char *desc, size_t len)
 /* A backend key as a string ("" if absent). */
 static void be_key(uint32_t devid, const char *key, char *val, size_t len)
 {
-	_cleanup_free_ char *be = bk_ts_be_path(env.ts, "vbd", DOMID, devid);
-	char *v = NULL;
-	char p[256];
-	size_t n;
-
-	val[0] = '\0';
-	if (!be)
-		return;
-	snprintf(p, sizeof(p), "%s/%s", be, key);
-	if (bk_xs_read(bk_ts_xs(env.ts), BK_XS_NULL, p, &v, &n) == 0)
-		snprintf(val, len, "%s", v);
-	free(v);
+	bk_ts_read_be(env.ts, "vbd", DOMID, devid, key, val, len);
 }
 
 static struct bk_blkfront *open_connect(uint32_t devid, unsigned int nr_queues)

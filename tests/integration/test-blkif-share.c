@@ -43,18 +43,7 @@ static uint8_t buf[4096], cmp[4096];
 
 static void err_node(uint32_t domid, uint32_t devid, char *val, size_t len)
 {
-	_cleanup_free_ char *be = bk_ts_be_path(env.ts, "vbd", domid, devid);
-	char *v = NULL;
-	char p[256];
-	size_t n;
-
-	val[0] = '\0';
-	if (!be)
-		return;
-	snprintf(p, sizeof(p), "%s/error", be);
-	if (bk_xs_read(bk_ts_xs(env.ts), BK_XS_NULL, p, &v, &n) == 0)
-		snprintf(val, len, "%s", v);
-	free(v);
+	bk_ts_read_be(env.ts, "vbd", domid, devid, "error", val, len);
 }
 
 static struct bk_blkfront *connect_front(uint32_t domid, uint32_t devid)

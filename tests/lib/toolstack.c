@@ -299,6 +299,26 @@ int bk_ts_write_be(struct bk_toolstack *ts, const char *kind, uint32_t domid, ui
 	return bk_xs_printf(ts->xs, BK_XS_NULL, be, key, "%s", val);
 }
 
+int bk_ts_read_be(struct bk_toolstack *ts, const char *kind, uint32_t domid, uint32_t devid,
+		  const char *key, char *val, size_t len)
+{
+	_cleanup_free_ char *be = bk_ts_be_path(ts, kind, domid, devid);
+	_cleanup_free_ char *v = NULL;
+	char p[256];
+	size_t n;
+	int r;
+
+	val[0] = '\0';
+	if (!be)
+		return -ENOMEM;
+	snprintf(p, sizeof(p), "%s/%s", be, key);
+	r = bk_xs_read(ts->xs, BK_XS_NULL, p, &v, &n);
+	if (r < 0)
+		return r;
+	snprintf(val, len, "%s", v);
+	return 0;
+}
+
 struct ts_wait {
 	struct bk_toolstack *ts;
 	const char *kind;

@@ -100,6 +100,12 @@ int bk_ts_be_state(struct bk_toolstack *ts, const char *kind, uint32_t domid, ui
 /* Write any backend key as the toolstack (e.g. to change a setting, or to storm). */
 int bk_ts_write_be(struct bk_toolstack *ts, const char *kind, uint32_t domid, uint32_t devid,
 		   const char *key, const char *val);
+/*
+ * Read a backend key as a string into @val of @len bytes; @val is "" when the key is absent.
+ * 0, or -errno (@val "").
+ */
+int bk_ts_read_be(struct bk_toolstack *ts, const char *kind, uint32_t domid, uint32_t devid,
+		  const char *key, char *val, size_t len);
 /* True (1) if @path exists in xenstore, 0 if not, -errno on error. */
 int bk_ts_exists(struct bk_toolstack *ts, const char *path);
 /* The toolstack's own xenstore connection (dom0), for checks. */
