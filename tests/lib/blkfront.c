@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "blkfront.h"
+#include "guest_pages.h"
 #include "device.h"
 #include "loop.h"
 #include "toolstack.h"
@@ -41,7 +42,7 @@ struct bk_blkfront {
 	uint32_t domid, devid;
 	struct bk_bf_params p;
 	unsigned int nr_queues;
-	bool *used; /* per page of the range */
+	struct bk_gpages pages;
 	struct bf_queue q[BF_MAX_QUEUES];
 	unsigned int bad_padding, unknown_ids, responses;
 };
@@ -51,36 +52,12 @@ struct bk_blkfront {
 
 int bk_bf_alloc_page(struct bk_blkfront *f, uint32_t *ret_pfn)
 {
-	for (uint32_t i = 0; i < f->p.pfn_count; i++)
-		if (!f->used[i]) {
-			f->used[i] = true;
-			*ret_pfn = f->p.pfn_base + i;
-			return 0;
-		}
-	return -EBUSY;
-}
-
-static int alloc_run(struct bk_blkfront *f, unsigned int n, uint32_t *ret_pfn)
-{
-	for (uint32_t i = 0; i + n <= f->p.pfn_count; i++) {
-		unsigned int j;
-
-		for (j = 0; j < n && !f->used[i + j]; j++)
-			;
-		if (j == n) {
-			for (j = 0; j < n; j++)
-				f->used[i + j] = true;
-			*ret_pfn = f->p.pfn_base + i;
-			return 0;
-		}
-	}
-	return -EBUSY;
+	return bk_gpages_alloc(&f->pages, 1, ret_pfn);
 }
 
 void bk_bf_free_page(struct bk_blkfront *f, uint32_t pfn)
 {
-	if (pfn >= f->p.pfn_base && pfn - f->p.pfn_base < f->p.pfn_count)
-		f->used[pfn - f->p.pfn_base] = false;
+	bk_gpages_free(&f->pages, pfn);
 }
 
 void *bk_bf_page(struct bk_blkfront *f, uint32_t pfn)
@@ -219,14 +196,14 @@ int bk_bf_open(struct bk_bf_env *env, uint32_t domid, uint32_t devid, const stru
 		free(f);
 		return -EINVAL;
 	}
-	f->used = calloc(p->pfn_count, sizeof(bool));
-	if (!f->used) {
+	r = bk_gpages_init(&f->pages, p->pfn_base, p->pfn_count);
+	if (r < 0) {
 		free(f);
-		return -ENOMEM;
+		return r;
 	}
 	r = bk_xbf_open(env->sim, env->loop, domid, path, &f->xbf);
 	if (r < 0) {
-		free(f->used);
+		bk_gpages_fini(&f->pages);
 		free(f);
 		return r;
 	}
@@ -262,7 +239,7 @@ static int setup_queue(struct bk_blkfront *f, unsigned int i)
 	int r;
 
 	q->nr_pages = 1U << f->p.ring_order;
-	r = alloc_run(f, q->nr_pages, &q->pfn0);
+	r = bk_gpages_alloc(&f->pages, q->nr_pages, &q->pfn0);
 	if (r < 0)
 		return r;
 	q->ring = bk_bf_page(f, q->pfn0);
@@ -401,7 +378,7 @@ void bk_bf_close(struct bk_blkfront *f)
 		return;
 	bk_bf_reset(f);
 	bk_xbf_close(f->xbf);
-	free(f->used);
+	bk_gpages_fini(&f->pages);
 	free(f);
 }
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "device.h"
+#include "guest_pages.h"
 #include "loop.h"
 #include "netfront.h"
 #include "netif/netif.h"
@@ -45,7 +46,7 @@ struct bk_netfront {
 	uint32_t domid, devid;
 	struct bk_nf_params p;
 	unsigned int nr_queues;
-	bool *used;
+	struct bk_gpages pages;
 	struct nf_queue q[NF_MAX_QUEUES];
 	struct bk_nf_tx_counts txc;
 	unsigned int rx_errors;
@@ -74,23 +75,6 @@ int bk_nf_env_add_vif(struct bk_bf_env *env, uint32_t domid, uint32_t devid,
 /* ------------------------------------------------------------------------------------------ */
 /* Pages. */
 
-static int alloc_page(struct bk_netfront *f, uint32_t *ret_pfn)
-{
-	for (uint32_t i = 0; i < f->p.pfn_count; i++)
-		if (!f->used[i]) {
-			f->used[i] = true;
-			*ret_pfn = f->p.pfn_base + i;
-			return 0;
-		}
-	return -EBUSY;
-}
-
-static void free_page(struct bk_netfront *f, uint32_t pfn)
-{
-	if (pfn >= f->p.pfn_base && pfn - f->p.pfn_base < f->p.pfn_count)
-		f->used[pfn - f->p.pfn_base] = false;
-}
-
 static uint8_t *page(struct bk_netfront *f, uint32_t pfn)
 {
 	return bk_sim_guest_page(f->env->sim, f->domid, pfn);
@@ -103,21 +87,21 @@ static int grant(struct bk_netfront *f, uint32_t pfn, bool ro, uint32_t *ret)
 
 static int grant_new_page(struct bk_netfront *f, bool ro, uint32_t *ret_pfn, uint32_t *ret_ref)
 {
-	int r = alloc_page(f, ret_pfn);
+	int r = bk_gpages_alloc(&f->pages, 1, ret_pfn);
 
 	if (r < 0)
 		return r;
 	memset(page(f, *ret_pfn), 0, BK_PAGE_SIZE);
 	r = grant(f, *ret_pfn, ro, ret_ref);
 	if (r < 0)
-		free_page(f, *ret_pfn);
+		bk_gpages_free(&f->pages, *ret_pfn);
 	return r;
 }
 
 static void drop_page(struct bk_netfront *f, uint32_t pfn, uint32_t ref)
 {
 	bk_sim_guest_revoke(f->env->sim, f->domid, ref);
-	free_page(f, pfn);
+	bk_gpages_free(&f->pages, pfn);
 }
 
 int bk_nf_grant_bytes(struct bk_netfront *f, const void *data, size_t len, uint16_t offset,
@@ -160,14 +144,14 @@ int bk_nf_open(struct bk_bf_env *env, uint32_t domid, uint32_t devid, const stru
 		free(f);
 		return -EINVAL;
 	}
-	f->used = calloc(p->pfn_count, sizeof(bool));
-	if (!f->used) {
+	r = bk_gpages_init(&f->pages, p->pfn_base, p->pfn_count);
+	if (r < 0) {
 		free(f);
-		return -ENOMEM;
+		return r;
 	}
 	r = bk_xbf_open(env->sim, env->loop, domid, path, &f->xbf);
 	if (r < 0) {
-		free(f->used);
+		bk_gpages_fini(&f->pages);
 		free(f);
 		return r;
 	}
@@ -342,7 +326,7 @@ void bk_nf_close(struct bk_netfront *f)
 	for (unsigned int i = 0; i < f->nr_raw; i++)
 		drop_page(f, f->raw_pfn[i], f->raw_ref[i]);
 	bk_xbf_close(f->xbf);
-	free(f->used);
+	bk_gpages_fini(&f->pages);
 	free(f);
 }
 

@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The guest pages a test frontend may use ([base, base + count) of its domain's simulated
+ * memory) and which of them are in use: the page allocator blkfront and netfront share.
+ */
+#ifndef BK_TEST_GUEST_PAGES_H
+#define BK_TEST_GUEST_PAGES_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct bk_gpages {
+	uint32_t base, count;
+	bool *used; /* per page of the range */
+};
+
+/* All @count pages from @base free: 0, -EINVAL for an empty range, or -ENOMEM. */
+int bk_gpages_init(struct bk_gpages *gp, uint32_t base, uint32_t count);
+/* Release the bookkeeping (not the pages' grants); NULL-safe, may be called twice. */
+void bk_gpages_fini(struct bk_gpages *gp);
+/* Take the first run of @n free consecutive pages: 0 and its first pfn, or -EBUSY. */
+int bk_gpages_alloc(struct bk_gpages *gp, unsigned int n, uint32_t *ret_pfn);
+/* Give page @pfn back; a pfn outside the range is ignored. */
+void bk_gpages_free(struct bk_gpages *gp, uint32_t pfn);
+
+#endif
