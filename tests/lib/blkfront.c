@@ -179,34 +179,25 @@ size_t bk_bf_encode_discard(const struct bk_blkfront *f, void *raw, uint64_t id,
 int bk_bf_open(struct bk_bf_env *env, uint32_t domid, uint32_t devid, const struct bk_bf_params *p,
 	       struct bk_blkfront **ret)
 {
-	struct bk_blkfront *f = calloc(1, sizeof(*f));
-	_cleanup_free_ char *path = bk_ts_fe_path("vbd", domid, devid);
+	unsigned int nr_queues = BK_MAX(p->nr_queues, 1U);
+	struct bk_blkfront *f;
 	int r;
 
-	if (!f || !path) {
-		free(f);
+	if (nr_queues > BF_MAX_QUEUES)
+		return -EINVAL;
+	f = calloc(1, sizeof(*f));
+	if (!f)
 		return -ENOMEM;
+	r = bk_front_open(env, "vbd", domid, devid, p->pfn_base, p->pfn_count, &f->pages, &f->xbf);
+	if (r < 0) {
+		free(f);
+		return r;
 	}
 	f->env = env;
 	f->domid = domid;
 	f->devid = devid;
 	f->p = *p;
-	f->nr_queues = BK_MAX(p->nr_queues, 1U);
-	if (f->nr_queues > BF_MAX_QUEUES || !p->pfn_count) {
-		free(f);
-		return -EINVAL;
-	}
-	r = bk_gpages_init(&f->pages, p->pfn_base, p->pfn_count);
-	if (r < 0) {
-		free(f);
-		return r;
-	}
-	r = bk_xbf_open(env->sim, env->loop, domid, path, &f->xbf);
-	if (r < 0) {
-		bk_gpages_fini(&f->pages);
-		free(f);
-		return r;
-	}
+	f->nr_queues = nr_queues;
 	*ret = f;
 	return 0;
 }
@@ -377,8 +368,7 @@ void bk_bf_close(struct bk_blkfront *f)
 	if (!f)
 		return;
 	bk_bf_reset(f);
-	bk_xbf_close(f->xbf);
-	bk_gpages_fini(&f->pages);
+	bk_front_close(&f->pages, f->xbf);
 	free(f);
 }
 

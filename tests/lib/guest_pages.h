@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The guest pages a test frontend may use ([base, base + count) of its domain's simulated
- * memory) and which of them are in use: the page allocator blkfront and netfront share.
+ * memory) and which of them are in use: the page allocator blkfront and netfront share, and
+ * the set-up they share (the pages and the xenbus frontend player on the device's directory).
  */
 #ifndef BK_TEST_GUEST_PAGES_H
 #define BK_TEST_GUEST_PAGES_H
@@ -22,5 +23,18 @@ void bk_gpages_fini(struct bk_gpages *gp);
 int bk_gpages_alloc(struct bk_gpages *gp, unsigned int n, uint32_t *ret_pfn);
 /* Give page @pfn back; a pfn outside the range is ignored. */
 void bk_gpages_free(struct bk_gpages *gp, uint32_t pfn);
+
+struct bk_bf_env;
+struct bk_xbfront;
+
+/*
+ * Open a frontend of device @kind @domid/@devid on @env: its pages [pfn_base, + pfn_count) and
+ * its xenbus player. 0, or -errno with nothing left to undo.
+ */
+int bk_front_open(struct bk_bf_env *env, const char *kind, uint32_t domid, uint32_t devid,
+		  uint32_t pfn_base, uint32_t pfn_count, struct bk_gpages *ret_pages,
+		  struct bk_xbfront **ret_xbf);
+/* Undo bk_front_open() (after the frontend revoked its grants). */
+void bk_front_close(struct bk_gpages *pages, struct bk_xbfront *xbf);
 
 #endif

@@ -127,34 +127,25 @@ int bk_nf_grant_bytes(struct bk_netfront *f, const void *data, size_t len, uint1
 int bk_nf_open(struct bk_bf_env *env, uint32_t domid, uint32_t devid, const struct bk_nf_params *p,
 	       struct bk_netfront **ret)
 {
-	struct bk_netfront *f = calloc(1, sizeof(*f));
-	_cleanup_free_ char *path = bk_ts_fe_path("vif", domid, devid);
+	unsigned int nr_queues = BK_MAX(p->nr_queues, 1U);
+	struct bk_netfront *f;
 	int r;
 
-	if (!f || !path) {
-		free(f);
+	if (nr_queues > NF_MAX_QUEUES)
+		return -EINVAL;
+	f = calloc(1, sizeof(*f));
+	if (!f)
 		return -ENOMEM;
+	r = bk_front_open(env, "vif", domid, devid, p->pfn_base, p->pfn_count, &f->pages, &f->xbf);
+	if (r < 0) {
+		free(f);
+		return r;
 	}
 	f->env = env;
 	f->domid = domid;
 	f->devid = devid;
 	f->p = *p;
-	f->nr_queues = BK_MAX(p->nr_queues, 1U);
-	if (f->nr_queues > NF_MAX_QUEUES || !p->pfn_count) {
-		free(f);
-		return -EINVAL;
-	}
-	r = bk_gpages_init(&f->pages, p->pfn_base, p->pfn_count);
-	if (r < 0) {
-		free(f);
-		return r;
-	}
-	r = bk_xbf_open(env->sim, env->loop, domid, path, &f->xbf);
-	if (r < 0) {
-		bk_gpages_fini(&f->pages);
-		free(f);
-		return r;
-	}
+	f->nr_queues = nr_queues;
 	*ret = f;
 	return 0;
 }
@@ -325,8 +316,7 @@ void bk_nf_close(struct bk_netfront *f)
 	}
 	for (unsigned int i = 0; i < f->nr_raw; i++)
 		drop_page(f, f->raw_pfn[i], f->raw_ref[i]);
-	bk_xbf_close(f->xbf);
-	bk_gpages_fini(&f->pages);
+	bk_front_close(&f->pages, f->xbf);
 	free(f);
 }
 
