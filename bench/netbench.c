@@ -76,12 +76,7 @@ static void rx(struct bk_netfront *f, int ps, int ifindex, unsigned int n, size_
 	double w0 = clk(CLOCK_MONOTONIC), c0 = clk(CLOCK_PROCESS_CPUTIME_ID);
 
 	if (gso)
-		vh = (struct virtio_net_hdr){ .flags = VIRTIO_NET_HDR_F_NEEDS_CSUM,
-					      .gso_type = VIRTIO_NET_HDR_GSO_TCPV4,
-					      .gso_size = 1448,
-					      .hdr_len = 54,
-					      .csum_start = 34,
-					      .csum_offset = 16 };
+		vh = bk_pkt_vh_tso4(1448);
 	bk_pkt_frame(frame, len, gso ? 6 : 17, 2000, (const uint8_t *)"\x02\0\0\0\0\1", gso);
 	while (got < n) {
 		struct bk_nf_rx_info info;

@@ -414,14 +414,9 @@ int main(int argc, char **argv)
 		  17, per_queue, offloads);
 	rcvd += 8;
 	if (offloads) {
-		rx_frames(f, ps, ifindex, 8, 20000,
-			  &(struct virtio_net_hdr){ .flags = VIRTIO_NET_HDR_F_NEEDS_CSUM,
-						    .gso_type = VIRTIO_NET_HDR_GSO_TCPV4,
-						    .gso_size = 1448,
-						    .hdr_len = 54,
-						    .csum_start = 34,
-						    .csum_offset = 16 },
-			  6, per_queue, offloads);
+		struct virtio_net_hdr tso = bk_pkt_vh_tso4(1448);
+
+		rx_frames(f, ps, ifindex, 8, 20000, &tso, 6, per_queue, offloads);
 		rcvd += 8;
 	}
 	if (!strcmp(variant, "minios"))

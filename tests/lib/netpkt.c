@@ -201,6 +201,16 @@ size_t bk_pkt_frame(uint8_t *f, size_t len, uint8_t proto, unsigned int sport,
 	return len;
 }
 
+struct virtio_net_hdr bk_pkt_vh_tso4(uint16_t gso_size)
+{
+	return (struct virtio_net_hdr){ .flags = VIRTIO_NET_HDR_F_NEEDS_CSUM,
+					.gso_type = VIRTIO_NET_HDR_GSO_TCPV4,
+					.gso_size = gso_size,
+					.hdr_len = 54,
+					.csum_start = 34,
+					.csum_offset = 16 };
+}
+
 bool bk_pkt_l4_ok(const uint8_t *f, size_t len)
 {
 	struct netif_hdrs h;

@@ -48,6 +48,11 @@ void bk_pkt_put16(uint8_t *p, unsigned int v);
  */
 size_t bk_pkt_frame(uint8_t *f, size_t len, uint8_t proto, unsigned int sport,
 		    const uint8_t *src_mac, bool partial);
+/*
+ * The virtio_net_hdr of a TCPv4 frame from bk_pkt_frame() to be segmented at @gso_size: TSO4,
+ * checksum needed from the L4 header (offset 34) at its checksum field, headers 54 bytes.
+ */
+struct virtio_net_hdr bk_pkt_vh_tso4(uint16_t gso_size);
 /* The frame's L4 checksum verifies (pseudo-header included). */
 bool bk_pkt_l4_ok(const uint8_t *f, size_t len);
 /* The source port of a frame built by bk_pkt_frame(). */

@@ -246,12 +246,7 @@ static void test_frames(void)
 	/* Guest RX with TSO4 offered: one GSO frame, mapped to a GSO extra. */
 	CHECK(bk_tap_set_offload(t, netif_tun_offload(&feat)) == 0);
 	len = mkframe(frame, 4000, 6, 2000, &h);
-	vh = (struct virtio_net_hdr){ .flags = VIRTIO_NET_HDR_F_NEEDS_CSUM,
-				      .gso_type = VIRTIO_NET_HDR_GSO_TCPV4,
-				      .gso_size = 1000,
-				      .hdr_len = 54,
-				      .csum_start = 34,
-				      .csum_offset = 16 };
+	vh = bk_pkt_vh_tso4(1000);
 	CHECK(bk_pkt_send(ps, bk_tap_ifindex(t), &vh, frame, len) == 0);
 	n = tap_recv(t, 0, buf, sizeof(buf));
 	CHECK(n == (ssize_t)(VH + len));
@@ -548,12 +543,7 @@ static void test_datapath(void)
 
 	/* Guest RX: a 20000-byte GSO frame over 8 posted requests (it needs 5 + the extra). */
 	len = mkframe(frame, 20000, 6, 3200, &h);
-	vh = (struct virtio_net_hdr){ .flags = VIRTIO_NET_HDR_F_NEEDS_CSUM,
-				      .gso_type = VIRTIO_NET_HDR_GSO_TCPV4,
-				      .gso_size = 1448,
-				      .hdr_len = 54,
-				      .csum_start = 34,
-				      .csum_offset = 16 };
+	vh = bk_pkt_vh_tso4(1448);
 	CHECK(bk_pkt_send(ps, bk_tap_ifindex(t), &vh, frame, len) == 0);
 	n = tap_recv(t, 0, buf, sizeof(buf));
 	CHECK(n == (ssize_t)(VH + len));
