@@ -110,12 +110,7 @@ static void detach(struct bk_blkfront *f, uint32_t domid, uint32_t devid)
 
 static unsigned int inflight(uint32_t domid, uint32_t devid)
 {
-	struct bk_device *dev = bk_core_find(env.core, "vbd", domid, devid);
-	struct bk_queue_stats qs;
-
-	if (!dev || dev->ops->get_stats(dev, &qs, 1) < 1)
-		return 0;
-	return (unsigned int)qs.inflight;
+	return bk_bf_env_inflight(&env, domid, devid);
 }
 
 static bool drained_11(void *data)

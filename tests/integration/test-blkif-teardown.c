@@ -45,12 +45,7 @@ static struct bk_blkfront *attach(uint32_t domid, uint32_t devid, const char *pa
 
 static unsigned int inflight(uint32_t domid, uint32_t devid)
 {
-	struct bk_device *dev = bk_core_find(env.core, "vbd", domid, devid);
-	struct bk_queue_stats qs;
-
-	if (!dev || dev->ops->get_stats(dev, &qs, 1) < 1)
-		return 0;
-	return (unsigned int)qs.inflight;
+	return bk_bf_env_inflight(&env, domid, devid);
 }
 
 /* Put NR_IOS reads and writes in flight on @f and pump until the backend holds them all. */

@@ -51,6 +51,8 @@ int bk_bf_env_guest(struct bk_bf_env *env, uint32_t domid, unsigned int nr_pages
  */
 int bk_bf_env_add_vbd(struct bk_bf_env *env, uint32_t domid, uint32_t devid, const char *params,
 		      const char *mode, const char *device_type, const char *const *extra_be);
+/* Requests vbd @domid/@devid holds in flight in its first queue's statistics; 0 if no device. */
+unsigned int bk_bf_env_inflight(struct bk_bf_env *env, uint32_t domid, uint32_t devid);
 
 /*
  * A scratch backing file of @size bytes under @dir (e.g. /var/tmp), filled with @fill; its

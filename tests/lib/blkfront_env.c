@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "blanket/stats.h"
 #include "blkfront.h"
 #include "blkif/blkif.h"
 #include "device.h"
@@ -136,4 +137,14 @@ struct bk_blkfront *bk_bf_open_connect(struct bk_bf_env *env, uint32_t domid, ui
 		return NULL;
 	}
 	return f;
+}
+
+unsigned int bk_bf_env_inflight(struct bk_bf_env *env, uint32_t domid, uint32_t devid)
+{
+	struct bk_device *dev = bk_core_find(env->core, "vbd", domid, devid);
+	struct bk_queue_stats qs;
+
+	if (!dev || dev->ops->get_stats(dev, &qs, 1) < 1)
+		return 0;
+	return (unsigned int)qs.inflight;
 }
