@@ -50,6 +50,18 @@ static ssize_t tap_recv(struct bk_tap *t, unsigned int q, uint8_t *buf, size_t s
 	return -1;
 }
 
+/* Write one frame after @vh to queue @q of the TAP: the packet's error (0), or -EIO. */
+static int tap_write_one(struct bk_tap *t, unsigned int q, const struct virtio_net_hdr *vh,
+			 const uint8_t *f, size_t len)
+{
+	uint8_t hdr[VH] = { 0 };
+	struct iovec iov[2] = { { hdr, VH }, { (void *)f, len } };
+	struct bk_tap_pkt p = { .iov = iov, .iovcnt = 2, .err = 1 };
+
+	memcpy(hdr, vh, sizeof(*vh));
+	return bk_tap_write_batch(t, q, &p, 1) == 1 ? p.err : -EIO;
+}
+
 /* An IPv4 TCP (proto 6) or UDP (17) frame of @len bytes, checksums left as partial sums. */
 static size_t mkframe(uint8_t *f, size_t len, uint8_t proto, unsigned int sport,
 		      struct netif_hdrs *h)
@@ -177,14 +189,7 @@ static void test_frames(void)
 	/* Guest TX, checksum offloaded: the stack gets a partial checksum at the right spot. */
 	len = mkframe(frame, 300, 17, 1000, &h);
 	CHECK(netif_tx_to_vnet(NIF_TXF_CSUM_BLANK, NULL, frame, len, &vh, &info, &why) == 0);
-	{
-		uint8_t hdr[VH] = { 0 };
-		struct iovec iov[2] = { { hdr, VH }, { frame, len } };
-		struct bk_tap_pkt p = { .iov = iov, .iovcnt = 2, .err = 1 };
-
-		memcpy(hdr, &vh, sizeof(vh));
-		CHECK(bk_tap_write_batch(t, 0, &p, 1) == 1 && p.err == 0);
-	}
+	CHECK(tap_write_one(t, 0, &vh, frame, len) == 0);
 	n = bk_pkt_recv(ps, &got, buf, sizeof(buf), NULL, NULL, 2000);
 	CHECK(n == (ssize_t)len && !memcmp(buf, frame, len));
 	CHECK(got.flags == VIRTIO_NET_HDR_F_NEEDS_CSUM && got.csum_start == 34 &&
@@ -195,14 +200,7 @@ static void test_frames(void)
 	gso.u.gso.size = 1000;
 	gso.u.gso.type = NIF_GSO_TYPE_TCPV4;
 	CHECK(netif_tx_to_vnet(NIF_TXF_CSUM_BLANK, &gso, frame, len, &vh, &info, &why) == 0);
-	{
-		uint8_t hdr[VH] = { 0 };
-		struct iovec iov[2] = { { hdr, VH }, { frame, len } };
-		struct bk_tap_pkt p = { .iov = iov, .iovcnt = 2, .err = 1 };
-
-		memcpy(hdr, &vh, sizeof(vh));
-		CHECK(bk_tap_write_batch(t, 0, &p, 1) == 1 && p.err == 0);
-	}
+	CHECK(tap_write_one(t, 0, &vh, frame, len) == 0);
 	n = bk_pkt_recv(ps, &got, buf, sizeof(buf), NULL, NULL, 2000);
 	CHECK(n == (ssize_t)len && !memcmp(buf, frame, len));
 	CHECK(got.gso_type == VIRTIO_NET_HDR_GSO_TCPV4 && got.gso_size == 1000);
@@ -212,14 +210,7 @@ static void test_frames(void)
 	len = mkframe(frame, 200, 17, 1003, &h);
 	CHECK(netif_tx_to_vnet(NIF_TXF_DATA_VALIDATED, NULL, frame, len, &vh, &info, &why) == 0);
 	CHECK(vh.flags == VIRTIO_NET_HDR_F_DATA_VALID);
-	{
-		uint8_t hdr[VH] = { 0 };
-		struct iovec iov[2] = { { hdr, VH }, { frame, len } };
-		struct bk_tap_pkt p = { .iov = iov, .iovcnt = 2, .err = 1 };
-
-		memcpy(hdr, &vh, sizeof(vh));
-		CHECK(bk_tap_write_batch(t, 0, &p, 1) == 1 && p.err == 0);
-	}
+	CHECK(tap_write_one(t, 0, &vh, frame, len) == 0);
 	n = bk_pkt_recv(ps, &got, buf, sizeof(buf), NULL, NULL, 2000);
 	CHECK(n == (ssize_t)len && !memcmp(buf, frame, len));
 
@@ -421,13 +412,10 @@ static void test_multiqueue(void)
 
 	/* Any queue writes into the stack. */
 	{
-		struct virtio_net_hdr got;
-		uint8_t hdr[VH] = { 0 };
-		struct iovec iov[2] = { { hdr, VH }, { frame, 100 } };
-		struct bk_tap_pkt p = { .iov = iov, .iovcnt = 2, .err = 1 };
+		struct virtio_net_hdr got, none = { 0 };
 
 		mkframe(frame, 100, 17, 4242, &h);
-		CHECK(bk_tap_write_batch(st.t, 3, &p, 1) == 1 && p.err == 0);
+		CHECK(tap_write_one(st.t, 3, &none, frame, 100) == 0);
 		CHECK(bk_pkt_recv(ps, &got, buf, sizeof(buf), NULL, NULL, 2000) == 100);
 	}
 	/* Pausing a queue's watch. */
@@ -518,14 +506,7 @@ static void test_datapath(void)
 	CHECK(!memcmp(asm_frame, frame, len));
 	CHECK(netif_tx_to_vnet(pkt.flags, netif_tx_pkt_gso(&pkt), asm_frame, pkt.len, &vh, &info,
 			       &why) == 0);
-	{
-		uint8_t hdr[VH] = { 0 };
-		struct iovec iov[2] = { { hdr, VH }, { asm_frame, pkt.len } };
-		struct bk_tap_pkt p = { .iov = iov, .iovcnt = 2, .err = 1 };
-
-		memcpy(hdr, &vh, sizeof(vh));
-		CHECK(bk_tap_write_batch(t, 0, &p, 1) == 1 && p.err == 0);
-	}
+	CHECK(tap_write_one(t, 0, &vh, asm_frame, pkt.len) == 0);
 	netif_ring_consume(&txr, pkt.nr_consumed);
 	CHECK(netif_tx_respond(&txr, &pkt, NIF_RSP_OKAY) == 4 && netif_ring_push(&txr));
 	CHECK(txh->rsp_prod == 4);
@@ -671,12 +652,10 @@ static void test_bridge(void)
 		usleep(10000);
 	/* STP is off on a new bridge: the port forwards at once. */
 	{
-		uint8_t hdr[VH] = { 0 };
-		struct iovec iov[2] = { { hdr, VH }, { frame, 100 } };
-		struct bk_tap_pkt p = { .iov = iov, .iovcnt = 2, .err = 1 };
+		struct virtio_net_hdr none = { 0 };
 
 		mkframe(frame, 100, 17, 4343, &h);
-		CHECK(bk_tap_write_batch(t, 1, &p, 1) == 1 && p.err == 0);
+		CHECK(tap_write_one(t, 1, &none, frame, 100) == 0);
 	}
 	n = ps >= 0 ? bk_pkt_recv(ps, &got, buf, sizeof(buf), NULL, NULL, 2000) : -1;
 	CHECK(n == 100 && !memcmp(buf, frame, 100));
