@@ -608,12 +608,17 @@ static enum queue_state queue_serve(struct blkif_queue *q)
 		bd->budget_used += taken;
 		hook_on(bd); /* renews the budget for the next turn */
 	}
+	/*
+	 * Held back by the rate limit with requests on the ring: count that time even when the
+	 * queue is also blocked on something else this turn, or it goes unaccounted until the
+	 * next turn that finds it only throttled.
+	 */
+	if (throttled)
+		blkif_throttle(q);
 	if (!list_empty(&q->wait_list) || q->stalled || q->barrier_pending || bd->handover)
 		return QUEUE_BLOCKED;
-	if (throttled) {
-		blkif_throttle(q);
+	if (throttled)
 		return QUEUE_THROTTLED;
-	}
 	if (drained)
 		return QUEUE_IDLE;
 	/* Out of budget: the device's other queues go first next turn, from the hook. */
