@@ -148,13 +148,54 @@ static const char *u64s(uint64_t v, char *buf, size_t len)
 	return buf;
 }
 
-enum { NCOLS_BASE = 20 };
+/* Columns of a vbd row and of a vif row, before the two --watch rate columns. */
+enum { NCOLS_BASE = 20, NCOLS_VIF = 14, NCOLS_MAX = NCOLS_BASE };
+_Static_assert(NCOLS_VIF <= NCOLS_MAX, "put_row's cell array");
+
+static uint64_t vbd_bytes(const struct bk_queue_stats *q)
+{
+	return q->bytes_read + q->bytes_written;
+}
+
+static uint64_t vif_packets(const struct bk_queue_stats *q)
+{
+	return q->net_tx_packets + q->net_rx_packets;
+}
+
+static uint64_t vif_bytes(const struct bk_queue_stats *q)
+{
+	return q->net_tx_bytes + q->net_rx_bytes;
+}
+
+/* The two --watch columns: operations and bytes per second since @prev ("-" without one). */
+static void put_rates(char (*c)[32], unsigned int *n, const struct bk_queue_stats *q,
+		      const struct bk_queue_stats *prev, double dt,
+		      uint64_t (*ops)(const struct bk_queue_stats *),
+		      uint64_t (*bytes)(const struct bk_queue_stats *))
+{
+	if (prev && dt > 0) {
+		snprintf(c[(*n)++], 32, "%.0f", (double)(ops(q) - ops(prev)) / dt);
+		fmt_bytes((uint64_t)((double)(bytes(q) - bytes(prev)) / dt), c[*n], 28);
+		strcat(c[(*n)++], "/s");
+	} else {
+		snprintf(c[(*n)++], 32, "-");
+		snprintf(c[(*n)++], 32, "-");
+	}
+}
+
+static void put_row(struct table *t, char (*c)[32], unsigned int n)
+{
+	const char *cells[NCOLS_MAX + 2];
+
+	for (unsigned int i = 0; i < n; i++)
+		cells[i] = c[i];
+	table_row(t, cells);
+}
 
 static void print_row(struct table *t, const char *label, const struct bk_queue_stats *q,
 		      const struct bk_queue_stats *prev, double dt, bool rates)
 {
 	char c[NCOLS_BASE + 2][32];
-	const char *cells[NCOLS_BASE + 2];
 	unsigned int n = 0;
 
 	snprintf(c[n++], 32, "%s", label);
@@ -172,26 +213,10 @@ static void print_row(struct table *t, const char *label, const struct bk_queue_
 	fmt_ns(bk_lat_percentile(q->lat_hist, 500), c[n++], 32);
 	fmt_ns(bk_lat_percentile(q->lat_hist, 990), c[n++], 32);
 	fmt_ns(bk_lat_percentile(q->lat_hist, 999), c[n++], 32);
-	if (rates) {
-		if (prev && dt > 0) {
-			uint64_t dr = total_reqs(q) - total_reqs(prev);
-			uint64_t db = q->bytes_read + q->bytes_written - prev->bytes_read -
-				      prev->bytes_written;
-
-			snprintf(c[n++], 32, "%.0f", (double)dr / dt);
-			fmt_bytes((uint64_t)((double)db / dt), c[n], 28);
-			strcat(c[n++], "/s");
-		} else {
-			snprintf(c[n++], 32, "-");
-			snprintf(c[n++], 32, "-");
-		}
-	}
-	for (unsigned int i = 0; i < n; i++)
-		cells[i] = c[i];
-	table_row(t, cells);
+	if (rates)
+		put_rates(c, &n, q, prev, dt, total_reqs, vbd_bytes);
+	put_row(t, c, n);
 }
-
-enum { NCOLS_VIF = 14 };
 
 static uint64_t vif_tx_drops(const struct bk_queue_stats *q)
 {
@@ -209,7 +234,6 @@ static void print_vif_row(struct table *t, const char *label, const struct bk_qu
 			  const struct bk_queue_stats *prev, double dt, bool rates)
 {
 	char c[NCOLS_VIF + 2][32];
-	const char *cells[NCOLS_VIF + 2];
 	unsigned int n = 0;
 
 	snprintf(c[n++], 32, "%s", label);
@@ -226,24 +250,9 @@ static void print_vif_row(struct table *t, const char *label, const struct bk_qu
 	u64s(q->notify_in, c[n++], 32);
 	u64s(q->notify_out, c[n++], 32);
 	u64s(q->spurious, c[n++], 32);
-	if (rates) {
-		if (prev && dt > 0) {
-			uint64_t dp = q->net_tx_packets + q->net_rx_packets - prev->net_tx_packets -
-				      prev->net_rx_packets;
-			uint64_t db = q->net_tx_bytes + q->net_rx_bytes - prev->net_tx_bytes -
-				      prev->net_rx_bytes;
-
-			snprintf(c[n++], 32, "%.0f", (double)dp / dt);
-			fmt_bytes((uint64_t)((double)db / dt), c[n], 28);
-			strcat(c[n++], "/s");
-		} else {
-			snprintf(c[n++], 32, "-");
-			snprintf(c[n++], 32, "-");
-		}
-	}
-	for (unsigned int i = 0; i < n; i++)
-		cells[i] = c[i];
-	table_row(t, cells);
+	if (rates)
+		put_rates(c, &n, q, prev, dt, vif_packets, vif_bytes);
+	put_row(t, c, n);
 }
 
 static const char *const vif_head[NCOLS_VIF + 2] = {
