@@ -302,6 +302,15 @@ static void carrier(struct netif_dev *nd, bool on)
 		dev_warn(nd->dev, "guest RX stalled for %.0f s: carrier off", NETIF_RX_STALL_S);
 }
 
+/* The backlog drained below half its bound: read the TAP again. */
+static void rx_resume_tap(struct netif_queue *q)
+{
+	if (q->tap_paused && q->backlog_bytes < NETIF_RX_BACKLOG_BYTES / 2) {
+		q->tap_paused = false;
+		bk_tap_watch_events(q->nd->tap, q->index, BK_EV_READ);
+	}
+}
+
 /* Lay backlog frames over posted buffers, one grant-copy batch. -errno: device failed. */
 static int rx_deliver(struct netif_queue *q)
 {
@@ -407,16 +416,15 @@ static int rx_deliver(struct netif_queue *q)
 	} else if (!waiting) {
 		q->rx_waiting = false;
 	}
-	if (q->tap_paused && q->backlog_bytes < NETIF_RX_BACKLOG_BYTES / 2) {
-		q->tap_paused = false;
-		bk_tap_watch_events(nd->tap, q->index, BK_EV_READ);
-	}
+	rx_resume_tap(q);
 	return (int)nfr;
 }
 
 static int rx_run(struct netif_queue *q)
 {
 	rx_expire(q, bk_loop_now(nd_loop(q->nd)));
+	/* Expiry may have emptied the backlog, and rx_deliver then returns before looking. */
+	rx_resume_tap(q);
 	rx_read_tap(q);
 	return rx_deliver(q);
 }
@@ -467,8 +475,8 @@ void netif_hook_cb(void *data)
 		q->kicked_rx = false;
 		if (rx_run(q) < 0)
 			return;
-		again |= q->tx_more || q->tap_ready ||
-			 (!list_empty(&q->backlog) && !q->rx_waiting && !q->tap_paused);
+		/* A paused TAP still has a backlog to deliver while buffers are posted. */
+		again |= q->tx_more || q->tap_ready || (!list_empty(&q->backlog) && !q->rx_waiting);
 		stalled |= q->rx_waiting && now - q->rx_wait_since >= NETIF_RX_STALL_S;
 	}
 	carrier(nd, !stalled);
