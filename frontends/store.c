@@ -151,7 +151,7 @@ int bk_store_open(const char *path, const struct bk_store_params *p, struct bk_s
 	_cleanup_free_ struct bk_store *s = NULL;
 	_cleanup_close_ int fd = -1;
 	struct stat st;
-	int flags, r;
+	int flags, fl, r;
 
 	if (!path || !*path || !ret)
 		return -EINVAL;
@@ -176,8 +176,11 @@ int bk_store_open(const char *path, const struct bk_store_params *p, struct bk_s
 		if (fd < 0)
 			return log_err_errno(neg_errno(), "cannot open %s: %m", path);
 	}
+	fl = fcntl(fd, F_GETFL);
+	if (fl < 0)
+		return log_err_errno(neg_errno(), "cannot read the flags of %s: %m", path);
 	/* A write answered before it is durable would break cache=writethrough's promise. */
-	if (p->dsync && !(fcntl(fd, F_GETFL) & O_DSYNC)) {
+	if (p->dsync && !(fl & O_DSYNC)) {
 		log_err("cannot open %s with O_DSYNC", path);
 		return -EINVAL;
 	}
@@ -196,8 +199,8 @@ int bk_store_open(const char *path, const struct bk_store_params *p, struct bk_s
 		return -ENOMEM;
 	s->fd = fd;
 	s->readonly = p->readonly;
-	s->direct = (fcntl(fd, F_GETFL) & O_DIRECT) != 0;
-	s->dsync = (fcntl(fd, F_GETFL) & O_DSYNC) != 0;
+	s->direct = (fl & O_DIRECT) != 0;
+	s->dsync = (fl & O_DSYNC) != 0;
 	s->is_blkdev = S_ISBLK(st.st_mode);
 	if (s->is_blkdev) {
 		r = probe_blkdev(s, &st);
