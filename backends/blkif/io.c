@@ -212,32 +212,31 @@ static void slot_admit(struct blkif_queue *q, struct blkif_slot *s, const void *
 	list_add_tail(&s->link, &q->wait_list);
 }
 
-static struct blkif_slot *slot_get(struct blkif_queue *q, const void *raw)
+/*
+ * A free slot for a request taken off the ring (@jent < 0: recorded in the journal before
+ * anything can answer it, so a crash from here on loses nothing), or re-issued from the
+ * journal (@jent: the slot adopts that entry instead of recording it again).
+ */
+static struct blkif_slot *slot_get(struct blkif_queue *q, const void *raw, int jent)
 {
 	struct blkif_slot *s = list_first_entry(&q->free_list, struct blkif_slot, link);
 
 	list_del(&s->link);
 	q->busy++;
-	/* Recorded before anything can answer it: a crash from here on loses nothing. */
-	s->jent = q->journal ? bk_journal_record(q->journal, raw) : -1;
+	if (jent < 0 && q->journal)
+		jent = bk_journal_record(q->journal, raw);
+	s->jent = jent;
 	return s;
 }
 
 void blkif_queue_admit(struct blkif_queue *q, const void *raw, int jent)
 {
-	struct blkif_slot *s;
-
 	if (list_empty(&q->free_list)) {
 		/* The journal never holds more than the ring's entries. */
 		dev_err(qdev(q), "q%u: no free slot for a recovered request", q->index);
 		return;
 	}
-	s = list_first_entry(&q->free_list, struct blkif_slot, link);
-	list_del(&s->link);
-	q->busy++;
-	/* Already in the journal: the slot adopts its entry instead of recording it again. */
-	s->jent = jent;
-	slot_admit(q, s, raw);
+	slot_admit(q, slot_get(q, raw, jent), raw);
 	hook_on(q->bd);
 }
 
@@ -292,7 +291,7 @@ static int queue_take(struct blkif_queue *q, unsigned int budget, unsigned int *
 		}
 		blkif_limiter_charge(lim, 1, 0);
 		blkif_ring_take(&q->ring, raw);
-		s = slot_get(q, raw);
+		s = slot_get(q, raw, -1);
 		if (q->journal)
 			bk_journal_set_cons(q->journal, q->ring.req_cons);
 		taken++;
@@ -843,15 +842,21 @@ static struct blkif_queue *queue_of_port(struct blkif_dev *bd, uint32_t port)
 }
 
 /* An event on @q's port, which the kernel masked when it queued the event. */
-static void queue_event(struct blkif_queue *q)
+/* @lost: no event from the guest, ours were lost (EFBIG): serve, but count nothing on it. */
+static void queue_event(struct blkif_queue *q, bool lost)
 {
 	enum queue_state st;
 
 	q->masked = true;
-	q->stats->notify_in++;
+	if (!lost)
+		q->stats->notify_in++;
 	st = queue_serve(q);
 	if (q->dead)
 		return;
+	if (lost) {
+		queue_rearm(q, st);
+		return;
+	}
 	/*
 	 * As lateeoi (XSA-332): the event was spurious if nothing was taken since the port was
 	 * last unmasked, by this run or by the completion path meanwhile - on an empty ring, or
@@ -887,7 +892,7 @@ static void dev_events_lost(struct blkif_dev *bd)
 		struct blkif_queue *q = &bd->queues[i];
 
 		if (q->bound && !q->dead)
-			queue_event(q);
+			queue_event(q, true);
 	}
 }
 
@@ -918,7 +923,7 @@ void blkif_evtchn_cb(void *data, int fd, unsigned int events)
 			bk_evtchn_unmask(bd->evtchn, port);
 			continue;
 		}
-		queue_event(q);
+		queue_event(q, false);
 	}
 }
 
