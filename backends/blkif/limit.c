@@ -171,6 +171,8 @@ int blkif_set_limit(struct bk_device *dev, const struct bk_ctl_limit *want,
 	    l.burst_ms < BK_CTL_LIMIT_BURST_MIN || l.burst_ms > BK_CTL_LIMIT_BURST_MAX)
 		return -ERANGE;
 	if (want->flags) {
+		/* Also what the store's next open (a reconnect) starts from. */
+		bd->rate = l;
 		blkif_limiter_set(&bd->limiter, &l, blkif_now());
 		bk_ctl_format_limit(&l, buf, sizeof(buf));
 		dev_info(dev, "rate limit now %s", buf);
