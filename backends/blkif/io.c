@@ -151,21 +151,15 @@ static void batch_run(struct blkif_queue *q)
 
 	if (!b->n)
 		return;
-	r = bk_gnt_copy(q->bd->gnt, b->segs, b->n);
-	if (r < 0) {
+	r = bk_gnt_copy_batch(q->bd->gnt, b->segs, b->n);
+	if (r < 0)
 		dev_err_rl(qdev(q), "q%u: grant copy of %u segments failed: %d", q->index, b->n, r);
-		for (unsigned int i = 0; i < b->n; i++)
-			b->segs[i].status = GNTST_general_error;
-	}
 }
 
 /* First failed segment status of @s in the batch, 0 if all copied. */
 static int16_t batch_status(const struct blkif_copy_batch *b, const struct blkif_slot *s)
 {
-	for (unsigned int i = s->copy_first; i < s->copy_first + s->copy_n; i++)
-		if (b->segs[i].status != GNTST_okay)
-			return b->segs[i].status;
-	return GNTST_okay;
+	return bk_gnt_copy_status(b->segs + s->copy_first, s->copy_n);
 }
 
 static void log_copy_fail(struct blkif_queue *q, struct blkif_slot *s, int16_t gst,

@@ -21,8 +21,6 @@
 #include "common.h"
 #include "loop.h"
 
-#define GNTST_GENERAL_ERROR (-1)
-
 static struct bk_loop *nd_loop(struct netif_dev *nd)
 {
 	return bk_device_loop(nd->dev);
@@ -50,14 +48,6 @@ static void notify(struct netif_queue *q, uint32_t port)
 
 /* ------------------------------------------------------------------------------------------ */
 /* TX: guest -> TAP. */
-
-static bool copied(const struct netif_queue *q, uint32_t first, uint32_t end)
-{
-	for (uint32_t s = first; s < end; s++)
-		if (q->segs[s].status != 0)
-			return false;
-	return true;
-}
 
 /* Build the TAP frame for an OK packet whose bytes arrived; false: dropped (offloads). */
 static bool tx_frame(struct netif_queue *q, uint32_t i, unsigned int slot)
@@ -139,15 +129,10 @@ static int tx_run(struct netif_queue *q)
 	}
 	q->pkt_seg[npk] = nseg;
 	netif_ring_consume(&q->tx, pos);
-	if (nseg) {
-		r = bk_gnt_copy(nd->gnt, q->segs, nseg);
-		if (r < 0) {
-			dev_warn_rl(dev, "q%u: grant copy of %u TX segments: %s", q->index, nseg,
-				    strerror(-r));
-			for (uint32_t s = 0; s < nseg; s++)
-				q->segs[s].status = GNTST_GENERAL_ERROR;
-		}
-	}
+	r = bk_gnt_copy_batch(nd->gnt, q->segs, nseg);
+	if (r < 0)
+		dev_warn_rl(dev, "q%u: grant copy of %u TX segments: %s", q->index, nseg,
+			    strerror(-r));
 
 	for (uint32_t i = 0; i < npk; i++) {
 		struct netif_tx_pkt *pkt = &q->pkts[i];
@@ -155,7 +140,8 @@ static int tx_run(struct netif_queue *q)
 
 		switch (pkt->verdict) {
 		case NETIF_TX_OK:
-			if (!copied(q, q->pkt_seg[i], q->pkt_seg[i + 1])) {
+			if (bk_gnt_copy_status(q->segs + q->pkt_seg[i],
+					       q->pkt_seg[i + 1] - q->pkt_seg[i])) {
 				st = NIF_RSP_ERROR;
 				q->stats->net_tx_drop_copy++;
 				dev_warn_rl(dev, "q%u: a grant copy of a TX packet failed",
@@ -375,13 +361,10 @@ static int rx_deliver(struct netif_queue *q)
 		q->rx_frames[nfr++] = f;
 	}
 	if (nseg) {
-		r = bk_gnt_copy(nd->gnt, q->segs, nseg);
-		if (r < 0) {
+		r = bk_gnt_copy_batch(nd->gnt, q->segs, nseg);
+		if (r < 0)
 			dev_warn_rl(dev, "q%u: grant copy of %u RX segments: %s", q->index, nseg,
 				    strerror(-r));
-			for (uint32_t s = 0; s < nseg; s++)
-				q->segs[s].status = GNTST_GENERAL_ERROR;
-		}
 		for (uint32_t s = 0; s < nseg; s++)
 			if (q->segs[s].status != 0)
 				q->rsps[q->seg_rsp[s]].rsp.status = NIF_RSP_ERROR;

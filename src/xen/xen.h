@@ -305,4 +305,12 @@ int bk_parse_u64(const char *s, uint64_t *ret);
 /* Text for a GNTST_* grant status (bk_gnt_copy_seg.status), for log lines (gntst.c). */
 const char *bk_xen_gntst_str(int16_t st);
 
+/*
+ * Copy @n segments in one call (gcopy.c). When the call fails as a whole, every segment's
+ * status is GNTST_general_error and its -errno is returned (log it; answer with the statuses).
+ */
+int bk_gnt_copy_batch(struct bk_gnttab *g, struct bk_gnt_copy_seg *segs, unsigned int n);
+/* The first failed status of @n segments after a copy, 0 (GNTST_okay) if all were copied. */
+int16_t bk_gnt_copy_status(const struct bk_gnt_copy_seg *segs, unsigned int n);
+
 #endif
