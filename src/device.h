@@ -165,6 +165,37 @@ int bk_device_read_fe_u32(struct bk_device *dev, const char *key, uint32_t *ret)
 /* -ENOENT once the backend directory is gone (see bk_device_set_state). */
 int bk_device_write_be(struct bk_device *dev, const char *key, const char *fmt, ...) _printf_(3, 4);
 
+/*
+ * Connecting a device's queues (device_ring.c): what blkif and netif both do. Every call that
+ * fails has failed the device (bk_device_fail, naming the key or the queue) and returns -errno.
+ */
+struct bk_gnttab;
+struct bk_evtchn;
+struct bk_watch;
+/* An optional frontend number: 0 if present and valid, 1 if absent (@ret untouched), -errno. */
+int bk_device_read_fe_opt_u32(struct bk_device *dev, const char *key, uint32_t *ret);
+/* The frontend's @prefix@key ("queue-1/" "event-channel"), which must be there. */
+int bk_device_need_fe_u32(struct bk_device *dev, const char *prefix, const char *key,
+			  uint32_t *ret);
+/* multi-queue-num-queues (absent: 1), from 1 to @max. */
+int bk_device_fe_nr_queues(struct bk_device *dev, unsigned int max, uint32_t *ret);
+/*
+ * Open the grant-table and event-channel handles and watch the channel's fd (@cb, @data): the
+ * device's part of the platform. On failure nothing stays open (all three NULL).
+ */
+int bk_device_chan_open(struct bk_device *dev, void (*cb)(void *data, int fd, unsigned int events),
+			void *data, struct bk_gnttab **gnt, struct bk_evtchn **evtchn,
+			struct bk_watch **watch);
+/* Close what bk_device_chan_open opened (NULL-safe) and clear the three pointers. */
+void bk_device_chan_close(struct bk_gnttab **gnt, struct bk_evtchn **evtchn,
+			  struct bk_watch **watch);
+/* Map queue @qi's @n ring pages (grant refs from the frontend) read-write. */
+int bk_device_map_ring(struct bk_device *dev, struct bk_gnttab *gnt, unsigned int qi,
+		       const uint32_t *refs, unsigned int n, void **ret);
+/* Bind queue @qi's port @remote (@what: "" or "RX " for the log line). */
+int bk_device_bind_port(struct bk_device *dev, struct bk_evtchn *evtchn, unsigned int qi,
+			const char *what, uint32_t remote, uint32_t *ret_local);
+
 #define dev_err(dev, fmt, ...) bk_log_dev(BK_LOG_ERR, (dev)->name, fmt, ##__VA_ARGS__)
 #define dev_warn(dev, fmt, ...) bk_log_dev(BK_LOG_WARNING, (dev)->name, fmt, ##__VA_ARGS__)
 #define dev_info(dev, fmt, ...) bk_log_dev(BK_LOG_INFO, (dev)->name, fmt, ##__VA_ARGS__)

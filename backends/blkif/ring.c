@@ -12,16 +12,6 @@
 #include "common.h"
 #include "loop.h"
 
-/* Read an optional frontend number: 0 if present and valid, 1 if absent, -errno if garbage. */
-static int read_fe_opt_u32(struct bk_device *dev, const char *key, uint32_t *ret)
-{
-	int r = bk_device_read_fe_u32(dev, key, ret);
-
-	if (r == -ENOENT)
-		return 1;
-	return r;
-}
-
 static int read_queue_keys(struct blkif_dev *bd, struct blkif_queue *q, const char *prefix)
 {
 	struct bk_device *dev = bd->dev;
@@ -45,27 +35,23 @@ static int read_queue_keys(struct blkif_dev *bd, struct blkif_queue *q, const ch
 			return bk_device_fail(dev, r, "reading %s from the frontend: %s", key,
 					      strerror(-r));
 	}
-	snprintf(key, sizeof(key), "%sevent-channel", prefix);
-	r = bk_device_read_fe_u32(dev, key, &q->remote_port);
+	r = bk_device_need_fe_u32(dev, prefix, "event-channel", &q->remote_port);
 	if (r < 0)
-		return bk_device_fail(dev, r, "reading %s from the frontend: %s", key,
-				      strerror(-r));
+		return r;
 
 	memcpy(q->refs, refs, sizeof(q->refs[0]) * q->ring_pages);
-	r = bk_gnt_map(bd->gnt, dev->domid, refs, q->ring_pages, true, &q->ring_addr);
+	r = bk_device_map_ring(dev, bd->gnt, q->index, refs, q->ring_pages, &q->ring_addr);
 	if (r < 0)
-		return bk_device_fail(dev, r, "q%u: mapping %u ring page(s) (first ref %u): %s",
-				      q->index, q->ring_pages, refs[0], strerror(-r));
+		return r;
 	q->mapped = true;
 	blkif_ring_attach(&q->ring, q->ring_addr, q->ring_pages, bd->abi);
 	/* Start from what the frontend published, not from zero: it may be a reconnect. */
 	q->ring.req_cons = q->ring.rsp_prod_pvt = q->ring.rsp_pushed =
 		READ_ONCE(q->ring.sring->rsp_prod);
 
-	r = bk_evtchn_bind(bd->evtchn, dev->domid, q->remote_port, &q->local_port);
+	r = bk_device_bind_port(dev, bd->evtchn, q->index, "", q->remote_port, &q->local_port);
 	if (r < 0)
-		return bk_device_fail(dev, r, "q%u: binding event channel %u: %s", q->index,
-				      q->remote_port, strerror(-r));
+		return r;
 	q->bound = true;
 	return 0;
 }
@@ -271,21 +257,15 @@ int blkif_rings_connect(struct blkif_dev *bd)
 		return bk_device_fail(dev, -EINVAL, "unknown protocol '%s' from the frontend",
 				      bk_printable(proto, shown, sizeof(shown)));
 
-	r = read_fe_opt_u32(dev, "multi-queue-num-queues", &nq);
+	r = bk_device_fe_nr_queues(dev, bd->offered_queues, &nq);
 	if (r < 0)
-		return bk_device_fail(dev, r,
-				      "multi-queue-num-queues from the frontend is not a "
-				      "number");
-	if (nq == 0 || nq > bd->offered_queues)
-		return bk_device_fail(dev, -EINVAL,
-				      "frontend asked for %u queues, we offer 1 to %u", nq,
-				      bd->max_queues);
+		return r;
 	/* It read multi-queue-max-queues before the script's blanket-queues lowered it. */
 	if (nq > bd->max_queues)
 		dev_warn(dev, "frontend asked for %u queues before %s=%u was published: serving %u",
 			 nq, BK_XS_QUEUES, bd->max_queues, nq);
 
-	r = read_fe_opt_u32(dev, "ring-page-order", &order);
+	r = bk_device_read_fe_opt_u32(dev, "ring-page-order", &order);
 	if (r < 0)
 		return bk_device_fail(dev, r, "ring-page-order from the frontend is not a number");
 	if (order > bd->max_order)
@@ -313,16 +293,11 @@ int blkif_rings_connect(struct blkif_dev *bd)
 		list_init(&q->done_list);
 	}
 
-	r = bk_gnt_open(bk_device_xen(dev), &bd->gnt);
-	if (r < 0)
-		goto fail_sys;
-	r = bk_evtchn_open(bk_device_xen(dev), &bd->evtchn);
-	if (r < 0)
-		goto fail_sys;
-	r = bk_loop_add_fd(bk_device_loop(dev), bk_evtchn_fd(bd->evtchn), BK_EV_READ,
-			   blkif_evtchn_cb, bd, &bd->evtchn_watch);
-	if (r < 0)
-		goto fail_sys;
+	r = bk_device_chan_open(dev, blkif_evtchn_cb, bd, &bd->gnt, &bd->evtchn, &bd->evtchn_watch);
+	if (r < 0) {
+		blkif_rings_release(bd);
+		return r;
+	}
 
 	for (unsigned int i = 0; i < nq; i++) {
 		r = queue_setup(bd, &bd->queues[i]);
@@ -341,11 +316,6 @@ int blkif_rings_connect(struct blkif_dev *bd)
 		bk_evtchn_notify(bd->evtchn, bd->queues[i].local_port);
 	bd->connected = true;
 	return 0;
-
-fail_sys:
-	blkif_rings_release(bd);
-	return bk_device_fail(dev, r, "opening grant table / event channel handles: %s",
-			      strerror(-r));
 }
 
 void blkif_rings_release(struct blkif_dev *bd)
@@ -378,11 +348,6 @@ void blkif_rings_release(struct blkif_dev *bd)
 	free(bd->queues);
 	bd->queues = NULL;
 	bd->nr_queues = 0;
-	bk_watch_free(bd->evtchn_watch);
-	bd->evtchn_watch = NULL;
-	bk_evtchn_close(bd->evtchn);
-	bd->evtchn = NULL;
-	bk_gnt_close(bd->gnt);
-	bd->gnt = NULL;
+	bk_device_chan_close(&bd->gnt, &bd->evtchn, &bd->evtchn_watch);
 	bd->connected = false;
 }

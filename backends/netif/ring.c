@@ -23,48 +23,26 @@ static bool fe_flag(struct bk_device *dev, const char *key, bool def)
 	return r == 0 && v != 0;
 }
 
-static int read_fe_key(struct bk_device *dev, const char *prefix, const char *key, uint32_t *ret)
-{
-	char k[64];
-	int r;
-
-	snprintf(k, sizeof(k), "%s%s", prefix, key);
-	r = bk_device_read_fe_u32(dev, k, ret);
-	if (r < 0)
-		return bk_device_fail(dev, r, "reading %s from the frontend: %s", k, strerror(-r));
-	return 0;
-}
-
 static int queue_keys(struct netif_dev *nd, struct netif_queue *q, const char *prefix)
 {
 	struct bk_device *dev = nd->dev;
 	char k[64];
 	int r;
 
-	if ((r = read_fe_key(dev, prefix, "tx-ring-ref", &q->tx_ref)) < 0 ||
-	    (r = read_fe_key(dev, prefix, "rx-ring-ref", &q->rx_ref)) < 0)
+	if ((r = bk_device_need_fe_u32(dev, prefix, "tx-ring-ref", &q->tx_ref)) < 0 ||
+	    (r = bk_device_need_fe_u32(dev, prefix, "rx-ring-ref", &q->rx_ref)) < 0)
 		return r;
 	snprintf(k, sizeof(k), "%sevent-channel-tx", prefix);
 	r = bk_device_read_fe_u32(dev, k, &q->tx_rport);
 	if (r == 0) {
 		q->split = true;
-		return read_fe_key(dev, prefix, "event-channel-rx", &q->rx_rport);
+		return bk_device_need_fe_u32(dev, prefix, "event-channel-rx", &q->rx_rport);
 	}
 	if (r != -ENOENT)
 		return bk_device_fail(dev, r, "reading %s from the frontend: %s", k, strerror(-r));
-	r = read_fe_key(dev, prefix, "event-channel", &q->tx_rport);
+	r = bk_device_need_fe_u32(dev, prefix, "event-channel", &q->tx_rport);
 	q->rx_rport = q->tx_rport;
 	return r;
-}
-
-static int map_ring(struct netif_dev *nd, struct netif_queue *q, uint32_t ref, void **ret)
-{
-	int r = bk_gnt_map(nd->gnt, nd->dev->domid, &ref, 1, true, ret);
-
-	if (r < 0)
-		return bk_device_fail(nd->dev, r, "q%u: mapping ring ref %u: %s", q->index, ref,
-				      strerror(-r));
-	return 0;
 }
 
 static int queue_setup(struct netif_dev *nd, struct netif_queue *q)
@@ -79,11 +57,11 @@ static int queue_setup(struct netif_dev *nd, struct netif_queue *q)
 	if (r < 0)
 		return r;
 
-	r = map_ring(nd, q, q->tx_ref, &q->tx_page);
+	r = bk_device_map_ring(dev, nd->gnt, q->index, &q->tx_ref, 1, &q->tx_page);
 	if (r < 0)
 		return r;
 	q->tx_mapped = true;
-	r = map_ring(nd, q, q->rx_ref, &q->rx_page);
+	r = bk_device_map_ring(dev, nd->gnt, q->index, &q->rx_ref, 1, &q->rx_page);
 	if (r < 0)
 		return r;
 	q->rx_mapped = true;
@@ -97,16 +75,14 @@ static int queue_setup(struct netif_dev *nd, struct netif_queue *q)
 	q->tx.req_cons = q->tx.rsp_prod_pvt = q->tx.rsp_pushed = READ_ONCE(q->tx.sring->rsp_prod);
 	q->rx.req_cons = q->rx.rsp_prod_pvt = q->rx.rsp_pushed = READ_ONCE(q->rx.sring->rsp_prod);
 
-	r = bk_evtchn_bind(nd->evtchn, dev->domid, q->tx_rport, &q->tx_port);
+	r = bk_device_bind_port(dev, nd->evtchn, q->index, "", q->tx_rport, &q->tx_port);
 	if (r < 0)
-		return bk_device_fail(dev, r, "q%u: binding event channel %u: %s", q->index,
-				      q->tx_rport, strerror(-r));
+		return r;
 	q->tx_bound = true;
 	if (q->split) {
-		r = bk_evtchn_bind(nd->evtchn, dev->domid, q->rx_rport, &q->rx_port);
+		r = bk_device_bind_port(dev, nd->evtchn, q->index, "RX ", q->rx_rport, &q->rx_port);
 		if (r < 0)
-			return bk_device_fail(dev, r, "q%u: binding RX event channel %u: %s",
-					      q->index, q->rx_rport, strerror(-r));
+			return r;
 		q->rx_bound = true;
 	} else {
 		q->rx_port = q->tx_port;
@@ -185,16 +161,9 @@ int netif_rings_connect(struct netif_dev *nd)
 		return bk_device_fail(dev, -EOPNOTSUPP,
 				      "frontend does not request rx-copy (flipping is not "
 				      "supported)");
-	r = bk_device_read_fe_u32(dev, "multi-queue-num-queues", &nq);
-	if (r == -ENOENT)
-		nq = 1;
-	else if (r < 0)
-		return bk_device_fail(dev, r,
-				      "multi-queue-num-queues from the frontend is not a number");
-	if (nq == 0 || nq > nd->max_queues)
-		return bk_device_fail(dev, -EINVAL,
-				      "frontend asked for %u queues, we offer 1 to %u", nq,
-				      nd->max_queues);
+	r = bk_device_fe_nr_queues(dev, nd->max_queues, &nq);
+	if (r < 0)
+		return r;
 
 	nd->rx_notify = fe_flag(dev, "feature-rx-notify", false);
 	nd->feat.sg = fe_flag(dev, "feature-sg", false);
@@ -219,16 +188,9 @@ int netif_rings_connect(struct netif_dev *nd)
 		list_init(&q->backlog);
 	}
 
-	r = bk_gnt_open(bk_device_xen(dev), &nd->gnt);
+	r = bk_device_chan_open(dev, netif_evtchn_cb, nd, &nd->gnt, &nd->evtchn, &nd->evtchn_watch);
 	if (r < 0)
-		goto fail_sys;
-	r = bk_evtchn_open(bk_device_xen(dev), &nd->evtchn);
-	if (r < 0)
-		goto fail_sys;
-	r = bk_loop_add_fd(bk_device_loop(dev), bk_evtchn_fd(nd->evtchn), BK_EV_READ,
-			   netif_evtchn_cb, nd, &nd->evtchn_watch);
-	if (r < 0)
-		goto fail_sys;
+		goto fail;
 	for (unsigned int i = 0; i < nq; i++) {
 		r = queue_setup(nd, &nd->queues[i]);
 		if (r < 0)
@@ -246,8 +208,6 @@ int netif_rings_connect(struct netif_dev *nd)
 	nd->rings_up = true;
 	return 0;
 
-fail_sys:
-	r = bk_device_fail(dev, r, "opening grant table / event channel handles: %s", strerror(-r));
 fail:
 	nd->rings_up = true; /* release what was set up */
 	netif_rings_release(nd);
@@ -277,11 +237,6 @@ void netif_rings_release(struct netif_dev *nd)
 	free(nd->queues);
 	nd->queues = NULL;
 	nd->nr_queues = 0;
-	bk_watch_free(nd->evtchn_watch);
-	nd->evtchn_watch = NULL;
-	bk_evtchn_close(nd->evtchn);
-	nd->evtchn = NULL;
-	bk_gnt_close(nd->gnt);
-	nd->gnt = NULL;
+	bk_device_chan_close(&nd->gnt, &nd->evtchn, &nd->evtchn_watch);
 	nd->rings_up = false;
 }
