@@ -67,6 +67,27 @@ int bk_device_read_fe_u32(struct bk_device *dev, const char *key, uint32_t *ret)
 	return bk_xs_read_u32(dev->core->xs, BK_XS_NULL, dev->fe_path, key, ret);
 }
 
+bool bk_device_left_connected(struct bk_device *dev)
+{
+	_cleanup_free_ char *be = NULL, *fe = NULL;
+
+	return bk_device_read_be(dev, "state", &be) == 0 && !strcmp(be, "4") &&
+	       bk_device_read_fe(dev, "state", &fe) == 0 && !strcmp(fe, "4");
+}
+
+int bk_device_hotplug_status(struct bk_device *dev)
+{
+	_cleanup_free_ char *v = NULL;
+
+	if (bk_device_read_be(dev, "hotplug-status", &v) < 0)
+		return 0;
+	if (!strcmp(v, "connected"))
+		return 1;
+	if (!strcmp(v, "error"))
+		return -1;
+	return 0;
+}
+
 int bk_device_write_be(struct bk_device *dev, const char *key, const char *fmt, ...)
 {
 	va_list ap;

@@ -162,6 +162,10 @@ void bk_device_shutdown_done(struct bk_device *dev);
 int bk_device_read_be(struct bk_device *dev, const char *key, char **ret);
 int bk_device_read_fe(struct bk_device *dev, const char *key, char **ret);
 int bk_device_read_fe_u32(struct bk_device *dev, const char *key, uint32_t *ret);
+/* Backend and frontend both say Connected before we wrote anything: a previous run's device. */
+bool bk_device_left_connected(struct bk_device *dev);
+/* The hotplug script's verdict: 1 hotplug-status=connected, -1 "error", 0 not yet (or else). */
+int bk_device_hotplug_status(struct bk_device *dev);
 /* -ENOENT once the backend directory is gone (see bk_device_set_state). */
 int bk_device_write_be(struct bk_device *dev, const char *key, const char *fmt, ...) _printf_(3, 4);
 

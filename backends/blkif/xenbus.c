@@ -36,22 +36,6 @@ static void bd_free(struct blkif_dev *bd)
 	free(bd);
 }
 
-/* Backend and frontend both say Connected before we wrote anything: a previous run's device. */
-static bool left_connected(struct bk_device *dev)
-{
-	_cleanup_free_ char *be = NULL, *fe = NULL;
-
-	return bk_device_read_be(dev, "state", &be) == 0 && !strcmp(be, "4") &&
-	       bk_device_read_fe(dev, "state", &fe) == 0 && !strcmp(fe, "4");
-}
-
-static bool hotplug_done(struct blkif_dev *bd)
-{
-	_cleanup_free_ char *v = NULL;
-
-	return bk_device_read_be(bd->dev, "hotplug-status", &v) == 0 && !strcmp(v, "connected");
-}
-
 int blkif_probe(struct bk_device *dev)
 {
 	struct blkif_dev *bd = calloc(1, sizeof(*bd));
@@ -81,9 +65,9 @@ int blkif_probe(struct bk_device *dev)
 		goto fail;
 	}
 	/* Known before the store opens: an adopted device's guest already has its image. */
-	bd->adopting = left_connected(dev);
+	bd->adopting = bk_device_left_connected(dev);
 	/* The script ran before we saw the device (a previous run's, or we started late). */
-	if (hotplug_done(bd)) {
+	if (bk_device_hotplug_status(bd->dev) > 0) {
 		r = blkif_open_backing(bd, why, sizeof(why));
 		if (r < 0) {
 			log_err_errno(r, "%s: %s", dev->name, why);
@@ -127,7 +111,7 @@ static bool backing_ready(struct blkif_dev *bd)
 
 	if (bd->store)
 		return true;
-	if (!hotplug_done(bd))
+	if (bk_device_hotplug_status(bd->dev) <= 0)
 		return false;
 	r = blkif_open_backing(bd, why, sizeof(why));
 	if (r < 0) {

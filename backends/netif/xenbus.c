@@ -26,28 +26,6 @@ static void nd_free(struct netif_dev *nd)
 	free(nd);
 }
 
-/* Backend and frontend both say Connected before we wrote anything: a previous run's device. */
-static bool left_connected(struct bk_device *dev)
-{
-	_cleanup_free_ char *be = NULL, *fe = NULL;
-
-	return bk_device_read_be(dev, "state", &be) == 0 && !strcmp(be, "4") &&
-	       bk_device_read_fe(dev, "state", &fe) == 0 && !strcmp(fe, "4");
-}
-
-static int hotplug_status(struct netif_dev *nd)
-{
-	_cleanup_free_ char *v = NULL;
-
-	if (bk_device_read_be(nd->dev, "hotplug-status", &v) < 0)
-		return 0;
-	if (!strcmp(v, "connected"))
-		return 1;
-	if (!strcmp(v, "error"))
-		return -1;
-	return 0;
-}
-
 static const struct {
 	const char *key;
 	const char *val;
@@ -150,7 +128,7 @@ int netif_probe(struct bk_device *dev)
 		goto fail;
 	}
 	dev->priv = nd;
-	if (left_connected(dev)) {
+	if (bk_device_left_connected(dev)) {
 		/* The guest stays Connected: connect() maps the rings again without a word. */
 		nd->adopting = true;
 		dev->state = BK_XB_INITWAIT;
@@ -181,7 +159,7 @@ static void maybe_connected(struct netif_dev *nd)
 
 	if (!nd->rings_up || nd->running)
 		return;
-	hs = hotplug_status(nd);
+	hs = bk_device_hotplug_status(nd->dev);
 	if (hs < 0) {
 		bk_device_fail(dev, -EIO, "the hotplug script failed");
 		return;
@@ -258,7 +236,8 @@ void netif_backend_changed(struct bk_device *dev, const char *key)
 
 	if (key && strcmp(key, "hotplug-status"))
 		return;
-	if (hotplug_status(nd) < 0 && dev->state != BK_XB_CLOSING && dev->state != BK_XB_CLOSED) {
+	if (bk_device_hotplug_status(nd->dev) < 0 && dev->state != BK_XB_CLOSING &&
+	    dev->state != BK_XB_CLOSED) {
 		bk_device_fail(dev, -EIO, "the hotplug script failed");
 		return;
 	}
