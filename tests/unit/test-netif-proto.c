@@ -8,9 +8,12 @@
  * independently, and the RX slot layout.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <ucontext.h>
 
 #include <linux/if_tun.h>
 
@@ -99,6 +102,93 @@ static void test_ring(void)
 	CHECK(netif_ring_rx_wait(&r, 2));
 	CHECK(!netif_ring_rx_wait(&r, 3) && h->req_event == 13);
 }
+
+/*
+ * A guest that moves req_prod every time the backend asks for an event, without ever posting
+ * enough RX buffers: the RX wait must look once more and give up, not loop for as long as the
+ * guest keeps it moving (the only thread serves every device). The moves are made exactly at
+ * the backend's writes, not by a racing thread: the ring page is read-only, each write to
+ * req_event faults, the handler moves req_prod, lets the write through by single-stepping it
+ * (x86-64's trap flag) and protects the page again. After MOVE_MAX moves the guest stops, so a
+ * looping wait ends and the count shows how long it was held.
+ */
+#if defined(__x86_64__)
+#define MOVE_MAX 1000U
+#define TRAP_FLAG 0x100
+
+static uint8_t *mv_page;
+static uint32_t mv_base;
+static volatile sig_atomic_t mv_writes;
+
+static void mv_segv(int sig, siginfo_t *si, void *ucv)
+{
+	ucontext_t *uc = ucv;
+	struct nif_sring_hdr *h = (struct nif_sring_hdr *)mv_page;
+
+	if ((uint8_t *)si->si_addr < mv_page || (uint8_t *)si->si_addr >= mv_page + 4096) {
+		signal(sig, SIG_DFL); /* a real crash: let it happen */
+		return;
+	}
+	mprotect(mv_page, 4096, PROT_READ | PROT_WRITE);
+	if ((unsigned int)mv_writes < MOVE_MAX)
+		h->req_prod = mv_base + 1 - (uint32_t)(mv_writes % 2); /* 1, 0, 1, ...: never 3 */
+	mv_writes++;
+	uc->uc_mcontext.gregs[REG_EFL] |= TRAP_FLAG; /* the write, then SIGTRAP */
+}
+
+static void mv_trap(int sig, siginfo_t *si, void *ucv)
+{
+	ucontext_t *uc = ucv;
+
+	uc->uc_mcontext.gregs[REG_EFL] &= ~TRAP_FLAG;
+	mprotect(mv_page, 4096, PROT_READ);
+}
+
+static void test_rx_wait_moving_guest(void)
+{
+	struct sigaction sa = { .sa_flags = SA_SIGINFO }, old_segv, old_trap;
+	struct nif_sring_hdr *h;
+	struct netif_ring r;
+	bool got;
+
+	mv_page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	CHECK(mv_page != MAP_FAILED);
+	if (mv_page == MAP_FAILED)
+		return;
+	h = (struct nif_sring_hdr *)mv_page;
+	netif_ring_attach_rx(&r, mv_page);
+	mv_base = 0xfffffff0U; /* and across the 2^32 wrap */
+	r.req_cons = r.rsp_prod_pvt = r.rsp_pushed = mv_base;
+	h->req_prod = mv_base;
+	mv_writes = 0;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_sigaction = mv_segv;
+	CHECK(sigaction(SIGSEGV, &sa, &old_segv) == 0);
+	sa.sa_sigaction = mv_trap;
+	CHECK(sigaction(SIGTRAP, &sa, &old_trap) == 0);
+	CHECK(mprotect(mv_page, 4096, PROT_READ) == 0);
+
+	got = netif_ring_rx_wait(&r, 3);
+
+	mprotect(mv_page, 4096, PROT_READ | PROT_WRITE);
+	sigaction(SIGSEGV, &old_segv, NULL);
+	sigaction(SIGTRAP, &old_trap, NULL);
+	if (mv_writes != 1)
+		fprintf(stderr,
+			"rx wait: held for %u req_event writes by a guest moving req_prod\n",
+			(unsigned int)mv_writes);
+	CHECK(mv_writes == 1);
+	CHECK(!got);
+	/* It asked for an event at the next request after what it saw first. */
+	CHECK(h->req_event == mv_base + 1);
+	munmap(mv_page, 4096);
+}
+#else
+static void test_rx_wait_moving_guest(void)
+{
+	fprintf(stderr, "rx wait with a moving req_prod: needs x86-64's trap flag, skipped\n");
+}
+#endif
 
 /* TX chains. */
 
@@ -853,6 +943,7 @@ static void test_rx_build(void)
 int main(void)
 {
 	test_ring();
+	test_rx_wait_moving_guest();
 	test_tx_simple();
 	test_tx_slot_limits();
 	test_tx_extras();
