@@ -13,6 +13,10 @@
  *   (extra_info on the last posted slot): fatal. GSO size 0: fatal. Bogus TX and RX ring
  *   indices: fatal. A frontend asking for 9 queues (8 offered), for 0, and one giving a ring
  *   ref it never granted: refused at connect.
+ *
+ * RX backlog (a guest holding its buffers): the backend holds a bounded backlog and sleeps
+ * (rx-stall); a paused TAP's backlog goes out on the next turns when buffers come back
+ * (rx-paused next turn); expiry that empties a paused backlog reads the TAP again (rx expiry).
  */
 #include <errno.h>
 #include <net/if.h>
@@ -89,7 +93,8 @@ static int victim_open(struct victim *v, const struct bk_nf_params *extra, bool 
 	v->devid = next_devid++;
 	p.pfn_base = v->devid * PAGES_PER_FRONT;
 	p.pfn_count = PAGES_PER_FRONT;
-	p.rx_bufs = 64;
+	if (!p.rx_bufs)
+		p.rx_bufs = 64;
 	v->ps = -1;
 	snprintf(v->ifname, sizeof(v->ifname), "vif%u.%u", VICTIM, v->devid);
 	if (bk_nf_env_add_vif(&env, VICTIM, v->devid, NULL) < 0)
@@ -399,6 +404,141 @@ out:
 	victim_close(&v);
 }
 
+static bool victim_stats(struct victim *v, struct bk_queue_stats *qs)
+{
+	struct bk_device *dev = bk_core_find(env.core, "vif", VICTIM, v->devid);
+
+	return dev && dev->ops->get_stats(dev, qs, 1) == 1;
+}
+
+/* A guest that holds its RX buffers while @n frames come from dom0: the backlog fills. */
+static void rx_fill_held(struct victim *v, unsigned int n)
+{
+	struct virtio_net_hdr vh = { 0 };
+
+	bk_nf_rx_hold(v->f, 0, true);
+	for (unsigned int i = 0; i < n; i++) {
+		bk_pkt_frame(frame, 1500, 17, 5000 + i, dom0_mac, false);
+		CHECK(bk_pkt_send(v->ps, v->ifindex, &vh, frame, 1500) == 0);
+		if (i % 50 == 49)
+			for (int k = 0; k < 5; k++)
+				bk_loop_run_once(env.loop, 0);
+	}
+	for (int k = 0; k < 20; k++)
+		bk_loop_run_once(env.loop, 1);
+}
+
+/* The guest takes what is on its RX ring without giving the buffers back: how many frames. */
+static unsigned int rx_take_held(struct victim *v)
+{
+	struct bk_nf_rx_info info;
+	unsigned int got = 0;
+	int r;
+
+	while ((r = bk_nf_recv(v->f, 0, buf, sizeof(buf), &info)) != -EAGAIN) {
+		CHECK(r == 1500);
+		if (r < 0)
+			break;
+		got++;
+	}
+	return got;
+}
+
+/*
+ * A paused TAP's backlog goes to the guest on the next loop turns, not after the timer: the
+ * guest holds 256 buffers while frames come, so the backlog fills and the TAP is paused; then
+ * it gives all 256 back at once. One turn lays at most 64 frames (NETIF_RX_BATCH), so the hook
+ * must run again by itself: four turns that do not sleep fill all 256, with no timer in them.
+ */
+static void case_rx_paused_next_turn(void)
+{
+	struct bk_nf_params p = { .rx_bufs = 256 };
+	struct victim v = { 0 };
+	struct bk_queue_stats qs[1];
+	uint64_t before = 0;
+
+	CHECK(victim_open(&v, &p, true) == 0);
+	if (!v.f)
+		goto out;
+	rx_fill_held(&v, 700);
+	if (!victim_stats(&v, qs)) {
+		CHECK(!"victim stats");
+		goto out;
+	}
+	/* 256 in the guest's buffers, the backlog at its bound (TAP paused), the rest queued. */
+	CHECK(qs[0].net_rx_packets == 256);
+	CHECK(qs[0].inflight * 1500 >= (512U << 10) / 2 + 64 * 1500);
+	CHECK(rx_take_held(&v) == 256);
+	before = qs[0].net_rx_packets;
+	bk_nf_rx_hold(v.f, 0, false); /* 256 buffers back, one event */
+	for (int k = 0; k < 8; k++)
+		bk_loop_run_once(env.loop, 0);
+	CHECK(victim_stats(&v, qs));
+	fprintf(stderr,
+		"rx-paused: %llu frames delivered in 8 turns after the guest gave 256 "
+		"buffers back\n",
+		(unsigned long long)(qs[0].net_rx_packets - before));
+	CHECK(qs[0].net_rx_packets - before == 256);
+	CHECK(bk_nf_rx_errors(v.f) == 0);
+out:
+	victim_close(&v);
+	bystander_ok("rx-paused next turn");
+}
+
+/*
+ * Expiry that empties a paused backlog reads the TAP again: the guest holds its 64 buffers,
+ * the backlog fills (TAP paused), every held frame expires after NETIF_RX_EXPIRE_S; then the
+ * frames the kernel queued meanwhile, and one sent after the expiry, still reach the guest
+ * once it gives its buffers back.
+ */
+static void case_rx_expire_resumes(void)
+{
+	struct virtio_net_hdr vh = { 0 };
+	struct bk_nf_rx_info info;
+	struct victim v = { 0 };
+	struct bk_queue_stats qs[1];
+	uint64_t held = 0;
+	unsigned int got = 0;
+	double t0;
+	int r;
+
+	CHECK(victim_open(&v, NULL, true) == 0);
+	if (!v.f)
+		goto out;
+	rx_fill_held(&v, 450);
+	if (!victim_stats(&v, qs)) {
+		CHECK(!"victim stats");
+		goto out;
+	}
+	held = qs[0].inflight;
+	CHECK(qs[0].net_rx_packets == 64 && held * 1500 >= (512U << 10) / 2);
+	/* The timer expires them (it runs every second while frames wait). */
+	t0 = now_s();
+	while (now_s() - t0 < 15.0 && victim_stats(&v, qs) && qs[0].net_rx_drop_expired < held)
+		bk_loop_run_once(env.loop, 100);
+	fprintf(stderr, "rx-expire: %llu of %llu held frames expired after %.1f s, %llu held now\n",
+		(unsigned long long)qs[0].net_rx_drop_expired, (unsigned long long)held,
+		now_s() - t0, (unsigned long long)qs[0].inflight);
+	CHECK(qs[0].net_rx_drop_expired == held);
+	CHECK(rx_take_held(&v) == 64);
+	bk_pkt_frame(frame, 1000, 17, 4999, dom0_mac, false);
+	CHECK(bk_pkt_send(v.ps, v.ifindex, &vh, frame, 1000) == 0);
+	bk_nf_rx_hold(v.f, 0, false);
+	/* What the kernel queued while the TAP was paused, then the frame sent after expiry. */
+	do {
+		r = bk_nf_recv_wait(v.f, buf, sizeof(buf), &info, NULL);
+		if (r == 1500)
+			got++;
+	} while (r == 1500);
+	fprintf(stderr, "rx-expire: %u queued frames, then %d\n", got, r);
+	CHECK(r == 1000 && !memcmp(buf, frame, 1000));
+	CHECK(got == 450 - 64 - held);
+	CHECK(bk_nf_rx_errors(v.f) == 0);
+out:
+	victim_close(&v);
+	bystander_ok("rx expiry");
+}
+
 static bool be_at_least(void *data)
 {
 	struct victim *v = data;
@@ -507,6 +647,8 @@ int main(void)
 	case_raw("bogus TX ring index", true, bad_tx_index);
 	case_raw("bogus RX ring index", true, bad_rx_index);
 	case_rx_stall();
+	case_rx_paused_next_turn();
+	case_rx_expire_resumes();
 	case_hotplug(true);
 	case_hotplug(false);
 	case_keys("9 queues", "multi-queue-num-queues", "9");
