@@ -879,8 +879,10 @@ static void queue_event(struct blkif_queue *q, bool lost)
  * The handle's queue of pending ports overflowed (EFBIG; it is reset now): events were lost
  * and their ports left masked. Take every queue as having had one.
  */
-static void dev_events_lost(struct blkif_dev *bd)
+static void dev_events_lost(void *data)
 {
+	struct blkif_dev *bd = data;
+
 	dev_warn_rl(bd->dev, "event channel queue overflowed, events lost: checking every queue");
 	for (unsigned int i = 0; bd->queues && i < bd->nr_queues; i++) {
 		struct blkif_queue *q = &bd->queues[i];
@@ -890,35 +892,23 @@ static void dev_events_lost(struct blkif_dev *bd)
 	}
 }
 
+static void dev_port_event(void *data, uint32_t port)
+{
+	struct blkif_dev *bd = data;
+	struct blkif_queue *q = queue_of_port(bd, port);
+
+	if (!q || q->dead)
+		bk_evtchn_unmask(bd->evtchn, port);
+	else
+		queue_event(q, false);
+}
+
 void blkif_evtchn_cb(void *data, int fd, unsigned int events)
 {
 	struct blkif_dev *bd = data;
-	/*
-	 * A bounded number of ports per callback (each queue's once, on average), so a guest
-	 * notifying as fast as we unmask cannot keep us here: the rest waits in the kernel's
-	 * queue, and the fd is still readable on the loop's next turn.
-	 */
-	unsigned int left = BK_MAX(bd->nr_queues, 1U);
-	uint32_t port;
-	int r;
 
-	while (left--) {
-		struct blkif_queue *q;
-
-		r = bk_evtchn_pending(bd->evtchn, &port);
-		if (r == -EFBIG) {
-			dev_events_lost(bd);
-			return;
-		}
-		if (r < 0)
-			return;
-		q = queue_of_port(bd, port);
-		if (!q || q->dead) {
-			bk_evtchn_unmask(bd->evtchn, port);
-			continue;
-		}
-		queue_event(q, false);
-	}
+	/* Each queue's port once per callback, on average; the rest on the loop's next turn. */
+	bk_evtchn_drain(bd->evtchn, BK_MAX(bd->nr_queues, 1U), dev_port_event, dev_events_lost, bd);
 }
 
 void blkif_backoff_cb(void *data)

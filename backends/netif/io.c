@@ -476,45 +476,47 @@ void netif_timer_cb(void *data)
 		netif_hook_cb(nd);
 }
 
+/* Events were lost: every port is pending and masked. */
+static void events_lost(void *data)
+{
+	struct netif_dev *nd = data;
+
+	for (unsigned int i = 0; i < nd->nr_queues; i++) {
+		struct netif_queue *q = &nd->queues[i];
+
+		q->kicked_tx = q->kicked_rx = true;
+		bk_evtchn_unmask(nd->evtchn, q->tx_port);
+		if (q->split)
+			bk_evtchn_unmask(nd->evtchn, q->rx_port);
+	}
+}
+
+static void port_event(void *data, uint32_t port)
+{
+	struct netif_dev *nd = data;
+
+	for (unsigned int i = 0; i < nd->nr_queues; i++) {
+		struct netif_queue *q = &nd->queues[i];
+
+		if (port == q->tx_port) {
+			q->kicked_tx = true;
+			q->stats->notify_in++;
+		}
+		if (port == q->rx_port) {
+			q->kicked_rx = true;
+			if (q->split)
+				q->stats->notify_in++;
+		}
+	}
+	bk_evtchn_unmask(nd->evtchn, port);
+}
+
 void netif_evtchn_cb(void *data, int fd, unsigned int events)
 {
 	struct netif_dev *nd = data;
+
 	/* Bounded per callback: a storming guest leaves the rest for the next turn. */
-	unsigned int left = 2 * BK_MAX(nd->nr_queues, 1U);
-	uint32_t port;
-
-	while (left--) {
-		int r = bk_evtchn_pending(nd->evtchn, &port);
-
-		if (r == -EFBIG) {
-			/* Events were lost: every port is pending and masked. */
-			for (unsigned int i = 0; i < nd->nr_queues; i++) {
-				struct netif_queue *q = &nd->queues[i];
-
-				q->kicked_tx = q->kicked_rx = true;
-				bk_evtchn_unmask(nd->evtchn, q->tx_port);
-				if (q->split)
-					bk_evtchn_unmask(nd->evtchn, q->rx_port);
-			}
-			break;
-		}
-		if (r < 0)
-			break;
-		for (unsigned int i = 0; i < nd->nr_queues; i++) {
-			struct netif_queue *q = &nd->queues[i];
-
-			if (port == q->tx_port) {
-				q->kicked_tx = true;
-				q->stats->notify_in++;
-			}
-			if (port == q->rx_port) {
-				q->kicked_rx = true;
-				if (q->split)
-					q->stats->notify_in++;
-			}
-		}
-		bk_evtchn_unmask(nd->evtchn, port);
-	}
+	bk_evtchn_drain(nd->evtchn, 2 * BK_MAX(nd->nr_queues, 1U), port_event, events_lost, nd);
 	if (nd->running)
 		bk_hook_enable(nd->hook, true);
 }

@@ -313,4 +313,14 @@ int bk_gnt_copy_batch(struct bk_gnttab *g, struct bk_gnt_copy_seg *segs, unsigne
 /* The first failed status of @n segments after a copy, 0 (GNTST_okay) if all were copied. */
 int16_t bk_gnt_copy_status(const struct bk_gnt_copy_seg *segs, unsigned int n);
 
+/*
+ * Take up to @max pending ports off @e (evtchn_util.c): @on_port(@data, port) for each, the
+ * port still masked (the callee unmasks it when it should). When the handle's queue overflowed
+ * (events lost, their ports left masked, the queue reset) @on_lost(@data) once, and stop: the
+ * caller must treat every port it bound as pending and unmask it. Returns the ports taken.
+ */
+unsigned int bk_evtchn_drain(struct bk_evtchn *e, unsigned int max,
+			     void (*on_port)(void *data, uint32_t port), void (*on_lost)(void *data),
+			     void *data);
+
 #endif
