@@ -270,16 +270,8 @@ void blkif_ring_attach(struct blkif_ring *r, void *addr, unsigned int nr_pages, 
 
 int blkif_ring_pending(struct blkif_ring *r, uint32_t *ret_n)
 {
-	uint32_t prod = READ_ONCE(r->sring->req_prod);
-
-	bk_rmb(); /* read the requests only after the index that covers them */
-	if (prod - r->rsp_prod_pvt > r->nr_ents)
-		return -EPROTO;
-	/* prod - req_cons cannot exceed the ring either: req_cons - rsp_prod_pvt <= nr_ents. */
-	if (prod - r->req_cons > r->nr_ents)
-		return -EPROTO;
-	*ret_n = prod - r->req_cons;
-	return 0;
+	return bk_ring_unconsumed(&r->sring->req_prod, r->req_cons, r->rsp_prod_pvt, r->nr_ents,
+				  ret_n);
 }
 
 bool blkif_ring_cons_full(const struct blkif_ring *r)

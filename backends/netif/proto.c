@@ -48,16 +48,8 @@ void netif_ring_attach_rx(struct netif_ring *r, void *page)
 
 int netif_ring_unconsumed(struct netif_ring *r, uint32_t *ret_n)
 {
-	uint32_t prod = READ_ONCE(r->sring->req_prod);
-
-	bk_rmb(); /* read the requests only after the index that covers them */
-	if (prod - r->req_cons > NETIF_RING_SIZE)
-		return -EPROTO;
-	/* Slots still awaiting their response cannot hold new requests. */
-	if (prod - r->rsp_prod_pvt > NETIF_RING_SIZE)
-		return -EPROTO;
-	*ret_n = prod - r->req_cons;
-	return 0;
+	return bk_ring_unconsumed(&r->sring->req_prod, r->req_cons, r->rsp_prod_pvt,
+				  NETIF_RING_SIZE, ret_n);
 }
 
 static uint8_t *ring_slot(const struct netif_ring *r, uint32_t idx)

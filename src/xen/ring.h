@@ -9,10 +9,30 @@
 #ifndef BK_XEN_RING_H
 #define BK_XEN_RING_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "util/macros.h"
+
+/*
+ * Requests posted after @req_cons in a ring of @nr_ents, from one read of *@req_prod (then a
+ * read barrier: the slots are read after the index that covers them). -EPROTO when the
+ * frontend claims more than the ring holds, counted from our consumer index or from the
+ * responses we have not written yet (a slot awaiting its response cannot hold a new request):
+ * a bogus frontend, fail the device.
+ */
+static inline int bk_ring_unconsumed(const uint32_t *req_prod, uint32_t req_cons,
+				     uint32_t rsp_prod_pvt, uint32_t nr_ents, uint32_t *ret_n)
+{
+	uint32_t prod = READ_ONCE(*req_prod);
+
+	bk_rmb();
+	if (prod - rsp_prod_pvt > nr_ents || prod - req_cons > nr_ents)
+		return -EPROTO;
+	*ret_n = prod - req_cons;
+	return 0;
+}
 
 /*
  * RING_PUSH_RESPONSES_AND_CHECK_NOTIFY: publish responses up to @new (the previous
