@@ -324,6 +324,43 @@ static double cpu_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+static bool victim_stats(struct victim *v, struct bk_queue_stats *qs)
+{
+	struct bk_device *dev = bk_core_find(env.core, "vif", VICTIM, v->devid);
+
+	return dev && dev->ops->get_stats(dev, qs, 1) == 1;
+}
+
+/*
+ * A victim (@p: its parameters, or NULL) that holds its RX buffers while @n frames come from
+ * dom0, so its backlog fills; its queue's counters after that in @qs. False if it did not
+ * connect (already counted as a failure).
+ */
+static bool victim_backlog(struct victim *v, const struct bk_nf_params *p, unsigned int n,
+			   struct bk_queue_stats *qs)
+{
+	struct virtio_net_hdr vh = { 0 };
+
+	CHECK(victim_open(v, p, true) == 0);
+	if (!v->f)
+		return false;
+	bk_nf_rx_hold(v->f, 0, true);
+	for (unsigned int i = 0; i < n; i++) {
+		bk_pkt_frame(frame, 1500, 17, 5000 + i, dom0_mac, false);
+		CHECK(bk_pkt_send(v->ps, v->ifindex, &vh, frame, 1500) == 0);
+		if (i % 50 == 49)
+			for (int k = 0; k < 5; k++)
+				bk_loop_run_once(env.loop, 0);
+	}
+	for (int k = 0; k < 20; k++)
+		bk_loop_run_once(env.loop, 1);
+	if (!victim_stats(v, qs)) {
+		CHECK(!"the victim's counters");
+		return false;
+	}
+	return true;
+}
+
 /*
  * A guest that never takes what it receives (XSA-392): its 64 posted buffers fill, the
  * backend holds a bounded backlog and stops reading the TAP, counts the wait as ring-full, and
@@ -334,36 +371,18 @@ static void case_rx_stall(void)
 {
 	struct victim v = { 0 };
 	struct bk_queue_stats qs[1];
-	struct bk_device *dev;
-	struct virtio_net_hdr vh = { 0 };
 	double w0, c0, wall, cpu;
 	unsigned int got = 0;
 
-	CHECK(victim_open(&v, NULL, true) == 0);
-	if (!v.f)
+	if (!victim_backlog(&v, NULL, 450, qs))
 		goto out;
-	bk_nf_rx_hold(v.f, 0, true);
-	for (unsigned int i = 0; i < 450; i++) {
-		bk_pkt_frame(frame, 1500, 17, 5000 + i, dom0_mac, false);
-		CHECK(bk_pkt_send(v.ps, v.ifindex, &vh, frame, 1500) == 0);
-		if (i % 50 == 49)
-			for (int k = 0; k < 5; k++)
-				bk_loop_run_once(env.loop, 0);
-	}
-	for (int k = 0; k < 20; k++)
-		bk_loop_run_once(env.loop, 1);
-	dev = bk_core_find(env.core, "vif", VICTIM, v.devid);
-	CHECK(dev && dev->ops->get_stats(dev, qs, 1) == 1);
-	if (dev) {
-		CHECK(qs[0].ring_full >= 1);
-		CHECK(qs[0].net_rx_packets == 64);
-		/* Bounded: at most the backlog's 512 KiB (and a frame) held, the rest in the
-		 * kernel. */
-		CHECK(qs[0].inflight >= 200 && qs[0].inflight * 1500 <= (512U << 10) + 1500);
-		fprintf(stderr, "rx-stall: %llu delivered, %llu held, ring-full %llu\n",
-			(unsigned long long)qs[0].net_rx_packets,
-			(unsigned long long)qs[0].inflight, (unsigned long long)qs[0].ring_full);
-	}
+	CHECK(qs[0].ring_full >= 1);
+	CHECK(qs[0].net_rx_packets == 64);
+	/* Bounded: at most the backlog's 512 KiB (and a frame) held, the rest in the kernel. */
+	CHECK(qs[0].inflight >= 200 && qs[0].inflight * 1500 <= (512U << 10) + 1500);
+	fprintf(stderr, "rx-stall: %llu delivered, %llu held, ring-full %llu\n",
+		(unsigned long long)qs[0].net_rx_packets, (unsigned long long)qs[0].inflight,
+		(unsigned long long)qs[0].ring_full);
 	/* Nothing to do for the stalled vif: 30 loop turns of up to 10 ms must mostly sleep. */
 	w0 = now_s();
 	c0 = cpu_s();
@@ -404,30 +423,6 @@ out:
 	victim_close(&v);
 }
 
-static bool victim_stats(struct victim *v, struct bk_queue_stats *qs)
-{
-	struct bk_device *dev = bk_core_find(env.core, "vif", VICTIM, v->devid);
-
-	return dev && dev->ops->get_stats(dev, qs, 1) == 1;
-}
-
-/* A guest that holds its RX buffers while @n frames come from dom0: the backlog fills. */
-static void rx_fill_held(struct victim *v, unsigned int n)
-{
-	struct virtio_net_hdr vh = { 0 };
-
-	bk_nf_rx_hold(v->f, 0, true);
-	for (unsigned int i = 0; i < n; i++) {
-		bk_pkt_frame(frame, 1500, 17, 5000 + i, dom0_mac, false);
-		CHECK(bk_pkt_send(v->ps, v->ifindex, &vh, frame, 1500) == 0);
-		if (i % 50 == 49)
-			for (int k = 0; k < 5; k++)
-				bk_loop_run_once(env.loop, 0);
-	}
-	for (int k = 0; k < 20; k++)
-		bk_loop_run_once(env.loop, 1);
-}
-
 /* The guest takes what is on its RX ring without giving the buffers back: how many frames. */
 static unsigned int rx_take_held(struct victim *v)
 {
@@ -457,14 +452,8 @@ static void case_rx_paused_next_turn(void)
 	struct bk_queue_stats qs[1];
 	uint64_t before = 0;
 
-	CHECK(victim_open(&v, &p, true) == 0);
-	if (!v.f)
+	if (!victim_backlog(&v, &p, 700, qs))
 		goto out;
-	rx_fill_held(&v, 700);
-	if (!victim_stats(&v, qs)) {
-		CHECK(!"victim stats");
-		goto out;
-	}
 	/* 256 in the guest's buffers, the backlog at its bound (TAP paused), the rest queued. */
 	CHECK(qs[0].net_rx_packets == 256);
 	CHECK(qs[0].inflight * 1500 >= (512U << 10) / 2 + 64 * 1500);
@@ -502,14 +491,8 @@ static void case_rx_expire_resumes(void)
 	double t0;
 	int r;
 
-	CHECK(victim_open(&v, NULL, true) == 0);
-	if (!v.f)
+	if (!victim_backlog(&v, NULL, 450, qs))
 		goto out;
-	rx_fill_held(&v, 450);
-	if (!victim_stats(&v, qs)) {
-		CHECK(!"victim stats");
-		goto out;
-	}
 	held = qs[0].inflight;
 	CHECK(qs[0].net_rx_packets == 64 && held * 1500 >= (512U << 10) / 2);
 	/* The timer expires them (it runs every second while frames wait). */
