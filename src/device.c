@@ -88,6 +88,21 @@ int bk_device_hotplug_status(struct bk_device *dev)
 	return 0;
 }
 
+bool bk_device_frontend_reset(struct bk_device *dev)
+{
+	if (dev->state != BK_XB_CLOSED)
+		return false;
+	dev_info(dev, "frontend reset: waiting for it to reconnect");
+	bk_device_set_state(dev, BK_XB_INITWAIT);
+	return true;
+}
+
+void bk_device_closing(struct bk_device *dev)
+{
+	if (dev->state != BK_XB_CLOSING && dev->state != BK_XB_CLOSED)
+		bk_device_set_state(dev, BK_XB_CLOSING);
+}
+
 int bk_device_write_be(struct bk_device *dev, const char *key, const char *fmt, ...)
 {
 	va_list ap;

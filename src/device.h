@@ -166,6 +166,13 @@ int bk_device_read_fe_u32(struct bk_device *dev, const char *key, uint32_t *ret)
 bool bk_device_left_connected(struct bk_device *dev);
 /* The hotplug script's verdict: 1 hotplug-status=connected, -1 "error", 0 not yet (or else). */
 int bk_device_hotplug_status(struct bk_device *dev);
+/*
+ * The frontend went back to Initialising: after Closed that is a reconnect, so say InitWait
+ * again (true); in any other state nothing is done (false).
+ */
+bool bk_device_frontend_reset(struct bk_device *dev);
+/* The frontend closes (or vanished): go Closing, unless already Closing or Closed. */
+void bk_device_closing(struct bk_device *dev);
 /* -ENOENT once the backend directory is gone (see bk_device_set_state). */
 int bk_device_write_be(struct bk_device *dev, const char *key, const char *fmt, ...) _printf_(3, 4);
 

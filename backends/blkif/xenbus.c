@@ -198,12 +198,8 @@ void blkif_frontend_changed(struct bk_device *dev, enum bk_xenbus_state state)
 
 	switch (state) {
 	case BK_XB_INITIALISING:
-		if (dev->state == BK_XB_CLOSED) {
-			dev_info(dev, "frontend reset: waiting for it to reconnect");
-			bk_device_set_state(dev, BK_XB_INITWAIT);
-		} else if (bd->draining) {
+		if (!bk_device_frontend_reset(dev) && bd->draining)
 			bd->after |= BLKIF_AFTER_INITWAIT;
-		}
 		break;
 	case BK_XB_INITIALISED:
 	case BK_XB_CONNECTED:
@@ -211,13 +207,11 @@ void blkif_frontend_changed(struct bk_device *dev, enum bk_xenbus_state state)
 			connect(bd);
 		break;
 	case BK_XB_CLOSING:
-		if (dev->state != BK_XB_CLOSED)
-			bk_device_set_state(dev, BK_XB_CLOSING);
+		bk_device_closing(dev);
 		break;
 	case BK_XB_CLOSED:
 	case BK_XB_UNKNOWN:
-		if (dev->state != BK_XB_CLOSING && dev->state != BK_XB_CLOSED)
-			bk_device_set_state(dev, BK_XB_CLOSING);
+		bk_device_closing(dev);
 		blkif_start_disconnect(bd, BLKIF_AFTER_CLOSED, true);
 		break;
 	default:

@@ -201,10 +201,7 @@ void netif_frontend_changed(struct bk_device *dev, enum bk_xenbus_state state)
 
 	switch (state) {
 	case BK_XB_INITIALISING:
-		if (dev->state == BK_XB_CLOSED) {
-			dev_info(dev, "frontend reset: waiting for it to reconnect");
-			bk_device_set_state(dev, BK_XB_INITWAIT);
-		}
+		bk_device_frontend_reset(dev);
 		break;
 	case BK_XB_INITIALISED:
 	case BK_XB_CONNECTED:
@@ -215,14 +212,12 @@ void netif_frontend_changed(struct bk_device *dev, enum bk_xenbus_state state)
 		break;
 	case BK_XB_CLOSING:
 		disconnect(nd);
-		if (dev->state != BK_XB_CLOSED)
-			bk_device_set_state(dev, BK_XB_CLOSING);
+		bk_device_closing(dev);
 		break;
 	case BK_XB_CLOSED:
 	case BK_XB_UNKNOWN:
 		disconnect(nd);
-		if (dev->state != BK_XB_CLOSING && dev->state != BK_XB_CLOSED)
-			bk_device_set_state(dev, BK_XB_CLOSING);
+		bk_device_closing(dev);
 		bk_device_set_state(dev, BK_XB_CLOSED);
 		break;
 	default:

@@ -6,7 +6,8 @@
  * a 20000-byte GSO frame over 6 slots + extra) with the virtio_net_hdr that says so, every slot
  * answered; frames sent into the TAP reach the frontend whole (plain, partial checksum, GSO
  * with its extra), each response in its request's slot; the per-queue counters add up; and a
- * disconnect + removal leaves no TAP, no mapping and no bound port.
+ * frontend that closes and connects again with new rings gets the same TAP and traffic (a
+ * frontend reset); and a disconnect + removal leaves no TAP, no mapping and no bound port.
  *
  * With BLANKETCTL, also what `blanketctl stats --json`, `stats` and `list` show for the vif.
  *
@@ -333,6 +334,33 @@ static void restart(struct bk_netfront *f, int ps, int ifindex, unsigned int nq)
 	CHECK(bk_nf_rx_errors(f) == 0);
 }
 
+/*
+ * The guest closes the vif and connects it again with new rings (a frontend reset, as after
+ * a guest's driver reload): the backend goes InitWait from Closed, keeps the TAP (same
+ * ifindex), maps the new rings, and traffic flows both ways. Returns the new frontend.
+ */
+static struct bk_netfront *reconnect(struct bk_netfront *f, const struct bk_nf_params *p, int ps,
+				     int ifindex, unsigned int nq)
+{
+	unsigned int per_queue[8] = { 0 }, state = 0;
+
+	CHECK(bk_nf_disconnect(f) == 0);
+	CHECK(bk_sim_guest_nr_mapped(env.sim, DOMID) == 0);
+	bk_nf_close(f);
+	f = NULL;
+	CHECK(bk_nf_open(&env, DOMID, DEVID, p, &f) == 0);
+	if (!f)
+		return NULL;
+	CHECK(bk_xbf_set_state(bk_nf_xbf(f), BK_XB_INITIALISING) == 0);
+	CHECK(bk_nf_connect(f) == 0);
+	CHECK(bk_ts_be_state(env.ts, "vif", DOMID, DEVID, &state) == 0 && state == 4);
+	CHECK((int)if_nametoindex("vif5.0") == ifindex);
+	tx_frames(f, ps, nq, 8, 1000, &(struct bk_nf_tx){ 0 }, 17, false);
+	rx_frames(f, ps, ifindex, 8, 1000, &(struct virtio_net_hdr){ 0 }, 17, per_queue, true);
+	CHECK(bk_nf_rx_errors(f) == 0);
+	return f;
+}
+
 int main(int argc, char **argv)
 {
 	const char *variant = argc > 1 ? argv[1] : "basic";
@@ -443,6 +471,9 @@ int main(int argc, char **argv)
 		ctl_check(argv[2], &tot, nq);
 	if (handover)
 		restart(f, ps, ifindex, nq);
+	f = reconnect(f, &p, ps, ifindex, nq);
+	if (!f)
+		goto out;
 
 	/* Teardown: nothing left. */
 	CHECK(bk_nf_disconnect(f) == 0);
