@@ -4,8 +4,11 @@
  * connect one disk through the simulation (test blkfront, one file shared by all); the guest
  * side (rings, grants) is set up for every device first, then the backends connect, and the
  * growth of this process's RSS across the connects, divided by N, is the backend's cost per
- * device. Also prints the bounce pools' reservation (blkif_pool_bytes_in_use: address space
- * that io_uring pins when it registers the pool) and what the daemon-wide budget allowed.
+ * device, split into private memory (RssAnon: what the backend allocated and touched) and the
+ * guests' ring pages it maps (RssShmem in the simulation: the guest's memory, not ours), with
+ * pinned memory (VmPin: bounce pools io_uring registered). Also prints the bounce pools'
+ * reservation (blkif_pool_bytes_in_use: address space, touched and pinned only while a queue
+ * is in use) and what the daemon-wide budget allowed.
  *
  * Not a test: numbers depend on the machine and kernel. Usage:
  *   idlemem [--devices N] [--queues Q] [--ring-order O] [--engine E] [--dir DIR]
@@ -30,17 +33,41 @@
 #define DEVID 51712
 #define MAX_DEVICES 4000U
 
-static unsigned long rss_kib(void)
+/* A "Name:  N kB" line of /proc/self/status, in KiB (0 if absent). */
+static unsigned long status_kib(const char *name)
 {
-	unsigned long size = 0, resident = 0;
-	FILE *f = fopen("/proc/self/statm", "re");
+	size_t len = strlen(name);
+	unsigned long v = 0;
+	char line[256];
+	FILE *f = fopen("/proc/self/status", "re");
 
 	if (!f)
 		return 0;
-	if (fscanf(f, "%lu %lu", &size, &resident) != 2)
-		resident = 0;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, name, len) && line[len] == ':') {
+			v = strtoul(line + len + 1, NULL, 10);
+			break;
+		}
 	fclose(f);
-	return resident * (unsigned long)(sysconf(_SC_PAGESIZE) / 1024);
+	return v;
+}
+
+struct mem {
+	unsigned long rss, anon, shmem, pin;
+};
+
+static void mem_read(struct mem *m)
+{
+	m->rss = status_kib("VmRSS");
+	m->anon = status_kib("RssAnon");
+	m->shmem = status_kib("RssShmem");
+	m->pin = status_kib("VmPin");
+}
+
+static void mem_print(const char *what, unsigned long a, unsigned long b, unsigned int n)
+{
+	printf("%-34s %8lu KiB total, %8.1f KiB per connected device\n", what, b - a,
+	       n ? (double)(b - a) / n : 0.0);
 }
 
 int main(int argc, char **argv)
@@ -59,7 +86,7 @@ int main(int argc, char **argv)
 	static struct bk_blkfront *fronts[MAX_DEVICES];
 	struct bk_config cfg;
 	struct bk_bf_env env;
-	unsigned long rss0, rss1;
+	struct mem m0, m1;
 	char path[128];
 	int c, fd, r;
 
@@ -117,7 +144,7 @@ int main(int argc, char **argv)
 		uint32_t domid = 10 + i;
 
 		if ((r = bk_bf_env_guest(&env, domid, p.pfn_count + 8)) < 0 ||
-		    (r = bk_bf_env_add_vbd(&env, domid, DEVID, path, "w", "disk", extra)) < 0 ||
+		    (r = bk_bf_env_add_vbd(&env, domid, DEVID, path, "w!", "disk", extra)) < 0 ||
 		    (r = bk_bf_open(&env, domid, DEVID, &p, &fronts[i])) < 0 ||
 		    (r = bk_bf_wait_initwait(fronts[i])) < 0 ||
 		    (r = bk_bf_prepare(fronts[i])) < 0) {
@@ -127,7 +154,7 @@ int main(int argc, char **argv)
 	}
 	for (int i = 0; i < 20; i++)
 		bk_loop_run_once(env.loop, 0);
-	rss0 = rss_kib();
+	mem_read(&m0);
 	for (unsigned int i = 0; i < n; i++) {
 		struct bk_xbfront *x = bk_bf_xbf(fronts[i]);
 		unsigned int st = 0;
@@ -147,14 +174,16 @@ int main(int argc, char **argv)
 	}
 	for (int i = 0; i < 20; i++)
 		bk_loop_run_once(env.loop, 0);
-	rss1 = rss_kib();
+	mem_read(&m1);
 	printf("devices=%u queues=%u ring-order=%u engine=%s bounce-pool-size=%lluK "
 	       "max-indirect-segments=%u\n",
 	       n, nq, order, engine, (unsigned long long)(cfg.bounce_pool_size >> 10),
 	       cfg.max_indirect_segments);
 	printf("connected=%u refused=%u\n", connected, refused);
-	printf("RSS growth: %lu KiB total, %.1f KiB per connected device\n", rss1 - rss0,
-	       connected ? (double)(rss1 - rss0) / connected : 0.0);
+	mem_print("RSS growth:", m0.rss, m1.rss, connected);
+	mem_print("  private (RssAnon):", m0.anon, m1.anon, connected);
+	mem_print("  guest rings mapped (RssShmem):", m0.shmem, m1.shmem, connected);
+	mem_print("pinned (VmPin):", m0.pin, m1.pin, connected);
 	printf("bounce pools reserved: %llu KiB total, %.1f KiB per connected device\n",
 	       (unsigned long long)(blkif_pool_bytes_in_use() >> 10),
 	       connected ? (double)(blkif_pool_bytes_in_use() >> 10) / connected : 0.0);

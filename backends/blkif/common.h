@@ -29,6 +29,11 @@
 /* Consecutive spurious events before unmasking is delayed (XSA-332), and the delay cap. */
 #define BLKIF_SPURIOUS_LIMIT 16U
 #define BLKIF_BACKOFF_MAX_MS 64U
+/*
+ * A queue idle this long gives back what only requests need: its slots, copy batch, and its
+ * bounce pool's pages and pinning (queue_trim in io.c). The next request sets them up again.
+ */
+#define BLKIF_IDLE_TRIM_MS 1000U
 
 /* Where a request is in its life. */
 enum blkif_stage {
@@ -119,10 +124,18 @@ struct blkif_queue {
 	struct bk_journal *journal;
 
 	struct bk_engine *engine;
-	struct blkif_slot *slots;
+	/*
+	 * Slots, their segment arrays and the copy batch exist only while the queue is in use:
+	 * set up by its first request, freed once it has been idle for BLKIF_IDLE_TRIM_MS. An
+	 * idle disk then costs little beyond its rings, which are the guest's pages.
+	 */
+	struct blkif_slot *slots; /* NULL while trimmed */
 	unsigned int nr_slots;
+	unsigned int max_segs; /* segments of the largest request the device admits */
 	/* Each slot's req.seg: nr_slots arrays of the largest request's segments. */
 	struct blkif_request_segment *segs;
+	uint64_t active_ns;    /* last request taken (bk_now_ns) */
+	struct bk_timer *idle; /* trims the queue once idle (armed by the hook) */
 	struct list_head free_list;
 	struct list_head wait_list; /* FIFO of taken, not yet dispatched requests */
 	struct list_head done_list; /* finished, to answer in the next batch */
@@ -277,6 +290,7 @@ void blkif_queue_admit(struct blkif_queue *q, const void *raw, int jent);
 void blkif_evtchn_cb(void *data, int fd, unsigned int events);
 void blkif_hook_cb(void *data);
 void blkif_backoff_cb(void *data);
+void blkif_idle_cb(void *data);
 void blkif_queue_run(struct blkif_queue *q);
 void blkif_queue_kill(struct blkif_queue *q);
 unsigned int blkif_dev_inflight(const struct blkif_dev *bd);
@@ -296,6 +310,8 @@ uint64_t blkif_pool_bytes_in_use(void);
 unsigned int blkif_pool_nr_in_use(void);
 uint64_t blkif_pool_budget(void);
 void blkif_pool_free(struct blkif_pool *p);
+/* Give the pool's pages back to the kernel (every page free, not registered): they read as 0. */
+void blkif_pool_drop(struct blkif_pool *p);
 /* Contiguous pages; -ENOSPC when no run of @n pages is free now. */
 int blkif_pool_get(struct blkif_pool *p, unsigned int n, uint32_t *ret_first);
 void blkif_pool_put(struct blkif_pool *p, uint32_t first, unsigned int n);

@@ -21,6 +21,7 @@
  * progresses, and unmasks the port once it caught up.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "blkif.h"
@@ -169,6 +170,83 @@ static void log_copy_fail(struct blkif_queue *q, struct blkif_slot *s, int16_t g
 		   (unsigned long long)s->req.id, what, bk_xen_gntst_str(gst));
 }
 
+/* What a queue needs only while it serves requests. */
+
+/*
+ * Set up @q's slots, their segment arrays and the copy batch, and register its bounce pool with
+ * the engine (which pins it): on the first request, and the first after a trim.
+ */
+static int queue_populate(struct blkif_queue *q)
+{
+	struct bk_engine *e = q->engine;
+
+	q->slots = calloc(q->nr_slots, sizeof(*q->slots));
+	/* Apart from the slots: untouched pages of it cost nothing until a request needs them. */
+	q->segs = calloc((size_t)q->nr_slots * q->max_segs, sizeof(*q->segs));
+	if (!q->slots || !q->segs || blkif_batch_init(&q->batch, BLKIF_COPY_BATCH, q->nr_slots)) {
+		free(q->slots);
+		free(q->segs);
+		q->slots = NULL;
+		q->segs = NULL;
+		return -ENOMEM;
+	}
+	for (unsigned int i = 0; i < q->nr_slots; i++) {
+		q->slots[i].q = q;
+		q->slots[i].req.seg = q->segs + (size_t)i * q->max_segs;
+		list_add_tail(&q->slots[i].link, &q->free_list);
+	}
+	/* Nothing is in flight without slots, as register_buffers wants. */
+	if (e->ops->register_buffers && !q->engine_inflight) {
+		struct iovec iov = {
+			.iov_base = q->pool.base,
+			.iov_len = (size_t)q->pool.nr_pages * BK_PAGE_SIZE,
+		};
+
+		q->pool.registered = e->ops->register_buffers(e, &iov, 1) >= 0;
+	}
+	return 0;
+}
+
+/* Nothing taken, in flight or waiting: what queue_populate set up may go. */
+static bool queue_idle(const struct blkif_queue *q)
+{
+	return q->slots && !q->dead && !q->busy && !q->engine_inflight &&
+	       list_empty(&q->wait_list) && list_empty(&q->done_list) && !q->barrier_pending &&
+	       !q->barrier_running;
+}
+
+/* Undo queue_populate on an idle queue: every slot is on the free list. */
+static void queue_trim(struct blkif_queue *q)
+{
+	if (q->pool.registered) {
+		q->engine->ops->register_buffers(q->engine, NULL, 0);
+		q->pool.registered = false;
+	}
+	blkif_pool_drop(&q->pool);
+	blkif_batch_free(&q->batch);
+	free(q->slots);
+	free(q->segs);
+	q->slots = NULL;
+	q->segs = NULL;
+	list_init(&q->free_list);
+}
+
+void blkif_idle_cb(void *data)
+{
+	struct blkif_queue *q = data;
+	uint64_t idle_ms;
+
+	/* Busy again: the hook arms the timer once it is idle again. */
+	if (!queue_idle(q))
+		return;
+	idle_ms = (bk_now_ns() - q->active_ns) / 1000000U;
+	if (idle_ms < BLKIF_IDLE_TRIM_MS) {
+		bk_timer_rearm(q->idle, BLKIF_IDLE_TRIM_MS - idle_ms, 0);
+		return;
+	}
+	queue_trim(q);
+}
+
 /* Taking requests off the ring. */
 
 /* Decode and validate the private copy @raw into slot @s (taken off the free list). */
@@ -186,6 +264,7 @@ static void slot_admit(struct blkif_queue *q, struct blkif_slot *s, const void *
 	s->charged = false;
 	s->start_ns = bk_now_ns();
 	s->stage = BLKIF_S_WAIT;
+	q->active_ns = s->start_ns;
 
 	q->stats->reqs[stats_type(&s->req)]++;
 	if (s->req.indirect)
@@ -225,6 +304,10 @@ static struct blkif_slot *slot_get(struct blkif_queue *q, const void *raw, int j
 
 void blkif_queue_admit(struct blkif_queue *q, const void *raw, int jent)
 {
+	if (!q->slots && queue_populate(q) < 0) {
+		dev_err(qdev(q), "q%u: no memory for %u request slots", q->index, q->nr_slots);
+		return;
+	}
 	if (list_empty(&q->free_list)) {
 		/* The journal never holds more than the ring's entries. */
 		dev_err(qdev(q), "q%u: no free slot for a recovered request", q->index);
@@ -272,6 +355,8 @@ static int queue_take(struct blkif_queue *q, unsigned int budget, unsigned int *
 			}
 			continue;
 		}
+		if (!q->slots && queue_populate(q) < 0)
+			return -ENOMEM;
 		if (list_empty(&q->free_list) || blkif_ring_cons_full(&q->ring)) {
 			if (!q->stalled)
 				q->stats->ring_full++;
@@ -588,7 +673,15 @@ static enum queue_state queue_serve(struct blkif_queue *q)
 		queue_fetch_indirect(q);
 	queue_dispatch(q);
 	if (list_empty(&q->wait_list) && !q->stalled && budget) {
-		if (queue_take(q, budget, &taken, &drained, &throttled) < 0) {
+		int r = queue_take(q, budget, &taken, &drained, &throttled);
+
+		if (r == -ENOMEM) {
+			bk_device_fail(qdev(q), r, "q%u: no memory for %u request slots", q->index,
+				       q->nr_slots);
+			blkif_start_disconnect(bd, 0, false);
+			return QUEUE_BLOCKED;
+		}
+		if (r < 0) {
 			fail_ring(q);
 			return QUEUE_BLOCKED;
 		}
@@ -820,6 +913,8 @@ void blkif_hook_cb(void *data)
 		queue_complete(q); /* errors found while taking */
 		if (q->engine_inflight)
 			bk_engine_kick(q->engine);
+		else if (queue_idle(q) && !bk_timer_active(q->idle))
+			bk_timer_rearm(q->idle, BLKIF_IDLE_TRIM_MS, 0);
 	}
 	if (bd->draining && blkif_dev_inflight(bd) == 0)
 		blkif_finish_disconnect(bd);

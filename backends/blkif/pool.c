@@ -77,6 +77,13 @@ void blkif_pool_free(struct blkif_pool *p)
 	memset(p, 0, sizeof(*p));
 }
 
+void blkif_pool_drop(struct blkif_pool *p)
+{
+	/* Only fails on a bad range: then the pages simply stay. */
+	if (p->base)
+		(void)madvise(p->base, (size_t)p->nr_pages * BK_PAGE_SIZE, MADV_DONTNEED);
+}
+
 static bool page_used(const struct blkif_pool *p, unsigned int i)
 {
 	return p->map[i / 64] & (1ULL << (i % 64));

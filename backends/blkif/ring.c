@@ -174,18 +174,9 @@ static int queue_setup(struct blkif_dev *bd, struct blkif_queue *q)
 	if (r < 0)
 		return r;
 
+	/* The slots, their segments and the copy batch come with the first request (io.c). */
 	q->nr_slots = q->ring.nr_ents;
-	q->slots = calloc(q->nr_slots, sizeof(*q->slots));
-	/* Apart from the slots: untouched pages of it cost nothing until a request needs them. */
-	q->segs = calloc((size_t)q->nr_slots * max_segs, sizeof(*q->segs));
-	if (!q->slots || !q->segs)
-		return bk_device_fail(dev, -ENOMEM, "q%u: no memory for %u request slots", q->index,
-				      q->nr_slots);
-	for (unsigned int i = 0; i < q->nr_slots; i++) {
-		q->slots[i].q = q;
-		q->slots[i].req.seg = q->segs + (size_t)i * max_segs;
-		list_add_tail(&q->slots[i].link, &q->free_list);
-	}
+	q->max_segs = max_segs;
 	/* Later queues keep their minimum: a device is served whole (maybe degraded) or not. */
 	r = blkif_pool_init(&q->pool, bd->pool_pages, max_segs,
 			    (bd->nr_queues - 1 - q->index) * max_segs);
@@ -214,10 +205,6 @@ static int queue_setup(struct blkif_dev *bd, struct blkif_queue *q)
 			q->pool.nr_pages * (BK_PAGE_SIZE >> 10),
 			bd->pool_pages * (BK_PAGE_SIZE >> 10), max_segs * (BK_PAGE_SIZE >> 10));
 	}
-	r = blkif_batch_init(&q->batch, BLKIF_COPY_BATCH, q->nr_slots);
-	if (r < 0)
-		return bk_device_fail(dev, r, "q%u: no memory for the copy batch", q->index);
-
 	ep.name = q->name;
 	ep.depth = q->nr_slots;
 	ep.options = bd->engine_opts;
@@ -225,18 +212,14 @@ static int queue_setup(struct blkif_dev *bd, struct blkif_queue *q)
 	if (r < 0)
 		return bk_device_fail(dev, r, "q%u: opening engine %s on %s: %s", q->index,
 				      bd->engine_name, bd->params, strerror(-r));
-	if (q->engine->ops->register_buffers) {
-		struct iovec iov = {
-			.iov_base = q->pool.base,
-			.iov_len = (size_t)q->pool.nr_pages * BK_PAGE_SIZE,
-		};
-
-		q->pool.registered = q->engine->ops->register_buffers(q->engine, &iov, 1) >= 0;
-	}
 	r = bk_loop_add_timer(bk_device_loop(dev), 0, 0, blkif_backoff_cb, q, &q->backoff);
 	if (r < 0)
 		return bk_device_fail(dev, r, "q%u: timer: %s", q->index, strerror(-r));
 	bk_timer_stop(q->backoff);
+	r = bk_loop_add_timer(bk_device_loop(dev), 0, 0, blkif_idle_cb, q, &q->idle);
+	if (r < 0)
+		return bk_device_fail(dev, r, "q%u: timer: %s", q->index, strerror(-r));
+	bk_timer_stop(q->idle);
 	return queue_journal(bd, q);
 }
 
@@ -332,6 +315,7 @@ void blkif_rings_release(struct blkif_dev *bd)
 
 		/* Only called with nothing in flight: every slot is free or abandoned. */
 		bk_timer_free(q->backoff);
+		bk_timer_free(q->idle);
 		bk_engine_close(q->engine);
 		bk_journal_close(q->journal, !keep);
 		q->journal = NULL;

@@ -9,8 +9,9 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
-#include "real_internal.h" /* xenctrl.h brings xen/grant_table.h (GNTST_*, GNTCOPY_*) */
+#include "real_internal.h"  /* xenctrl.h brings xen/grant_table.h (GNTST_*, GNTCOPY_*) */
 #include <xen/sys/evtchn.h> /* IOCTL_EVTCHN_RESET; needs domid_t from xenctrl.h */
 #include "util/macros.h"
 
@@ -29,6 +30,49 @@ static xenevtchn_handle *evh(struct bk_evtchn *e)
 	return container_of(e, struct real_evtchn, base)->h;
 }
 
+/*
+ * The batch's read: /dev/xen/evtchn hands out as many queued ports as fit in the buffer. The
+ * kernel masks a port when it queues it; it stays masked until unmasked. EFBIG means the
+ * kernel's per-handle ring overflowed and events were lost.
+ */
+static int ports_read(struct evtchn_batch *b, uint32_t *ports, unsigned int max)
+{
+	struct real_evtchn *re = container_of(b, struct real_evtchn, batch);
+	ssize_t n = read(re->fd, ports, (size_t)max * sizeof(*ports));
+	int r;
+
+	if (n < 0) {
+		r = real_errno();
+		/*
+		 * Every read says EFBIG, and the fd polls as an error (readable to the loop),
+		 * until the ring is reset: without the reset the caller would be called again at
+		 * once, forever. Reset it and report the loss once. The ports still queued stay
+		 * masked; the caller handles and unmasks every port anyway. The ioctl only fails
+		 * on a bad fd, which the next read reports.
+		 */
+		if (r == -EFBIG)
+			(void)ioctl(re->fd, IOCTL_EVTCHN_RESET);
+		return r;
+	}
+	n /= (ssize_t)sizeof(*ports);
+	return n > 0 ? (int)n : -EAGAIN;
+}
+
+/* The batch's unmask: the kernel takes many ports per write and skips those not bound here. */
+static int ports_unmask(struct evtchn_batch *b, const uint32_t *ports, unsigned int n)
+{
+	struct real_evtchn *re = container_of(b, struct real_evtchn, batch);
+
+	if (write(re->fd, ports, (size_t)n * sizeof(*ports)) < 0)
+		return real_errno();
+	return 0;
+}
+
+static const struct evtchn_batch_ops real_batch_ops = {
+	.read = ports_read,
+	.unmask = ports_unmask,
+};
+
 int real_evtchn_open(struct bk_xen *x, struct bk_evtchn **ret)
 {
 	struct real_evtchn *re;
@@ -38,6 +82,7 @@ int real_evtchn_open(struct bk_xen *x, struct bk_evtchn **ret)
 	if (!re)
 		return -ENOMEM;
 	re->base.h.xen = x;
+	evtchn_batch_init(&re->batch, &real_batch_ops);
 	re->h = xenevtchn_open(NULL, 0);
 	if (!re->h) {
 		r = real_errno();
@@ -89,6 +134,7 @@ int real_evtchn_bind(struct bk_evtchn *e, uint32_t domid, uint32_t remote_port,
 	p = xenevtchn_bind_interdomain(evh(e), domid, remote_port);
 	if (p < 0)
 		return real_errno();
+	evtchn_batch_bound(&container_of(e, struct real_evtchn, base)->batch);
 	*ret_local_port = (uint32_t)p;
 	return 0;
 }
@@ -97,6 +143,7 @@ int real_evtchn_unbind(struct bk_evtchn *e, uint32_t local_port)
 {
 	if (xenevtchn_unbind(evh(e), local_port) < 0)
 		return real_errno();
+	evtchn_batch_unbound(&container_of(e, struct real_evtchn, base)->batch, local_port);
 	return 0;
 }
 
@@ -109,39 +156,12 @@ int real_evtchn_notify(struct bk_evtchn *e, uint32_t local_port)
 
 int real_evtchn_pending(struct bk_evtchn *e, uint32_t *ret_port)
 {
-	xenevtchn_port_or_error_t p;
-	int r;
-
-	/*
-	 * One port per call. The kernel masks a port when it queues it; it stays masked until
-	 * real_evtchn_unmask(). EFBIG means the kernel's per-handle ring overflowed and events
-	 * were lost: the caller must treat every bound port as pending.
-	 */
-	errno = 0;
-	p = xenevtchn_pending(evh(e));
-	if (p < 0) {
-		r = real_errno();
-		/*
-		 * Every read says EFBIG, and the fd polls as an error (readable to the loop),
-		 * until the ring is reset: without the reset the caller would be called again at
-		 * once, forever. Reset it and report the loss once. The ports still queued stay
-		 * masked; the caller handles and unmasks every port anyway. The ioctl only fails
-		 * on a bad fd, which the next read reports.
-		 */
-		if (r == -EFBIG)
-			(void)ioctl(container_of(e, struct real_evtchn, base)->fd,
-				    IOCTL_EVTCHN_RESET);
-		return r;
-	}
-	*ret_port = (uint32_t)p;
-	return 0;
+	return evtchn_batch_pending(&container_of(e, struct real_evtchn, base)->batch, ret_port);
 }
 
 int real_evtchn_unmask(struct bk_evtchn *e, uint32_t local_port)
 {
-	if (xenevtchn_unmask(evh(e), local_port) < 0)
-		return real_errno();
-	return 0;
+	return evtchn_batch_unmask(&container_of(e, struct real_evtchn, base)->batch, local_port);
 }
 
 /* ---- grant tables ---- */

@@ -15,6 +15,7 @@
 #include <xengnttab.h>
 #include <xenstore.h>
 
+#include "evtchn_batch.h"
 #include "xen.h"
 
 /* First reserved domain id (DOMID_FIRST_RESERVED): every real domain is below it. */
@@ -44,6 +45,7 @@ struct real_evtchn {
 	struct bk_evtchn base;
 	xenevtchn_handle *h;
 	int fd;
+	struct evtchn_batch batch; /* many ports per read(2), many unmasks per write(2) */
 };
 
 struct real_gnttab {

@@ -96,6 +96,12 @@ int bk_sim_guest_evtchn_storm(struct bk_sim *sim, uint32_t domid, uint32_t port,
  */
 void bk_sim_evtchn_ring_size(struct bk_sim *sim, unsigned int entries);
 
+/*
+ * Reads of pending ports and unmask writes made through every handle so far: what would be
+ * read(2) and write(2) calls on /dev/xen/evtchn (tests of how the handles batch them).
+ */
+void bk_sim_evtchn_calls(struct bk_sim *sim, uint64_t *ret_reads, uint64_t *ret_writes);
+
 /* Open handles across the whole simulation (leak checks in tests). */
 struct bk_sim_counts {
 	unsigned int xs_conns;

@@ -238,6 +238,14 @@ bool bk_sim_guest_evtchn_bound(struct bk_sim *sim, uint32_t domid, uint32_t port
 	return p && p->state == SIM_PORT_INTERDOMAIN;
 }
 
+static int ring_read(struct evtchn_batch *b, uint32_t *ports, unsigned int max);
+static int ports_unmask(struct evtchn_batch *b, const uint32_t *ports, unsigned int n);
+
+static const struct evtchn_batch_ops sim_batch_ops = {
+	.read = ring_read,
+	.unmask = ports_unmask,
+};
+
 int sim_evtchn_open(struct bk_xen *x, struct bk_evtchn **ret)
 {
 	struct sim_plat *plat = sim_plat_of(x);
@@ -257,6 +265,7 @@ int sim_evtchn_open(struct bk_xen *x, struct bk_evtchn **ret)
 		return r;
 	}
 	e->base.h.xen = x;
+	evtchn_batch_init(&e->batch, &sim_batch_ops);
 	list_init(&e->ports);
 	list_init(&e->ring);
 	list_add_tail(&e->node, &plat->sim->evtchns);
@@ -267,6 +276,7 @@ int sim_evtchn_open(struct bk_xen *x, struct bk_evtchn **ret)
 
 static void handle_port_release(struct sim_evtchn *e, struct sim_port *p)
 {
+	evtchn_batch_unbound(&e->batch, p->port);
 	if (p->queued)
 		ring_del(e, p);
 	list_del(&p->hnode);
@@ -321,6 +331,7 @@ int sim_evtchn_bind(struct bk_evtchn *be, uint32_t domid, uint32_t remote_port,
 	rp->state = SIM_PORT_INTERDOMAIN;
 	rp->peer = lp;
 	list_add_tail(&lp->hnode, &e->ports);
+	evtchn_batch_bound(&e->batch);
 	*ret_local_port = lp->port;
 	return 0;
 }
@@ -363,11 +374,13 @@ int sim_evtchn_notify(struct bk_evtchn *be, uint32_t local_port)
 	return 0;
 }
 
-int sim_evtchn_pending(struct bk_evtchn *be, uint32_t *ret_port)
+/* The batch's read: up to @max ports off the queue, as one read(2) of /dev/xen/evtchn. */
+static int ring_read(struct evtchn_batch *b, uint32_t *ports, unsigned int max)
 {
-	struct sim_evtchn *e = evtchn_of(be);
-	struct sim_port *p;
+	struct sim_evtchn *e = container_of(b, struct sim_evtchn, batch);
+	unsigned int n = 0;
 
+	sim_plat_of(e->base.h.xen)->sim->evtchn_reads++;
 	if (e->overflow) {
 		/*
 		 * Events were lost. Like real_evtchn_pending, report it once and reset the queue:
@@ -379,23 +392,25 @@ int sim_evtchn_pending(struct bk_evtchn *be, uint32_t *ret_port)
 		ring_update(e);
 		return -EFBIG;
 	}
-	if (list_empty(&e->ring))
-		return -EAGAIN;
-	p = list_first_entry(&e->ring, struct sim_port, qnode);
-	ring_del(e, p);
+	while (n < max && !list_empty(&e->ring)) {
+		struct sim_port *p = list_first_entry(&e->ring, struct sim_port, qnode);
+
+		ring_del(e, p);
+		ports[n++] = p->port;
+	}
 	ring_update(e);
-	*ret_port = p->port;
-	return 0;
+	return n ? (int)n : -EAGAIN;
 }
 
-int sim_evtchn_unmask(struct bk_evtchn *be, uint32_t local_port)
+int sim_evtchn_pending(struct bk_evtchn *be, uint32_t *ret_port)
 {
-	struct sim_port *p = handle_port(evtchn_of(be), local_port);
+	return evtchn_batch_pending(&evtchn_of(be)->batch, ret_port);
+}
 
-	if (!p)
-		return -EINVAL;
+static void port_unmask(struct sim_port *p)
+{
 	if (p->queued || !p->masked)
-		return 0;
+		return;
 	p->masked = false;
 	/* A storming guest notifies again as soon as the backend can hear it. */
 	if (p->peer && p->peer->storm) {
@@ -406,7 +421,30 @@ int sim_evtchn_unmask(struct bk_evtchn *be, uint32_t local_port)
 		p->pending = false;
 		port_queue(p);
 	}
+}
+
+/* The batch's unmask: @n ports in one write(2), which skips ports not bound here. */
+static int ports_unmask(struct evtchn_batch *b, const uint32_t *ports, unsigned int n)
+{
+	struct sim_evtchn *e = container_of(b, struct sim_evtchn, batch);
+
+	sim_plat_of(e->base.h.xen)->sim->evtchn_writes++;
+	for (unsigned int i = 0; i < n; i++) {
+		struct sim_port *p = handle_port(e, ports[i]);
+
+		if (p)
+			port_unmask(p);
+	}
 	return 0;
+}
+
+int sim_evtchn_unmask(struct bk_evtchn *be, uint32_t local_port)
+{
+	struct sim_evtchn *e = evtchn_of(be);
+
+	if (!handle_port(e, local_port))
+		return -EINVAL;
+	return evtchn_batch_unmask(&e->batch, local_port);
 }
 
 int bk_sim_guest_evtchn_storm(struct bk_sim *sim, uint32_t domid, uint32_t port,
@@ -433,6 +471,12 @@ int bk_sim_guest_evtchn_storm(struct bk_sim *sim, uint32_t domid, uint32_t port,
 void bk_sim_evtchn_ring_size(struct bk_sim *sim, unsigned int entries)
 {
 	sim->evtchn_ring_size = entries;
+}
+
+void bk_sim_evtchn_calls(struct bk_sim *sim, uint64_t *ret_reads, uint64_t *ret_writes)
+{
+	*ret_reads = sim->evtchn_reads;
+	*ret_writes = sim->evtchn_writes;
 }
 
 unsigned int sim_evtchn_nr_bound(struct bk_sim *sim)

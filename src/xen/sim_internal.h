@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "evtchn_batch.h"
 #include "sim.h"
 #include "xen.h"
 #include "util/list.h"
@@ -102,6 +103,8 @@ struct bk_sim {
 	unsigned int orphan_pages;
 	unsigned int
 		evtchn_ring_size; /* per-handle queue bound, 0: none (bk_sim_evtchn_ring_size) */
+	uint64_t evtchn_reads;	  /* reads of pending ports, as read(2)s of /dev/xen/evtchn */
+	uint64_t evtchn_writes;	  /* unmask writes, as write(2)s of /dev/xen/evtchn */
 };
 
 /* A platform: the machine as seen from one domain. */
@@ -123,6 +126,7 @@ struct sim_evtchn {
 	struct list_head ring;	/* pending ports, struct sim_port.qnode */
 	unsigned int ring_len;
 	bool overflow; /* the queue overflowed: pending says -EFBIG, as the kernel's read */
+	struct evtchn_batch batch; /* reads and unmasks in batches, as real_chan.c */
 };
 
 struct sim_xs {
