@@ -1485,6 +1485,39 @@ out:
 	return r;
 }
 
+int bk_vblk_store_open(const char *name, const char *options, bool readonly, struct bk_store **ret)
+{
+	struct bk_store *st;
+	struct vblk_opts o;
+	int r = parse_options(name, options, &o);
+
+	if (r < 0)
+		return r;
+	if (!o.has_range) {
+		opts_free(&o);
+		return bk_log_errno(BK_LOG_ERR, -EINVAL,
+				    "%s: a guest disk on virtio-blk %s needs range=OFFSET+SIZE "
+				    "(the target's offset= and size=)",
+				    name, o.key);
+	}
+	st = calloc(1, sizeof(*st));
+	if (st)
+		st->path = strdup(o.key);
+	if (!st || !st->path) {
+		free(st);
+		opts_free(&o);
+		return -ENOMEM;
+	}
+	st->fd = -1;
+	st->readonly = readonly;
+	st->size = o.range_size;
+	st->logical_block = SECTOR;
+	st->physical_block = SECTOR;
+	opts_free(&o);
+	*ret = st;
+	return 0;
+}
+
 int bk_vblk_info(const struct bk_engine *be, struct bk_vblk_info *ret)
 {
 	const struct vblk_engine *e;
