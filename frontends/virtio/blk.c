@@ -97,7 +97,8 @@ struct vblk_dev {
 	char *path;		     /* the socket, or "pci:" and the PCI address */
 	struct vpci *pci;	     /* the PCI transport; NULL over vhost-user */
 	struct bk_watch *irq_watch;  /* PCI: INTx from /dev/uioN */
-	struct bk_timer *poll_timer; /* PCI: polled (irq=poll) */
+	struct bk_timer *poll_timer; /* PCI: polled (irq=poll), or INTx's safety net */
+	uint64_t late_completions;   /* PCI: found by the safety net, not by an interrupt */
 	struct bk_loop *loop;
 	unsigned int refs;
 	unsigned int busy; /* inside a callback that may drop the last reference */
@@ -651,9 +652,24 @@ static void irq_event(void *data, int fd, unsigned int events)
 static void poll_cb(void *data)
 {
 	struct vblk_dev *d = data;
+	unsigned int before = 0, after = 0;
 
-	if (d->connected)
-		pci_reap_all(d);
+	if (!d->connected)
+		return;
+	for (unsigned int i = 0; i < d->nq; i++)
+		before += virtq_inflight(&d->q[i].vq);
+	pci_reap_all(d);
+	if (d->dead || !d->irq_watch)
+		return;
+	for (unsigned int i = 0; i < d->nq; i++)
+		after += virtq_inflight(&d->q[i].vq);
+	/* With INTx this is only a safety net: completions found here lost their interrupt. */
+	if (after < before) {
+		d->late_completions += before - after;
+		bk_log_dev_rl(&d->rl, BK_LOG_WARNING, d->name,
+			      "%u completion(s) found without an interrupt (%llu so far)",
+			      before - after, (unsigned long long)d->late_completions);
+	}
 }
 
 /*
@@ -750,11 +766,15 @@ static int dev_start_pci(struct vblk_dev *d, bool poll)
 	r = vpci_driver_ok(d->pci);
 	if (r < 0)
 		return r;
-	if (!poll && d->pci->uio_fd >= 0)
+	if (!poll && d->pci->uio_fd >= 0) {
 		r = bk_loop_add_fd(d->loop, d->pci->uio_fd, BK_EV_READ, irq_event, d,
 				   &d->irq_watch);
-	else
-		r = bk_loop_add_timer(d->loop, 1, 1, poll_cb, d, &d->poll_timer);
+		if (r < 0)
+			return r;
+	}
+	/* Polled, or with INTx a slow safety net so that a lost interrupt never hangs I/O. */
+	r = bk_loop_add_timer(d->loop, d->irq_watch ? 100 : 1, d->irq_watch ? 100 : 1, poll_cb, d,
+			      &d->poll_timer);
 	if (r < 0)
 		return r;
 	d->connected = true;
@@ -928,11 +948,11 @@ static void dev_free(struct vblk_dev *d)
 {
 	if (!d)
 		return;
+	bk_watch_free(d->irq_watch); /* before its fd closes */
+	bk_timer_free(d->poll_timer);
 	/* Reset first: the device must write none of the memory freed below. */
 	vpci_close(d->pci);
 	d->pci = NULL;
-	bk_watch_free(d->irq_watch);
-	bk_timer_free(d->poll_timer);
 	bk_watch_free(d->sock_watch);
 	bk_timer_free(d->retry);
 	vhu_close(&d->conn);
