@@ -1514,11 +1514,12 @@ int bk_vblk_store_open(const char *name, const char *options, bool readonly, str
 	if (r < 0)
 		return r;
 	if (!o.has_range) {
+		r = bk_log_errno(BK_LOG_ERR, -EINVAL,
+				 "%s: a guest disk on virtio-blk %s needs range=OFFSET+SIZE (the "
+				 "target's offset= and size=)",
+				 name, o.key);
 		opts_free(&o);
-		return bk_log_errno(BK_LOG_ERR, -EINVAL,
-				    "%s: a guest disk on virtio-blk %s needs range=OFFSET+SIZE "
-				    "(the target's offset= and size=)",
-				    name, o.key);
+		return r;
 	}
 	st = calloc(1, sizeof(*st));
 	if (st)
