@@ -1463,6 +1463,10 @@ static int vblk_open(struct bk_loop *loop, struct bk_store *store, const struct 
 	e->depth = p->depth;
 	e->readonly = has(d, VIRTIO_BLK_F_RO) || (store && store->readonly);
 	snprintf(e->name, sizeof(e->name), "%s", name);
+	/* The range first: an overlap is the reason to give, even when no queue is free. */
+	r = range_claim(d, name, &o, &e->range);
+	if (r < 0)
+		goto fail;
 	if (o.queue >= 0) {
 		if ((unsigned int)o.queue >= d->nq || d->q[o.queue].owner) {
 			r = bk_log_errno(BK_LOG_ERR, -EBUSY, "%s: %s: queue %d is %s", name,
@@ -1481,9 +1485,6 @@ static int vblk_open(struct bk_loop *loop, struct bk_store *store, const struct 
 			goto fail;
 		}
 	}
-	r = range_claim(d, name, &o, &e->range);
-	if (r < 0)
-		goto fail;
 	r = bk_loop_add_hook(loop, vblk_hook, &e->base, &e->hook);
 	if (r < 0)
 		goto fail;
