@@ -39,7 +39,8 @@ struct vpci {
 	volatile uint8_t *devcfg;
 	size_t devcfg_len;
 	uint16_t num_queues;
-	uint64_t features; /* offered by the device */
+	uint32_t notify_at[64]; /* per queue set up: offset of its doorbell in the notify window */
+	uint64_t features;	/* offered by the device */
 	uint64_t interrupts;
 };
 
