@@ -20,6 +20,15 @@
 #include <string.h>
 
 #include "common.h"
+#include "virtio/virtio-blk.h"
+
+/* The target names a virtio-blk device blanketd drives itself (engine virtio-blk), not a file. */
+#define VBLK_PATH_PREFIX "virtio-blk:"
+
+static bool on_vblk(const struct blkif_dev *bd)
+{
+	return strcmp(bd->engine_name, "virtio-blk") == 0;
+}
 
 /* The per-device settings: canonical key, name in a params prefix. */
 enum { S_ENGINE, S_QUEUES, S_CACHE, S_DISCARD, S_OPTIONS, S_SHARE, S_IOPS, S_BPS, S_BURST, S_NR };
@@ -225,7 +234,8 @@ static int read_settings(struct blkif_dev *bd, char *why, size_t len)
 	r = read_be_opt(dev, "physical-device-path", &pdp);
 	if (r < 0)
 		return why_fail(why, len, r, "reading physical-device-path: %s", strerror(-r));
-	if (pdp && pdp[0] == '/') {
+	if (pdp &&
+	    (pdp[0] == '/' || strncmp(pdp, VBLK_PATH_PREFIX, strlen(VBLK_PATH_PREFIX)) == 0)) {
 		path = pdp;
 		pdp = NULL;
 	} else {
@@ -307,13 +317,22 @@ int blkif_open_backing(struct blkif_dev *bd, char *why, size_t len)
 	sp.readonly = bd->readonly;
 	sp.want_direct = bd->cache == BK_CACHE_NONE;
 	sp.dsync = bd->cache == BK_CACHE_WRITETHROUGH;
-	r = bk_store_open(bd->params, &sp, &bd->store);
+	if (on_vblk(bd)) {
+		/* A range of a device the engine drives: no file, and its own overlap check. */
+		r = bk_vblk_store_open(dev->name, bd->engine_opts, bd->readonly, &bd->store);
+		if (r < 0)
+			return why_fail(why, len, r, "%s: %s (see the log)", bd->params,
+					strerror(-r));
+	} else {
+		r = bk_store_open(bd->params, &sp, &bd->store);
+	}
 	/*
 	 * blkfront speaks 512-byte sectors (sector-size stays 512 for frontends without
 	 * feature-large-sector-size), so O_DIRECT on a 4Kn store would refuse sub-block I/O:
 	 * go through the page cache instead, and tell the guest the physical size.
 	 */
-	if (r == 0 && bd->store->direct && bd->store->logical_block > BLKIF_SECTOR_SIZE) {
+	if (r == 0 && !on_vblk(bd) && bd->store->direct &&
+	    bd->store->logical_block > BLKIF_SECTOR_SIZE) {
 		dev_info(dev, "%s has %u-byte logical blocks: not using O_DIRECT", bd->params,
 			 bd->store->logical_block);
 		bk_store_close(bd->store);

@@ -25,6 +25,7 @@
 
 #include "engine-internal.h"
 #include "loop.h"
+#include "pci.h"
 #include "util/list.h"
 #include "util/log.h"
 #include "util/macros.h"
@@ -93,7 +94,11 @@ struct vblk_queue {
 struct vblk_dev {
 	struct list_head link; /* the registry */
 	char name[96];
-	char *path;
+	char *path;		     /* the socket, or "pci:" and the PCI address */
+	struct vpci *pci;	     /* the PCI transport; NULL over vhost-user */
+	struct bk_watch *irq_watch;  /* PCI: INTx from /dev/uioN */
+	struct bk_timer *poll_timer; /* PCI: polled (irq=poll), or INTx's safety net */
+	uint64_t late_completions;   /* PCI: found by the safety net, not by an interrupt */
 	struct bk_loop *loop;
 	unsigned int refs;
 	unsigned int busy; /* inside a callback that may drop the last reference */
@@ -137,6 +142,10 @@ struct vblk_engine {
 
 struct vblk_opts {
 	char *socket;
+	char *pci; /* PCI address of a virtio-blk device (instead of socket) */
+	char *key; /* registry key: the socket path or "pci:" + address */
+	int dma;   /* -1 auto, else the enum vio_dma_mode forced (dma=pagemap: a test) */
+	bool poll; /* irq=poll */
 	int queue; /* -1: next free */
 	unsigned int queues;
 	unsigned int qsize;
@@ -457,6 +466,11 @@ static void kick_queue(struct vblk_queue *q)
 {
 	uint64_t one = 1;
 
+	if (q->dev->pci) {
+		if (virtq_publish(&q->vq))
+			vpci_notify(q->dev->pci, (uint16_t)q->index);
+		return;
+	}
 	if (virtq_publish(&q->vq) && write(q->kick_fd, &one, sizeof(one)) < 0)
 		bk_log_dev_rl(&q->dev->rl, BK_LOG_WARNING, q->dev->name, "q%u: kick: %m", q->index);
 }
@@ -592,6 +606,15 @@ static void dev_lost(struct vblk_dev *d, const char *why)
 {
 	if (!d->connected)
 		return;
+	if (d->pci) {
+		/* No back-end to wait for: its I/O fails (from the timer, outside the reap). */
+		log_err("%s: device failed (%s, status %#x): failing its I/O with EIO", d->name,
+			why, vpci_status(d->pci));
+		d->connected = false;
+		d->lost_ns = bk_now_ns();
+		bk_timer_rearm(d->retry, 0, RETRY_MS);
+		return;
+	}
 	log_warn("%s: vhost-user back-end lost (%s): reconnecting, %s", d->name, why,
 		 "in-flight I/O will be sent again");
 	d->connected = false;
@@ -602,6 +625,162 @@ static void dev_lost(struct vblk_dev *d, const char *why)
 	for (unsigned int i = 0; i < d->nq; i++)
 		queue_stop(&d->q[i]);
 	bk_timer_rearm(d->retry, RETRY_MS, RETRY_MS);
+}
+
+/* ---- the PCI transport ---- */
+
+/* Reap every queue: INTx says nothing about which queue completed. */
+static void pci_reap_all(struct vblk_dev *d)
+{
+	dev_hold(d);
+	for (unsigned int i = 0; i < d->nq && d->connected && !d->dead; i++)
+		reap(&d->q[i]);
+	dev_release(d);
+}
+
+static void irq_event(void *data, int fd, unsigned int events)
+{
+	struct vblk_dev *d = data;
+	int isr = vpci_irq_ack(d->pci);
+
+	if (isr < 0)
+		bk_log_dev_rl(&d->rl, BK_LOG_WARNING, d->name, "uio interrupt: %s", strerror(-isr));
+	if (d->connected)
+		pci_reap_all(d);
+}
+
+static void poll_cb(void *data)
+{
+	struct vblk_dev *d = data;
+	unsigned int before = 0, after = 0;
+
+	if (!d->connected)
+		return;
+	for (unsigned int i = 0; i < d->nq; i++)
+		before += virtq_inflight(&d->q[i].vq);
+	pci_reap_all(d);
+	if (d->dead || !d->irq_watch)
+		return;
+	for (unsigned int i = 0; i < d->nq; i++)
+		after += virtq_inflight(&d->q[i].vq);
+	/* With INTx this is only a safety net: completions found here lost their interrupt. */
+	if (after < before) {
+		d->late_completions += before - after;
+		bk_log_dev_rl(&d->rl, BK_LOG_WARNING, d->name,
+			      "%u completion(s) found without an interrupt (%llu so far)",
+			      before - after, (unsigned long long)d->late_completions);
+	}
+}
+
+/*
+ * Before any guest I/O: read sector 0 twice into a page filled with two different patterns.
+ * A device that reports success while the page kept its pattern both times wrote somewhere
+ * else: the device addresses are wrong (e.g. PFNs where a PV dom0 needs MFNs), and nothing
+ * may be sent to it.
+ */
+static int pci_dma_check(struct vblk_dev *d, const char *why)
+{
+	struct vblk_queue *q = &d->q[0];
+	struct vblk_req *rq = list_first_entry(&q->free_reqs, struct vblk_req, link);
+	uint8_t *page = vio_dma_page_get(d->dma);
+	unsigned int unchanged = 0;
+	int r = 0;
+
+	if (!page)
+		return -ENOMEM;
+	for (unsigned int pass = 0; pass < 2 && r == 0; pass++) {
+		struct virtio_blk_outhdr *hdr = (void *)rq->slot;
+		struct virtq_seg segs[3];
+		uint8_t fill = pass ? 0x3c : 0xc3;
+		void *cookie = NULL;
+		uint32_t len;
+		int got = 0;
+
+		memset(page, fill, VIO_PAGE_SIZE);
+		memset(rq->slot, 0, SLOT_SIZE);
+		rq->slot[32] = 0xff;
+		hdr->type = VIRTIO_BLK_T_IN;
+		segs[0] = (struct virtq_seg){ vio_dma_addr(d->dma, hdr), sizeof(*hdr), false };
+		segs[1] = (struct virtq_seg){ vio_dma_addr(d->dma, page), SECTOR, true };
+		segs[2] = (struct virtq_seg){ vio_dma_addr(d->dma, rq->slot + 32), 1, true };
+		r = virtq_add(&q->vq, segs, 3, rq);
+		if (r < 0)
+			break;
+		if (virtq_publish(&q->vq))
+			vpci_notify(d->pci, 0);
+		for (int i = 0; i < 5000 && got == 0; i++) {
+			got = virtq_get(&q->vq, &cookie, &len);
+			if (got == 0)
+				nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
+		}
+		if (got <= 0) {
+			r = bk_log_errno(BK_LOG_ERR, -EIO,
+					 "%s: DMA check: the device did not complete a read of "
+					 "sector 0 in 5 s (device status %#x): its rings are not "
+					 "where we put them? DMA mode %s (%s)",
+					 d->name, vpci_status(d->pci),
+					 vio_dma_mode_name(d->dma->mode), why);
+			break;
+		}
+		if (READ_ONCE(rq->slot[32]) != VIRTIO_BLK_S_OK) {
+			r = bk_log_errno(BK_LOG_ERR, -EIO,
+					 "%s: DMA check: reading sector 0 failed with status %#x",
+					 d->name, rq->slot[32]);
+			break;
+		}
+		bool same = true;
+
+		for (unsigned int k = 0; k < SECTOR && same; k++)
+			same = page[k] == fill;
+		unchanged += same;
+	}
+	vio_dma_page_put(d->dma, page);
+	if (r == 0 && unchanged == 2)
+		r = bk_log_errno(BK_LOG_ERR, -EIO,
+				 "%s: DMA check: the device completed two reads of sector 0 but "
+				 "never wrote our page: its DMA went to other frames. The device "
+				 "addresses are wrong for this machine: DMA mode %s (%s)",
+				 d->name, vio_dma_mode_name(d->dma->mode), why);
+	if (r == 0)
+		log_info("%s: DMA check passed: the device reads into our pages (%s mode)", d->name,
+			 vio_dma_mode_name(d->dma->mode));
+	return r;
+}
+
+static int dev_start_pci(struct vblk_dev *d, bool poll)
+{
+	int r = vpci_set_features(d->pci, d->features);
+
+	if (r < 0)
+		return r;
+	for (unsigned int i = 0; i < d->nq; i++) {
+		struct vblk_queue *q = &d->q[i];
+
+		virtq_reset(&q->vq);
+		r = vpci_queue_setup(d->pci, (uint16_t)i, (uint16_t)d->qsize,
+				     virtq_desc_addr(&q->vq), virtq_avail_addr(&q->vq),
+				     virtq_used_addr(&q->vq));
+		if (r < 0)
+			return r;
+	}
+	r = vpci_driver_ok(d->pci);
+	if (r < 0)
+		return r;
+	if (!poll && d->pci->uio_fd >= 0) {
+		r = bk_loop_add_fd(d->loop, d->pci->uio_fd, BK_EV_READ, irq_event, d,
+				   &d->irq_watch);
+		if (r < 0)
+			return r;
+	}
+	/* Polled, or with INTx a slow safety net so that a lost interrupt never hangs I/O. */
+	r = bk_loop_add_timer(d->loop, d->irq_watch ? 100 : 1, d->irq_watch ? 100 : 1, poll_cb, d,
+			      &d->poll_timer);
+	if (r < 0)
+		return r;
+	d->connected = true;
+	for (unsigned int i = 0; i < d->nq; i++)
+		virtq_arm(&d->q[i].vq);
+	return 0;
 }
 
 /* Set every queue up on a fresh connection and send again what was out. */
@@ -698,6 +877,15 @@ static void retry_cb(void *data)
 	struct vblk_dev *d = data;
 	int r;
 
+	if (d->pci) {
+		bk_timer_stop(d->retry);
+		if (!d->failed_over) {
+			d->failed_over = true;
+			dev_fail_all(d);
+		}
+		return;
+	}
+
 	r = dev_connect(d, true);
 	if (r == 0) {
 		r = dev_start_queues(d);
@@ -760,6 +948,11 @@ static void dev_free(struct vblk_dev *d)
 {
 	if (!d)
 		return;
+	bk_watch_free(d->irq_watch); /* before its fd closes */
+	bk_timer_free(d->poll_timer);
+	/* Reset first: the device must write none of the memory freed below. */
+	vpci_close(d->pci);
+	d->pci = NULL;
 	bk_watch_free(d->sock_watch);
 	bk_timer_free(d->retry);
 	vhu_close(&d->conn);
@@ -852,10 +1045,43 @@ static int dev_new(struct bk_loop *loop, const char *path, const struct vblk_opt
 	list_init(&d->ranges);
 	d->reconnect_timeout_s = o->reconnect_timeout_s;
 	d->wz_discard = o->wz_discard;
-	r = dev_connect(d, false);
-	if (r < 0)
-		goto fail;
+	if (o->pci) {
+		snprintf(d->name, sizeof(d->name), "virtio-blk %s", o->pci);
+		r = vpci_open(d->name, "", o->pci, 2, !o->poll, &d->pci);
+		if (r < 0)
+			goto fail;
+		if (!(d->pci->features & VIO_BIT(VIRTIO_F_VERSION_1))) {
+			r = bk_log_errno(BK_LOG_ERR, -EPROTO, "%s: the device lacks VERSION_1",
+					 d->name);
+			goto fail;
+		}
+		r = vpci_get_config(d->pci, 0, &d->cfg, sizeof(d->cfg));
+		if (r < 0)
+			goto fail;
+		/* What the vhost-user handshake would have said. */
+		d->conn.features = d->pci->features;
+		d->conn.max_queues = d->pci->num_queues;
+		if (vpci_queue_max(d->pci, 0) < o->qsize) {
+			unsigned int max = vpci_queue_max(d->pci, 0);
+
+			if (max < 4) {
+				r = bk_log_errno(BK_LOG_ERR, -EPROTO, "%s: queue 0 has %u entries",
+						 d->name, max);
+				goto fail;
+			}
+			while (max & (max - 1))
+				max &= max - 1;
+			((struct vblk_opts *)o)->qsize = max;
+		}
+	} else {
+		r = dev_connect(d, false);
+		if (r < 0)
+			goto fail;
+	}
 	want = WANTED_FEATURES;
+	/* A device behind no IOMMU takes our addresses as they are; some insist on the bit. */
+	if (o->pci)
+		want |= VIO_BIT(VIRTIO_F_ACCESS_PLATFORM);
 	if (!o->event_idx)
 		want &= ~VIO_BIT(VIRTIO_F_EVENT_IDX);
 	if (!o->indirect)
@@ -886,7 +1112,16 @@ static int dev_new(struct bk_loop *loop, const char *path, const struct vblk_opt
 	ring_pages = 3 + (has(d, VIRTIO_F_INDIRECT_DESC) ? d->qsize : 0) +
 		     BK_DIV_ROUND_UP(d->qsize * SLOT_SIZE, VIO_PAGE_SIZE);
 	pages = d->nq * (ring_pages + BK_MAX(o->pool, 2 * d->chunk_pages));
-	mode = vio_dma_choose(VIO_DMA_FOR_VHOST_USER, &why);
+	mode = vio_dma_choose(o->pci ? VIO_DMA_FOR_PCI : VIO_DMA_FOR_VHOST_USER, &why);
+	if (o->dma >= 0 && (enum vio_dma_mode)o->dma != mode) {
+		log_warn("%s: DMA mode %s forced by dma=%s instead of %s (%s)", d->name,
+			 vio_dma_mode_name((enum vio_dma_mode)o->dma),
+			 vio_dma_mode_name((enum vio_dma_mode)o->dma), vio_dma_mode_name(mode),
+			 why);
+		mode = (enum vio_dma_mode)o->dma;
+		why = "forced by the dma= option";
+	}
+	log_info("%s: DMA mode %s: %s", d->name, vio_dma_mode_name(mode), why);
 	r = vio_dma_new(d->name, pages, mode, &d->dma);
 	if (r < 0)
 		goto fail;
@@ -907,10 +1142,15 @@ static int dev_new(struct bk_loop *loop, const char *path, const struct vblk_opt
 	if (r < 0)
 		goto fail;
 	bk_timer_stop(d->retry);
-	r = dev_start_queues(d);
+	r = o->pci ? dev_start_pci(d, o->poll) : dev_start_queues(d);
 	if (r < 0) {
 		log_err_errno(r, "%s: setting up the device: %m", d->name);
 		goto fail;
+	}
+	if (o->pci) {
+		r = pci_dma_check(d, why);
+		if (r < 0)
+			goto fail;
 	}
 	log_info("%s: %llu bytes, block %u, %u queue(s) of %u, features %#llx "
 		 "(flush %s, discard %s, write-zeroes %s%s); DMA: %s mode, %u pages: %s",
@@ -956,6 +1196,8 @@ static int parse_onoff(const char *s, bool *ret)
 static void opts_free(struct vblk_opts *o)
 {
 	free(o->socket);
+	free(o->pci);
+	free(o->key);
 	free(o->owner);
 }
 
@@ -965,6 +1207,7 @@ static int parse_options(const char *name, const char *options, struct vblk_opts
 	char *save = NULL;
 
 	*o = (struct vblk_opts){ .queue = -1,
+				 .dma = -1,
 				 .queues = MAX_QUEUES,
 				 .qsize = VIRTQ_MAX_SIZE,
 				 .pool = 1024,
@@ -986,6 +1229,23 @@ static int parse_options(const char *name, const char *options, struct vblk_opts
 			free(o->socket);
 			o->socket = strdup(val);
 			r = o->socket ? 0 : -ENOMEM;
+		} else if (strcmp(tok, "pci") == 0 && *val) {
+			free(o->pci);
+			o->pci = strdup(val);
+			r = o->pci ? 0 : -ENOMEM;
+		} else if (strcmp(tok, "irq") == 0) {
+			r = strcmp(val, "intx") == 0 || strcmp(val, "poll") == 0 ? 0 : -EINVAL;
+			o->poll = val[0] == 'p';
+		} else if (strcmp(tok, "dma") == 0) {
+			r = 0;
+			if (strcmp(val, "auto") == 0)
+				o->dma = -1;
+			else if (strcmp(val, "pagemap") == 0)
+				o->dma = VIO_DMA_PAGEMAP;
+			else if (strcmp(val, "p2m") == 0)
+				o->dma = VIO_DMA_P2M;
+			else
+				r = -EINVAL;
 		} else if (strcmp(tok, "queue") == 0) {
 			r = parse_uint(val, MAX_QUEUES - 1, &u);
 			o->queue = (int)u;
@@ -1029,7 +1289,8 @@ static int parse_options(const char *name, const char *options, struct vblk_opts
 			o->reconnect_timeout_s = u;
 		}
 		if (r < 0) {
-			log_err("%s: virtio-blk: bad option '%s%s%s' (known: socket=PATH, queue=N, "
+			log_err("%s: virtio-blk: bad option '%s%s%s' (known: socket=PATH, pci=BDF, "
+				"irq=intx|poll, dma=auto|pagemap|p2m, queue=N, "
 				"queues=N, qsize=N, pool=N, discard=auto|write-zeroes, "
 				"event-idx=on|off, indirect=on|off, reconnect-timeout=S, "
 				"range=OFFSET+SIZE, owner=NAME)",
@@ -1038,9 +1299,22 @@ static int parse_options(const char *name, const char *options, struct vblk_opts
 			return r;
 		}
 	}
-	if (!o->socket) {
-		log_err("%s: virtio-blk needs socket=PATH in its options", name);
+	if (!o->socket == !o->pci) {
+		log_err("%s: virtio-blk needs socket=PATH or pci=BDF in its options (one of them)",
+			name);
+		opts_free(o);
 		return -EINVAL;
+	}
+	if (o->pci) {
+		o->key = malloc(strlen(o->pci) + 5);
+		if (o->key)
+			sprintf(o->key, "pci:%s", o->pci);
+	} else {
+		o->key = strdup(o->socket);
+	}
+	if (!o->key) {
+		opts_free(o);
+		return -ENOMEM;
 	}
 	return 0;
 }
@@ -1154,7 +1428,7 @@ static int vblk_open(struct bk_loop *loop, struct bk_store *store, const struct 
 		return r;
 	pthread_mutex_lock(&devices_lock);
 	list_for_each_entry (it, &devices, link)
-		if (strcmp(it->path, o.socket) == 0) {
+		if (strcmp(it->path, o.key) == 0) {
 			d = it;
 			break;
 		}
@@ -1162,14 +1436,14 @@ static int vblk_open(struct bk_loop *loop, struct bk_store *store, const struct 
 		pthread_mutex_unlock(&devices_lock);
 		r = bk_log_errno(BK_LOG_ERR, -EBUSY,
 				 "%s: virtio-blk %s is driven from another thread's loop", name,
-				 o.socket);
+				 o.key);
 		goto out;
 	}
 	if (d)
 		d->refs++;
 	pthread_mutex_unlock(&devices_lock);
 	if (!d) {
-		r = dev_new(loop, o.socket, &o, &d);
+		r = dev_new(loop, o.key, &o, &d);
 		if (r < 0)
 			goto out;
 		d->refs = 1;
@@ -1189,6 +1463,10 @@ static int vblk_open(struct bk_loop *loop, struct bk_store *store, const struct 
 	e->depth = p->depth;
 	e->readonly = has(d, VIRTIO_BLK_F_RO) || (store && store->readonly);
 	snprintf(e->name, sizeof(e->name), "%s", name);
+	/* The range first: an overlap is the reason to give, even when no queue is free. */
+	r = range_claim(d, name, &o, &e->range);
+	if (r < 0)
+		goto fail;
 	if (o.queue >= 0) {
 		if ((unsigned int)o.queue >= d->nq || d->q[o.queue].owner) {
 			r = bk_log_errno(BK_LOG_ERR, -EBUSY, "%s: %s: queue %d is %s", name,
@@ -1207,9 +1485,6 @@ static int vblk_open(struct bk_loop *loop, struct bk_store *store, const struct 
 			goto fail;
 		}
 	}
-	r = range_claim(d, name, &o, &e->range);
-	if (r < 0)
-		goto fail;
 	r = bk_loop_add_hook(loop, vblk_hook, &e->base, &e->hook);
 	if (r < 0)
 		goto fail;
@@ -1229,6 +1504,40 @@ fail:
 out:
 	opts_free(&o);
 	return r;
+}
+
+int bk_vblk_store_open(const char *name, const char *options, bool readonly, struct bk_store **ret)
+{
+	struct bk_store *st;
+	struct vblk_opts o;
+	int r = parse_options(name, options, &o);
+
+	if (r < 0)
+		return r;
+	if (!o.has_range) {
+		r = bk_log_errno(BK_LOG_ERR, -EINVAL,
+				 "%s: a guest disk on virtio-blk %s needs range=OFFSET+SIZE (the "
+				 "target's offset= and size=)",
+				 name, o.key);
+		opts_free(&o);
+		return r;
+	}
+	st = calloc(1, sizeof(*st));
+	if (st)
+		st->path = strdup(o.key);
+	if (!st || !st->path) {
+		free(st);
+		opts_free(&o);
+		return -ENOMEM;
+	}
+	st->fd = -1;
+	st->readonly = readonly;
+	st->size = o.range_size;
+	st->logical_block = SECTOR;
+	st->physical_block = SECTOR;
+	opts_free(&o);
+	*ret = st;
+	return 0;
 }
 
 int bk_vblk_info(const struct bk_engine *be, struct bk_vblk_info *ret)

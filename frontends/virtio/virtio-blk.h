@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 struct bk_engine;
+struct bk_store;
 
 /* What the device offers: a backend advertises to its guest only what is true here. */
 struct bk_vblk_info {
@@ -46,5 +47,12 @@ struct bk_vblk_info {
 
 /* Fill @ret for a "virtio-blk" engine instance; -EINVAL for another engine. */
 int bk_vblk_info(const struct bk_engine *e, struct bk_vblk_info *ret);
+
+/*
+ * The store of a guest disk served by this engine (no file: no fd): its size is the SIZE of
+ * range=OFFSET+SIZE in @options, which the disk must name (the device is only opened with
+ * the engine, and its range is checked against the device then). @name names the disk.
+ */
+int bk_vblk_store_open(const char *name, const char *options, bool readonly, struct bk_store **ret);
 
 #endif

@@ -22,7 +22,7 @@ MODS=$ROOT/lib/modules/$KVER
 LIBPATH=$ROOT/usr/lib/x86_64-linux-gnu:$ROOT/lib/x86_64-linux-gnu
 
 DOM0_MODS="xenfs xen-privcmd xen-evtchn xen-gntdev xen-gntalloc xen-blkback xen-netback loop
-	tun bridge virtio_pci virtio_blk crc32c_generic ext4"
+	tun bridge virtio_pci virtio_blk crc32c_generic ext4 uio_pci_generic"
 DOMU_MODS="xen-blkfront xen-netfront"
 FULL_TOOLS="/usr/bin/bash /usr/sbin/losetup /usr/bin/flock /usr/sbin/blkdiscard"
 XEN_BINS="xl xenstored xen-init-dom0 xenconsoled xenconsole libxl-save-helper"

@@ -58,6 +58,20 @@ truncate -s 4G "$OUT/scratch.raw"
 mkfs.ext4 -q -F -E lazy_itable_init=1,lazy_journal_init=1 "$OUT/scratch.raw" ||
 	lab_die "mkfs.ext4 failed"
 
+# The "cloud's" own disk (L0) for scenarios whose name starts with l0: a modern-only
+# virtio-blk-pci device at a fixed address (dom0 sees 0000:00:0a.0) on a sparse image that the
+# scenario checks from the host side too. Nothing is added for other scenarios.
+L0ARGS=()
+for s in "${SCEN[@]}"; do
+	if [ "${s#l0}" != "$s" ]; then
+		rm -f "$OUT/l0.raw"
+		truncate -s 256M "$OUT/l0.raw"
+		L0ARGS=(-drive "file=$OUT/l0.raw,if=none,id=l0,format=raw,cache=unsafe"
+			-device virtio-blk-pci,drive=l0,disable-legacy=on,num-queues=2,addr=0x0a)
+		break
+	fi
+done
+
 exec 7>"$LAB_CACHE/qemu.lock"
 if ! flock -n 7; then
 	lab_say "waiting for another lab run to finish"
@@ -81,6 +95,7 @@ timeout --foreground -k 10 "$TIMEOUT" qemu-system-x86_64 -accel tcg -cpu qemu64,
 	-initrd "$OUT/vmlinuz $cmdline,$OUT/dom0.cpio.gz" \
 	-drive "file=$OUT/scratch.raw,if=none,id=d0,format=raw,cache=unsafe" \
 	-device virtio-blk-pci,drive=d0 \
+	"${L0ARGS[@]}" \
 	</dev/null >"$LOG" 2>&1 &
 qpid=$!
 
@@ -119,6 +134,23 @@ for s in "${checks[@]}"; do
 	*) fail=$((fail + 1)); [ -z "$r" ] && lab_say "$s: no result (qemu exit $qrc)" ;;
 	esac
 done
+# The L0 disk seen from the host: what a scenario saw the guest write must be in the image file.
+if [ ${#L0ARGS[@]} -gt 0 ]; then
+	while read -r off len sum; do
+		[ -x "$OUT/iotool-host" ] ||
+			gcc -O2 -static -pthread -o "$OUT/iotool-host" "$LAB_DIR/iotool.c" ||
+			lab_die "cannot build iotool for the host"
+		hsum=$("$OUT/iotool-host" sum "$OUT/l0.raw" "$off" "$len" | sed -n 's/.*sum=//p')
+		if [ "$hsum" = "$sum" ]; then
+			lab_say "L0 image on the host: $len MiB at $off MiB has the guest's checksum $sum"
+			pass=$((pass + 1))
+		else
+			lab_say "L0 image on the host: $len MiB at $off MiB has checksum '$hsum', the guest's was $sum"
+			fail=$((fail + 1))
+		fi
+	done < <(tr -d '\r' <"$LOG" | sed -n 's/.*LAB-L0SUM \([0-9]*\) \([0-9]*\) \([0-9a-f]*\).*/\1 \2 \3/p')
+	[ $fail -eq 0 ] && rm -f "$OUT/l0.raw"
+fi
 lab_say "$pass passed, $fail failed, $skip skipped in $(($(date +%s) - start)) s"
 if [ $fail -gt 0 ]; then
 	if [ $qrc = 124 ]; then lab_say "QEMU hit the overall timeout of $TIMEOUT s"; fi

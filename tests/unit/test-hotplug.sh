@@ -165,6 +165,40 @@ CASE="bad options";		refused "options=a b:$T/img/g1.raw" options "a b"
 CASE="missing target";		refused "engine=aio:$T/img/none.raw" none.raw "does not exist"
 CASE="directory target";	refused "$T/img" "neither a regular file"
 CASE="empty target";		refused "engine=aio:" "empty target"
+# engine=virtio-blk: a range of a PCI device (a made-up sysfs).
+export BLANKET_SYSFS=$T/sys
+mkdir -p "$T/sys/bus/pci/devices/0000:00:05.0" "$T/sys/bus/pci/devices/0000:00:06.0"
+echo 0x1af4 >"$T/sys/bus/pci/devices/0000:00:05.0/vendor"
+echo 0x1042 >"$T/sys/bus/pci/devices/0000:00:05.0/device"
+echo 0x8086 >"$T/sys/bus/pci/devices/0000:00:06.0/vendor"
+echo 0x100e >"$T/sys/bus/pci/devices/0000:00:06.0/device"
+
+CASE="virtio-blk range"
+add "engine=virtio-blk,pci=0000:00:05.0,offset=1M,size=64M" ||
+	fail "$CASE: add failed: $(cat "$T/stderr")"
+expect hotplug-status connected
+expect blanket-engine virtio-blk
+expect blanket-options "pci=0000:00:05.0,range=1048576+67108864,owner=5/51712"
+expect physical-device-path "virtio-blk:0000:00:05.0:1048576+67108864"
+remove || fail "$CASE: remove failed"
+absent blanket-options
+absent blanket-engine
+absent physical-device-path
+
+CASE="virtio-blk with options and a trailing colon"
+add "engine=virtio-blk,pci=0000:00:05.0,size=4096,options=qsize=64;irq=poll:" r ||
+	fail "$CASE: add failed: $(cat "$T/stderr")"
+expect blanket-options "pci=0000:00:05.0,range=0+4096,owner=5/51712,qsize=64,irq=poll"
+
+CASE="virtio-blk no device";	refused "engine=virtio-blk,pci=0000:00:09.0,size=1M" 0000:00:09.0 "does not exist"
+CASE="virtio-blk not virtio";	refused "engine=virtio-blk,pci=0000:00:06.0,size=1M" 0000:00:06.0 "not a virtio-blk" 0x8086
+CASE="virtio-blk bad address";	refused "engine=virtio-blk,pci=00:05.0,size=1M" pci 00:05.0
+CASE="virtio-blk no pci";	refused "engine=virtio-blk,size=1M" "pci="
+CASE="virtio-blk no size";	refused "engine=virtio-blk,pci=0000:00:05.0" "size="
+CASE="virtio-blk bad size";	refused "engine=virtio-blk,pci=0000:00:05.0,size=1000" size 1000
+CASE="virtio-blk bad offset";	refused "engine=virtio-blk,pci=0000:00:05.0,offset=x,size=1M" offset "'x'"
+CASE="pci without virtio-blk";	refused "engine=aio,pci=0000:00:05.0:$T/img/g1.raw" pci "engine=virtio-blk"
+
 CASE="bad mode"
 add "$T/img/g1.raw" x && fail "$CASE: add succeeded"
 expect hotplug-status error
