@@ -94,17 +94,7 @@ bool netif_ring_final_check(struct netif_ring *r)
 
 bool netif_ring_rx_wait(struct netif_ring *r, uint32_t needed)
 {
-	uint32_t prod = READ_ONCE(r->sring->req_prod);
-
-	if (prod - r->req_cons >= needed)
-		return true;
-	/*
-	 * Ask for an event at the next request and look once more (a guest that keeps moving
-	 * req_prod must not keep us here); the caller re-validates whatever this says.
-	 */
-	WRITE_ONCE(r->sring->req_event, prod + 1);
-	bk_mb();
-	return READ_ONCE(r->sring->req_prod) - r->req_cons >= needed;
+	return bk_ring_wait(&r->sring->req_prod, &r->sring->req_event, r->req_cons, needed);
 }
 
 /* TX parsing. */

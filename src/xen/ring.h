@@ -49,18 +49,32 @@ static inline bool bk_ring_publish_rsp(uint32_t *rsp_prod, const uint32_t *rsp_e
 }
 
 /*
+ * True if at least @needed requests follow @req_cons; otherwise ask for an event at the next
+ * request the frontend posts (*@req_event = what it had posted + 1) and look exactly once
+ * more, so a request published in between is not missed and a frontend that keeps moving
+ * req_prod cannot hold the caller (the only thread serves every device). The caller checks
+ * the index again (bk_ring_unconsumed) before it takes anything.
+ */
+static inline bool bk_ring_wait(const uint32_t *req_prod, uint32_t *req_event, uint32_t req_cons,
+				uint32_t needed)
+{
+	uint32_t prod = READ_ONCE(*req_prod);
+
+	if (prod - req_cons >= needed)
+		return true;
+	WRITE_ONCE(*req_event, prod + 1);
+	bk_mb();
+	return READ_ONCE(*req_prod) - req_cons >= needed;
+}
+
+/*
  * RING_FINAL_CHECK_FOR_REQUESTS: true if requests follow @req_cons; otherwise ask for an
- * event at the next one (*@req_event = req_cons + 1) and look once more, so a request
- * published in between is not missed.
+ * event at the next one (*@req_event = req_cons + 1) and look once more.
  */
 static inline bool bk_ring_final_check(const uint32_t *req_prod, uint32_t *req_event,
 				       uint32_t req_cons)
 {
-	if (READ_ONCE(*req_prod) != req_cons)
-		return true;
-	WRITE_ONCE(*req_event, req_cons + 1);
-	bk_mb();
-	return READ_ONCE(*req_prod) != req_cons;
+	return bk_ring_wait(req_prod, req_event, req_cons, 1);
 }
 
 #endif
