@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "blkfront.h"
+#include "procstatus.h"
 #include "check.h"
 #include "conf.h"
 #include "engine.h"
@@ -40,29 +41,10 @@ static struct bk_blkfront *fronts[NR_DEVICES];
 static const char *engine = "io_uring";
 static char path[64];
 
-/* A "Name:  N kB" line of /proc/self/status, in KiB (0 if absent). */
-static unsigned long status_kib(const char *name)
-{
-	size_t len = strlen(name);
-	unsigned long v = 0;
-	char line[256];
-	FILE *f = fopen("/proc/self/status", "re");
-
-	if (!f)
-		return 0;
-	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, name, len) && line[len] == ':') {
-			v = strtoul(line + len + 1, NULL, 10);
-			break;
-		}
-	fclose(f);
-	return v;
-}
-
 /* Resident memory that is the daemon's own: all of it but the guests' pages it maps. */
 static unsigned long own_kib(void)
 {
-	return status_kib("VmRSS") - status_kib("RssShmem");
+	return bk_proc_status_kib("VmRSS") - bk_proc_status_kib("RssShmem");
 }
 
 static void pump(unsigned int turns)
@@ -132,11 +114,11 @@ int main(int argc, char **argv)
 	}
 	pump(20);
 	rss0 = own_kib();
-	pin0 = status_kib("VmPin");
+	pin0 = bk_proc_status_kib("VmPin");
 	connected = connect_all();
 	pump(20);
 	rss1 = own_kib();
-	pin1 = status_kib("VmPin");
+	pin1 = bk_proc_status_kib("VmPin");
 	printf("%u of %u devices connected (%u queues, ring order %u, engine %s), per device: "
 	       "resident %.1f KiB, pinned %.1f KiB (bound %lu KiB)\n",
 	       connected, NR_DEVICES, NR_QUEUES, RING_ORDER, engine,
@@ -152,7 +134,7 @@ int main(int argc, char **argv)
 			CHECK(bk_bf_rw(fronts[i], q, BLKIF_OP_READ, 8 * i, 8, data, false) ==
 			      BLKIF_RSP_OKAY);
 	for (int t = 0; t < 600; t++) {
-		unsigned long pin = status_kib("VmPin");
+		unsigned long pin = bk_proc_status_kib("VmPin");
 
 		pin_used = BK_MAX(pin_used, pin);
 		if (pin <= pin1)
@@ -160,8 +142,8 @@ int main(int argc, char **argv)
 		bk_loop_run_once(env.loop, 10);
 	}
 	printf("pinned: %lu KiB idle, up to %lu KiB after the reads, %lu KiB once idle again\n",
-	       pin1, pin_used, status_kib("VmPin"));
-	CHECK(status_kib("VmPin") <= pin1);
+	       pin1, pin_used, bk_proc_status_kib("VmPin"));
+	CHECK(bk_proc_status_kib("VmPin") <= pin1);
 
 	for (unsigned int i = 0; i < NR_DEVICES; i++)
 		bk_bf_close(fronts[i]);
