@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "blkfront.h"
+#include "procstatus.h"
 #include "conf.h"
 #include "device.h"
 #include "loop.h"
@@ -33,35 +34,16 @@
 #define DEVID 51712
 #define MAX_DEVICES 4000U
 
-/* A "Name:  N kB" line of /proc/self/status, in KiB (0 if absent). */
-static unsigned long status_kib(const char *name)
-{
-	size_t len = strlen(name);
-	unsigned long v = 0;
-	char line[256];
-	FILE *f = fopen("/proc/self/status", "re");
-
-	if (!f)
-		return 0;
-	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, name, len) && line[len] == ':') {
-			v = strtoul(line + len + 1, NULL, 10);
-			break;
-		}
-	fclose(f);
-	return v;
-}
-
 struct mem {
 	unsigned long rss, anon, shmem, pin;
 };
 
 static void mem_read(struct mem *m)
 {
-	m->rss = status_kib("VmRSS");
-	m->anon = status_kib("RssAnon");
-	m->shmem = status_kib("RssShmem");
-	m->pin = status_kib("VmPin");
+	m->rss = bk_proc_status_kib("VmRSS");
+	m->anon = bk_proc_status_kib("RssAnon");
+	m->shmem = bk_proc_status_kib("RssShmem");
+	m->pin = bk_proc_status_kib("VmPin");
 }
 
 static void mem_print(const char *what, unsigned long a, unsigned long b, unsigned int n)

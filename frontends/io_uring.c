@@ -27,6 +27,13 @@
 
 #define URING_MAX_DEPTH 4096u
 #define URING_REAP_BATCH 64u
+/*
+ * Submission entries per ring, whatever the depth: the kernel's SQ (64 bytes an entry) is
+ * memory every open queue holds, idle or not, and I/O is submitted once per loop turn, which
+ * rarely prepares more than this. A turn that does submits early (push_sqe). The completion
+ * queue holds the whole depth, so every I/O in flight has a place for its completion.
+ */
+#define URING_SQ_ENTRIES 64u
 
 #ifndef BLOCK_URING_CMD_DISCARD
 #define BLOCK_URING_CMD_DISCARD _IO(0x12, 0) /* linux/blkdev.h, 6.12 */
@@ -142,22 +149,26 @@ static void prep_sqe(struct uring_engine *u, struct io_uring_sqe *sqe, struct bk
 	io_uring_sqe_set_data(sqe, io);
 }
 
-/* Put @io (new or resumed) in an SQE; the ring has room for every I/O up to depth. */
-static void push_sqe(struct uring_engine *u, struct bk_io *io)
+/*
+ * Put @io (new or resumed) in an SQE. -EAGAIN when the SQ is full and submitting what it holds
+ * did not make room (the kernel short of memory): nothing was queued.
+ */
+static int push_sqe(struct uring_engine *u, struct bk_io *io)
 {
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
 
 	if (!sqe) {
-		/* Cannot happen: SQ entries >= depth >= in-flight. Submit to make room. */
-		io_uring_submit(&u->ring);
-		u->unsubmitted = 0;
+		/* More prepared this turn than the SQ holds: submit those to make room. */
+		if (io_uring_submit(&u->ring) >= 0)
+			u->unsubmitted = 0;
 		sqe = io_uring_get_sqe(&u->ring);
 		if (!sqe)
-			abort();
+			return -EAGAIN;
 	}
 	prep_sqe(u, sqe, io);
 	u->unsubmitted++;
 	hook_enable(u, true);
+	return 0;
 }
 
 static void complete(struct uring_engine *u, struct bk_io *io, int res)
@@ -220,7 +231,8 @@ static void handle_cqe(struct uring_engine *u, struct bk_io *io, int res)
 		return;
 	}
 	io->engine_priv[0] = done;
-	push_sqe(u, io);
+	if (push_sqe(u, io) < 0)
+		complete(u, io, -EIO);
 }
 
 static void reap(struct uring_engine *u)
@@ -315,8 +327,10 @@ static int uring_queue(struct bk_engine *e, struct bk_io *io)
 		u->inflight++;
 		return 0;
 	}
+	r = push_sqe(u, io);
+	if (r < 0)
+		return r;
 	u->inflight++;
-	push_sqe(u, io);
 	return 0;
 }
 
@@ -462,12 +476,16 @@ static int parse_options(const char *name, const char *options, struct uring_opt
 	return 0;
 }
 
-static int setup_ring(struct uring_engine *u, unsigned int entries, size_t first)
+static int setup_ring(struct uring_engine *u, unsigned int depth, size_t first)
 {
+	unsigned int entries = BK_MIN(depth, URING_SQ_ENTRIES);
 	int r = -EINVAL;
 
 	for (size_t i = first; i < ARRAY_SIZE(ring_modes); i++) {
-		struct io_uring_params p = { .flags = ring_modes[i].flags };
+		struct io_uring_params p = {
+			.flags = ring_modes[i].flags | IORING_SETUP_CQSIZE,
+			.cq_entries = BK_MAX(depth, entries),
+		};
 
 		if (i != first && !ring_modes[i].automatic)
 			continue;

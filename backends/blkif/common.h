@@ -134,7 +134,8 @@ struct blkif_queue {
 	unsigned int max_segs; /* segments of the largest request the device admits */
 	/* Each slot's req.seg: nr_slots arrays of the largest request's segments. */
 	struct blkif_request_segment *segs;
-	uint64_t active_ns;    /* last request taken (bk_now_ns) */
+	uint64_t active_ns;    /* last request taken (blkif_now) */
+	uint64_t now_ns;       /* blkif_now read once per pass over the queue, 0: not yet */
 	struct bk_timer *idle; /* trims the queue once idle (armed by the hook) */
 	struct list_head free_list;
 	struct list_head wait_list; /* FIFO of taken, not yet dispatched requests */

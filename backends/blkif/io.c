@@ -85,6 +85,18 @@ static void slot_release(struct blkif_queue *q, struct blkif_slot *s)
 	q->busy--;
 }
 
+/*
+ * The clock for this pass over @q (taking, or answering), read at most once: stamping and
+ * measuring each request with its own reading cost as much as the rest of taking it. Each pass
+ * starts with now_ns = 0, so a request's answer reads a later time than its take.
+ */
+static uint64_t queue_now(struct blkif_queue *q)
+{
+	if (!q->now_ns)
+		q->now_ns = blkif_now();
+	return q->now_ns;
+}
+
 static void slot_respond(struct blkif_queue *q, struct blkif_slot *s)
 {
 	struct bk_queue_stats *st = q->stats;
@@ -103,7 +115,7 @@ static void slot_respond(struct blkif_queue *q, struct blkif_slot *s)
 		} else if (blkif_req_writes(&s->req)) {
 			st->bytes_written += bytes;
 		}
-		st->lat_hist[bk_lat_bucket(bk_now_ns() - s->start_ns)]++;
+		st->lat_hist[bk_lat_bucket(queue_now(q) - s->start_ns)]++;
 	} else if (q->journal) {
 		bk_journal_release(q->journal, s->jent);
 	}
@@ -239,7 +251,7 @@ void blkif_idle_cb(void *data)
 	/* Busy again: the hook arms the timer once it is idle again. */
 	if (!queue_idle(q))
 		return;
-	idle_ms = (bk_now_ns() - q->active_ns) / 1000000U;
+	idle_ms = (blkif_now() - q->active_ns) / 1000000U;
 	if (idle_ms < BLKIF_IDLE_TRIM_MS) {
 		bk_timer_rearm(q->idle, BLKIF_IDLE_TRIM_MS - idle_ms, 0);
 		return;
@@ -262,7 +274,7 @@ static void slot_admit(struct blkif_queue *q, struct blkif_slot *s, const void *
 	s->barrier = false;
 	s->need_desc = false;
 	s->charged = false;
-	s->start_ns = bk_now_ns();
+	s->start_ns = queue_now(q);
 	s->stage = BLKIF_S_WAIT;
 	q->active_ns = s->start_ns;
 
@@ -304,6 +316,7 @@ static struct blkif_slot *slot_get(struct blkif_queue *q, const void *raw, int j
 
 void blkif_queue_admit(struct blkif_queue *q, const void *raw, int jent)
 {
+	q->now_ns = 0;
 	if (!q->slots && queue_populate(q) < 0) {
 		dev_err(qdev(q), "q%u: no memory for %u request slots", q->index, q->nr_slots);
 		return;
@@ -665,6 +678,7 @@ static enum queue_state queue_serve(struct blkif_queue *q)
 	bool drained = false, throttled = false;
 
 	q->stalled = false;
+	q->now_ns = 0;
 	/*
 	 * Old requests first: they hold their place before anything new is taken. Some may still
 	 * need their indirect descriptors (re-issued from the journal, or a full batch last turn).
@@ -739,6 +753,7 @@ static void queue_answer(struct blkif_queue *q)
 {
 	struct blkif_copy_batch *b = &q->batch;
 
+	q->now_ns = 0;
 	while (!list_empty(&q->done_list)) {
 		struct blkif_slot *s, *tmp;
 

@@ -106,8 +106,14 @@ struct bk_xen_ops {
 	 * the handle's queue of pending ports overflowed and events were lost; the queue has
 	 * been reset (said once per overflow), and the caller must treat every port it bound
 	 * through @e as pending and masked: handle each, then unmask it.
+	 *
+	 * Ports are read in batches (evtchn_batch.h): a caller must take, per fd callback, as
+	 * many ports as it bound through @e or up to -EAGAIN, or a port already read waits
+	 * until the fd is next readable. Once that many went out, the next call says -EAGAIN
+	 * without reading: one read per callback.
 	 */
 	int (*evtchn_pending)(struct bk_evtchn *e, uint32_t *ret_port);
+	/* Unmasks made while ports of the batch are still to be taken go in one write. */
 	int (*evtchn_unmask)(struct bk_evtchn *e, uint32_t local_port);
 
 	/* Grant tables: map, unmap, copy. */

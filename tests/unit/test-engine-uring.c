@@ -3,9 +3,13 @@
  * The io_uring engine on real files (O_DIRECT and buffered) and, if possible, a loop device:
  * with the default ring (DEFER_TASKRUN where the kernel has it, block discard through
  * io_uring where it has that), then with each older completion mode and the discard thread
- * forced, and option checking.
+ * forced, option checking, and a depth past the ring's submission queue (one turn queueing
+ * more I/O than the SQ holds submits early and loses nothing).
  */
 #include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "test-engine-common.h"
 #include "util/macros.h"
@@ -28,6 +32,54 @@ static void test_bad_options(void)
 	bk_loop_free(loop);
 }
 
+/* 300 reads queued in one turn, more than the 64-entry SQ: every one completes, with its data. */
+static void test_deep(void)
+{
+	enum { N = 300, DEEP_PAGE = 4096 };
+	struct bk_engine_params ep = { .name = "uring deep", .depth = N };
+	struct bk_store_params sp = { 0 };
+	static struct tio t[N];
+	static uint8_t bufs[N][DEEP_PAGE];
+	struct bk_store *store = NULL;
+	struct bk_loop *loop = NULL;
+	struct bk_engine *e = NULL;
+	unsigned int pending = 0;
+	char path[128];
+	int fd = make_temp_file("/var/tmp", (uint64_t)N * DEEP_PAGE, path, sizeof(path));
+
+	CHECK(fd >= 0);
+	if (fd < 0)
+		return;
+	for (unsigned int i = 0; i < N; i++) {
+		memset(bufs[i], (int)(i & 0xff), DEEP_PAGE);
+		CHECK(pwrite(fd, bufs[i], DEEP_PAGE, (off_t)i * DEEP_PAGE) == DEEP_PAGE);
+	}
+	close(fd);
+	CHECK(bk_loop_new(&loop) == 0);
+	CHECK(bk_store_open(path, &sp, &store) == 0);
+	if (loop && store && bk_engine_open("io_uring", loop, store, &ep, &e) == 0) {
+		memset(bufs, 0xee, sizeof(bufs));
+		for (unsigned int i = 0; i < N; i++) {
+			t[i].iov[0] = (struct iovec){ bufs[i], DEEP_PAGE };
+			tio_init(&t[i], &pending, BK_IO_READ, (uint64_t)i * DEEP_PAGE, 1, -1);
+			CHECK(tio_queue(e, &t[i]) == 0);
+		}
+		CHECK(bk_engine_inflight(e) == N);
+		bk_engine_kick(e);
+		CHECK(pump(loop, &pending, 600));
+		for (unsigned int i = 0; i < N; i++) {
+			CHECK(t[i].ndone == 1 && t[i].res == DEEP_PAGE);
+			CHECK(bufs[i][0] == (uint8_t)i && bufs[i][DEEP_PAGE - 1] == (uint8_t)i);
+		}
+		bk_engine_close(e);
+	} else {
+		CHECK(!"opening the deep engine");
+	}
+	bk_store_close(store);
+	bk_loop_free(loop);
+	unlink(path);
+}
+
 int main(void)
 {
 	static const char *const modes[] = { NULL, "taskrun=coop", "taskrun=none,discard=thread" };
@@ -38,5 +90,6 @@ int main(void)
 	if (r == 77)
 		return r;
 	test_bad_options();
+	test_deep();
 	return bk_test_failures ? 1 : 0;
 }
