@@ -14,14 +14,17 @@ dir=/sys/bus/pci/devices/$BDF
 modprobe uio_pci_generic || fail "cannot load uio_pci_generic"
 
 t="backendtype=phy,script=blanket,target=engine=virtio-blk,pci=$BDF"
-write_cfg l0a 1 "wait:/dev/xvda:120;rw:/dev/xvda:0:24:501:2:8" \
+# xl create takes about 15 s here and 24 MiB of I/O about 8 s: the sleeps line the two guests'
+# I/O up in time, and l0a keeps its range (sleeping) while l0c asks for an overlapping one.
+write_cfg l0a 1 "wait:/dev/xvda:120;sleep:25;rw:/dev/xvda:0:24:501:2:8;sleep:45" \
 	"'vdev=xvda,format=raw,access=rw,$t,offset=1M,size=32M'"
-write_cfg l0b 1 "wait:/dev/xvda:120;rw:/dev/xvda:0:24:502:2:8" \
+write_cfg l0b 1 "wait:/dev/xvda:120;sleep:5;rw:/dev/xvda:0:24:502:2:8" \
 	"'vdev=xvda,format=raw,access=rw,$t,offset=33M,size=32M'"
 write_cfg l0c 1 "wait:/dev/xvda:30" "'vdev=xvda,format=raw,access=rw,$t,offset=20M,size=8M'"
 start_guest l0a
+ida=$(xl domid l0a)
 start_guest l0b
-wait_console l0a 'GUEST-STEP wait' 180
+idb=$(xl domid l0b)
 # The overlap, while l0a holds its range.
 start_guest l0c
 end=$((SECONDS + 120))
@@ -37,9 +40,14 @@ xl destroy l0c 2>/dev/null
 cpid=$!
 wait_guest_done l0a 900
 wait_guest_done l0b 900
+# Both disks were connected at once (l0b connected before l0a went away).
+ca=$(grep -n "vbd $ida/51712: removed" "$BLANKETD_LOG" | head -n 1 | cut -d: -f1)
+cb=$(grep -n "vbd $idb/51712: connected" "$BLANKETD_LOG" | head -n 1 | cut -d: -f1)
+[ -n "$ca" ] && [ -n "$cb" ] && [ "$cb" -lt "$ca" ] ||
+	fail "l0a and l0b were not connected at the same time (blanketd log lines $cb, $ca)"
 kill $cpid
 blanketd_alive || fail "blanketd died"
-grep -E "virtio-blk $BDF: .*(moved|without an interrupt)" "$BLANKETD_LOG" | tail -n 3 |
+grep -E "virtio-blk $BDF: .*(moved|no interrupt)" "$BLANKETD_LOG" | tail -n 3 |
 	while IFS= read -r l; do show "  $l"; done
 asum=$(guest_value l0a 'IOTOOL rw ok' sum)
 bsum=$(guest_value l0b 'IOTOOL rw ok' sum)
