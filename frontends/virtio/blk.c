@@ -89,6 +89,8 @@ struct vblk_queue {
 	void **slot_pages;
 	unsigned int nr_slot_pages;
 	struct vblk_engine *owner;
+	uint16_t poll_used; /* PCI with INTx: the used index at the safety net's last tick */
+	bool poll_seen;
 };
 
 struct vblk_dev {
@@ -98,7 +100,7 @@ struct vblk_dev {
 	struct vpci *pci;	     /* the PCI transport; NULL over vhost-user */
 	struct bk_watch *irq_watch;  /* PCI: INTx from /dev/uioN */
 	struct bk_timer *poll_timer; /* PCI: polled (irq=poll), or INTx's safety net */
-	uint64_t late_completions;   /* PCI: found by the safety net, not by an interrupt */
+	uint64_t lost_interrupts;    /* PCI: completions the safety net had to take */
 	struct bk_loop *loop;
 	unsigned int refs;
 	unsigned int busy; /* inside a callback that may drop the last reference */
@@ -652,24 +654,38 @@ static void irq_event(void *data, int fd, unsigned int events)
 static void poll_cb(void *data)
 {
 	struct vblk_dev *d = data;
-	unsigned int before = 0, after = 0;
+	unsigned int lost = 0;
 
 	if (!d->connected)
 		return;
-	for (unsigned int i = 0; i < d->nq; i++)
-		before += virtq_inflight(&d->q[i].vq);
-	pci_reap_all(d);
-	if (d->dead || !d->irq_watch)
+	if (!d->irq_watch) { /* irq=poll */
+		pci_reap_all(d);
 		return;
-	for (unsigned int i = 0; i < d->nq; i++)
-		after += virtq_inflight(&d->q[i].vq);
-	/* With INTx this is only a safety net: completions found here lost their interrupt. */
-	if (after < before) {
-		d->late_completions += before - after;
-		bk_log_dev_rl(&d->rl, BK_LOG_WARNING, d->name,
-			      "%u completion(s) found without an interrupt (%llu so far)",
-			      before - after, (unsigned long long)d->late_completions);
 	}
+	/*
+	 * With INTx this is a safety net. A completion the device posted before the previous
+	 * tick and that no interrupt has brought since lost its interrupt: take it now. Newer
+	 * ones are left to their interrupt (under nested emulation it may take milliseconds).
+	 */
+	for (unsigned int i = 0; i < d->nq; i++) {
+		struct vblk_queue *q = &d->q[i];
+		uint16_t used = virtq_used_idx(&q->vq);
+
+		if (q->poll_seen && q->vq.last_used != used &&
+		    (uint16_t)(q->poll_used - q->vq.last_used) <=
+			    (uint16_t)(used - q->vq.last_used) &&
+		    q->poll_used != q->vq.last_used)
+			lost += (uint16_t)(q->poll_used - q->vq.last_used);
+		q->poll_used = used;
+		q->poll_seen = true;
+	}
+	if (!lost)
+		return;
+	d->lost_interrupts += lost;
+	bk_log_dev_rl(&d->rl, BK_LOG_WARNING, d->name,
+		      "%u completion(s) waited over 100 ms with no interrupt (%llu so far)", lost,
+		      (unsigned long long)d->lost_interrupts);
+	pci_reap_all(d);
 }
 
 /*

@@ -124,6 +124,11 @@ unsigned int virtq_inflight(const struct virtq *vq)
 	return vq->nr_inflight;
 }
 
+uint16_t virtq_used_idx(const struct virtq *vq)
+{
+	return __atomic_load_n(&vq->used->idx, __ATOMIC_ACQUIRE);
+}
+
 static void fill(struct vring_desc *d, const struct virtq_seg *s, bool more, uint16_t next)
 {
 	d->addr = s->addr;

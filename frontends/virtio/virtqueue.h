@@ -91,4 +91,7 @@ bool virtq_arm(struct virtq *vq);
 /* Requests added and not yet returned by virtq_get(). */
 unsigned int virtq_inflight(const struct virtq *vq);
 
+/* The device's used index as it is now (to tell whether completions wait, without taking them). */
+uint16_t virtq_used_idx(const struct virtq *vq);
+
 #endif

@@ -1,0 +1,151 @@
+// SPDX-License-Identifier: MIT
+/*
+ * A blkif disk on a byte range of a virtio-blk device that blanketd drives itself, end to end
+ * through the Xen simulation, with a real qemu-storage-daemon (vhost-user) as the device: the
+ * keys scripts/blanket-hotplug writes for engine=virtio-blk (blanket-engine, blanket-options
+ * with range= and owner=, physical-device-path virtio-blk:...) make a disk of the range's
+ * size; the guest's writes land at the range's offset in the exported file and nowhere else;
+ * I/O past the range's end is refused by blkif; a second guest disk whose range overlaps the
+ * first one's never connects (the engine refuses it). Exits 77 without qemu-storage-daemon.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "blkfront.h"
+#include "check.h"
+#include "qsd.h"
+#include "toolstack.h"
+#include "xen/sim.h"
+
+#define DOMID 9
+#define DOMID2 10
+#define DEVID 51712
+#define FILE_BYTES (8u << 20)
+#define RANGE_OFF (1u << 20)
+#define RANGE_SIZE (2u << 20)
+
+static struct bk_bf_env env;
+static struct bk_qsd qsd = { .pid = -1 };
+static uint8_t buf[8 * 512], cmp[8 * 512];
+
+static int add(uint32_t domid, const char *opts)
+{
+	const char *extra[] = { "blanket-engine",
+				"virtio-blk",
+				"blanket-options",
+				opts,
+				"physical-device-path",
+				"virtio-blk:test:1048576+2097152",
+				NULL };
+	struct bk_ts_dev d = { .kind = "vbd",
+			       .domid = domid,
+			       .devid = DEVID,
+			       .params = "engine=virtio-blk,pci=test",
+			       .script = "/etc/xen/scripts/blanket",
+			       .extra_be = extra };
+	int r = bk_ts_add(env.ts, &d);
+
+	return r < 0 ? r : bk_ts_hotplug(env.ts, "vbd", domid, DEVID, "connected");
+}
+
+/* @len bytes of @path at @off all equal to @val? */
+static bool file_is(const char *path, uint64_t off, size_t len, uint8_t val)
+{
+	uint8_t b[4096];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	bool ok = fd >= 0;
+
+	while (ok && len) {
+		size_t n = len < sizeof(b) ? len : sizeof(b);
+
+		ok = pread(fd, b, n, (off_t)off) == (ssize_t)n;
+		for (size_t i = 0; ok && i < n; i++)
+			ok = b[i] == val;
+		off += n;
+		len -= n;
+	}
+	if (fd >= 0)
+		close(fd);
+	return ok;
+}
+
+int main(void)
+{
+	char path[64], dir[64], sock[128], opts[256], opts2[256], v[64];
+	struct bk_bf_params p = { .nr_queues = 1, .pfn_base = 0, .pfn_count = 1024 };
+	struct bk_blkfront *f, *g = NULL;
+	uint64_t sectors = 0;
+	int fd;
+
+	if (!bk_qsd_binary()) {
+		fprintf(stderr, "qemu-storage-daemon not installed: skipped\n");
+		return 77;
+	}
+	fd = bk_bf_tmpfile("/var/tmp", FILE_BYTES, 0x11, path, sizeof(path));
+	snprintf(dir, sizeof(dir), "/tmp/bk-blkif-vblk.XXXXXX");
+	if (fd < 0 || !mkdtemp(dir))
+		return 1;
+	close(fd);
+	snprintf(sock, sizeof(sock), "%s/vhost.sock", dir);
+	if (bk_qsd_start(&qsd, path, sock, 2, true) < 0) {
+		fprintf(stderr, "qemu-storage-daemon would not export %s\n", path);
+		unlink(path);
+		rmdir(dir);
+		return 1;
+	}
+	snprintf(opts, sizeof(opts), "socket=%s,range=%u+%u,owner=%u/%u", sock, RANGE_OFF,
+		 RANGE_SIZE, DOMID, DEVID);
+	snprintf(opts2, sizeof(opts2), "socket=%s,range=%u+%u,owner=%u/%u", sock,
+		 RANGE_OFF + RANGE_SIZE / 2, RANGE_SIZE, DOMID2, DEVID);
+	CHECK(bk_bf_env_new(&env) == 0);
+	CHECK(bk_bf_env_guest(&env, DOMID, 4096) == 0);
+	CHECK(bk_bf_env_guest(&env, DOMID2, 4096) == 0);
+
+	CHECK(add(DOMID, opts) == 0);
+	f = bk_bf_open_connect(&env, DOMID, DEVID, &p);
+	CHECK(f != NULL);
+	if (f) {
+		CHECK(bk_bf_feature(f, "sectors", &sectors) == 0 && sectors == RANGE_SIZE / 512);
+		memset(cmp, 0x5a, sizeof(cmp));
+		CHECK(bk_bf_rw(f, 0, BLKIF_OP_WRITE, 0, 8, cmp, false) == BLKIF_RSP_OKAY);
+		CHECK(bk_bf_rw(f, 0, BLKIF_OP_READ, 0, 8, buf, false) == BLKIF_RSP_OKAY);
+		CHECK(memcmp(buf, cmp, sizeof(buf)) == 0);
+		memset(cmp, 0x77, sizeof(cmp));
+		CHECK(bk_bf_rw(f, 0, BLKIF_OP_WRITE, RANGE_SIZE / 512 - 8, 8, cmp, false) ==
+		      BLKIF_RSP_OKAY);
+		/* Past the end of the range: another guest's bytes may be there. */
+		CHECK(bk_bf_rw(f, 0, BLKIF_OP_WRITE, RANGE_SIZE / 512, 8, cmp, false) !=
+		      BLKIF_RSP_OKAY);
+		CHECK(bk_bf_rw(f, 0, BLKIF_OP_FLUSH_DISKCACHE, 0, 0, NULL, false) ==
+		      BLKIF_RSP_OKAY);
+
+		/* Another guest on an overlapping range: refused while the first holds it. */
+		CHECK(add(DOMID2, opts2) == 0);
+		CHECK(bk_bf_open(&env, DOMID2, DEVID, &p, &g) == 0);
+		if (g)
+			CHECK(bk_bf_connect(g) != 0);
+		bk_bf_close(g);
+		CHECK(bk_ts_remove(env.ts, "vbd", DOMID2, DEVID) == 0);
+
+		CHECK(bk_bf_disconnect(f) == 0);
+		bk_bf_close(f);
+	}
+	CHECK(bk_ts_remove(env.ts, "vbd", DOMID, DEVID) == 0);
+	bk_ts_read_be(env.ts, "vbd", DOMID, DEVID, "sectors", v, sizeof(v));
+	bk_bf_env_free(&env);
+	bk_qsd_kill(&qsd);
+
+	CHECK(file_is(path, 0, RANGE_OFF, 0x11));
+	CHECK(file_is(path, RANGE_OFF, 4096, 0x5a));
+	CHECK(file_is(path, RANGE_OFF + 4096, RANGE_SIZE - 8192, 0x11));
+	CHECK(file_is(path, RANGE_OFF + RANGE_SIZE - 4096, 4096, 0x77));
+	CHECK(file_is(path, RANGE_OFF + RANGE_SIZE, FILE_BYTES - RANGE_OFF - RANGE_SIZE, 0x11));
+	unlink(sock);
+	rmdir(dir);
+	unlink(path);
+	return bk_test_exit();
+}
