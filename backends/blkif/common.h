@@ -277,6 +277,8 @@ void blkif_limiter_charge(struct blkif_limiter *l, uint64_t reqs, uint64_t bytes
 uint64_t blkif_limiter_wait_ns(const struct blkif_limiter *l);
 /* @q may not take now: count it as throttled and arm the device's timer (one per device). */
 void blkif_throttle(struct blkif_queue *q);
+/* A pass over @q that the rate limit did not hold back ends its throttled interval. */
+void blkif_unthrottle(struct blkif_queue *q);
 /* ops->set_limit. */
 int blkif_set_limit(struct bk_device *dev, const struct bk_ctl_limit *want,
 		    struct bk_ctl_limit *ret_now);

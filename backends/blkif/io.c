@@ -715,6 +715,8 @@ static enum queue_state queue_serve(struct blkif_queue *q)
 	 */
 	if (throttled)
 		blkif_throttle(q);
+	else
+		blkif_unthrottle(q);
 	if (!list_empty(&q->wait_list) || q->stalled || q->barrier_pending || bd->handover)
 		return QUEUE_BLOCKED;
 	if (throttled)

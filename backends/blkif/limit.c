@@ -108,7 +108,12 @@ uint64_t blkif_limiter_wait_ns(const struct blkif_limiter *l)
 	return a > b ? a : b;
 }
 
-/* The device's timer: the buckets allow a request again; the hook serves the queues. */
+/*
+ * The device's timer: the buckets allow a request again; the hook serves the queues. The time
+ * held back so far shows in the stats now, but the throttled interval stays open: only a pass
+ * over the queue that is not held back closes it (blkif_unthrottle), so no time between this
+ * callback and that pass goes uncounted.
+ */
 static void throttle_cb(void *data)
 {
 	struct blkif_dev *bd = data;
@@ -119,10 +124,22 @@ static void throttle_cb(void *data)
 
 		if (q->throttled_since) {
 			q->stats->throttled_ns += now - q->throttled_since;
-			q->throttled_since = 0;
+			q->throttled_since = now;
 		}
 	}
 	bk_hook_enable(bd->hook, true);
+}
+
+void blkif_unthrottle(struct blkif_queue *q)
+{
+	uint64_t now;
+
+	if (!q->throttled_since)
+		return;
+	now = blkif_now();
+	if (now > q->throttled_since)
+		q->stats->throttled_ns += now - q->throttled_since;
+	q->throttled_since = 0;
 }
 
 void blkif_throttle(struct blkif_queue *q)
