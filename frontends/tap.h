@@ -95,8 +95,12 @@ int bk_tap_read_batch(struct bk_tap *t, unsigned int q, struct bk_tap_pkt *pkts,
 /*
  * Write up to @n frames to queue @q. A frame the kernel refuses (bad header: -EINVAL) gets
  * its err set and counts as done; the batch stops early only on -EAGAIN. Returns how many
- * frames were done.
+ * frames were done. With io_uring (built in and allowed), a batch of two frames or more is one
+ * submission that returns with every frame written (TAP writes complete inline), so the
+ * buffers may be reused at once; a full TAP then shows as -EAGAIN in the frames' err.
  */
 int bk_tap_write_batch(struct bk_tap *t, unsigned int q, struct bk_tap_pkt *pkts, unsigned int n);
+/* Batched writes through io_uring (the default where it exists) or one syscall per frame. */
+void bk_tap_set_uring(struct bk_tap *t, bool on);
 
 #endif
