@@ -366,6 +366,63 @@ static int write_uring(struct io_uring *ring, int fd, struct bk_tap_pkt *pkts, u
 }
 #endif
 
+int bk_tap_read_many(struct bk_tap *t, unsigned int q, struct bk_tap_pkt *pkts, unsigned int n)
+{
+#if HAVE_LIBURING
+	struct io_uring *ring;
+	struct io_uring_cqe *cqe;
+	unsigned int seen = 0;
+	int r, got = 0;
+
+	if (q >= t->nr_queues || n > TAP_URING_ENTRIES)
+		return -EINVAL;
+	ring = tap_ring(t);
+	if (!ring)
+		return -EOPNOTSUPP;
+	for (unsigned int i = 0; i < n; i++) {
+		struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+
+		io_uring_prep_readv(sqe, t->q[q].fd, pkts[i].iov, pkts[i].iovcnt, 0);
+		sqe->rw_flags = RWF_NOWAIT;
+		io_uring_sqe_set_data64(sqe, i);
+		pkts[i].err = -EAGAIN;
+		pkts[i].len = 0;
+	}
+	r = io_uring_submit_and_wait(ring, n);
+	if (r < 0 && r != -EINTR) {
+		log_warn("tap %s: io_uring read batch: %s: one syscall per frame from now", t->name,
+			 strerror(-r));
+		t->uring_off = true;
+		return -EOPNOTSUPP;
+	}
+	while (seen < n) {
+		r = io_uring_wait_cqe(ring, &cqe);
+		if (r == -EINTR)
+			continue;
+		if (r < 0)
+			break;
+		if (cqe->user_data < n) {
+			struct bk_tap_pkt *p = &pkts[cqe->user_data];
+
+			if (cqe->res >= 0) {
+				p->err = 0;
+				p->len = (size_t)cqe->res;
+				got++;
+			} else {
+				p->err = cqe->res;
+			}
+		}
+		io_uring_cqe_seen(ring, cqe);
+		seen++;
+	}
+	if (got == 0 && pkts[0].err != -EAGAIN)
+		return log_err_errno(pkts[0].err, "tap %s: reading queue %u: %m", t->name, q);
+	return got;
+#else
+	return -EOPNOTSUPP;
+#endif
+}
+
 int bk_tap_write_batch(struct bk_tap *t, unsigned int q, struct bk_tap_pkt *pkts, unsigned int n)
 {
 	unsigned int i = 0;

@@ -41,12 +41,15 @@
 #define NETIF_RX_STALL_S 60.0
 /* Largest frame read from the TAP, header included. */
 #define NETIF_TAP_FRAME_MAX (BK_TAP_VNET_HDR_LEN + NETIF_RX_MAX_LEN)
+/* TAP reads posted at once per queue (each into a largest-frame slot of the store). */
+#define NETIF_RX_POST_MAX 8U
 /*
  * The RX store: the backlog's frames, FIFO in one buffer, read from the TAP in place (no
  * allocation or copy per frame). Room for a full backlog of small frames with their headers,
  * plus the largest frame at either end.
  */
-#define NETIF_RX_STORE (2U * NETIF_RX_BACKLOG_BYTES + 2U * (NETIF_RX_MAX_LEN + 256U))
+#define NETIF_RX_STORE \
+	(2U * NETIF_RX_BACKLOG_BYTES + (NETIF_RX_POST_MAX + 1U) * (NETIF_RX_MAX_LEN + 256U))
 
 struct netif_dev;
 
@@ -75,17 +78,29 @@ struct netif_rx_store {
 	uint32_t tail;	 /* where the next frame goes */
 	uint32_t wrap;	 /* end of the frames before the tail wrapped to 0; 0: none */
 	uint32_t frames; /* committed and not yet released */
+	uint32_t last;	 /* the last committed frame (when frames > 0) */
 };
 
 /* store.c. init: -ENOMEM; free: NULL-safe buffer, the store may be zeroed. */
 int netif_store_init(struct netif_rx_store *s, uint32_t size);
 void netif_store_free(struct netif_rx_store *s);
-/* Room at the tail for the largest frame (NETIF_RX_MAX_LEN), or NULL until frames leave. */
-struct netif_rx_frame *netif_store_reserve(struct netif_rx_store *s);
-/* Keep the frame netif_store_reserve() gave, @len bytes of data; sets its off, size, len. */
-void netif_store_commit(struct netif_rx_store *s, struct netif_rx_frame *f, size_t len);
+/*
+ * Room at the tail for @n largest frames (NETIF_RX_MAX_LEN) in a row: the first slot (the
+ * others by netif_store_slot()), or NULL until frames leave. Nothing is taken until a commit.
+ */
+struct netif_rx_frame *netif_store_reserve(struct netif_rx_store *s, unsigned int n);
+struct netif_rx_frame *netif_store_slot(struct netif_rx_frame *first, unsigned int k);
+/*
+ * Keep a frame read into a slot of the last reservation, @len bytes of data, committed in slot
+ * order (slots may be skipped). Returns where the frame is now (a small frame in a later slot
+ * moves up to the tail, data included); sets its off, size, len.
+ */
+struct netif_rx_frame *netif_store_commit(struct netif_rx_store *s, struct netif_rx_frame *f,
+					  size_t len);
 /* Release the oldest committed frame, @f. */
 void netif_store_release(struct netif_rx_store *s, struct netif_rx_frame *f);
+/* Frames up to this size move up to the tail instead of leaving a gap (a cheap copy). */
+#define NETIF_STORE_MOVE_MAX 2048U
 
 struct netif_queue {
 	struct netif_dev *nd;
@@ -127,8 +142,9 @@ struct netif_queue {
 	union nif_rx_slot *rsps;	   /* NETIF_RING_SIZE: this turn's responses */
 	struct netif_rx_frame **rx_frames; /* NETIF_RX_BATCH: this turn's frames */
 	uint32_t rx_nfr, rx_nrsp;
-	bool rx_full;	/* this turn found too few RX buffers */
-	bool tap_ready; /* the TAP queue was readable */
+	bool rx_full;	      /* this turn found too few RX buffers */
+	unsigned int rx_post; /* TAP reads to post next: what the last batch found, plus one */
+	bool tap_ready;	      /* the TAP queue was readable */
 
 	bool kicked_tx, kicked_rx; /* an event arrived since the last run */
 };

@@ -227,7 +227,7 @@ void netif_queue_free_backlog(struct netif_queue *q)
 	q->rx_waiting = false;
 }
 
-/* A frame the TAP gave us (in place at the store's tail): keep it, or drop it. */
+/* A frame the TAP gave us (in place, in a slot of the store's reservation): keep or drop it. */
 static void rx_take(struct netif_queue *q, struct netif_rx_frame *f,
 		    const struct virtio_net_hdr *vh, size_t got)
 {
@@ -254,8 +254,8 @@ static void rx_take(struct netif_queue *q, struct netif_rx_frame *f,
 	q->stats->net_rx_csum += info.csum_partial;
 	q->stats->net_rx_gso += info.gso;
 	q->stats->net_csum_sw += info.csum_sw;
+	f = netif_store_commit(&q->store, f, flen);
 	f->t = bk_loop_now(nd_loop(q->nd));
-	netif_store_commit(&q->store, f, flen);
 	list_add_tail(&f->link, &q->backlog);
 	q->backlog_bytes += flen;
 	q->stats->inflight++;
@@ -268,35 +268,74 @@ static void rx_pause_tap(struct netif_queue *q)
 	q->tap_paused = true;
 }
 
+/*
+ * Read what the TAP holds, in place into the store: NETIF_RX_POST_MAX reads at most per
+ * submission (one io_uring_enter for all of them; readv one by one without io_uring), fewer
+ * when the last one found the TAP drained, so few reads are wasted on an empty queue.
+ */
 static void rx_read_tap(struct netif_queue *q)
 {
 	struct netif_dev *nd = q->nd;
+	unsigned int total = 0;
 
 	if (!q->tap_ready || q->tap_paused)
 		return;
 	q->tap_ready = false;
-	for (unsigned int n = 0; n < NETIF_RX_BATCH; n++) {
-		struct virtio_net_hdr vh;
-		uint8_t hdr[BK_TAP_VNET_HDR_LEN];
-		struct netif_rx_frame *f;
-		struct iovec iov[2];
-		struct bk_tap_pkt pkt = { .iov = iov, .iovcnt = 2 };
+	while (total < NETIF_RX_BATCH) {
+		uint8_t hdr[NETIF_RX_POST_MAX][BK_TAP_VNET_HDR_LEN];
+		struct iovec iov[2 * NETIF_RX_POST_MAX];
+		struct bk_tap_pkt pkts[NETIF_RX_POST_MAX];
+		struct netif_rx_frame *first = NULL;
+		unsigned int n = BK_MAX(BK_MIN(q->rx_post, NETIF_RX_POST_MAX), 1U), got = 0;
+		int r;
 
-		f = q->backlog_bytes < NETIF_RX_BACKLOG_BYTES ? netif_store_reserve(&q->store)
-							      : NULL;
-		if (!f) {
+		if (q->backlog_bytes < NETIF_RX_BACKLOG_BYTES) {
+			/* However large the frames, the bound is passed by one frame at most. */
+			n = BK_MIN(n,
+				   1 + (unsigned int)((NETIF_RX_BACKLOG_BYTES - q->backlog_bytes) /
+						      NETIF_RX_MAX_LEN));
+			first = netif_store_reserve(&q->store, n);
+			if (!first && n > 1)
+				first = netif_store_reserve(&q->store, n = 1);
+		}
+		if (!first) {
 			rx_pause_tap(q);
 			return;
 		}
-		iov[0] = (struct iovec){ hdr, sizeof(hdr) };
-		iov[1] = (struct iovec){ f->data, NETIF_RX_MAX_LEN };
-		if (bk_tap_read_batch(nd->tap, q->index, &pkt, 1) != 1)
-			return;
-		memcpy(&vh, hdr, sizeof(vh));
-		rx_take(q, f, &vh, pkt.len);
+		for (unsigned int k = 0; k < n; k++) {
+			iov[2 * k] = (struct iovec){ hdr[k], BK_TAP_VNET_HDR_LEN };
+			iov[2 * k + 1] = (struct iovec){ netif_store_slot(first, k)->data,
+							 NETIF_RX_MAX_LEN };
+			pkts[k] = (struct bk_tap_pkt){ .iov = &iov[2 * k],
+						       .iovcnt = 2,
+						       .err = -EAGAIN };
+		}
+		r = n > 1 ? bk_tap_read_many(nd->tap, q->index, pkts, n) : -EOPNOTSUPP;
+		if (r == -EOPNOTSUPP) {
+			r = bk_tap_read_batch(nd->tap, q->index, pkts, n);
+			for (int k = 0; k < r; k++)
+				pkts[k].err = 0;
+		}
+		/* In slot order, which is the TAP's order; a slot may have found it empty. */
+		for (unsigned int k = 0; r > 0 && k < n; k++) {
+			struct virtio_net_hdr vh;
+
+			if (pkts[k].err)
+				continue;
+			memcpy(&vh, hdr[k], sizeof(vh));
+			rx_take(q, netif_store_slot(first, k), &vh, pkts[k].len);
+			got++;
+		}
+		total += got;
+		if (got < n) {
+			q->rx_post = got + 1;
+			return; /* drained */
+		}
+		q->rx_post = 2 * n;
 	}
 	q->tap_ready = true; /* maybe more: the watch says so again next turn anyway */
 }
+
 static void rx_expire(struct netif_queue *q, double now)
 {
 	while (!list_empty(&q->backlog)) {
