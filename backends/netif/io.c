@@ -702,19 +702,10 @@ void netif_io_free(struct netif_dev *nd)
 		free(q->vhdr);
 		free(q->rsps);
 		free(q->rx_frames);
-		q->txcopy = NULL;
-		q->pkts = NULL;
-		q->pkt_off = NULL;
-		q->pkt_seg = NULL;
-		q->arena = NULL;
-		q->tpkts = NULL;
-		q->tiov = NULL;
-		q->vhdr = NULL;
-		q->rsps = NULL;
-		q->rx_frames = NULL;
 	}
 	free(nd->segs);
 	free(nd->seg_slot);
 	nd->segs = NULL;
 	nd->seg_slot = NULL;
+	/* The queues' pointers dangle now: the queues are freed next (netif_rings_release). */
 }

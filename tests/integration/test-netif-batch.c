@@ -42,18 +42,7 @@ static const uint8_t *to_guest = (const uint8_t *)"\x02\x00\x00\x00\x00\x01";
 
 static void totals(struct bk_queue_stats *t)
 {
-	struct bk_queue_stats qs[8];
-	struct bk_device *dev = bk_core_find(env.core, "vif", DOMID, DEVID);
-	int n = dev ? dev->ops->get_stats(dev, qs, 8) : 0;
-
-	memset(t, 0, sizeof(*t));
-	for (int i = 0; i < n && i < 8; i++) {
-		t->net_tx_packets += qs[i].net_tx_packets;
-		t->net_rx_packets += qs[i].net_rx_packets;
-		t->net_tx_drop_copy += qs[i].net_tx_drop_copy;
-		t->net_rx_drop_copy += qs[i].net_rx_drop_copy;
-		t->inflight += qs[i].inflight;
-	}
+	vif_totals(env.core, DOMID, DEVID, t);
 }
 
 static size_t store_len(unsigned int round, unsigned int i)
