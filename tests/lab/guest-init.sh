@@ -170,6 +170,8 @@ EOF
 	stream) nettool stream "$a1" "$a2" "$a3" "$a4" ${a5:+"$a5"} ${a6:+"$a6"} ;;
 	ppssend) nettool pps-send "$a1" "$a2" "$a3" ${a4:+"$a4"} ;;
 	ppsrecv) nettool pps-recv "$a1" "$a2" ;;
+	# snmp: the guest's TCP/UDP counters (retransmissions, checksum errors), one line each.
+	snmp) grep -E '^(Tcp|Udp):' /proc/net/snmp | sed 's/^/GUEST-SNMP /' ;;
 	reboot)
 		sync
 		echo "GUEST-REBOOTING"
