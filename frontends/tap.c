@@ -14,6 +14,11 @@
 
 #include <linux/if_tun.h>
 
+#include "config.h"
+#if HAVE_LIBURING
+#include <liburing.h>
+#endif
+
 #include "tap.h"
 #include "util/log.h"
 #include "util/macros.h"
@@ -27,9 +32,16 @@ struct bk_tap {
 	char name[IFNAMSIZ];
 	int ifindex;
 	bool reattached;
+	bool uring_off; /* no io_uring here (none built in, refused, or switched off) */
+#if HAVE_LIBURING
+	struct io_uring *ring; /* write batches, made at the first one */
+#endif
 	unsigned int nr_queues;
 	struct bk_tap_queue q[];
 };
+
+/* Entries of the write ring: a batch larger than this takes several submissions. */
+#define TAP_URING_ENTRIES 256U
 
 #define TAP_FLAGS (IFF_TAP | IFF_NO_PI | IFF_VNET_HDR | IFF_MULTI_QUEUE)
 
@@ -132,6 +144,12 @@ void bk_tap_close(struct bk_tap *t)
 {
 	if (!t)
 		return;
+#if HAVE_LIBURING
+	if (t->ring) {
+		io_uring_queue_exit(t->ring);
+		free(t->ring);
+	}
+#endif
 	for (unsigned int q = 0; q < t->nr_queues; q++) {
 		bk_watch_free(t->q[q].watch);
 		if (t->q[q].fd >= 0)
@@ -282,12 +300,150 @@ int bk_tap_read_batch(struct bk_tap *t, unsigned int q, struct bk_tap_pkt *pkts,
 	return (int)i;
 }
 
+void bk_tap_set_uring(struct bk_tap *t, bool on)
+{
+	t->uring_off = !on;
+}
+
+#if HAVE_LIBURING
+static struct io_uring *tap_ring(struct bk_tap *t)
+{
+	struct io_uring *ring;
+	int r;
+
+	if (t->ring || t->uring_off)
+		return t->ring;
+	ring = calloc(1, sizeof(*ring));
+	if (!ring) {
+		t->uring_off = true;
+		return NULL;
+	}
+	r = io_uring_queue_init(TAP_URING_ENTRIES, ring, 0);
+	if (r < 0) {
+		log_info("tap %s: no io_uring for batched writes (%s): one syscall per frame",
+			 t->name, strerror(-r));
+		free(ring);
+		t->uring_off = true;
+		return NULL;
+	}
+	t->ring = ring;
+	return ring;
+}
+
+/*
+ * One io_uring_enter() for up to TAP_URING_ENTRIES frames, waiting for all of them: a TAP
+ * write never blocks (O_NONBLOCK), so they complete inline and the frames' buffers are free
+ * again when this returns. -errno: nothing was submitted, the caller writes them one by one.
+ */
+static int write_uring(struct io_uring *ring, int fd, struct bk_tap_pkt *pkts, unsigned int n)
+{
+	struct io_uring_cqe *cqe;
+	unsigned int seen = 0;
+	int r;
+
+	for (unsigned int i = 0; i < n; i++) {
+		struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+
+		io_uring_prep_writev(sqe, fd, pkts[i].iov, pkts[i].iovcnt, 0);
+		io_uring_sqe_set_data64(sqe, i);
+		pkts[i].err = 0;
+	}
+	r = io_uring_submit_and_wait(ring, n);
+	if (r < 0 && r != -EINTR)
+		return r;
+	while (seen < n) {
+		r = io_uring_wait_cqe(ring, &cqe);
+		if (r == -EINTR)
+			continue;
+		if (r < 0)
+			return r; /* cannot happen with entries submitted; keeps the ring sane */
+		if (cqe->user_data < n && cqe->res < 0)
+			pkts[cqe->user_data].err = cqe->res;
+		io_uring_cqe_seen(ring, cqe);
+		seen++;
+	}
+	return 0;
+}
+#endif
+
+int bk_tap_read_many(struct bk_tap *t, unsigned int q, struct bk_tap_pkt *pkts, unsigned int n)
+{
+#if HAVE_LIBURING
+	struct io_uring *ring;
+	struct io_uring_cqe *cqe;
+	unsigned int seen = 0;
+	int r, got = 0;
+
+	if (q >= t->nr_queues || n > TAP_URING_ENTRIES)
+		return -EINVAL;
+	ring = tap_ring(t);
+	if (!ring)
+		return -EOPNOTSUPP;
+	for (unsigned int i = 0; i < n; i++) {
+		struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+
+		io_uring_prep_readv(sqe, t->q[q].fd, pkts[i].iov, pkts[i].iovcnt, 0);
+		sqe->rw_flags = RWF_NOWAIT;
+		io_uring_sqe_set_data64(sqe, i);
+		pkts[i].err = -EAGAIN;
+		pkts[i].len = 0;
+	}
+	r = io_uring_submit_and_wait(ring, n);
+	if (r < 0 && r != -EINTR) {
+		log_warn("tap %s: io_uring read batch: %s: one syscall per frame from now", t->name,
+			 strerror(-r));
+		t->uring_off = true;
+		return -EOPNOTSUPP;
+	}
+	while (seen < n) {
+		r = io_uring_wait_cqe(ring, &cqe);
+		if (r == -EINTR)
+			continue;
+		if (r < 0)
+			break;
+		if (cqe->user_data < n) {
+			struct bk_tap_pkt *p = &pkts[cqe->user_data];
+
+			if (cqe->res >= 0) {
+				p->err = 0;
+				p->len = (size_t)cqe->res;
+				got++;
+			} else {
+				p->err = cqe->res;
+			}
+		}
+		io_uring_cqe_seen(ring, cqe);
+		seen++;
+	}
+	if (got == 0 && pkts[0].err != -EAGAIN)
+		return log_err_errno(pkts[0].err, "tap %s: reading queue %u: %m", t->name, q);
+	return got;
+#else
+	return -EOPNOTSUPP;
+#endif
+}
+
 int bk_tap_write_batch(struct bk_tap *t, unsigned int q, struct bk_tap_pkt *pkts, unsigned int n)
 {
 	unsigned int i = 0;
 
 	if (q >= t->nr_queues)
 		return -EINVAL;
+#if HAVE_LIBURING
+	/* One frame: a plain writev is one syscall too, and cheaper than a submission. */
+	while (n - i >= 2 && tap_ring(t)) {
+		unsigned int k = BK_MIN(n - i, TAP_URING_ENTRIES);
+		int r = write_uring(t->ring, t->q[q].fd, pkts + i, k);
+
+		if (r < 0) {
+			log_warn("tap %s: io_uring write batch: %s: one syscall per frame from now",
+				 t->name, strerror(-r));
+			t->uring_off = true;
+			break;
+		}
+		i += k;
+	}
+#endif
 	while (i < n) {
 		ssize_t put = writev(t->q[q].fd, pkts[i].iov, (int)pkts[i].iovcnt);
 

@@ -87,16 +87,26 @@ struct bk_tap_pkt {
  * were read (0: nothing waiting), or -errno if the first read failed.
  *
  * Only io_uring batches TAP I/O (bench/tapbench: 0.3 us instead of 1.6 us per frame where a
- * syscall costs 1 us). That belongs to the loop's one ring, not to this module, with a catch
- * for reads: io_uring waits on an empty TAP even with O_NONBLOCK, so reads must be posted
- * ahead and reaped by the loop, never submitted and waited for.
+ * syscall costs 1 us): see bk_tap_read_many().
  */
 int bk_tap_read_batch(struct bk_tap *t, unsigned int q, struct bk_tap_pkt *pkts, unsigned int n);
 /*
+ * Up to @n non-blocking reads from queue @q in one io_uring submission (RWF_NOWAIT: an empty
+ * queue answers -EAGAIN at once instead of holding the buffer). They run in order, so the
+ * frames are in the TAP's order; each packet gets len and err (0, or -EAGAIN where the queue
+ * was empty, which can be followed by a frame that arrived meanwhile). Returns how many frames
+ * were read, or -EOPNOTSUPP without io_uring (use bk_tap_read_batch()).
+ */
+int bk_tap_read_many(struct bk_tap *t, unsigned int q, struct bk_tap_pkt *pkts, unsigned int n);
+/*
  * Write up to @n frames to queue @q. A frame the kernel refuses (bad header: -EINVAL) gets
  * its err set and counts as done; the batch stops early only on -EAGAIN. Returns how many
- * frames were done.
+ * frames were done. With io_uring (built in and allowed), a batch of two frames or more is one
+ * submission that returns with every frame written (TAP writes complete inline), so the
+ * buffers may be reused at once; a full TAP then shows as -EAGAIN in the frames' err.
  */
 int bk_tap_write_batch(struct bk_tap *t, unsigned int q, struct bk_tap_pkt *pkts, unsigned int n);
+/* Batched writes through io_uring (the default where it exists) or one syscall per frame. */
+void bk_tap_set_uring(struct bk_tap *t, bool on);
 
 #endif

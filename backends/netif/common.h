@@ -5,7 +5,7 @@
  *   xenbus.c  probe (TAP, features, InitWait), the xenbus states, hotplug-status, teardown
  *   ring.c    the frontend's keys, ring mapping and event channels per queue, their release
  *   io.c      the data path: TX (ring -> TAP) and RX (TAP -> ring), one grant-copy batch per
- *             queue and loop turn, the RX backlog
+ *             device and loop turn, the RX backlog and its store
  */
 #ifndef BK_NETIF_COMMON_H
 #define BK_NETIF_COMMON_H
@@ -25,11 +25,13 @@
 
 /* Queues offered (multi-queue-max-queues): netback's cap. */
 #define NETIF_MAX_QUEUES 8U
-/* TX packets and bytes taken from one queue per loop turn (one grant-copy batch). */
-#define NETIF_TX_BATCH 64U
-#define NETIF_TX_ARENA (256U << 10)
-/* RX frames read from the TAP / laid on the ring per queue and loop turn. */
-#define NETIF_RX_BATCH 64U
+/*
+ * Per queue and loop turn: as many TX packets as the ring holds (every slot at most one copy
+ * segment), their bytes in an arena, and as many RX frames as the ring has buffers for.
+ */
+#define NETIF_TX_BATCH NETIF_RING_SIZE
+#define NETIF_TX_ARENA (512U << 10)
+#define NETIF_RX_BATCH NETIF_RING_SIZE
 /* Per-queue RX backlog (netback's XENVIF_RX_QUEUE_BYTES) and its expiry. */
 #define NETIF_RX_BACKLOG_BYTES (512U << 10)
 #define NETIF_RX_EXPIRE_S 10.0
@@ -39,18 +41,66 @@
 #define NETIF_RX_STALL_S 60.0
 /* Largest frame read from the TAP, header included. */
 #define NETIF_TAP_FRAME_MAX (BK_TAP_VNET_HDR_LEN + NETIF_RX_MAX_LEN)
+/* TAP reads posted at once per queue (each into a largest-frame slot of the store). */
+#define NETIF_RX_POST_MAX 8U
+/*
+ * The RX store: the backlog's frames, FIFO in one buffer, read from the TAP in place (no
+ * allocation or copy per frame). Room for a full backlog of small frames with their headers,
+ * plus the largest frame at either end.
+ */
+#define NETIF_RX_STORE \
+	(2U * NETIF_RX_BACKLOG_BYTES + (NETIF_RX_POST_MAX + 1U) * (NETIF_RX_MAX_LEN + 256U))
 
 struct netif_dev;
 
-/* One frame read from the TAP, waiting for RX buffers. */
+/* One frame read from the TAP, waiting for RX buffers; lives in its queue's RX store. */
 struct netif_rx_frame {
 	struct list_head link;
 	double t; /* when it was read (loop clock) */
 	struct netif_rx_meta meta;
-	uint32_t rsp0; /* its responses in the batch (delivery) */
+	uint32_t need;	     /* RX requests it takes (netif_rx_slots) */
+	uint32_t rsp0;	     /* delivery: its first response in the queue's batch */
+	uint32_t seg0, nseg; /* delivery: its copy segments in the device's batch */
+	uint32_t off, size;  /* its place in the store */
 	size_t len;
 	uint8_t data[];
 };
+
+/*
+ * Frames in one buffer, FIFO: reserved at the tail at the largest frame's size, read into in
+ * place, committed at their real size (or abandoned), released oldest first. The tail wraps
+ * to the start when the largest frame no longer fits before the end.
+ */
+struct netif_rx_store {
+	uint8_t *buf;
+	uint32_t size;
+	uint32_t head;	 /* oldest frame */
+	uint32_t tail;	 /* where the next frame goes */
+	uint32_t wrap;	 /* end of the frames before the tail wrapped to 0; 0: none */
+	uint32_t frames; /* committed and not yet released */
+	uint32_t last;	 /* the last committed frame (when frames > 0) */
+};
+
+/* store.c. init: -ENOMEM; free: NULL-safe buffer, the store may be zeroed. */
+int netif_store_init(struct netif_rx_store *s, uint32_t size);
+void netif_store_free(struct netif_rx_store *s);
+/*
+ * Room at the tail for @n largest frames (NETIF_RX_MAX_LEN) in a row: the first slot (the
+ * others by netif_store_slot()), or NULL until frames leave. Nothing is taken until a commit.
+ */
+struct netif_rx_frame *netif_store_reserve(struct netif_rx_store *s, unsigned int n);
+struct netif_rx_frame *netif_store_slot(struct netif_rx_frame *first, unsigned int k);
+/*
+ * Keep a frame read into a slot of the last reservation, @len bytes of data, committed in slot
+ * order (slots may be skipped). Returns where the frame is now (a small frame in a later slot
+ * moves up to the tail, data included); sets its off, size, len.
+ */
+struct netif_rx_frame *netif_store_commit(struct netif_rx_store *s, struct netif_rx_frame *f,
+					  size_t len);
+/* Release the oldest committed frame, @f. */
+void netif_store_release(struct netif_rx_store *s, struct netif_rx_frame *f);
+/* Frames up to this size move up to the tail instead of leaving a gap (a cheap copy). */
+#define NETIF_STORE_MOVE_MAX 2048U
 
 struct netif_queue {
 	struct netif_dev *nd;
@@ -67,35 +117,40 @@ struct netif_queue {
 	bool tx_mapped, rx_mapped, tx_bound, rx_bound;
 	struct netif_ring tx, rx;
 
-	/* TX: the private copy of the ring, parsed packets, their bytes, the copy batch. */
-	union nif_tx_slot *txcopy;    /* NETIF_RING_SIZE */
-	struct netif_tx_pkt *pkts;    /* NETIF_TX_BATCH */
-	uint32_t *pkt_off;	      /* where each packet starts in the arena */
-	uint32_t *pkt_seg;	      /* its first copy segment */
-	uint8_t *arena;		      /* NETIF_TX_ARENA */
-	struct bk_gnt_copy_seg *segs; /* NETIF_SEGS */
-	struct bk_tap_pkt *tpkts;     /* NETIF_TX_BATCH */
-	struct iovec *tiov;	      /* 2 per packet */
+	/* TX: the private copy of the ring, parsed packets, their bytes. */
+	union nif_tx_slot *txcopy; /* NETIF_RING_SIZE */
+	struct netif_tx_pkt *pkts; /* NETIF_TX_BATCH */
+	uint32_t *pkt_off;	   /* where each packet starts in the arena */
+	uint32_t *pkt_seg;	   /* its first copy segment in the device's batch */
+	uint8_t *arena;		   /* NETIF_TX_ARENA */
+	struct bk_tap_pkt *tpkts;  /* NETIF_TX_BATCH */
+	struct iovec *tiov;	   /* 2 per packet */
 	uint8_t (*vhdr)[BK_TAP_VNET_HDR_LEN];
 	bool tx_more; /* requests left for the next turn */
+	/* This turn's TX work between taking it and answering it (after the copy). */
+	bool tx_ran;
+	uint32_t tx_npk, tx_pos, tx_avail;
+	const char *tx_fatal;
 
 	/* RX: frames from the TAP, oldest first. */
 	struct list_head backlog;
-	size_t backlog_bytes;	 /* its frames are stats->inflight */
-	bool tap_paused;	 /* backlog full: not reading the TAP */
-	bool rx_waiting;	 /* frames wait for RX buffers */
-	double rx_wait_since;	 /* when the head frame started waiting */
-	uint8_t *rxbuf;		 /* NETIF_TAP_FRAME_MAX */
-	union nif_rx_slot *rsps; /* NETIF_RX_BATCH * NETIF_RX_MAX_SLOTS */
-	struct netif_rx_frame **rx_frames;
-	uint32_t *seg_rsp; /* RX: the response each copy segment fills */
-	bool tap_ready;	   /* the TAP queue was readable */
+	size_t backlog_bytes;		   /* its frames are stats->inflight */
+	bool tap_paused;		   /* backlog full: not reading the TAP */
+	bool rx_waiting;		   /* frames wait for RX buffers */
+	double rx_wait_since;		   /* when the head frame started waiting */
+	struct netif_rx_store store;	   /* NETIF_RX_STORE: the backlog's frames */
+	union nif_rx_slot *rsps;	   /* NETIF_RING_SIZE: this turn's responses */
+	struct netif_rx_frame **rx_frames; /* NETIF_RX_BATCH: this turn's frames */
+	uint32_t rx_nfr, rx_nrsp;
+	bool rx_full;	      /* this turn found too few RX buffers */
+	unsigned int rx_post; /* TAP reads to post next: what the last batch found, plus one */
+	bool tap_ready;	      /* the TAP queue was readable */
 
 	bool kicked_tx, kicked_rx; /* an event arrived since the last run */
 };
 
-/* Copy segments one queue needs at most per batch (TX or RX). */
-#define NETIF_SEGS BK_MAX(NETIF_TX_BATCH *NETIF_TX_MAX_FRAGS, NETIF_RX_BATCH *NETIF_RX_MAX_SLOTS)
+/* Copy segments of one queue per turn at most: one per TX slot and one per RX slot. */
+#define NETIF_QUEUE_SEGS (2U * NETIF_RING_SIZE)
 
 struct netif_dev {
 	struct bk_device *dev;
@@ -115,8 +170,12 @@ struct netif_dev {
 	struct bk_watch *evtchn_watch;
 	struct bk_hook *hook;
 	struct bk_timer *timer; /* RX polling, expiry and stall detection */
-	bool rings_up;		/* rings mapped, ports bound */
-	bool running;		/* Connected: the data path runs */
+	/* The turn's one grant-copy batch, every queue and both directions. */
+	struct bk_gnt_copy_seg *segs; /* nr_queues * NETIF_QUEUE_SEGS */
+	uint16_t *seg_slot;	      /* RX: the response (of its frame) each segment fills */
+	uint32_t nseg;
+	bool rings_up; /* rings mapped, ports bound */
+	bool running;  /* Connected: the data path runs */
 	bool carrier_off;
 	bool adopting; /* a previous run left it Connected */
 };
@@ -144,5 +203,9 @@ void netif_timer_cb(void *data);
 void netif_evtchn_cb(void *data, int fd, unsigned int events);
 void netif_tap_cb(void *data, int fd, unsigned int events);
 void netif_queue_free_backlog(struct netif_queue *q);
+/* The data path's buffers for every queue (after the queues are set up); -ENOMEM. */
+int netif_io_alloc(struct netif_dev *nd);
+/* NULL-safe per buffer: frees what netif_io_alloc() got, also after it failed. */
+void netif_io_free(struct netif_dev *nd);
 
 #endif

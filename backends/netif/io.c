@@ -1,17 +1,20 @@
 // SPDX-License-Identifier: MIT
 /*
  * The netif data path. Everything runs from the device's once-per-turn hook: event channels
- * and TAP readiness only mark work. Per queue and turn:
- *   TX: copy the unconsumed slots out once, parse packets with netback's rules (proto.c),
- *       grant-copy every data slot of the batch in one call into a local arena, hand the
- *       frames to the TAP with their virtio_net_hdr (offload.c), answer one response per
- *       slot (NULL for extras). A fatal slot chain fails the device after the packets before
- *       it were answered.
- *   RX: expire old frames, read the TAP into the bounded backlog, lay as many frames as the
- *       posted buffers take over the ring, grant-copy them in one call, answer each request in
- *       its own slot. No buffers: ask for an event (or poll, for a frontend without
- *       feature-rx-notify); a full backlog stops reading the TAP; no buffers for 60 s with
- *       frames waiting turns the carrier off (XSA-392) until buffers come back.
+ * and TAP readiness only mark work. Per turn, every queue's work is gathered first, then one
+ * grant-copy call moves the bytes of both directions for the whole device (gntdev splits it
+ * into hypercalls), then the TAP writes and the responses:
+ *   TX: copy the unconsumed slots out once, parse packets with netback's rules (proto.c), add
+ *       every data slot (as many as the ring holds) to the batch, copied into a local arena;
+ *       after the copy hand the frames to the TAP with their virtio_net_hdr (offload.c),
+ *       answer one response per slot (NULL for extras). A fatal slot chain fails the device
+ *       after the packets before it were answered.
+ *   RX: expire old frames, read the TAP in place into the queue's store (the bounded backlog:
+ *       no allocation or copy per frame), lay as many frames as the posted buffers take over
+ *       the ring into the batch; after the copy answer each request in its own slot. No
+ *       buffers: ask for an event (or poll, for a frontend without feature-rx-notify); a full
+ *       backlog stops reading the TAP; no buffers for 60 s with frames waiting turns the
+ *       carrier off (XSA-392) until buffers come back.
  * Nothing is held across turns except the RX backlog: a handover loses no request.
  */
 #include <errno.h>
@@ -76,24 +79,29 @@ static bool tx_frame(struct netif_queue *q, uint32_t i, unsigned int slot)
 	return true;
 }
 
-/* One batch off the TX ring; the number of requests consumed, or -errno (device failed). */
-static int tx_run(struct netif_queue *q)
+/*
+ * Take this turn's TX packets off the ring and add their data slots to the device's copy
+ * batch. A fatal slot chain is kept for tx_finish(), which answers the packets before it.
+ */
+static void tx_prepare(struct netif_queue *q)
 {
 	struct netif_dev *nd = q->nd;
-	struct bk_device *dev = nd->dev;
-	uint32_t avail, pos = 0, npk = 0, nseg = 0, arena = 0;
-	unsigned int ntap = 0;
-	const char *fatal = NULL;
-	int r;
+	uint32_t avail, pos = 0, npk = 0, nseg = nd->nseg, arena = 0;
 
 	q->tx_more = false;
-	if (netif_ring_unconsumed(&q->tx, &avail) < 0)
-		return queue_fatal(q, "impossible number of requests on the TX ring");
+	q->tx_npk = q->tx_pos = q->tx_avail = 0;
+	q->tx_fatal = NULL;
+	if (netif_ring_unconsumed(&q->tx, &avail) < 0) {
+		q->tx_fatal = "impossible number of requests on the TX ring";
+		return;
+	}
 	if (avail == 0) {
 		if (!netif_ring_final_check(&q->tx))
-			return 0;
-		if (netif_ring_unconsumed(&q->tx, &avail) < 0)
-			return queue_fatal(q, "impossible number of requests on the TX ring");
+			return;
+		if (netif_ring_unconsumed(&q->tx, &avail) < 0) {
+			q->tx_fatal = "impossible number of requests on the TX ring";
+			return;
+		}
 	}
 	netif_ring_copy(&q->tx, q->txcopy, avail);
 	while (pos < avail && npk < NETIF_TX_BATCH) {
@@ -101,7 +109,7 @@ static int tx_run(struct netif_queue *q)
 		enum netif_tx_verdict v = netif_tx_parse(q->txcopy + pos, avail - pos, pkt);
 
 		if (v == NETIF_TX_FATAL) {
-			fatal = pkt->why;
+			q->tx_fatal = pkt->why;
 			break;
 		}
 		if (v == NETIF_TX_OK && arena + pkt->len > NETIF_TX_ARENA)
@@ -114,9 +122,9 @@ static int tx_run(struct netif_queue *q)
 
 				if (!f->size)
 					continue; /* XSA-448: nothing to copy */
-				q->segs[nseg++] = (struct bk_gnt_copy_seg){
+				nd->segs[nseg++] = (struct bk_gnt_copy_seg){
 					.local = q->arena + arena + f->pkt_off,
-					.domid = dev->domid,
+					.domid = nd->dev->domid,
 					.ref = f->gref,
 					.offset = f->offset,
 					.len = f->size,
@@ -129,18 +137,26 @@ static int tx_run(struct netif_queue *q)
 	}
 	q->pkt_seg[npk] = nseg;
 	netif_ring_consume(&q->tx, pos);
-	r = bk_gnt_copy_batch(nd->gnt, q->segs, nseg);
-	if (r < 0)
-		dev_warn_rl(dev, "q%u: grant copy of %u TX segments: %s", q->index, nseg,
-			    strerror(-r));
+	nd->nseg = nseg;
+	q->tx_npk = npk;
+	q->tx_pos = pos;
+	q->tx_avail = avail;
+}
 
-	for (uint32_t i = 0; i < npk; i++) {
+/* After the copy: hand the frames to the TAP, answer every slot. -errno: device failed. */
+static int tx_finish(struct netif_queue *q)
+{
+	struct netif_dev *nd = q->nd;
+	struct bk_device *dev = nd->dev;
+	unsigned int ntap = 0;
+
+	for (uint32_t i = 0; i < q->tx_npk; i++) {
 		struct netif_tx_pkt *pkt = &q->pkts[i];
 		int16_t st = NIF_RSP_OKAY;
 
 		switch (pkt->verdict) {
 		case NETIF_TX_OK:
-			if (bk_gnt_copy_status(q->segs + q->pkt_seg[i],
+			if (bk_gnt_copy_status(nd->segs + q->pkt_seg[i],
 					       q->pkt_seg[i + 1] - q->pkt_seg[i])) {
 				st = NIF_RSP_ERROR;
 				q->stats->net_tx_drop_copy++;
@@ -174,23 +190,23 @@ static int tx_run(struct netif_queue *q)
 			q->stats->net_tx_bytes += q->tiov[2 * i + 1].iov_len;
 		}
 	}
-	if (netif_ring_push(&q->tx))
+	if (q->tx_npk && netif_ring_push(&q->tx))
 		notify(q, q->tx_port);
-	if (fatal)
-		return queue_fatal(q, fatal);
-	q->tx_more = pos < avail || netif_ring_final_check(&q->tx);
-	return (int)pos;
+	if (q->tx_fatal)
+		return queue_fatal(q, q->tx_fatal);
+	q->tx_more = q->tx_pos < q->tx_avail || netif_ring_final_check(&q->tx);
+	return (int)q->tx_pos;
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* RX: TAP -> guest. */
+/* RX: TAP -> guest. The backlog's frames live in the queue's store, oldest first. */
 
 static void rx_free_frame(struct netif_queue *q, struct netif_rx_frame *f)
 {
 	list_del(&f->link);
 	q->backlog_bytes -= f->len;
 	q->stats->inflight--;
-	free(f);
+	netif_store_release(&q->store, f);
 }
 
 void netif_queue_free_backlog(struct netif_queue *q)
@@ -202,11 +218,11 @@ void netif_queue_free_backlog(struct netif_queue *q)
 	q->rx_waiting = false;
 }
 
-static void rx_take(struct netif_queue *q, size_t got)
+/* A frame the TAP gave us (in place, in a slot of the store's reservation): keep or drop it. */
+static void rx_take(struct netif_queue *q, struct netif_rx_frame *f,
+		    const struct virtio_net_hdr *vh, size_t got)
 {
 	struct netif_offload_info info;
-	struct virtio_net_hdr vh;
-	struct netif_rx_frame *f;
 	size_t flen;
 	const char *why;
 
@@ -215,50 +231,98 @@ static void rx_take(struct netif_queue *q, size_t got)
 		return;
 	}
 	flen = got - BK_TAP_VNET_HDR_LEN;
-	f = malloc(sizeof(*f) + flen);
-	if (!f) {
-		q->stats->net_rx_drop_offload++;
-		return;
-	}
-	memcpy(&vh, q->rxbuf, sizeof(vh));
-	memcpy(f->data, q->rxbuf + BK_TAP_VNET_HDR_LEN, flen);
-	f->len = flen;
-	if (netif_rx_from_vnet(&vh, f->data, flen, &q->nd->feat, &f->meta, &info, &why) < 0) {
+	if (netif_rx_from_vnet(vh, f->data, flen, &q->nd->feat, &f->meta, &info, &why) < 0) {
 		q->stats->net_rx_drop_offload++;
 		dev_warn_rl(q->nd->dev, "q%u: dropping a %zu-byte frame for the guest: %s",
 			    q->index, flen, why);
-		free(f);
+		return;
+	}
+	f->need = netif_rx_slots(flen, &f->meta);
+	if (f->need == 0) {
+		q->stats->net_rx_drop_offload++;
 		return;
 	}
 	q->stats->net_rx_csum += info.csum_partial;
 	q->stats->net_rx_gso += info.gso;
 	q->stats->net_csum_sw += info.csum_sw;
+	f = netif_store_commit(&q->store, f, flen);
 	f->t = bk_loop_now(nd_loop(q->nd));
 	list_add_tail(&f->link, &q->backlog);
 	q->backlog_bytes += flen;
 	q->stats->inflight++;
 }
 
+static void rx_pause_tap(struct netif_queue *q)
+{
+	/* The kernel queues (and drops) until the guest takes what we hold. */
+	bk_tap_watch_events(q->nd->tap, q->index, 0);
+	q->tap_paused = true;
+}
+
+/*
+ * Read what the TAP holds, in place into the store: NETIF_RX_POST_MAX reads at most per
+ * submission (one io_uring_enter for all of them; readv one by one without io_uring), fewer
+ * when the last one found the TAP drained, so few reads are wasted on an empty queue.
+ */
 static void rx_read_tap(struct netif_queue *q)
 {
 	struct netif_dev *nd = q->nd;
+	unsigned int total = 0;
 
 	if (!q->tap_ready || q->tap_paused)
 		return;
 	q->tap_ready = false;
-	for (unsigned int n = 0; n < NETIF_RX_BATCH; n++) {
-		struct iovec iov = { q->rxbuf, NETIF_TAP_FRAME_MAX };
-		struct bk_tap_pkt pkt = { .iov = &iov, .iovcnt = 1 };
+	while (total < NETIF_RX_BATCH) {
+		uint8_t hdr[NETIF_RX_POST_MAX][BK_TAP_VNET_HDR_LEN];
+		struct iovec iov[2 * NETIF_RX_POST_MAX];
+		struct bk_tap_pkt pkts[NETIF_RX_POST_MAX];
+		struct netif_rx_frame *first = NULL;
+		unsigned int n = BK_MAX(BK_MIN(q->rx_post, NETIF_RX_POST_MAX), 1U), got = 0;
+		int r;
 
-		if (q->backlog_bytes >= NETIF_RX_BACKLOG_BYTES) {
-			/* The kernel queues (and drops) until the guest takes what we hold. */
-			bk_tap_watch_events(nd->tap, q->index, 0);
-			q->tap_paused = true;
+		if (q->backlog_bytes < NETIF_RX_BACKLOG_BYTES) {
+			/* However large the frames, the bound is passed by one frame at most. */
+			n = BK_MIN(n,
+				   1 + (unsigned int)((NETIF_RX_BACKLOG_BYTES - q->backlog_bytes) /
+						      NETIF_RX_MAX_LEN));
+			first = netif_store_reserve(&q->store, n);
+			if (!first && n > 1)
+				first = netif_store_reserve(&q->store, n = 1);
+		}
+		if (!first) {
+			rx_pause_tap(q);
 			return;
 		}
-		if (bk_tap_read_batch(nd->tap, q->index, &pkt, 1) != 1)
-			return;
-		rx_take(q, pkt.len);
+		for (unsigned int k = 0; k < n; k++) {
+			iov[2 * k] = (struct iovec){ hdr[k], BK_TAP_VNET_HDR_LEN };
+			iov[2 * k + 1] = (struct iovec){ netif_store_slot(first, k)->data,
+							 NETIF_RX_MAX_LEN };
+			pkts[k] = (struct bk_tap_pkt){ .iov = &iov[2 * k],
+						       .iovcnt = 2,
+						       .err = -EAGAIN };
+		}
+		r = n > 1 ? bk_tap_read_many(nd->tap, q->index, pkts, n) : -EOPNOTSUPP;
+		if (r == -EOPNOTSUPP) {
+			r = bk_tap_read_batch(nd->tap, q->index, pkts, n);
+			for (int k = 0; k < r; k++)
+				pkts[k].err = 0;
+		}
+		/* In slot order, which is the TAP's order; a slot may have found it empty. */
+		for (unsigned int k = 0; r > 0 && k < n; k++) {
+			struct virtio_net_hdr vh;
+
+			if (pkts[k].err)
+				continue;
+			memcpy(&vh, hdr[k], sizeof(vh));
+			rx_take(q, netif_store_slot(first, k), &vh, pkts[k].len);
+			got++;
+		}
+		total += got;
+		if (got < n) {
+			q->rx_post = got + 1;
+			return; /* drained */
+		}
+		q->rx_post = 2 * n;
 	}
 	q->tap_ready = true; /* maybe more: the watch says so again next turn anyway */
 }
@@ -297,19 +361,19 @@ static void rx_resume_tap(struct netif_queue *q)
 	}
 }
 
-/* Lay backlog frames over posted buffers, one grant-copy batch. -errno: device failed. */
-static int rx_deliver(struct netif_queue *q)
+/*
+ * Lay backlog frames over posted buffers and add their copies to the device's batch; the
+ * frames stay in the store until rx_finish(). -errno: device failed.
+ */
+static int rx_prepare(struct netif_queue *q)
 {
 	struct netif_dev *nd = q->nd;
-	struct bk_device *dev = nd->dev;
-	uint32_t avail, nfr = 0, nseg = 0, nrsp = 0;
-	bool waiting = false;
-	int r;
+	uint32_t avail, nfr = 0, nrsp = 0, nseg = nd->nseg;
 
-	if (list_empty(&q->backlog)) {
-		q->rx_waiting = false;
+	q->rx_nfr = q->rx_nrsp = 0;
+	q->rx_full = false;
+	if (list_empty(&q->backlog))
 		return 0;
-	}
 	if (netif_ring_unconsumed(&q->rx, &avail) < 0)
 		return queue_fatal(q, "impossible number of requests on the RX ring");
 	while (!list_empty(&q->backlog) && nfr < NETIF_RX_BATCH) {
@@ -317,24 +381,19 @@ static int rx_deliver(struct netif_queue *q)
 			list_first_entry(&q->backlog, struct netif_rx_frame, link);
 		struct nif_rx_req reqs[NETIF_RX_MAX_SLOTS];
 		struct netif_rx_seg rs[NETIF_RX_MAX_SLOTS];
-		uint32_t need = netif_rx_slots(f->len, &f->meta);
+		uint32_t need = f->need;
 		int n;
 
-		if (need == 0) {
-			q->stats->net_rx_drop_offload++;
-			rx_free_frame(q, f);
-			continue;
-		}
 		if (avail < need) {
 			if (!netif_ring_rx_wait(&q->rx, need)) {
-				waiting = true;
+				q->rx_full = true;
 				break;
 			}
 			if (netif_ring_unconsumed(&q->rx, &avail) < 0)
 				return queue_fatal(q,
 						   "impossible number of requests on the RX ring");
 			if (avail < need) {
-				waiting = true;
+				q->rx_full = true;
 				break;
 			}
 		}
@@ -342,17 +401,19 @@ static int rx_deliver(struct netif_queue *q)
 		netif_ring_consume(&q->rx, need);
 		avail -= need;
 		n = netif_rx_build(reqs, need, f->len, &f->meta, q->rsps + nrsp, rs);
+		f->seg0 = nseg;
 		for (int s = 0; s < n; s++) {
-			q->seg_rsp[nseg] = nrsp + rs[s].slot;
-			q->segs[nseg++] = (struct bk_gnt_copy_seg){
+			nd->seg_slot[nseg] = (uint16_t)rs[s].slot;
+			nd->segs[nseg++] = (struct bk_gnt_copy_seg){
 				.local = f->data + rs[s].src_off,
-				.domid = dev->domid,
+				.domid = nd->dev->domid,
 				.ref = rs[s].gref,
 				.offset = rs[s].dst_off,
 				.len = rs[s].len,
 				.to_guest = true,
 			};
 		}
+		f->nseg = nseg - f->seg0;
 		f->rsp0 = nrsp;
 		nrsp += need;
 		list_del(&f->link);
@@ -360,26 +421,27 @@ static int rx_deliver(struct netif_queue *q)
 		q->stats->inflight--;
 		q->rx_frames[nfr++] = f;
 	}
-	if (nseg) {
-		r = bk_gnt_copy_batch(nd->gnt, q->segs, nseg);
-		if (r < 0)
-			dev_warn_rl(dev, "q%u: grant copy of %u RX segments: %s", q->index, nseg,
-				    strerror(-r));
-		for (uint32_t s = 0; s < nseg; s++)
-			if (q->segs[s].status != 0)
-				q->rsps[q->seg_rsp[s]].rsp.status = NIF_RSP_ERROR;
-	}
-	for (uint32_t i = 0; i < nrsp; i++)
-		netif_ring_put(&q->rx, &q->rsps[i]);
-	for (uint32_t i = 0; i < nfr; i++) {
+	nd->nseg = nseg;
+	q->rx_nfr = nfr;
+	q->rx_nrsp = nrsp;
+	return 0;
+}
+
+/* After the copy: answer every request in its slot, count, free the frames. */
+static void rx_finish(struct netif_queue *q)
+{
+	struct netif_dev *nd = q->nd;
+
+	for (uint32_t i = 0; i < q->rx_nfr; i++) {
 		struct netif_rx_frame *f = q->rx_frames[i];
 		bool ok = true;
 
-		for (uint32_t s = 0; s < nseg; s++)
-			if (q->seg_rsp[s] >= f->rsp0 &&
-			    q->seg_rsp[s] < f->rsp0 + netif_rx_slots(f->len, &f->meta) &&
-			    q->segs[s].status != 0)
+		for (uint32_t s = f->seg0; s < f->seg0 + f->nseg; s++) {
+			if (nd->segs[s].status != 0) {
+				q->rsps[f->rsp0 + nd->seg_slot[s]].rsp.status = NIF_RSP_ERROR;
 				ok = false;
+			}
+		}
 		if (ok) {
 			q->stats->net_rx_packets++;
 			q->stats->net_rx_bytes += f->len;
@@ -387,33 +449,37 @@ static int rx_deliver(struct netif_queue *q)
 			q->stats->net_rx_drop_copy++;
 			q->stats->errors++;
 		}
-		free(f);
+		netif_store_release(&q->store, f);
 	}
-	if (nrsp && netif_ring_push(&q->rx))
+	for (uint32_t i = 0; i < q->rx_nrsp; i++)
+		netif_ring_put(&q->rx, &q->rsps[i]);
+	if (q->rx_nrsp && netif_ring_push(&q->rx))
 		notify(q, q->rx_port);
 
-	if (waiting && !q->rx_waiting) {
+	if (q->rx_full && !q->rx_waiting) {
 		q->rx_waiting = true;
 		q->rx_wait_since = bk_loop_now(nd_loop(nd));
 		q->stats->ring_full++;
-	} else if (!waiting) {
+	} else if (!q->rx_full) {
 		q->rx_waiting = false;
 	}
 	rx_resume_tap(q);
-	return (int)nfr;
-}
-
-static int rx_run(struct netif_queue *q)
-{
-	rx_expire(q, bk_loop_now(nd_loop(q->nd)));
-	/* Expiry may have emptied the backlog, and rx_deliver then returns before looking. */
-	rx_resume_tap(q);
-	rx_read_tap(q);
-	return rx_deliver(q);
 }
 
 /* ------------------------------------------------------------------------------------------ */
 /* Events and the per-turn hook. */
+
+/* The turn's one grant-copy call, both directions, every queue. */
+static void copy_batch(struct netif_dev *nd)
+{
+	int r;
+
+	if (!nd->nseg)
+		return;
+	r = bk_gnt_copy_batch(nd->gnt, nd->segs, nd->nseg);
+	if (r < 0)
+		dev_warn_rl(nd->dev, "grant copy of %u segments: %s", nd->nseg, strerror(-r));
+}
 
 static void timer_update(struct netif_dev *nd)
 {
@@ -432,36 +498,62 @@ static void timer_update(struct netif_dev *nd)
 	}
 }
 
+/*
+ * Every queue's work of the turn, gathered first (TX requests, TAP reads, RX buffers), then
+ * one grant-copy call for all of it, then the TAP writes and the responses. A broken queue
+ * fails the device after the work before it was answered.
+ */
 void netif_hook_cb(void *data)
 {
 	struct netif_dev *nd = data;
+	struct netif_queue *fatal = NULL;
 	bool again = false, stalled = false;
 	double now = bk_loop_now(nd_loop(nd));
+	unsigned int nq;
 
 	if (!nd->running) {
 		bk_hook_enable(nd->hook, false);
 		return;
 	}
-	for (unsigned int i = 0; i < nd->nr_queues; i++) {
-		struct netif_queue *q = &nd->queues[i];
+	nd->nseg = 0;
+	for (nq = 0; nq < nd->nr_queues && !fatal; nq++) {
+		struct netif_queue *q = &nd->queues[nq];
 		bool kicked = q->kicked_tx;
-		int n;
 
 		q->kicked_tx = false;
-		if (kicked || q->tx_more) {
-			n = tx_run(q);
-			if (n < 0)
-				return;
-			if (kicked && n == 0 && !q->kicked_rx)
+		q->tx_ran = kicked || q->tx_more;
+		if (q->tx_ran) {
+			tx_prepare(q);
+			if (kicked && q->tx_pos == 0 && !q->tx_fatal && !q->kicked_rx)
 				q->stats->spurious++;
+			if (q->tx_fatal) {
+				fatal = q;
+				q->rx_nfr = q->rx_nrsp = 0;
+				nq++; /* its packets before the broken one are answered */
+				break;
+			}
 		}
 		q->kicked_rx = false;
-		if (rx_run(q) < 0)
+		rx_expire(q, now);
+		/* Expiry may have emptied the backlog, and rx_prepare then returns early. */
+		rx_resume_tap(q);
+		rx_read_tap(q);
+		if (rx_prepare(q) < 0)
+			return; /* failed: nothing more is answered */
+	}
+	copy_batch(nd);
+	for (unsigned int i = 0; i < nq && i < nd->nr_queues; i++) {
+		struct netif_queue *q = &nd->queues[i];
+
+		if (q->tx_ran && tx_finish(q) < 0)
 			return;
+		rx_finish(q);
 		/* A paused TAP still has a backlog to deliver while buffers are posted. */
 		again |= q->tx_more || q->tap_ready || (!list_empty(&q->backlog) && !q->rx_waiting);
 		stalled |= q->rx_waiting && now - q->rx_wait_since >= NETIF_RX_STALL_S;
 	}
+	if (fatal)
+		return; /* tx_finish failed the device */
 	carrier(nd, !stalled);
 	timer_update(nd);
 	bk_hook_enable(nd->hook, again);
@@ -551,4 +643,59 @@ void netif_start(struct netif_dev *nd)
 	nd->carrier_off = false;
 	bk_tap_set_carrier(nd->tap, true);
 	bk_hook_enable(nd->hook, true);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Buffers. */
+
+int netif_io_alloc(struct netif_dev *nd)
+{
+	nd->segs = calloc((size_t)nd->nr_queues * NETIF_QUEUE_SEGS, sizeof(*nd->segs));
+	nd->seg_slot = calloc((size_t)nd->nr_queues * NETIF_QUEUE_SEGS, sizeof(*nd->seg_slot));
+	if (!nd->segs || !nd->seg_slot)
+		return -ENOMEM;
+	for (unsigned int i = 0; i < nd->nr_queues; i++) {
+		struct netif_queue *q = &nd->queues[i];
+
+		q->txcopy = calloc(NETIF_RING_SIZE, sizeof(*q->txcopy));
+		q->pkts = calloc(NETIF_TX_BATCH, sizeof(*q->pkts));
+		q->pkt_off = calloc(NETIF_TX_BATCH, sizeof(*q->pkt_off));
+		q->pkt_seg = calloc(NETIF_TX_BATCH + 1, sizeof(*q->pkt_seg));
+		/* Large and touched only as far as the traffic goes (mmap'd by malloc). */
+		q->arena = malloc(NETIF_TX_ARENA);
+		q->tpkts = calloc(NETIF_TX_BATCH, sizeof(*q->tpkts));
+		q->tiov = calloc(2 * NETIF_TX_BATCH, sizeof(*q->tiov));
+		q->vhdr = calloc(NETIF_TX_BATCH, sizeof(*q->vhdr));
+		q->rsps = calloc(NETIF_RING_SIZE, sizeof(*q->rsps));
+		q->rx_frames = calloc(NETIF_RX_BATCH, sizeof(*q->rx_frames));
+		if (!q->txcopy || !q->pkts || !q->pkt_off || !q->pkt_seg || !q->arena ||
+		    netif_store_init(&q->store, NETIF_RX_STORE) < 0 || !q->tpkts || !q->tiov ||
+		    !q->vhdr || !q->rsps || !q->rx_frames)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+void netif_io_free(struct netif_dev *nd)
+{
+	for (unsigned int i = 0; nd->queues && i < nd->nr_queues; i++) {
+		struct netif_queue *q = &nd->queues[i];
+
+		free(q->txcopy);
+		free(q->pkts);
+		free(q->pkt_off);
+		free(q->pkt_seg);
+		free(q->arena);
+		netif_store_free(&q->store);
+		free(q->tpkts);
+		free(q->tiov);
+		free(q->vhdr);
+		free(q->rsps);
+		free(q->rx_frames);
+	}
+	free(nd->segs);
+	free(nd->seg_slot);
+	nd->segs = NULL;
+	nd->seg_slot = NULL;
+	/* The queues' pointers dangle now: the queues are freed next (netif_rings_release). */
 }

@@ -87,43 +87,7 @@ static int queue_setup(struct netif_dev *nd, struct netif_queue *q)
 	} else {
 		q->rx_port = q->tx_port;
 	}
-
-	q->txcopy = calloc(NETIF_RING_SIZE, sizeof(*q->txcopy));
-	q->pkts = calloc(NETIF_TX_BATCH, sizeof(*q->pkts));
-	q->pkt_off = calloc(NETIF_TX_BATCH, sizeof(*q->pkt_off));
-	q->pkt_seg = calloc(NETIF_TX_BATCH + 1, sizeof(*q->pkt_seg));
-	q->arena = malloc(NETIF_TX_ARENA);
-	q->segs = calloc(NETIF_SEGS, sizeof(*q->segs));
-	q->tpkts = calloc(NETIF_TX_BATCH, sizeof(*q->tpkts));
-	q->tiov = calloc(2 * NETIF_TX_BATCH, sizeof(*q->tiov));
-	q->vhdr = calloc(NETIF_TX_BATCH, sizeof(*q->vhdr));
-	q->rxbuf = malloc(NETIF_TAP_FRAME_MAX);
-	q->rsps = calloc(NETIF_RX_BATCH * NETIF_RX_MAX_SLOTS, sizeof(*q->rsps));
-	q->rx_frames = calloc(NETIF_RX_BATCH, sizeof(*q->rx_frames));
-	q->seg_rsp = calloc(NETIF_SEGS, sizeof(*q->seg_rsp));
-	if (!q->txcopy || !q->pkts || !q->pkt_off || !q->pkt_seg || !q->arena || !q->segs ||
-	    !q->tpkts || !q->tiov || !q->vhdr || !q->rxbuf || !q->rsps || !q->rx_frames ||
-	    !q->seg_rsp)
-		return bk_device_fail(dev, -ENOMEM, "q%u: no memory for the queue's buffers",
-				      q->index);
 	return 0;
-}
-
-static void queue_free(struct netif_queue *q)
-{
-	free(q->txcopy);
-	free(q->pkts);
-	free(q->pkt_off);
-	free(q->pkt_seg);
-	free(q->arena);
-	free(q->segs);
-	free(q->tpkts);
-	free(q->tiov);
-	free(q->vhdr);
-	free(q->rxbuf);
-	free(q->rsps);
-	free(q->rx_frames);
-	free(q->seg_rsp);
 }
 
 /* One TAP queue per ring: re-attach the persistent TAP with the negotiated count. */
@@ -196,6 +160,11 @@ int netif_rings_connect(struct netif_dev *nd)
 		if (r < 0)
 			goto fail;
 	}
+	r = netif_io_alloc(nd);
+	if (r < 0) {
+		r = bk_device_fail(dev, r, "no memory for the data path's buffers");
+		goto fail;
+	}
 	r = tap_resize(nd, nq);
 	if (r < 0)
 		goto fail;
@@ -232,8 +201,8 @@ void netif_rings_release(struct netif_dev *nd)
 			bk_gnt_unmap(nd->gnt, q->tx_page, 1);
 		if (q->rx_mapped)
 			bk_gnt_unmap(nd->gnt, q->rx_page, 1);
-		queue_free(q);
 	}
+	netif_io_free(nd);
 	free(nd->queues);
 	nd->queues = NULL;
 	nd->nr_queues = 0;

@@ -59,22 +59,7 @@ static struct bk_device *vif(void)
 
 static void stats(struct bk_queue_stats *total, unsigned int *ret_nq)
 {
-	struct bk_queue_stats qs[8];
-	struct bk_device *dev = vif();
-	int n = dev ? dev->ops->get_stats(dev, qs, 8) : 0;
-
-	memset(total, 0, sizeof(*total));
-	*ret_nq = (unsigned int)n;
-	for (int i = 0; i < n && i < 8; i++) {
-		total->net_tx_packets += qs[i].net_tx_packets;
-		total->net_tx_bytes += qs[i].net_tx_bytes;
-		total->net_rx_packets += qs[i].net_rx_packets;
-		total->net_rx_bytes += qs[i].net_rx_bytes;
-		total->net_tx_gso += qs[i].net_tx_gso;
-		total->net_rx_gso += qs[i].net_rx_gso;
-		total->net_tx_csum += qs[i].net_tx_csum;
-		total->errors += qs[i].errors;
-	}
+	*ret_nq = vif_totals(env.core, DOMID, DEVID, total);
 }
 
 static void check_features(void)

@@ -24,6 +24,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "config.h"
+
 #include "check.h"
 #include "loop.h"
 #include "netif/proto.h"
@@ -696,6 +698,60 @@ static void test_carrier(void)
 	bk_tap_close(t);
 }
 
+/*
+ * Several reads in one submission (bk_tap_read_many): the frames waiting, in order, each in
+ * its own buffer; the reads past them find the queue empty (-EAGAIN) at once instead of
+ * waiting; an empty queue gives 0. Without io_uring, -EOPNOTSUPP.
+ */
+static void test_read_many(void)
+{
+	static uint8_t rb[6][VH + 2048];
+	struct bk_tap *t = NULL;
+	struct iovec iov[6];
+	struct bk_tap_pkt p[6];
+	struct virtio_net_hdr vh = { 0 };
+	struct netif_hdrs h;
+	size_t len;
+	int ps, r;
+
+	CHECK(bk_tap_open("vif3.0", 1, &t) == 0);
+	if (!t)
+		return;
+	CHECK(bk_pkt_if_flags("vif3.0", IFF_UP) >= 0);
+	ps = bk_pkt_socket(bk_tap_ifindex(t));
+	CHECK(ps >= 0);
+	for (unsigned int i = 0; i < 6; i++) {
+		iov[i] = (struct iovec){ rb[i], sizeof(rb[i]) };
+		p[i] = (struct bk_tap_pkt){ .iov = &iov[i], .iovcnt = 1 };
+	}
+	r = bk_tap_read_many(t, 0, p, 6);
+	if (r == -EOPNOTSUPP) {
+		CHECK(!HAVE_LIBURING);
+		goto out;
+	}
+	CHECK(r == 0);
+	for (unsigned int i = 0; ps >= 0 && i < 4; i++) {
+		len = mkframe(frame, 200 + 100 * i, 17, 3000 + i, &h);
+		CHECK(bk_pkt_send(ps, bk_tap_ifindex(t), &vh, frame, len) == 0);
+	}
+	r = bk_tap_read_many(t, 0, p, 6);
+	CHECK(r == 4);
+	for (unsigned int i = 0; i < 6; i++) {
+		if (i < 4) {
+			CHECK(p[i].err == 0 && p[i].len == VH + 200 + 100 * i);
+			CHECK(rb[i][VH + 34] == (3000 + i) >> 8 &&
+			      rb[i][VH + 35] == ((3000 + i) & 0xff));
+		} else {
+			CHECK(p[i].err == -EAGAIN);
+		}
+	}
+	CHECK(bk_tap_read_many(t, 0, p, 6) == 0);
+out:
+	if (ps >= 0)
+		close(ps);
+	bk_tap_close(t);
+}
+
 int main(void)
 {
 	unsigned int fds;
@@ -707,6 +763,7 @@ int main(void)
 	test_open_errors();
 	test_flags();
 	test_frames();
+	test_read_many();
 	test_persist();
 	test_multiqueue();
 	test_datapath();
