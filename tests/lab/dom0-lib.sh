@@ -384,3 +384,17 @@ iface_counters() {
 	done
 	echo
 }
+
+# wait_blanketd_back FDS0 MAPS0 TIMEOUT_S: blanketd is alive and, within the time, holds no
+# more fds and gntdev mappings than the counts taken before a guest (leak check).
+wait_blanketd_back() {
+	local end=$((SECONDS + $3))
+	blanketd_alive || fail "blanketd died"
+	while [ "$(blanketd_fds)" != "$1" ] || [ "$(blanketd_gnt_maps)" != "$2" ]; do
+		if [ $SECONDS -ge $end ]; then
+			ls -l "/proc/$(blanketd_pid)/fd" | sed 's/^/  /'
+			fail "blanketd holds $(blanketd_fds) fds and $(blanketd_gnt_maps) gntdev maps, $1 and $2 before the guest"
+		fi
+		sleep 0.5
+	done
+}

@@ -98,10 +98,6 @@ netinfo() {
 	d=/sys/class/net/$1
 	echo "GUEST-NET $1 txq=$(ls -d $d/queues/tx-* | wc -l) rxq=$(ls -d $d/queues/rx-* | wc -l) mtu=$(cat $d/mtu) mac=$(cat $d/address) cpus=$(nproc)"
 	grep "$1" /proc/interrupts | awk '{ n = 0; for (i = 2; i <= NF; i++) if ($i ~ /^[0-9]+$/) n += $i; print "GUEST-IRQ " $NF " " n }'
-	# The guest kernel's event statistics for the vif: spurious events make it delay the next
-	# ones (XSA-332's lateeoi back-off), which shows as jiffies_eoi_delayed.
-	x=$(readlink -f "$d/device")/xenbus
-	[ -d "$x" ] && echo "GUEST-XENBUS $1 $(for f in event_channels events spurious_events jiffies_eoi_delayed spurious_threshold; do printf '%s=%s ' $f "$(cat $x/$f 2>/dev/null)"; done)"
 	# TCP's view: retransmissions and timeouts tell loss from delay.
 	awk '/^(Tcp|TcpExt):/ { if (!h[$1]) { h[$1] = 1; split($0, n); next }
 		for (i = 2; i <= NF; i++) if (n[i] ~ /^(RetransSegs|InErrs|InCsumErrors|TCPTimeouts|DelayedACKs|TCPLostRetransmit|TCPFastRetrans)$/) printf "%s=%s ", n[i], $i }
