@@ -13,8 +13,9 @@ struct bk_loop {
 	unsigned int nr_objects;
 	struct ev_timer oneshot; /* bounds bk_loop_run_once */
 	/*
-	 * A hook enabled from inside another hook would only run after the next poll: libev has
-	 * already collected this turn's prepare watchers. An active idle watcher makes that poll
+	 * A hook enabled from inside a hook would only run after the next poll: libev has
+	 * already collected this turn's prepare watchers, the running one included (a hook that
+	 * stays enabled for more work is still active). An active idle watcher makes that poll
 	 * non-blocking, so the promise of bk_hook_enable() holds.
 	 */
 	struct ev_idle nosleep;
@@ -247,7 +248,7 @@ int bk_loop_add_hook(struct bk_loop *loop, bk_hook_cb cb, void *data, struct bk_
 void bk_hook_enable(struct bk_hook *h, bool on)
 {
 	if (on) {
-		if (h->loop->in_hooks && !ev_is_active(&h->prep))
+		if (h->loop->in_hooks)
 			ev_idle_start(h->loop->ev, &h->loop->nosleep);
 		ev_prepare_start(h->loop->ev, &h->prep);
 	} else

@@ -367,3 +367,34 @@ json_net_total() {
 		sed -n "s/.*\"$3\":\([0-9]*\).*/\1/p")
 	echo "${v:-0}"
 }
+
+# tcp_counters: this host's TCP counters that tell loss from delay (from /proc/net/snmp and
+# /proc/net/netstat), as "name=value" words.
+tcp_counters() {
+	awk '/^(Tcp|TcpExt):/ { if (!h[$1]) { h[$1] = 1; split($0, n); next }
+		for (i = 2; i <= NF; i++) if (n[i] ~ /^(RetransSegs|InErrs|InCsumErrors|OutRsts|TCPLostRetransmit|TCPTimeouts|DelayedACKs|TCPFastRetrans|TCPSlowStartRetrans|TCPSpuriousRTOs)$/) printf "%s=%s ", n[i], $i }
+		END { print "" }' /proc/net/snmp /proc/net/netstat
+}
+
+# iface_counters IF: the interface's drop and error counters, "name=value" words.
+iface_counters() {
+	local c s=/sys/class/net/$1/statistics
+	for c in rx_packets tx_packets rx_dropped tx_dropped rx_errors tx_errors; do
+		printf '%s=%s ' "$c" "$(cat "$s/$c" 2>/dev/null)"
+	done
+	echo
+}
+
+# wait_blanketd_back FDS0 MAPS0 TIMEOUT_S: blanketd is alive and, within the time, holds no
+# more fds and gntdev mappings than the counts taken before a guest (leak check).
+wait_blanketd_back() {
+	local end=$((SECONDS + $3))
+	blanketd_alive || fail "blanketd died"
+	while [ "$(blanketd_fds)" != "$1" ] || [ "$(blanketd_gnt_maps)" != "$2" ]; do
+		if [ $SECONDS -ge $end ]; then
+			ls -l "/proc/$(blanketd_pid)/fd" | sed 's/^/  /'
+			fail "blanketd holds $(blanketd_fds) fds and $(blanketd_gnt_maps) gntdev maps, $1 and $2 before the guest"
+		fi
+		sleep 0.5
+	done
+}

@@ -98,6 +98,10 @@ netinfo() {
 	d=/sys/class/net/$1
 	echo "GUEST-NET $1 txq=$(ls -d $d/queues/tx-* | wc -l) rxq=$(ls -d $d/queues/rx-* | wc -l) mtu=$(cat $d/mtu) mac=$(cat $d/address) cpus=$(nproc)"
 	grep "$1" /proc/interrupts | awk '{ n = 0; for (i = 2; i <= NF; i++) if ($i ~ /^[0-9]+$/) n += $i; print "GUEST-IRQ " $NF " " n }'
+	# TCP's view: retransmissions and timeouts tell loss from delay.
+	awk '/^(Tcp|TcpExt):/ { if (!h[$1]) { h[$1] = 1; split($0, n); next }
+		for (i = 2; i <= NF; i++) if (n[i] ~ /^(RetransSegs|InErrs|InCsumErrors|TCPTimeouts|DelayedACKs|TCPLostRetransmit|TCPFastRetrans)$/) printf "%s=%s ", n[i], $i }
+		END { print "" }' /proc/net/snmp /proc/net/netstat | sed 's/^/GUEST-TCP /'
 }
 
 # par HOST PORT MIB SEED N: N pushes and N pulls at once (different flows, so different

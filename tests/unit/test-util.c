@@ -139,6 +139,58 @@ static void chain_watchdog(void *data)
 	bk_loop_quit(c->loop);
 }
 
+/*
+ * A hook that keeps itself enabled from inside its own run (more work for the next turn, as
+ * netif's per-turn hook does when a batch limit stopped it) must run again before the loop
+ * sleeps, like one enabled from another hook.
+ */
+struct again {
+	struct bk_loop *loop;
+	struct bk_hook *self;
+	int runs, watchdog;
+};
+
+static void again_hook(void *data)
+{
+	struct again *a = data;
+
+	if (++a->runs == 3) {
+		bk_hook_enable(a->self, false);
+		bk_loop_quit(a->loop);
+		return;
+	}
+	bk_hook_enable(a->self, true);
+}
+
+static void again_watchdog(void *data)
+{
+	struct again *a = data;
+
+	/* Only reached if the loop went to sleep with the hook enabled. */
+	a->watchdog++;
+	bk_loop_quit(a->loop);
+}
+
+static void test_hook_again(void)
+{
+	struct again a = { 0 };
+	struct bk_timer *t;
+
+	CHECK(bk_loop_new(&a.loop) == 0);
+	CHECK(bk_loop_add_hook(a.loop, again_hook, &a, &a.self) == 0);
+	CHECK(bk_loop_add_timer(a.loop, 3000, 0, again_watchdog, &a, &t) == 0);
+	bk_hook_enable(a.self, true);
+	bk_loop_run(a.loop);
+	if (a.watchdog)
+		fprintf(stderr, "the self-enabled hook ran %d time(s), then the loop slept\n",
+			a.runs);
+	CHECK(a.runs == 3);
+	CHECK(a.watchdog == 0);
+	bk_hook_free(a.self);
+	bk_timer_free(t);
+	bk_loop_free(a.loop);
+}
+
 static void test_hook_chain(void)
 {
 	struct chain c = { 0 };
@@ -257,6 +309,7 @@ int main(void)
 {
 	test_loop();
 	test_hook_chain();
+	test_hook_again();
 	test_ratelimit();
 	test_histogram();
 	test_parse();

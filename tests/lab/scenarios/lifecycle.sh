@@ -57,15 +57,7 @@ xl destroy dstr || fail "xl destroy failed"
 wait_no_backend "$dom3" 30
 [ -z "$(xenstore-list "/local/domain/$dom3" 2>/dev/null)" ] || fail "domain $dom3 still has xenstore nodes"
 if [ "$LAB_BACKEND" = blanketd ]; then
-	blanketd_alive || fail "blanketd died"
-	end=$((SECONDS + 20))
-	while [ "$(blanketd_fds)" != "$fds0" ] || [ "$(blanketd_gnt_maps)" != "$maps0" ]; do
-		if [ $SECONDS -ge $end ]; then
-			ls -l "/proc/$(blanketd_pid)/fd" | sed 's/^/  /'
-			fail "blanketd holds $(blanketd_fds) fds and $(blanketd_gnt_maps) gntdev maps, $fds0 and $maps0 before the guest"
-		fi
-		sleep 0.5
-	done
+	wait_blanketd_back "$fds0" "$maps0" 20
 	say "blanketd back to $fds0 fds and $maps0 gntdev maps"
 	blanketctl_stats | sed 's/^/  /'
 fi
