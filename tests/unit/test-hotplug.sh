@@ -190,6 +190,17 @@ add "engine=virtio-blk,pci=0000:00:05.0,size=4096,options=qsize=64;irq=poll:" r 
 	fail "$CASE: add failed: $(cat "$T/stderr")"
 expect blanket-options "pci=0000:00:05.0,range=0+4096,owner=5/51712,qsize=64,irq=poll"
 
+CASE="virtio-blk owner from libxl's relative XENBUS_PATH"
+rm -rf "${XS_DIR:?}"/*
+mkdir -p "$XS_DIR/backend/vbd/7/51728"
+printf '%s' "engine=virtio-blk,pci=0000:00:05.0,size=1M" >"$XS_DIR/backend/vbd/7/51728/params"
+printf 'w' >"$XS_DIR/backend/vbd/7/51728/mode"
+XENBUS_PATH=backend/vbd/7/51728 bash "$SCRIPT" add 2>"$T/stderr" ||
+	fail "$CASE: add failed: $(cat "$T/stderr")"
+v=$(cat "$XS_DIR/backend/vbd/7/51728/blanket-options" 2>/dev/null)
+[ "$v" = "pci=0000:00:05.0,range=0+1048576,owner=7/51728" ] ||
+	fail "$CASE: blanket-options is '$v'"
+
 CASE="virtio-blk no device";	refused "engine=virtio-blk,pci=0000:00:09.0,size=1M" 0000:00:09.0 "does not exist"
 CASE="virtio-blk not virtio";	refused "engine=virtio-blk,pci=0000:00:06.0,size=1M" 0000:00:06.0 "not a virtio-blk" 0x8086
 CASE="virtio-blk bad address";	refused "engine=virtio-blk,pci=00:05.0,size=1M" pci 00:05.0
