@@ -6,6 +6,7 @@
  *   ring.c    the frontend's keys, ring mapping and event channels per queue, their release
  *   io.c      the data path: TX (ring -> TAP) and RX (TAP -> ring), one grant-copy batch per
  *             queue and loop turn, the RX backlog
+ *   journal.c the in-flight journal of each ring, and putting a killed run's slots back
  */
 #ifndef BK_NETIF_COMMON_H
 #define BK_NETIF_COMMON_H
@@ -16,6 +17,7 @@
 
 #include "blanket/stats.h"
 #include "device.h"
+#include "netif/netif.h"
 #include "netif/proto.h"
 #include "tap.h"
 #include "util/list.h"
@@ -41,6 +43,14 @@
 #define NETIF_TAP_FRAME_MAX (BK_TAP_VNET_HDR_LEN + NETIF_RX_MAX_LEN)
 
 struct netif_dev;
+struct bk_journal;
+
+/* A ring's in-flight journal (journal.c) and the entry of each slot taken. */
+struct netif_jring {
+	struct bk_journal *j; /* NULL: journals are off */
+	uint32_t pushed;      /* rsp_prod the journal was last told */
+	int ent[NETIF_RING_SIZE];
+};
 
 /* One frame read from the TAP, waiting for RX buffers. */
 struct netif_rx_frame {
@@ -92,6 +102,7 @@ struct netif_queue {
 	bool tap_ready;	   /* the TAP queue was readable */
 
 	bool kicked_tx, kicked_rx; /* an event arrived since the last run */
+	struct netif_jring jtx, jrx;
 };
 
 /* Copy segments one queue needs at most per batch (TX or RX). */
@@ -119,6 +130,7 @@ struct netif_dev {
 	bool running;		/* Connected: the data path runs */
 	bool carrier_off;
 	bool adopting; /* a previous run left it Connected */
+	bool handover; /* releasing for a next run: keep the journals */
 };
 
 static inline struct netif_dev *netif_of(struct bk_device *dev)
@@ -132,10 +144,22 @@ void netif_frontend_changed(struct bk_device *dev, enum bk_xenbus_state state);
 void netif_backend_changed(struct bk_device *dev, const char *key);
 void netif_shutdown(struct bk_device *dev);
 void netif_remove(struct bk_device *dev);
+void netif_abandon(struct bk_device *dev, unsigned int point);
 
 /* ring.c: 0, or -errno after bk_device_fail(). */
 int netif_rings_connect(struct netif_dev *nd);
 void netif_rings_release(struct netif_dev *nd);
+
+/*
+ * journal.c. In the data path, per ring and turn: take after consuming @n slots (@raw: the
+ * private copy), answered after writing their responses, pushed after publishing them and
+ * before notifying.
+ */
+int netif_journal_open(struct netif_queue *q);
+void netif_journal_close(struct netif_queue *q, bool keep);
+void netif_journal_take(struct netif_queue *q, struct netif_ring *r, const void *raw, uint32_t n);
+void netif_journal_answered(struct netif_queue *q, struct netif_ring *r);
+void netif_journal_pushed(struct netif_queue *q, struct netif_ring *r);
 
 /* io.c */
 void netif_start(struct netif_dev *nd);

@@ -94,6 +94,7 @@ static int tx_run(struct netif_queue *q)
 	uint32_t avail, pos = 0, npk = 0, nseg = 0, arena = 0;
 	unsigned int ntap = 0;
 	const char *fatal = NULL;
+	bool ev;
 	int r;
 
 	q->tx_more = false;
@@ -139,6 +140,7 @@ static int tx_run(struct netif_queue *q)
 	}
 	q->pkt_seg[npk] = nseg;
 	netif_ring_consume(&q->tx, pos);
+	netif_journal_take(q, &q->tx, q->txcopy, pos);
 	if (nseg) {
 		r = bk_gnt_copy(nd->gnt, q->segs, nseg);
 		if (r < 0) {
@@ -176,6 +178,7 @@ static int tx_run(struct netif_queue *q)
 			q->stats->errors++;
 		netif_tx_respond(&q->tx, pkt, st);
 	}
+	netif_journal_answered(q, &q->tx);
 	if (ntap) {
 		int done = bk_tap_write_batch(nd->tap, q->index, q->tpkts, ntap);
 
@@ -188,7 +191,9 @@ static int tx_run(struct netif_queue *q)
 			q->stats->net_tx_bytes += q->tiov[2 * i + 1].iov_len;
 		}
 	}
-	if (netif_ring_push(&q->tx))
+	ev = netif_ring_push(&q->tx);
+	netif_journal_pushed(q, &q->tx);
+	if (ev)
 		notify(q, q->tx_port);
 	if (fatal)
 		return queue_fatal(q, fatal);
@@ -354,6 +359,7 @@ static int rx_deliver(struct netif_queue *q)
 		}
 		netif_ring_copy(&q->rx, reqs, need);
 		netif_ring_consume(&q->rx, need);
+		netif_journal_take(q, &q->rx, reqs, need);
 		avail -= need;
 		n = netif_rx_build(reqs, need, f->len, &f->meta, q->rsps + nrsp, rs);
 		for (int s = 0; s < n; s++) {
@@ -388,6 +394,7 @@ static int rx_deliver(struct netif_queue *q)
 	}
 	for (uint32_t i = 0; i < nrsp; i++)
 		netif_ring_put(&q->rx, &q->rsps[i]);
+	netif_journal_answered(q, &q->rx);
 	for (uint32_t i = 0; i < nfr; i++) {
 		struct netif_rx_frame *f = q->rx_frames[i];
 		bool ok = true;
@@ -406,8 +413,13 @@ static int rx_deliver(struct netif_queue *q)
 		}
 		free(f);
 	}
-	if (nrsp && netif_ring_push(&q->rx))
-		notify(q, q->rx_port);
+	if (nrsp) {
+		bool ev = netif_ring_push(&q->rx);
+
+		netif_journal_pushed(q, &q->rx);
+		if (ev)
+			notify(q, q->rx_port);
+	}
 
 	if (waiting && !q->rx_waiting) {
 		q->rx_waiting = true;

@@ -46,6 +46,7 @@ const struct bk_backend_ops netif_backend_ops = {
 	.backend_changed = netif_backend_changed,
 	.shutdown = netif_shutdown,
 	.remove = netif_remove,
+	.abandon = netif_abandon,
 	.get_stats = netif_get_stats,
 	.describe = netif_describe,
 };

@@ -273,7 +273,10 @@ void netif_shutdown(struct bk_device *dev)
 		if (bk_core_stopping(dev->core) && nd->running)
 			dev_info(dev,
 				 "daemon stopping: the guest stays connected for the next run");
+		/* Every slot taken was answered and published: the journals say so. */
+		nd->handover = bk_core_stopping(dev->core);
 		disconnect(nd);
+		nd->handover = false;
 	}
 	bk_device_shutdown_done(dev);
 }
@@ -290,6 +293,26 @@ void netif_remove(struct bk_device *dev)
 		bk_tap_close(nd->tap);
 	else
 		bk_tap_remove(nd->tap);
+	nd_free(nd);
+	dev->priv = NULL;
+}
+
+/*
+ * Test-only (ops->abandon): the daemon is killed. The data path holds nothing between turns,
+ * so there is no @point to reach here (tests stop a vif inside a turn with
+ * netif_set_test_hook); release what a dead process loses, keep the journals and the TAP,
+ * write nothing to the rings or xenstore.
+ */
+void netif_abandon(struct bk_device *dev, unsigned int point)
+{
+	struct netif_dev *nd = netif_of(dev);
+
+	(void)point;
+	if (!nd)
+		return;
+	nd->handover = true;
+	disconnect(nd);
+	bk_tap_close(nd->tap);
 	nd_free(nd);
 	dev->priv = NULL;
 }
