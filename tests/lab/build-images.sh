@@ -8,8 +8,8 @@
 #
 # The base dom0 and domU images (busybox, Xen toolstack, kernel modules, libraries) are cached
 # in $LAB_CACHE keyed by the package versions and a hash of the builder; the overlay (blanketd,
-# blanketctl, iotool, hotplug script, init and scenario scripts, the domU image) is rebuilt
-# every time and appended.
+# blanketctl, iotool, nettool, hotplug script, init and scenario scripts, the domU image) is
+# rebuilt every time and appended.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -22,9 +22,14 @@ MODS=$ROOT/lib/modules/$KVER
 LIBPATH=$ROOT/usr/lib/x86_64-linux-gnu:$ROOT/lib/x86_64-linux-gnu
 
 DOM0_MODS="xenfs xen-privcmd xen-evtchn xen-gntdev xen-gntalloc xen-blkback xen-netback loop
-	tun bridge virtio_pci virtio_blk crc32c_generic ext4"
+	tun bridge veth dummy virtio_pci virtio_blk crc32c_generic ext4"
 DOMU_MODS="xen-blkfront xen-netfront"
-FULL_TOOLS="/usr/bin/bash /usr/sbin/losetup /usr/bin/flock /usr/sbin/blkdiscard"
+# Full versions where busybox falls short: the hotplug scripts need bash, losetup and flock;
+# vif-bridge/vif-nat/vif-common.sh need iproute2's ip (link set master, addr show primary,
+# netns for the lab's "behind dom0" namespace) and bridge. No iptables: vif-common.sh skips its
+# rules when iptables does not work.
+FULL_TOOLS="/usr/bin/bash /usr/sbin/losetup /usr/bin/flock /usr/sbin/blkdiscard /usr/sbin/ip
+	/usr/sbin/bridge"
 XEN_BINS="xl xenstored xen-init-dom0 xenconsoled xenconsole libxl-save-helper"
 
 mkdir -p "$OUT"
@@ -83,6 +88,9 @@ mkcpio_raw() { (cd "$1" && find . | cpio -o -H newc -R 0:0 --quiet) >"$2"; }
 build_dom0_base() {
 	local stage=$1 b t
 	base_skeleton "$stage"
+	# busybox's brctl lacks "show", which vif-bridge calls when it finds brctl: without one the
+	# scripts use iproute2 (ip link set master, bridge link).
+	rm -f "$stage/bin/brctl"
 	for t in $FULL_TOOLS; do
 		cp -L "$t" "$stage$t"
 		ln -sf "$t" "$stage/bin/${t##*/}"
@@ -141,11 +149,16 @@ lab_say "building overlay"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 gcc -O2 -Wall -static -pthread -o "$tmp/iotool" "$LAB_DIR/iotool.c"
+# (static glibc warns that getaddrinfo wants the shared NSS libraries: nettool passes numeric
+# addresses only, which need none)
+gcc -O2 -Wall -static -o "$tmp/nettool" "$LAB_DIR/nettool.c" 2>&1 |
+	{ grep -vE 'getaddrinfo|statically linked|in function .resolve' || true; } >&2
 
-# domU: base + init + iotool
+# domU: base + init + iotool + nettool
 mkdir -p "$tmp/domu/bin"
 install -m 755 "$LAB_DIR/guest-init.sh" "$tmp/domu/init"
 install -m 755 "$tmp/iotool" "$tmp/domu/bin/iotool"
+install -m 755 "$tmp/nettool" "$tmp/domu/bin/nettool"
 mkcpio_raw "$tmp/domu" "$tmp/domu-overlay.cpio"
 
 o=$tmp/dom0
@@ -154,6 +167,7 @@ install -m 755 "$LAB_DIR/dom0-init.sh" "$o/init"
 install -m 644 "$LAB_DIR/dom0-lib.sh" "$o/lab/dom0-lib.sh"
 install -m 755 "$LAB_DIR"/scenarios/*.sh "$o/lab/scenarios/"
 install -m 755 "$tmp/iotool" "$o/bin/iotool"
+install -m 755 "$tmp/nettool" "$o/bin/nettool"
 install -m 755 "$SRC/scripts/blanket-hotplug" "$o/etc/xen/scripts/blanket"
 cat "$base/domu-base.cpio" "$tmp/domu-overlay.cpio" >"$o/lab/domu.cpio"
 for b in blanketd blanketctl; do

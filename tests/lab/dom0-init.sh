@@ -1,8 +1,9 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
 #
-# /init of the lab's dom0 (busybox sh). Brings up the Xen toolstack, starts the disk backend
-# (blanketd, or the kernel's xen-blkback with lab.backend=kernel), runs the scenarios named by
+# /init of the lab's dom0 (busybox sh). Brings up the Xen toolstack and the guests' bridges,
+# starts the backend (blanketd, or the kernel's xen-blkback and xen-netback with
+# lab.backend=kernel), runs the scenarios named by
 # lab.scenarios=a+b+c and prints, on the serial console:
 #   LAB-BEGIN <scenario>
 #   LAB-RESULT <scenario> PASS|FAIL|SKIP
@@ -33,8 +34,8 @@ STIMEOUT=$(arg timeout)
 export LAB_BACKEND=$BACKEND
 
 echo "LAB-BOOT dom0 up, backend=$BACKEND scenarios=$SCENARIOS"
-for m in xenfs xen-privcmd xen-evtchn xen-gntdev xen-gntalloc loop tun bridge virtio_pci \
-	virtio_blk crc32c_generic ext4; do
+for m in xenfs xen-privcmd xen-evtchn xen-gntdev xen-gntalloc loop tun bridge veth dummy \
+	virtio_pci virtio_blk crc32c_generic ext4; do
 	modprobe "$m" || echo "LAB-WARN modprobe $m failed"
 done
 mount -t xenfs xenfs /proc/xen
@@ -52,8 +53,32 @@ xen-init-dom0 || echo "LAB-WARN xen-init-dom0 failed"
 xenconsoled --pid-file=/run/xenconsoled.pid --log=guest --log-dir=/var/log/xen/console
 echo "LAB-TOOLSTACK up"
 
+# The guests' networks (see dom0-lib.sh, "Networks"): bridges xenbr0 10.0.0.1/24 and xenbr1
+# 10.1.0.1/24 for vif-bridge, forwarding on for vif-nat/vif-route, and a network namespace
+# "far" (192.168.77.2, reached through veth far0 192.168.77.1) standing for a host behind dom0.
+# (iproute2's ip by its path: this busybox sh runs its own applets first)
+IP=/usr/sbin/ip
+$IP link set lo up
+for b in 0 1; do
+	$IP link add "xenbr$b" type bridge stp_state 0 forward_delay 0 &&
+		$IP addr add "10.$b.0.1/24" dev "xenbr$b" && $IP link set "xenbr$b" up ||
+		echo "LAB-WARN cannot set up bridge xenbr$b"
+done
+echo 1 >/proc/sys/net/ipv4/ip_forward
+mkdir -p /run/netns
+if $IP netns add far && $IP link add far0 type veth peer name far1 &&
+	$IP link set far1 netns far && $IP addr add 192.168.77.1/24 dev far0 &&
+	$IP link set far0 up && $IP -n far addr add 192.168.77.2/24 dev far1 &&
+	$IP -n far link set far1 up && $IP -n far link set lo up &&
+	$IP -n far route add default via 192.168.77.1; then
+	:
+else
+	echo "LAB-WARN cannot set up the network namespace far"
+fi
+
 if [ "$BACKEND" = kernel ]; then
 	modprobe xen-blkback
+	modprobe xen-netback
 else
 	if [ ! -x /usr/sbin/blanketd ]; then
 		echo "LAB-WARN no blanketd in the image"

@@ -59,6 +59,7 @@ disk_spec() {
 }
 
 # write_cfg NAME VCPUS "STEPS" DISKSPEC...
+# With CFG_VIFS set (vif_spec lines joined by ','), the guest gets those vifs too.
 write_cfg() {
 	local name=$1 vcpus=$2 steps=$3 disks
 	shift 3
@@ -76,6 +77,8 @@ on_reboot = "restart"
 on_crash = "destroy"
 disk = [ $disks ]
 EOF
+	[ -n "${CFG_VIFS:-}" ] && echo "vif = [ $CFG_VIFS ]" >>"/tmp/$name.cfg"
+	return 0
 }
 
 start_guest() {
@@ -223,4 +226,161 @@ guest_block_errors() {
 	tr -d '\r' <"$CONSOLE_DIR/guest-$1.log" |
 		grep -iE 'I/O error|blk_update_request|critical (target|medium)|blkfront.*(fail|error|bad|timeout|not)|Bad return|xvd[a-z].*(error|fail)|Buffer I/O|xenbus.*(error|fail)|hung_task|blocked for more than|incorrect id|no pending request|wrong operation|illegal number of responses|disabled for further use|recycled|WARNING:|BUG:|Oops|Call Trace' ||
 		true
+}
+
+# --- Networks ---
+# dom0-init.sh sets up: xenbr0 10.0.0.1/24, xenbr1 10.1.0.1/24, IPv4 forwarding, and a network
+# namespace "far" at 192.168.77.2 (behind dom0, reached through veth far0 192.168.77.1). Guests
+# take addresses 10.<bridge>.0.<n>/24 on the bridges (guest-init's netup step).
+
+# One vif spec for xl.cfg: vif_spec MAC [BRIDGE [MORE]]; MORE is e.g. "script=vif-nat,ip=..."
+# (the same line for blanketd and the kernel's xen-netback: libxl does not know who serves it).
+vif_spec() {
+	echo "'mac=$1${2:+,bridge=$2}${3:+,$3}'"
+}
+
+vif_fe_read() { xenstore-read "/local/domain/$1/device/vif/$2/$3" 2>/dev/null; }
+vif_be_read() { xenstore-read "/local/domain/0/backend/vif/$1/$2/$3" 2>/dev/null; }
+
+# vif_fe_dump DOMID DEVID: the frontend's keys (queue-N/ subkeys too), one "key = value" a line.
+vif_fe_dump() {
+	xenstore-ls "/local/domain/$1/device/vif/$2" 2>/dev/null | sed 's/^/  fe: /'
+}
+
+# wait_vif_connected DOMID DEVID TIMEOUT_S: both ends of the vif reach 4 (Connected).
+wait_vif_connected() {
+	local end=$((SECONDS + $3)) be fe
+	while :; do
+		be=$(vif_be_read "$1" "$2" state)
+		fe=$(vif_fe_read "$1" "$2" state)
+		[ "$be" = 4 ] && [ "$fe" = 4 ] && return 0
+		if [ $SECONDS -ge $end ]; then
+			xenstore-ls -f "/local/domain/0/backend/vif/$1" 2>&1 | head -n 40
+			vif_fe_dump "$1" "$2"
+			fail "vif $1/$2: backend state '$be', frontend state '$fe' after $3 s (want 4)"
+		fi
+		sleep 0.5
+	done
+}
+
+# Backend vif nodes left for a domain id (empty when clean); wait_no_vif_backend DOMID TIMEOUT_S.
+vif_backend_nodes() {
+	xenstore-list "/local/domain/0/backend/vif/$1" 2>/dev/null
+}
+wait_no_vif_backend() {
+	local end=$((SECONDS + $2))
+	while [ -n "$(vif_backend_nodes "$1")" ]; do
+		if [ $SECONDS -ge $end ]; then
+			xenstore-ls -f "/local/domain/0/backend/vif/$1" 2>&1 | head -n 40
+			fail "vif backend nodes of domain $1 still present after $2 s"
+		fi
+		sleep 0.5
+	done
+}
+
+# TAP devices in dom0 (by name, one a line) and how many there are.
+taps() {
+	local d
+	for d in /sys/class/net/*; do
+		[ -e "$d/tun_flags" ] && echo "${d##*/}"
+	done
+}
+tap_count() { taps | wc -l; }
+
+# vif_queue_packets DOMID DEVID: "QUEUE TX_PACKETS RX_PACKETS" per queue of the vif, from
+# blanketctl stats --json (TX = from the guest). Nothing when blanketd does not know the vif.
+vif_queue_packets() {
+	blanketctl stats --json "vif $1/$2" 2>/dev/null |
+		sed 's/"total":.*//; s/{"queue":/|/g' | tr '|' '\n' |
+		sed -n 's/^\([0-9]*\),.*"net":{"tx_packets":\([0-9]*\),"tx_bytes":[0-9]*,"rx_packets":\([0-9]*\).*/\1 \2 \3/p'
+}
+
+# check_vif_queues DOMID DEVID NQUEUES: blanketd serves NQUEUES queues on the vif and every one
+# carried frames both ways.
+check_vif_queues() {
+	local lines n
+	[ "$LAB_BACKEND" = blanketd ] || return 0
+	lines=$(vif_queue_packets "$1" "$2")
+	echo "$lines" | sed "s/^/  vif $1\/$2 queue tx rx: /"
+	n=$(echo "$lines" | grep -c .)
+	[ "$n" = "$3" ] || fail "vif $1/$2: blanketctl shows $n queues, want $3"
+	echo "$lines" | awk '$2 == 0 || $3 == 0 { bad = 1 } END { exit bad }' ||
+		fail "vif $1/$2: a queue carried no frames one way (queue tx rx: $(echo $lines))"
+}
+
+# A nettool server in dom0 (or in the namespace "far" with NS=far), logging to
+# /tmp/nettool-PORT.log; start_nettool_server PORT. Stopped by stop_nettool_servers.
+start_nettool_server() {
+	local log=/tmp/nettool-$1.log i=0
+	rm -f "$log"
+	if [ -n "${NS:-}" ]; then
+		ip netns exec "$NS" nettool server "$1" >"$log" 2>&1 &
+	else
+		nettool server "$1" >"$log" 2>&1 &
+	fi
+	echo $! >>/run/lab-nettool.pids
+	while ! grep -q listening "$log" 2>/dev/null; do
+		i=$((i + 1))
+		[ $i -gt 50 ] && fail "nettool server on port $1 did not start: $(cat "$log")"
+		sleep 0.1
+	done
+}
+stop_nettool_servers() {
+	local p
+	for p in $(cat /run/lab-nettool.pids 2>/dev/null); do kill "$p" 2>/dev/null; done
+	rm -f /run/lab-nettool.pids
+}
+
+# nettool_check LOG_OR_GUEST REGEX: fail unless there are NETTOOL lines matching REGEX and all
+# of them end in ok. $1 is a log file, or a guest's name (its console log).
+nettool_check() {
+	local f=$1 lines
+	[ -f "$f" ] || f=$CONSOLE_DIR/guest-$1.log
+	lines=$(tr -d '\r' <"$f" | grep -E "NETTOOL.*$2")
+	[ -n "$lines" ] || fail "no NETTOOL '$2' line in $f"
+	echo "$lines" | sed 's/^/  /'
+	! echo "$lines" | grep -qv ' ok$' || fail "a NETTOOL '$2' line in $f is not ok"
+}
+
+# What a guest's kernel log (console at loglevel 4) shows of netfront trouble; empty when clean.
+guest_net_errors() {
+	tr -d '\r' <"$CONSOLE_DIR/guest-$1.log" |
+		grep -iE 'netfront.*(fail|error|bad|broken|invalid|too many)|xennet|backend does not support|rx (producer|prod)|WARNING:|BUG:|Oops|Call Trace' ||
+		true
+}
+
+# wait_step NAME STEP_REGEX TIMEOUT_S: the guest reported the step ok (fails at once when it
+# reported it failed, or finished without it).
+wait_step() {
+	local log=$CONSOLE_DIR/guest-$1.log
+	wait_console "$1" "GUEST-STEP $2 (ok|fail)|GUEST-DONE" "$3"
+	if ! tr -d '\r' <"$log" | grep -qE "GUEST-STEP $2 ok"; then
+		guest_log "$1"
+		fail "guest $1: step '$2' did not succeed"
+	fi
+}
+
+# json_net_total DOMID DEVID KEY: a counter of the vif's "total" net stats (0 when unknown).
+json_net_total() {
+	local v
+	v=$(blanketctl stats --json "vif $1/$2" 2>/dev/null | sed 's/.*"total":{//' |
+		sed -n "s/.*\"$3\":\([0-9]*\).*/\1/p")
+	echo "${v:-0}"
+}
+
+# tcp_counters: this host's TCP counters that tell loss from delay (from /proc/net/snmp and
+# /proc/net/netstat), as "name=value" words.
+tcp_counters() {
+	awk '/^(Tcp|TcpExt):/ { if (!h[$1]) { h[$1] = 1; split($0, n); next }
+		for (i = 2; i <= NF; i++) if (n[i] ~ /^(RetransSegs|InErrs|InCsumErrors|OutRsts|TCPLostRetransmit|TCPTimeouts|DelayedACKs|TCPFastRetrans|TCPSlowStartRetrans|TCPSpuriousRTOs)$/) printf "%s=%s ", n[i], $i }
+		END { print "" }' /proc/net/snmp /proc/net/netstat
+}
+
+# iface_counters IF: the interface's drop and error counters, "name=value" words.
+iface_counters() {
+	local c s=/sys/class/net/$1/statistics
+	for c in rx_packets tx_packets rx_dropped tx_dropped rx_errors tx_errors; do
+		printf '%s=%s ' "$c" "$(cat "$s/$c" 2>/dev/null)"
+	done
+	echo
 }

@@ -1,7 +1,8 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
 #
-# /init of the lab's PV guests (busybox). Runs the steps named on the kernel command line:
+# /init of the lab's PV guests (busybox, iotool, nettool). Runs the steps named on the kernel
+# command line:
 #   lab.steps=STEP;STEP;...  with STEP = [1.|2.]name:arg:arg...
 # and prints one "GUEST-STEP <step> ok|fail" line per step and "GUEST-DONE ok|fail" on hvc0.
 # A step prefixed "1." runs only before the phase marker is found on disk, "2." only after
@@ -17,6 +18,7 @@ exec >/dev/console 2>&1
 # grants blkfront preallocates ring slots x segments pages per queue (order 4 x 64 = 128 MiB).
 modprobe xen-blkfront max_ring_page_order=2 max_queues=4 max_indirect_segments=32
 modprobe xen-netfront
+ip link set lo up
 
 steps=$(sed -n 's/.*lab\.steps=\([^ ]*\).*/\1/p' /proc/cmdline)
 phase=1
@@ -51,6 +53,74 @@ features() {
 		echo "GUEST-HCTX $d $(basename "$h") dispatched=$(awk '{ s += $2 } END { print s + 0 }' "$h/dispatched" 2>/dev/null)"
 	done
 	echo "GUEST-QUEUES $d $(ls -d /sys/block/$d/mq/* 2>/dev/null | wc -l) cpus=$(nproc)"
+}
+
+wait_netdev() {
+	i=0
+	while [ ! -e "/sys/class/net/$1" ]; do
+		i=$((i + 1))
+		[ "$i" -gt $(($2 * 10)) ] && return 1
+		usleep 100000
+	done
+}
+
+wait_netdev_gone() {
+	i=0
+	while [ -e "/sys/class/net/$1" ]; do
+		i=$((i + 1))
+		[ "$i" -gt $(($2 * 10)) ] && return 1
+		usleep 100000
+	done
+}
+
+# netup IF ADDR/LEN [GATEWAY]: wait for the interface (netfront connected), address it, up.
+netup() {
+	wait_netdev "$1" 120 || return 1
+	ip link set "$1" up && ip addr add "$2" dev "$1" || return 1
+	[ -z "$3" ] || ip route add default via "$3" || return 1
+}
+
+# ping ADDR N: wait (up to 60 s) for a first answer, then N pings must all be answered.
+ping_all() {
+	i=0
+	until ping -c 1 -W 1 "$1" >/dev/null 2>&1; do
+		i=$((i + 1))
+		[ "$i" -gt 60 ] && { echo "GUEST no answer from $1"; return 1; }
+	done
+	out=$(ping -c "$2" -W 3 "$1" 2>&1)
+	echo "$out" | tail -n 2 | sed 's/^/GUEST-PING /'
+	echo "$out" | grep -q " $2 packets received"
+}
+
+# netinfo IF: what netfront negotiated, seen from the guest: queues, MTU, MAC, and the event
+# channel interrupts per queue (eth0-q0-tx, ...) with their counts.
+netinfo() {
+	d=/sys/class/net/$1
+	echo "GUEST-NET $1 txq=$(ls -d $d/queues/tx-* | wc -l) rxq=$(ls -d $d/queues/rx-* | wc -l) mtu=$(cat $d/mtu) mac=$(cat $d/address) cpus=$(nproc)"
+	grep "$1" /proc/interrupts | awk '{ n = 0; for (i = 2; i <= NF; i++) if ($i ~ /^[0-9]+$/) n += $i; print "GUEST-IRQ " $NF " " n }'
+	# The guest kernel's event statistics for the vif: spurious events make it delay the next
+	# ones (XSA-332's lateeoi back-off), which shows as jiffies_eoi_delayed.
+	x=$(readlink -f "$d/device")/xenbus
+	[ -d "$x" ] && echo "GUEST-XENBUS $1 $(for f in event_channels events spurious_events jiffies_eoi_delayed spurious_threshold; do printf '%s=%s ' $f "$(cat $x/$f 2>/dev/null)"; done)"
+	# TCP's view: retransmissions and timeouts tell loss from delay.
+	awk '/^(Tcp|TcpExt):/ { if (!h[$1]) { h[$1] = 1; split($0, n); next }
+		for (i = 2; i <= NF; i++) if (n[i] ~ /^(RetransSegs|InErrs|InCsumErrors|TCPTimeouts|DelayedACKs|TCPLostRetransmit|TCPFastRetrans)$/) printf "%s=%s ", n[i], $i }
+		END { print "" }' /proc/net/snmp /proc/net/netstat | sed 's/^/GUEST-TCP /'
+}
+
+# par HOST PORT MIB SEED N: N pushes and N pulls at once (different flows, so different
+# queues), seeds SEED..SEED+N-1.
+par() {
+	k=0
+	pids=
+	while [ "$k" -lt "$5" ]; do
+		nettool push "$1" "$2" "$3" $(($4 + k)) & pids="$pids $!"
+		nettool pull "$1" "$2" "$3" $(($4 + k)) & pids="$pids $!"
+		k=$((k + 1))
+	done
+	rc=0
+	for p in $pids; do wait "$p" || rc=1; done
+	return $rc
 }
 
 run_step() {
@@ -95,6 +165,19 @@ EOF
 		while iotool rw "$a1" 0 "${a2:-16}" "$s" 2 >/dev/null; do s=$((s + 1)); done
 		false
 		;;
+	# Network: see netup, ping_all, netinfo, par above; nettool's --help for the rest.
+	netup) netup "$a1" "$a2" "$a3" ;;
+	netwait) wait_netdev "$a1" "${a2:-60}" ;;
+	netgone) wait_netdev_gone "$a1" "${a2:-60}" ;;
+	netinfo) netinfo "$a1" ;;
+	ping) ping_all "$a1" "${a2:-5}" ;;
+	push | pull) nettool "$name" "$a1" "$a2" "$a3" "$a4" ;;
+	par) par "$a1" "$a2" "$a3" "$a4" "$a5" ;;
+	# serve:PORT:COUNT:TIMEOUT: a nettool server until COUNT connections went well.
+	serve) timeout "${a3:-600}" nettool server "$a1" "$a2" ;;
+	stream) nettool stream "$a1" "$a2" "$a3" "$a4" ${a5:+"$a5"} ${a6:+"$a6"} ;;
+	ppssend) nettool pps-send "$a1" "$a2" "$a3" ${a4:+"$a4"} ;;
+	ppsrecv) nettool pps-recv "$a1" "$a2" ;;
 	reboot)
 		sync
 		echo "GUEST-REBOOTING"
