@@ -7,6 +7,7 @@
  *   io.c      the data path: TX (ring -> TAP) and RX (TAP -> ring), one grant-copy batch per
  *             queue and loop turn, the RX backlog
  *   journal.c the in-flight journal of each ring, and putting a killed run's slots back
+ *   credit.c  the TX credit limiter (xl.cfg rate=, blanketctl limit)
  */
 #ifndef BK_NETIF_COMMON_H
 #define BK_NETIF_COMMON_H
@@ -62,6 +63,15 @@ struct netif_rx_frame {
 	uint8_t data[];
 };
 
+/* The vif's TX credit (credit.c): @bytes every @usec, 0 bytes: unlimited. */
+struct netif_credit {
+	uint64_t bytes, usec;
+	uint64_t remaining;
+	uint64_t window_start; /* ns, bk_now_ns() */
+	uint64_t refills;      /* windows' credit added */
+	struct bk_timer *timer;
+};
+
 struct netif_queue {
 	struct netif_dev *nd;
 	unsigned int index;
@@ -103,6 +113,8 @@ struct netif_queue {
 
 	bool kicked_tx, kicked_rx; /* an event arrived since the last run */
 	struct netif_jring jtx, jrx;
+	bool credit_wait;      /* TX held back until the credit timer */
+	uint64_t credit_since; /* ns */
 };
 
 /* Copy segments one queue needs at most per batch (TX or RX). */
@@ -131,6 +143,7 @@ struct netif_dev {
 	bool carrier_off;
 	bool adopting; /* a previous run left it Connected */
 	bool handover; /* releasing for a next run: keep the journals */
+	struct netif_credit credit;
 };
 
 static inline struct netif_dev *netif_of(struct bk_device *dev)
@@ -160,6 +173,15 @@ void netif_journal_close(struct netif_queue *q, bool keep);
 void netif_journal_take(struct netif_queue *q, struct netif_ring *r, const void *raw, uint32_t n);
 void netif_journal_answered(struct netif_queue *q, struct netif_ring *r);
 void netif_journal_pushed(struct netif_queue *q, struct netif_ring *r);
+
+/* credit.c. netif_credit_exceeded: @size bytes of TX may not go now (charged when they may). */
+int netif_credit_init(struct netif_dev *nd);
+void netif_credit_free(struct netif_dev *nd);
+void netif_credit_set(struct netif_dev *nd, uint64_t bytes, uint64_t usec);
+void netif_credit_read_key(struct netif_dev *nd);
+bool netif_credit_exceeded(struct netif_queue *q, uint32_t size);
+int netif_set_limit(struct bk_device *dev, const struct bk_ctl_limit *want,
+		    struct bk_ctl_limit *ret_now);
 
 /* io.c */
 void netif_start(struct netif_dev *nd);

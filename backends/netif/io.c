@@ -117,6 +117,8 @@ static int tx_run(struct netif_queue *q)
 		}
 		if (v == NETIF_TX_OK && arena + pkt->len > NETIF_TX_ARENA)
 			break; /* next turn */
+		if (v == NETIF_TX_OK && netif_credit_exceeded(q, pkt->len))
+			break; /* rate=: the credit timer resumes the queue */
 		q->pkt_seg[npk] = nseg;
 		if (v == NETIF_TX_OK) {
 			q->pkt_off[npk] = arena;
@@ -197,7 +199,7 @@ static int tx_run(struct netif_queue *q)
 		notify(q, q->tx_port);
 	if (fatal)
 		return queue_fatal(q, fatal);
-	q->tx_more = pos < avail || netif_ring_final_check(&q->tx);
+	q->tx_more = !q->credit_wait && (pos < avail || netif_ring_final_check(&q->tx));
 	return (int)pos;
 }
 

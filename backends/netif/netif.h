@@ -10,6 +10,14 @@
 
 extern const struct bk_backend_ops netif_backend_ops;
 
+/*
+ * The backend key `rate` ("BYTES,USEC", as libxl writes it): 0, or -EINVAL naming nothing (the
+ * caller names the value).
+ */
+int netif_credit_parse(const char *s, uint64_t *ret_bytes, uint64_t *ret_usec);
+/* Windows' credit the vif's TX limiter added since probe (tests count them, not time). */
+uint64_t netif_credit_refills(struct bk_device *dev);
+
 /* Points of a vif's data path, per ring, where a test may stop the daemon (a kill -9). */
 enum netif_point {
 	NETIF_POINT_TX_TAKEN,	 /* TX slots consumed and journaled, no response written */

@@ -22,6 +22,7 @@ static void nd_free(struct netif_dev *nd)
 		return;
 	bk_hook_free(nd->hook);
 	bk_timer_free(nd->timer);
+	netif_credit_free(nd);
 	free(nd->stats);
 	free(nd);
 }
@@ -144,6 +145,10 @@ int netif_probe(struct bk_device *dev)
 	if (r < 0)
 		goto fail;
 	bk_timer_stop(nd->timer);
+	r = netif_credit_init(nd);
+	if (r < 0)
+		goto fail;
+	netif_credit_read_key(nd);
 	r = write_features(nd);
 	if (r < 0) {
 		log_err_errno(r, "%s: writing features: %m", dev->name);
@@ -256,6 +261,8 @@ void netif_backend_changed(struct bk_device *dev, const char *key)
 {
 	struct netif_dev *nd = netif_of(dev);
 
+	if (key && !strcmp(key, "rate"))
+		netif_credit_read_key(nd); /* netback watches it too: a live change */
 	if (key && strcmp(key, "hotplug-status"))
 		return;
 	if (hotplug_status(nd) < 0 && dev->state != BK_XB_CLOSING && dev->state != BK_XB_CLOSED) {
