@@ -254,31 +254,33 @@ static int parse_xl_rate(const char *s, uint64_t *ret_bps, uint64_t *ret_usec)
 	return 0;
 }
 
+int bk_ctl_parse_vif_rate(const char *value, struct bk_ctl_limit *l, char *why, size_t len)
+{
+	uint64_t v, usec;
+
+	/* The rate is bps, the credit window burst (whole ms). */
+	if (parse_xl_rate(value, &v, &usec) < 0 || v > BK_CTL_LIMIT_BPS_MAX || usec % 1000 ||
+	    usec / 1000 < BK_CTL_LIMIT_BURST_MIN || usec / 1000 > BK_CTL_LIMIT_BURST_MAX ||
+	    (v && v * usec / 1000000 == 0)) {
+		snprintf(why, len,
+			 "rate=%.32s: expected RATE/s[@INTERVAL] as in xl.cfg (e.g. 10Mb/s@20ms), "
+			 "at most 1024GB/s, a whole number of ms from %u to %u, at least a byte "
+			 "per interval",
+			 value, BK_CTL_LIMIT_BURST_MIN, BK_CTL_LIMIT_BURST_MAX);
+		return -EINVAL;
+	}
+	l->bps = v;
+	l->burst_ms = (uint32_t)(usec / 1000);
+	l->flags |= BK_CTL_LIMIT_BPS | BK_CTL_LIMIT_BURST;
+	return 0;
+}
+
 int bk_ctl_parse_limit_key(const char *key, const char *value, struct bk_ctl_limit *l, char *why,
 			   size_t len)
 {
 	uint64_t v;
 	int r;
 
-	if (!strcmp(key, "rate")) {
-		uint64_t usec;
-
-		/* A vif's: the rate is bps, the credit window burst (whole ms). */
-		if (parse_xl_rate(value, &v, &usec) < 0 || v > BK_CTL_LIMIT_BPS_MAX ||
-		    usec % 1000 || usec / 1000 < BK_CTL_LIMIT_BURST_MIN ||
-		    usec / 1000 > BK_CTL_LIMIT_BURST_MAX || (v && v * usec / 1000000 == 0)) {
-			snprintf(why, len,
-				 "rate=%.32s: expected RATE/s[@INTERVAL] as in xl.cfg (e.g. "
-				 "10Mb/s@20ms), at most 1024GB/s, a whole number of ms from %u to "
-				 "%u, at least a byte per interval",
-				 value, BK_CTL_LIMIT_BURST_MIN, BK_CTL_LIMIT_BURST_MAX);
-			return -EINVAL;
-		}
-		l->bps = v;
-		l->burst_ms = (uint32_t)(usec / 1000);
-		l->flags |= BK_CTL_LIMIT_BPS | BK_CTL_LIMIT_BURST;
-		return 0;
-	}
 	if (!strcmp(key, "iops")) {
 		r = parse_num(value, false, 0, BK_CTL_LIMIT_IOPS_MAX, &v);
 		if (r < 0)
@@ -303,7 +305,7 @@ int bk_ctl_parse_limit_key(const char *key, const char *value, struct bk_ctl_lim
 		l->flags |= BK_CTL_LIMIT_BURST;
 		return 0;
 	}
-	snprintf(why, len, "'%.32s=%.32s': not a limit (iops, bps, burst, rate)", key, value);
+	snprintf(why, len, "'%.32s=%.32s': not a limit (iops, bps, burst)", key, value);
 	return -ENOENT;
 bad:
 	if (!strcmp(key, "iops"))

@@ -164,8 +164,12 @@ static int cmd_limit(const struct ctl_opts *o, const char *spec)
 	int fd, r;
 
 	bk_ctl_strpad(req.kind, sizeof(req.kind), o->kind);
-	if (spec && bk_ctl_parse_limit(spec, &req.limit, err, sizeof(err)) < 0)
+	if (spec && !strncmp(spec, "rate=", 5)) {
+		if (bk_ctl_parse_vif_rate(spec + 5, &req.limit, err, sizeof(err)) < 0)
+			return usage_error("bad limit '%s': %s", spec, err);
+	} else if (spec && bk_ctl_parse_limit(spec, &req.limit, err, sizeof(err)) < 0) {
 		return usage_error("bad limit '%s': %s", spec, err);
+	}
 	fd = ctl_open(o);
 	if (fd < 0)
 		return -fd;
