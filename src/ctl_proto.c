@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 /* Control protocol encoding helpers shared by blanketd and blanketctl (blanket/ctl.h). */
+#include <ctype.h>
 #include <endian.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -187,6 +188,90 @@ static int parse_num(const char *s, bool suffix, uint64_t min, uint64_t max, uin
 	if (v < min || v > max)
 		return -ERANGE;
 	*ret = v;
+	return 0;
+}
+
+/*
+ * xl.cfg's vif rate: RATE/s[@INTERVAL], RATE a number with an optional k, M or G (powers of
+ * 1000) then B (bytes) or b (bits), INTERVAL a number with s, ms or us (default 50 ms).
+ */
+static int parse_xl_rate(const char *s, uint64_t *ret_bps, uint64_t *ret_usec)
+{
+	unsigned long long v, iv;
+	uint64_t mult = 1, usec = 50000;
+	char *end;
+
+	if (!isdigit((unsigned char)*s))
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno)
+		return -EINVAL;
+	switch (*end) {
+	case 'k':
+	case 'K':
+		mult = 1000;
+		end++;
+		break;
+	case 'M':
+		mult = 1000000;
+		end++;
+		break;
+	case 'G':
+		mult = 1000000000;
+		end++;
+		break;
+	}
+	if (*end == 'b')
+		v = v * mult / 8;
+	else if (*end == 'B')
+		v = v * mult;
+	else
+		return -EINVAL;
+	end++;
+	if (strncmp(end, "/s", 2))
+		return -EINVAL;
+	end += 2;
+	if (*end == '@') {
+		if (!isdigit((unsigned char)end[1]))
+			return -EINVAL;
+		iv = strtoull(end + 1, &end, 10);
+		if (!strcmp(end, "s"))
+			usec = iv * 1000000;
+		else if (!strcmp(end, "ms"))
+			usec = iv * 1000;
+		else if (!strcmp(end, "us"))
+			usec = iv;
+		else
+			return -EINVAL;
+		if (iv > 60000000ULL)
+			return -EINVAL;
+	} else if (*end) {
+		return -EINVAL;
+	}
+	*ret_bps = v;
+	*ret_usec = usec;
+	return 0;
+}
+
+int bk_ctl_parse_vif_rate(const char *value, struct bk_ctl_limit *l, char *why, size_t len)
+{
+	uint64_t v, usec;
+
+	/* The rate is bps, the credit window burst (whole ms). */
+	if (parse_xl_rate(value, &v, &usec) < 0 || v > BK_CTL_LIMIT_BPS_MAX || usec % 1000 ||
+	    usec / 1000 < BK_CTL_LIMIT_BURST_MIN || usec / 1000 > BK_CTL_LIMIT_BURST_MAX ||
+	    (v && v * usec / 1000000 == 0)) {
+		snprintf(why, len,
+			 "rate=%.32s: expected RATE/s[@INTERVAL] as in xl.cfg (e.g. 10Mb/s@20ms), "
+			 "at most 1024GB/s, a whole number of ms from %u to %u, at least a byte "
+			 "per interval",
+			 value, BK_CTL_LIMIT_BURST_MIN, BK_CTL_LIMIT_BURST_MAX);
+		return -EINVAL;
+	}
+	l->bps = v;
+	l->burst_ms = (uint32_t)(usec / 1000);
+	l->flags |= BK_CTL_LIMIT_BPS | BK_CTL_LIMIT_BURST;
 	return 0;
 }
 

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conf.h"
 #include "device_internal.h"
 
 const char *bk_xenbus_state_name(enum bk_xenbus_state s)
@@ -41,6 +42,20 @@ struct bk_loop *bk_device_loop(struct bk_device *dev)
 struct bk_xen *bk_device_xen(struct bk_device *dev)
 {
 	return dev->core->xen;
+}
+
+int bk_device_journal_dir(struct bk_device *dev, char *buf, size_t len)
+{
+	const struct bk_config *cfg = bk_config_current();
+	struct bk_xen *xen = bk_device_xen(dev);
+	int n;
+
+	/* Test processes on the simulation must never share journal files by default. */
+	if (!cfg->state_directory[0] ||
+	    (!strcmp(xen->ops->name, "sim") && !cfg->state_directory_set))
+		return -ENOENT;
+	n = snprintf(buf, len, "%s/inflight", cfg->state_directory);
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
 struct bk_xs *bk_device_xs(struct bk_device *dev)

@@ -140,6 +140,12 @@ struct bk_device {
  */
 struct bk_loop *bk_device_loop(struct bk_device *dev);
 struct bk_xen *bk_device_xen(struct bk_device *dev);
+/*
+ * Where @dev's in-flight journals live ("<state-directory>/inflight") in @buf: 0, or -ENOENT
+ * when journals are off (no state directory; on the simulation unless one was set).
+ */
+int bk_device_journal_dir(struct bk_device *dev, char *buf, size_t len);
+#define BK_JOURNAL_DIR_MAX 128 /* state-directory (107) + "/inflight" */
 struct bk_xs *bk_device_xs(struct bk_device *dev);
 
 /*

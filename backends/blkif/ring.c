@@ -56,16 +56,6 @@ static int read_queue_keys(struct blkif_dev *bd, struct blkif_queue *q, const ch
 	return 0;
 }
 
-static bool journal_wanted(struct blkif_dev *bd)
-{
-	const struct bk_config *cfg = bk_config_current();
-	struct bk_xen *xen = bk_device_xen(bd->dev);
-
-	/* Test processes on the simulation must never share journal files by default. */
-	return cfg->state_directory[0] &&
-	       (strcmp(xen->ops->name, "sim") || cfg->state_directory_set);
-}
-
 static void journal_reissue(int ent, const void *raw, void *data)
 {
 	blkif_queue_admit(data, raw, ent);
@@ -78,17 +68,15 @@ static void journal_reissue(int ent, const void *raw, void *data)
  */
 static int queue_journal(struct blkif_dev *bd, struct blkif_queue *q)
 {
-	const struct bk_config *cfg = bk_config_current();
 	struct bk_device *dev = bd->dev;
 	struct bk_journal_geom g = { 0 };
-	char dir[sizeof(cfg->state_directory) + 16], name[64];
+	char dir[BK_JOURNAL_DIR_MAX], name[64];
 	uint32_t cons, rsp, req_prod, shared_rsp;
 	bool recovering = false;
 	int r;
 
-	if (!journal_wanted(bd))
+	if (bk_device_journal_dir(dev, dir, sizeof(dir)) < 0)
 		return 0;
-	snprintf(dir, sizeof(dir), "%s/inflight", cfg->state_directory);
 	snprintf(name, sizeof(name), "vbd-%u-%u-q%u", dev->domid, dev->devid, q->index);
 	g.nr_slots = q->nr_slots;
 	g.raw_size = (uint32_t)blkif_abi_slot_size(bd->abi);

@@ -6,6 +6,8 @@
  *   ring.c    the frontend's keys, ring mapping and event channels per queue, their release
  *   io.c      the data path: TX (ring -> TAP) and RX (TAP -> ring), one grant-copy batch per
  *             device and loop turn, the RX backlog and its store
+ *   journal.c the in-flight journal of each ring, and putting a killed run's slots back
+ *   credit.c  the TX credit limiter (xl.cfg rate=, blanketctl limit)
  */
 #ifndef BK_NETIF_COMMON_H
 #define BK_NETIF_COMMON_H
@@ -16,6 +18,7 @@
 
 #include "blanket/stats.h"
 #include "device.h"
+#include "netif/netif.h"
 #include "netif/proto.h"
 #include "tap.h"
 #include "util/list.h"
@@ -52,6 +55,14 @@
 	(2U * NETIF_RX_BACKLOG_BYTES + (NETIF_RX_POST_MAX + 1U) * (NETIF_RX_MAX_LEN + 256U))
 
 struct netif_dev;
+struct bk_journal;
+
+/* A ring's in-flight journal (journal.c) and the entry of each slot taken. */
+struct netif_jring {
+	struct bk_journal *j; /* NULL: journals are off */
+	uint32_t pushed;      /* rsp_prod the journal was last told */
+	int ent[NETIF_RING_SIZE];
+};
 
 /* One frame read from the TAP, waiting for RX buffers; lives in its queue's RX store. */
 struct netif_rx_frame {
@@ -102,6 +113,16 @@ void netif_store_release(struct netif_rx_store *s, struct netif_rx_frame *f);
 /* Frames up to this size move up to the tail instead of leaving a gap (a cheap copy). */
 #define NETIF_STORE_MOVE_MAX 2048U
 
+
+/* The vif's TX credit (credit.c): @bytes every @usec, 0 bytes: unlimited. */
+struct netif_credit {
+	uint64_t bytes, usec;
+	uint64_t remaining;
+	uint64_t window_start; /* ns, bk_now_ns() */
+	uint64_t refills;      /* windows' credit added */
+	struct bk_timer *timer;
+};
+
 struct netif_queue {
 	struct netif_dev *nd;
 	unsigned int index;
@@ -147,6 +168,9 @@ struct netif_queue {
 	bool tap_ready;	      /* the TAP queue was readable */
 
 	bool kicked_tx, kicked_rx; /* an event arrived since the last run */
+	struct netif_jring jtx, jrx;
+	bool credit_wait;      /* TX held back until the credit timer */
+	uint64_t credit_since; /* ns */
 };
 
 /* Copy segments of one queue per turn at most: one per TX slot and one per RX slot. */
@@ -178,6 +202,8 @@ struct netif_dev {
 	bool running;  /* Connected: the data path runs */
 	bool carrier_off;
 	bool adopting; /* a previous run left it Connected */
+	bool handover; /* releasing for a next run: keep the journals */
+	struct netif_credit credit;
 };
 
 static inline struct netif_dev *netif_of(struct bk_device *dev)
@@ -191,10 +217,31 @@ void netif_frontend_changed(struct bk_device *dev, enum bk_xenbus_state state);
 void netif_backend_changed(struct bk_device *dev, const char *key);
 void netif_shutdown(struct bk_device *dev);
 void netif_remove(struct bk_device *dev);
+void netif_abandon(struct bk_device *dev, unsigned int point);
 
 /* ring.c: 0, or -errno after bk_device_fail(). */
 int netif_rings_connect(struct netif_dev *nd);
 void netif_rings_release(struct netif_dev *nd);
+
+/*
+ * journal.c. In the data path, per ring and turn: take after consuming @n slots (@raw: the
+ * private copy), answered after writing their responses, pushed after publishing them and
+ * before notifying.
+ */
+int netif_journal_open(struct netif_queue *q);
+void netif_journal_close(struct netif_queue *q, bool keep);
+void netif_journal_take(struct netif_queue *q, struct netif_ring *r, const void *raw, uint32_t n);
+void netif_journal_answered(struct netif_queue *q, struct netif_ring *r);
+void netif_journal_pushed(struct netif_queue *q, struct netif_ring *r);
+
+/* credit.c. netif_credit_exceeded: @size bytes of TX may not go now (charged when they may). */
+int netif_credit_init(struct netif_dev *nd);
+void netif_credit_free(struct netif_dev *nd);
+void netif_credit_set(struct netif_dev *nd, uint64_t bytes, uint64_t usec);
+void netif_credit_read_key(struct netif_dev *nd);
+bool netif_credit_exceeded(struct netif_queue *q, uint32_t size);
+int netif_set_limit(struct bk_device *dev, const struct bk_ctl_limit *want,
+		    struct bk_ctl_limit *ret_now);
 
 /* io.c */
 void netif_start(struct netif_dev *nd);

@@ -114,6 +114,8 @@ static void tx_prepare(struct netif_queue *q)
 		}
 		if (v == NETIF_TX_OK && arena + pkt->len > NETIF_TX_ARENA)
 			break; /* next turn */
+		if (v == NETIF_TX_OK && netif_credit_exceeded(q, pkt->len))
+			break; /* rate=: the credit timer resumes the queue */
 		q->pkt_seg[npk] = nseg;
 		if (v == NETIF_TX_OK) {
 			q->pkt_off[npk] = arena;
@@ -137,6 +139,7 @@ static void tx_prepare(struct netif_queue *q)
 	}
 	q->pkt_seg[npk] = nseg;
 	netif_ring_consume(&q->tx, pos);
+	netif_journal_take(q, &q->tx, q->txcopy, pos);
 	nd->nseg = nseg;
 	q->tx_npk = npk;
 	q->tx_pos = pos;
@@ -178,6 +181,7 @@ static int tx_finish(struct netif_queue *q)
 			q->stats->errors++;
 		netif_tx_respond(&q->tx, pkt, st);
 	}
+	netif_journal_answered(q, &q->tx);
 	if (ntap) {
 		int done = bk_tap_write_batch(nd->tap, q->index, q->tpkts, ntap);
 
@@ -190,11 +194,16 @@ static int tx_finish(struct netif_queue *q)
 			q->stats->net_tx_bytes += q->tiov[2 * i + 1].iov_len;
 		}
 	}
-	if (q->tx_npk && netif_ring_push(&q->tx))
-		notify(q, q->tx_port);
+	if (q->tx_npk) {
+		bool ev = netif_ring_push(&q->tx);
+
+		netif_journal_pushed(q, &q->tx);
+		if (ev)
+			notify(q, q->tx_port);
+	}
 	if (q->tx_fatal)
 		return queue_fatal(q, q->tx_fatal);
-	q->tx_more = q->tx_pos < q->tx_avail || netif_ring_final_check(&q->tx);
+	q->tx_more = !q->credit_wait && (q->tx_pos < q->tx_avail || netif_ring_final_check(&q->tx));
 	return (int)q->tx_pos;
 }
 
@@ -399,6 +408,7 @@ static int rx_prepare(struct netif_queue *q)
 		}
 		netif_ring_copy(&q->rx, reqs, need);
 		netif_ring_consume(&q->rx, need);
+		netif_journal_take(q, &q->rx, reqs, need);
 		avail -= need;
 		n = netif_rx_build(reqs, need, f->len, &f->meta, q->rsps + nrsp, rs);
 		f->seg0 = nseg;
@@ -453,8 +463,14 @@ static void rx_finish(struct netif_queue *q)
 	}
 	for (uint32_t i = 0; i < q->rx_nrsp; i++)
 		netif_ring_put(&q->rx, &q->rsps[i]);
-	if (q->rx_nrsp && netif_ring_push(&q->rx))
-		notify(q, q->rx_port);
+	netif_journal_answered(q, &q->rx);
+	if (q->rx_nrsp) {
+		bool ev = netif_ring_push(&q->rx);
+
+		netif_journal_pushed(q, &q->rx);
+		if (ev)
+			notify(q, q->rx_port);
+	}
 
 	if (q->rx_full && !q->rx_waiting) {
 		q->rx_waiting = true;

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* The netif backend's ops table, per-queue statistics and the one-line description. */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -28,6 +29,9 @@ static int netif_describe(struct bk_device *dev, char *buf, size_t len)
 	if (!nd)
 		return -ENODEV;
 	n = snprintf(buf, len, "tap=%s", nd->tap ? bk_tap_name(nd->tap) : nd->ifname);
+	if (n >= 0 && (size_t)n < len && nd->credit.bytes)
+		n += snprintf(buf + n, len - (size_t)n, " rate=%" PRIu64 ",%" PRIu64,
+			      nd->credit.bytes, nd->credit.usec);
 	if (n >= 0 && (size_t)n < len && nd->rings_up)
 		n += snprintf(buf + n, len - (size_t)n, " queues=%u%s%s%s%s%s%s", nd->nr_queues,
 			      nd->queues && nd->queues[0].split ? " split-evtchn" : "",
@@ -46,6 +50,8 @@ const struct bk_backend_ops netif_backend_ops = {
 	.backend_changed = netif_backend_changed,
 	.shutdown = netif_shutdown,
 	.remove = netif_remove,
+	.abandon = netif_abandon,
+	.set_limit = netif_set_limit,
 	.get_stats = netif_get_stats,
 	.describe = netif_describe,
 };

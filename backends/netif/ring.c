@@ -74,6 +74,10 @@ static int queue_setup(struct netif_dev *nd, struct netif_queue *q)
 	 */
 	q->tx.req_cons = q->tx.rsp_prod_pvt = q->tx.rsp_pushed = READ_ONCE(q->tx.sring->rsp_prod);
 	q->rx.req_cons = q->rx.rsp_prod_pvt = q->rx.rsp_pushed = READ_ONCE(q->rx.sring->rsp_prod);
+	/* A killed run may have left slots answered and not published: put them back first. */
+	r = netif_journal_open(q);
+	if (r < 0)
+		return r;
 
 	r = bk_device_bind_port(dev, nd->evtchn, q->index, "", q->tx_rport, &q->tx_port);
 	if (r < 0)
@@ -199,6 +203,11 @@ void netif_rings_release(struct netif_dev *nd)
 			bk_evtchn_unbind(nd->evtchn, q->rx_port);
 		if (q->tx_mapped)
 			bk_gnt_unmap(nd->gnt, q->tx_page, 1);
+		/*
+		 * Kept for a next run (and when taking a vif over failed half-way: the queues
+		 * not yet recovered still describe what their guest waits for).
+		 */
+		netif_journal_close(q, nd->handover || nd->adopting);
 		if (q->rx_mapped)
 			bk_gnt_unmap(nd->gnt, q->rx_page, 1);
 	}

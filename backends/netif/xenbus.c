@@ -22,6 +22,7 @@ static void nd_free(struct netif_dev *nd)
 		return;
 	bk_hook_free(nd->hook);
 	bk_timer_free(nd->timer);
+	netif_credit_free(nd);
 	free(nd->stats);
 	free(nd);
 }
@@ -122,6 +123,10 @@ int netif_probe(struct bk_device *dev)
 	if (r < 0)
 		goto fail;
 	bk_timer_stop(nd->timer);
+	r = netif_credit_init(nd);
+	if (r < 0)
+		goto fail;
+	netif_credit_read_key(nd);
 	r = write_features(nd);
 	if (r < 0) {
 		log_err_errno(r, "%s: writing features: %m", dev->name);
@@ -229,6 +234,8 @@ void netif_backend_changed(struct bk_device *dev, const char *key)
 {
 	struct netif_dev *nd = netif_of(dev);
 
+	if (key && !strcmp(key, "rate"))
+		netif_credit_read_key(nd); /* netback watches it too: a live change */
 	if (key && strcmp(key, "hotplug-status"))
 		return;
 	if (bk_device_hotplug_status(nd->dev) < 0 && dev->state != BK_XB_CLOSING &&
@@ -247,7 +254,10 @@ void netif_shutdown(struct bk_device *dev)
 		if (bk_core_stopping(dev->core) && nd->running)
 			dev_info(dev,
 				 "daemon stopping: the guest stays connected for the next run");
+		/* Every slot taken was answered and published: the journals say so. */
+		nd->handover = bk_core_stopping(dev->core);
 		disconnect(nd);
+		nd->handover = false;
 	}
 	bk_device_shutdown_done(dev);
 }
@@ -264,6 +274,26 @@ void netif_remove(struct bk_device *dev)
 		bk_tap_close(nd->tap);
 	else
 		bk_tap_remove(nd->tap);
+	nd_free(nd);
+	dev->priv = NULL;
+}
+
+/*
+ * Test-only (ops->abandon): the daemon is killed. The data path holds nothing between turns,
+ * so there is no @point to reach here (tests stop a vif inside a turn with
+ * netif_set_test_hook); release what a dead process loses, keep the journals and the TAP,
+ * write nothing to the rings or xenstore.
+ */
+void netif_abandon(struct bk_device *dev, unsigned int point)
+{
+	struct netif_dev *nd = netif_of(dev);
+
+	(void)point;
+	if (!nd)
+		return;
+	nd->handover = true;
+	disconnect(nd);
+	bk_tap_close(nd->tap);
 	nd_free(nd);
 	dev->priv = NULL;
 }

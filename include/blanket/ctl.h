@@ -233,6 +233,12 @@ int bk_ctl_parse_limit_key(const char *key, const char *value, struct bk_ctl_lim
  * of @l. On failure @l is untouched and @why names the bad part.
  */
 int bk_ctl_parse_limit(const char *spec, struct bk_ctl_limit *l, char *why, size_t len);
+/*
+ * A vif's rate as xl.cfg writes it (the value of `rate=`: RATE/s[@INTERVAL], k/M/G powers of
+ * 1000, B bytes or b bits, s/ms/us, 50 ms by default) into @l: bps the rate in bytes per
+ * second, burst_ms the credit window. -EINVAL with @why naming the value.
+ */
+int bk_ctl_parse_vif_rate(const char *value, struct bk_ctl_limit *l, char *why, size_t len);
 /* "iops=500,bps=20M,burst=100", "iops=500,burst=100" or "off" (burst only when limited). */
 void bk_ctl_format_limit(const struct bk_ctl_limit *l, char *buf, size_t len);
 

@@ -31,8 +31,9 @@ static void usage(FILE *out)
 		"                           negotiated features\n"
 		"  stats [DEVICE]           per device and per queue counters and latency\n"
 		"                           percentiles; DEVICE is 'vbd 5/51712' or '5/51712'\n"
-		"  limit DEVICE [SPEC]      show or change a disk's rate limits, SPEC is\n"
-		"                           iops=N,bps=SIZE,burst=MS (any of them) or off\n"
+		"  limit DEVICE [SPEC]      show or change a device's rate limits, SPEC is\n"
+		"                           iops=N,bps=SIZE,burst=MS (any of them) or off;\n"
+		"                           a vif's guest TX: rate=10Mb/s@20ms as in xl.cfg\n"
 		"  status                   exit 0 healthy, 1 degraded, 3 not running\n"
 		"  version                  blanketctl and blanketd versions\n"
 		"\n"
@@ -163,8 +164,12 @@ static int cmd_limit(const struct ctl_opts *o, const char *spec)
 	int fd, r;
 
 	bk_ctl_strpad(req.kind, sizeof(req.kind), o->kind);
-	if (spec && bk_ctl_parse_limit(spec, &req.limit, err, sizeof(err)) < 0)
+	if (spec && !strncmp(spec, "rate=", 5)) {
+		if (bk_ctl_parse_vif_rate(spec + 5, &req.limit, err, sizeof(err)) < 0)
+			return usage_error("bad limit '%s': %s", spec, err);
+	} else if (spec && bk_ctl_parse_limit(spec, &req.limit, err, sizeof(err)) < 0) {
 		return usage_error("bad limit '%s': %s", spec, err);
+	}
 	fd = ctl_open(o);
 	if (fd < 0)
 		return -fd;

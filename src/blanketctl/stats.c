@@ -149,7 +149,7 @@ static const char *u64s(uint64_t v, char *buf, size_t len)
 }
 
 /* Columns of a vbd row and of a vif row, before the two --watch rate columns. */
-enum { NCOLS_BASE = 20, NCOLS_VIF = 14, NCOLS_MAX = NCOLS_BASE };
+enum { NCOLS_BASE = 20, NCOLS_VIF = 15, NCOLS_MAX = NCOLS_BASE };
 _Static_assert(NCOLS_VIF <= NCOLS_MAX, "put_row's cell array");
 
 static uint64_t vbd_bytes(const struct bk_queue_stats *q)
@@ -250,15 +250,16 @@ static void print_vif_row(struct table *t, const char *label, const struct bk_qu
 	u64s(q->notify_in, c[n++], 32);
 	u64s(q->notify_out, c[n++], 32);
 	u64s(q->spurious, c[n++], 32);
+	fmt_ns(q->throttled_ns, c[n++], 32); /* rate=: time guest TX waited for credit */
 	if (rates)
 		put_rates(c, &n, q, prev, dt, vif_packets, vif_bytes);
 	put_row(t, c, n);
 }
 
 static const char *const vif_head[NCOLS_VIF + 2] = {
-	"QUEUE",      "TX-PKTS",  "TX-BYTES",  "RX-PKTS",    "RX-BYTES", "TX-DROPS",
-	"RX-DROPS",   "BACKLOG",  "RING-FULL", "CSUM",	     "GSO",	 "NOTIFY-IN",
-	"NOTIFY-OUT", "SPURIOUS", "PPS",       "THROUGHPUT",
+	"QUEUE",      "TX-PKTS",  "TX-BYTES",  "RX-PKTS", "RX-BYTES",	"TX-DROPS",
+	"RX-DROPS",   "BACKLOG",  "RING-FULL", "CSUM",	  "GSO",	"NOTIFY-IN",
+	"NOTIFY-OUT", "SPURIOUS", "THROTTLED", "PPS",	  "THROUGHPUT",
 };
 
 static void print_human(const struct sample *s, const struct sample *prev, bool rates)

@@ -399,17 +399,7 @@ static unsigned int be_state(void)
 /* Watch events on the backend's state node since the last call (each write fires one). */
 static unsigned int state_writes(void)
 {
-	struct bk_xs *xs = bk_ts_xs(env.ts);
-	unsigned int n = 0;
-	char *path, *token;
-
-	while (bk_xs_read_watch(xs, &path, &token) == 0) {
-		if (!strcmp(token, "restart-state"))
-			n++;
-		free(path);
-		free(token);
-	}
-	return n;
+	return bk_ts_take_watch_events(env.ts, "restart-state");
 }
 
 /* Every state value seen while pumping (the condition runs before each loop turn). */

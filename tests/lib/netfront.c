@@ -351,6 +351,16 @@ int bk_nf_kick(struct bk_netfront *f, unsigned int q)
 	return bk_sim_guest_evtchn_notify(f->env->sim, f->domid, f->q[q].tx_port);
 }
 
+unsigned int bk_nf_take_notifies(struct bk_netfront *f, unsigned int qi)
+{
+	struct nf_queue *q = &f->q[qi];
+	unsigned int n = bk_sim_guest_evtchn_take(f->env->sim, f->domid, q->tx_port);
+
+	if (f->p.split)
+		n += bk_sim_guest_evtchn_take(f->env->sim, f->domid, q->rx_port);
+	return n;
+}
+
 void bk_nf_tx_push(struct bk_netfront *f, unsigned int qi)
 {
 	struct nf_queue *q = &f->q[qi];
@@ -459,6 +469,8 @@ unsigned int bk_nf_tx_reap(struct bk_netfront *f, unsigned int qi)
 		if (rsp.id < NF_RING && q->tx_used[rsp.id]) {
 			drop_page(f, q->tx_id_pfn[rsp.id], q->tx_id_ref[rsp.id]);
 			q->tx_used[rsp.id] = false;
+		} else {
+			f->txc.unknown++;
 		}
 	}
 	/* Ask for an event at the next response, as netfront does. */

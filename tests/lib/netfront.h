@@ -74,6 +74,7 @@ int bk_nf_tx_wait(struct bk_netfront *f, unsigned int q);
 /* Responses seen by status, on all queues. */
 struct bk_nf_tx_counts {
 	unsigned int okay, error, dropped, null, other;
+	unsigned int unknown; /* a response for an id with no request outstanding */
 };
 void bk_nf_tx_counts(const struct bk_netfront *f, struct bk_nf_tx_counts *ret);
 
@@ -111,5 +112,7 @@ void bk_nf_tx_push(struct bk_netfront *f, unsigned int q);
 int bk_nf_grant_bytes(struct bk_netfront *f, const void *data, size_t len, uint16_t offset,
 		      uint32_t *ret_ref);
 int bk_nf_kick(struct bk_netfront *f, unsigned int q);
+/* Events the backend sent on @q's port(s) since the last call (a guest's interrupts). */
+unsigned int bk_nf_take_notifies(struct bk_netfront *f, unsigned int q);
 
 #endif

@@ -61,6 +61,20 @@ struct bk_xs *bk_ts_xs(struct bk_toolstack *ts)
 	return ts->xs;
 }
 
+unsigned int bk_ts_take_watch_events(struct bk_toolstack *ts, const char *token)
+{
+	unsigned int n = 0;
+	char *path, *tok;
+
+	while (bk_xs_read_watch(ts->xs, &path, &tok) == 0) {
+		if (!strcmp(tok, token))
+			n++;
+		free(path);
+		free(tok);
+	}
+	return n;
+}
+
 char *bk_ts_be_path(struct bk_toolstack *ts, const char *kind, uint32_t domid, uint32_t devid)
 {
 	char *p;

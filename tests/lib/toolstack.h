@@ -110,5 +110,10 @@ int bk_ts_read_be(struct bk_toolstack *ts, const char *kind, uint32_t domid, uin
 int bk_ts_exists(struct bk_toolstack *ts, const char *path);
 /* The toolstack's own xenstore connection (dom0), for checks. */
 struct bk_xs *bk_ts_xs(struct bk_toolstack *ts);
+/*
+ * Watch events the toolstack's connection received with @token since the last call (each
+ * write under a watched node fires one); the others are dropped.
+ */
+unsigned int bk_ts_take_watch_events(struct bk_toolstack *ts, const char *token);
 
 #endif
