@@ -100,7 +100,7 @@ static void test_crash_points(void)
 {
 	struct bk_journal *j;
 	struct seen s;
-	uint32_t cons, rsp;
+	uint32_t cons = 0, rsp = 0;
 
 	/* Crash with nothing answered: all five again, in order. */
 	j = reopen(setup());
@@ -166,7 +166,7 @@ static void test_crash_before_cons(void)
 {
 	struct bk_journal *j = setup();
 	struct seen s = { 0 };
-	uint32_t cons, rsp;
+	uint32_t cons = 0, rsp = 0;
 	uint8_t raw[112];
 
 	raw_of(raw, 6);
@@ -182,7 +182,7 @@ static void test_wrap(void)
 {
 	struct bk_journal *j;
 	struct seen s = { 0 };
-	uint32_t cons, rsp;
+	uint32_t cons = 0, rsp = 0;
 	uint8_t raw[112];
 	bool rec;
 
@@ -210,7 +210,7 @@ static void test_reuse_before_publish(void)
 {
 	struct bk_journal *j;
 	struct seen s = { 0 };
-	uint32_t cons, rsp;
+	uint32_t cons = 0, rsp = 0;
 	uint8_t raw[112];
 	int e[16];
 	bool rec;
@@ -265,7 +265,7 @@ static void test_recover_adopts(void)
 {
 	struct bk_journal *j = reopen(setup());
 	struct adopt a = { 0 };
-	uint32_t cons, rsp;
+	uint32_t cons = 0, rsp = 0;
 
 	CHECK(recover(j, 100, reissue_adopt, &a, &cons, &rsp) == 5);
 	CHECK(a.n == 5);
@@ -290,7 +290,7 @@ static void test_corrupt(void)
 	struct bk_journal_recovery rec;
 	struct bk_journal *j;
 	struct seen s = { 0 };
-	uint32_t cons, rsp;
+	uint32_t cons = 0, rsp = 0;
 	uint8_t raw[112];
 
 	/* Five taken, but the consumer index says eight: three requests lost. */
@@ -339,7 +339,7 @@ static void test_crash_in_set_pushed(void)
 {
 	struct bk_journal *j = setup();
 	struct seen s = { 0 };
-	uint32_t cons, rsp;
+	uint32_t cons = 0, rsp = 0;
 
 	bk_journal_responded(j, ent[1], 100);
 	bk_journal_responded(j, ent[3], 101);
