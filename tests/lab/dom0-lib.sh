@@ -356,7 +356,8 @@ wait_step() {
 	wait_console "$1" "GUEST-STEP $2 (ok|fail)|GUEST-DONE" "$3"
 	if ! tr -d '\r' <"$log" | grep -qE "GUEST-STEP $2 ok"; then
 		guest_log "$1"
-		fail "guest $1: step '$2' did not succeed"
+		fail "guest $1: step '$2' did not succeed ($(tr -d '\r' <"$log" |
+			grep -oE 'GUEST-STEP [^ ]+ fail' | tail -n 1 | sed 's/GUEST-STEP \(.*\) fail/\1 failed/'))"
 	fi
 }
 

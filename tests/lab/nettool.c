@@ -487,7 +487,18 @@ static int serve_one(int fd)
 	}
 	if (op == OP_PULL) {
 		uint64_t sum = 0;
+		uint8_t c;
 		int r = send_pattern(fd, seed, bytes, &sum);
+
+		/*
+		 * Written is not received: wait for the client's close, so the data left in our
+		 * socket buffer is delivered before we exit (and the guest perhaps powers off).
+		 */
+		shutdown(fd, SHUT_WR);
+		if (r == 0 && read_all(fd, &c, 1) != 1) {
+			fprintf(stderr, "nettool: the client did not close after the data\n");
+			r = -1;
+		}
 
 		printf("NETTOOL server pull to=%s bytes=%" PRIu64 " sum=%016" PRIx64 " %s\n", peer,
 		       bytes, sum, r ? "fail" : "ok");

@@ -14,7 +14,7 @@ start_nettool_server 5001
 img=$IMG_DIR/netlife.raw
 make_image "$img" 64
 CFG_VIFS=$(vif_spec 00:16:3e:00:03:31 xenbr0)
-write_cfg life 2 "wait:/dev/xvda:60;phase:/dev/xvda:60;netup:eth0:10.0.0.31/24;1.ping:10.0.0.1:3;1.push:10.0.0.1:5001:4:80;1.netwait:eth1:300;1.netup:eth1:10.1.0.31/24;1.ping:10.1.0.1:3;1.push:10.1.0.1:5001:4:81;1.pull:10.1.0.1:5001:4:82;1.netgone:eth1:300;1.reboot;2.ping:10.0.0.1:3;2.push:10.0.0.1:5001:4:83;2.pull:10.0.0.1:5001:4:84" \
+write_cfg life 2 "wait:/dev/xvda:60;phase:/dev/xvda:60;netup:eth0:10.0.0.31/24;1.ping:10.0.0.1:3;1.push:10.0.0.1:5001:4:80;1.netwait:eth1:300;1.netup:eth1:10.1.0.31/24;1.ping:10.1.0.1:3;1.push:10.1.0.1:5001:4:81;1.pull:10.1.0.1:5001:4:82;1.netgone:eth1:300;1.serve:5005:1:300;1.reboot;2.ping:10.0.0.1:3;2.push:10.0.0.1:5001:4:83;2.pull:10.0.0.1:5001:4:84" \
 	"$(disk_spec "$img" xvda w)"
 taps0=$(tap_count)
 start_guest life
@@ -39,7 +39,6 @@ while [ -n "$(xenstore-list "/local/domain/0/backend/vif/$dom1/1" 2>/dev/null)" 
 	[ $SECONDS -ge $end ] && fail "backend node of the detached vif is still there"
 	sleep 0.5
 done
-# (before the guest sees eth1 go: it reboots right after)
 [ "$(vif_be_read "$dom1" 0 state)" = 4 ] || fail "network-detach of vif 1 disturbed vif 0"
 end=$((SECONDS + 20))
 while [ -e "/sys/class/net/vif$dom1.1" ]; do
@@ -47,6 +46,10 @@ while [ -e "/sys/class/net/vif$dom1.1" ]; do
 	sleep 0.5
 done
 wait_step life 'netgone:eth1:300' 120
+# The guest waits for one more transfer over eth0 before it reboots.
+wait_console life 'NETTOOL server listening port=5005' 60
+nettool push 10.0.0.31 5005 2 85 >/tmp/push.out 2>&1
+nettool_check /tmp/push.out push
 say "attached vif used and detached; guest reboots"
 wait_console life 'GUEST-PHASE 2' 300
 dom2=$(xl domid life)
