@@ -17,6 +17,7 @@
 #include "journal.h"
 #include "proto.h"
 #include "util/list.h"
+#include "xen/evport.h"
 #include "xen/xen.h"
 
 /*
@@ -26,9 +27,6 @@
 #define BLKIF_BUDGET 64U
 /* Grant-copy segments per batch (a full batch is copied and the next one started). */
 #define BLKIF_COPY_BATCH 1024U
-/* Consecutive spurious events before unmasking is delayed (XSA-332), and the delay cap. */
-#define BLKIF_SPURIOUS_LIMIT 16U
-#define BLKIF_BACKOFF_MAX_MS 64U
 /*
  * A queue idle this long gives back what only requests need: its slots, copy batch, and its
  * bounce pool's pages and pinning (queue_trim in io.c). The next request sets them up again.
@@ -151,11 +149,9 @@ struct blkif_queue {
 
 	bool stalled; /* stopped consuming: slots, bounce pages or engine full */
 	bool dead;    /* disconnecting: complete everything into the void */
-	bool masked;  /* port masked since its event: blocked, out of budget, backing off */
-	unsigned int spurious_run;
-	unsigned int taken_since_unmask; /* requests taken since the port was unmasked */
-	uint64_t throttled_since;	 /* held back by the rate limit since (blkif_now), else 0 */
-	struct bk_timer *backoff;
+	/* Its port, masked since its event while blocked, out of budget or backing off. */
+	struct bk_evport ev;
+	uint64_t throttled_since; /* held back by the rate limit since (blkif_now), else 0 */
 
 	struct bk_queue_stats *stats;
 };

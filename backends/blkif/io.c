@@ -399,7 +399,7 @@ static int queue_take(struct blkif_queue *q, unsigned int budget, unsigned int *
 	*ret_taken = taken;
 	*ret_drained = drained;
 	*ret_throttled = throttled;
-	q->taken_since_unmask += taken;
+	bk_evport_took(&q->ev, taken);
 	return 0;
 }
 
@@ -732,11 +732,7 @@ static enum queue_state queue_serve(struct blkif_queue *q)
 /* Unmask the port of a queue that caught up, unless it is backing off. */
 static void queue_rearm(struct blkif_queue *q, enum queue_state st)
 {
-	if (!q->masked || st != QUEUE_IDLE || bk_timer_active(q->backoff))
-		return;
-	q->masked = false;
-	q->taken_since_unmask = 0;
-	bk_evtchn_unmask(q->bd->evtchn, q->local_port);
+	bk_evport_rearm(&q->ev, st == QUEUE_IDLE);
 }
 
 void blkif_queue_run(struct blkif_queue *q)
@@ -896,8 +892,7 @@ void blkif_queue_kill(struct blkif_queue *q)
 	struct blkif_slot *s, *tmp;
 
 	q->dead = true;
-	if (q->backoff)
-		bk_timer_stop(q->backoff);
+	bk_evport_stop(&q->ev);
 	q->barrier_running = NULL; /* nothing is dispatched any more */
 	/* Not yet with the engine: into the void at once. */
 	list_for_each_entry_safe (s, tmp, &q->wait_list, link) {
@@ -952,39 +947,24 @@ static struct blkif_queue *queue_of_port(struct blkif_dev *bd, uint32_t port)
 static void queue_event(struct blkif_queue *q, bool lost)
 {
 	enum queue_state st;
+	unsigned int v;
 
-	q->masked = true;
+	bk_evport_event(&q->ev, lost);
 	if (!lost)
 		q->stats->notify_in++;
 	st = queue_serve(q);
 	if (q->dead)
 		return;
-	if (lost) {
-		queue_rearm(q, st);
-		return;
-	}
 	/*
-	 * As lateeoi (XSA-332): the event was spurious if nothing was taken since the port was
-	 * last unmasked, by this run or by the completion path meanwhile - on an empty ring, or
-	 * on a queue that cannot take what the ring holds (its port then stays masked until the
-	 * queue progresses). Meeting the end of the device's budget is not the guest's doing.
+	 * As lateeoi (XSA-332), spurious if nothing was taken since the port was last unmasked
+	 * (evport.h); a queue that cannot take keeps its port masked until it progresses. Meeting
+	 * the end of the device's budget or its rate limit is not the guest's doing.
 	 */
-	if (q->taken_since_unmask) {
-		q->spurious_run = 0;
-	} else if (st != QUEUE_BUDGET && st != QUEUE_THROTTLED) {
+	v = bk_evport_settle(&q->ev, st == QUEUE_IDLE, st != QUEUE_BUDGET && st != QUEUE_THROTTLED);
+	if (v & BK_EVPORT_SPURIOUS)
 		q->stats->spurious++;
-		q->spurious_run++;
-	}
-	if (st == QUEUE_IDLE && q->spurious_run > BLKIF_SPURIOUS_LIMIT) {
-		unsigned int shift = BK_MIN(q->spurious_run - BLKIF_SPURIOUS_LIMIT, 6U);
-
-		bk_timer_rearm(q->backoff, BK_MIN(1U << shift, BLKIF_BACKOFF_MAX_MS), 0);
-		if (q->spurious_run == BLKIF_SPURIOUS_LIMIT + 1)
-			dev_warn_rl(qdev(q), "q%u: event storm on an empty ring, backing off",
-				    q->index);
-		return;
-	}
-	queue_rearm(q, st);
+	if (v & BK_EVPORT_STORM)
+		dev_warn_rl(qdev(q), "q%u: event storm on an empty ring, backing off", q->index);
 }
 
 /*
@@ -1027,7 +1007,7 @@ void blkif_backoff_cb(void *data)
 {
 	struct blkif_queue *q = data;
 
-	if (q->dead || !q->masked)
+	if (q->dead || !q->ev.masked)
 		return;
 	/* Unmasks the port if the queue caught up; else the hook does once it progresses. */
 	blkif_queue_run(q);

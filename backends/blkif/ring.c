@@ -200,10 +200,10 @@ static int queue_setup(struct blkif_dev *bd, struct blkif_queue *q)
 	if (r < 0)
 		return bk_device_fail(dev, r, "q%u: opening engine %s on %s: %s", q->index,
 				      bd->engine_name, bd->params, strerror(-r));
-	r = bk_loop_add_timer(bk_device_loop(dev), 0, 0, blkif_backoff_cb, q, &q->backoff);
+	r = bk_evport_init(&q->ev, bk_device_loop(dev), bd->evtchn, q->local_port, blkif_backoff_cb,
+			   q);
 	if (r < 0)
 		return bk_device_fail(dev, r, "q%u: timer: %s", q->index, strerror(-r));
-	bk_timer_stop(q->backoff);
 	r = bk_loop_add_timer(bk_device_loop(dev), 0, 0, blkif_idle_cb, q, &q->idle);
 	if (r < 0)
 		return bk_device_fail(dev, r, "q%u: timer: %s", q->index, strerror(-r));
@@ -302,7 +302,7 @@ void blkif_rings_release(struct blkif_dev *bd)
 		struct blkif_queue *q = &bd->queues[i];
 
 		/* Only called with nothing in flight: every slot is free or abandoned. */
-		bk_timer_free(q->backoff);
+		bk_evport_free(&q->ev);
 		bk_timer_free(q->idle);
 		bk_engine_close(q->engine);
 		bk_journal_close(q->journal, !keep);
