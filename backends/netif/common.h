@@ -24,6 +24,7 @@
 #include "util/list.h"
 #include "util/log.h"
 #include "util/macros.h"
+#include "xen/evport.h"
 #include "xen/xen.h"
 
 /* Queues offered (multi-queue-max-queues): netback's cap. */
@@ -113,7 +114,6 @@ void netif_store_release(struct netif_rx_store *s, struct netif_rx_frame *f);
 /* Frames up to this size move up to the tail instead of leaving a gap (a cheap copy). */
 #define NETIF_STORE_MOVE_MAX 2048U
 
-
 /* The vif's TX credit (credit.c): @bytes every @usec, 0 bytes: unlimited. */
 struct netif_credit {
 	uint64_t bytes, usec;
@@ -167,7 +167,9 @@ struct netif_queue {
 	unsigned int rx_post; /* TAP reads to post next: what the last batch found, plus one */
 	bool tap_ready;	      /* the TAP queue was readable */
 
-	bool kicked_tx, kicked_rx; /* an event arrived since the last run */
+	bool kicked_tx; /* run TX: an event arrived, credit came back, a back-off ended */
+	/* XSA-332: each port masked from its event until served (rx_ev: split ports only). */
+	struct bk_evport tx_ev, rx_ev;
 	struct netif_jring jtx, jrx;
 	bool credit_wait;      /* TX held back until the credit timer */
 	uint64_t credit_since; /* ns */
@@ -248,6 +250,7 @@ void netif_start(struct netif_dev *nd);
 void netif_hook_cb(void *data);
 void netif_timer_cb(void *data);
 void netif_evtchn_cb(void *data, int fd, unsigned int events);
+void netif_backoff_cb(void *data);
 void netif_tap_cb(void *data, int fd, unsigned int events);
 void netif_queue_free_backlog(struct netif_queue *q);
 /* The data path's buffers for every queue (after the queues are set up); -ENOMEM. */

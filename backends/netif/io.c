@@ -514,6 +514,39 @@ static void timer_update(struct netif_dev *nd)
 	}
 }
 
+/* A port's event settled (XSA-332, evport.h): count it if it took nothing, say a storm once. */
+static void port_settled(struct netif_queue *q, unsigned int v, const char *which)
+{
+	if (v & BK_EVPORT_SPURIOUS)
+		q->stats->spurious++;
+	if (v & BK_EVPORT_STORM)
+		dev_warn_rl(q->nd->dev, "q%u: event storm on the %sport with no work, backing off",
+			    q->index, which);
+}
+
+/*
+ * After the queue's turn: a port whose event took nothing is spurious, a storming one backs
+ * off; the others are unmasked, the TX port once its ring was taken to the end. Requests the
+ * rate limit holds back are not the guest's doing.
+ */
+static void ports_settle(struct netif_queue *q)
+{
+	unsigned int v;
+
+	bk_evport_took(&q->tx_ev, q->tx_ran ? q->tx_pos : 0);
+	if (q->split) {
+		bk_evport_took(&q->rx_ev, q->rx_nrsp);
+		v = bk_evport_settle(&q->rx_ev, true, true);
+		port_settled(q, v, "RX ");
+		v = bk_evport_settle(&q->tx_ev, !q->tx_more, !q->credit_wait);
+		port_settled(q, v, "TX ");
+	} else {
+		bk_evport_took(&q->tx_ev, q->rx_nrsp);
+		v = bk_evport_settle(&q->tx_ev, !q->tx_more, !q->credit_wait);
+		port_settled(q, v, "");
+	}
+}
+
 /*
  * Every queue's work of the turn, gathered first (TX requests, TAP reads, RX buffers), then
  * one grant-copy call for all of it, then the TAP writes and the responses. A broken queue
@@ -540,8 +573,6 @@ void netif_hook_cb(void *data)
 		q->tx_ran = kicked || q->tx_more;
 		if (q->tx_ran) {
 			tx_prepare(q);
-			if (kicked && q->tx_pos == 0 && !q->tx_fatal && !q->kicked_rx)
-				q->stats->spurious++;
 			if (q->tx_fatal) {
 				fatal = q;
 				q->rx_nfr = q->rx_nrsp = 0;
@@ -549,7 +580,6 @@ void netif_hook_cb(void *data)
 				break;
 			}
 		}
-		q->kicked_rx = false;
 		rx_expire(q, now);
 		/* Expiry may have emptied the backlog, and rx_prepare then returns early. */
 		rx_resume_tap(q);
@@ -564,6 +594,7 @@ void netif_hook_cb(void *data)
 		if (q->tx_ran && tx_finish(q) < 0)
 			return;
 		rx_finish(q);
+		ports_settle(q);
 		/* A paused TAP still has a backlog to deliver while buffers are posted. */
 		again |= q->tx_more || q->tap_ready || (!list_empty(&q->backlog) && !q->rx_waiting);
 		stalled |= q->rx_waiting && now - q->rx_wait_since >= NETIF_RX_STALL_S;
@@ -584,21 +615,23 @@ void netif_timer_cb(void *data)
 		netif_hook_cb(nd);
 }
 
-/* Events were lost: every port is pending and masked. */
+/* Events were lost: every port is pending and masked; the next turn serves and unmasks them. */
 static void events_lost(void *data)
 {
 	struct netif_dev *nd = data;
 
+	dev_warn_rl(nd->dev, "event channel queue overflowed, events lost: checking every queue");
 	for (unsigned int i = 0; i < nd->nr_queues; i++) {
 		struct netif_queue *q = &nd->queues[i];
 
-		q->kicked_tx = q->kicked_rx = true;
-		bk_evtchn_unmask(nd->evtchn, q->tx_port);
+		q->kicked_tx = true;
+		bk_evport_event(&q->tx_ev, true);
 		if (q->split)
-			bk_evtchn_unmask(nd->evtchn, q->rx_port);
+			bk_evport_event(&q->rx_ev, true);
 	}
 }
 
+/* The kernel masked @port when it queued its event: it stays masked until its turn settles. */
 static void port_event(void *data, uint32_t port)
 {
 	struct netif_dev *nd = data;
@@ -607,13 +640,15 @@ static void port_event(void *data, uint32_t port)
 		struct netif_queue *q = &nd->queues[i];
 
 		if (port == q->tx_port) {
+			bk_evport_event(&q->tx_ev, false);
 			q->kicked_tx = true;
 			q->stats->notify_in++;
+			return;
 		}
-		if (port == q->rx_port) {
-			q->kicked_rx = true;
-			if (q->split)
-				q->stats->notify_in++;
+		if (q->split && port == q->rx_port) {
+			bk_evport_event(&q->rx_ev, false);
+			q->stats->notify_in++;
+			return;
 		}
 	}
 	bk_evtchn_unmask(nd->evtchn, port);
@@ -627,6 +662,16 @@ void netif_evtchn_cb(void *data, int fd, unsigned int events)
 	bk_evtchn_drain(nd->evtchn, 2 * BK_MAX(nd->nr_queues, 1U), port_event, events_lost, nd);
 	if (nd->running)
 		bk_hook_enable(nd->hook, true);
+}
+
+/* A port's back-off is over: the next turn looks at the rings and unmasks it if caught up. */
+void netif_backoff_cb(void *data)
+{
+	struct netif_queue *q = data;
+
+	q->kicked_tx = true;
+	if (q->nd->running)
+		bk_hook_enable(q->nd->hook, true);
 }
 
 void netif_tap_cb(void *data, int fd, unsigned int events)
@@ -651,7 +696,7 @@ void netif_start(struct netif_dev *nd)
 			return;
 		}
 		/* Requests may be waiting already; a guest a previous run served gets an event. */
-		q->kicked_tx = q->kicked_rx = true;
+		q->kicked_tx = true;
 		notify(q, q->tx_port);
 		if (q->split)
 			notify(q, q->rx_port);

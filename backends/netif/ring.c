@@ -83,11 +83,19 @@ static int queue_setup(struct netif_dev *nd, struct netif_queue *q)
 	if (r < 0)
 		return r;
 	q->tx_bound = true;
+	r = bk_evport_init(&q->tx_ev, bk_device_loop(dev), nd->evtchn, q->tx_port, netif_backoff_cb,
+			   q);
+	if (r < 0)
+		return r;
 	if (q->split) {
 		r = bk_device_bind_port(dev, nd->evtchn, q->index, "RX ", q->rx_rport, &q->rx_port);
 		if (r < 0)
 			return r;
 		q->rx_bound = true;
+		r = bk_evport_init(&q->rx_ev, bk_device_loop(dev), nd->evtchn, q->rx_port,
+				   netif_backoff_cb, q);
+		if (r < 0)
+			return r;
 	} else {
 		q->rx_port = q->tx_port;
 	}
@@ -197,6 +205,8 @@ void netif_rings_release(struct netif_dev *nd)
 		if (nd->tap && i < bk_tap_nr_queues(nd->tap))
 			bk_tap_watch_events(nd->tap, i, 0);
 		netif_queue_free_backlog(q);
+		bk_evport_free(&q->tx_ev);
+		bk_evport_free(&q->rx_ev);
 		if (q->tx_bound)
 			bk_evtchn_unbind(nd->evtchn, q->tx_port);
 		if (q->rx_bound)
