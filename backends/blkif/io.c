@@ -15,10 +15,10 @@
  * behind it starts before it completed. A flush or barrier carrying data is a flush, the
  * write, then a flush (enum blkif_phase).
  *
- * Events (XSA-332, as lateeoi): a port stays masked from its event until its queue has taken
- * everything on the ring. While the queue cannot take (blocked, or the device's budget is
- * spent) the guest's notifies cannot reach us; the hook serves the queue again when it
- * progresses, and unmasks the port once it caught up.
+ * Events (XSA-332, as lateeoi; src/xen/evport.h, shared with netif): a port stays masked from its
+ * event until its queue has taken everything on the ring. While the queue cannot take (blocked, or
+ * the device's budget is spent) the guest's notifies cannot reach us; the hook serves the queue
+ * again when it progresses, and unmasks the port once it caught up.
  */
 #include <errno.h>
 #include <stdlib.h>

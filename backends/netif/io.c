@@ -16,6 +16,10 @@
  *       backlog stops reading the TAP; no buffers for 60 s with frames waiting turns the
  *       carrier off (XSA-392) until buffers come back.
  * Nothing is held across turns except the RX backlog: a handover loses no request.
+ *
+ * Events (XSA-332, src/xen/evport.h as blkif): a port stays masked from its event until the
+ * turn that served it, the TX port until its ring was taken to the end; an event that took
+ * nothing is spurious, and a port storming with no work is backed off (ports_settle).
  */
 #include <errno.h>
 #include <stdlib.h>
