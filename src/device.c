@@ -58,6 +58,16 @@ int bk_device_journal_dir(struct bk_device *dev, char *buf, size_t len)
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
+int bk_device_journal_name(struct bk_device *dev, unsigned int queue, const char *tag, char *buf,
+			   size_t len)
+{
+	int n;
+
+	n = snprintf(buf, len, "%s-%u-%u-q%u%s%s", dev->ops->kind, dev->domid, dev->devid, queue,
+		     tag ? "-" : "", tag ? tag : "");
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
 struct bk_xs *bk_device_xs(struct bk_device *dev)
 {
 	return dev->core->xs;

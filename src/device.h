@@ -146,6 +146,14 @@ struct bk_xen *bk_device_xen(struct bk_device *dev);
  */
 int bk_device_journal_dir(struct bk_device *dev, char *buf, size_t len);
 #define BK_JOURNAL_DIR_MAX 128 /* state-directory (107) + "/inflight" */
+/*
+ * The name of @dev's journal for queue @queue: "<kind>-<domid>-<devid>-q<queue>", with
+ * "-<tag>" appended when @tag is set (netif: one per ring). The core parses the first three
+ * fields back to sweep journals of devices that are gone: build names only here.
+ */
+int bk_device_journal_name(struct bk_device *dev, unsigned int queue, const char *tag, char *buf,
+			   size_t len);
+#define BK_JOURNAL_NAME_MAX 64
 struct bk_xs *bk_device_xs(struct bk_device *dev);
 
 /*

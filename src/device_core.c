@@ -686,7 +686,7 @@ uint32_t bk_core_domid(const struct bk_core *core)
 	return core->domid;
 }
 
-/* A journal's name, "<kind>-<domid>-<devid>-<queue>": its device, or -EINVAL. */
+/* A journal's name (bk_device_journal_name): its device, or -EINVAL. */
 static int journal_owner(const struct bk_core *core, const char *name, unsigned int *ret_kind,
 			 uint32_t *ret_domid, uint32_t *ret_devid)
 {

@@ -70,14 +70,17 @@ static int queue_journal(struct blkif_dev *bd, struct blkif_queue *q)
 {
 	struct bk_device *dev = bd->dev;
 	struct bk_journal_geom g = { 0 };
-	char dir[BK_JOURNAL_DIR_MAX], name[64];
+	char dir[BK_JOURNAL_DIR_MAX], name[BK_JOURNAL_NAME_MAX];
 	uint32_t cons, rsp, req_prod, shared_rsp;
 	bool recovering = false;
 	int r;
 
 	if (bk_device_journal_dir(dev, dir, sizeof(dir)) < 0)
 		return 0;
-	snprintf(name, sizeof(name), "vbd-%u-%u-q%u", dev->domid, dev->devid, q->index);
+	r = bk_device_journal_name(dev, q->index, NULL, name, sizeof(name));
+	if (r < 0)
+		return bk_device_fail(dev, r, "q%u: in-flight journal name: %s", q->index,
+				      strerror(-r));
 	g.nr_slots = q->nr_slots;
 	g.raw_size = (uint32_t)blkif_abi_slot_size(bd->abi);
 	g.abi = bd->abi;

@@ -173,11 +173,13 @@ static int jring_open(struct netif_queue *q, struct netif_ring *r, const char *d
 		.refs = { tx ? q->tx_ref : q->rx_ref },
 		.remote_port = tx ? q->tx_rport : q->rx_rport,
 	};
-	char name[64];
+	char name[BK_JOURNAL_NAME_MAX];
 	int r2;
 
-	snprintf(name, sizeof(name), "vif-%u-%u-q%u-%s", dev->domid, dev->devid, q->index,
-		 tx ? "tx" : "rx");
+	r2 = bk_device_journal_name(dev, q->index, tx ? "tx" : "rx", name, sizeof(name));
+	if (r2 < 0)
+		return bk_device_fail(dev, r2, "q%u: in-flight journal name: %s", q->index,
+				      strerror(-r2));
 	r2 = bk_journal_open(dir, name, &g, &jr->j, &recovering);
 	if (r2 < 0)
 		return bk_device_fail(dev, r2, "q%u: in-flight journal %s/%s: %s", q->index, dir,
