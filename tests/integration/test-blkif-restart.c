@@ -438,37 +438,17 @@ static void check_released(void)
 static unsigned int journal_files(void)
 {
 	char dir[128];
-	struct dirent *de;
-	unsigned int n = 0;
-	DIR *d;
 
 	snprintf(dir, sizeof(dir), "%s/inflight", statedir);
-	d = opendir(dir);
-	if (!d)
-		return 0;
-	while ((de = readdir(d)))
-		if (!strncmp(de->d_name, "vbd-", 4))
-			n++;
-	closedir(d);
-	return n;
+	return bk_test_dir_count(dir, "vbd-");
 }
 
 static void remove_statedir(void)
 {
-	char dir[128], path[400];
-	struct dirent *de;
-	DIR *d;
+	char dir[128];
 
 	snprintf(dir, sizeof(dir), "%s/inflight", statedir);
-	d = opendir(dir);
-	while (d && (de = readdir(d))) {
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		unlink(path);
-	}
-	if (d)
-		closedir(d);
+	bk_test_dir_empty(dir);
 	rmdir(dir);
 	rmdir(statedir);
 }

@@ -321,8 +321,6 @@ static void snapshot(void)
 static void rewind_to_snapshot(void)
 {
 	char dir[128], path[400];
-	struct dirent *de;
-	DIR *d;
 
 	for (unsigned int q = 0; q < NQ; q++) {
 		memcpy(bk_nf_tx_sring(fe, q), kill.ring[q][0], 4096);
@@ -330,15 +328,7 @@ static void rewind_to_snapshot(void)
 		bk_nf_take_notifies(fe, q);
 	}
 	journal_dir(dir, sizeof(dir));
-	d = opendir(dir);
-	while (d && (de = readdir(d))) {
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		unlink(path);
-	}
-	if (d)
-		closedir(d);
+	bk_test_dir_empty(dir);
 	for (unsigned int i = 0; i < kill.nr_files; i++) {
 		int fd;
 
@@ -609,17 +599,9 @@ static void final_burst(void)
 static unsigned int journal_files(void)
 {
 	char dir[128];
-	struct dirent *de;
-	unsigned int n = 0;
-	DIR *d;
 
 	journal_dir(dir, sizeof(dir));
-	d = opendir(dir);
-	while (d && (de = readdir(d)))
-		n += de->d_name[0] != '.';
-	if (d)
-		closedir(d);
-	return n;
+	return bk_test_dir_count(dir, NULL);
 }
 
 static void remove_statedir(void)

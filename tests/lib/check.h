@@ -10,16 +10,22 @@
 
 extern int bk_test_failures;
 
-#define CHECK(cond)                                                                                \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);  \
-			bk_test_failures++;                                                        \
-		}                                                                                  \
+#define CHECK(cond)                                                                              \
+	do {                                                                                     \
+		if (!(cond)) {                                                                   \
+			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+			bk_test_failures++;                                                      \
+		}                                                                                \
 	} while (0)
 
 /* Open file descriptors of this process (leak checks). */
 unsigned int bk_test_count_fds(void);
+
+/* Entries of directory @dir whose name starts with @prefix (NULL: any; never "." names). */
+unsigned int bk_test_dir_count(const char *dir, const char *prefix);
+
+/* Unlink every entry of @dir but "." names (journal directories between scenarios). */
+void bk_test_dir_empty(const char *dir);
 
 /* 0 if every check held, else 1 (after printing how many failed). */
 int bk_test_exit(void);
