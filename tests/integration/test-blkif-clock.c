@@ -60,14 +60,7 @@ int main(void)
 	if (!f)
 		return 1;
 	blkif_set_clock(counting_now);
-	for (unsigned int i = 0; i < NR; i++) {
-		ios[i].op = BLKIF_OP_READ;
-		ios[i].sector = 8 * (uint64_t)i;
-		ios[i].nr_sectors = 8;
-		ios[i].data = bufs[i];
-		CHECK(bk_bf_queue(f, 0, &ios[i]) == 0);
-	}
-	bk_bf_push(f, 0);
+	CHECK(bk_bf_queue_reads(f, 0, ios, NR, bufs) == NR);
 	CHECK(bk_bf_wait_all(f, 0) == 0);
 	blkif_set_clock(NULL);
 	for (unsigned int i = 0; i < NR; i++)

@@ -108,15 +108,7 @@ static void detach(struct bk_blkfront *f, uint32_t domid)
 /* NR 4 KiB reads on the ring, published and notified. */
 static void fill(struct bk_blkfront *f, struct bk_bf_io *ios)
 {
-	memset(ios, 0, sizeof(*ios) * NR);
-	for (unsigned int i = 0; i < NR; i++) {
-		ios[i].op = BLKIF_OP_READ;
-		ios[i].sector = 8 * (uint64_t)i;
-		ios[i].nr_sectors = 8;
-		ios[i].data = bufs[i];
-		CHECK(bk_bf_queue(f, 0, &ios[i]) == 0);
-	}
-	bk_bf_push(f, 0);
+	CHECK(bk_bf_queue_reads(f, 0, ios, NR, bufs) == NR);
 }
 
 /* Turn the loop until @domid took @want requests (or gave up), then a while longer. */

@@ -504,6 +504,24 @@ fail:
 	return r;
 }
 
+unsigned int bk_bf_queue_reads(struct bk_blkfront *f, unsigned int q, struct bk_bf_io *ios,
+			       unsigned int n, uint8_t (*bufs)[4096])
+{
+	unsigned int i;
+
+	memset(ios, 0, sizeof(*ios) * n);
+	for (i = 0; i < n; i++) {
+		ios[i].op = BLKIF_OP_READ;
+		ios[i].sector = 8 * (uint64_t)i;
+		ios[i].nr_sectors = 8;
+		ios[i].data = bufs[i];
+		if (bk_bf_queue(f, q, &ios[i]) < 0)
+			break;
+	}
+	bk_bf_push(f, q);
+	return i;
+}
+
 void bk_bf_push(struct bk_blkfront *f, unsigned int qi)
 {
 	struct bf_queue *q = &f->q[qi];

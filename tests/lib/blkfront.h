@@ -131,6 +131,12 @@ void bk_bf_reset(struct bk_blkfront *f);
 int bk_bf_queue(struct bk_blkfront *f, unsigned int q, struct bk_bf_io *io);
 /* Publish queued requests; notify the backend if it asked (RING_PUSH_REQUESTS_AND_CHECK_NOTIFY). */
 void bk_bf_push(struct bk_blkfront *f, unsigned int q);
+/*
+ * Queue @n 4 KiB reads of consecutive pages (sector 8 * i) into @bufs[i] on queue @q and
+ * push them: @ios are zeroed first. The count queued (< @n: ring or pages full).
+ */
+unsigned int bk_bf_queue_reads(struct bk_blkfront *f, unsigned int q, struct bk_bf_io *ios,
+			       unsigned int n, uint8_t (*bufs)[4096]);
 /* Take the responses that arrived; completes their ios. Returns how many. */
 unsigned int bk_bf_reap(struct bk_blkfront *f, unsigned int q);
 /* Pump the daemon until @io is done; -ETIMEDOUT. */
