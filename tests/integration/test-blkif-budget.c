@@ -249,10 +249,8 @@ int main(int argc, char **argv)
 
 	if (argc > 1)
 		engine = argv[1];
-	if (!bk_engine_find(engine)) {
-		printf("engine %s not built: skip\n", engine);
+	if (bk_bf_engines_missing(engine, NULL))
 		return 77;
-	}
 	fd = bk_bf_tmpfile("/var/tmp", DISK_BYTES, 0, path, sizeof(path));
 	if (fd < 0 || bk_bf_env_new(&env) < 0)
 		return 1;

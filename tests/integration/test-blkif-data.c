@@ -321,10 +321,8 @@ int main(int argc, char **argv)
 	unsigned int nq = mq ? 4 : 1;
 	uint64_t v;
 
-	if (!bk_engine_find(engine)) {
-		printf("engine %s not built: skip\n", engine);
+	if (bk_bf_engines_missing(engine, NULL))
 		return 77;
-	}
 	if (mq) {
 		p.nr_queues = 4;
 		p.ring_order = 4;

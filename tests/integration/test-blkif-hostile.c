@@ -565,10 +565,8 @@ int main(int argc, char **argv)
 	struct bk_bf_params gp = { .pfn_base = 4096, .pfn_count = 256 };
 
 	engine = argc > 1 ? argv[1] : "io_uring";
-	if (!bk_engine_find(engine) || !bk_engine_find("fault")) {
-		printf("engine %s or fault not built: skip\n", engine);
+	if (bk_bf_engines_missing(engine, "fault", NULL))
 		return 77;
-	}
 	snprintf(slow_opts, sizeof(slow_opts), "inner=%s,delay=1000ms:write", engine);
 	backing_fd = bk_bf_tmpfile("/var/tmp", DISK_BYTES, 0x11, path, sizeof(path));
 	if (backing_fd < 0 || bk_bf_env_new(&env) < 0)

@@ -83,10 +83,8 @@ int main(int argc, char **argv)
 
 	if (argc > 1)
 		engine = argv[1];
-	if (!bk_engine_find(engine)) {
-		printf("engine %s not built: skip\n", engine);
+	if (bk_bf_engines_missing(engine, NULL))
 		return 77;
-	}
 	bk_config_defaults(&cfg);
 	cfg.queues = NR_QUEUES;
 	bk_config_install(&cfg);

@@ -490,7 +490,8 @@ static void test_refused(uint32_t domid, const char *path)
 		refused_id[1] = cases[i].devid;
 		CHECK(bk_test_pump_until(env.loop, initwait_or_refused, refused_id, 0) == 0);
 		if (!refused(refused_id))
-			CHECK(bk_ts_hotplug(env.ts, "vbd", domid, cases[i].devid, "connected") == 0);
+			CHECK(bk_ts_hotplug(env.ts, "vbd", domid, cases[i].devid, "connected") ==
+			      0);
 		CHECK(bk_test_pump_until(env.loop, refused, refused_id, 0) == 0);
 		CHECK(bk_ts_be_state(env.ts, "vbd", domid, cases[i].devid, &st) == 0 &&
 		      st == BK_XB_CLOSED);
@@ -509,10 +510,8 @@ int main(int argc, char **argv)
 	char path[64];
 	int fd;
 
-	if (!bk_engine_find(inner) || !bk_engine_find("fault")) {
-		printf("engine %s or fault not built: skip\n", inner);
+	if (bk_bf_engines_missing(inner, "fault", NULL))
 		return 77;
-	}
 	fd = bk_bf_tmpfile("/var/tmp", DISK_BYTES, 0x11, path, sizeof(path));
 	if (fd < 0 || bk_bf_env_new(&env) < 0)
 		return 1;

@@ -958,10 +958,8 @@ int main(int argc, char **argv)
 {
 	const char *scenario = argc > 1 ? argv[1] : "handover";
 
-	if (!bk_engine_find("io_uring") || !bk_engine_find("fault")) {
-		printf("io_uring or fault engine not built: skip\n");
+	if (bk_bf_engines_missing("io_uring", "fault", NULL))
 		return 77;
-	}
 	/* Fixed, so a failure repeats; BK_TEST_SEED explores others. */
 	srand(getenv("BK_TEST_SEED") ? (unsigned int)atoi(getenv("BK_TEST_SEED")) : 12345U);
 	tios = calloc(MAX_IOS, sizeof(*tios));

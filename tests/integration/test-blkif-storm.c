@@ -537,10 +537,8 @@ int main(int argc, char **argv)
 	int fd;
 
 	engine = argc > 2 ? argv[2] : "io_uring";
-	if (!bk_engine_find(engine) || !bk_engine_find("fault") || !bk_engine_find("null")) {
-		printf("engine %s, fault or null not built: skip\n", engine);
+	if (bk_bf_engines_missing(engine, "fault", "null", NULL))
 		return 77;
-	}
 	fd = bk_bf_tmpfile("/var/tmp", DISK_BYTES, 0, path, sizeof(path));
 	if (fd < 0 || bk_bf_env_new(&env) < 0)
 		return 1;

@@ -206,10 +206,8 @@ int main(int argc, char **argv)
 	char path[64], path2[64];
 	int fd, fd2;
 
-	if (!bk_engine_find(inner) || !bk_engine_find("fault")) {
-		printf("engine %s or fault not built: skip\n", inner);
+	if (bk_bf_engines_missing(inner, "fault", NULL))
 		return 77;
-	}
 	snprintf(opts, sizeof(opts), "inner=%s,delay=1000ms", inner);
 	fd = bk_bf_tmpfile("/var/tmp", DISK_BYTES, 0x11, path, sizeof(path));
 	fd2 = bk_bf_tmpfile("/var/tmp", DISK_BYTES, 0x22, path2, sizeof(path2));

@@ -67,10 +67,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	blanketctl = argv[2];
-	if (!bk_engine_find(engine)) {
-		printf("engine %s not built: skip\n", engine);
+	if (bk_bf_engines_missing(engine, NULL))
 		return 77;
-	}
 	if (!mkdtemp(dir))
 		return 1;
 	snprintf(sock, sizeof(sock), "%s/control", dir);

@@ -36,6 +36,12 @@ struct bk_bf_env {
 	struct bk_toolstack *ts;
 };
 
+/*
+ * True (after printing "... not built: skip") when an engine of the NULL-terminated list was
+ * not built in: the test then exits 77.
+ */
+bool bk_bf_engines_missing(const char *first, ...);
+
 /* Machine with dom0 running the core (blkif registered, started) and a toolstack. */
 int bk_bf_env_new(struct bk_bf_env *env);
 /* The same with the backend kinds @kinds (NULL-terminated) registered instead. */

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* The simulated machine for blkif tests (see blkfront.h): sim, loop, core, toolstack, files. */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #include "blkfront.h"
 #include "blkif/blkif.h"
 #include "device.h"
+#include "engine.h"
 #include "loop.h"
 #include "toolstack.h"
 #include "util/macros.h"
@@ -18,6 +20,23 @@
 #include "xenbus_front.h"
 /* ------------------------------------------------------------------------------------------ */
 /* The machine. */
+
+bool bk_bf_engines_missing(const char *first, ...)
+{
+	bool missing = false;
+	const char *name;
+	va_list ap;
+
+	va_start(ap, first);
+	for (name = first; name; name = va_arg(ap, const char *)) {
+		if (!bk_engine_find(name)) {
+			printf("engine %s not built: skip\n", name);
+			missing = true;
+		}
+	}
+	va_end(ap);
+	return missing;
+}
 
 int bk_bf_env_new(struct bk_bf_env *env)
 {
