@@ -37,6 +37,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "labtool.h"
+
 #define MIB (1024ULL * 1024ULL)
 #define BLK 4096ULL
 #define MAX_CHUNK (256ULL * 1024ULL)
@@ -59,26 +61,18 @@ struct job {
 	uint64_t bytes;
 };
 
-static uint64_t mix(uint64_t x)
-{
-	x += 0x9e3779b97f4a7c15ULL;
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-	return x ^ (x >> 31);
-}
-
 /* Fill @buf with the pattern of the range starting at byte @off (8-byte aligned). */
 static void fill(uint64_t *buf, uint64_t off, size_t len, uint64_t seed)
 {
 	for (size_t i = 0; i < len / 8; i++)
-		buf[i] = mix(seed ^ ((off / 8) + i));
+		buf[i] = lab_word(seed, (off / 8) + i);
 }
 
 /* Offset of the first mismatching byte, or -1. */
 static long long check(const uint64_t *buf, uint64_t off, size_t len, uint64_t seed)
 {
 	for (size_t i = 0; i < len / 8; i++)
-		if (buf[i] != mix(seed ^ ((off / 8) + i)))
+		if (buf[i] != lab_word(seed, (off / 8) + i))
 			return (long long)(off + i * 8);
 	return -1;
 }
@@ -109,7 +103,7 @@ static struct chunk *make_chunks(uint64_t off, uint64_t len, uint64_t *rng, size
 	uint64_t pos = off;
 
 	while (pos < off + len) {
-		uint64_t sz = ((mix((*rng)++) % (MAX_CHUNK / BLK)) + 1) * BLK;
+		uint64_t sz = ((lab_mix((*rng)++) % (MAX_CHUNK / BLK)) + 1) * BLK;
 		if (sz > off + len - pos)
 			sz = off + len - pos;
 		c[n].off = pos;
@@ -118,7 +112,7 @@ static struct chunk *make_chunks(uint64_t off, uint64_t len, uint64_t *rng, size
 		pos += sz;
 	}
 	for (size_t i = n - 1; i > 0; i--) {
-		size_t j = mix((*rng)++) % (i + 1);
+		size_t j = lab_mix((*rng)++) % (i + 1);
 		struct chunk t = c[i];
 		c[i] = c[j];
 		c[j] = t;
@@ -337,14 +331,6 @@ static int busy_ms(uint64_t *ret)
 	return 0;
 }
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /*
  * Sequential O_DIRECT I/O of @bs bytes at a time over the range, one request in flight, and the
  * system's busy CPU time meanwhile. The write data is filled once, so the loop itself costs
@@ -371,7 +357,7 @@ static int cmd_cpu(const char *dev, uint64_t off, uint64_t len, uint64_t bs, con
 		printf("IOTOOL error: cannot read /proc/stat\n");
 		return 1;
 	}
-	t0 = now_s();
+	t0 = lab_now();
 	for (uint64_t pos = off; pos + bs <= off + len; pos += bs) {
 		ssize_t r = wr ? pwrite(fd, buf, bs, (off_t)pos) : pread(fd, buf, bs, (off_t)pos);
 
@@ -382,7 +368,7 @@ static int cmd_cpu(const char *dev, uint64_t off, uint64_t len, uint64_t bs, con
 		}
 		done += bs;
 	}
-	t1 = now_s();
+	t1 = lab_now();
 	if (busy_ms(&b1)) {
 		printf("IOTOOL error: cannot read /proc/stat\n");
 		return 1;

@@ -48,6 +48,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "labtool.h"
+
 #define MIB (1024ULL * 1024ULL)
 #define BUF_SIZE (256U * 1024U)
 #define CONNECT_RETRY_S 60
@@ -72,22 +74,6 @@ struct verdict {
 	uint64_t bad_pos;
 };
 
-static uint64_t mix(uint64_t x)
-{
-	x += 0x9e3779b97f4a7c15ULL;
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-	return x ^ (x >> 31);
-}
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 /*
  * One direction of a patterned stream: the expected bytes, a running checksum over the stream's
  * 8-byte words (the last partial word zero-padded), and the first mismatch.
@@ -110,7 +96,7 @@ static void pat_init(struct pat *p, uint64_t seed)
 
 static uint64_t pat_word(const struct pat *p, uint64_t word)
 {
-	return mix(p->seed ^ word);
+	return lab_word(p->seed, word);
 }
 
 static void pat_fold(struct pat *p, uint64_t w)
@@ -352,7 +338,7 @@ static int stream_run(int fd, uint64_t tx_seed, uint64_t rx_seed, double seconds
 	static uint8_t txbuf[BUF_SIZE], rxbuf[BUF_SIZE];
 	struct pat tx, rx;
 	size_t txlen = 0, txoff = 0;
-	double t0 = now(), last_rx = t0, last_report = t0;
+	double t0 = lab_now(), last_rx = t0, last_report = t0;
 	int sending = 1, rx_open = 1;
 
 	pat_init(&tx, tx_seed);
@@ -360,7 +346,7 @@ static int stream_run(int fd, uint64_t tx_seed, uint64_t rx_seed, double seconds
 	memset(st, 0, sizeof(*st));
 	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 	while (rx_open) {
-		double t = now();
+		double t = lab_now();
 		struct pollfd pfd = { .fd = fd, .events = POLLIN };
 		uint64_t allowed = kib_s ? (uint64_t)((t - t0) * kib_s * 1024) + 16384 : UINT64_MAX;
 
@@ -404,7 +390,7 @@ static int stream_run(int fd, uint64_t tx_seed, uint64_t rx_seed, double seconds
 				rx_open = 0;
 			if (n > 0) {
 				pat_take(&rx, rxbuf, n, 1);
-				last_rx = now();
+				last_rx = lab_now();
 				if (rx.bad) {
 					fprintf(stderr,
 						"nettool: %s: pattern mismatch at byte %" PRIu64
@@ -458,7 +444,7 @@ static int serve_one(int fd)
 	struct hello h;
 	char peer[NI_MAXHOST];
 	uint64_t op, bytes, seed;
-	double t0 = now();
+	double t0 = lab_now();
 
 	peer_name(fd, peer, sizeof(peer));
 	if (read_all(fd, &h, sizeof(h)) || le64toh(h.magic) != MAGIC) {
@@ -510,7 +496,7 @@ static int serve_one(int fd)
 		int r = stream_run(fd, seed + 1, seed, 0, bytes >> 16, (double)(bytes & 0xffff),
 				   "server", &st);
 
-		stream_print("server", &st, now() - t0, r == 0);
+		stream_print("server", &st, lab_now() - t0, r == 0);
 		return r != 0;
 	}
 	printf("NETTOOL server from=%s unknown op %" PRIu64 "\n", peer, op);
@@ -582,7 +568,7 @@ static int cmd_server(const char *port, uint64_t count)
 static int connect_to(const char *host, const char *port)
 {
 	struct addrinfo *ai = resolve(host, port, SOCK_STREAM, 0);
-	double end = now() + CONNECT_RETRY_S;
+	double end = lab_now() + CONNECT_RETRY_S;
 	int fd, err = 0;
 
 	if (!ai)
@@ -600,7 +586,7 @@ static int connect_to(const char *host, const char *port)
 		err = errno;
 		close(fd);
 		fd = -1;
-		if (now() >= end)
+		if (lab_now() >= end)
 			break;
 		usleep(500000);
 	}
@@ -630,7 +616,7 @@ static int cmd_push(const char *host, const char *port, uint64_t mib, uint64_t s
 
 	if (fd < 0)
 		return 1;
-	t0 = now();
+	t0 = lab_now();
 	if (send_hello(fd, OP_PUSH, bytes, seed) || send_pattern(fd, seed, bytes, &sum))
 		return 1;
 	shutdown(fd, SHUT_WR);
@@ -638,7 +624,7 @@ static int cmd_push(const char *host, const char *port, uint64_t mib, uint64_t s
 		fprintf(stderr, "nettool: no verdict from the server\n");
 		return 1;
 	}
-	dt = now() - t0;
+	dt = lab_now() - t0;
 	ok = le64toh(v.status) == 0 && le64toh(v.bytes) == bytes && le64toh(v.sum) == sum;
 	printf("NETTOOL push to=%s bytes=%" PRIu64 " sum=%016" PRIx64 " peer_bytes=%" PRIu64
 	       " peer_sum=%016" PRIx64 " secs=%.2f mbps=%.2f %s\n",
@@ -659,13 +645,13 @@ static int cmd_pull(const char *host, const char *port, uint64_t mib, uint64_t s
 
 	if (fd < 0)
 		return 1;
-	t0 = now();
+	t0 = lab_now();
 	if (send_hello(fd, OP_PULL, bytes, seed))
 		return 1;
 	pat_init(&p, seed);
 	if (recv_pattern(fd, &p, bytes))
 		return 1;
-	dt = now() - t0;
+	dt = lab_now() - t0;
 	ok = !p.bad && p.pos == bytes;
 	printf("NETTOOL pull from=%s bytes=%" PRIu64 " sum=%016" PRIx64 " secs=%.2f mbps=%.2f %s\n",
 	       host, p.pos, pat_sum(&p), dt, p.pos / MIB / (dt > 0 ? dt : 1e-9),
@@ -689,14 +675,14 @@ static int cmd_stream(const char *host, const char *port, uint64_t secs, uint64_
 		fprintf(stderr, "nettool: bad pace or gap\n");
 		return 1;
 	}
-	t0 = now();
+	t0 = lab_now();
 	if (send_hello(fd, OP_STREAM, kib_s << 16 | max_gap, seed))
 		return 1;
 	printf("NETTOOL stream client connected to=%s secs=%" PRIu64 " kib_s=%" PRIu64 "\n", host,
 	       secs, kib_s);
 	fflush(stdout);
 	r = stream_run(fd, seed, seed + 1, secs, kib_s, max_gap, "client", &st);
-	stream_print("client", &st, now() - t0, r == 0);
+	stream_print("client", &st, lab_now() - t0, r == 0);
 	close(fd);
 	return r != 0;
 }
@@ -710,7 +696,7 @@ static int cmd_pps_recv(const char *port, uint64_t secs)
 	struct addrinfo *ai = resolve(NULL, port, SOCK_DGRAM, 1);
 	uint8_t buf[65536];
 	uint64_t got = 0, bytes = 0, max_seq = 0, sent = 0;
-	double t0 = 0, tlast = 0, end = now() + secs;
+	double t0 = 0, tlast = 0, end = lab_now() + secs;
 	int fd, rcvbuf = 4 << 20;
 
 	if (!ai)
@@ -724,7 +710,7 @@ static int cmd_pps_recv(const char *port, uint64_t secs)
 	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
 	printf("NETTOOL pps-recv listening port=%s\n", port);
 	fflush(stdout);
-	while (now() < end) {
+	while (lab_now() < end) {
 		struct pollfd pfd = { .fd = fd, .events = POLLIN };
 
 		if (poll(&pfd, 1, 200) <= 0)
@@ -742,8 +728,8 @@ static int cmd_pps_recv(const char *port, uint64_t secs)
 			break;
 		}
 		if (!got)
-			t0 = now();
-		tlast = now();
+			t0 = lab_now();
+		tlast = lab_now();
 		got++;
 		bytes += n;
 		if (seq > max_seq)
@@ -777,8 +763,8 @@ static int cmd_pps_send(const char *host, const char *port, uint64_t secs, uint6
 		return 1;
 	}
 	freeaddrinfo(ai);
-	t0 = now();
-	while (now() - t0 < secs) {
+	t0 = lab_now();
+	while (lab_now() - t0 < secs) {
 		for (int i = 0; i < 64; i++) {
 			uint64_t le = htole64(seq);
 
@@ -789,7 +775,7 @@ static int cmd_pps_send(const char *host, const char *port, uint64_t secs, uint6
 				errs++; /* ENOBUFS / ECONNREFUSED: counted, not fatal */
 		}
 	}
-	dt = now() - t0;
+	dt = lab_now() - t0;
 	for (int i = 0; i < 10; i++) {
 		uint64_t le = htole64(PPS_END), n = htole64(seq);
 
