@@ -202,6 +202,44 @@ spawned_blanketd_rc() {
 	cat /run/lab-blanketd.rc 2>/dev/null || echo 127
 }
 
+# restart_blanketd WHAT SIGNAL CONNECTED ADOPTED [CHECK_FN]: stop the running blanketd with SIGNAL
+# (it must be gone within 30 s; after SIGTERM it must exit 0), run CHECK_FN "WHAT, no daemon
+# running" if given, wait 1 s (the guest keeps queueing), start a new one (extra arguments in the
+# array NEW_ARGS), and wait up to 60 s for the line "CONNECTED: connected:" in its log. Fails
+# unless the new log lines contain ADOPTED (a regex: the device was taken over) and no error.
+# The new daemon's log lines are left in RESTART_SEG.
+restart_blanketd() {
+	local what=$1 sig=$2 conn=$3 adopted=$4 check=${5:-} pid lines0 end rc bad
+	pid=$(blanketd_pid)
+	lines0=$(wc -l <"$BLANKETD_LOG")
+	kill -"$sig" "$pid" || fail "$what: cannot signal blanketd $pid"
+	end=$((SECONDS + 30))
+	while kill -0 "$pid" 2>/dev/null; do
+		[ $SECONDS -ge $end ] && fail "$what: blanketd $pid still running 30 s after SIG$sig"
+		sleep 0.1
+	done
+	if [ "$sig" = TERM ]; then
+		rc=$(spawned_blanketd_rc)
+		[ "$rc" = 0 ] || [ "$rc" = 127 ] || fail "$what: blanketd exited with status $rc after SIGTERM"
+	fi
+	[ -z "$check" ] || "$check" "$what, no daemon running"
+	say "  journals: $(cd /run/blanketd/inflight 2>/dev/null && ls | tr '\n' ' ')"
+	sleep 1
+	spawn_blanketd "${NEW_ARGS[@]}" || fail "$what: cannot start blanketd"
+	end=$((SECONDS + 60))
+	while ! tail -n +$((lines0 + 1)) "$BLANKETD_LOG" | grep -q "$conn: connected:"; do
+		blanketd_alive || { tail -n 30 "$BLANKETD_LOG"; fail "$what: the new blanketd died"; }
+		[ $SECONDS -ge $end ] && { tail -n 30 "$BLANKETD_LOG"; fail "$what: the new blanketd did not connect $conn within 60 s"; }
+		sleep 0.2
+	done
+	RESTART_SEG=$(tail -n +$((lines0 + 1)) "$BLANKETD_LOG")
+	echo "$RESTART_SEG" | grep -E 'stopping|handed over|taking over|re-issuing|served again|connected:' |
+		sed 's/^/  | /'
+	echo "$RESTART_SEG" | grep -qE "$adopted" || fail "$what: the new blanketd did not take $conn over"
+	bad=$(echo "$RESTART_SEG" | grep -iE 'fail|error|corrupt|does not match|no free slot|runtime error')
+	[ -z "$bad" ] || { echo "$bad" | sed 's/^/  | /'; fail "$what: blanketd reported errors"; }
+}
+
 # Requests the running blanketd has served (reads + writes over all its queues).
 blanketd_served() {
 	blanketctl stats --json 2>/dev/null |

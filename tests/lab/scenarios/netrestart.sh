@@ -59,33 +59,11 @@ check_vif() {
 }
 
 restart() { # N SIGNAL
-	local n=$1 sig=$2 pid lines0 end seg bad
-	pid=$(blanketd_pid)
-	lines0=$(wc -l <"$BLANKETD_LOG")
+	local n=$1 sig=$2
 	check_vif "before restart $n"
-	say "restart $n: SIG$sig to blanketd $pid ($(vif_frames) frames moved by it)"
-	kill -"$sig" "$pid" || fail "restart $n: cannot signal blanketd $pid"
-	end=$((SECONDS + 30))
-	while kill -0 "$pid" 2>/dev/null; do
-		[ $SECONDS -ge $end ] && fail "restart $n: blanketd $pid still running 30 s after SIG$sig"
-		sleep 0.1
-	done
-	check_vif "restart $n, no daemon running"
-	say "  journals: $(cd /run/blanketd/inflight 2>/dev/null && ls | tr '\n' ' ')"
-	sleep 1 # the guest keeps sending while no backend runs
-	spawn_blanketd || fail "restart $n: cannot start blanketd"
-	end=$((SECONDS + 60))
-	while ! tail -n +$((lines0 + 1)) "$BLANKETD_LOG" | grep -q "vif $dom/0: connected:"; do
-		blanketd_alive || { tail -n 30 "$BLANKETD_LOG"; fail "restart $n: the new blanketd died"; }
-		[ $SECONDS -ge $end ] && { tail -n 30 "$BLANKETD_LOG"; fail "restart $n: the new blanketd did not connect the vif within 60 s"; }
-		sleep 0.2
-	done
-	seg=$(tail -n +$((lines0 + 1)) "$BLANKETD_LOG")
-	echo "$seg" | grep -E 'vif .*(stopping|taking over|served again|connected:)' | sed 's/^/  | /'
-	echo "$seg" | grep -q "vif $dom/0: taking over a vif a previous run left Connected" ||
-		fail "restart $n: the new blanketd did not adopt the Connected vif"
-	bad=$(echo "$seg" | grep -iE 'fail|error|corrupt|does not match|runtime error')
-	[ -z "$bad" ] || { echo "$bad" | sed 's/^/  | /'; fail "restart $n: blanketd reported errors"; }
+	say "restart $n: SIG$sig to blanketd $(blanketd_pid) ($(vif_frames) frames moved by it)"
+	restart_blanketd "restart $n" "$sig" "vif $dom/0" \
+		"vif $dom/0: taking over a vif a previous run left Connected" check_vif
 	check_vif "after restart $n"
 }
 

@@ -79,47 +79,23 @@ wait_served() {
 }
 
 reissued=0
+# check_rs WHAT: the vbd stays Connected at both ends.
+check_rs() { check_connected "$domid" "$dev" "$1"; }
+
 # restart N SIGNAL: stop blanketd with SIGNAL while the guest's I/O runs, start a new one.
 restart() {
-	local n=$1 sig=$2 pid lines0 end seg rc bad r
-	pid=$(blanketd_pid)
-	lines0=$(wc -l <"$BLANKETD_LOG")
-	check_connected "$domid" "$dev" "before restart $n"
-	say "restart $n: SIG$sig to blanketd $pid in round $(($(grep -c 'IOTOOL rw ok' "$glog") + 1)) of $ROUNDS"
-	kill -"$sig" "$pid" || fail "restart $n: cannot signal blanketd $pid"
-	end=$((SECONDS + 30))
-	while kill -0 "$pid" 2>/dev/null; do
-		[ $SECONDS -ge $end ] && fail "restart $n: blanketd $pid still running 30 s after SIG$sig"
-		sleep 0.1
-	done
+	local n=$1 sig=$2 r
+	check_rs "before restart $n"
+	say "restart $n: SIG$sig to blanketd $(blanketd_pid) in round $(($(grep -c 'IOTOOL rw ok' "$glog") + 1)) of $ROUNDS"
+	restart_blanketd "restart $n" "$sig" "vbd $domid/$dev" \
+		"vbd $domid/$dev: taking over a device a previous run left Connected" check_rs
 	if [ "$sig" = TERM ]; then
-		rc=$(spawned_blanketd_rc)
-		[ "$rc" = 0 ] || [ "$rc" = 127 ] || fail "restart $n: blanketd exited with status $rc after SIGTERM"
-	fi
-	check_connected "$domid" "$dev" "restart $n, no daemon running"
-	say "  journal: $(cd /run/blanketd/inflight 2>/dev/null && ls | tr '\n' ' ')"
-	sleep 1 # the guest keeps queueing requests while no backend runs
-	spawn_blanketd "${NEW_ARGS[@]}" || fail "restart $n: cannot start blanketd"
-	end=$((SECONDS + 60))
-	while ! tail -n +$((lines0 + 1)) "$BLANKETD_LOG" | grep -q "vbd $domid/$dev: connected:"; do
-		blanketd_alive || { tail -n 30 "$BLANKETD_LOG"; fail "restart $n: the new blanketd died"; }
-		[ $SECONDS -ge $end ] && { tail -n 30 "$BLANKETD_LOG"; fail "restart $n: the new blanketd did not connect the device within 60 s"; }
-		sleep 0.2
-	done
-	seg=$(tail -n +$((lines0 + 1)) "$BLANKETD_LOG")
-	echo "$seg" | grep -E 'daemon stopping|handed over|taking over|re-issuing|connected:' |
-		sed 's/^/  | /'
-	echo "$seg" | grep -q "vbd $domid/$dev: taking over a device a previous run left Connected" ||
-		fail "restart $n: the new blanketd did not adopt the Connected device"
-	if [ "$sig" = TERM ]; then
-		echo "$seg" | grep -q "vbd $domid/$dev: handed over" ||
+		echo "$RESTART_SEG" | grep -q "vbd $domid/$dev: handed over" ||
 			fail "restart $n: the stopping blanketd did not hand the device over"
 	fi
-	bad=$(echo "$seg" | grep -iE 'fail|error|corrupt|does not match|no free slot|runtime error')
-	[ -z "$bad" ] || { echo "$bad" | sed 's/^/  | /'; fail "restart $n: blanketd reported errors"; }
-	r=$(echo "$seg" | sed -n 's/.*re-issuing \([0-9]*\) request.*/\1/p' | awk '{ s += $1 } END { print s + 0 }')
+	r=$(echo "$RESTART_SEG" | sed -n 's/.*re-issuing \([0-9]*\) request.*/\1/p' | awk '{ s += $1 } END { print s + 0 }')
 	reissued=$((reissued + r))
-	check_connected "$domid" "$dev" "after restart $n"
+	check_rs "after restart $n"
 }
 
 [ -x /usr/sbin/blanketctl ] || skip "no blanketctl in this build (needed to see I/O flow)"
