@@ -8,7 +8,9 @@
  * frame; the CPU includes the test frontend and the packet socket, so it is an upper bound on
  * the backend's cost. 1514-byte frames (one slot) and 20000-byte GSO frames (5 slots + extra).
  *
- * Not a test: numbers depend on the machine. Usage: netbench [FRAMES]
+ * Not a test: numbers depend on the machine. Usage: netbench [FRAMES [STATE-DIRECTORY]]: with a
+ * state directory the rings keep their in-flight journals there, as the daemon does in
+ * production (compare with and without to see what the journal costs).
  */
 #include <errno.h>
 #include <net/if.h>
@@ -18,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "conf.h"
 #include "device.h"
 #include "loop.h"
 #include "netfront.h"
@@ -102,10 +105,21 @@ int main(int argc, char **argv)
 	struct bk_nf_params p = { .pfn_count = 2000 };
 	struct bk_netfront *f = NULL;
 	int ifindex, ps, r = bk_pkt_netns_setup();
+	struct bk_config cfg;
+	char why[128];
 
 	if (r)
 		return r;
 	bk_log_set_level(BK_LOG_WARNING);
+	if (argc > 2) {
+		bk_config_defaults(&cfg);
+		if (bk_config_set_key(&cfg, "state-directory", argv[2], why, sizeof(why)) < 0) {
+			fprintf(stderr, "netbench: state directory %s: %s\n", argv[2], why);
+			return 1;
+		}
+		bk_config_install(&cfg);
+		printf("in-flight journals in %s/inflight\n", argv[2]);
+	}
 	if (bk_nf_env_new(&env) < 0 || bk_bf_env_guest(&env, 5, 4096) < 0 ||
 	    bk_nf_env_add_vif(&env, 5, 0, NULL) < 0)
 		return 1;
