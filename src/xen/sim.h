@@ -38,6 +38,12 @@ void bk_sim_free(struct bk_sim *sim);
  * bk_xen_free(). Xenstore connections opened through it act as @domid for permissions.
  */
 int bk_sim_platform(struct bk_sim *sim, uint32_t domid, struct bk_xen **ret);
+/*
+ * Make @x (a platform from bk_sim_platform) a domain without the hypervisor's domain-control
+ * privilege, as a driver domain on real Xen: its domain_alive() answers -EPERM (the domctl is
+ * refused); xenstore, grants and event channels work as before.
+ */
+void bk_sim_platform_unprivileged(struct bk_xen *x);
 
 /*
  * Create a guest domain with @nr_pages pages of memory. Like the toolstack, also creates
@@ -174,8 +180,8 @@ enum bk_sim_fault {
  * transaction conflict) and changes nothing. Injecting again for the same (domid, op)
  * replaces the pending one. -EINVAL for a bad @op or an @err that is not negative.
  */
-int bk_sim_fault_inject(struct bk_sim *sim, uint32_t domid, enum bk_sim_fault op,
-			unsigned int nth, int err);
+int bk_sim_fault_inject(struct bk_sim *sim, uint32_t domid, enum bk_sim_fault op, unsigned int nth,
+			int err);
 /* Drop every pending injection. */
 void bk_sim_fault_clear(struct bk_sim *sim);
 
