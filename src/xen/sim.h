@@ -180,8 +180,8 @@ enum bk_sim_fault {
  * transaction conflict) and changes nothing. Injecting again for the same (domid, op)
  * replaces the pending one. -EINVAL for a bad @op or an @err that is not negative.
  */
-int bk_sim_fault_inject(struct bk_sim *sim, uint32_t domid, enum bk_sim_fault op, unsigned int nth,
-			int err);
+int bk_sim_fault_inject(struct bk_sim *sim, uint32_t domid, enum bk_sim_fault op,
+			unsigned int nth, int err);
 /* Drop every pending injection. */
 void bk_sim_fault_clear(struct bk_sim *sim);
 
