@@ -8,6 +8,7 @@
 #     (no xen-blkback: blanketd is the backend);
 #   - `xl devd`, which runs the hotplug scripts (script=blanket) for devices whose backend is here;
 #   - blanketd with its own state under /run/blanketd;
+#   - with lab.drv_net=ADDR/LEN, a bridge xenbr0 for guests' vifs and a nettool server (5001);
 #   - the guests' disk images on this domain's tmpfs: lab.drv_images=NAME:MIB+NAME:MIB gives
 #     /images/NAME.raw (tmpfs has no O_DIRECT in this kernel: the guests' targets use
 #     cache=writeback).
@@ -47,6 +48,21 @@ echo "DRV-BOOT domid=$domid caps='$(cat /proc/xen/capabilities 2>/dev/null)'"
 for spec in $(sed -n 's/.*lab\.drv_images=\([^ ]*\).*/\1/p' /proc/cmdline | tr '+' ' '); do
 	truncate -s "${spec#*:}M" "/images/${spec%%:*}.raw" || drv_fail "cannot create image $spec"
 done
+
+# lab.drv_net=ADDR/LEN: a bridge xenbr0 with that address for guests' vifs (backend=drv,
+# bridge=xenbr0; the stock vif-bridge script run by xl devd), and a nettool server on port 5001.
+net=$(sed -n 's/.*lab\.drv_net=\([^ ]*\).*/\1/p' /proc/cmdline)
+if [ -n "$net" ]; then
+	for m in tun bridge; do
+		modprobe "$m" || echo "DRV-WARN modprobe $m failed"
+	done
+	IP=/usr/sbin/ip
+	$IP link set lo up
+	$IP link add xenbr0 type bridge stp_state 0 forward_delay 0 &&
+		$IP addr add "$net" dev xenbr0 && $IP link set xenbr0 up ||
+		drv_fail "cannot set up bridge xenbr0 with $net"
+	nettool server 5001 >/var/log/nettool.log 2>&1 &
+fi
 
 xl devd -F >/var/log/xl-devd.log 2>&1 &
 devd=$!
