@@ -71,7 +71,8 @@ devd=$!
 export ASAN_OPTIONS=halt_on_error=1:abort_on_error=1:detect_leaks=1
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 start_blanketd || drv_fail "blanketd did not start"
-tail -n +1 -F "$BLANKETD_LOG" 2>/dev/null | sed -u 's/^/DRV-LOG /' &
+# (busybox sed cannot unbuffer: a shell loop passes each line on as it comes)
+tail -n +1 -F "$BLANKETD_LOG" 2>/dev/null | while IFS= read -r l; do echo "DRV-LOG $l"; done &
 sleep 1
 kill -0 $devd 2>/dev/null || drv_fail "xl devd exited: $(tail -n 5 /var/log/xl-devd.log)"
 echo "DRV-READY domid=$domid"

@@ -21,6 +21,6 @@ wait_step drvn 'netup:eth0:10.9.0.2/24' 300
 wait_step drvn 'ping:10.9.0.1:5' 300
 wait_step drvn 'push:10.9.0.1:5001:4:61' 300
 wait_step drvn 'pull:10.9.0.1:5001:4:62' 300
-nettool_check drvn 'push|pull'
+nettool_check drvn '(push|pull)'
 say "guest $domn: ping and verified TCP both ways with the driver domain over its vif"
 exit 0
