@@ -135,6 +135,9 @@ static int open_platform(struct bk_daemon *d)
 	if (r == -ENOSYS)
 		return log_err_errno(r,
 				     "built without the Xen libraries: only --platform=sim works");
+	if (r == -ENODEV && access("/dev/xen/privcmd", F_OK) < 0)
+		return log_err_errno(r, "cannot open the Xen platform: no /dev/xen/privcmd (not a "
+					"Xen domain, or xen-privcmd not loaded)");
 	if (r < 0)
 		return log_err_errno(r, "cannot open the Xen platform (is this a Xen domain with "
 					"xenstore running?): %m");

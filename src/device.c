@@ -485,6 +485,46 @@ static bool fe_deliverable(struct bk_dev_priv *p)
 	       !(dev->shutting_down && !dev->shutdown_complete);
 }
 
+/*
+ * Is the frontend's domain still there? In dom0 the hypervisor says (domctl). A driver
+ * domain may not ask it (-EPERM, core->no_domctl): there xenstore decides. /local/domain/<id>
+ * readable: alive; absent: gone. Unreadable (-EACCES: xenstored shows a driver domain neither
+ * that node nor, when it is missing, its parent, so absence reads -EACCES too): the frontend
+ * directory decides, which the toolstack makes readable to the backend's domain and removes
+ * with the guest. 1 alive, 0 gone, -errno when xenstore cannot tell.
+ */
+static int frontend_domain_alive(struct bk_dev_priv *p)
+{
+	struct bk_device *dev = &p->pub;
+	struct bk_core *core = dev->core;
+	char path[40], *val;
+	size_t len;
+	int r;
+
+	if (!core->no_domctl) {
+		r = core->xen->ops->domain_alive(core->xen, dev->domid);
+		if (r != -EPERM)
+			return r;
+		core->no_domctl = true;
+	}
+	snprintf(path, sizeof(path), "/local/domain/%u", dev->domid);
+	r = bk_xs_read(core->xs, BK_XS_NULL, path, &val, &len);
+	if (r == 0) {
+		free(val);
+		return 1;
+	}
+	if (r != -EACCES)
+		return r == -ENOENT ? 0 : r;
+	if (!dev->fe_path)
+		return -EINVAL;
+	r = bk_xs_read(core->xs, BK_XS_NULL, dev->fe_path, &val, &len);
+	if (r == 0) {
+		free(val);
+		return 1;
+	}
+	return r == -ENOENT || r == -EACCES ? 0 : r;
+}
+
 /* The frontend's state: a hostile value. */
 static void read_frontend(struct bk_dev_priv *p)
 {
@@ -499,7 +539,7 @@ static void read_frontend(struct bk_dev_priv *p)
 	r = bk_xs_read_str(core->xs, BK_XS_NULL, p->fe_state_path, NULL, &val);
 	if (r == -ENOENT || r == -EACCES) {
 		/* Before the frontend ever showed up, absence only matters for a dead domain. */
-		if (!p->fe_seen && core->xen->ops->domain_alive(core->xen, dev->domid) != 0)
+		if (!p->fe_seen && frontend_domain_alive(p) != 0)
 			return;
 		if (!p->fe_vanished) {
 			/* A guest can repeat this: rate limited. */
@@ -598,8 +638,7 @@ static bool finish_shutdown(struct bk_dev_priv *p)
 		    v != BK_XB_CLOSED)
 			bk_device_set_state(dev, BK_XB_CLOSED);
 	}
-	if (p->fe_vanished && !p->be_gone && !core->stopping &&
-	    core->xen->ops->domain_alive(core->xen, dev->domid) == 0) {
+	if (p->fe_vanished && !p->be_gone && !core->stopping && frontend_domain_alive(p) == 0) {
 		dev_info(dev, "frontend domain is gone: removing %s", dev->be_path);
 		remove_be_dir(p);
 		p->be_gone = true;

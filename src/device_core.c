@@ -497,6 +497,15 @@ int bk_core_new(const struct bk_core_params *prm, struct bk_core **ret)
 		log_err_errno(r, "cannot find our own domain id: %m");
 		goto fail;
 	}
+	/* A driver domain may not ask the hypervisor about domains: say once what that changes. */
+	if (prm->xen->ops->domain_alive(prm->xen, core->domid) == -EPERM) {
+		core->no_domctl = true;
+		log_notice("domain %u: no domctl (not privileged): frontend domain liveness comes "
+			   "from xenstore (/local/domain/<id>, the frontend directory) instead; "
+			   "disks on the L0 PCI path (engine=virtio-blk, needs dom0's p2m) are "
+			   "disabled",
+			   core->domid);
+	}
 	r = bk_xs_open(prm->xen, &core->xs);
 	if (r < 0) {
 		log_err_errno(r, "cannot open xenstore: %m");

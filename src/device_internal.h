@@ -115,6 +115,7 @@ struct bk_core {
 	unsigned int nr_pending;
 	bool started;
 	bool stopping;
+	bool no_domctl; /* domain_alive refused (-EPERM, a driver domain): xenstore decides */
 	void (*stop_done)(void *data);
 	void *stop_data;
 	struct bk_ratelimit rl;

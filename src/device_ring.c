@@ -54,16 +54,21 @@ int bk_device_chan_open(struct bk_device *dev, bk_fd_cb cb, void *data, struct b
 {
 	int r;
 
+	const char *what = "a grant table handle (/dev/xen/gntdev)";
+
 	r = bk_gnt_open(bk_device_xen(dev), gnt);
-	if (r >= 0)
+	if (r >= 0) {
+		what = "an event channel handle (/dev/xen/evtchn)";
 		r = bk_evtchn_open(bk_device_xen(dev), evtchn);
-	if (r >= 0)
+	}
+	if (r >= 0) {
+		what = "a watch on the event channel fd";
 		r = bk_loop_add_fd(bk_device_loop(dev), bk_evtchn_fd(*evtchn), BK_EV_READ, cb, data,
 				   watch);
+	}
 	if (r < 0) {
 		bk_device_chan_close(gnt, evtchn, watch);
-		return bk_device_fail(dev, r, "opening grant table / event channel handles: %s",
-				      strerror(-r));
+		return bk_device_fail(dev, r, "opening %s: %s", what, strerror(-r));
 	}
 	return 0;
 }

@@ -86,7 +86,11 @@ int bk_p2m_open_real(struct bk_p2m **ret)
 	xc_interface_close(xc);
 	if (r < 0) {
 		free(rp);
-		return log_err_errno(r, "p2m: reading dom0's shared_info frame: %m");
+		return log_err_errno(r, "p2m: reading dom0's shared_info frame: %m%s",
+				     r == -EPERM
+					     ? " (only dom0 may: this domain has no domctl, e.g. "
+					       "a driver domain)"
+					     : "");
 	}
 	rp->fmem = xenforeignmemory_open(NULL, 0);
 	if (!rp->fmem) {

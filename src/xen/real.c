@@ -45,6 +45,7 @@
 #include <unistd.h>
 
 #include "real_internal.h"
+#include "util/log.h"
 #include "util/macros.h"
 
 static struct real_xen *real_of(struct bk_xen *x)
@@ -210,11 +211,18 @@ static const struct bk_xen_ops real_ops = {
 int bk_xen_real_new(struct bk_xen **ret)
 {
 	struct real_xen *rx;
+	char msg[256];
 	int r;
 
 	/* Not running on Xen at all: say so plainly instead of letting libxenctrl log it. */
 	if (access("/dev/xen/privcmd", F_OK) < 0)
 		return -ENODEV;
+	/* A domain (typically a driver domain) set up without a device we need: name it. */
+	r = bk_xen_missing_node("", msg, sizeof(msg));
+	if (r < 0) {
+		log_err("%s", msg);
+		return r;
+	}
 	rx = calloc(1, sizeof(*rx));
 	if (!rx)
 		return -ENOMEM;

@@ -291,7 +291,12 @@ static int plat_own_domid(struct bk_xen *x, uint32_t *ret_domid)
 
 static int plat_domain_alive(struct bk_xen *x, uint32_t domid)
 {
-	return sim_domain_live(sim_plat_of(x)->sim, domid) ? 1 : 0;
+	struct sim_plat *p = sim_plat_of(x);
+
+	/* Xen refuses the domctl to a domain without the control privilege. */
+	if (p->unprivileged)
+		return -EPERM;
+	return sim_domain_live(p->sim, domid) ? 1 : 0;
 }
 
 static void plat_free(struct bk_xen *x)
@@ -339,6 +344,11 @@ static const struct bk_xen_ops sim_ops = {
 	.gnt_copy = sim_gnt_copy,
 	.gnt_nr_mapped = sim_gnt_nr_mapped,
 };
+
+void bk_sim_platform_unprivileged(struct bk_xen *x)
+{
+	sim_plat_of(x)->unprivileged = true;
+}
 
 int bk_sim_platform(struct bk_sim *sim, uint32_t domid, struct bk_xen **ret)
 {

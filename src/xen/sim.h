@@ -38,6 +38,12 @@ void bk_sim_free(struct bk_sim *sim);
  * bk_xen_free(). Xenstore connections opened through it act as @domid for permissions.
  */
 int bk_sim_platform(struct bk_sim *sim, uint32_t domid, struct bk_xen **ret);
+/*
+ * Make @x (a platform from bk_sim_platform) a domain without the hypervisor's domain-control
+ * privilege, as a driver domain on real Xen: its domain_alive() answers -EPERM (the domctl is
+ * refused); xenstore, grants and event channels work as before.
+ */
+void bk_sim_platform_unprivileged(struct bk_xen *x);
 
 /*
  * Create a guest domain with @nr_pages pages of memory. Like the toolstack, also creates

@@ -115,6 +115,7 @@ struct sim_plat {
 	struct list_head node;	 /* in sim->platforms */
 	unsigned int nr_handles; /* open handles made from this platform */
 	uint64_t xs_requests;	 /* xenstore requests made through it (bk_sim_xs_requests) */
+	bool unprivileged;	 /* domain_alive says -EPERM (bk_sim_platform_unprivileged) */
 };
 
 struct sim_evtchn {

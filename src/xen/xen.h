@@ -154,6 +154,13 @@ struct bk_gnttab {
 
 /* The real platform over libxen*; -ENOSYS when built without Xen libraries. */
 int bk_xen_real_new(struct bk_xen **ret);
+/*
+ * The first node under @root ("" for /) that the real platform needs and this domain lacks:
+ * /dev/xen/evtchn, /dev/xen/gntdev (present and read-write), then a way to xenstore (its
+ * socket or the xenbus device). 0 when nothing is missing; else -errno and @ret_msg (@len
+ * bytes) names the node, what it is for and what provides it.
+ */
+int bk_xen_missing_node(const char *root, char *ret_msg, size_t len);
 
 static inline void bk_xen_free(struct bk_xen *x)
 {

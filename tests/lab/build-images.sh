@@ -164,6 +164,7 @@ mkcpio_raw "$tmp/domu" "$tmp/domu-overlay.cpio"
 o=$tmp/dom0
 mkdir -p "$o/lab/scenarios" "$o/bin" "$o/usr/sbin" "$o/etc/xen/scripts"
 install -m 755 "$LAB_DIR/dom0-init.sh" "$o/init"
+install -m 755 "$LAB_DIR/drv-init.sh" "$o/lab/drv-init.sh"
 install -m 644 "$LAB_DIR/dom0-lib.sh" "$o/lab/dom0-lib.sh"
 install -m 755 "$LAB_DIR"/scenarios/*.sh "$o/lab/scenarios/"
 install -m 755 "$tmp/iotool" "$o/bin/iotool"
@@ -180,4 +181,14 @@ mkcpio "$o" "$tmp/dom0-overlay.cpio.gz"
 
 cp "$base/xen.elf" "$base/vmlinuz" "$OUT/"
 cat "$base/dom0-base.cpio.gz" "$tmp/dom0-overlay.cpio.gz" >"$OUT/dom0.cpio.gz"
+# The driver domain's ramdisk (LAB_DRVDOM=1, set by run.sh for drv* scenarios): this same dom0
+# image, booted with lab.role=drv (dom0-init.sh hands over to drv-init.sh), as one gzip member
+# (libxc inflates only the first member of a PV ramdisk), put in dom0 at /lab/drv.cpio.gz by a
+# second overlay.
+if [ "${LAB_DRVDOM:-}" = 1 ]; then
+	mkdir -p "$tmp/drv/lab"
+	zcat "$OUT/dom0.cpio.gz" | gzip -1 >"$tmp/drv/lab/drv.cpio.gz"
+	mkcpio "$tmp/drv" "$tmp/drv-overlay.cpio.gz"
+	cat "$tmp/drv-overlay.cpio.gz" >>"$OUT/dom0.cpio.gz"
+fi
 lab_say "images ready in $OUT ($(du -h "$OUT/dom0.cpio.gz" | cut -f1) dom0 initramfs)"

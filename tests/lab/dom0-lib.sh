@@ -437,3 +437,53 @@ wait_blanketd_back() {
 		sleep 0.5
 	done
 }
+
+# --- Driver domain (scenarios drv*: run.sh puts its image at /lab/drv.cpio.gz) ---
+DRV_MEM=320
+
+drv_image_present() {
+	[ -f /lab/drv.cpio.gz ] || skip "no driver-domain image (run.sh builds it for drv* scenarios)"
+}
+
+# The driver domain's xl.cfg (the one the README documents), booted and waited for; sets drvid.
+#   start_drv IMAGES [NET]   IMAGES for drv-init's lab.drv_images, NET its bridge's ADDR/LEN
+start_drv() {
+	cat >/tmp/drv.cfg <<CFG
+name = "drv"
+type = "pv"
+kernel = "/lab/vmlinuz"
+ramdisk = "/lab/drv.cpio.gz"
+extra = "console=hvc0 quiet loglevel=4 lab.role=drv lab.drv_images=$1${2:+ lab.drv_net=$2}"
+memory = $DRV_MEM
+vcpus = 1
+driver_domain = 1
+on_poweroff = "destroy"
+on_crash = "destroy"
+CFG
+	rm -f "$CONSOLE_DIR/guest-drv.log"
+	say "xl create drv (free memory $(xl info free_memory) MiB)"
+	xl create /tmp/drv.cfg || fail "xl create drv failed"
+	drvid=$(xl domid drv)
+	wait_console drv 'DRV-(READY|FAIL)' 300
+	if grep -q DRV-FAIL "$CONSOLE_DIR/guest-drv.log"; then
+		guest_log drv
+		fail "driver domain: $(grep -o 'DRV-FAIL.*' "$CONSOLE_DIR/guest-drv.log" | tr -d '\r')"
+	fi
+	say "driver domain drv is domain $drvid: $(grep -o 'DRV-BOOT.*' "$CONSOLE_DIR/guest-drv.log" | tr -d '\r')"
+}
+
+# A disk served by the driver domain from its image /images/NAME.raw: drv_disk NAME VDEV
+drv_disk() {
+	echo "'backend=drv,vdev=$2,format=raw,access=rw,backendtype=phy,script=blanket,target=cache=writeback:/images/$1.raw'"
+}
+
+drv_served() {
+	tr -d '\r' <"$CONSOLE_DIR/guest-drv.log" | sed -n 's/.*DRV-STATS served=\([0-9]*\).*/\1/p' |
+		tail -n 1
+}
+# The driver domain's served count once it is non-zero (it prints it every 2 s), 0 after 20 s.
+wait_drv_served() {
+	local end=$((SECONDS + 20)) n
+	while n=$(drv_served) && [ "${n:-0}" = 0 ] && [ $SECONDS -lt $end ]; do sleep 1; done
+	echo "${n:-0}"
+}

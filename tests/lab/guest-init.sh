@@ -161,6 +161,19 @@ EOF
 		while iotool rw "$a1" 0 "${a2:-16}" "$s" 2 >/dev/null; do s=$((s + 1)); done
 		false
 		;;
+	# bgloop:DEV:MIB: the same endless verified I/O in the background, the next steps going on;
+	# one "GUEST-BGLOOP DEV round N ok|fail" line per round, ending at the first failure (for
+	# "the disk's backend dies during I/O": a step that must not end the guest's steps).
+	bgloop)
+		(
+			s=1
+			while iotool rw "$a1" 0 "${a2:-16}" "$s" 2 >/dev/null; do
+				echo "GUEST-BGLOOP $a1 round $s ok"
+				s=$((s + 1))
+			done
+			echo "GUEST-BGLOOP $a1 round $s fail"
+		) &
+		;;
 	# Network: see netup, ping_all, netinfo, par above; nettool's --help for the rest.
 	netup) netup "$a1" "$a2" "$a3" ;;
 	netwait) wait_netdev "$a1" "${a2:-60}" ;;

@@ -50,6 +50,10 @@ OUT=$BUILD/lab/$name
 mkdir -p "$OUT"
 LOG=$OUT/serial.log
 lab_say "building images"
+# Scenarios named drv* boot a driver domain from dom0's own image (build-images.sh adds it).
+for s in "${SCEN[@]}"; do
+	[ "${s#drv}" != "$s" ] && export LAB_DRVDOM=1
+done
 "$LAB_DIR/build-images.sh" "$ROOT" "$BUILD" "$OUT" || lab_die "image build failed"
 
 # The scratch disk that holds the guests' disk images (ext4: O_DIRECT and hole punching work).

@@ -9,6 +9,7 @@
 
 struct tb_stats tb;
 unsigned int fx_rescan_ms;
+uint32_t fx_drvdom;
 
 #define TB_MAX_HELD 2048
 static struct bk_device *held[TB_MAX_HELD];
@@ -159,9 +160,16 @@ int fx_init(struct fx *fx, unsigned int coalesce_ms)
 	r = bk_sim_new(&fx->sim);
 	if (r < 0)
 		return r;
-	r = bk_sim_platform(fx->sim, 0, &fx->xen);
+	if (fx_drvdom) {
+		r = bk_sim_domain_create(fx->sim, fx_drvdom, 16);
+		if (r < 0)
+			return r;
+	}
+	r = bk_sim_platform(fx->sim, fx_drvdom, &fx->xen);
 	if (r < 0)
 		return r;
+	if (fx_drvdom)
+		bk_sim_platform_unprivileged(fx->xen);
 	r = bk_loop_new(&fx->loop);
 	if (r < 0)
 		return r;
@@ -178,7 +186,7 @@ int fx_init(struct fx *fx, unsigned int coalesce_ms)
 	r = bk_core_start(fx->core);
 	if (r < 0)
 		return r;
-	return bk_ts_new(fx->sim, 0, fx->loop, &fx->ts);
+	return bk_ts_new(fx->sim, fx_drvdom, fx->loop, &fx->ts);
 }
 
 static void on_stopped(void *data)

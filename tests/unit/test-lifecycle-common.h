@@ -17,7 +17,6 @@
 #include "lib/xenbus_front.h"
 #include "check.h"
 
-
 #define XVDA 51712U
 
 /* What the test backend saw. Reset by fx_init. */
@@ -53,6 +52,12 @@ struct fx {
 
 /* struct bk_core_params.rescan_ms for the next fx_init (0: default). */
 extern unsigned int fx_rescan_ms;
+/*
+ * For the next fx_init: non-zero runs the core in this driver domain (created with the
+ * machine) on an unprivileged platform (no domctl: domain_alive says -EPERM), and the
+ * toolstack puts the backend directories under /local/domain/<fx_drvdom>/backend.
+ */
+extern uint32_t fx_drvdom;
 /* Sets up everything and starts the core with @coalesce_ms. Returns 0 or -errno. */
 int fx_init(struct fx *fx, unsigned int coalesce_ms);
 /* Stops the core (waiting for shutdowns), frees everything. */

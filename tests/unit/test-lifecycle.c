@@ -13,6 +13,8 @@
 #include "test-lifecycle-common.h"
 
 #define DOM 5U
+/* A driver domain serving DOM (test_drvdom_*). */
+#define DRV 7U
 
 static int be_state(struct fx *fx, uint32_t domid, uint32_t devid)
 {
@@ -618,6 +620,62 @@ static void test_stop(void)
 	fx_fini(&fx);
 }
 
+/*
+ * In a driver domain (no domctl: domain_alive says -EPERM) the guest dies under a connected
+ * device and the toolstack only removes its /local/domain/<id> (no online=0, as when xl is
+ * gone): the frontend's disappearance must be enough for a teardown that leaves nothing in
+ * the driver domain's backend/.
+ */
+static void test_drvdom_guest_destroyed(void)
+{
+	struct bk_ts_dev d = fx_vbd(DOM, XVDA);
+	struct bk_xbfront *f;
+	struct fx fx;
+
+	fx_drvdom = DRV;
+	CHECK(fx_init(&fx, 0) == 0);
+	fx_drvdom = 0;
+	CHECK(bk_sim_domain_create(fx.sim, DOM, 16) == 0);
+	CHECK(bk_ts_attach(fx.ts, &d) == 0);
+	CHECK(fx_exists(&fx, "/local/domain/7/backend/vbd/5/51712") == 1);
+	f = open_front(&fx, DOM, XVDA);
+	if (!f)
+		goto out;
+	CHECK(bk_xbf_set_state(f, 4) == 0);
+	CHECK(bk_xbf_wait_be_state(f, 4, 0) == 0);
+	bk_xbf_close(f);
+
+	CHECK(bk_ts_guest_destroyed(fx.ts, DOM) == 0);
+	CHECK(fx_wait_nr_devices(&fx, 0) == 0);
+	CHECK(tb.shutdowns == 1 && tb.removes == 1);
+	CHECK(fx_exists(&fx, "/local/domain/7/backend/vbd/5") == 0);
+out:
+	fx_fini(&fx);
+}
+
+/*
+ * In a driver domain, a backend directory whose guest died before the frontend was ever read
+ * (destroyed right after the toolstack wrote both, or while no daemon ran): torn down and
+ * removed, not kept waiting for a frontend that will never come.
+ */
+static void test_drvdom_stale_backend(void)
+{
+	struct bk_ts_dev d = fx_vbd(DOM, XVDA);
+	struct fx fx;
+
+	fx_drvdom = DRV;
+	CHECK(fx_init(&fx, 0) == 0);
+	fx_drvdom = 0;
+	CHECK(bk_sim_domain_create(fx.sim, DOM, 16) == 0);
+	CHECK(bk_ts_add(fx.ts, &d) == 0);
+	CHECK(bk_ts_guest_destroyed(fx.ts, DOM) == 0);
+	for (int i = 0; i < 200; i++)
+		bk_loop_run_once(fx.loop, 10);
+	CHECK(bk_core_nr_devices(fx.core) == 0);
+	CHECK(fx_exists(&fx, "/local/domain/7/backend/vbd/5") == 0);
+	fx_fini(&fx);
+}
+
 int main(void)
 {
 	test_handshake();
@@ -635,5 +693,7 @@ int main(void)
 	test_stop();
 	test_vif_kind();
 	test_watch_fails();
+	test_drvdom_guest_destroyed();
+	test_drvdom_stale_backend();
 	return fx_result("lifecycle");
 }

@@ -6,7 +6,9 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "blanket/stats.h"
@@ -305,12 +307,50 @@ static void test_log_printable(void)
 	CHECK(!strcmp(log, "<3>vbd 1/2: protocol 'x?<0>forged?[2J'\n<6>trailing newline\n"));
 }
 
+/* The nodes the real platform needs: each missing one named, with what provides it. */
+static void test_missing_node(void)
+{
+	char root[] = "/tmp/bk-nodes-XXXXXX", path[128], msg[256] = "";
+	FILE *f;
+
+	CHECK(mkdtemp(root) != NULL);
+	CHECK(bk_xen_missing_node(root, msg, sizeof(msg)) == -ENOENT);
+	CHECK(strstr(msg, "/dev/xen/evtchn") && strstr(msg, "xen-evtchn"));
+	snprintf(path, sizeof(path), "%s/dev", root);
+	CHECK(mkdir(path, 0700) == 0);
+	snprintf(path, sizeof(path), "%s/dev/xen", root);
+	CHECK(mkdir(path, 0700) == 0);
+	snprintf(path, sizeof(path), "%s/dev/xen/evtchn", root);
+	CHECK((f = fopen(path, "w")) != NULL && fclose(f) == 0);
+	CHECK(bk_xen_missing_node(root, msg, sizeof(msg)) == -ENOENT);
+	CHECK(strstr(msg, "/dev/xen/gntdev") && strstr(msg, "xen-gntdev"));
+	snprintf(path, sizeof(path), "%s/dev/xen/gntdev", root);
+	CHECK((f = fopen(path, "w")) != NULL && fclose(f) == 0);
+	CHECK(bk_xen_missing_node(root, msg, sizeof(msg)) == -ENOENT);
+	CHECK(strstr(msg, "xenstore") && strstr(msg, "/dev/xen/xenbus"));
+	snprintf(path, sizeof(path), "%s/dev/xen/xenbus", root);
+	CHECK((f = fopen(path, "w")) != NULL && fclose(f) == 0);
+	CHECK(bk_xen_missing_node(root, msg, sizeof(msg)) == 0);
+	printf("last message: %s\n", msg);
+	for (unsigned int i = 0; i < 3; i++) {
+		snprintf(path, sizeof(path), "%s/dev/xen/%s", root,
+			 (const char *[]){ "xenbus", "gntdev", "evtchn" }[i]);
+		unlink(path);
+	}
+	snprintf(path, sizeof(path), "%s/dev/xen", root);
+	rmdir(path);
+	snprintf(path, sizeof(path), "%s/dev", root);
+	rmdir(path);
+	rmdir(root);
+}
+
 int main(void)
 {
 	test_loop();
 	test_hook_chain();
 	test_hook_again();
 	test_ratelimit();
+	test_missing_node();
 	test_histogram();
 	test_parse();
 	test_log_level();
