@@ -780,7 +780,8 @@ int bk_vnet_open(const char *name, struct bk_loop *loop, const struct bk_vnet_op
 	v->loop = loop;
 	v->conn.sock = -1;
 	v->rl = (struct bk_ratelimit)BK_RATELIMIT_INIT(5000, 10);
-	snprintf(v->name, sizeof(v->name), "%s: virtio-net %s", name, o->pci[0] ? o->pci : o->path);
+	snprintf(v->name, sizeof(v->name), "%s: %s %s", name,
+		 o->pci[0] ? "virtio-net" : "vhost-user", o->pci[0] ? o->pci : o->path);
 	v->qsize = VNET_QSIZE;
 	if (o->pci[0]) {
 		r = vpci_open(v->name, "", o->pci, VIRTIO_TYPE_NET, !o->poll, &v->pci);
