@@ -690,9 +690,8 @@ void netif_start(struct netif_dev *nd)
 		int r = nd->port->ops->watch(nd->port, i, nd_loop(nd), BK_EV_READ, netif_tap_cb, q);
 
 		if (r < 0) {
-			bk_device_fail(nd->dev, r, "q%u: watching %s %s: %s", i,
-				       nd->port->ops->kind, nd->port->ops->name(nd->port),
-				       strerror(-r));
+			bk_device_fail(nd->dev, r, "q%u: watching %s %s: %s", i, nd->port->kind,
+				       nd->port->ops->name(nd->port), strerror(-r));
 			nd->running = false;
 			return;
 		}

@@ -133,7 +133,6 @@ static int tap_set_carrier(struct netif_port *p, bool on)
 }
 
 static const struct netif_port_ops tap_ops = {
-	.kind = "tap",
 	.close = tap_close,
 	.name = tap_name,
 	.caps = tap_caps,
@@ -153,6 +152,7 @@ static int tap_open(struct bk_device *dev, const char *ifname, struct netif_port
 	if (!t)
 		return -ENOMEM;
 	t->p.ops = &tap_ops;
+	t->p.kind = "tap";
 	t->dev = dev;
 	snprintf(t->ifname, sizeof(t->ifname), "%s", ifname);
 	r = bk_tap_open(ifname, 1, &t->tap);
@@ -250,21 +250,8 @@ static int vnet_get_mac(struct netif_port *p, uint8_t mac[6])
 	return bk_vnet_mac(to_vnet(p)->v, mac);
 }
 
-static const struct netif_port_ops vnet_pci_ops = {
-	.kind = "virtio-net",
-	.close = vnet_close,
-	.name = vnet_name,
-	.caps = vnet_caps,
-	.configure = vnet_configure,
-	.watch = vnet_watch,
-	.watch_events = vnet_watch_events,
-	.read = vnet_read,
-	.write = vnet_write,
-	.get_mac = vnet_get_mac,
-};
-
-static const struct netif_port_ops vnet_vhu_ops = {
-	.kind = "vhost-user",
+/* The same for both transports: bk_vnet hides which one it is. */
+static const struct netif_port_ops vnet_ops = {
 	.close = vnet_close,
 	.name = vnet_name,
 	.caps = vnet_caps,
@@ -290,7 +277,8 @@ static int vnet_open(struct bk_device *dev, const char *ifname, const char *spec
 	n = calloc(1, sizeof(*n));
 	if (!n)
 		return -ENOMEM;
-	n->p.ops = o.pci[0] ? &vnet_pci_ops : &vnet_vhu_ops;
+	n->p.ops = &vnet_ops;
+	n->p.kind = o.pci[0] ? "virtio-net" : "vhost-user";
 	n->dev = dev;
 	snprintf(n->name, sizeof(n->name), "%s", o.pci[0] ? o.pci : o.path);
 	r = bk_vnet_open(dev->name, loop, &o, &n->v);

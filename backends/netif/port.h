@@ -30,7 +30,6 @@ struct netif_port_caps {
 };
 
 struct netif_port_ops {
-	const char *kind; /* "tap", "virtio-net", "vhost-user" */
 	/* NULL-safe. @keep: the daemon stops (a persistent TAP stays), else the device goes. */
 	void (*close)(struct netif_port *p, bool keep);
 	/* A name for logs and `blanketctl list` (the TAP's current interface name). */
@@ -64,7 +63,8 @@ struct netif_port_ops {
 
 struct netif_port {
 	const struct netif_port_ops *ops;
-	bool reattached; /* the port existed before (a persistent TAP a previous run left) */
+	const char *kind; /* "tap", "virtio-net" (an L0 NIC over PCI), "vhost-user" */
+	bool reattached;  /* the port existed before (a persistent TAP a previous run left) */
 };
 
 /*

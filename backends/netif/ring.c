@@ -159,7 +159,7 @@ int netif_rings_connect(struct netif_dev *nd)
 	/* One port queue per ring, and RX offloads as the frontend takes them. */
 	r = nd->port->ops->configure(nd->port, nq, &nd->feat);
 	if (r < 0) {
-		r = bk_device_fail(dev, r, "%s %s: setting up %u queue(s): %s", nd->port->ops->kind,
+		r = bk_device_fail(dev, r, "%s %s: setting up %u queue(s): %s", nd->port->kind,
 				   nd->port->ops->name(nd->port), nq, strerror(-r));
 		goto fail;
 	}

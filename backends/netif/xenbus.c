@@ -178,7 +178,7 @@ int netif_probe(struct bk_device *dev)
 		nd->adopting = true;
 		dev->state = BK_XB_INITWAIT;
 		dev_info(dev, "taking over a vif a previous run left Connected (%s %s)",
-			 nd->port->ops->kind, nd->port->ops->name(nd->port));
+			 nd->port->kind, nd->port->ops->name(nd->port));
 	} else {
 		r = bk_device_set_state(dev, BK_XB_INITWAIT);
 		if (r < 0) {
@@ -186,7 +186,7 @@ int netif_probe(struct bk_device *dev)
 			goto fail;
 		}
 		dev_info(dev, "%s %s%s, waiting for the frontend and the hotplug script",
-			 nd->port->ops->kind, nd->port->ops->name(nd->port),
+			 nd->port->kind, nd->port->ops->name(nd->port),
 			 nd->port->reattached ? " (existed)" : "");
 	}
 	return 0;
@@ -218,7 +218,7 @@ static void maybe_connected(struct netif_dev *nd)
 		return;
 	nd->adopting = false;
 	nd->running = true;
-	dev_info(dev, "connected: %s %s, %u queue(s)%s%s%s", nd->port->ops->kind,
+	dev_info(dev, "connected: %s %s, %u queue(s)%s%s%s", nd->port->kind,
 		 nd->port->ops->name(nd->port), nd->nr_queues,
 		 nd->queues[0].split ? ", split event channels" : "", nd->feat.sg ? ", sg" : "",
 		 nd->rx_notify ? "" : ", no rx-notify");
