@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "net.h"
@@ -30,6 +31,7 @@
 #define VNET_MRG_MAX 18u  /* buffers of one merged RX frame we accept */
 #define MSG_TIMEOUT_MS 5000u
 #define POLL_MS 100u
+#define RETRY_MS 100u
 #define VIRTIO_TYPE_NET 1u
 
 /* Always taken when offered; the rest depends on the guest (bk_vnet_start). */
@@ -73,6 +75,11 @@ struct bk_vnet {
 	bool started;
 	struct bk_watch *irq_watch;
 	struct bk_timer *poll_timer;
+	/* vhost-user: the socket, and reconnecting after the back-end went away. */
+	struct bk_watch *sock_watch;
+	struct bk_timer *retry;
+	unsigned int want_pairs, want_flags; /* what the last bk_vnet_start() asked */
+	bool lost;
 	struct bk_ratelimit rl;
 	struct bk_vnet_stats st;
 };
@@ -597,6 +604,8 @@ static void stop(struct bk_vnet *v)
 	if (v->pci) {
 		vpci_reset(v->pci); /* before any page it could write is reused */
 	} else {
+		bk_watch_free(v->sock_watch);
+		v->sock_watch = NULL;
 		vhu_close(&v->conn);
 		v->conn.sock = -1;
 	}
@@ -621,17 +630,31 @@ static void stop(struct bk_vnet *v)
 	}
 }
 
-int bk_vnet_start(struct bk_vnet *v, unsigned int pairs, unsigned int tun_flags)
+static void sock_event(void *data, int fd, unsigned int events);
+
+/* Connect (vhost-user), negotiate, set the rings up, post the RX buffers. */
+static int start(struct bk_vnet *v, unsigned int pairs, unsigned int tun_flags, bool quiet)
 {
 	uint64_t want = BASE_FEATURES;
 	int r;
 
 	stop(v);
-	pairs = BK_MAX(1U, BK_MIN(pairs, v->max_pairs));
 	if (!v->pci) {
 		r = vhu_connect(v->name, v->o.path, MSG_TIMEOUT_MS, &v->conn);
-		if (r < 0)
-			return log_err_errno(r, "%s: cannot connect to %s: %m", v->name, v->o.path);
+		if (r < 0) {
+			v->conn.sock = -1;
+			if (!quiet)
+				log_err_errno(r, "%s: cannot connect to %s: %m", v->name,
+					      v->o.path);
+			return r;
+		}
+		if ((v->conn.features & v->features) != v->features && v->features) {
+			vhu_close(&v->conn);
+			v->conn.sock = -1;
+			return log_err_errno(
+				-ENXIO, "%s: the back-end came back without features %#llx",
+				v->name, (unsigned long long)(v->features & ~v->conn.features));
+		}
 	}
 	if (v->pci)
 		want |= VIO_BIT(VIRTIO_F_ACCESS_PLATFORM);
@@ -672,10 +695,19 @@ int bk_vnet_start(struct bk_vnet *v, unsigned int pairs, unsigned int tun_flags)
 			calls[2 * i + 1] = v->q[i].tx_call;
 		}
 		r = vhu_start(&v->conn, v->features, v->dma, vqs, kicks, calls, 2 * pairs);
+		if (r >= 0)
+			r = bk_loop_add_fd(v->loop, v->conn.sock, BK_EV_READ, sock_event, v,
+					   &v->sock_watch);
 	}
-	if (r < 0)
+	if (r < 0) {
+		if (!v->pci) {
+			vhu_close(&v->conn);
+			v->conn.sock = -1;
+		}
 		return log_err_errno(r, "%s: starting %u queue pair(s): %m", v->name, pairs);
+	}
 	v->started = true;
+	v->lost = false;
 	for (unsigned int i = 0; i < pairs; i++) {
 		struct vnet_pair *q = &v->q[i];
 
@@ -693,7 +725,58 @@ int bk_vnet_start(struct bk_vnet *v, unsigned int pairs, unsigned int tun_flags)
 		 has(v, VIRTIO_NET_F_GUEST_CSUM) ? "yes" : "no",
 		 has(v, VIRTIO_NET_F_GUEST_TSO4) || has(v, VIRTIO_NET_F_GUEST_TSO6) ? "yes" : "no",
 		 has(v, VIRTIO_NET_F_MRG_RXBUF) ? "yes" : "no", bk_vnet_link_up(v) ? "up" : "down");
+	/* Frames may have arrived before anyone looked (a reconnect). */
+	for (unsigned int i = 0; i < pairs; i++)
+		if (v->q[i].watch && v->q[i].events)
+			signal_rx(&v->q[i]);
 	return 0;
+}
+
+int bk_vnet_start(struct bk_vnet *v, unsigned int pairs, unsigned int tun_flags)
+{
+	pairs = BK_MAX(1U, BK_MIN(pairs, v->max_pairs));
+	v->want_pairs = pairs;
+	v->want_flags = tun_flags;
+	if (v->retry)
+		bk_timer_stop(v->retry);
+	return start(v, pairs, tun_flags, false);
+}
+
+/*
+ * The vhost-user back-end went away (a switch restarting): drop what was in flight (frames,
+ * like a cable pulled), and try again every RETRY_MS with the same queues and offloads; the
+ * back-end starts its rings from index 0.
+ */
+static void lost(struct bk_vnet *v, const char *why)
+{
+	if (!v->started)
+		return;
+	log_warn("%s: %s: reconnecting every %u ms", v->name, why, RETRY_MS);
+	stop(v);
+	v->lost = true;
+	bk_timer_rearm(v->retry, RETRY_MS, RETRY_MS);
+}
+
+static void sock_event(void *data, int fd, unsigned int events)
+{
+	struct bk_vnet *v = data;
+	char c;
+	ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	/* Nothing is expected from the back-end between our messages: EOF or a stray. */
+	lost(v, n == 0 ? "the back-end closed the connection" : "unexpected data or error");
+}
+
+static void retry_cb(void *data)
+{
+	struct bk_vnet *v = data;
+
+	if (!v->lost || start(v, v->want_pairs, v->want_flags, true) < 0)
+		return;
+	bk_timer_stop(v->retry);
+	log_info("%s: the back-end is back", v->name);
 }
 
 static int pair_init(struct bk_vnet *v, struct vnet_pair *q, unsigned int i)
@@ -737,6 +820,7 @@ void bk_vnet_close(struct bk_vnet *v)
 		return;
 	bk_watch_free(v->irq_watch);
 	bk_timer_free(v->poll_timer);
+	bk_timer_free(v->retry);
 	stop(v);
 	/* Reset (and handed back) before the pages it could write are freed. */
 	vpci_close(v->pci);
@@ -850,6 +934,12 @@ int bk_vnet_open(const char *name, struct bk_loop *loop, const struct bk_vnet_op
 			log_err_errno(r, "%s: q%u: %m", v->name, i);
 			goto fail;
 		}
+	}
+	if (!v->pci) {
+		r = bk_loop_add_timer(loop, RETRY_MS, RETRY_MS, retry_cb, v, &v->retry);
+		if (r < 0)
+			goto fail;
+		bk_timer_stop(v->retry);
 	}
 	if (v->pci) {
 		if (!o->poll && v->pci->uio_fd >= 0) {

@@ -14,6 +14,8 @@
  *     tso=1: HOST_TSO4 taken) and comes back whole over mergeable RX buffers, checksum valid.
  *     (macswap sets no TSO on its way back, so GSO towards the guest is not exercised here;
  *     that mapping is netif's, shared with the TAP and tested by netif-data-*);
+ *   - testpmd killed (-9) and started again on the same socket: blanketd reconnects, frames
+ *     flow again on every queue;
  *   - a vif-port that names a missing socket fails that vif with the path in the log.
  * Skips (77) where dpdk-testpmd is not installed or cannot start (it runs with --no-huge).
  *
@@ -215,6 +217,39 @@ int main(int argc, char **argv)
 
 	bk_nf_tx_counts(f, &tc);
 	CHECK(tc.error == 0 && tc.dropped == 0 && tc.other == 0 && tc.unknown == 0);
+
+	/*
+	 * The switch restarts (kill -9, a new testpmd on the same socket): blanketd reconnects and
+	 * frames flow again. What the guest sends meanwhile is lost, like on a pulled cable.
+	 */
+	kill(pmd, SIGKILL);
+	waitpid(pmd, NULL, 0);
+	pmd = -1;
+	unlink(sock);
+	for (int i = 0; i < 20; i++)
+		bk_loop_run_once(env.loop, 10);
+	CHECK(pmd_start(testpmd) == 0);
+	{
+		bool back = false;
+
+		for (int tries = 0; tries < 100 && !back; tries++) {
+			bk_pkt_frame(frame, 800, 17, sport, guest_mac, false);
+			CHECK(bk_nf_send(f, 0, frame, 800, &(struct bk_nf_tx){ 0 }) == 0);
+			CHECK(bk_nf_tx_wait(f, 0) == 0);
+			for (int i = 0; i < 20 && !back; i++) {
+				int got = bk_nf_recv(f, 0, buf, sizeof(buf), &info);
+
+				if (got == 800 && bk_pkt_sport(buf) == sport)
+					back = true;
+				else if (got <= 0)
+					bk_loop_run_once(env.loop, 10);
+			}
+		}
+		CHECK(back);
+		sport++;
+	}
+	for (unsigned int q = 0; q < nq; q++)
+		echo(f, q, 1000, 17, sport++, &(struct bk_nf_tx){ 0 }, &info);
 	CHECK(bk_nf_rx_errors(f) == 0);
 	vif_totals(env.core, DOMID, DEVID, &tot);
 	CHECK(tot.net_tx_gso == 1 && tot.net_tx_csum == 3);
