@@ -135,6 +135,16 @@ int bk_vnet_parse(const char *spec, struct bk_vnet_opts *ret, char *why, size_t 
 				return WHY("path='%s' is not an absolute socket path that fits",
 					   val);
 			snprintf(o.path, sizeof(o.path), "%s", val);
+		} else if (pci && !strcmp(tok, "dma")) {
+			/* A test of the address translation: pagemap gives a PV dom0's PFNs. */
+			if (!strcmp(val, "auto"))
+				o.dma = -1;
+			else if (!strcmp(val, "pagemap"))
+				o.dma = VIO_DMA_PAGEMAP;
+			else if (!strcmp(val, "p2m"))
+				o.dma = VIO_DMA_P2M;
+			else
+				return WHY("dma='%s': auto, pagemap or p2m", val);
 		} else if (!strcmp(tok, "queues")) {
 			char *end;
 			unsigned long n = strtoul(val, &end, 10);
@@ -915,8 +925,11 @@ int bk_vnet_open(const char *name, struct bk_loop *loop, const struct bk_vnet_op
 	pages = v->max_pairs * (6 + v->qsize + VNET_TX_POOL * v->qsize);
 	mode = vio_dma_choose(v->pci ? VIO_DMA_FOR_PCI : VIO_DMA_FOR_VHOST_USER, &why);
 	if (o->dma >= 0 && (enum vio_dma_mode)o->dma != mode) {
+		log_warn("%s: DMA mode %s forced by dma= instead of %s (%s)", v->name,
+			 vio_dma_mode_name((enum vio_dma_mode)o->dma), vio_dma_mode_name(mode),
+			 why);
 		mode = (enum vio_dma_mode)o->dma;
-		why = "forced";
+		why = "forced by the dma= option";
 	}
 	r = vio_dma_new(v->name, pages, mode, &v->dma);
 	if (r < 0)

@@ -41,7 +41,8 @@ struct bk_vnet_opts {
 };
 
 /*
- * Parse a port spec "virtio-net,pci=BDF[,irq=intx|poll][,queues=N]" or
+ * Parse a port spec "virtio-net,pci=BDF[,irq=intx|poll][,dma=auto|pagemap|p2m]" (dma: a test
+ * of the address translation) or
  * "vhost-user,path=SOCKET[,queues=N]". -EINVAL with the reason in @why (naming the value).
  */
 int bk_vnet_parse(const char *spec, struct bk_vnet_opts *ret, char *why, size_t why_len);

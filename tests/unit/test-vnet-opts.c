@@ -13,6 +13,7 @@
 #include "check.h"
 #include "loop.h"
 #include "util/log.h"
+#include "virtio/dma.h"
 #include "virtio/net.h"
 
 static void good(void)
@@ -25,6 +26,8 @@ static void good(void)
 	      o.dma == -1);
 	CHECK(bk_vnet_parse("virtio-net,pci=0000:0a:1f.7,irq=poll", &o, why, sizeof(why)) == 0);
 	CHECK(o.poll && !strcmp(o.pci, "0000:0a:1f.7"));
+	CHECK(bk_vnet_parse("virtio-net,pci=0000:00:05.0,dma=pagemap", &o, why, sizeof(why)) == 0);
+	CHECK(o.dma == VIO_DMA_PAGEMAP);
 	CHECK(bk_vnet_parse("vhost-user,path=/run/sw0.sock,queues=4", &o, why, sizeof(why)) == 0);
 	CHECK(!strcmp(o.path, "/run/sw0.sock") && !o.pci[0] && o.queues == 4);
 }
@@ -41,6 +44,8 @@ static void bad(void)
 		{ "virtio-net,pci=0000:00:05.0x", "pci='0000:00:05.0x'" },
 		{ "virtio-net,pci=0000:00:05.0,irq=msix", "irq='msix': intx or poll" },
 		{ "virtio-net,pci=0000:00:05.0,path=/x", "unknown option 'path'" },
+		{ "virtio-net,pci=0000:00:05.0,dma=pfn", "dma='pfn': auto, pagemap or p2m" },
+		{ "vhost-user,path=/x,dma=p2m", "unknown option 'dma'" },
 		{ "vhost-user", "vhost-user needs path=" },
 		{ "vhost-user,path=run/x.sock", "path='run/x.sock' is not an absolute" },
 		{ "vhost-user,path=/x,queues=9", "queues='9': 1..8" },
