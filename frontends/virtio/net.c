@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "net.h"
@@ -770,13 +769,10 @@ static void lost(struct bk_vnet *v, const char *why)
 static void sock_event(void *data, int fd, unsigned int events)
 {
 	struct bk_vnet *v = data;
-	char c;
-	ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+	const char *why = vhu_lost(fd);
 
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return;
-	/* Nothing is expected from the back-end between our messages: EOF or a stray. */
-	lost(v, n == 0 ? "the back-end closed the connection" : "unexpected data or error");
+	if (why)
+		lost(v, why);
 }
 
 static void retry_cb(void *data)
