@@ -98,6 +98,8 @@ fi
 
 cmdline="console=hvc0 earlyprintk=xen lab.backend=$BACKEND lab.scenarios=$name"
 [ -n "$BDARGS" ] && cmdline+=" lab.blanketd_args=$BDARGS"
+# -initrd separates multiboot modules with ',': a comma inside the command line is doubled.
+cmdline=${cmdline//,/,,}
 lab_say "booting Xen + dom0 under QEMU (TCG) for: ${SCEN[*]}"
 start=$(date +%s)
 timeout --foreground -k 10 "$TIMEOUT" qemu-system-x86_64 -accel tcg -cpu qemu64,+svm \
