@@ -409,6 +409,75 @@ static void dump_disk_rate_limit(const struct bk_config *cfg, FILE *out)
 	fputs(buf, out);
 }
 
+/* Structure only: each spec is parsed (and refused naming its value) when its vif appears. */
+static int set_vif_port(struct bk_config *cfg, const char *v, char *why, size_t len)
+{
+	char buf[sizeof(cfg->vif_port)], *save = NULL, *ent;
+
+	if (strlen(v) >= sizeof(buf))
+		return why_set(why, len, "longer than %zu bytes", sizeof(buf) - 1);
+	snprintf(buf, sizeof(buf), "%s", v);
+	for (ent = strtok_r(buf, ";", &save); ent; ent = strtok_r(NULL, ";", &save)) {
+		char *colon, *name;
+
+		while (*ent == ' ')
+			ent++;
+		colon = strchr(ent, ':');
+		name = ent;
+		if (!colon || colon == ent || colon - ent > 15)
+			return why_set(why, len,
+				       "entry '%s' is not VIFNAME:SPEC (a name of 1-15 "
+				       "characters)",
+				       ent);
+		*colon = '\0';
+		if (strncmp(colon + 1, "virtio-net,", 11) &&
+		    strncmp(colon + 1, "vhost-user,", 11) && strcmp(colon + 1, "tap"))
+			return why_set(why, len,
+				       "vif %s: port '%s' is not tap, virtio-net,... or "
+				       "vhost-user,...",
+				       name, colon + 1);
+	}
+	snprintf(cfg->vif_port, sizeof(cfg->vif_port), "%s", v);
+	return 0;
+}
+
+static void dump_vif_port(const struct bk_config *cfg, FILE *out)
+{
+	fputs(cfg->vif_port, out);
+}
+
+int bk_config_vif_port(const struct bk_config *cfg, const char *ifname, char *buf, size_t size)
+{
+	const char *p = cfg->vif_port;
+	size_t nl = strlen(ifname);
+
+	buf[0] = '\0';
+	while (*p) {
+		const char *end = strchr(p, ';');
+		size_t el = end ? (size_t)(end - p) : strlen(p);
+
+		while (el && *p == ' ') {
+			p++;
+			el--;
+		}
+		if (el > nl && !strncmp(p, ifname, nl) && p[nl] == ':') {
+			size_t sl = el - nl - 1;
+
+			while (sl && p[nl + sl] == ' ')
+				sl--;
+			if (sl >= size)
+				return -ENOSPC;
+			memcpy(buf, p + nl + 1, sl);
+			buf[sl] = '\0';
+			return 0;
+		}
+		if (!end)
+			break;
+		p = end + 1;
+	}
+	return 0;
+}
+
 static const struct conf_key conf_keys[] = {
 	KEY("log-level", log_level),
 	KEY("control-socket", control_socket),
@@ -422,6 +491,7 @@ static const struct conf_key conf_keys[] = {
 	KEY("watch-coalesce-ms", watch_coalesce_ms),
 	KEY("cpu-affinity", cpu_affinity),
 	KEY("disk-rate-limit", disk_rate_limit),
+	KEY("vif-port", vif_port),
 };
 
 void bk_config_defaults(struct bk_config *cfg)

@@ -36,7 +36,7 @@
 #define BK_CFG_BUDGET_MIN (1ULL << 20)
 #define BK_CFG_BUDGET_MAX (1ULL << 40)
 #define BK_CFG_BUDGET_AUTO_MIN (64ULL << 20)
-#define BK_CFG_COALESCE_MAX 10000U     /* ms */
+#define BK_CFG_COALESCE_MAX 10000U /* ms */
 
 /*
  * Canonical per-device xenstore keys, written by the hotplug script under
@@ -81,7 +81,19 @@ struct bk_config {
 	bool state_directory_set;
 	/* Every disk's rate limits unless its settings say otherwise; flags unused. */
 	struct bk_ctl_limit disk_rate_limit;
+	/*
+	 * vif-port: the port of each named vif that is not a TAP, "VIFNAME:SPEC" entries
+	 * separated by ';' (SPEC: virtio-net,pci=BDF[,...] or vhost-user,path=SOCKET[,...]; see
+	 * frontends/virtio/net.h). "" : every vif gets a TAP.
+	 */
+	char vif_port[1024];
 };
+
+/*
+ * The port spec blanketd.conf's vif-port gives vif @ifname into @buf ("" for a TAP); -ENOSPC
+ * when it does not fit.
+ */
+int bk_config_vif_port(const struct bk_config *cfg, const char *ifname, char *buf, size_t size);
 
 /*
  * The bounce-pool budget in bytes: bounce-pool-budget, or for "auto" a quarter of the physical

@@ -2,7 +2,8 @@
 /*
  * The netif (vif) backend's private structures, shared by its files:
  *   netif.c   the ops table, statistics, the one-line description
- *   xenbus.c  probe (TAP, features, InitWait), the xenbus states, hotplug-status, teardown
+ *   xenbus.c  probe (port, features, InitWait), the xenbus states, hotplug-status, teardown
+ *   port.c    the vif's port (port.h): the TAP, or an L0 virtio-net NIC
  *   ring.c    the frontend's keys, ring mapping and event channels per queue, their release
  *   io.c      the data path: TX (ring -> TAP) and RX (TAP -> ring), one grant-copy batch per
  *             device and loop turn, the RX backlog and its store
@@ -19,6 +20,7 @@
 #include "blanket/stats.h"
 #include "device.h"
 #include "netif/netif.h"
+#include "netif/port.h"
 #include "netif/proto.h"
 #include "tap.h"
 #include "util/list.h"
@@ -180,8 +182,8 @@ struct netif_queue {
 
 struct netif_dev {
 	struct bk_device *dev;
-	char ifname[32];	      /* the TAP we created (vifname or vif<domid>.<devid>) */
-	struct bk_tap *tap;	      /* created at probe, removed with the device */
+	char ifname[32];	      /* vifname or vif<domid>.<devid>: the TAP's name */
+	struct netif_port *port;      /* opened at probe, removed with the device */
 	unsigned int max_queues;      /* offered */
 	struct bk_queue_stats *stats; /* NETIF_MAX_QUEUES, kept across reconnects */
 	unsigned int stats_queues;

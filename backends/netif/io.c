@@ -41,9 +41,9 @@ static int queue_fatal(struct netif_queue *q, const char *why)
 	nd->running = false;
 	bk_hook_enable(nd->hook, false);
 	bk_timer_stop(nd->timer);
-	if (nd->tap)
-		for (unsigned int i = 0; i < nd->nr_queues && i < bk_tap_nr_queues(nd->tap); i++)
-			bk_tap_watch_events(nd->tap, i, 0);
+	if (nd->port)
+		for (unsigned int i = 0; i < nd->nr_queues; i++)
+			nd->port->ops->watch_events(nd->port, i, 0);
 	return bk_device_fail(nd->dev, -EPROTO, "q%u: %s", q->index, why);
 }
 
@@ -187,7 +187,7 @@ static int tx_finish(struct netif_queue *q)
 	}
 	netif_journal_answered(q, &q->tx);
 	if (ntap) {
-		int done = bk_tap_write_batch(nd->tap, q->index, q->tpkts, ntap);
+		int done = nd->port->ops->write(nd->port, q->index, q->tpkts, ntap);
 
 		for (unsigned int i = 0; i < ntap; i++) {
 			if ((int)i >= done || q->tpkts[i].err) {
@@ -268,7 +268,7 @@ static void rx_take(struct netif_queue *q, struct netif_rx_frame *f,
 static void rx_pause_tap(struct netif_queue *q)
 {
 	/* The kernel queues (and drops) until the guest takes what we hold. */
-	bk_tap_watch_events(q->nd->tap, q->index, 0);
+	q->nd->port->ops->watch_events(q->nd->port, q->index, 0);
 	q->tap_paused = true;
 }
 
@@ -314,12 +314,7 @@ static void rx_read_tap(struct netif_queue *q)
 						       .iovcnt = 2,
 						       .err = -EAGAIN };
 		}
-		r = n > 1 ? bk_tap_read_many(nd->tap, q->index, pkts, n) : -EOPNOTSUPP;
-		if (r == -EOPNOTSUPP) {
-			r = bk_tap_read_batch(nd->tap, q->index, pkts, n);
-			for (int k = 0; k < r; k++)
-				pkts[k].err = 0;
-		}
+		r = nd->port->ops->read(nd->port, q->index, pkts, n);
 		/* In slot order, which is the TAP's order; a slot may have found it empty. */
 		for (unsigned int k = 0; r > 0 && k < n; k++) {
 			struct virtio_net_hdr vh;
@@ -355,10 +350,11 @@ static void rx_expire(struct netif_queue *q, double now)
 
 static void carrier(struct netif_dev *nd, bool on)
 {
-	if (nd->carrier_off == !on || !nd->tap)
+	if (nd->carrier_off == !on || !nd->port)
 		return;
 	nd->carrier_off = !on;
-	bk_tap_set_carrier(nd->tap, on);
+	if (nd->port->ops->set_carrier)
+		nd->port->ops->set_carrier(nd->port, on);
 	if (on)
 		dev_info(nd->dev, "guest RX buffers back: carrier on");
 	else
@@ -370,7 +366,7 @@ static void rx_resume_tap(struct netif_queue *q)
 {
 	if (q->tap_paused && q->backlog_bytes < NETIF_RX_BACKLOG_BYTES / 2) {
 		q->tap_paused = false;
-		bk_tap_watch_events(q->nd->tap, q->index, BK_EV_READ);
+		q->nd->port->ops->watch_events(q->nd->port, q->index, BK_EV_READ);
 	}
 }
 
@@ -691,11 +687,11 @@ void netif_start(struct netif_dev *nd)
 {
 	for (unsigned int i = 0; i < nd->nr_queues; i++) {
 		struct netif_queue *q = &nd->queues[i];
-		int r = bk_tap_watch(nd->tap, i, nd_loop(nd), BK_EV_READ, netif_tap_cb, q);
+		int r = nd->port->ops->watch(nd->port, i, nd_loop(nd), BK_EV_READ, netif_tap_cb, q);
 
 		if (r < 0) {
-			bk_device_fail(nd->dev, r, "q%u: watching tap %s: %s", i, nd->ifname,
-				       strerror(-r));
+			bk_device_fail(nd->dev, r, "q%u: watching %s %s: %s", i, nd->port->kind,
+				       nd->port->ops->name(nd->port), strerror(-r));
 			nd->running = false;
 			return;
 		}
@@ -706,7 +702,8 @@ void netif_start(struct netif_dev *nd)
 			notify(q, q->rx_port);
 	}
 	nd->carrier_off = false;
-	bk_tap_set_carrier(nd->tap, true);
+	if (nd->port->ops->set_carrier)
+		nd->port->ops->set_carrier(nd->port, true);
 	bk_hook_enable(nd->hook, true);
 }
 

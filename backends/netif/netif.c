@@ -28,7 +28,8 @@ static int netif_describe(struct bk_device *dev, char *buf, size_t len)
 
 	if (!nd)
 		return -ENODEV;
-	n = snprintf(buf, len, "tap=%s", nd->tap ? bk_tap_name(nd->tap) : nd->ifname);
+	n = snprintf(buf, len, "%s=%s", nd->port ? nd->port->kind : "tap",
+		     nd->port ? nd->port->ops->name(nd->port) : nd->ifname);
 	if (n >= 0 && (size_t)n < len && nd->credit.bytes)
 		n += snprintf(buf + n, len - (size_t)n, " rate=%" PRIu64 ",%" PRIu64,
 			      nd->credit.bytes, nd->credit.usec);

@@ -102,34 +102,13 @@ static int queue_setup(struct netif_dev *nd, struct netif_queue *q)
 	return 0;
 }
 
-/* One TAP queue per ring: re-attach the persistent TAP with the negotiated count. */
-static int tap_resize(struct netif_dev *nd, unsigned int nq)
-{
-	struct bk_device *dev = nd->dev;
-	int r;
-
-	if (bk_tap_nr_queues(nd->tap) == nq)
-		return 0;
-	bk_tap_close(nd->tap); /* persistent: the interface stays */
-	nd->tap = NULL;
-	r = bk_tap_open(nd->ifname, nq, &nd->tap);
-	if (r < 0) {
-		/* Get the interface back with one queue, so removal still finds it. */
-		if (bk_tap_open(nd->ifname, 1, &nd->tap) < 0)
-			nd->tap = NULL;
-		return bk_device_fail(dev, r, "tap %s: attaching %u queues: %s", nd->ifname, nq,
-				      strerror(-r));
-	}
-	return 0;
-}
-
 int netif_rings_connect(struct netif_dev *nd)
 {
 	struct bk_device *dev = nd->dev;
 	uint32_t nq = 1, v;
 	int r;
 
-	if (!nd->tap)
+	if (!nd->port)
 		return bk_device_fail(dev, -ENODEV, "tap %s is gone", nd->ifname);
 	/* netback: request-rx-copy missing or 0 is -EOPNOTSUPP (no page flipping). */
 	r = bk_device_read_fe_u32(dev, "request-rx-copy", &v);
@@ -177,13 +156,11 @@ int netif_rings_connect(struct netif_dev *nd)
 		r = bk_device_fail(dev, r, "no memory for the data path's buffers");
 		goto fail;
 	}
-	r = tap_resize(nd, nq);
-	if (r < 0)
-		goto fail;
-	r = bk_tap_set_offload(nd->tap, netif_tun_offload(&nd->feat));
+	/* One port queue per ring, and RX offloads as the frontend takes them. */
+	r = nd->port->ops->configure(nd->port, nq, &nd->feat);
 	if (r < 0) {
-		r = bk_device_fail(dev, r, "tap %s: setting offloads: %s", nd->ifname,
-				   strerror(-r));
+		r = bk_device_fail(dev, r, "%s %s: setting up %u queue(s): %s", nd->port->kind,
+				   nd->port->ops->name(nd->port), nq, strerror(-r));
 		goto fail;
 	}
 	nd->rings_up = true;
@@ -202,8 +179,8 @@ void netif_rings_release(struct netif_dev *nd)
 	for (unsigned int i = 0; nd->queues && i < nd->nr_queues; i++) {
 		struct netif_queue *q = &nd->queues[i];
 
-		if (nd->tap && i < bk_tap_nr_queues(nd->tap))
-			bk_tap_watch_events(nd->tap, i, 0);
+		if (nd->port)
+			nd->port->ops->watch_events(nd->port, i, 0);
 		netif_queue_free_backlog(q);
 		bk_evport_free(&q->tx_ev);
 		bk_evport_free(&q->rx_ev);

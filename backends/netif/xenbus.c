@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
- * The netif xenbus state machine, as Linux netback drives it: at probe the TAP is created
- * (vifname, or vif<domid>.<devid>) before any feature key, since libxl runs the hotplug script
- * (which expects the interface) once we are in InitWait; every feature goes in one transaction,
+ * The netif xenbus state machine, as Linux netback drives it: at probe the port is opened (the
+ * TAP vifname, or vif<domid>.<devid>, or the L0 NIC blanketd.conf's vif-port names for it)
+ * before any feature key, since libxl runs the hotplug script (which expects the interface)
+ * once we are in InitWait; every feature goes in one transaction,
  * with an explicit 0 for what is not implemented; then InitWait. The rings are mapped when the
  * frontend says Connected (or Initialised: frontends that skip InitWait write everything and
  * go straight to Connected), and we say Connected only once hotplug-status=connected; "error"
@@ -12,8 +13,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "common.h"
+#include "conf.h"
 #include "loop.h"
 
 static void nd_free(struct netif_dev *nd)
@@ -46,7 +49,7 @@ static const struct {
 };
 
 /* Every feature in one transaction, so a frontend never sees half of them. */
-static int write_features(struct netif_dev *nd)
+static int write_features(struct netif_dev *nd, const struct netif_port_caps *caps)
 {
 	struct bk_device *dev = nd->dev;
 	struct bk_xs *xs = bk_device_xs(dev);
@@ -61,6 +64,11 @@ static int write_features(struct netif_dev *nd)
 		for (unsigned int i = 0; r >= 0 && i < ARRAY_SIZE(probe_features); i++)
 			r = bk_xs_printf(xs, t, dev->be_path, probe_features[i].key, "%s",
 					 probe_features[i].val);
+		/* GSO the port cannot carry is not offered (an L0 NIC without TSO). */
+		if (r >= 0 && !caps->gso_tcpv4)
+			r = bk_xs_printf(xs, t, dev->be_path, "feature-gso-tcpv4", "0");
+		if (r >= 0 && !caps->gso_tcpv6)
+			r = bk_xs_printf(xs, t, dev->be_path, "feature-gso-tcpv6", "0");
 		if (r >= 0)
 			r = bk_xs_printf(xs, t, dev->be_path, "multi-queue-max-queues", "%u",
 					 nd->max_queues);
@@ -75,10 +83,36 @@ static int write_features(struct netif_dev *nd)
 	return -EAGAIN;
 }
 
+/*
+ * One vif to one L0 NIC: the cloud only passes frames from the NIC's own MAC, and netfront reads
+ * its MAC from the frontend directory (libxl writes xl.cfg's mac= there), which a backend may
+ * not write. So the xl.cfg mac must be the NIC's: say so when the toolstack's differs.
+ */
+static void check_mac(struct netif_dev *nd)
+{
+	_cleanup_free_ char *key = NULL;
+	uint8_t mac[6];
+	char want[18];
+
+	if (!nd->port->ops->get_mac || nd->port->ops->get_mac(nd->port, mac) < 0)
+		return;
+	snprintf(want, sizeof(want), "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2],
+		 mac[3], mac[4], mac[5]);
+	if (bk_device_read_be(nd->dev, "mac", &key) < 0 || strcasecmp(key, want))
+		dev_warn(nd->dev,
+			 "the guest's MAC %s is not the L0 NIC's %s: set mac=%s in the vif's "
+			 "xl.cfg entry, or the cloud network drops its frames",
+			 key ? key : "(none)", want, want);
+	else
+		dev_info(nd->dev, "MAC %s, the L0 NIC's", want);
+}
+
 int netif_probe(struct bk_device *dev)
 {
 	struct netif_dev *nd = calloc(1, sizeof(*nd));
 	_cleanup_free_ char *vifname = NULL;
+	struct netif_port_caps caps;
+	char spec[256];
 	int r;
 
 	if (!nd)
@@ -108,14 +142,20 @@ int netif_probe(struct bk_device *dev)
 			goto fail;
 		}
 	}
+	/* A vif blanketd.conf names gets its L0 NIC; any other a TAP. */
+	r = bk_config_vif_port(bk_config_current(), nd->ifname, spec, sizeof(spec));
+	if (r < 0) {
+		log_err_errno(r, "%s: vif %s: its vif-port spec is too long", dev->name,
+			      nd->ifname);
+		goto fail;
+	}
 	/* Before any feature key: the hotplug script runs on InitWait and needs the interface. */
-	r = bk_tap_open(nd->ifname, 1, &nd->tap);
+	r = netif_port_open(dev, nd->ifname, spec, bk_device_loop(dev), &nd->port);
 	if (r < 0)
 		goto fail;
-	/* The interface must outlive a queue-count change at connect and a daemon restart. */
-	r = bk_tap_set_persist(nd->tap, true);
-	if (r < 0)
-		goto fail;
+	nd->port->ops->caps(nd->port, &caps);
+	nd->max_queues = BK_MAX(1U, BK_MIN(nd->max_queues, caps.max_queues));
+	check_mac(nd);
 	r = bk_loop_add_hook(bk_device_loop(dev), netif_hook_cb, nd, &nd->hook);
 	if (r < 0)
 		goto fail;
@@ -127,7 +167,7 @@ int netif_probe(struct bk_device *dev)
 	if (r < 0)
 		goto fail;
 	netif_credit_read_key(nd);
-	r = write_features(nd);
+	r = write_features(nd, &caps);
 	if (r < 0) {
 		log_err_errno(r, "%s: writing features: %m", dev->name);
 		goto fail;
@@ -137,21 +177,22 @@ int netif_probe(struct bk_device *dev)
 		/* The guest stays Connected: connect() maps the rings again without a word. */
 		nd->adopting = true;
 		dev->state = BK_XB_INITWAIT;
-		dev_info(dev, "taking over a vif a previous run left Connected (tap %s)",
-			 nd->ifname);
+		dev_info(dev, "taking over a vif a previous run left Connected (%s %s)",
+			 nd->port->kind, nd->port->ops->name(nd->port));
 	} else {
 		r = bk_device_set_state(dev, BK_XB_INITWAIT);
 		if (r < 0) {
 			dev->priv = NULL;
 			goto fail;
 		}
-		dev_info(dev, "tap %s%s, waiting for the frontend and the hotplug script",
-			 nd->ifname, bk_tap_reattached(nd->tap) ? " (existed)" : "");
+		dev_info(dev, "%s %s%s, waiting for the frontend and the hotplug script",
+			 nd->port->kind, nd->port->ops->name(nd->port),
+			 nd->port->reattached ? " (existed)" : "");
 	}
 	return 0;
 fail:
-	if (nd->tap)
-		bk_tap_remove(nd->tap);
+	if (nd->port)
+		nd->port->ops->close(nd->port, false);
 	nd_free(nd);
 	return r;
 }
@@ -177,7 +218,8 @@ static void maybe_connected(struct netif_dev *nd)
 		return;
 	nd->adopting = false;
 	nd->running = true;
-	dev_info(dev, "connected: tap %s, %u queue(s)%s%s%s", bk_tap_name(nd->tap), nd->nr_queues,
+	dev_info(dev, "connected: %s %s, %u queue(s)%s%s%s", nd->port->kind,
+		 nd->port->ops->name(nd->port), nd->nr_queues,
 		 nd->queues[0].split ? ", split event channels" : "", nd->feat.sg ? ", sg" : "",
 		 nd->rx_notify ? "" : ", no rx-notify");
 	netif_start(nd);
@@ -270,10 +312,7 @@ void netif_remove(struct bk_device *dev)
 		return;
 	disconnect(nd);
 	/* A daemon going away keeps the interface (bridge membership, addresses) for the next. */
-	if (bk_core_stopping(dev->core))
-		bk_tap_close(nd->tap);
-	else
-		bk_tap_remove(nd->tap);
+	nd->port->ops->close(nd->port, bk_core_stopping(dev->core));
 	nd_free(nd);
 	dev->priv = NULL;
 }
@@ -293,7 +332,7 @@ void netif_abandon(struct bk_device *dev, unsigned int point)
 		return;
 	nd->handover = true;
 	disconnect(nd);
-	bk_tap_close(nd->tap);
+	nd->port->ops->close(nd->port, true);
 	nd_free(nd);
 	dev->priv = NULL;
 }

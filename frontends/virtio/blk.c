@@ -593,13 +593,10 @@ static void dev_fail_all(struct vblk_dev *d);
 static void sock_event(void *data, int fd, unsigned int events)
 {
 	struct vblk_dev *d = data;
-	char c;
-	ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+	const char *why = vhu_lost(fd);
 
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return;
-	/* Nothing is expected from the back-end between messages we send: EOF or a stray. */
-	dev_lost(d, n == 0 ? "back-end closed the connection" : "unexpected data or error");
+	if (why)
+		dev_lost(d, why);
 }
 
 static void retry_cb(void *data);

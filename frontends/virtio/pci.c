@@ -278,7 +278,8 @@ int vpci_check(const char *name, const char *root, const char *bdf, unsigned int
 			name, bdf, vendor, device);
 	/* Modern ids are 0x1040 + type; transitional ones 0x1000 + a legacy number. */
 	if (device >= 0x1040 ? device - 0x1040 != virtio_type
-			     : !(virtio_type == 2 && device == 0x1001))
+			     : !((virtio_type == 2 && device == 0x1001) ||
+				 (virtio_type == 1 && device == 0x1000)))
 		return bk_log_errno(BK_LOG_ERR, -ENODEV,
 				    "%s: PCI device %s is virtio device %#06lx, not virtio type %u "
 				    "(%#06x)",
@@ -627,6 +628,9 @@ int vpci_get_config(struct vpci *p, uint32_t off, void *buf, uint32_t size)
 
 int vpci_set_features(struct vpci *p, uint64_t features)
 {
+	/* After a vpci_reset() (a second negotiation) the driver says hello again. */
+	if (!(rd8(p->common, CC_STATUS) & ST_DRIVER))
+		status_set(p, ST_ACK | ST_DRIVER);
 	wr32(p->common, CC_GFSELECT, 0);
 	wr32(p->common, CC_GF, (uint32_t)features);
 	wr32(p->common, CC_GFSELECT, 1);

@@ -338,6 +338,17 @@ fail:
 	return r;
 }
 
+const char *vhu_lost(int sock)
+{
+	char c;
+	ssize_t n = recv(sock, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return NULL;
+	/* Nothing is expected from the back-end between messages we send: EOF or a stray. */
+	return n == 0 ? "the back-end closed the connection" : "unexpected data or error";
+}
+
 int vhu_get_config(struct vhu_conn *c, uint32_t offset, void *buf, uint32_t size)
 {
 	struct vhu_msg m = {

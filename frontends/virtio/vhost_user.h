@@ -41,6 +41,11 @@ struct vhu_conn {
 int vhu_connect(const char *name, const char *path, unsigned int timeout_ms, struct vhu_conn *ret);
 /* Close the socket (the back-end sees a disconnect and stops its rings). */
 void vhu_close(struct vhu_conn *c);
+/*
+ * The socket became readable between our messages: NULL when that was a spurious wake-up,
+ * else why the connection is lost (the back-end closed it, or sent what nobody asked for).
+ */
+const char *vhu_lost(int sock);
 
 /* GET_CONFIG: @size bytes of device config from @offset (needs protocol feature CONFIG). */
 int vhu_get_config(struct vhu_conn *c, uint32_t offset, void *buf, uint32_t size);

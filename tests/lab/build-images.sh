@@ -22,7 +22,7 @@ MODS=$ROOT/lib/modules/$KVER
 LIBPATH=$ROOT/usr/lib/x86_64-linux-gnu:$ROOT/lib/x86_64-linux-gnu
 
 DOM0_MODS="xenfs xen-privcmd xen-evtchn xen-gntdev xen-gntalloc xen-blkback xen-netback loop
-	tun bridge veth dummy virtio_pci virtio_blk crc32c_generic ext4 uio_pci_generic"
+	tun bridge veth dummy virtio_pci virtio_blk virtio_net crc32c_generic ext4 uio_pci_generic"
 DOMU_MODS="xen-blkfront xen-netfront"
 # Full versions where busybox falls short: the hotplug scripts need bash, losetup and flock;
 # vif-bridge/vif-nat/vif-common.sh need iproute2's ip (link set master, addr show primary,

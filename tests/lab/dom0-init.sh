@@ -37,7 +37,7 @@ export LAB_BACKEND=$BACKEND
 
 echo "LAB-BOOT dom0 up, backend=$BACKEND scenarios=$SCENARIOS"
 for m in xenfs xen-privcmd xen-evtchn xen-gntdev xen-gntalloc loop tun bridge veth dummy \
-	virtio_pci virtio_blk crc32c_generic ext4; do
+	virtio_pci virtio_blk virtio_net crc32c_generic ext4; do
 	modprobe "$m" || echo "LAB-WARN modprobe $m failed"
 done
 mount -t xenfs xenfs /proc/xen

@@ -75,6 +75,18 @@ for s in "${SCEN[@]}"; do
 		break
 	fi
 done
+# The "cloud network" for scenarios whose name starts with l0net: two virtio-net-pci NICs on
+# one QEMU hub (nothing leaves QEMU). dom0 sees 0000:00:0b.0 (for blanketd, MAC ...:b0) and
+# 0000:00:0c.0 (left with dom0's virtio_net driver).
+for s in "${SCEN[@]}"; do
+	if [ "${s#l0net}" != "$s" ]; then
+		L0ARGS+=(-netdev hubport,id=cloud0,hubid=7
+			-device virtio-net-pci,netdev=cloud0,disable-legacy=on,addr=0x0b,mac=52:54:00:0c:10:b0
+			-netdev hubport,id=cloud1,hubid=7
+			-device virtio-net-pci,netdev=cloud1,disable-legacy=on,addr=0x0c,mac=52:54:00:0c:10:c0)
+		break
+	fi
+done
 
 exec 7>"$LAB_CACHE/qemu.lock"
 if ! flock -n 7; then
@@ -90,6 +102,8 @@ fi
 
 cmdline="console=hvc0 earlyprintk=xen lab.backend=$BACKEND lab.scenarios=$name"
 [ -n "$BDARGS" ] && cmdline+=" lab.blanketd_args=$BDARGS"
+# -initrd separates multiboot modules with ',': a comma inside the command line is doubled.
+cmdline=${cmdline//,/,,}
 lab_say "booting Xen + dom0 under QEMU (TCG) for: ${SCEN[*]}"
 start=$(date +%s)
 timeout --foreground -k 10 "$TIMEOUT" qemu-system-x86_64 -accel tcg -cpu qemu64,+svm \

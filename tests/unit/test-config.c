@@ -119,9 +119,10 @@ static void test_every_key(void)
 		      "cpu-affinity = 0-3,6\n"
 		      "state-directory = /var/run/bk\n"
 		      "disk-rate-limit = iops=500,bps=20M,burst=200\n"
+		      "vif-port = l0:virtio-net,pci=0000:00:05.0; sw0:vhost-user,path=/run/s\n"
 		      "\t# indented comment\n",
 		      &log);
-	CHECK(r == 12);
+	CHECK(r == 13);
 	CHECK(c.disk_rate_limit.iops == 500 && c.disk_rate_limit.bps == 20U << 20);
 	CHECK(c.disk_rate_limit.burst_ms == 200 && c.disk_rate_limit.flags == 0);
 	CHECK(strcmp(c.state_directory, "/var/run/bk") == 0 && c.state_directory_set);
@@ -134,6 +135,18 @@ static void test_every_key(void)
 	CHECK(c.bounce_pool_size == 8U << 20);
 	CHECK(c.bounce_pool_budget == 512U << 20 && bk_config_bounce_budget(&c) == 512U << 20);
 	CHECK(c.watch_coalesce_ms == 0);
+	{
+		char spec[128];
+
+		/* Each vif finds its own entry, a name's prefix finds nothing. */
+		CHECK(bk_config_vif_port(&c, "l0", spec, sizeof(spec)) == 0 &&
+		      !strcmp(spec, "virtio-net,pci=0000:00:05.0"));
+		CHECK(bk_config_vif_port(&c, "sw0", spec, sizeof(spec)) == 0 &&
+		      !strcmp(spec, "vhost-user,path=/run/s"));
+		CHECK(bk_config_vif_port(&c, "sw", spec, sizeof(spec)) == 0 && !spec[0]);
+		CHECK(bk_config_vif_port(&c, "vif5.0", spec, sizeof(spec)) == 0 && !spec[0]);
+		CHECK(bk_config_vif_port(&c, "l0", spec, 8) == -ENOSPC);
+	}
 	CHECK(c.cpu_affinity_set);
 	CHECK(CPU_COUNT(&c.cpu_affinity) == 5);
 	CHECK(CPU_ISSET(0, &c.cpu_affinity) && CPU_ISSET(3, &c.cpu_affinity));
@@ -148,7 +161,7 @@ static void test_every_key(void)
 		bk_config_dump(&c, f);
 		fclose(f);
 		bk_config_defaults(&d);
-		CHECK(load_text(&d, text, &log) == 12);
+		CHECK(load_text(&d, text, &log) == 13);
 		CHECK(memcmp(&c, &d, sizeof(c)) == 0);
 	}
 }
@@ -203,6 +216,11 @@ static void test_bad_values(void)
 		{ "disk-rate-limit = burst=0", "burst=0: expected milliseconds, 1 to 60000" },
 		{ "disk-rate-limit = iops", "'iops': expected key=value" },
 		{ "disk-rate-limit = rate=5", "'rate=5': not a limit (iops, bps, burst)" },
+		{ "vif-port = l0", "bad value 'l0' for key 'vif-port': entry 'l0' is not "
+				   "VIFNAME:SPEC" },
+		{ "vif-port = :tap", "entry ':tap' is not VIFNAME:SPEC" },
+		{ "vif-port = a:tap;b:virtio-blk,pci=0000:00:05.0",
+		  "vif b: port 'virtio-blk,pci=0000:00:05.0' is not tap" },
 		{ "no-such-key = 1", "unknown key 'no-such-key'" },
 		{ "just words", "expected 'key = value'" },
 		{ "[daemon]", "sections are not used" },
