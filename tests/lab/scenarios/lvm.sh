@@ -44,7 +44,8 @@ lv=/dev/labvg/thinlv
 [ -b "$lv" ] || fail "$lv is not a block device after lvcreate"
 usage() { lvm lvs --noheadings -o data_percent labvg/pool | tr -d ' '; }
 say "thin LV $lv ($(readlink -f "$lv")) on $loopdev, pool data usage $(usage)%"
-echo "  discard_granularity=$(cat /sys/block/$(basename "$(readlink -f "$lv")")/queue/discard_granularity)"
+mm=$(stat -L -c '%t:%T' "$lv")
+echo "  LV queue: discard_granularity=$(cat "/sys/dev/block/$((16#${mm%:*})):$((16#${mm#*:}))/queue/discard_granularity" 2>/dev/null)"
 
 dev=$(vdev_id xvda)
 write_cfg lv 2 "wait:/dev/xvda:120;write:/dev/xvda:0:64:9;sleep:10;discard:/dev/xvda:0:48;zero:/dev/xvda:0:48;sleep:10;rw:/dev/xvda:64:32:12:2" \

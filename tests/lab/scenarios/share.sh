@@ -7,9 +7,9 @@
 #     read-write is refused: its backend's error node and blanketd's log name the image and sa;
 #     guest sc with share=on (the xl way of w!) gets it anyway and does verified I/O in a region
 #     sa does not touch;
-#  c) xl destroy sa with that I/O in flight, and at once xl create sb2 on the same image: sb2
-#     connects (blanketd waits for sa's device to drain if it still holds the image, and says
-#     so) and does verified I/O.
+#  c) xl destroy sa with that I/O in flight, and while it runs xl create sb2 on the same image:
+#     sb2 connects (blanketd waits for sa's device to drain if it still holds the image, and
+#     says so) and does verified I/O.
 . /lab/dom0-lib.sh
 
 [ "$LAB_BACKEND" = blanketd ] || skip "blanketd's sharing check (the kernel backend has none)"
@@ -100,12 +100,19 @@ say "sa has ${n:-?} request(s) in flight (each held 30 s); xl destroy sa, xl cre
 write_cfg sb2 1 "wait:/dev/xvda:180;rw:/dev/xvda:0:16:51:2" "$(disk_spec "$img" xvda w)"
 small_cfg sb2
 t0=$SECONDS
-xl destroy sa || fail "xl destroy sa failed"
+# xl destroy waits up to 10 s for the backend before it removes the nodes anyway: sb2 is
+# created meanwhile, as an operator restarting a guest in a hurry would.
+xl destroy sa >/tmp/share-destroy.log 2>&1 &
+dpid=$!
+sleep 1
 start_guest sb2
 domb2=$(xl domid sb2)
+wait "$dpid" || fail "xl destroy sa failed: $(cat /tmp/share-destroy.log)"
 wait_guest_done sb2 600
 say "sb2 (domain $domb2) did verified I/O on $img, $((SECONDS - t0)) s after sa's destroy"
 iotool verify "$img" 32 8 41 >/dev/null || fail "sc's region changed"
+grep -E "vbd $doma/$dev: .*(removal|drain|removed|closed|Closed)" "$BLANKETD_LOG" | tail -n 4 |
+	sed 's/^/  log: /'
 if grep -q "vbd $domb2/$dev: $img is still open for guest $doma" "$BLANKETD_LOG"; then
 	grep -E "vbd $domb2/$dev: $img (is still open|released)" "$BLANKETD_LOG" | sed 's/^/  log: /'
 	say "sb2's device waited for sa's to drain, then connected"
