@@ -74,6 +74,8 @@ while [ $SECONDS -lt $end ]; do
 	sleep 1
 done
 grep "$want" "$BLANKETD_LOG" | tail -n 1 | sed 's/^/  log: /'
+[ -n "$domb" ] && grep -q "vbd $domb/$dev: connected" "$BLANKETD_LOG" &&
+	fail "guest sb's disk connected: $img is shared read-write with sa (domain $doma)"
 grep -q "$want to guest ${domb:-[0-9]*} " "$BLANKETD_LOG" ||
 	fail "blanketd's log does not show sb refused, naming $img and guest sa (domain $doma)"
 if [ -n "$domb" ]; then
