@@ -146,9 +146,8 @@ static int wait_for(struct blkif_dev *bd, const struct blkif_claim *holder, char
 {
 	const struct bk_device *od = holder->bd->dev;
 	uint64_t now = blkif_now(), wait_ms = bk_config_current()->share_wait_ms, left_ms;
-	int r;
-
 	bool first = !bd->share_deadline;
+	int r;
 
 	if (first)
 		bd->share_deadline = now + wait_ms * 1000000U;
@@ -177,9 +176,8 @@ static int wait_for(struct blkif_dev *bd, const struct blkif_claim *holder, char
 	}
 	if (first)
 		dev_info(bd->dev,
-			 "%s is still open for guest %u (vbd %u/%u), which is going away: waiting "
-			 "up "
-			 "to %llu ms for its in-flight I/O to finish",
+			 "%s is still open for guest %u (vbd %u/%u), which is going away: "
+			 "waiting up to %llu ms for its in-flight I/O to finish",
 			 bd->params, od->domid, od->domid, od->devid, (unsigned long long)wait_ms);
 	if (!bd->share_waiting) {
 		list_add_tail(&bd->share_link, &waiters);
