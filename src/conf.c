@@ -268,6 +268,7 @@ static void dump_engine(const struct bk_config *cfg, FILE *out)
 UINT_KEY(queues, 1, BK_CFG_QUEUES_MAX)
 UINT_KEY(max_ring_page_order, 0, BK_CFG_RING_ORDER_MAX)
 UINT_KEY(watch_coalesce_ms, 0, BK_CFG_COALESCE_MAX)
+UINT_KEY(share_wait_ms, 0, BK_CFG_SHARE_WAIT_MAX)
 
 static int set_max_indirect_segments(struct bk_config *cfg, const char *v, char *why, size_t len)
 {
@@ -492,6 +493,7 @@ static const struct conf_key conf_keys[] = {
 	KEY("cpu-affinity", cpu_affinity),
 	KEY("disk-rate-limit", disk_rate_limit),
 	KEY("vif-port", vif_port),
+	KEY("share-wait-ms", share_wait_ms),
 };
 
 void bk_config_defaults(struct bk_config *cfg)
@@ -514,6 +516,7 @@ void bk_config_defaults(struct bk_config *cfg)
 	cfg->bounce_pool_size = 4U << 20;
 	cfg->watch_coalesce_ms = 20;
 	cfg->disk_rate_limit.burst_ms = BK_CTL_LIMIT_BURST_DEFAULT;
+	cfg->share_wait_ms = 30000;
 	snprintf(cfg->cpu_affinity_str, sizeof(cfg->cpu_affinity_str), "all");
 }
 

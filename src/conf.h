@@ -36,7 +36,8 @@
 #define BK_CFG_BUDGET_MIN (1ULL << 20)
 #define BK_CFG_BUDGET_MAX (1ULL << 40)
 #define BK_CFG_BUDGET_AUTO_MIN (64ULL << 20)
-#define BK_CFG_COALESCE_MAX 10000U /* ms */
+#define BK_CFG_COALESCE_MAX 10000U    /* ms */
+#define BK_CFG_SHARE_WAIT_MAX 600000U /* ms */
 
 /*
  * Canonical per-device xenstore keys, written by the hotplug script under
@@ -87,6 +88,12 @@ struct bk_config {
 	 * frontends/virtio/net.h). "" : every vif gets a TAP.
 	 */
 	char vif_port[1024];
+	/*
+	 * How long a disk whose image another guest's dying device still has open (draining its
+	 * in-flight I/O after the guest was destroyed) waits for it before being refused; 0:
+	 * refused at once.
+	 */
+	unsigned int share_wait_ms;
 };
 
 /*

@@ -172,6 +172,11 @@ struct blkif_dev {
 	bool cdrom;
 	bool share;		   /* mode "w!" or blanket-share=on: sharing read-write is forced */
 	struct blkif_claim *claim; /* this device's entry in the open-images registry (share.c) */
+	/* Waiting for a holder that is going away to release the image (share.c). */
+	bool share_waiting;	      /* on share.c's list of waiters */
+	struct list_head share_link;  /* in that list */
+	struct bk_timer *share_timer; /* the retry: at the release, or at the deadline */
+	uint64_t share_deadline;      /* blkif_now() after which it is refused; 0: not waiting */
 	char engine_name[16];
 	char *engine_opts;
 	unsigned int max_queues;     /* per-device cap (blanket-queues) */
@@ -245,18 +250,23 @@ int blkif_write_probe_features(struct blkif_dev *bd);
 /*
  * After hotplug-status=connected: read the per-device settings and the path, open the store and
  * publish what depends on it. On failure the reason (naming the key and value, or the path) is
- * in @why; the store stays closed.
+ * in @why; the store stays closed. -EAGAIN: waiting for the image (blkif_claim_image).
  */
 int blkif_open_backing(struct blkif_dev *bd, char *why, size_t len);
 
 /* share.c */
 /*
  * Register the open store as used by this guest, read-write or read-only (share.c says when
- * another guest's claim is in the way: -EBUSY, with the image and the holder in @why).
+ * another guest's claim is in the way: -EBUSY, with the image and the holder in @why), or
+ * -EAGAIN when the only holder is going away (its device draining after a teardown): the
+ * device then waits, and blkif_backend_changed(dev, NULL) runs again once the holder released
+ * the image or share-wait-ms passed (then -EBUSY).
  */
 int blkif_claim_image(struct blkif_dev *bd, char *why, size_t len);
 /* NULL-safe on an unclaimed device: the image is free for other guests again. */
 void blkif_release_image(struct blkif_dev *bd);
+/* Stop waiting for an image (the device goes away). */
+void blkif_share_unwait(struct blkif_dev *bd);
 /* Release the claim and close the store (reopened by the next connect, if any). */
 void blkif_close_backing(struct blkif_dev *bd);
 

@@ -29,6 +29,8 @@ static void bd_free(struct blkif_dev *bd)
 		return;
 	bk_hook_free(bd->hook);
 	bk_timer_free(bd->throttle);
+	blkif_share_unwait(bd);
+	bk_timer_free(bd->share_timer);
 	blkif_close_backing(bd);
 	free(bd->params);
 	free(bd->engine_opts);
@@ -69,7 +71,7 @@ int blkif_probe(struct bk_device *dev)
 	/* The script ran before we saw the device (a previous run's, or we started late). */
 	if (bk_device_hotplug_status(bd->dev) > 0) {
 		r = blkif_open_backing(bd, why, sizeof(why));
-		if (r < 0) {
+		if (r < 0 && r != -EAGAIN) { /* EAGAIN: waiting for the image (share.c) */
 			log_err_errno(r, "%s: %s", dev->name, why);
 			goto fail;
 		}
@@ -114,6 +116,8 @@ static bool backing_ready(struct blkif_dev *bd)
 	if (bk_device_hotplug_status(bd->dev) <= 0)
 		return false;
 	r = blkif_open_backing(bd, why, sizeof(why));
+	if (r == -EAGAIN)
+		return false; /* the image's previous holder is going away: share.c calls back */
 	if (r < 0) {
 		bk_device_fail(bd->dev, r, "%s", why); /* logs it; the core shuts the device down */
 		return false;
@@ -128,8 +132,8 @@ static void connect(struct blkif_dev *bd)
 	if (bd->connected || bd->draining)
 		return;
 	if (!backing_ready(bd)) {
-		if (dev->state != BK_XB_INITWAIT)
-			return; /* it just failed */
+		if (dev->state != BK_XB_INITWAIT || bd->share_waiting)
+			return; /* it just failed, or waits for its image (logged) */
 		if (!bd->waiting_hotplug)
 			dev_info(dev, "frontend ready, waiting for the hotplug script");
 		bd->waiting_hotplug = true;

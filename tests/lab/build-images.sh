@@ -22,7 +22,8 @@ MODS=$ROOT/lib/modules/$KVER
 LIBPATH=$ROOT/usr/lib/x86_64-linux-gnu:$ROOT/lib/x86_64-linux-gnu
 
 DOM0_MODS="xenfs xen-privcmd xen-evtchn xen-gntdev xen-gntalloc xen-blkback xen-netback loop
-	tun bridge veth dummy virtio_pci virtio_blk virtio_net crc32c_generic ext4 uio_pci_generic"
+	tun bridge veth dummy virtio_pci virtio_blk virtio_net crc32c_generic ext4 uio_pci_generic
+	dm-mod dm-thin-pool"
 DOMU_MODS="xen-blkfront xen-netfront"
 # Full versions where busybox falls short: the hotplug scripts need bash, losetup and flock;
 # vif-bridge/vif-nat/vif-common.sh need iproute2's ip (link set master, addr show primary,
@@ -30,6 +31,12 @@ DOMU_MODS="xen-blkfront xen-netfront"
 # rules when iptables does not work.
 FULL_TOOLS="/usr/bin/bash /usr/sbin/losetup /usr/bin/flock /usr/sbin/blkdiscard /usr/sbin/ip
 	/usr/sbin/bridge"
+# LVM (the lvm scenario: a thin LV as a guest's disk): lvm itself (run as "lvm pvcreate ...")
+# and thin_check, which activating a thin pool runs. Only when the host has them (fetch.sh
+# installs lvm2 and thin-provisioning-tools).
+for t in /usr/sbin/lvm /usr/sbin/thin_check /usr/sbin/dmsetup; do
+	[ -x "$t" ] && FULL_TOOLS+=" $t"
+done
 XEN_BINS="xl xenstored xen-init-dom0 xenconsoled xenconsole libxl-save-helper"
 
 mkdir -p "$OUT"

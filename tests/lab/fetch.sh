@@ -10,7 +10,8 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-HOST_PKGS=(qemu-system-x86 busybox-static cpio gcc libc6-dev util-linux bash e2fsprogs iproute2)
+HOST_PKGS=(qemu-system-x86 busybox-static cpio gcc libc6-dev util-linux bash e2fsprogs iproute2
+	lvm2 thin-provisioning-tools)
 PKGS=(xen-hypervisor-4.17-amd64 xen-utils-4.17 xen-utils-common xenstore-utils
 	libxencall1 libxenevtchn1 libxenforeignmemory1 libxengnttab1 libxenmisc4.17 libxenstore4
 	libxentoollog1 libxenhypfs1 libxendevicemodel1 libxentoolcore1 libyajl2 busybox-static)

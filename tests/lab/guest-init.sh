@@ -140,6 +140,8 @@ EOF
 		;;
 	# cpu:DEV:OFF_MIB:LEN_MIB:BS_KIB:r|w: busy CPU per MiB of sequential O_DIRECT I/O.
 	cpu) iotool cpu "$a1" "$a2" "$a3" "$a4" "$a5" ;;
+	# iops:DEV:LEN_MIB:SECS[:THREADS]: random 4 KiB requests for SECS s, their rate printed.
+	iops) iotool iops "$a1" "$a2" "$a3" "${a4:-4}" ;;
 	write | verify) iotool "$name" "$a1" "$a2" "$a3" "$a4" ;;
 	sum | discard | zero) iotool "$name" "$a1" "$a2" "$a3" ;;
 	trywrite) iotool trywrite "$a1" ;;

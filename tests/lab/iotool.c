@@ -15,6 +15,10 @@
  *   iotool trywrite DEV                          a 4 KiB O_DIRECT write at offset 0: the errno
  *   iotool discard DEV OFF_MIB LEN_MIB           BLKDISCARD
  *   iotool zero DEV OFF_MIB LEN_MIB              check the range reads as zeroes
+ *   iotool iops DEV LEN_MIB SECS THREADS
+ *       random 4 KiB O_DIRECT requests (reads and writes in turn) over the first LEN_MIB MiB
+ *       for SECS seconds from THREADS threads; prints the requests done and their rate
+ *       (a measurement: the lab's rate-limit scenario compares guests with it)
  *   iotool cpu DEV OFF_MIB LEN_MIB BS_KIB r|w
  *       sequential O_DIRECT reads or writes of BS_KIB blocks from one thread; prints the
  *       whole system's busy CPU time meanwhile (/proc/stat: user, nice, system, irq, softirq)
@@ -382,6 +386,79 @@ static int cmd_cpu(const char *dev, uint64_t off, uint64_t len, uint64_t bs, con
 	return 0;
 }
 
+struct iops_job {
+	int fd;
+	unsigned int idx;
+	uint64_t blocks;
+	double end;
+	uint64_t ops;
+	int err;
+};
+
+static void *iops_thread(void *arg)
+{
+	struct iops_job *j = arg;
+	uint64_t *buf = xalloc(BLK), rng = 0x1234567ULL + j->idx;
+
+	fill(buf, 0, BLK, 99);
+	while (now_s() < j->end) {
+		uint64_t off;
+		ssize_t r;
+
+		rng = mix(rng);
+		off = (rng % j->blocks) * BLK;
+		r = (j->ops & 1) ? pwrite(j->fd, buf, BLK, (off_t)off)
+				 : pread(j->fd, buf, BLK, (off_t)off);
+		if (r != (ssize_t)BLK) {
+			j->err = r < 0 ? errno : EIO;
+			break;
+		}
+		j->ops++;
+	}
+	free(buf);
+	return NULL;
+}
+
+static int cmd_iops(const char *dev, uint64_t len, unsigned int secs, int nthr)
+{
+	struct iops_job jobs[64];
+	pthread_t th[64];
+	uint64_t ops = 0;
+	double t0, t1;
+	int fd, err = 0;
+
+	if (nthr < 1 || nthr > 64 || len < BLK || secs < 1) {
+		printf("IOTOOL error: iops: bad arguments\n");
+		return 1;
+	}
+	fd = open(dev, O_RDWR | O_DIRECT);
+	if (fd < 0) {
+		printf("IOTOOL error: open %s: %s\n", dev, strerror(errno));
+		return 1;
+	}
+	t0 = now_s();
+	for (int i = 0; i < nthr; i++) {
+		jobs[i] = (struct iops_job){
+			.fd = fd, .idx = (unsigned int)i, .blocks = len / BLK, .end = t0 + secs
+		};
+		pthread_create(&th[i], NULL, iops_thread, &jobs[i]);
+	}
+	for (int i = 0; i < nthr; i++) {
+		pthread_join(th[i], NULL);
+		ops += jobs[i].ops;
+		err = err ? err : jobs[i].err;
+	}
+	t1 = now_s();
+	close(fd);
+	if (err) {
+		printf("IOTOOL iops FAILED: %s\n", strerror(err));
+		return 1;
+	}
+	printf("IOTOOL iops ok ops=%" PRIu64 " secs=%.1f iops=%.0f\n", ops, t1 - t0,
+	       (double)ops / (t1 - t0));
+	return 0;
+}
+
 static int cmd_trywrite(const char *dev)
 {
 	int fd = open(dev, O_RDWR | O_DIRECT);
@@ -429,6 +506,8 @@ int main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (!strcmp(cmd, "rw") && (argc == 7 || argc == 8))
 		return cmd_rw(dev, off, len, seed, atoi(argv[6]), argc == 8 ? atoi(argv[7]) : 0);
+	if (!strcmp(cmd, "iops") && argc == 6)
+		return cmd_iops(dev, off, (unsigned int)atoi(argv[4]), atoi(argv[5]));
 	if (!strcmp(cmd, "cpu") && argc == 7)
 		return cmd_cpu(dev, off, len, seed * 1024, argv[6]);
 	if (!strcmp(cmd, "write") && argc == 6)
@@ -449,6 +528,7 @@ int main(int argc, char **argv)
 		printf("IOTOOL sum ok bytes=%" PRIu64 " sum=%016" PRIx64 "\n", len, h);
 		return 0;
 	}
-	fprintf(stderr, "usage: iotool rw|write|verify|sum|zero|trywrite|discard|cpu DEV ...\n");
+	fprintf(stderr,
+		"usage: iotool rw|write|verify|sum|zero|trywrite|discard|iops|cpu DEV ...\n");
 	return 2;
 }

@@ -119,10 +119,12 @@ static void test_every_key(void)
 		      "cpu-affinity = 0-3,6\n"
 		      "state-directory = /var/run/bk\n"
 		      "disk-rate-limit = iops=500,bps=20M,burst=200\n"
+		      "share-wait-ms = 5000\n"
 		      "vif-port = l0:virtio-net,pci=0000:00:05.0; sw0:vhost-user,path=/run/s\n"
 		      "\t# indented comment\n",
 		      &log);
-	CHECK(r == 13);
+	CHECK(r == 14);
+	CHECK(c.share_wait_ms == 5000);
 	CHECK(c.disk_rate_limit.iops == 500 && c.disk_rate_limit.bps == 20U << 20);
 	CHECK(c.disk_rate_limit.burst_ms == 200 && c.disk_rate_limit.flags == 0);
 	CHECK(strcmp(c.state_directory, "/var/run/bk") == 0 && c.state_directory_set);
@@ -161,7 +163,7 @@ static void test_every_key(void)
 		bk_config_dump(&c, f);
 		fclose(f);
 		bk_config_defaults(&d);
-		CHECK(load_text(&d, text, &log) == 13);
+		CHECK(load_text(&d, text, &log) == 14);
 		CHECK(memcmp(&c, &d, sizeof(c)) == 0);
 	}
 }
@@ -201,6 +203,7 @@ static void test_bad_values(void)
 		{ "bounce-pool-budget = 0", "must be auto or between 1M and 1T" },
 		{ "bounce-pool-budget = lots", "expected auto or a size" },
 		{ "watch-coalesce-ms = 10001", "must be between 0 and 10000" },
+		{ "share-wait-ms = 600001", "must be between 0 and 600000" },
 		{ "cpu-affinity = 3-1",
 		  "bad value '3-1' for key 'cpu-affinity': range 3-1 is backwards" },
 		{ "cpu-affinity = 0,,2",
