@@ -6,9 +6,13 @@
  * virtio-blk device whose kernel disk or one of its partitions is mounted, stacked on
  * (holders) or used as swap (-EBUSY); an unused one passes. Taking a device when
  * uio_pci_generic is not loaded fails without touching the device (driver_override unwritten).
+ * A device a killed blanketd left bound to uio_pci_generic (driver_override still names it) is
+ * taken again as blanketd's own: when it is given up, it goes back to the kernel's virtio-pci
+ * driver; one an administrator bound to uio_pci_generic (no override) stays there.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +55,22 @@ static void link_driver(const char *bdf, const char *drv)
 	snprintf(target, sizeof(target), "../../../bus/pci/drivers/%s", drv);
 	unlink(path);
 	CHECK(symlink(target, path) == 0);
+}
+
+/* Does the file at @rel (under the root) hold @text? */
+static bool file_has(const char *rel, const char *text)
+{
+	char path[512], buf[256] = "";
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", root, rel);
+	f = fopen(path, "r");
+	if (!f)
+		return false;
+	if (!fgets(buf, sizeof(buf), f))
+		buf[0] = 0;
+	fclose(f);
+	return strstr(buf, text) != NULL;
 }
 
 #define BLK "0000:00:05.0"
@@ -108,6 +128,27 @@ int main(void)
 	CHECK(vpci_open("t", root, BLK, 2, true, &p) == -ENOENT && !p);
 	snprintf(cmd, sizeof(cmd), "%s/" DEV "/driver_override", root);
 	CHECK(access(cmd, F_OK) < 0);
+
+	/*
+	 * A killed blanketd left the device with uio_pci_generic and its driver_override. No
+	 * config file here, so the open fails after the bind step and gives the device up.
+	 */
+	put("sys/bus/pci/drivers/uio_pci_generic/unbind", "");
+	put("sys/bus/pci/drivers/virtio-pci/bind", "");
+	put(DEV "/driver_override", "uio_pci_generic\n");
+	link_driver(BLK, "uio_pci_generic");
+	CHECK(vpci_open("t", root, BLK, 2, false, &p) < 0 && !p);
+	CHECK(file_has("sys/bus/pci/drivers/uio_pci_generic/unbind", BLK));
+	CHECK(file_has("sys/bus/pci/drivers/virtio-pci/bind", BLK));
+
+	/* An administrator's uio binding (no driver_override) is left alone. */
+	put("sys/bus/pci/drivers/uio_pci_generic/unbind", "");
+	put("sys/bus/pci/drivers/virtio-pci/bind", "");
+	put(DEV "/driver_override", "(null)\n");
+	link_driver(BLK, "uio_pci_generic");
+	CHECK(vpci_open("t", root, BLK, 2, false, &p) < 0 && !p);
+	CHECK(!file_has("sys/bus/pci/drivers/uio_pci_generic/unbind", BLK));
+	CHECK(!file_has("sys/bus/pci/drivers/virtio-pci/bind", BLK));
 
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
 	CHECK(system(cmd) == 0);
