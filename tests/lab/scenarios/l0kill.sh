@@ -1,0 +1,159 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# Scenario l0kill (issue 10, proof 5): blanketd killed and restarted during a guest's disk I/O
+# on the L0 virtio-blk device (0000:00:0a.0, an 88 MiB range at 168 MiB, clear of l0blk's and
+# l0two's ranges). A 2-vCPU guest runs verified rounds (round k: pattern of seed 600+k in
+# random-sized chunks from 4 threads over its own 4 MiB, fsync, read back and verified); dom0
+# stops blanketd 4 times (SIGKILL, SIGKILL, SIGTERM, SIGKILL) and starts a new one, which
+# adopts the disk still Connected, takes the device again (a killed daemon leaves it bound to
+# uio_pci_generic and maybe mid-I/O: it is reset before DMA is enabled) and re-issues what the
+# journal holds. Passes when every round verified with no I/O error, no block error in the
+# guest's kernel log, each new daemon adopted the disk, the device went back to dom0's kernel
+# once the guest was gone, and dom0's kernel reads every round's pattern and the guest's
+# checksum in the range (run.sh checks the image file on the host too: LAB-L0SUM).
+. /lab/dom0-lib.sh
+
+[ "$LAB_BACKEND" = blanketd ] || skip "restarts concern blanketd only"
+BDF=0000:00:0a.0
+dir=/sys/bus/pci/devices/$BDF
+[ -e "$dir" ] || skip "no L0 virtio-blk device at $BDF (run.sh adds it for l0* scenarios)"
+modprobe uio_pci_generic || fail "cannot load uio_pci_generic"
+[ -x /usr/sbin/blanketctl ] || skip "no blanketctl in this build (needed to see I/O flow)"
+
+RESTARTS=(KILL KILL TERM KILL)
+OFF=168 # MiB: the range on the L0 disk
+MIB=4
+ROUNDS=22
+THREADS=4
+TOTAL=$((ROUNDS * MIB))
+glog=$CONSOLE_DIR/guest-lk.log
+seed() { echo $((600 + $1)); }
+
+steps="wait:/dev/xvda:120"
+for ((k = 1; k <= ROUNDS; k++)); do
+	steps+=";rw:/dev/xvda:$(((k - 1) * MIB)):$MIB:$(seed "$k"):$THREADS"
+done
+steps+=";sum:/dev/xvda:0:$TOTAL"
+[ ${#steps} -lt 960 ] || fail "the guest's steps (${#steps} bytes) do not fit its 1 KiB command line"
+write_cfg lk 2 "$steps" \
+	"'vdev=xvda,format=raw,access=rw,backendtype=phy,script=blanket,target=engine=virtio-blk,pci=$BDF,offset=${OFF}M,size=${TOTAL}M'"
+sed -i 's/quiet loglevel=4/loglevel=7/' /tmp/lk.cfg
+grep -q 'loglevel=7' /tmp/lk.cfg || fail "cannot raise the guest's console log level"
+
+start_guest lk
+domid=$(xl domid lk)
+dev=$(vdev_id xvda)
+wait_console lk 'GUEST-STEP wait:' 180
+
+wait_round() {
+	local end=$((SECONDS + $2))
+	while ! grep -qE "GUEST-STEP rw:[^ ]*:$(seed "$1"):$THREADS ok" "$glog" 2>/dev/null; do
+		if grep -qE 'GUEST-STEP .* fail|GUEST-DONE|IOTOOL error' "$glog" 2>/dev/null; then
+			guest_log lk
+			fail "the guest's verified I/O failed in round $1 (see its console above)"
+		fi
+		[ $SECONDS -ge $end ] && { guest_log lk; fail "round $1 not done within $2 s"; }
+		sleep 0.5
+	done
+}
+
+wait_served() {
+	local end=$((SECONDS + $2)) got
+	while got=$(blanketd_served) && [ "$got" -lt "$1" ]; do
+		if grep -qE 'GUEST-STEP .* fail|GUEST-DONE|IOTOOL error' "$glog" 2>/dev/null; then
+			guest_log lk
+			fail "the guest's verified I/O failed after restart $3 (see its console above)"
+		fi
+		if [ $SECONDS -ge $end ]; then
+			guest_log lk
+			tail -n 20 "$BLANKETD_LOG" | sed 's/^/  | /'
+			fail "guest I/O stalled after restart $3: the new blanketd served $got request(s) in $2 s"
+		fi
+		sleep 0.5
+	done
+}
+
+reissued=0
+restart() {
+	local n=$1 sig=$2 pid lines0 end seg bad r
+	pid=$(blanketd_pid)
+	lines0=$(wc -l <"$BLANKETD_LOG")
+	check_connected "$domid" "$dev" "before restart $n"
+	say "restart $n: SIG$sig to blanketd $pid in round $(($(grep -c 'IOTOOL rw ok' "$glog") + 1)) of $ROUNDS"
+	kill -"$sig" "$pid" || fail "restart $n: cannot signal blanketd $pid"
+	end=$((SECONDS + 30))
+	while kill -0 "$pid" 2>/dev/null; do
+		[ $SECONDS -ge $end ] && fail "restart $n: blanketd $pid still running 30 s after SIG$sig"
+		sleep 0.1
+	done
+	say "  $BDF now with '$(basename "$(readlink "$dir/driver")" 2>/dev/null)'," \
+		"PCI command register $(od -An -tx2 -j4 -N2 "$dir/config" 2>/dev/null | tr -d ' ')"
+	check_connected "$domid" "$dev" "restart $n, no daemon running"
+	sleep 1 # the guest keeps queueing requests while no backend runs
+	spawn_blanketd || fail "restart $n: cannot start blanketd"
+	end=$((SECONDS + 90))
+	while ! tail -n +$((lines0 + 1)) "$BLANKETD_LOG" | grep -q "vbd $domid/$dev: connected:"; do
+		blanketd_alive || { tail -n 30 "$BLANKETD_LOG"; fail "restart $n: the new blanketd died"; }
+		[ $SECONDS -ge $end ] && { tail -n 30 "$BLANKETD_LOG"; fail "restart $n: the new blanketd did not connect the disk within 90 s"; }
+		sleep 0.2
+	done
+	seg=$(tail -n +$((lines0 + 1)) "$BLANKETD_LOG")
+	echo "$seg" | grep -E "daemon stopping|handed over|taking over|re-issuing|connected:|$BDF" |
+		sed 's/^/  | /'
+	echo "$seg" | grep -q "vbd $domid/$dev: taking over a device a previous run left Connected" ||
+		fail "restart $n: the new blanketd did not adopt the Connected disk"
+	bad=$(echo "$seg" | grep -iE 'fail|error|corrupt|does not match|no free slot|runtime error')
+	[ -z "$bad" ] || { echo "$bad" | sed 's/^/  | /'; fail "restart $n: blanketd reported errors"; }
+	r=$(echo "$seg" | sed -n 's/.*re-issuing \([0-9]*\) request.*/\1/p' | awk '{ s += $1 } END { print s + 0 }')
+	reissued=$((reissued + r))
+	check_connected "$domid" "$dev" "after restart $n"
+}
+
+wait_round 1 300
+for ((n = 1; n <= ${#RESTARTS[@]}; n++)); do
+	[ "$n" = 1 ] || wait_served 64 120 "$((n - 1))"
+	sleep "$((RANDOM % 2)).$((RANDOM % 10))"
+	grep -q GUEST-DONE "$glog" &&
+		fail "the guest finished its $ROUNDS rounds before restart $n: too few rounds for this machine"
+	restart "$n" "${RESTARTS[$((n - 1))]}"
+done
+wait_served 64 120 "${#RESTARTS[@]}"
+say "${#RESTARTS[@]} restarts done, $reissued request(s) re-issued from the in-flight journal in all"
+
+wait_round "$ROUNDS" 600
+wait_guest_done lk 300
+blanketd_alive || fail "blanketd died"
+
+n=$(grep -c 'IOTOOL rw ok' "$glog")
+[ "$n" = "$ROUNDS" ] || fail "the guest verified $n rounds, not $ROUNDS"
+! grep -q 'IOTOOL error' "$glog" || { grep 'IOTOOL error' "$glog" | head; fail "the guest saw I/O errors"; }
+kerr=$(guest_block_errors lk)
+if [ -n "$kerr" ]; then
+	echo "$kerr" | head -n 20 | sed 's/^/  | /'
+	fail "the guest's kernel log shows block errors"
+fi
+
+# The last daemon gives the device back to dom0's kernel once the guest is gone (it had
+# inherited it bound to uio_pci_generic from a killed one).
+end=$((SECONDS + 60))
+kdev=
+while [ $SECONDS -lt $end ]; do
+	drv=$(basename "$(readlink "$dir/driver")" 2>/dev/null)
+	kdev=$(ls "$dir"/virtio*/block 2>/dev/null | head -n 1)
+	[ "$drv" = virtio-pci ] && [ -n "$kdev" ] && [ -b "/dev/$kdev" ] && break
+	sleep 0.5
+done
+[ -n "$kdev" ] && [ -b "/dev/$kdev" ] ||
+	fail "$BDF did not go back to dom0's virtio driver after the guest (driver '${drv:-none}')"
+say "$BDF is back with dom0's $drv as /dev/$kdev"
+for ((k = 1; k <= ROUNDS; k++)); do
+	off=$((OFF + (k - 1) * MIB))
+	iotool verify "/dev/$kdev" "$off" "$MIB" "$(seed "$k")" >/dev/null ||
+		fail "round $k: the L0 disk at $off MiB does not hold the guest's pattern"
+done
+gsum=$(guest_value lk 'IOTOOL sum ok' sum)
+dsum=$(iotool sum "/dev/$kdev" "$OFF" "$TOTAL" | sed -n 's/.*sum=//p')
+[ -n "$gsum" ] && [ "$gsum" = "$dsum" ] || fail "final checksum: guest '$gsum', L0 disk in dom0 '$dsum'"
+echo "LAB-L0SUM $OFF $TOTAL $gsum"
+say "PASS: $ROUNDS rounds verified through ${#RESTARTS[@]} restarts (${RESTARTS[*]}), $reissued re-issued; checksum $gsum (guest) = $dsum (L0 disk read by dom0's kernel)"
+exit 0
