@@ -36,7 +36,7 @@
 #define BK_CFG_BUDGET_MIN (1ULL << 20)
 #define BK_CFG_BUDGET_MAX (1ULL << 40)
 #define BK_CFG_BUDGET_AUTO_MIN (64ULL << 20)
-#define BK_CFG_COALESCE_MAX 10000U     /* ms */
+#define BK_CFG_COALESCE_MAX 10000U /* ms */
 
 /*
  * Canonical per-device xenstore keys, written by the hotplug script under
@@ -81,7 +81,15 @@ struct bk_config {
 	bool state_directory_set;
 	/* Every disk's rate limits unless its settings say otherwise; flags unused. */
 	struct bk_ctl_limit disk_rate_limit;
+	/*
+	 * l0-pci-allow: the PCI devices blanketd may take for its own virtio drivers: "any",
+	 * "none", or BDFs (DDDD:BB:DD.F) separated by commas, as normalised (no blanks).
+	 */
+	char l0_pci_allow[256];
 };
+
+/* May blanketd take PCI device @bdf (l0-pci-allow)? */
+bool bk_config_pci_allowed(const struct bk_config *cfg, const char *bdf);
 
 /*
  * The bounce-pool budget in bytes: bounce-pool-budget, or for "auto" a quarter of the physical

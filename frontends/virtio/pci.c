@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "conf.h"
 #include "pci.h"
 #include "util/log.h"
 #include "util/macros.h"
@@ -260,6 +261,12 @@ int vpci_check(const char *name, const char *root, const char *bdf, unsigned int
 				    "%s: '%s' is not a PCI address (expected DDDD:BB:DD.F, "
 				    "e.g. 0000:00:05.0)",
 				    name, bdf);
+	if (!bk_config_pci_allowed(bk_config_current(), bdf))
+		return bk_log_errno(
+			BK_LOG_ERR, -EPERM,
+			"%s: PCI device %s is not in l0-pci-allow (%s): blanketd may not "
+			"take it (see blanketd.conf(5))",
+			name, bdf, bk_config_current()->l0_pci_allow);
 	snprintf(dir, sizeof(dir), "%s/sys/bus/pci/devices/%s", root, bdf);
 	snprintf(path, sizeof(path), "%s/vendor", dir);
 	if (read_line(path, val, sizeof(val)) < 0)

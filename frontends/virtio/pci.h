@@ -48,7 +48,8 @@ struct vpci {
  * Check that @bdf (DDDD:BB:DD.F) exists under @root, is a modern virtio device of type
  * @virtio_type (2: block) and is not held by a kernel driver with a mounted filesystem (or a
  * holder such as device-mapper). Errors name the value: -EINVAL a malformed address,
- * -ENODEV no such device, or not the right kind, -EBUSY in use. Nothing is changed.
+ * -EPERM not named by the configuration's l0-pci-allow, -ENODEV no such device, or not the
+ * right kind, -EBUSY in use. Nothing is changed.
  */
 int vpci_check(const char *name, const char *root, const char *bdf, unsigned int virtio_type);
 

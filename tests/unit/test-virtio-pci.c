@@ -8,7 +8,9 @@
  * uio_pci_generic is not loaded fails without touching the device (driver_override unwritten).
  * A device a killed blanketd left bound to uio_pci_generic (driver_override still names it) is
  * taken again as blanketd's own: when it is given up, it goes back to the kernel's virtio-pci
- * driver; one an administrator bound to uio_pci_generic (no override) stays there.
+ * driver; one an administrator bound to uio_pci_generic (no override) stays there. A device
+ * the configuration's l0-pci-allow does not name is refused (-EPERM, naming the device and the
+ * option) before anything is written.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +22,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "conf.h"
 #include "util/log.h"
 #include "virtio/pci.h"
 
@@ -100,6 +103,38 @@ int main(void)
 	CHECK(vpci_check("t", root, "0000:00:07.0", 2) == -ENODEV); /* virtio-net */
 	CHECK(vpci_check("t", root, "0000:00:07.0", 1) == 0);	    /* asked for net */
 	CHECK(vpci_check("t", root, BLK, 2) == 0);		    /* no driver */
+
+	/* Only what l0-pci-allow names. */
+	{
+		struct bk_config c;
+		char why[160], log[1024] = "", path[512];
+		int fd, saved = dup(2);
+		ssize_t n;
+
+		bk_config_defaults(&c);
+		CHECK(bk_config_set_key(&c, "l0-pci-allow", "0000:00:0a.0", why, sizeof(why)) == 0);
+		bk_config_install(&c);
+		snprintf(path, sizeof(path), "%s/log", root);
+		fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		CHECK(fd >= 0);
+		dup2(fd, 2);
+		CHECK(vpci_check("t", root, BLK, 2) == -EPERM);
+		CHECK(vpci_open("t", root, BLK, 2, true, &p) == -EPERM && !p);
+		dup2(saved, 2);
+		close(saved);
+		n = pread(fd, log, sizeof(log) - 1, 0);
+		log[n > 0 ? n : 0] = 0;
+		close(fd);
+		CHECK(strstr(log, "PCI device " BLK " is not in l0-pci-allow (0000:00:0a.0)"));
+		snprintf(path, sizeof(path), "%s/" DEV "/driver_override", root);
+		CHECK(access(path, F_OK) < 0);
+		CHECK(bk_config_set_key(&c, "l0-pci-allow", "0000:00:0a.0,0000:00:05.0", why,
+					sizeof(why)) == 0);
+		bk_config_install(&c);
+		CHECK(vpci_check("t", root, BLK, 2) == 0);
+		bk_config_defaults(&c);
+		bk_config_install(&c);
+	}
 
 	/* The kernel's virtio-blk made vda with a partition vda1. */
 	put("sys/bus/pci/drivers/virtio-pci", NULL);
