@@ -599,7 +599,7 @@ int vpci_open(const char *name, const char *root, const char *bdf, unsigned int 
 	r = find_windows(p);
 	if (r < 0)
 		goto fail;
-	if (vpci_status(p) != 0)
+	if (vpci_status(p) & ~ST_ACK) /* a kernel driver leaves ACKNOWLEDGE set */
 		log_info("%s: %s was left running (status %#x): resetting it before enabling DMA",
 			 name, bdf, vpci_status(p));
 	r = vpci_reset(p);
