@@ -6,7 +6,9 @@
  * with range= and owner=, physical-device-path virtio-blk:...) make a disk of the range's
  * size; the guest's writes land at the range's offset in the exported file and nowhere else;
  * I/O past the range's end is refused by blkif; a second guest disk whose range overlaps the
- * first one's never connects (the engine refuses it). Exits 77 without qemu-storage-daemon.
+ * first one's never connects (the engine refuses it). The device offers discard, so the disk
+ * advertises feature-discard, and a guest's discard zeroes the file at the range's offset and
+ * nothing past the range's end. Exits 77 without qemu-storage-daemon.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -27,6 +29,8 @@
 #define FILE_BYTES (8u << 20)
 #define RANGE_OFF (1u << 20)
 #define RANGE_SIZE (2u << 20)
+#define DISCARD_AT (64u << 10) /* in the range */
+#define DISCARD_LEN (256u << 10)
 
 static struct bk_bf_env env;
 static struct bk_qsd qsd = { .pid = -1 };
@@ -123,6 +127,31 @@ int main(void)
 		CHECK(bk_bf_rw(f, 0, BLKIF_OP_FLUSH_DISKCACHE, 0, 0, NULL, false) ==
 		      BLKIF_RSP_OKAY);
 
+		/*
+		 * The device offers discard (qemu-storage-daemon, discard=unmap): so does the
+		 * disk, once connected. A discard lands at the range's offset (the file's
+		 * bytes there read back as zeros, a hole), and not past the range's end.
+		 */
+		{
+			struct bk_bf_io io = { .op = BLKIF_OP_DISCARD,
+					       .sector = DISCARD_AT / 512,
+					       .nr_sectors = DISCARD_LEN / 512 };
+			uint64_t feat = 0;
+
+			CHECK(bk_bf_feature(f, "feature-discard", &feat) == 0 && feat == 1);
+			CHECK(bk_bf_io_sync(f, 0, &io) == BLKIF_RSP_OKAY);
+			memset(&io, 0, sizeof(io));
+			io.op = BLKIF_OP_DISCARD;
+			io.sector = RANGE_SIZE / 512 - 8;
+			io.nr_sectors = 16;
+			CHECK(bk_bf_io_sync(f, 0, &io) != BLKIF_RSP_OKAY);
+			memset(buf, 0xee, sizeof(buf));
+			CHECK(bk_bf_rw(f, 0, BLKIF_OP_READ, DISCARD_AT / 512, 8, buf, false) ==
+			      BLKIF_RSP_OKAY);
+			memset(cmp, 0, sizeof(cmp));
+			CHECK(memcmp(buf, cmp, sizeof(buf)) == 0);
+		}
+
 		/* Another guest on an overlapping range: refused while the first holds it. */
 		CHECK(add(DOMID2, opts2) == 0);
 		CHECK(bk_bf_open(&env, DOMID2, DEVID, &p, &g) == 0);
@@ -141,7 +170,10 @@ int main(void)
 
 	CHECK(file_is(path, 0, RANGE_OFF, 0x11));
 	CHECK(file_is(path, RANGE_OFF, 4096, 0x5a));
-	CHECK(file_is(path, RANGE_OFF + 4096, RANGE_SIZE - 8192, 0x11));
+	CHECK(file_is(path, RANGE_OFF + 4096, DISCARD_AT - 4096, 0x11));
+	CHECK(file_is(path, RANGE_OFF + DISCARD_AT, DISCARD_LEN, 0));
+	CHECK(file_is(path, RANGE_OFF + DISCARD_AT + DISCARD_LEN,
+		      RANGE_SIZE - DISCARD_AT - DISCARD_LEN - 4096, 0x11));
 	CHECK(file_is(path, RANGE_OFF + RANGE_SIZE - 4096, 4096, 0x77));
 	CHECK(file_is(path, RANGE_OFF + RANGE_SIZE, FILE_BYTES - RANGE_OFF - RANGE_SIZE, 0x11));
 	unlink(sock);
