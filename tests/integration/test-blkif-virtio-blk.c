@@ -8,7 +8,10 @@
  * I/O past the range's end is refused by blkif; a second guest disk whose range overlaps the
  * first one's never connects (the engine refuses it). The device offers discard, so the disk
  * advertises feature-discard, and a guest's discard zeroes the file at the range's offset and
- * nothing past the range's end. Exits 77 without qemu-storage-daemon.
+ * nothing past the range's end. blanketctl (argv[1]) shows the L0 device: `list` and `list
+ * --json` its transport, DMA mode and why, the guest disk on its range and the queue it has;
+ * `stats --json` the requests each queue completed, counted exactly. Exits 77 without
+ * qemu-storage-daemon.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,7 +22,9 @@
 
 #include "blkfront.h"
 #include "check.h"
+#include "ctlrun.h"
 #include "qsd.h"
+#include "service.h"
 #include "toolstack.h"
 #include "xen/sim.h"
 
@@ -35,6 +40,90 @@
 static struct bk_bf_env env;
 static struct bk_qsd qsd = { .pid = -1 };
 static uint8_t buf[8 * 512], cmp[8 * 512];
+static char out[1 << 16];
+
+/*
+ * blanketctl's view of the L0 device while the guest disk on it is connected: the device
+ * (a vhost-user socket: identity DMA), its one user and its range, and exactly the device
+ * requests the guest's I/O made on queue 0 so far.
+ */
+static void check_ctl(const char *blanketctl, const char *dir, const char *sock)
+{
+	struct bk_service_params sp = { .platform = "sim" };
+	struct bk_service *svc = NULL;
+	char csock[128], want[256];
+	const char *t;
+
+	snprintf(csock, sizeof(csock), "%s/control", dir);
+	sp.loop = env.loop;
+	sp.core = env.core;
+	sp.control_socket = csock;
+	CHECK(bk_service_start(&sp, &svc) == 0);
+	if (!svc)
+		return;
+	{
+		const char *args[] = { "list", "--json", NULL };
+
+		CHECK(bk_ctlrun(env.loop, blanketctl, csock, args, 0, out, sizeof(out)) == 0);
+		t = strstr(out, "\"l0_devices\":[{");
+		CHECK(t != NULL);
+		snprintf(want, sizeof(want),
+			 "{\"kind\":\"virtio-blk\",\"name\":\"%s\",\"transport\":\"vhost-user\","
+			 "\"dma_mode\":\"identity\",\"dma_why\":\"",
+			 sock);
+		CHECK(t && strstr(t, want));
+		snprintf(want, sizeof(want),
+			 "\"users\":[{\"owner\":\"%u/%u\",\"offset\":%u,\"size\":%u}]", DOMID,
+			 DEVID, RANGE_OFF, RANGE_SIZE);
+		CHECK(t && strstr(t, want));
+		CHECK(t && strstr(t, "\"discard\":true,\"write_zeroes\":true"));
+		snprintf(want, sizeof(want), "{\"index\":0,\"size\":");
+		CHECK(t && strstr(t, want));
+		snprintf(want, sizeof(want), "\"owner\":\"vbd %u/%u", DOMID, DEVID);
+		CHECK(t && strstr(strstr(t, "\"queues\"") ? strstr(t, "\"queues\"") : t, want));
+		if (bk_test_failures)
+			fprintf(stderr, "blanketctl list --json said:\n%s\n", out);
+	}
+	{
+		const char *args[] = { "list", NULL };
+
+		CHECK(bk_ctlrun(env.loop, blanketctl, csock, args, 0, out, sizeof(out)) == 0);
+		snprintf(want, sizeof(want), "L0 virtio-blk %s (vhost-user, DMA identity, eventfd)",
+			 sock);
+		CHECK(strstr(out, want));
+		snprintf(want, sizeof(want), "used by %u/%u: 2.0 MiB at 1.0 MiB", DOMID, DEVID);
+		CHECK(strstr(out, want));
+		if (bk_test_failures)
+			fprintf(stderr, "blanketctl list said:\n%s\n", out);
+	}
+	{
+		const char *args[] = { "stats", "--json", NULL };
+
+		CHECK(bk_ctlrun(env.loop, blanketctl, csock, args, 0, out, sizeof(out)) == 0);
+		t = strstr(out, "{\"index\":0,");
+		CHECK(t != NULL);
+		/* 4 KiB written twice, read twice, one flush, one discard (see main). */
+		CHECK(bk_ctlrun_json_u64(t, "reads") == 2);
+		CHECK(bk_ctlrun_json_u64(t, "writes") == 2);
+		CHECK(bk_ctlrun_json_u64(t, "flushes") == 1);
+		CHECK(bk_ctlrun_json_u64(t, "discards") == 1);
+		CHECK(bk_ctlrun_json_u64(t, "errors") == 0);
+		CHECK(bk_ctlrun_json_u64(t, "bytes_read") == 8192);
+		CHECK(bk_ctlrun_json_u64(t, "bytes_written") == 8192);
+		CHECK(bk_ctlrun_json_u64(t, "inflight") == 0);
+		if (bk_test_failures)
+			fprintf(stderr, "blanketctl stats --json said:\n%s\n", out);
+	}
+	{
+		const char *args[] = { "stats", NULL };
+
+		CHECK(bk_ctlrun(env.loop, blanketctl, csock, args, 0, out, sizeof(out)) == 0);
+		snprintf(want, sizeof(want), "L0 virtio-blk %s (vhost-user, DMA identity, eventfd)",
+			 sock);
+		CHECK(strstr(out, want) && strstr(out, "DISCARD"));
+	}
+	bk_service_free(svc);
+}
 
 static int add(uint32_t domid, const char *opts)
 {
@@ -77,7 +166,7 @@ static bool file_is(const char *path, uint64_t off, size_t len, uint8_t val)
 	return ok;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	char path[64], dir[64], sock[128], opts[256], opts2[256], v[64];
 	struct bk_bf_params p = { .nr_queues = 1, .pfn_base = 0, .pfn_count = 1024 };
@@ -151,6 +240,8 @@ int main(void)
 			memset(cmp, 0, sizeof(cmp));
 			CHECK(memcmp(buf, cmp, sizeof(buf)) == 0);
 		}
+		if (argc > 1)
+			check_ctl(argv[1], dir, sock);
 
 		/* Another guest on an overlapping range: refused while the first holds it. */
 		CHECK(add(DOMID2, opts2) == 0);
