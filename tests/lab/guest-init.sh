@@ -140,6 +140,7 @@ EOF
 		;;
 	# cpu:DEV:OFF_MIB:LEN_MIB:BS_KIB:r|w: busy CPU per MiB of sequential O_DIRECT I/O.
 	cpu) iotool cpu "$a1" "$a2" "$a3" "$a4" "$a5" ;;
+	bench) iotool bench "$a1" 0 "$a2" "$a3" "$a4" "$a5" "$a6" ;; # DEV:MIB:BS_KIB:QD:S:rand|seq
 	write | verify) iotool "$name" "$a1" "$a2" "$a3" "$a4" ;;
 	sum | discard | zero) iotool "$name" "$a1" "$a2" "$a3" ;;
 	trywrite) iotool trywrite "$a1" ;;
