@@ -1,8 +1,9 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
 # Scenario l0kill (issue 10, proof 5): blanketd killed and restarted during a guest's disk I/O
-# on the L0 virtio-blk device (0000:00:0a.0, an 88 MiB range at 168 MiB, clear of l0blk's and
-# l0two's ranges). A 2-vCPU guest runs verified rounds (round k: pattern of seed 600+k in
+# on the L0 virtio-blk device (0000:00:0a.0, an 87 MiB range at 168 MiB, clear of l0blk's and
+# l0two's ranges; run it after them in a boot: they check that the disk past their ranges
+# still reads as zeros). A 2-vCPU guest runs verified rounds (round k: pattern of seed 600+k in
 # random-sized chunks from 4 threads over its own 3 MiB, fsync, read back and verified); dom0
 # stops blanketd 5 times (SIGKILL, SIGKILL, SIGTERM, SIGKILL, SIGKILL) and starts a new one, which
 # adopts the disk still Connected, takes the device again (a killed daemon leaves it bound to
@@ -10,7 +11,8 @@
 # journal holds. Passes when every round verified with no I/O error, no block error in the
 # guest's kernel log, each new daemon adopted the disk, the device went back to dom0's kernel
 # once the guest was gone, and dom0's kernel reads each round's checksum where the guest wrote
-# it and the guest's checksum of the whole range (run.sh checks the image file on the host too: LAB-L0SUM).
+# it and the guest's checksum of the whole range (run.sh checks the image file on the host
+# too: LAB-L0SUM).
 . /lab/dom0-lib.sh
 
 [ "$LAB_BACKEND" = blanketd ] || skip "restarts concern blanketd only"
