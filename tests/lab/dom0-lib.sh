@@ -399,3 +399,114 @@ wait_blanketd_back() {
 		sleep 0.5
 	done
 }
+
+# --- A disk's daemon restarted under the guest's verified rounds (restart, l0kill) ---
+# The scenario sets RS_GUEST (guest name), RS_DOMID, RS_DEV (vbd devid), RS_THREADS (the rw
+# steps' thread count) and defines seed K (round K's seed); optionally RS_ARGS (array: extra
+# arguments of the new daemons), RS_SHOW (a regex of more log lines to show per restart) and a
+# function rs_stopped (run once the old daemon is gone). rs_restart adds to RS_REISSUED.
+RS_REISSUED=0
+RS_ARGS=()
+RS_SHOW=
+
+rs_glog() { echo "$CONSOLE_DIR/guest-$RS_GUEST.log"; }
+
+# rs_wait_round K TIMEOUT_S: round K verified (fail at once when the guest reports a failure).
+rs_wait_round() {
+	local end=$((SECONDS + $2)) glog
+	glog=$(rs_glog)
+	while ! grep -qE "GUEST-STEP rw:[^ ]*:$(seed "$1"):$RS_THREADS ok" "$glog" 2>/dev/null; do
+		if grep -qE 'GUEST-STEP .* fail|GUEST-DONE|IOTOOL error' "$glog" 2>/dev/null; then
+			guest_log "$RS_GUEST"
+			fail "the guest's verified I/O failed in round $1 (see its console above)"
+		fi
+		if [ $SECONDS -ge $end ]; then
+			guest_log "$RS_GUEST"
+			fail "guest made no progress: round $1 not done within $2 s (a request lost in a restart?)"
+		fi
+		sleep 0.5
+	done
+}
+
+# rs_wait_served N TIMEOUT_S AFTER: the new blanketd served N guest requests (I/O flows again).
+rs_wait_served() {
+	local end=$((SECONDS + $2)) got glog
+	glog=$(rs_glog)
+	while got=$(blanketd_served) && [ "$got" -lt "$1" ]; do
+		if grep -qE 'GUEST-STEP .* fail|GUEST-DONE|IOTOOL error' "$glog" 2>/dev/null; then
+			guest_log "$RS_GUEST"
+			fail "the guest's verified I/O failed after restart $3 (see its console above)"
+		fi
+		if [ $SECONDS -ge $end ]; then
+			guest_log "$RS_GUEST"
+			tail -n 20 "$BLANKETD_LOG" | sed 's/^/  | /'
+			fail "guest I/O stalled after restart $3: the new blanketd served $got request(s) in $2 s"
+		fi
+		sleep 0.5
+	done
+}
+
+# rs_restart N SIGNAL: stop blanketd with SIGNAL while the guest's I/O runs, start a new one;
+# it must adopt the Connected disk (and, after SIGTERM, the old one must have handed it over)
+# with no error in its log.
+rs_restart() {
+	local n=$1 sig=$2 pid lines0 end seg rc bad r glog
+	glog=$(rs_glog)
+	pid=$(blanketd_pid)
+	lines0=$(wc -l <"$BLANKETD_LOG")
+	check_connected "$RS_DOMID" "$RS_DEV" "before restart $n"
+	say "restart $n: SIG$sig to blanketd $pid in round $(($(grep -c 'IOTOOL rw ok' "$glog") + 1))"
+	kill -"$sig" "$pid" || fail "restart $n: cannot signal blanketd $pid"
+	end=$((SECONDS + 30))
+	while kill -0 "$pid" 2>/dev/null; do
+		[ $SECONDS -ge $end ] && fail "restart $n: blanketd $pid still running 30 s after SIG$sig"
+		sleep 0.1
+	done
+	if [ "$sig" = TERM ]; then
+		rc=$(spawned_blanketd_rc)
+		[ "$rc" = 0 ] || [ "$rc" = 127 ] || fail "restart $n: blanketd exited with status $rc after SIGTERM"
+	fi
+	check_connected "$RS_DOMID" "$RS_DEV" "restart $n, no daemon running"
+	say "  journal: $(cd /run/blanketd/inflight 2>/dev/null && ls | tr '\n' ' ')"
+	declare -F rs_stopped >/dev/null && rs_stopped
+	sleep 1 # the guest keeps queueing requests while no backend runs
+	spawn_blanketd "${RS_ARGS[@]}" || fail "restart $n: cannot start blanketd"
+	end=$((SECONDS + 90))
+	while ! tail -n +$((lines0 + 1)) "$BLANKETD_LOG" | grep -q "vbd $RS_DOMID/$RS_DEV: connected:"; do
+		blanketd_alive || { tail -n 30 "$BLANKETD_LOG"; fail "restart $n: the new blanketd died"; }
+		[ $SECONDS -ge $end ] && { tail -n 30 "$BLANKETD_LOG"; fail "restart $n: the new blanketd did not connect the device within 90 s"; }
+		sleep 0.2
+	done
+	seg=$(tail -n +$((lines0 + 1)) "$BLANKETD_LOG")
+	echo "$seg" | grep -E "daemon stopping|handed over|taking over|re-issuing|connected:${RS_SHOW:+|$RS_SHOW}" |
+		sed 's/^/  | /'
+	echo "$seg" | grep -q "vbd $RS_DOMID/$RS_DEV: taking over a device a previous run left Connected" ||
+		fail "restart $n: the new blanketd did not adopt the Connected device"
+	if [ "$sig" = TERM ]; then
+		echo "$seg" | grep -q "vbd $RS_DOMID/$RS_DEV: handed over" ||
+			fail "restart $n: the stopping blanketd did not hand the device over"
+	fi
+	bad=$(echo "$seg" | grep -iE 'fail|error|corrupt|does not match|no free slot|runtime error')
+	[ -z "$bad" ] || { echo "$bad" | sed 's/^/  | /'; fail "restart $n: blanketd reported errors"; }
+	r=$(echo "$seg" | sed -n 's/.*re-issuing \([0-9]*\) request.*/\1/p' | awk '{ s += $1 } END { print s + 0 }')
+	RS_REISSUED=$((RS_REISSUED + r))
+	check_connected "$RS_DOMID" "$RS_DEV" "after restart $n"
+}
+
+# --- The cloud's (L0) devices (issue 10) ---
+# l0_kernel_dev BDF TIMEOUT_S: wait until PCI device BDF is with dom0's virtio-pci driver and its
+# disk is there; print the disk's name (vdb). Returns 1 (after saying the driver) if not in time.
+l0_kernel_dev() {
+	local dir=/sys/bus/pci/devices/$1 end=$((SECONDS + $2)) drv kdev
+	while [ $SECONDS -lt $end ]; do
+		drv=$(basename "$(readlink "$dir/driver")" 2>/dev/null)
+		kdev=$(ls "$dir"/virtio*/block 2>/dev/null | head -n 1)
+		if [ "$drv" = virtio-pci ] && [ -n "$kdev" ] && [ -b "/dev/$kdev" ]; then
+			echo "$kdev"
+			return 0
+		fi
+		sleep 0.5
+	done
+	say "$1 is with driver '${drv:-none}', no disk of dom0's kernel" >&2
+	return 1
+}

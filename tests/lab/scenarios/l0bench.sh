@@ -27,18 +27,6 @@ ORDER="user kernel user kernel"
 RES=/tmp/l0bench.res
 : >"$RES"
 
-# The kernel's block device for the L0 disk once it is back with virtio-pci.
-kernel_dev() {
-	local end=$((SECONDS + 60)) drv kdev
-	while [ $SECONDS -lt $end ]; do
-		drv=$(basename "$(readlink "$dir/driver")" 2>/dev/null)
-		kdev=$(ls "$dir"/virtio*/block 2>/dev/null | head -n 1)
-		[ "$drv" = virtio-pci ] && [ -n "$kdev" ] && [ -b "/dev/$kdev" ] && { echo "$kdev"; return 0; }
-		sleep 0.5
-	done
-	return 1
-}
-
 # uptime(s) dom0-busy-ticks blanketd-ticks
 sample() {
 	local up _ cpu u n s idle io irq sirq st bt
@@ -50,7 +38,7 @@ sample() {
 
 run_round() {
 	local n=$1 path=$2 name=lb$1 spec kdev log at0 at1 at2 c domid st
-	kdev=$(kernel_dev) || fail "round $n: $BDF is not with dom0's virtio driver"
+	kdev=$(l0_kernel_dev "$BDF" 60) || fail "round $n: $BDF is not with dom0's virtio driver"
 	if [ "$path" = user ]; then
 		spec="'vdev=xvda,format=raw,access=rw,backendtype=phy,script=blanket,target=engine=virtio-blk,pci=$BDF,offset=0,size=${MIB}M'"
 	else

@@ -47,82 +47,27 @@ domid=$(xl domid lk)
 dev=$(vdev_id xvda)
 wait_console lk 'GUEST-STEP wait:' 180
 
-wait_round() {
-	local end=$((SECONDS + $2))
-	while ! grep -qE "GUEST-STEP rw:[^ ]*:$(seed "$1"):$THREADS ok" "$glog" 2>/dev/null; do
-		if grep -qE 'GUEST-STEP .* fail|GUEST-DONE|IOTOOL error' "$glog" 2>/dev/null; then
-			guest_log lk
-			fail "the guest's verified I/O failed in round $1 (see its console above)"
-		fi
-		[ $SECONDS -ge $end ] && { guest_log lk; fail "round $1 not done within $2 s"; }
-		sleep 0.5
-	done
-}
-
-wait_served() {
-	local end=$((SECONDS + $2)) got
-	while got=$(blanketd_served) && [ "$got" -lt "$1" ]; do
-		if grep -qE 'GUEST-STEP .* fail|GUEST-DONE|IOTOOL error' "$glog" 2>/dev/null; then
-			guest_log lk
-			fail "the guest's verified I/O failed after restart $3 (see its console above)"
-		fi
-		if [ $SECONDS -ge $end ]; then
-			guest_log lk
-			tail -n 20 "$BLANKETD_LOG" | sed 's/^/  | /'
-			fail "guest I/O stalled after restart $3: the new blanketd served $got request(s) in $2 s"
-		fi
-		sleep 0.5
-	done
-}
-
-reissued=0
-restart() {
-	local n=$1 sig=$2 pid lines0 end seg bad r
-	pid=$(blanketd_pid)
-	lines0=$(wc -l <"$BLANKETD_LOG")
-	check_connected "$domid" "$dev" "before restart $n"
-	say "restart $n: SIG$sig to blanketd $pid in round $(($(grep -c 'IOTOOL rw ok' "$glog") + 1)) of $ROUNDS"
-	kill -"$sig" "$pid" || fail "restart $n: cannot signal blanketd $pid"
-	end=$((SECONDS + 30))
-	while kill -0 "$pid" 2>/dev/null; do
-		[ $SECONDS -ge $end ] && fail "restart $n: blanketd $pid still running 30 s after SIG$sig"
-		sleep 0.1
-	done
+RS_GUEST=lk RS_DOMID=$domid RS_DEV=$dev RS_THREADS=$THREADS RS_SHOW=$BDF
+# The device as the old daemon left it: still with uio_pci_generic after a kill, and bus
+# mastering (0x4 in the command register) off, as uio_pci_generic leaves it once the old
+# daemon's /dev/uioN closed.
+rs_stopped() {
 	say "  $BDF now with '$(basename "$(readlink "$dir/driver")" 2>/dev/null)'," \
 		"PCI command register $(od -An -tx2 -j4 -N2 "$dir/config" 2>/dev/null | tr -d ' ')"
-	check_connected "$domid" "$dev" "restart $n, no daemon running"
-	sleep 1 # the guest keeps queueing requests while no backend runs
-	spawn_blanketd || fail "restart $n: cannot start blanketd"
-	end=$((SECONDS + 90))
-	while ! tail -n +$((lines0 + 1)) "$BLANKETD_LOG" | grep -q "vbd $domid/$dev: connected:"; do
-		blanketd_alive || { tail -n 30 "$BLANKETD_LOG"; fail "restart $n: the new blanketd died"; }
-		[ $SECONDS -ge $end ] && { tail -n 30 "$BLANKETD_LOG"; fail "restart $n: the new blanketd did not connect the disk within 90 s"; }
-		sleep 0.2
-	done
-	seg=$(tail -n +$((lines0 + 1)) "$BLANKETD_LOG")
-	echo "$seg" | grep -E "daemon stopping|handed over|taking over|re-issuing|connected:|$BDF" |
-		sed 's/^/  | /'
-	echo "$seg" | grep -q "vbd $domid/$dev: taking over a device a previous run left Connected" ||
-		fail "restart $n: the new blanketd did not adopt the Connected disk"
-	bad=$(echo "$seg" | grep -iE 'fail|error|corrupt|does not match|no free slot|runtime error')
-	[ -z "$bad" ] || { echo "$bad" | sed 's/^/  | /'; fail "restart $n: blanketd reported errors"; }
-	r=$(echo "$seg" | sed -n 's/.*re-issuing \([0-9]*\) request.*/\1/p' | awk '{ s += $1 } END { print s + 0 }')
-	reissued=$((reissued + r))
-	check_connected "$domid" "$dev" "after restart $n"
 }
 
-wait_round 1 300
+rs_wait_round 1 300
 for ((n = 1; n <= ${#RESTARTS[@]}; n++)); do
-	[ "$n" = 1 ] || wait_served 64 120 "$((n - 1))"
+	[ "$n" = 1 ] || rs_wait_served 64 120 "$((n - 1))"
 	sleep "$((RANDOM % 2)).$((RANDOM % 10))"
 	grep -q GUEST-DONE "$glog" &&
 		fail "the guest finished its $ROUNDS rounds before restart $n: too few rounds for this machine"
-	restart "$n" "${RESTARTS[$((n - 1))]}"
+	rs_restart "$n" "${RESTARTS[$((n - 1))]}"
 done
-wait_served 64 120 "${#RESTARTS[@]}"
-say "${#RESTARTS[@]} restarts done, $reissued request(s) re-issued from the in-flight journal in all"
+rs_wait_served 64 120 "${#RESTARTS[@]}"
+say "${#RESTARTS[@]} restarts done, $RS_REISSUED request(s) re-issued from the in-flight journal in all"
 
-wait_round "$ROUNDS" 600
+rs_wait_round "$ROUNDS" 600
 wait_guest_done lk 300
 blanketd_alive || fail "blanketd died"
 
@@ -137,17 +82,8 @@ fi
 
 # The last daemon gives the device back to dom0's kernel once the guest is gone (it had
 # inherited it bound to uio_pci_generic from a killed one).
-end=$((SECONDS + 60))
-kdev=
-while [ $SECONDS -lt $end ]; do
-	drv=$(basename "$(readlink "$dir/driver")" 2>/dev/null)
-	kdev=$(ls "$dir"/virtio*/block 2>/dev/null | head -n 1)
-	[ "$drv" = virtio-pci ] && [ -n "$kdev" ] && [ -b "/dev/$kdev" ] && break
-	sleep 0.5
-done
-[ -n "$kdev" ] && [ -b "/dev/$kdev" ] ||
-	fail "$BDF did not go back to dom0's virtio driver after the guest (driver '${drv:-none}')"
-say "$BDF is back with dom0's $drv as /dev/$kdev"
+kdev=$(l0_kernel_dev "$BDF" 60) || fail "$BDF did not go back to dom0's virtio driver after the guest"
+say "$BDF is back with dom0's virtio-pci as /dev/$kdev"
 # (The pattern depends on the offset the guest wrote at: compare checksums, not patterns.)
 for ((k = 1; k <= ROUNDS; k++)); do
 	off=$((OFF + (k - 1) * MIB))
@@ -160,5 +96,5 @@ gsum=$(guest_value lk 'IOTOOL sum ok' sum)
 dsum=$(iotool sum "/dev/$kdev" "$OFF" "$TOTAL" | sed -n 's/.*sum=//p')
 [ -n "$gsum" ] && [ "$gsum" = "$dsum" ] || fail "final checksum: guest '$gsum', L0 disk in dom0 '$dsum'"
 echo "LAB-L0SUM $OFF $TOTAL $gsum"
-say "PASS: $ROUNDS rounds verified through ${#RESTARTS[@]} restarts (${RESTARTS[*]}), $reissued re-issued; checksum $gsum (guest) = $dsum (L0 disk read by dom0's kernel)"
+say "PASS: $ROUNDS rounds verified through ${#RESTARTS[@]} restarts (${RESTARTS[*]}), $RS_REISSUED re-issued; checksum $gsum (guest) = $dsum (L0 disk read by dom0's kernel)"
 exit 0
