@@ -628,6 +628,13 @@ fail:
 	return r;
 }
 
+static bool keep_bound;
+
+void vpci_keep_bound(bool on)
+{
+	keep_bound = on;
+}
+
 void vpci_close(struct vpci *p)
 {
 	uint16_t cmd;
@@ -645,7 +652,11 @@ void vpci_close(struct vpci *p)
 		close(p->cfg_fd);
 	if (p->uio_fd >= 0)
 		close(p->uio_fd);
-	unbind_uio(p);
+	if (keep_bound && p->bound)
+		log_info("%s: %s stays with %s for the next blanketd (its guests stay connected)",
+			 p->name, p->bdf, UIO_DRIVER);
+	else
+		unbind_uio(p);
 	free(p);
 }
 

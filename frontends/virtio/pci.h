@@ -61,6 +61,12 @@ int vpci_open(const char *name, const char *root, const char *bdf, unsigned int 
 	      bool intx, struct vpci **ret);
 /* Reset the device, then give it back. NULL-safe. Call before freeing memory it may write. */
 void vpci_close(struct vpci *p);
+/*
+ * From now on (@on), vpci_close() resets a device and turns DMA off but leaves it with
+ * uio_pci_generic: the daemon is stopping and hands its guests' disks over to the next one,
+ * which takes the device again. Process-wide.
+ */
+void vpci_keep_bound(bool on);
 
 /* Write status 0 and wait until the device reads it back as 0 (1 s at most). */
 int vpci_reset(struct vpci *p);

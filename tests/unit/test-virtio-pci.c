@@ -8,7 +8,8 @@
  * uio_pci_generic is not loaded fails without touching the device (driver_override unwritten).
  * A device a killed blanketd left bound to uio_pci_generic (driver_override still names it) is
  * taken again as blanketd's own: when it is given up, it goes back to the kernel's virtio-pci
- * driver; one an administrator bound to uio_pci_generic (no override) stays there. A device
+ * driver, unless the daemon is stopping (vpci_keep_bound: its guests stay connected for the
+ * next one); one an administrator bound to uio_pci_generic (no override) stays there. A device
  * the configuration's l0-pci-allow does not name is refused (-EPERM, naming the device and the
  * option) before anything is written.
  */
@@ -175,6 +176,21 @@ int main(void)
 	CHECK(vpci_open("t", root, BLK, 2, false, &p) < 0 && !p);
 	CHECK(file_has("sys/bus/pci/drivers/uio_pci_generic/unbind", BLK));
 	CHECK(file_has("sys/bus/pci/drivers/virtio-pci/bind", BLK));
+
+	/*
+	 * A stopping daemon hands its guests' disks over to the next one: the device it took
+	 * stays with uio_pci_generic (reset, DMA off) instead of going to dom0's kernel under
+	 * the guests' feet.
+	 */
+	put("sys/bus/pci/drivers/uio_pci_generic/unbind", "");
+	put("sys/bus/pci/drivers/virtio-pci/bind", "");
+	put(DEV "/driver_override", "uio_pci_generic\n");
+	link_driver(BLK, "uio_pci_generic");
+	vpci_keep_bound(true);
+	CHECK(vpci_open("t", root, BLK, 2, false, &p) < 0 && !p);
+	vpci_keep_bound(false);
+	CHECK(!file_has("sys/bus/pci/drivers/uio_pci_generic/unbind", BLK));
+	CHECK(!file_has("sys/bus/pci/drivers/virtio-pci/bind", BLK));
 
 	/* An administrator's uio binding (no driver_override) is left alone. */
 	put("sys/bus/pci/drivers/uio_pci_generic/unbind", "");
