@@ -401,12 +401,14 @@ wait_blanketd_back() {
 }
 
 # --- A disk's daemon restarted under the guest's verified rounds (restart, l0kill) ---
+# (This file is also read by dom0's /init, busybox sh: no bash arrays or declare here.)
 # The scenario sets RS_GUEST (guest name), RS_DOMID, RS_DEV (vbd devid), RS_THREADS (the rw
-# steps' thread count) and defines seed K (round K's seed); optionally RS_ARGS (array: extra
-# arguments of the new daemons), RS_SHOW (a regex of more log lines to show per restart) and a
-# function rs_stopped (run once the old daemon is gone). rs_restart adds to RS_REISSUED.
+# steps' thread count) and defines seed K (round K's seed); optionally RS_ARGS (extra
+# arguments of the new daemons, split at blanks), RS_SHOW (a regex of more log lines to show
+# per restart) and a function rs_stopped (run once the old daemon is gone). rs_restart adds to
+# RS_REISSUED.
 RS_REISSUED=0
-RS_ARGS=()
+RS_ARGS=
 RS_SHOW=
 
 rs_glog() { echo "$CONSOLE_DIR/guest-$RS_GUEST.log"; }
@@ -468,9 +470,10 @@ rs_restart() {
 	fi
 	check_connected "$RS_DOMID" "$RS_DEV" "restart $n, no daemon running"
 	say "  journal: $(cd /run/blanketd/inflight 2>/dev/null && ls | tr '\n' ' ')"
-	declare -F rs_stopped >/dev/null && rs_stopped
+	command -v rs_stopped >/dev/null && rs_stopped
 	sleep 1 # the guest keeps queueing requests while no backend runs
-	spawn_blanketd "${RS_ARGS[@]}" || fail "restart $n: cannot start blanketd"
+	# shellcheck disable=SC2086 # words on purpose
+	spawn_blanketd $RS_ARGS || fail "restart $n: cannot start blanketd"
 	end=$((SECONDS + 90))
 	while ! tail -n +$((lines0 + 1)) "$BLANKETD_LOG" | grep -q "vbd $RS_DOMID/$RS_DEV: connected:"; do
 		blanketd_alive || { tail -n 30 "$BLANKETD_LOG"; fail "restart $n: the new blanketd died"; }
