@@ -20,6 +20,7 @@ BDF=0000:00:0a.0
 dir=/sys/bus/pci/devices/$BDF
 [ -e "$dir" ] || skip "no L0 virtio-blk device at $BDF (run.sh adds it for l0* scenarios)"
 modprobe uio_pci_generic || fail "cannot load uio_pci_generic"
+blanketd_alive || fail "no blanketd running (a scenario before this one stopped it)"
 
 S=${L0BENCH_S:-15}
 MIB=64
