@@ -5,10 +5,10 @@
 # l0two's ranges; run it after them in a boot: they check that the disk past their ranges
 # still reads as zeros). A 2-vCPU guest runs verified rounds (round k: pattern of seed 600+k in
 # random-sized chunks from 4 threads over its own 3 MiB, fsync, read back and verified); dom0
-# stops blanketd up to 5 times, at least 3 (SIGKILL, SIGTERM, SIGKILL, ...) and starts a new one, which
-# adopts the disk still Connected, takes the device again (a killed daemon leaves it bound to
-# uio_pci_generic and maybe mid-I/O: it is reset before DMA is enabled) and re-issues what the
-# journal holds. Passes when every round verified with no I/O error, no block error in the
+# stops blanketd up to 5 times, at least 3 (SIGKILL, SIGTERM, SIGKILL, ...) and starts a new
+# one, which adopts the disk still Connected, takes the device again (a killed or stopped
+# daemon leaves it bound to uio_pci_generic, a killed one maybe mid-I/O: it is reset before
+# DMA is enabled) and re-issues what the journal holds. Passes when every round verified with no I/O error, no block error in the
 # guest's kernel log, each new daemon adopted the disk, the device went back to dom0's kernel
 # once the guest was gone, and dom0's kernel reads each round's checksum where the guest wrote
 # it and the guest's checksum of the whole range (run.sh checks the image file on the host
@@ -117,5 +117,5 @@ gsum=$(guest_value lk 'IOTOOL sum ok' sum)
 dsum=$(iotool sum "/dev/$kdev" "$OFF" "$TOTAL" | sed -n 's/.*sum=//p')
 [ -n "$gsum" ] && [ "$gsum" = "$dsum" ] || fail "final checksum: guest '$gsum', L0 disk in dom0 '$dsum'"
 echo "LAB-L0SUM $OFF $TOTAL $gsum"
-say "PASS: $ROUNDS rounds verified through ${#RESTARTS[@]} restarts (${RESTARTS[*]:0:$done_restarts}), $RS_REISSUED re-issued; checksum $gsum (guest) = $dsum (L0 disk read by dom0's kernel)"
+say "PASS: $ROUNDS rounds verified through $done_restarts restarts (${RESTARTS[*]:0:$done_restarts}), $RS_REISSUED re-issued; checksum $gsum (guest) = $dsum (L0 disk read by dom0's kernel)"
 exit 0
