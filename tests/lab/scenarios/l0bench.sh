@@ -88,6 +88,9 @@ for p in $ORDER; do
 	run_round "$n" "$p"
 done
 
+# The raw numbers too (ticks are 1/100 s): round path rand-IOPS rand-MB/s seq-IOPS seq-MB/s, then
+# per test wall-s dom0-ticks blanketd-ticks.
+sed 's/^/  raw: /' "$RES"
 show "issue 10 comparison: one boot, L0 virtio-blk disk, 2-vCPU guest, first $MIB MiB, ${S} s per test"
 show "  user = blanketd's userspace virtio-blk (uio, p2m); kernel = blanketd io_uring on dom0's /dev/vdX"
 show "  CPU in % of one CPU over the test (dom0: both vCPUs, all but idle/iowait; blanketd: its process)"
@@ -96,7 +99,8 @@ while read -r r p ri rm si sm w1 d1 b1 w2 d2 b2; do
 	show "$(awk -v r="$r" -v p="$p" -v ri="$ri" -v rm="$rm" -v sm="$sm" -v w1="$w1" -v d1="$d1" -v b1="$b1" \
 		-v w2="$w2" -v d2="$d2" -v b2="$b2" 'BEGIN {
 		printf "  %-5s %-6s | %17d %7.2f %6.1f %9.1f | %16.2f %6.1f %9.1f", r, p, ri, rm,
-			w1 > 0 ? d1 / w1 : 0, w1 > 0 ? b1 / w1 : 0, sm, w2 > 0 ? d2 / w2 : 0, w2 > 0 ? b2 / w2 : 0 }')"
+			(w1 > 0 ? d1 / w1 : 0), (w1 > 0 ? b1 / w1 : 0), sm, (w2 > 0 ? d2 / w2 : 0),
+			(w2 > 0 ? b2 / w2 : 0) }')"
 done <"$RES"
 show "$(awk '{ n[$2]++; ri[$2] += $3; sm[$2] += $6; d1[$2] += $8 / $7; d2[$2] += $11 / $10 }
 	END { if (!n["user"] || !n["kernel"]) exit
