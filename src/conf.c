@@ -479,6 +479,74 @@ int bk_config_vif_port(const struct bk_config *cfg, const char *ifname, char *bu
 	return 0;
 }
 
+/* DDDD:BB:DD.F, hexadecimal, as sysfs names PCI devices. */
+static bool is_bdf(const char *s, size_t n)
+{
+	static const char form[] = "xxxx:xx:xx.x";
+
+	if (n != sizeof(form) - 1)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (form[i] == 'x' ? !isxdigit((unsigned char)s[i]) : s[i] != form[i])
+			return false;
+	return true;
+}
+
+static int set_l0_pci_allow(struct bk_config *cfg, const char *v, char *why, size_t len)
+{
+	char out[sizeof(cfg->l0_pci_allow)] = "";
+	size_t o = 0;
+
+	if (strcmp(v, "any") == 0 || strcmp(v, "none") == 0) {
+		snprintf(cfg->l0_pci_allow, sizeof(cfg->l0_pci_allow), "%s", v);
+		return 0;
+	}
+	for (const char *p = v;;) {
+		const char *e = p + strcspn(p, ",");
+		const char *a = p, *b = e;
+
+		while (a < b && isspace((unsigned char)*a))
+			a++;
+		while (b > a && isspace((unsigned char)b[-1]))
+			b--;
+		if (!is_bdf(a, (size_t)(b - a)))
+			return why_set(why, len,
+				       "'%.*s' is not a PCI address (expected any, none or "
+				       "DDDD:BB:DD.F,...)",
+				       (int)(b - a), a);
+		if (o + (size_t)(b - a) + 2 > sizeof(out))
+			return why_set(why, len, "too many PCI addresses");
+		o += (size_t)snprintf(out + o, sizeof(out) - o, "%s%.*s", o ? "," : "",
+				      (int)(b - a), a);
+		if (!*e)
+			break;
+		p = e + 1;
+	}
+	snprintf(cfg->l0_pci_allow, sizeof(cfg->l0_pci_allow), "%s", out);
+	return 0;
+}
+
+static void dump_l0_pci_allow(const struct bk_config *cfg, FILE *out)
+{
+	fputs(cfg->l0_pci_allow, out);
+}
+
+bool bk_config_pci_allowed(const struct bk_config *cfg, const char *bdf)
+{
+	size_t n = strlen(bdf);
+
+	if (strcmp(cfg->l0_pci_allow, "any") == 0)
+		return true;
+	for (const char *p = cfg->l0_pci_allow; *p;) {
+		size_t l = strcspn(p, ",");
+
+		if (l == n && strncasecmp(p, bdf, n) == 0)
+			return true;
+		p += l + (p[l] == ',');
+	}
+	return false;
+}
+
 static const struct conf_key conf_keys[] = {
 	KEY("log-level", log_level),
 	KEY("control-socket", control_socket),
@@ -494,6 +562,7 @@ static const struct conf_key conf_keys[] = {
 	KEY("disk-rate-limit", disk_rate_limit),
 	KEY("vif-port", vif_port),
 	KEY("share-wait-ms", share_wait_ms),
+	KEY("l0-pci-allow", l0_pci_allow),
 };
 
 void bk_config_defaults(struct bk_config *cfg)
@@ -518,6 +587,7 @@ void bk_config_defaults(struct bk_config *cfg)
 	cfg->disk_rate_limit.burst_ms = BK_CTL_LIMIT_BURST_DEFAULT;
 	cfg->share_wait_ms = 30000;
 	snprintf(cfg->cpu_affinity_str, sizeof(cfg->cpu_affinity_str), "all");
+	snprintf(cfg->l0_pci_allow, sizeof(cfg->l0_pci_allow), "any");
 }
 
 int bk_config_set_key(struct bk_config *cfg, const char *key, const char *value, char *why,

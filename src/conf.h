@@ -94,7 +94,15 @@ struct bk_config {
 	 * refused at once.
 	 */
 	unsigned int share_wait_ms;
+	/*
+	 * l0-pci-allow: the PCI devices blanketd may take for its own virtio drivers: "any",
+	 * "none", or BDFs (DDDD:BB:DD.F) separated by commas, as normalised (no blanks).
+	 */
+	char l0_pci_allow[256];
 };
+
+/* May blanketd take PCI device @bdf (l0-pci-allow)? */
+bool bk_config_pci_allowed(const struct bk_config *cfg, const char *bdf);
 
 /*
  * The port spec blanketd.conf's vif-port gives vif @ifname into @buf ("" for a TAP); -ENOSPC

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 /* The control socket server (see ctl.h and include/blanket/ctl.h for the protocol). */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -406,6 +407,48 @@ static int do_limit(struct ctl_client *c, const uint8_t *payload, uint32_t len)
 }
 
 /* Build the reply to the complete request in c->in. */
+/* The drivers of L0 devices, by kind ("virtio-blk", later "virtio-net"). */
+#define L0_SOURCES 4
+static struct {
+	const char *kind;
+	bk_ctl_l0_fill_fn fill;
+} l0_sources[L0_SOURCES];
+
+void bk_ctl_set_l0_source(const char *kind, bk_ctl_l0_fill_fn fill)
+{
+	unsigned int i;
+
+	for (i = 0; i < L0_SOURCES && l0_sources[i].kind; i++)
+		if (strcmp(l0_sources[i].kind, kind) == 0)
+			break;
+	assert(i < L0_SOURCES);
+	l0_sources[i].kind = kind;
+	l0_sources[i].fill = fill;
+}
+
+static int do_l0(struct ctl_client *c)
+{
+	struct bk_ctl_list *head;
+	size_t head_off = c->out.len;
+	uint32_t nr = 0;
+	int err = 0;
+
+	if (!bk_ctl_buf_append(&c->out, NULL, sizeof(*head), &err))
+		return err;
+	for (unsigned int i = 0; i < L0_SOURCES && l0_sources[i].kind; i++) {
+		int r = l0_sources[i].fill(&c->out);
+
+		if (r < 0)
+			return r;
+		nr += (uint32_t)r;
+	}
+	head = (struct bk_ctl_list *)(c->out.data + head_off);
+	head->nr = nr;
+	head->elem_size = sizeof(struct bk_ctl_l0dev);
+	bk_ctl_list_swap(head);
+	return 0;
+}
+
 static void handle_request(struct ctl_client *c, const struct bk_ctl_hdr *h)
 {
 	const uint8_t *payload = c->in + sizeof(*h);
@@ -429,6 +472,9 @@ static void handle_request(struct ctl_client *c, const struct bk_ctl_hdr *h)
 		break;
 	case BK_CTL_REQ_LIMIT:
 		r = do_limit(c, payload, h->length);
+		break;
+	case BK_CTL_REQ_L0:
+		r = do_l0(c);
 		break;
 	default:
 		reply_error(c, -EOPNOTSUPP, "unknown request type %u", h->type);

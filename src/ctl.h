@@ -63,4 +63,14 @@ void bk_ctl_get_status(struct bk_ctl *ctl, struct bk_ctl_status *ret);
 /* Clients connected now. */
 unsigned int bk_ctl_nr_clients(const struct bk_ctl *ctl);
 
+/*
+ * The L0 request's source: a driver of the cloud's devices (frontends/virtio) appends, in wire
+ * order, one { struct bk_ctl_l0dev, its users, its queues } per device it drives to @b and
+ * returns how many (or -errno). Set once by that driver when it first takes a device; until
+ * then L0 answers with no devices. Process-wide: the core does not link the drivers.
+ */
+struct bk_ctl_buf;
+typedef int (*bk_ctl_l0_fill_fn)(struct bk_ctl_buf *b);
+void bk_ctl_set_l0_source(const char *kind, bk_ctl_l0_fill_fn fill);
+
 #endif

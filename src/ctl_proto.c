@@ -163,6 +163,40 @@ void bk_ctl_limit_req_swap(struct bk_ctl_limit_req *r)
 	bk_ctl_limit_swap(&r->limit);
 }
 
+void bk_ctl_l0dev_swap(struct bk_ctl_l0dev *d)
+{
+	SW64(d->capacity);
+	SW64(d->features);
+	SW64(d->lost_interrupts);
+	SW64(d->reconnects);
+	SW32(d->block_size);
+	SW32(d->flags);
+	SW32(d->nr_users);
+	SW32(d->user_size);
+	SW32(d->nr_queues);
+	SW32(d->queue_size);
+}
+
+void bk_ctl_l0user_swap(struct bk_ctl_l0user *u)
+{
+	SW64(u->offset);
+	SW64(u->size);
+}
+
+void bk_ctl_l0queue_swap(struct bk_ctl_l0queue *q)
+{
+	SW32(q->index);
+	SW32(q->size);
+	SW64(q->reads);
+	SW64(q->writes);
+	SW64(q->flushes);
+	SW64(q->discards);
+	SW64(q->errors);
+	SW64(q->bytes_read);
+	SW64(q->bytes_written);
+	SW64(q->inflight);
+}
+
 /* Digits with an optional K/M/G suffix (powers of 1024) when @suffix, at most @max. */
 static int parse_num(const char *s, bool suffix, uint64_t min, uint64_t max, uint64_t *ret)
 {

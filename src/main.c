@@ -13,6 +13,7 @@
 #include "engine.h"
 #include "service.h"
 #include "util/log.h"
+#include "virtio/pci.h"
 
 #include "blkif/blkif.h"
 #include "netif/netif.h"
@@ -159,6 +160,8 @@ static void on_stopping(void *data)
 
 	if (*svc)
 		bk_service_stopping(*svc);
+	/* Guests stay connected for the next daemon: so do their L0 devices (virtio/pci.h). */
+	vpci_keep_bound(true);
 }
 
 int main(int argc, char **argv)

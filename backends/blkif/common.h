@@ -253,6 +253,11 @@ int blkif_write_probe_features(struct blkif_dev *bd);
  * in @why; the store stays closed. -EAGAIN: waiting for the image (blkif_claim_image).
  */
 int blkif_open_backing(struct blkif_dev *bd, char *why, size_t len);
+/*
+ * A disk on a virtio-blk device blanketd drives: what the device offers (discard) is known
+ * once its engines are open. Call before Connected: updates the limits and the discard keys.
+ */
+int blkif_vblk_limits(struct blkif_dev *bd);
 
 /* share.c */
 /*

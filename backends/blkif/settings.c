@@ -303,6 +303,28 @@ static int write_store_keys(struct blkif_dev *bd)
 	return r < 0 ? -EIO : 0;
 }
 
+int blkif_vblk_limits(struct blkif_dev *bd)
+{
+	struct bk_store *s = bd->store;
+	struct bk_vblk_info info;
+	bool discard;
+
+	if (!on_vblk(bd) || !s || !bd->nr_queues || !bd->queues[0].engine ||
+	    bk_vblk_info(bd->queues[0].engine, &info) < 0)
+		return 0;
+	/* Discard on the range maps onto the device's DISCARD or WRITE_ZEROES (the engine). */
+	s->discard = info.discard;
+	s->discard_granularity = info.discard_granularity;
+	s->discard_alignment = 0;
+	discard = bd->discard_enabled && s->discard && !bd->lim.readonly;
+	if (discard == bd->lim.discard)
+		return 0;
+	bd->lim.discard = discard;
+	dev_info(bd->dev, "%s: discard %s", bd->params,
+		 discard ? "offered (the device has it)" : "not offered");
+	return write_store_keys(bd);
+}
+
 int blkif_open_backing(struct blkif_dev *bd, char *why, size_t len)
 {
 	struct bk_device *dev = bd->dev;

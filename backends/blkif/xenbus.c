@@ -142,6 +142,7 @@ static void connect(struct blkif_dev *bd)
 	bd->waiting_hotplug = false;
 	if (blkif_rings_connect(bd) < 0)
 		return; /* failed with a log line; the core shuts the device down */
+	blkif_vblk_limits(bd);
 	/* The size may have changed since probe (a resized image). */
 	bk_device_write_be(dev, "sectors", "%llu", (unsigned long long)bd->lim.nr_sectors);
 	bk_device_set_state(dev, BK_XB_CONNECTED);

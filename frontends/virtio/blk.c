@@ -23,6 +23,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "blanket/ctl.h"
+#include "ctl.h"
 #include "engine-internal.h"
 #include "loop.h"
 #include "pci.h"
@@ -91,6 +93,10 @@ struct vblk_queue {
 	struct vblk_engine *owner;
 	uint16_t poll_used; /* PCI with INTx: the used index at the safety net's last tick */
 	bool poll_seen;
+	/* Completed device requests, for blanketctl (read without a lock: statistics). */
+	struct {
+		uint64_t reads, writes, flushes, discards, errors, bytes_read, bytes_written;
+	} st;
 };
 
 struct vblk_dev {
@@ -123,6 +129,9 @@ struct vblk_dev {
 	struct vblk_queue *q;
 	struct list_head ranges;
 	struct bk_ratelimit rl;
+	enum vio_dma_mode dma_mode;
+	const char *dma_why; /* why that mode, as logged */
+	bool poll;	     /* PCI: irq=poll */
 };
 
 struct vblk_engine {
@@ -163,6 +172,7 @@ struct vblk_opts {
 };
 
 static struct list_head devices = LIST_HEAD_INIT(devices);
+static int ctl_fill(struct bk_ctl_buf *b);
 static pthread_mutex_t devices_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static inline struct vblk_engine *to_vblk(struct bk_engine *e)
@@ -263,6 +273,33 @@ static void io_result(struct vblk_engine *e, struct bk_io *io)
 		io_finish(e, io, 0);
 }
 
+/* Statistics of a request the device answered with @status. */
+static void count_done(struct vblk_queue *q, const struct vblk_req *rq, uint8_t status)
+{
+	const struct virtio_blk_outhdr *hdr = (const void *)rq->slot;
+
+	if (status != VIRTIO_BLK_S_OK) {
+		q->st.errors++;
+		return;
+	}
+	switch (hdr->type) {
+	case VIRTIO_BLK_T_IN:
+		q->st.reads++;
+		q->st.bytes_read += rq->len;
+		break;
+	case VIRTIO_BLK_T_OUT:
+		q->st.writes++;
+		q->st.bytes_written += rq->len;
+		break;
+	case VIRTIO_BLK_T_FLUSH:
+		q->st.flushes++;
+		break;
+	default:
+		q->st.discards++;
+		break;
+	}
+}
+
 /* One chunk is back with device status @status. */
 static void req_complete(struct vblk_queue *q, struct vblk_req *rq)
 {
@@ -271,6 +308,8 @@ static void req_complete(struct vblk_queue *q, struct vblk_req *rq)
 	uint8_t status = READ_ONCE(rq->slot[32]);
 	uint64_t p;
 	int err = 0;
+
+	count_done(q, rq, status);
 
 	/* Its engine closed (or is closing from inside a done()): nobody is told. */
 	if (!io || !e || e->close_pending) {
@@ -1135,6 +1174,9 @@ static int dev_new(struct bk_loop *loop, const char *path, const struct vblk_opt
 		why = "forced by the dma= option";
 	}
 	log_info("%s: DMA mode %s: %s", d->name, vio_dma_mode_name(mode), why);
+	d->dma_mode = mode;
+	d->dma_why = why;
+	d->poll = o->poll;
 	r = vio_dma_new(d->name, pages, mode, &d->dma);
 	if (r < 0)
 		goto fail;
@@ -1463,6 +1505,7 @@ static int vblk_open(struct bk_loop *loop, struct bk_store *store, const struct 
 		pthread_mutex_lock(&devices_lock);
 		list_add_tail(&d->link, &devices);
 		pthread_mutex_unlock(&devices_lock);
+		bk_ctl_set_l0_source("virtio-blk", ctl_fill);
 	}
 	e = calloc(1, sizeof(*e));
 	if (!e) {
@@ -1551,6 +1594,91 @@ int bk_vblk_store_open(const char *name, const char *options, bool readonly, str
 	opts_free(&o);
 	*ret = st;
 	return 0;
+}
+
+/* One device's L0 record, its users and its queues, in wire order. */
+static int ctl_fill_dev(struct bk_ctl_buf *b, const struct vblk_dev *d)
+{
+	const struct vblk_range *rg;
+	struct bk_ctl_l0dev *w;
+	size_t off = b->len;
+	uint32_t users = 0;
+	int err = 0;
+
+	if (!bk_ctl_buf_append(b, NULL, sizeof(*w), &err))
+		return err;
+	list_for_each_entry (rg, &d->ranges, link) {
+		struct bk_ctl_l0user *u = bk_ctl_buf_append(b, NULL, sizeof(*u), &err);
+
+		if (!u)
+			return err;
+		bk_ctl_strpad(u->owner, sizeof(u->owner), rg->owner);
+		u->offset = rg->off;
+		u->size = rg->size;
+		bk_ctl_l0user_swap(u);
+		users++;
+	}
+	for (unsigned int i = 0; i < d->nq; i++) {
+		const struct vblk_queue *q = &d->q[i];
+		struct bk_ctl_l0queue *w_q = bk_ctl_buf_append(b, NULL, sizeof(*w_q), &err);
+		const struct vblk_req *rq;
+
+		if (!w_q)
+			return err;
+		w_q->index = i;
+		w_q->size = d->qsize;
+		bk_ctl_strpad(w_q->owner, sizeof(w_q->owner), q->owner ? q->owner->name : "");
+		w_q->reads = q->st.reads;
+		w_q->writes = q->st.writes;
+		w_q->flushes = q->st.flushes;
+		w_q->discards = q->st.discards;
+		w_q->errors = q->st.errors;
+		w_q->bytes_read = q->st.bytes_read;
+		w_q->bytes_written = q->st.bytes_written;
+		list_for_each_entry (rq, &q->sent, link)
+			w_q->inflight++;
+		bk_ctl_l0queue_swap(w_q);
+	}
+	w = (struct bk_ctl_l0dev *)(b->data + off);
+	bk_ctl_strpad(w->kind, sizeof(w->kind), "virtio-blk");
+	bk_ctl_strpad(w->name, sizeof(w->name), d->pci ? d->pci->bdf : d->path);
+	bk_ctl_strpad(w->transport, sizeof(w->transport), d->pci ? "pci" : "vhost-user");
+	bk_ctl_strpad(w->dma_mode, sizeof(w->dma_mode), vio_dma_mode_name(d->dma_mode));
+	bk_ctl_strpad(w->dma_why, sizeof(w->dma_why), d->dma_why ? d->dma_why : "");
+	bk_ctl_strpad(w->irq, sizeof(w->irq), !d->pci ? "eventfd" : d->poll ? "polled" : "INTx");
+	w->capacity = d->cfg.capacity * SECTOR;
+	w->features = d->features;
+	w->lost_interrupts = d->lost_interrupts;
+	w->reconnects = d->reconnects;
+	w->block_size = d->cfg.blk_size;
+	w->flags = (has(d, VIRTIO_BLK_F_FLUSH) ? BK_CTL_L0_FLUSH : 0) |
+		   (has(d, VIRTIO_BLK_F_DISCARD) ? BK_CTL_L0_DISCARD : 0) |
+		   (has(d, VIRTIO_BLK_F_WRITE_ZEROES) ? BK_CTL_L0_WRITE_ZEROES : 0) |
+		   (has(d, VIRTIO_BLK_F_RO) ? BK_CTL_L0_READONLY : 0) |
+		   (d->pci || d->connected ? BK_CTL_L0_CONNECTED : 0);
+	w->nr_users = users;
+	w->user_size = sizeof(struct bk_ctl_l0user);
+	w->nr_queues = d->nq;
+	w->queue_size = sizeof(struct bk_ctl_l0queue);
+	bk_ctl_l0dev_swap(w);
+	return 0;
+}
+
+/* The control socket's L0 request: every device this process drives. */
+static int ctl_fill(struct bk_ctl_buf *b)
+{
+	const struct vblk_dev *d;
+	int n = 0, r = 0;
+
+	pthread_mutex_lock(&devices_lock);
+	list_for_each_entry (d, &devices, link) {
+		r = ctl_fill_dev(b, d);
+		if (r < 0)
+			break;
+		n++;
+	}
+	pthread_mutex_unlock(&devices_lock);
+	return r < 0 ? r : n;
 }
 
 int bk_vblk_info(const struct bk_engine *be, struct bk_vblk_info *ret)

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "conf.h"
 #include "pci.h"
 #include "util/log.h"
 #include "util/macros.h"
@@ -54,6 +55,7 @@
 #define PCI_CAP_VNDR 0x09
 
 #define UIO_DRIVER "uio_pci_generic"
+#define VIRTIO_PCI_DRIVER "virtio-pci"
 
 static uint8_t rd8(volatile uint8_t *b, size_t off)
 {
@@ -259,6 +261,12 @@ int vpci_check(const char *name, const char *root, const char *bdf, unsigned int
 				    "%s: '%s' is not a PCI address (expected DDDD:BB:DD.F, "
 				    "e.g. 0000:00:05.0)",
 				    name, bdf);
+	if (!bk_config_pci_allowed(bk_config_current(), bdf))
+		return bk_log_errno(
+			BK_LOG_ERR, -EPERM,
+			"%s: PCI device %s is not in l0-pci-allow (%s): blanketd may not "
+			"take it (see blanketd.conf(5))",
+			name, bdf, bk_config_current()->l0_pci_allow);
 	snprintf(dir, sizeof(dir), "%s/sys/bus/pci/devices/%s", root, bdf);
 	snprintf(path, sizeof(path), "%s/vendor", dir);
 	if (read_line(path, val, sizeof(val)) < 0)
@@ -302,8 +310,25 @@ static int bind_uio(struct vpci *p)
 	r = driver_of(p->dir, p->prev_driver, sizeof(p->prev_driver));
 	if (r < 0)
 		return log_err_errno(r, "%s: reading the driver of %s: %m", p->name, p->bdf);
-	if (strcmp(p->prev_driver, UIO_DRIVER) == 0)
+	if (strcmp(p->prev_driver, UIO_DRIVER) == 0) {
+		/*
+		 * Our driver_override says a blanketd bound it and never gave it back: killed
+		 * with the device taken. It is ours to hand back to the kernel's virtio driver
+		 * (what it had before, as far as anyone can still know); an administrator's own
+		 * uio binding has no override and stays as it is.
+		 */
+		snprintf(path, sizeof(path), "%s/driver_override", p->dir);
+		if (read_line(path, drv, sizeof(drv)) == 0 && strcmp(drv, UIO_DRIVER) == 0) {
+			snprintf(path, sizeof(path), "%s/sys/bus/pci/drivers/" VIRTIO_PCI_DRIVER,
+				 p->root);
+			snprintf(p->prev_driver, sizeof(p->prev_driver), "%s",
+				 access(path, F_OK) == 0 ? VIRTIO_PCI_DRIVER : "");
+			p->bound = true;
+			log_info("%s: taking %s again: a previous blanketd left it bound to %s",
+				 p->name, p->bdf, UIO_DRIVER);
+		}
 		return 0;
+	}
 	snprintf(path, sizeof(path), "%s/sys/bus/pci/drivers/" UIO_DRIVER, p->root);
 	if (access(path, F_OK) < 0)
 		return bk_log_errno(BK_LOG_ERR, -ENOENT,
@@ -557,22 +582,36 @@ int vpci_open(const char *name, const char *root, const char *bdf, unsigned int 
 	r = cfg_read(p, PCI_COMMAND, &cmd, sizeof(cmd));
 	if (r < 0)
 		goto fail;
-	cmd |= PCI_CMD_MEMORY | PCI_CMD_MASTER;
+	/*
+	 * Registers first, DMA only after the reset: a device a killed blanketd left running
+	 * still holds its rings' and buffers' addresses, frames the kernel has since freed.
+	 */
+	cmd |= PCI_CMD_MEMORY;
+	cmd &= (uint16_t)~PCI_CMD_MASTER;
 	if (intx)
 		cmd &= (uint16_t)~PCI_CMD_INTX_DISABLE;
 	else
 		cmd |= PCI_CMD_INTX_DISABLE;
 	r = cfg_write16(p, PCI_COMMAND, cmd);
 	if (r < 0) {
-		log_err_errno(r, "%s: enabling bus mastering on %s: %m", name, bdf);
+		log_err_errno(r, "%s: enabling the registers of %s: %m", name, bdf);
 		goto fail;
 	}
 	r = find_windows(p);
 	if (r < 0)
 		goto fail;
+	if (vpci_status(p) & ~ST_ACK) /* a kernel driver leaves ACKNOWLEDGE set */
+		log_info("%s: %s was left running (status %#x): resetting it before enabling DMA",
+			 name, bdf, vpci_status(p));
 	r = vpci_reset(p);
 	if (r < 0)
 		goto fail;
+	cmd |= PCI_CMD_MASTER;
+	r = cfg_write16(p, PCI_COMMAND, cmd);
+	if (r < 0) {
+		log_err_errno(r, "%s: enabling bus mastering on %s: %m", name, bdf);
+		goto fail;
+	}
 	status_set(p, ST_ACK);
 	status_set(p, ST_DRIVER);
 	wr32(p->common, CC_DFSELECT, 0);
@@ -588,6 +627,13 @@ int vpci_open(const char *name, const char *root, const char *bdf, unsigned int 
 fail:
 	vpci_close(p);
 	return r;
+}
+
+static bool keep_bound;
+
+void vpci_keep_bound(bool on)
+{
+	keep_bound = on;
 }
 
 void vpci_close(struct vpci *p)
@@ -607,7 +653,11 @@ void vpci_close(struct vpci *p)
 		close(p->cfg_fd);
 	if (p->uio_fd >= 0)
 		close(p->uio_fd);
-	unbind_uio(p);
+	if (keep_bound && p->bound)
+		log_info("%s: %s stays with %s for the next blanketd (its guests stay connected)",
+			 p->name, p->bdf, UIO_DRIVER);
+	else
+		unbind_uio(p);
 	free(p);
 }
 

@@ -48,7 +48,8 @@ struct vpci {
  * Check that @bdf (DDDD:BB:DD.F) exists under @root, is a modern virtio device of type
  * @virtio_type (2: block) and is not held by a kernel driver with a mounted filesystem (or a
  * holder such as device-mapper). Errors name the value: -EINVAL a malformed address,
- * -ENODEV no such device, or not the right kind, -EBUSY in use. Nothing is changed.
+ * -EPERM not named by the configuration's l0-pci-allow, -ENODEV no such device, or not the
+ * right kind, -EBUSY in use. Nothing is changed.
  */
 int vpci_check(const char *name, const char *root, const char *bdf, unsigned int virtio_type);
 
@@ -60,6 +61,12 @@ int vpci_open(const char *name, const char *root, const char *bdf, unsigned int 
 	      bool intx, struct vpci **ret);
 /* Reset the device, then give it back. NULL-safe. Call before freeing memory it may write. */
 void vpci_close(struct vpci *p);
+/*
+ * From now on (@on), vpci_close() resets a device and turns DMA off but leaves it with
+ * uio_pci_generic: the daemon is stopping and hands its guests' disks over to the next one,
+ * which takes the device again. Process-wide.
+ */
+void vpci_keep_bound(bool on);
 
 /* Write status 0 and wait until the device reads it back as 0 (1 s at most). */
 int vpci_reset(struct vpci *p);

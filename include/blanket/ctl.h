@@ -30,6 +30,11 @@
  *            flags 0 only reads)  -> struct bk_ctl_limit (the limits now in effect, flags 0)
  *            -ENODEV: no such device; -EOPNOTSUPP: its backend has no rate limits;
  *            -EINVAL: a value out of range (the message names it).
+ *   L0       (no payload)  -> struct bk_ctl_list (elem_size: sizeof(struct bk_ctl_l0dev)),
+ *                             then nr x { struct bk_ctl_l0dev, nr_users x user_size bytes:
+ *                             struct bk_ctl_l0user, nr_queues x queue_size bytes: struct
+ *                             bk_ctl_l0queue }: the cloud's (L0) devices blanketd drives itself.
+ *            A daemon older than this request answers -EOPNOTSUPP.
  *
  * Compatibility: within one version, structs only grow at the end, and every variable part
  * carries its own element size (bk_ctl_list.elem_size, bk_ctl_dev_stats.queue_size), so a
@@ -59,6 +64,7 @@ enum bk_ctl_type {
 	BK_CTL_REQ_STATS = 3,
 	BK_CTL_REQ_STATUS = 4,
 	BK_CTL_REQ_LIMIT = 5,
+	BK_CTL_REQ_L0 = 6,
 	BK_CTL_REPLY = 0x8000, /* or'ed into the request type */
 	BK_CTL_ERROR = 0xffff,
 };
@@ -174,6 +180,60 @@ struct bk_ctl_limit_req {
 	struct bk_ctl_limit limit;
 };
 
+/* An L0 device's flags (bk_ctl_l0dev.flags): what the device offers and how it is. */
+enum {
+	BK_CTL_L0_FLUSH = 1U << 0,
+	BK_CTL_L0_DISCARD = 1U << 1,
+	BK_CTL_L0_WRITE_ZEROES = 1U << 2,
+	BK_CTL_L0_READONLY = 1U << 3,
+	BK_CTL_L0_CONNECTED = 1U << 4, /* vhost-user: the back-end is there; PCI: always */
+};
+
+/* A device of the cloud (L0) that blanketd drives itself (virtio-blk over PCI or vhost-user). */
+struct bk_ctl_l0dev {
+	char kind[16];		  /* "virtio-blk" */
+	char name[112];		  /* the PCI address, or the vhost-user socket path */
+	char transport[16];	  /* "pci" | "vhost-user" */
+	char dma_mode[16];	  /* "identity" | "pagemap" | "p2m" */
+	char dma_why[128];	  /* why that mode (as logged at start) */
+	char irq[16];		  /* PCI: "INTx" | "polled"; vhost-user: "eventfd" */
+	uint64_t capacity;	  /* bytes */
+	uint64_t features;	  /* negotiated virtio features */
+	uint64_t lost_interrupts; /* PCI INTx: completions only the safety poll found */
+	uint64_t reconnects;	  /* vhost-user: back-end restarts survived */
+	uint32_t block_size;	  /* bytes */
+	uint32_t flags;		  /* BK_CTL_L0_* */
+	uint32_t nr_users;	  /* struct bk_ctl_l0user records that follow */
+	uint32_t user_size;
+	uint32_t nr_queues; /* struct bk_ctl_l0queue records after the users */
+	uint32_t queue_size;
+};
+
+/* One guest disk on a byte range of an L0 device. */
+struct bk_ctl_l0user {
+	char owner[48];	 /* "vbd 5/51712", or "" when none was named */
+	uint64_t offset; /* bytes */
+	uint64_t size;
+};
+
+/* One virtqueue of an L0 device: who uses it and what it did (completed device requests). */
+struct bk_ctl_l0queue {
+	uint32_t index;
+	uint32_t size;	/* entries */
+	char owner[48]; /* the disk whose I/O it carries, "" when free */
+	uint64_t reads; /* requests completed, by type */
+	uint64_t writes;
+	uint64_t flushes;
+	uint64_t discards; /* DISCARD and WRITE_ZEROES */
+	uint64_t errors;   /* any status but OK */
+	uint64_t bytes_read;
+	uint64_t bytes_written;
+	uint64_t inflight; /* requests with the device now */
+};
+
+_Static_assert(sizeof(struct bk_ctl_l0dev) == 360, "wire layout");
+_Static_assert(sizeof(struct bk_ctl_l0user) == 64, "wire layout");
+_Static_assert(sizeof(struct bk_ctl_l0queue) == 120, "wire layout");
 _Static_assert(sizeof(struct bk_ctl_limit) == 24, "wire layout");
 _Static_assert(sizeof(struct bk_ctl_limit_req) == 40, "wire layout");
 _Static_assert(sizeof(struct bk_ctl_hdr) == 16, "wire layout");
@@ -220,6 +280,9 @@ void bk_ctl_dev_stats_swap(struct bk_ctl_dev_stats *d);
 void bk_ctl_queue_stats_swap(struct bk_queue_stats *q);
 void bk_ctl_limit_swap(struct bk_ctl_limit *l);
 void bk_ctl_limit_req_swap(struct bk_ctl_limit_req *r);
+void bk_ctl_l0dev_swap(struct bk_ctl_l0dev *d);
+void bk_ctl_l0user_swap(struct bk_ctl_l0user *u);
+void bk_ctl_l0queue_swap(struct bk_ctl_l0queue *q);
 
 /*
  * Parse one rate-limit setting (@key "iops", "bps" with an optional K/M/G suffix, or "burst"

@@ -17,6 +17,7 @@
 #include "blanket/ctl.h"
 #include "blanketctl.h"
 #include "client.h"
+#include "l0.h"
 #include "output.h"
 #include "util/macros.h"
 
@@ -28,9 +29,11 @@ static void usage(FILE *out)
 		"Commands:\n"
 		"  list                     devices: domain, device, kind, backing, state, "
 		"queues,\n"
-		"                           negotiated features\n"
+		"                           negotiated features; then the cloud's (L0) devices\n"
+		"                           blanketd drives: transport, DMA mode, users\n"
 		"  stats [DEVICE]           per device and per queue counters and latency\n"
-		"                           percentiles; DEVICE is 'vbd 5/51712' or '5/51712'\n"
+		"                           percentiles; DEVICE is 'vbd 5/51712' or '5/51712';\n"
+		"                           then each L0 device's per-queue counters\n"
 		"  limit DEVICE [SPEC]      show or change a device's rate limits, SPEC is\n"
 		"                           iops=N,bps=SIZE,burst=MS (any of them) or off;\n"
 		"                           a vif's guest TX: rate=10Mb/s@20ms as in xl.cfg\n"
@@ -307,7 +310,7 @@ static const char *dev_state(const struct bk_ctl_device *d)
 	return bk_ctl_state_name(d->state);
 }
 
-static void list_json(const struct bk_ctl_device *devs, int n)
+static void list_json(const struct bk_ctl_device *devs, int n, const struct l0_sample *l0)
 {
 	printf("{\"devices\":[");
 	for (int i = 0; i < n; i++) {
@@ -341,7 +344,9 @@ static void list_json(const struct bk_ctl_device *devs, int n)
 		json_string(stdout, d->error);
 		printf("}");
 	}
-	printf("\n]}\n");
+	printf("\n],");
+	l0_json(l0, false);
+	printf("}\n");
 }
 
 static int cmd_list(const struct ctl_opts *o)
@@ -349,6 +354,7 @@ static int cmd_list(const struct ctl_opts *o)
 	static const char *const head[] = { "DOMAIN", "DEVICE",	  "KIND",   "BACKING",
 					    "STATE",  "FRONTEND", "QUEUES", "FEATURES" };
 	struct bk_ctl_device *devs = NULL;
+	struct l0_sample l0 = { 0 };
 	struct table *t;
 	int fd, n;
 
@@ -356,22 +362,30 @@ static int cmd_list(const struct ctl_opts *o)
 	if (fd < 0)
 		return -fd;
 	n = fetch_list(fd, &devs);
+	if (n >= 0 && l0_fetch(fd, &l0) < 0) {
+		free(devs);
+		n = -1;
+	}
 	close(fd);
 	if (n < 0)
 		return EXIT_FAIL;
 	if (o->json) {
-		list_json(devs, n);
+		list_json(devs, n, &l0);
 		free(devs);
+		l0_free(&l0);
 		return EXIT_OK;
 	}
 	if (n == 0) {
 		printf("no devices\n");
+		l0_print_list(&l0);
 		free(devs);
+		l0_free(&l0);
 		return EXIT_OK;
 	}
 	t = table_new(8);
 	if (!t) {
 		free(devs);
+		l0_free(&l0);
 		return EXIT_FAIL;
 	}
 	for (unsigned int c = 1; c < 8; c++)
@@ -408,7 +422,9 @@ static int cmd_list(const struct ctl_opts *o)
 		if (devs[i].flags & BK_CTL_DEV_FAILED)
 			printf("%s: failed: %s\n", devs[i].name,
 			       devs[i].error[0] ? devs[i].error : "(no error text)");
+	l0_print_list(&l0);
 	free(devs);
+	l0_free(&l0);
 	return EXIT_OK;
 }
 

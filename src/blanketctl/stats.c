@@ -11,6 +11,7 @@
 #include "blanket/ctl.h"
 #include "blanketctl.h"
 #include "client.h"
+#include "l0.h"
 #include "output.h"
 
 struct dev_sample {
@@ -349,7 +350,8 @@ static void json_queue_body(const struct bk_queue_stats *q)
 	       bk_lat_percentile(q->lat_hist, 999));
 }
 
-static void print_json(const struct sample *s, unsigned int interval, bool pretty)
+static void print_json(const struct sample *s, const struct l0_sample *l0, unsigned int interval,
+		       bool pretty)
 {
 	const char *nl = pretty ? "\n" : "";
 	struct timespec ts;
@@ -386,7 +388,9 @@ static void print_json(const struct sample *s, unsigned int interval, bool prett
 			json_net_body(&d->total);
 		printf("}}%s%s", i + 1 < s->nr ? "," : "", nl);
 	}
-	printf("]}\n");
+	printf("],");
+	l0_json(l0, true);
+	printf("}\n");
 }
 
 int cmd_stats(const struct ctl_opts *o)
@@ -397,12 +401,14 @@ int cmd_stats(const struct ctl_opts *o)
 	if (fd < 0)
 		return -fd;
 	for (unsigned int n = 0;; n++) {
-		if (fetch(fd, o, &cur) < 0) {
+		struct l0_sample l0 = { 0 };
+
+		if (fetch(fd, o, &cur) < 0 || l0_fetch(fd, &l0) < 0) {
 			ret = EXIT_FAIL;
 			break;
 		}
 		if (o->json)
-			print_json(&cur, o->watch, !o->watch);
+			print_json(&cur, &l0, o->watch, !o->watch);
 		else {
 			if (o->watch) {
 				time_t now = time(NULL);
@@ -413,7 +419,9 @@ int cmd_stats(const struct ctl_opts *o)
 				       o->watch);
 			}
 			print_human(&cur, n ? &prev : NULL, o->watch > 0);
+			l0_print_stats(&l0);
 		}
+		l0_free(&l0);
 		fflush(stdout);
 		sample_free(&prev);
 		prev = cur;

@@ -6,7 +6,12 @@
  * with range= and owner=, physical-device-path virtio-blk:...) make a disk of the range's
  * size; the guest's writes land at the range's offset in the exported file and nowhere else;
  * I/O past the range's end is refused by blkif; a second guest disk whose range overlaps the
- * first one's never connects (the engine refuses it). Exits 77 without qemu-storage-daemon.
+ * first one's never connects (the engine refuses it). The device offers discard, so the disk
+ * advertises feature-discard, and a guest's discard zeroes the file at the range's offset and
+ * nothing past the range's end. blanketctl (argv[1]) shows the L0 device: `list` and `list
+ * --json` its transport, DMA mode and why, the guest disk on its range and the queue it has;
+ * `stats --json` the requests each queue completed, counted exactly. Exits 77 without
+ * qemu-storage-daemon.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,7 +22,9 @@
 
 #include "blkfront.h"
 #include "check.h"
+#include "ctlrun.h"
 #include "qsd.h"
+#include "service.h"
 #include "toolstack.h"
 #include "xen/sim.h"
 
@@ -27,10 +34,96 @@
 #define FILE_BYTES (8u << 20)
 #define RANGE_OFF (1u << 20)
 #define RANGE_SIZE (2u << 20)
+#define DISCARD_AT (64u << 10) /* in the range */
+#define DISCARD_LEN (256u << 10)
 
 static struct bk_bf_env env;
 static struct bk_qsd qsd = { .pid = -1 };
 static uint8_t buf[8 * 512], cmp[8 * 512];
+static char out[1 << 16];
+
+/*
+ * blanketctl's view of the L0 device while the guest disk on it is connected: the device
+ * (a vhost-user socket: identity DMA), its one user and its range, and exactly the device
+ * requests the guest's I/O made on queue 0 so far.
+ */
+static void check_ctl(const char *blanketctl, const char *dir, const char *sock)
+{
+	struct bk_service_params sp = { .platform = "sim" };
+	struct bk_service *svc = NULL;
+	char csock[128], want[256];
+	const char *t;
+
+	snprintf(csock, sizeof(csock), "%s/control", dir);
+	sp.loop = env.loop;
+	sp.core = env.core;
+	sp.control_socket = csock;
+	CHECK(bk_service_start(&sp, &svc) == 0);
+	if (!svc)
+		return;
+	{
+		const char *args[] = { "list", "--json", NULL };
+
+		CHECK(bk_ctlrun(env.loop, blanketctl, csock, args, 0, out, sizeof(out)) == 0);
+		t = strstr(out, "\"l0_devices\":[{");
+		CHECK(t != NULL);
+		snprintf(want, sizeof(want),
+			 "{\"kind\":\"virtio-blk\",\"name\":\"%s\",\"transport\":\"vhost-user\","
+			 "\"dma_mode\":\"identity\",\"dma_why\":\"",
+			 sock);
+		CHECK(t && strstr(t, want));
+		snprintf(want, sizeof(want),
+			 "\"users\":[{\"owner\":\"%u/%u\",\"offset\":%u,\"size\":%u}]", DOMID,
+			 DEVID, RANGE_OFF, RANGE_SIZE);
+		CHECK(t && strstr(t, want));
+		CHECK(t && strstr(t, "\"discard\":true,\"write_zeroes\":true"));
+		snprintf(want, sizeof(want), "{\"index\":0,\"size\":");
+		CHECK(t && strstr(t, want));
+		snprintf(want, sizeof(want), "\"owner\":\"vbd %u/%u", DOMID, DEVID);
+		CHECK(t && strstr(strstr(t, "\"queues\"") ? strstr(t, "\"queues\"") : t, want));
+		if (bk_test_failures)
+			fprintf(stderr, "blanketctl list --json said:\n%s\n", out);
+	}
+	{
+		const char *args[] = { "list", NULL };
+
+		CHECK(bk_ctlrun(env.loop, blanketctl, csock, args, 0, out, sizeof(out)) == 0);
+		snprintf(want, sizeof(want), "L0 virtio-blk %s (vhost-user, DMA identity, eventfd)",
+			 sock);
+		CHECK(strstr(out, want));
+		snprintf(want, sizeof(want), "used by %u/%u: 2.0 MiB at 1.0 MiB", DOMID, DEVID);
+		CHECK(strstr(out, want));
+		if (bk_test_failures)
+			fprintf(stderr, "blanketctl list said:\n%s\n", out);
+	}
+	{
+		const char *args[] = { "stats", "--json", NULL };
+
+		CHECK(bk_ctlrun(env.loop, blanketctl, csock, args, 0, out, sizeof(out)) == 0);
+		t = strstr(out, "{\"index\":0,");
+		CHECK(t != NULL);
+		/* 4 KiB written twice, read twice, one flush, one discard (see main). */
+		CHECK(bk_ctlrun_json_u64(t, "reads") == 2);
+		CHECK(bk_ctlrun_json_u64(t, "writes") == 2);
+		CHECK(bk_ctlrun_json_u64(t, "flushes") == 1);
+		CHECK(bk_ctlrun_json_u64(t, "discards") == 1);
+		CHECK(bk_ctlrun_json_u64(t, "errors") == 0);
+		CHECK(bk_ctlrun_json_u64(t, "bytes_read") == 8192);
+		CHECK(bk_ctlrun_json_u64(t, "bytes_written") == 8192);
+		CHECK(bk_ctlrun_json_u64(t, "inflight") == 0);
+		if (bk_test_failures)
+			fprintf(stderr, "blanketctl stats --json said:\n%s\n", out);
+	}
+	{
+		const char *args[] = { "stats", NULL };
+
+		CHECK(bk_ctlrun(env.loop, blanketctl, csock, args, 0, out, sizeof(out)) == 0);
+		snprintf(want, sizeof(want), "L0 virtio-blk %s (vhost-user, DMA identity, eventfd)",
+			 sock);
+		CHECK(strstr(out, want) && strstr(out, "DISCARD"));
+	}
+	bk_service_free(svc);
+}
 
 static int add(uint32_t domid, const char *opts)
 {
@@ -73,7 +166,7 @@ static bool file_is(const char *path, uint64_t off, size_t len, uint8_t val)
 	return ok;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	char path[64], dir[64], sock[128], opts[256], opts2[256], v[64];
 	struct bk_bf_params p = { .nr_queues = 1, .pfn_base = 0, .pfn_count = 1024 };
@@ -123,6 +216,33 @@ int main(void)
 		CHECK(bk_bf_rw(f, 0, BLKIF_OP_FLUSH_DISKCACHE, 0, 0, NULL, false) ==
 		      BLKIF_RSP_OKAY);
 
+		/*
+		 * The device offers discard (qemu-storage-daemon, discard=unmap): so does the
+		 * disk, once connected. A discard lands at the range's offset (the file's
+		 * bytes there read back as zeros, a hole), and not past the range's end.
+		 */
+		{
+			struct bk_bf_io io = { .op = BLKIF_OP_DISCARD,
+					       .sector = DISCARD_AT / 512,
+					       .nr_sectors = DISCARD_LEN / 512 };
+			uint64_t feat = 0;
+
+			CHECK(bk_bf_feature(f, "feature-discard", &feat) == 0 && feat == 1);
+			CHECK(bk_bf_io_sync(f, 0, &io) == BLKIF_RSP_OKAY);
+			memset(&io, 0, sizeof(io));
+			io.op = BLKIF_OP_DISCARD;
+			io.sector = RANGE_SIZE / 512 - 8;
+			io.nr_sectors = 16;
+			CHECK(bk_bf_io_sync(f, 0, &io) != BLKIF_RSP_OKAY);
+			memset(buf, 0xee, sizeof(buf));
+			CHECK(bk_bf_rw(f, 0, BLKIF_OP_READ, DISCARD_AT / 512, 8, buf, false) ==
+			      BLKIF_RSP_OKAY);
+			memset(cmp, 0, sizeof(cmp));
+			CHECK(memcmp(buf, cmp, sizeof(buf)) == 0);
+		}
+		if (argc > 1)
+			check_ctl(argv[1], dir, sock);
+
 		/* Another guest on an overlapping range: refused while the first holds it. */
 		CHECK(add(DOMID2, opts2) == 0);
 		CHECK(bk_bf_open(&env, DOMID2, DEVID, &p, &g) == 0);
@@ -141,7 +261,10 @@ int main(void)
 
 	CHECK(file_is(path, 0, RANGE_OFF, 0x11));
 	CHECK(file_is(path, RANGE_OFF, 4096, 0x5a));
-	CHECK(file_is(path, RANGE_OFF + 4096, RANGE_SIZE - 8192, 0x11));
+	CHECK(file_is(path, RANGE_OFF + 4096, DISCARD_AT - 4096, 0x11));
+	CHECK(file_is(path, RANGE_OFF + DISCARD_AT, DISCARD_LEN, 0));
+	CHECK(file_is(path, RANGE_OFF + DISCARD_AT + DISCARD_LEN,
+		      RANGE_SIZE - DISCARD_AT - DISCARD_LEN - 4096, 0x11));
 	CHECK(file_is(path, RANGE_OFF + RANGE_SIZE - 4096, 4096, 0x77));
 	CHECK(file_is(path, RANGE_OFF + RANGE_SIZE, FILE_BYTES - RANGE_OFF - RANGE_SIZE, 0x11));
 	unlink(sock);

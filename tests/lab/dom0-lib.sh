@@ -204,10 +204,11 @@ spawned_blanketd_rc() {
 
 # restart_blanketd WHAT SIGNAL CONNECTED ADOPTED [CHECK_FN]: stop the running blanketd with SIGNAL
 # (it must be gone within 30 s; after SIGTERM it must exit 0), run CHECK_FN "WHAT, no daemon
-# running" if given, wait 1 s (the guest keeps queueing), start a new one (extra arguments in the
-# array NEW_ARGS), and wait up to 60 s for the line "CONNECTED: connected:" in its log. Fails
-# unless the new log lines contain ADOPTED (a regex: the device was taken over) and no error.
-# The new daemon's log lines are left in RESTART_SEG.
+# running" if given, wait 1 s (the guest keeps queueing), start a new one (extra arguments in
+# RESTART_ARGS, split at blanks: this file is read by busybox sh too, no arrays), and wait up to
+# 90 s for the line "CONNECTED: connected:" in its log. Fails unless the new log lines contain
+# ADOPTED (a regex: the device was taken over) and no error. Shows the restart's lines (and
+# those matching the regex RESTART_SHOW); leaves the new daemon's log lines in RESTART_SEG.
 restart_blanketd() {
 	local what=$1 sig=$2 conn=$3 adopted=$4 check=${5:-} pid lines0 end rc bad
 	pid=$(blanketd_pid)
@@ -225,15 +226,17 @@ restart_blanketd() {
 	[ -z "$check" ] || "$check" "$what, no daemon running"
 	say "  journals: $(cd /run/blanketd/inflight 2>/dev/null && ls | tr '\n' ' ')"
 	sleep 1
-	spawn_blanketd "${NEW_ARGS[@]}" || fail "$what: cannot start blanketd"
-	end=$((SECONDS + 60))
+	# shellcheck disable=SC2086 # words on purpose
+	spawn_blanketd $RESTART_ARGS || fail "$what: cannot start blanketd"
+	end=$((SECONDS + 90))
 	while ! tail -n +$((lines0 + 1)) "$BLANKETD_LOG" | grep -q "$conn: connected:"; do
 		blanketd_alive || { tail -n 30 "$BLANKETD_LOG"; fail "$what: the new blanketd died"; }
-		[ $SECONDS -ge $end ] && { tail -n 30 "$BLANKETD_LOG"; fail "$what: the new blanketd did not connect $conn within 60 s"; }
+		[ $SECONDS -ge $end ] && { tail -n 30 "$BLANKETD_LOG"; fail "$what: the new blanketd did not connect $conn within 90 s"; }
 		sleep 0.2
 	done
 	RESTART_SEG=$(tail -n +$((lines0 + 1)) "$BLANKETD_LOG")
-	echo "$RESTART_SEG" | grep -E 'stopping|handed over|taking over|re-issuing|served again|connected:' |
+	echo "$RESTART_SEG" |
+		grep -E "stopping|handed over|taking over|re-issuing|served again|connected:${RESTART_SHOW:+|$RESTART_SHOW}" |
 		sed 's/^/  | /'
 	echo "$RESTART_SEG" | grep -qE "$adopted" || fail "$what: the new blanketd did not take $conn over"
 	bad=$(echo "$RESTART_SEG" | grep -iE 'fail|error|corrupt|does not match|no free slot|runtime error')
@@ -486,4 +489,95 @@ wait_drv_served() {
 	local end=$((SECONDS + 20)) n
 	while n=$(drv_served) && [ "${n:-0}" = 0 ] && [ $SECONDS -lt $end ]; do sleep 1; done
 	echo "${n:-0}"
+}
+
+# --- A disk's daemon restarted under the guest's verified rounds (restart, l0kill) ---
+# (This file is also read by dom0's /init, busybox sh: no bash arrays or declare here.)
+# The scenario sets RS_GUEST (guest name), RS_DOMID, RS_DEV (vbd devid), RS_THREADS (the rw
+# steps' thread count) and defines seed K (round K's seed); optionally RS_ARGS (extra
+# arguments of the new daemons, split at blanks), RS_SHOW (a regex of more log lines to show
+# per restart) and a function rs_stopped (run once the old daemon is gone). rs_restart adds to
+# RS_REISSUED.
+RS_REISSUED=0
+RS_ARGS=
+RS_SHOW=
+
+rs_glog() { echo "$CONSOLE_DIR/guest-$RS_GUEST.log"; }
+
+# rs_wait_round K TIMEOUT_S: round K verified (fail at once when the guest reports a failure).
+rs_wait_round() {
+	local end=$((SECONDS + $2)) glog
+	glog=$(rs_glog)
+	while ! grep -qE "GUEST-STEP rw:[^ ]*:$(seed "$1"):$RS_THREADS ok" "$glog" 2>/dev/null; do
+		if grep -qE 'GUEST-STEP .* fail|GUEST-DONE|IOTOOL error' "$glog" 2>/dev/null; then
+			guest_log "$RS_GUEST"
+			fail "the guest's verified I/O failed in round $1 (see its console above)"
+		fi
+		if [ $SECONDS -ge $end ]; then
+			guest_log "$RS_GUEST"
+			fail "guest made no progress: round $1 not done within $2 s (a request lost in a restart?)"
+		fi
+		sleep 0.5
+	done
+}
+
+# rs_wait_served N TIMEOUT_S AFTER: the new blanketd served N guest requests (I/O flows again).
+rs_wait_served() {
+	local end=$((SECONDS + $2)) got glog
+	glog=$(rs_glog)
+	while got=$(blanketd_served) && [ "$got" -lt "$1" ]; do
+		if grep -qE 'GUEST-STEP .* fail|GUEST-DONE|IOTOOL error' "$glog" 2>/dev/null; then
+			guest_log "$RS_GUEST"
+			fail "the guest's verified I/O failed after restart $3 (see its console above)"
+		fi
+		if [ $SECONDS -ge $end ]; then
+			guest_log "$RS_GUEST"
+			tail -n 20 "$BLANKETD_LOG" | sed 's/^/  | /'
+			fail "guest I/O stalled after restart $3: the new blanketd served $got request(s) in $2 s"
+		fi
+		sleep 0.5
+	done
+}
+
+# rs_restart N SIGNAL: stop blanketd with SIGNAL while the guest's I/O runs, start a new one;
+# it must adopt the Connected disk (and, after SIGTERM, the old one must have handed it over)
+# with no error in its log.
+rs_check() {
+	check_connected "$RS_DOMID" "$RS_DEV" "$1"
+	if [ "${1%no daemon running}" != "$1" ] && command -v rs_stopped >/dev/null; then
+		rs_stopped
+	fi
+}
+rs_restart() {
+	local n=$1 sig=$2 r
+	rs_check "before restart $n"
+	say "restart $n: SIG$sig to blanketd $(blanketd_pid) in round $(($(grep -c 'IOTOOL rw ok' "$(rs_glog)") + 1))"
+	RESTART_ARGS=$RS_ARGS RESTART_SHOW=$RS_SHOW restart_blanketd "restart $n" "$sig" \
+		"vbd $RS_DOMID/$RS_DEV" "vbd $RS_DOMID/$RS_DEV: taking over a device a previous run left Connected" \
+		rs_check
+	if [ "$sig" = TERM ]; then
+		echo "$RESTART_SEG" | grep -q "vbd $RS_DOMID/$RS_DEV: handed over" ||
+			fail "restart $n: the stopping blanketd did not hand the device over"
+	fi
+	r=$(echo "$RESTART_SEG" | sed -n 's/.*re-issuing \([0-9]*\) request.*/\1/p' | awk '{ s += $1 } END { print s + 0 }')
+	RS_REISSUED=$((RS_REISSUED + r))
+	rs_check "after restart $n"
+}
+
+# --- The cloud's (L0) devices (issue 10) ---
+# l0_kernel_dev BDF TIMEOUT_S: wait until PCI device BDF is with dom0's virtio-pci driver and its
+# disk is there; print the disk's name (vdb). Returns 1 (after saying the driver) if not in time.
+l0_kernel_dev() {
+	local dir=/sys/bus/pci/devices/$1 end=$((SECONDS + $2)) drv kdev
+	while [ $SECONDS -lt $end ]; do
+		drv=$(basename "$(readlink "$dir/driver")" 2>/dev/null)
+		kdev=$(ls "$dir"/virtio*/block 2>/dev/null | head -n 1)
+		if [ "$drv" = virtio-pci ] && [ -n "$kdev" ] && [ -b "/dev/$kdev" ]; then
+			echo "$kdev"
+			return 0
+		fi
+		sleep 0.5
+	done
+	say "$1 is with driver '${drv:-none}', no disk of dom0's kernel" >&2
+	return 1
 }

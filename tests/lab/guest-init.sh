@@ -142,6 +142,7 @@ EOF
 	cpu) iotool cpu "$a1" "$a2" "$a3" "$a4" "$a5" ;;
 	# iops:DEV:LEN_MIB:SECS[:THREADS]: random 4 KiB requests for SECS s, their rate printed.
 	iops) iotool iops "$a1" "$a2" "$a3" "${a4:-4}" ;;
+	bench) iotool bench "$a1" 0 "$a2" "$a3" "$a4" "$a5" "$a6" ;; # DEV:MIB:BS_KIB:QD:S:rand|seq
 	write | verify) iotool "$name" "$a1" "$a2" "$a3" "$a4" ;;
 	sum | discard | zero) iotool "$name" "$a1" "$a2" "$a3" ;;
 	trywrite) iotool trywrite "$a1" ;;

@@ -69,6 +69,7 @@ static int load_text(struct bk_config *cfg, const char *text, char **log)
 static void test_defaults(void)
 {
 	struct bk_config c;
+	char *log;
 
 	bk_config_defaults(&c);
 	CHECK(c.log_level == BK_LOG_INFO);
@@ -82,6 +83,10 @@ static void test_defaults(void)
 	CHECK(bk_config_bounce_budget(&c) >= 64U << 20 && bk_config_bounce_budget(&c) % 4096 == 0);
 	CHECK(!c.cpu_affinity_set);
 	CHECK(bk_config_current() != NULL);
+	/* Any PCI device unless l0-pci-allow names some (or none). */
+	CHECK(strcmp(c.l0_pci_allow, "any") == 0 && bk_config_pci_allowed(&c, "0000:00:05.0"));
+	CHECK(load_text(&c, "l0-pci-allow = none\n", &log) == 1);
+	CHECK(!bk_config_pci_allowed(&c, "0000:00:05.0"));
 }
 
 static void test_missing_file(void)
@@ -121,10 +126,16 @@ static void test_every_key(void)
 		      "disk-rate-limit = iops=500,bps=20M,burst=200\n"
 		      "share-wait-ms = 5000\n"
 		      "vif-port = l0:virtio-net,pci=0000:00:05.0; sw0:vhost-user,path=/run/s\n"
+		      "l0-pci-allow = 0000:00:0a.0, 0000:00:05.0\n"
 		      "\t# indented comment\n",
 		      &log);
-	CHECK(r == 14);
+	CHECK(r == 15);
 	CHECK(c.share_wait_ms == 5000);
+	CHECK(strcmp(c.l0_pci_allow, "0000:00:0a.0,0000:00:05.0") == 0);
+	CHECK(bk_config_pci_allowed(&c, "0000:00:05.0") &&
+	      bk_config_pci_allowed(&c, "0000:00:0a.0"));
+	CHECK(!bk_config_pci_allowed(&c, "0000:00:0b.0") &&
+	      !bk_config_pci_allowed(&c, "0000:00:0a"));
 	CHECK(c.disk_rate_limit.iops == 500 && c.disk_rate_limit.bps == 20U << 20);
 	CHECK(c.disk_rate_limit.burst_ms == 200 && c.disk_rate_limit.flags == 0);
 	CHECK(strcmp(c.state_directory, "/var/run/bk") == 0 && c.state_directory_set);
@@ -163,7 +174,7 @@ static void test_every_key(void)
 		bk_config_dump(&c, f);
 		fclose(f);
 		bk_config_defaults(&d);
-		CHECK(load_text(&d, text, &log) == 14);
+		CHECK(load_text(&d, text, &log) == 15);
 		CHECK(memcmp(&c, &d, sizeof(c)) == 0);
 	}
 }
@@ -224,6 +235,10 @@ static void test_bad_values(void)
 		{ "vif-port = :tap", "entry ':tap' is not VIFNAME:SPEC" },
 		{ "vif-port = a:tap;b:virtio-blk,pci=0000:00:05.0",
 		  "vif b: port 'virtio-blk,pci=0000:00:05.0' is not tap" },
+		{ "l0-pci-allow = 00:05.0",
+		  "bad value '00:05.0' for key 'l0-pci-allow': '00:05.0' is not a PCI address" },
+		{ "l0-pci-allow = 0000:00:05.0,,0000:00:06.0", "'' is not a PCI address" },
+		{ "l0-pci-allow = 0000:00:05.0,none", "'none' is not a PCI address" },
 		{ "no-such-key = 1", "unknown key 'no-such-key'" },
 		{ "just words", "expected 'key = value'" },
 		{ "[daemon]", "sections are not used" },

@@ -29,17 +29,8 @@ gsum=$(guest_value l0blk 'IOTOOL rw ok' sum)
 [ -n "$gsum" ] || { guest_log l0blk; fail "the guest printed no checksum"; }
 
 # Back with dom0's kernel once its last user is gone.
-end=$((SECONDS + 60))
-kdev=
-while [ $SECONDS -lt $end ]; do
-	drv=$(basename "$(readlink "$dir/driver")" 2>/dev/null)
-	kdev=$(ls "$dir"/virtio*/block 2>/dev/null | head -n 1)
-	[ "$drv" = virtio-pci ] && [ -n "$kdev" ] && [ -b "/dev/$kdev" ] && break
-	sleep 0.5
-done
-[ -n "$kdev" ] && [ -b "/dev/$kdev" ] ||
-	fail "$BDF did not go back to dom0's virtio driver (driver '${drv:-none}')"
-say "$BDF is back with dom0's $drv as /dev/$kdev"
+kdev=$(l0_kernel_dev "$BDF" 60) || fail "$BDF did not go back to dom0's virtio driver"
+say "$BDF is back with dom0's virtio-pci as /dev/$kdev"
 dsum=$(iotool sum "/dev/$kdev" 1 32 | sed -n 's/.*sum=//p')
 [ "$gsum" = "$dsum" ] || fail "checksum mismatch: guest $gsum, L0 disk read by dom0's kernel $dsum"
 iotool zero "/dev/$kdev" 0 1 || fail "bytes before the guest's range changed"

@@ -53,14 +53,7 @@ asum=$(guest_value l0a 'IOTOOL rw ok' sum)
 bsum=$(guest_value l0b 'IOTOOL rw ok' sum)
 [ -n "$asum" ] && [ -n "$bsum" ] || fail "a guest printed no checksum"
 
-end=$((SECONDS + 60))
-kdev=
-while [ $SECONDS -lt $end ]; do
-	kdev=$(ls "$dir"/virtio*/block 2>/dev/null | head -n 1)
-	[ -n "$kdev" ] && [ -b "/dev/$kdev" ] && break
-	sleep 0.5
-done
-[ -n "$kdev" ] && [ -b "/dev/$kdev" ] || fail "$BDF did not go back to dom0's virtio driver"
+kdev=$(l0_kernel_dev "$BDF" 60) || fail "$BDF did not go back to dom0's virtio driver"
 [ "$(iotool sum "/dev/$kdev" 100 24 | sed -n 's/.*sum=//p')" = "$asum" ] ||
 	fail "l0a's range does not hold its checksum $asum"
 [ "$(iotool sum "/dev/$kdev" 132 24 | sed -n 's/.*sum=//p')" = "$bsum" ] ||

@@ -14,8 +14,7 @@
 [ "$LAB_BACKEND" = blanketd ] || skip "restarts concern blanketd only"
 
 RESTARTS=(KILL TERM KILL TERM KILL TERM)
-# Extra arguments of the new daemons (the boot's lab.blanketd_args come first).
-NEW_ARGS=()
+# New daemons get the boot's lab.blanketd_args (and RS_ARGS, none here: see dom0-lib.sh).
 # Enough rounds to outlast the restarts (a round takes 1.3-20 s here, a restart costs the guest
 # up to 3 rounds); the steps must fit the guest's command line (1 KiB).
 MIB=16
@@ -44,75 +43,23 @@ start_guest rs
 domid=$(xl domid rs)
 dev=$(vdev_id xvda)
 wait_console rs 'GUEST-STEP wait:' 180
-
-# wait_round K TIMEOUT_S: round K verified (or fail at once when the guest reports a failure).
-wait_round() {
-	local end=$((SECONDS + $2))
-	while ! grep -qE "GUEST-STEP rw:[^ ]*:$(seed "$1"):$THREADS ok" "$glog" 2>/dev/null; do
-		if grep -qE 'GUEST-STEP .* fail|GUEST-DONE|IOTOOL error' "$glog" 2>/dev/null; then
-			guest_log rs
-			fail "the guest's verified I/O failed in round $1 (see its console above)"
-		fi
-		if [ $SECONDS -ge $end ]; then
-			guest_log rs
-			fail "guest made no progress: round $1 not done within $2 s (a request lost in a restart?)"
-		fi
-		sleep 0.5
-	done
-}
-
-# wait_served N TIMEOUT_S: the new blanketd served N guest requests (I/O flows again).
-wait_served() {
-	local end=$((SECONDS + $2)) got
-	while got=$(blanketd_served) && [ "$got" -lt "$1" ]; do
-		if grep -qE 'GUEST-STEP .* fail|GUEST-DONE|IOTOOL error' "$glog" 2>/dev/null; then
-			guest_log rs
-			fail "the guest's verified I/O failed after restart $3 (see its console above)"
-		fi
-		if [ $SECONDS -ge $end ]; then
-			guest_log rs
-			tail -n 20 "$BLANKETD_LOG" | sed 's/^/  | /'
-			fail "guest I/O stalled after restart $3: the new blanketd served $got request(s) in $2 s"
-		fi
-		sleep 0.5
-	done
-}
-
-reissued=0
-# check_rs WHAT: the vbd stays Connected at both ends.
-check_rs() { check_connected "$domid" "$dev" "$1"; }
-
-# restart N SIGNAL: stop blanketd with SIGNAL while the guest's I/O runs, start a new one.
-restart() {
-	local n=$1 sig=$2 r
-	check_rs "before restart $n"
-	say "restart $n: SIG$sig to blanketd $(blanketd_pid) in round $(($(grep -c 'IOTOOL rw ok' "$glog") + 1)) of $ROUNDS"
-	restart_blanketd "restart $n" "$sig" "vbd $domid/$dev" \
-		"vbd $domid/$dev: taking over a device a previous run left Connected" check_rs
-	if [ "$sig" = TERM ]; then
-		echo "$RESTART_SEG" | grep -q "vbd $domid/$dev: handed over" ||
-			fail "restart $n: the stopping blanketd did not hand the device over"
-	fi
-	r=$(echo "$RESTART_SEG" | sed -n 's/.*re-issuing \([0-9]*\) request.*/\1/p' | awk '{ s += $1 } END { print s + 0 }')
-	reissued=$((reissued + r))
-	check_rs "after restart $n"
-}
+RS_GUEST=rs RS_DOMID=$domid RS_DEV=$dev RS_THREADS=$THREADS
 
 [ -x /usr/sbin/blanketctl ] || skip "no blanketctl in this build (needed to see I/O flow)"
-wait_round 1 300 # the first round also warms up QEMU's translation of the guest's code
+rs_wait_round 1 300 # the first round also warms up QEMU's translation of the guest's code
 for ((n = 1; n <= ${#RESTARTS[@]}; n++)); do
-	[ "$n" = 1 ] || wait_served 64 120 "$((n - 1))"
+	[ "$n" = 1 ] || rs_wait_served 64 120 "$((n - 1))"
 	sleep "$((RANDOM % 2)).$((RANDOM % 10))" # 0-1.9 s: the guest has I/O in flight
 	grep -q GUEST-DONE "$glog" &&
 		fail "the guest finished its $ROUNDS rounds before restart $n: too few rounds for this machine"
-	restart "$n" "${RESTARTS[$((n - 1))]}"
+	rs_restart "$n" "${RESTARTS[$((n - 1))]}"
 done
-wait_served 64 120 "${#RESTARTS[@]}"
-say "${#RESTARTS[@]} restarts done, $reissued request(s) re-issued from the in-flight journal in all"
-[ "$reissued" -gt 0 ] ||
+rs_wait_served 64 120 "${#RESTARTS[@]}"
+say "${#RESTARTS[@]} restarts done, $RS_REISSUED request(s) re-issued from the in-flight journal in all"
+[ "$RS_REISSUED" -gt 0 ] ||
 	echo "LAB-WARN no SIGKILL left a journaled request to re-issue this time"
 
-wait_round "$ROUNDS" 300
+rs_wait_round "$ROUNDS" 300
 wait_guest_done rs 300
 wait_no_backend "$domid" 30
 blanketd_alive || fail "blanketd died"
@@ -142,5 +89,5 @@ done
 gsum=$(guest_value rs 'IOTOOL sum ok' sum)
 dsum=$(iotool sum "$img" 0 "$TOTAL" | sed -n 's/.*sum=//p')
 [ -n "$gsum" ] && [ "$gsum" = "$dsum" ] || fail "final checksum: guest '$gsum', image in dom0 '$dsum'"
-say "PASS: $ROUNDS rounds verified through ${#RESTARTS[@]} restarts (${RESTARTS[*]}), $reissued re-issued; checksum $gsum (guest) = $dsum (dom0)"
+say "PASS: $ROUNDS rounds verified through ${#RESTARTS[@]} restarts (${RESTARTS[*]}), $RS_REISSUED re-issued; checksum $gsum (guest) = $dsum (dom0)"
 exit 0

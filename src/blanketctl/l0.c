@@ -1,0 +1,262 @@
+// SPDX-License-Identifier: MIT
+/*
+ * blanketctl's view of the cloud's (L0) devices blanketd drives itself: the L0 request, shown
+ * after the guest devices by `list` (device, transport, DMA mode and why, users) and `stats`
+ * (per-queue counters), and as "l0_devices" in their JSON.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "blanket/ctl.h"
+#include "client.h"
+#include "l0.h"
+#include "output.h"
+
+void l0_free(struct l0_sample *s)
+{
+	for (unsigned int i = 0; i < s->nr; i++) {
+		free(s->dev[i].users);
+		free(s->dev[i].queues);
+	}
+	free(s->dev);
+	memset(s, 0, sizeof(*s));
+}
+
+/* Copy @n records of @size bytes from *@p (bounded by @end) into @out (@want bytes each). */
+static int take(const uint8_t **p, const uint8_t *end, uint32_t n, uint32_t size, void *out,
+		size_t want)
+{
+	if (size < want || (n && (size_t)(end - *p) / size < n))
+		return -EBADMSG;
+	for (uint32_t i = 0; i < n; i++) {
+		memcpy((uint8_t *)out + i * want, *p, want);
+		*p += size;
+	}
+	return 0;
+}
+
+int l0_fetch(int fd, struct l0_sample *ret)
+{
+	struct l0_sample s = { 0 };
+	struct bk_ctl_list l;
+	const uint8_t *p, *end;
+	uint8_t *buf = NULL;
+	uint32_t len = 0;
+	char err[200];
+	int r = client_request(fd, BK_CTL_REQ_L0, NULL, 0, &buf, &len, err, sizeof(err));
+
+	if (r == -EOPNOTSUPP) { /* a daemon from before L0 devices: none to show */
+		*ret = s;
+		return 0;
+	}
+	if (r < 0) {
+		fprintf(stderr, "blanketctl: L0 devices: %s\n", err);
+		return r;
+	}
+	p = buf;
+	end = buf + len;
+	r = -EBADMSG;
+	if (len < sizeof(l))
+		goto out;
+	memcpy(&l, p, sizeof(l));
+	bk_ctl_list_swap(&l);
+	p += sizeof(l);
+	if (l.elem_size < sizeof(struct bk_ctl_l0dev) || l.nr > len / l.elem_size)
+		goto out;
+	s.dev = calloc(l.nr ? l.nr : 1, sizeof(*s.dev));
+	if (!s.dev) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (uint32_t i = 0; i < l.nr; i++, s.nr++) {
+		struct l0_dev *d = &s.dev[i];
+
+		if (take(&p, end, 1, l.elem_size, &d->d, sizeof(d->d)) < 0)
+			goto out;
+		bk_ctl_l0dev_swap(&d->d);
+		d->d.kind[sizeof(d->d.kind) - 1] = d->d.name[sizeof(d->d.name) - 1] = '\0';
+		d->d.transport[sizeof(d->d.transport) - 1] = '\0';
+		d->d.dma_mode[sizeof(d->d.dma_mode) - 1] = '\0';
+		d->d.dma_why[sizeof(d->d.dma_why) - 1] = d->d.irq[sizeof(d->d.irq) - 1] = '\0';
+		if (d->d.nr_users > 4096 || d->d.nr_queues > 4096)
+			goto out;
+		d->users = calloc(d->d.nr_users + 1, sizeof(*d->users));
+		d->queues = calloc(d->d.nr_queues + 1, sizeof(*d->queues));
+		if (!d->users || !d->queues) {
+			r = -ENOMEM;
+			goto out;
+		}
+		if (take(&p, end, d->d.nr_users, d->d.user_size, d->users, sizeof(*d->users)) < 0 ||
+		    take(&p, end, d->d.nr_queues, d->d.queue_size, d->queues, sizeof(*d->queues)) <
+			    0)
+			goto out;
+		for (uint32_t u = 0; u < d->d.nr_users; u++) {
+			bk_ctl_l0user_swap(&d->users[u]);
+			d->users[u].owner[sizeof(d->users[u].owner) - 1] = '\0';
+		}
+		for (uint32_t q = 0; q < d->d.nr_queues; q++) {
+			bk_ctl_l0queue_swap(&d->queues[q]);
+			d->queues[q].owner[sizeof(d->queues[q].owner) - 1] = '\0';
+		}
+	}
+	r = 0;
+out:
+	free(buf);
+	if (r < 0) {
+		if (r == -EBADMSG)
+			fprintf(stderr, "blanketctl: L0 devices: malformed reply from blanketd\n");
+		l0_free(&s);
+		return r;
+	}
+	*ret = s;
+	return 0;
+}
+
+/* "pci, DMA p2m, INTx" */
+static void how(const struct l0_dev *d, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s, DMA %s, %s", d->d.transport, d->d.dma_mode, d->d.irq);
+}
+
+static void offers(const struct l0_dev *d, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s%s%s%s", d->d.flags & BK_CTL_L0_FLUSH ? " flush" : "",
+		 d->d.flags & BK_CTL_L0_DISCARD ? " discard" : "",
+		 d->d.flags & BK_CTL_L0_WRITE_ZEROES ? " write-zeroes" : "",
+		 d->d.flags & BK_CTL_L0_READONLY ? " read-only" : "");
+}
+
+void l0_print_list(const struct l0_sample *s)
+{
+	for (unsigned int i = 0; i < s->nr; i++) {
+		const struct l0_dev *d = &s->dev[i];
+		char h[96], cap[32], off[32], sz[32], feat[64];
+
+		how(d, h, sizeof(h));
+		offers(d, feat, sizeof(feat));
+		printf("\nL0 %s %s (%s): %s, block %u,%s\n", d->d.kind, d->d.name, h,
+		       fmt_bytes(d->d.capacity, cap, sizeof(cap)), d->d.block_size,
+		       feat[0] ? feat : " no flush");
+		printf("  DMA mode %s: %s\n", d->d.dma_mode, d->d.dma_why[0] ? d->d.dma_why : "-");
+		if (!d->d.nr_users)
+			printf("  no users\n");
+		for (uint32_t u = 0; u < d->d.nr_users; u++)
+			printf("  used by %s: %s at %s (bytes %" PRIu64 "+%" PRIu64 ")\n",
+			       d->users[u].owner[0] ? d->users[u].owner : "(unnamed)",
+			       fmt_bytes(d->users[u].size, sz, sizeof(sz)),
+			       fmt_bytes(d->users[u].offset, off, sizeof(off)), d->users[u].offset,
+			       d->users[u].size);
+		for (uint32_t q = 0; q < d->d.nr_queues; q++)
+			printf("  queue %u (%u entries): %s\n", d->queues[q].index,
+			       d->queues[q].size,
+			       d->queues[q].owner[0] ? d->queues[q].owner : "free");
+	}
+}
+
+void l0_print_stats(const struct l0_sample *s)
+{
+	static const char *const head[] = { "QUEUE",   "OWNER",	 "READS", "WRITES",  "FLUSH",
+					    "DISCARD", "ERRORS", "READ",  "WRITTEN", "INFLIGHT" };
+
+	for (unsigned int i = 0; i < s->nr; i++) {
+		const struct l0_dev *d = &s->dev[i];
+		struct table *t = table_new(10);
+		char h[96];
+
+		if (!t)
+			return;
+		how(d, h, sizeof(h));
+		printf("\nL0 %s %s (%s)  %u queue%s, %u user%s", d->d.kind, d->d.name, h,
+		       d->d.nr_queues, d->d.nr_queues == 1 ? "" : "s", d->d.nr_users,
+		       d->d.nr_users == 1 ? "" : "s");
+		if (!strcmp(d->d.transport, "pci"))
+			printf(", %" PRIu64 " completion(s) found by the safety poll",
+			       d->d.lost_interrupts);
+		else
+			printf(", %" PRIu64 " back-end reconnect(s)", d->d.reconnects);
+		printf("\n");
+		table_left(t, 1);
+		table_row(t, head);
+		for (uint32_t q = 0; q < d->d.nr_queues; q++) {
+			const struct bk_ctl_l0queue *w = &d->queues[q];
+			char c[10][48];
+			const char *cells[10];
+
+			snprintf(c[0], 48, "%u", w->index);
+			snprintf(c[1], 48, "%.47s", w->owner[0] ? w->owner : "-");
+			snprintf(c[2], 48, "%" PRIu64, w->reads);
+			snprintf(c[3], 48, "%" PRIu64, w->writes);
+			snprintf(c[4], 48, "%" PRIu64, w->flushes);
+			snprintf(c[5], 48, "%" PRIu64, w->discards);
+			snprintf(c[6], 48, "%" PRIu64, w->errors);
+			fmt_bytes(w->bytes_read, c[7], 48);
+			fmt_bytes(w->bytes_written, c[8], 48);
+			snprintf(c[9], 48, "%" PRIu64, w->inflight);
+			for (unsigned int k = 0; k < 10; k++)
+				cells[k] = c[k];
+			table_row(t, cells);
+		}
+		table_print(t, stdout);
+		table_free(t);
+	}
+}
+
+void l0_json(const struct l0_sample *s, bool counters)
+{
+	printf("\"l0_devices\":[");
+	for (unsigned int i = 0; i < s->nr; i++) {
+		const struct l0_dev *d = &s->dev[i];
+
+		printf("%s{\"kind\":", i ? "," : "");
+		json_string(stdout, d->d.kind);
+		printf(",\"name\":");
+		json_string(stdout, d->d.name);
+		printf(",\"transport\":");
+		json_string(stdout, d->d.transport);
+		printf(",\"dma_mode\":");
+		json_string(stdout, d->d.dma_mode);
+		printf(",\"dma_why\":");
+		json_string(stdout, d->d.dma_why);
+		printf(",\"irq\":");
+		json_string(stdout, d->d.irq);
+		printf(",\"capacity\":%" PRIu64 ",\"block_size\":%u,\"features\":%" PRIu64
+		       ",\"flush\":%s,\"discard\":%s,\"write_zeroes\":%s,\"readonly\":%s,"
+		       "\"connected\":%s,\"lost_interrupts\":%" PRIu64 ",\"reconnects\":%" PRIu64
+		       ",\"users\":[",
+		       d->d.capacity, d->d.block_size, d->d.features,
+		       d->d.flags & BK_CTL_L0_FLUSH ? "true" : "false",
+		       d->d.flags & BK_CTL_L0_DISCARD ? "true" : "false",
+		       d->d.flags & BK_CTL_L0_WRITE_ZEROES ? "true" : "false",
+		       d->d.flags & BK_CTL_L0_READONLY ? "true" : "false",
+		       d->d.flags & BK_CTL_L0_CONNECTED ? "true" : "false", d->d.lost_interrupts,
+		       d->d.reconnects);
+		for (uint32_t u = 0; u < d->d.nr_users; u++) {
+			printf("%s{\"owner\":", u ? "," : "");
+			json_string(stdout, d->users[u].owner);
+			printf(",\"offset\":%" PRIu64 ",\"size\":%" PRIu64 "}", d->users[u].offset,
+			       d->users[u].size);
+		}
+		/* "index", not "queue": scripts that sum guest devices' queues match on that. */
+		printf("],\"queues\":[");
+		for (uint32_t q = 0; q < d->d.nr_queues; q++) {
+			const struct bk_ctl_l0queue *w = &d->queues[q];
+
+			printf("%s{\"index\":%u,\"size\":%u,\"owner\":", q ? "," : "", w->index,
+			       w->size);
+			json_string(stdout, w->owner);
+			if (counters)
+				printf(",\"reads\":%" PRIu64 ",\"writes\":%" PRIu64
+				       ",\"flushes\":%" PRIu64 ",\"discards\":%" PRIu64
+				       ",\"errors\":%" PRIu64 ",\"bytes_read\":%" PRIu64
+				       ",\"bytes_written\":%" PRIu64 ",\"inflight\":%" PRIu64,
+				       w->reads, w->writes, w->flushes, w->discards, w->errors,
+				       w->bytes_read, w->bytes_written, w->inflight);
+			printf("}");
+		}
+		printf("]}");
+	}
+	printf("]");
+}
