@@ -4,6 +4,7 @@
 #include <endian.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -182,6 +183,13 @@ void bk_ctl_l0user_swap(struct bk_ctl_l0user *u)
 	SW64(u->offset);
 	SW64(u->size);
 }
+
+/* The virtio-net counters are the same eight words as the virtio-blk ones swapped here. */
+_Static_assert(offsetof(struct bk_ctl_l0queue, rx_frames) ==
+			       offsetof(struct bk_ctl_l0queue, reads) &&
+		       offsetof(struct bk_ctl_l0queue, tx_pages) ==
+			       offsetof(struct bk_ctl_l0queue, inflight),
+	       "one layout of counters");
 
 void bk_ctl_l0queue_swap(struct bk_ctl_l0queue *q)
 {

@@ -187,21 +187,28 @@ enum {
 	BK_CTL_L0_WRITE_ZEROES = 1U << 2,
 	BK_CTL_L0_READONLY = 1U << 3,
 	BK_CTL_L0_CONNECTED = 1U << 4, /* vhost-user: the back-end is there; PCI: always */
+	BK_CTL_L0_LINK_UP = 1U << 5,   /* virtio-net: the link is up */
 };
 
-/* A device of the cloud (L0) that blanketd drives itself (virtio-blk over PCI or vhost-user). */
+/*
+ * A device of the cloud (L0) that blanketd drives itself: virtio-blk (a disk's engine) or
+ * virtio-net (a vif's port), over PCI or vhost-user.
+ */
 struct bk_ctl_l0dev {
-	char kind[16];		  /* "virtio-blk" */
-	char name[112];		  /* the PCI address, or the vhost-user socket path */
-	char transport[16];	  /* "pci" | "vhost-user" */
-	char dma_mode[16];	  /* "identity" | "pagemap" | "p2m" */
-	char dma_why[128];	  /* why that mode (as logged at start) */
-	char irq[16];		  /* PCI: "INTx" | "polled"; vhost-user: "eventfd" */
-	uint64_t capacity;	  /* bytes */
+	char kind[16];	    /* "virtio-blk" | "virtio-net" */
+	char name[112];	    /* the PCI address, or the vhost-user socket path */
+	char transport[16]; /* "pci" | "vhost-user" */
+	char dma_mode[16];  /* "identity" | "pagemap" | "p2m" */
+	char dma_why[128];  /* why that mode (as logged at start) */
+	char irq[16];	    /* PCI: "INTx" | "polled"; vhost-user: "eventfd" */
+	union {
+		uint64_t capacity; /* virtio-blk: bytes */
+		uint64_t mac;	   /* virtio-net: its MAC, first byte in bits 47..40; 0: none */
+	};
 	uint64_t features;	  /* negotiated virtio features */
 	uint64_t lost_interrupts; /* PCI INTx: completions only the safety poll found */
 	uint64_t reconnects;	  /* vhost-user: back-end restarts survived */
-	uint32_t block_size;	  /* bytes */
+	uint32_t block_size;	  /* virtio-blk: bytes */
 	uint32_t flags;		  /* BK_CTL_L0_* */
 	uint32_t nr_users;	  /* struct bk_ctl_l0user records that follow */
 	uint32_t user_size;
@@ -209,26 +216,43 @@ struct bk_ctl_l0dev {
 	uint32_t queue_size;
 };
 
-/* One guest disk on a byte range of an L0 device. */
+/* One guest disk on a byte range of an L0 device; the vif of a virtio-net port (range 0+0). */
 struct bk_ctl_l0user {
-	char owner[48];	 /* "vbd 5/51712", or "" when none was named */
+	char owner[48];	 /* "vbd 5/51712" / "vif 5/0", or "" when none was named */
 	uint64_t offset; /* bytes */
 	uint64_t size;
 };
 
-/* One virtqueue of an L0 device: who uses it and what it did (completed device requests). */
+/*
+ * One virtqueue of an L0 device (virtio-net: one queue pair): who uses it and what it did.
+ * The counters are the device kind's: eight 64-bit words either way.
+ */
 struct bk_ctl_l0queue {
 	uint32_t index;
-	uint32_t size;	/* entries */
-	char owner[48]; /* the disk whose I/O it carries, "" when free */
-	uint64_t reads; /* requests completed, by type */
-	uint64_t writes;
-	uint64_t flushes;
-	uint64_t discards; /* DISCARD and WRITE_ZEROES */
-	uint64_t errors;   /* any status but OK */
-	uint64_t bytes_read;
-	uint64_t bytes_written;
-	uint64_t inflight; /* requests with the device now */
+	uint32_t size;	/* entries (virtio-net: of each ring of the pair) */
+	char owner[48]; /* the disk or vif whose I/O it carries, "" when free */
+	union {
+		struct {		/* virtio-blk: completed device requests */
+			uint64_t reads; /* by type */
+			uint64_t writes;
+			uint64_t flushes;
+			uint64_t discards; /* DISCARD and WRITE_ZEROES */
+			uint64_t errors;   /* any status but OK */
+			uint64_t bytes_read;
+			uint64_t bytes_written;
+			uint64_t inflight; /* requests with the device now */
+		};
+		struct { /* virtio-net: frames, bytes of Ethernet frames (no virtio header) */
+			uint64_t rx_frames; /* from the device, handed to the vif */
+			uint64_t rx_bytes;
+			uint64_t tx_frames; /* from the vif, given to the device */
+			uint64_t tx_bytes;
+			uint64_t rx_drops; /* malformed or too large RX frames */
+			uint64_t tx_waits; /* no ring or buffer space: the rest of a batch waited */
+			uint64_t tx_csum_sw; /* partial checksums finished in software */
+			uint64_t tx_pages;   /* pages of sent TX frames not yet taken back */
+		};
+	};
 };
 
 _Static_assert(sizeof(struct bk_ctl_l0dev) == 360, "wire layout");
