@@ -8,14 +8,18 @@
 #include <errno.h>
 #include <linux/if_tun.h>
 #include <linux/virtio_net.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "blanket/ctl.h"
+#include "ctl.h"
 #include "net.h"
 #include "pci.h"
+#include "util/list.h"
 #include "util/log.h"
 #include "util/macros.h"
 #include "vhost_user.h"
@@ -58,10 +62,15 @@ struct vnet_pair {
 	bk_fd_cb cb;
 	void *data;
 	unsigned int events;
+	struct bk_vnet_pair_stats st;
 };
 
 struct bk_vnet {
 	char name[128];
+	char owner[48];	       /* the vif, for blanketctl */
+	struct list_head link; /* in devices, once open */
+	enum vio_dma_mode dma_mode;
+	const char *dma_why; /* why that mode, as logged */
 	struct bk_loop *loop;
 	struct bk_vnet_opts o;
 	struct vpci *pci;
@@ -79,9 +88,14 @@ struct bk_vnet {
 	struct bk_timer *retry;
 	unsigned int want_pairs, want_flags; /* what the last bk_vnet_start() asked */
 	bool lost;
+	uint64_t reconnects; /* back-end restarts survived */
 	struct bk_ratelimit rl;
-	struct bk_vnet_stats st;
+	uint64_t interrupts; /* PCI: INTx received (the rest is counted per pair) */
 };
+
+/* Every open device, for the control socket's L0 request (another thread reads it). */
+static pthread_mutex_t devices_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct list_head devices = LIST_HEAD_INIT(devices);
 
 static bool has(const struct bk_vnet *v, unsigned int bit)
 {
@@ -286,18 +300,19 @@ int bk_vnet_read(struct bk_vnet *v, unsigned int qi, struct bk_tap_pkt *pkts, un
 			continue;
 		}
 		if (r == -EMSGSIZE) {
-			v->st.rx_drop++;
+			q->st.rx_drop++;
 			bk_log_dev_rl(&v->rl, BK_LOG_WARNING, v->name,
 				      "q%u: dropping a malformed or oversized RX frame", qi);
 			continue;
 		}
 		if (r < 0) {
-			v->st.rx_drop++;
+			q->st.rx_drop++;
 			bk_log_dev_rl(&v->rl, BK_LOG_ERR, v->name,
 				      "q%u: impossible used RX entry: the device is broken", qi);
 			break;
 		}
-		v->st.rx_frames++;
+		q->st.rx_frames++;
+		q->st.rx_bytes += pkts[got].len - VNET_HDR_LEN;
 		got++;
 	}
 	kick(q, &q->rx, q->rx_kick);
@@ -370,9 +385,10 @@ static int csum_sw(const struct bk_tap_pkt *p, const struct virtio_net_hdr_v1 *h
 }
 
 /* Check and adjust one frame's header for the device; -errno: refuse the frame. */
-static int tx_header(struct bk_vnet *v, const struct bk_tap_pkt *p, size_t total,
+static int tx_header(struct vnet_pair *q, const struct bk_tap_pkt *p, size_t total,
 		     struct virtio_net_hdr_v1 *h)
 {
+	struct bk_vnet *v = q->v;
 	uint8_t gso;
 
 	if (total < VNET_HDR_LEN + 14 || total > VNET_FRAME_MAX)
@@ -397,7 +413,7 @@ static int tx_header(struct bk_vnet *v, const struct bk_tap_pkt *p, size_t total
 			return -EINVAL;
 		h->flags = VIRTIO_NET_HDR_F_DATA_VALID;
 		h->csum_start = h->csum_offset = 0;
-		v->st.tx_csum_sw++;
+		q->st.tx_csum_sw++;
 	}
 	return 0;
 }
@@ -472,7 +488,7 @@ int bk_vnet_write(struct bk_vnet *v, unsigned int qi, struct bk_tap_pkt *pkts, u
 		for (unsigned int i = 0; i < p->iovcnt; i++)
 			total += p->iov[i].iov_len;
 		p->err = 0;
-		r = tx_header(v, p, total, &h);
+		r = tx_header(q, p, total, &h);
 		if (r < 0) {
 			p->err = r;
 			bk_log_dev_rl(&v->rl, BK_LOG_WARNING, v->name,
@@ -482,12 +498,12 @@ int bk_vnet_write(struct bk_vnet *v, unsigned int qi, struct bk_tap_pkt *pkts, u
 		}
 		if (!t ||
 		    q->tx_pages + BK_DIV_ROUND_UP(total, VIO_PAGE_SIZE) > VNET_TX_POOL * v->qsize) {
-			v->st.tx_full++;
+			q->st.tx_full++;
 			break;
 		}
 		np = tx_copy(v, t, p, total, &h, segs);
 		if (np < 0) {
-			v->st.tx_full++;
+			q->st.tx_full++;
 			break;
 		}
 		r = virtq_add(&q->tx, segs, (unsigned int)np, t);
@@ -495,12 +511,13 @@ int bk_vnet_write(struct bk_vnet *v, unsigned int qi, struct bk_tap_pkt *pkts, u
 			for (int j = 0; j < np; j++)
 				vio_dma_page_put(v->dma, t->pages[j]);
 			t->npages = 0;
-			v->st.tx_full++;
+			q->st.tx_full++;
 			break;
 		}
 		q->txfree = t->next;
 		q->tx_pages += (unsigned int)np;
-		v->st.tx_frames++;
+		q->st.tx_frames++;
+		q->st.tx_bytes += total - VNET_HDR_LEN;
 	}
 	kick(q, &q->tx, q->tx_kick);
 	return (int)done;
@@ -584,7 +601,7 @@ static void irq_event(void *data, int fd, unsigned int events)
 	struct bk_vnet *v = data;
 	int isr = vpci_irq_ack(v->pci);
 
-	v->st.interrupts++;
+	v->interrupts++;
 	if (isr < 0)
 		bk_log_dev_rl(&v->rl, BK_LOG_WARNING, v->name, "uio interrupt: %s", strerror(-isr));
 	else if (isr & 2)
@@ -782,6 +799,7 @@ static void retry_cb(void *data)
 	if (!v->lost || start(v, v->want_pairs, v->want_flags, true) < 0)
 		return;
 	bk_timer_stop(v->retry);
+	v->reconnects++;
 	log_info("%s: the back-end is back", v->name);
 }
 
@@ -824,6 +842,11 @@ void bk_vnet_close(struct bk_vnet *v)
 {
 	if (!v)
 		return;
+	if (v->link.next) {
+		pthread_mutex_lock(&devices_lock);
+		list_del(&v->link);
+		pthread_mutex_unlock(&devices_lock);
+	}
 	bk_watch_free(v->irq_watch);
 	bk_timer_free(v->poll_timer);
 	bk_timer_free(v->retry);
@@ -855,6 +878,87 @@ void bk_vnet_close(struct bk_vnet *v)
 	free(v);
 }
 
+/* ---- the control socket's view ---- */
+
+/* One device's L0 record: the vif as its user, and its queue pairs, in wire order. */
+static int ctl_fill_dev(struct bk_ctl_buf *b, struct bk_vnet *v)
+{
+	struct bk_ctl_l0user *u;
+	struct bk_ctl_l0dev *w;
+	size_t off = b->len;
+	uint8_t mac[6];
+	int err = 0;
+
+	if (!bk_ctl_buf_append(b, NULL, sizeof(*w), &err))
+		return err;
+	u = bk_ctl_buf_append(b, NULL, sizeof(*u), &err);
+	if (!u)
+		return err;
+	bk_ctl_strpad(u->owner, sizeof(u->owner), v->owner);
+	bk_ctl_l0user_swap(u);
+	for (unsigned int i = 0; i < v->max_pairs; i++) {
+		const struct vnet_pair *q = &v->q[i];
+		struct bk_ctl_l0queue *w_q = bk_ctl_buf_append(b, NULL, sizeof(*w_q), &err);
+
+		if (!w_q)
+			return err;
+		w_q->index = i;
+		w_q->size = v->qsize;
+		bk_ctl_strpad(w_q->owner, sizeof(w_q->owner),
+			      v->started && i < v->pairs ? v->owner : "");
+		w_q->rx_frames = q->st.rx_frames;
+		w_q->rx_bytes = q->st.rx_bytes;
+		w_q->tx_frames = q->st.tx_frames;
+		w_q->tx_bytes = q->st.tx_bytes;
+		w_q->rx_drops = q->st.rx_drop;
+		w_q->tx_waits = q->st.tx_full;
+		w_q->tx_csum_sw = q->st.tx_csum_sw;
+		w_q->tx_pages = q->tx_pages;
+		bk_ctl_l0queue_swap(w_q);
+	}
+	w = (struct bk_ctl_l0dev *)(b->data + off);
+	bk_ctl_strpad(w->kind, sizeof(w->kind), "virtio-net");
+	bk_ctl_strpad(w->name, sizeof(w->name), bk_vnet_name(v));
+	bk_ctl_strpad(w->transport, sizeof(w->transport), v->pci ? "pci" : "vhost-user");
+	bk_ctl_strpad(w->dma_mode, sizeof(w->dma_mode), vio_dma_mode_name(v->dma_mode));
+	bk_ctl_strpad(w->dma_why, sizeof(w->dma_why), v->dma_why ? v->dma_why : "");
+	bk_ctl_strpad(w->irq, sizeof(w->irq),
+		      !v->pci	     ? "eventfd"
+		      : v->irq_watch ? "INTx"
+				     : "polled");
+	if (bk_vnet_mac(v, mac) == 0)
+		for (unsigned int k = 0; k < 6; k++)
+			w->mac = w->mac << 8 | mac[k];
+	w->features = v->features;
+	w->lost_interrupts = 0;
+	w->reconnects = v->reconnects;
+	w->flags = (v->pci || (v->started && !v->lost) ? BK_CTL_L0_CONNECTED : 0) |
+		   (bk_vnet_link_up(v) ? BK_CTL_L0_LINK_UP : 0);
+	w->nr_users = 1;
+	w->user_size = sizeof(struct bk_ctl_l0user);
+	w->nr_queues = v->max_pairs;
+	w->queue_size = sizeof(struct bk_ctl_l0queue);
+	bk_ctl_l0dev_swap(w);
+	return 0;
+}
+
+/* The control socket's L0 request: every virtio-net port this process drives. */
+static int ctl_fill(struct bk_ctl_buf *b)
+{
+	struct bk_vnet *v;
+	int n = 0, r = 0;
+
+	pthread_mutex_lock(&devices_lock);
+	list_for_each_entry (v, &devices, link) {
+		r = ctl_fill_dev(b, v);
+		if (r < 0)
+			break;
+		n++;
+	}
+	pthread_mutex_unlock(&devices_lock);
+	return r < 0 ? r : n;
+}
+
 int bk_vnet_open(const char *name, struct bk_loop *loop, const struct bk_vnet_opts *o,
 		 struct bk_vnet **ret)
 {
@@ -868,6 +972,7 @@ int bk_vnet_open(const char *name, struct bk_loop *loop, const struct bk_vnet_op
 		return -ENOMEM;
 	v->o = *o;
 	v->loop = loop;
+	snprintf(v->owner, sizeof(v->owner), "%s", name);
 	v->conn.sock = -1;
 	v->rl = (struct bk_ratelimit)BK_RATELIMIT_INIT(5000, 10);
 	snprintf(v->name, sizeof(v->name), "%s: %s %s", name,
@@ -927,6 +1032,8 @@ int bk_vnet_open(const char *name, struct bk_loop *loop, const struct bk_vnet_op
 		mode = (enum vio_dma_mode)o->dma;
 		why = "forced by the dma= option";
 	}
+	v->dma_mode = mode;
+	v->dma_why = why;
 	r = vio_dma_new(v->name, pages, mode, &v->dma);
 	if (r < 0)
 		goto fail;
@@ -966,6 +1073,10 @@ int bk_vnet_open(const char *name, struct bk_loop *loop, const struct bk_vnet_op
 		 v->max_pairs, v->qsize, (unsigned long long)v->offered,
 		 (v->offered & VIO_BIT(VIRTIO_NET_F_MAC)) ? "" : " (no MAC)",
 		 vio_dma_mode_name(mode), pages, why);
+	pthread_mutex_lock(&devices_lock);
+	list_add_tail(&v->link, &devices);
+	pthread_mutex_unlock(&devices_lock);
+	bk_ctl_set_l0_source("virtio-net", ctl_fill);
 	*ret = v;
 	return 0;
 fail:
@@ -1013,5 +1124,14 @@ bool bk_vnet_link_up(struct bk_vnet *v)
 
 void bk_vnet_stats(const struct bk_vnet *v, struct bk_vnet_stats *ret)
 {
-	*ret = v->st;
+	*ret = (struct bk_vnet_stats){ .interrupts = v->interrupts };
+	for (unsigned int i = 0; v->q && i < v->max_pairs; i++) {
+		const struct bk_vnet_pair_stats *st = &v->q[i].st;
+
+		ret->rx_frames += st->rx_frames;
+		ret->tx_frames += st->tx_frames;
+		ret->rx_drop += st->rx_drop;
+		ret->tx_full += st->tx_full;
+		ret->tx_csum_sw += st->tx_csum_sw;
+	}
 }

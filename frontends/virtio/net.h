@@ -78,7 +78,14 @@ void bk_vnet_watch_events(struct bk_vnet *v, unsigned int q, unsigned int events
 int bk_vnet_read(struct bk_vnet *v, unsigned int q, struct bk_tap_pkt *pkts, unsigned int n);
 int bk_vnet_write(struct bk_vnet *v, unsigned int q, struct bk_tap_pkt *pkts, unsigned int n);
 
-/* Counters of the port itself (frames it dropped), for tests and logs. */
+/* Counters of one queue pair (shown by blanketctl as the L0 device's queues). */
+struct bk_vnet_pair_stats {
+	uint64_t rx_frames, rx_bytes; /* bytes: Ethernet frames, no virtio header */
+	uint64_t tx_frames, tx_bytes;
+	uint64_t rx_drop, tx_full, tx_csum_sw;
+};
+
+/* Counters of the port itself (its queue pairs' summed, and interrupts), for tests and logs. */
 struct bk_vnet_stats {
 	uint64_t rx_frames, tx_frames;
 	uint64_t rx_drop; /* malformed or too large for the caller's slot */

@@ -2,7 +2,8 @@
 /*
  * blanketctl's view of the cloud's (L0) devices blanketd drives itself: the L0 request, shown
  * after the guest devices by `list` (device, transport, DMA mode and why, users) and `stats`
- * (per-queue counters), and as "l0_devices" in their JSON.
+ * (per-queue counters), and as "l0_devices" in their JSON. A virtio-net device is a vif's
+ * port: its user is the vif, its queues are queue pairs with frame counters.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -115,6 +116,24 @@ out:
 	return 0;
 }
 
+static bool is_net(const struct l0_dev *d)
+{
+	return !strcmp(d->d.kind, "virtio-net");
+}
+
+/* "52:54:00:12:34:56", or "" when the device has none. */
+static void fmt_mac(uint64_t mac, char *buf, size_t len)
+{
+	if (!mac) {
+		snprintf(buf, len, "%s", "");
+		return;
+	}
+	snprintf(buf, len, "%02x:%02x:%02x:%02x:%02x:%02x", (unsigned int)(mac >> 40) & 0xff,
+		 (unsigned int)(mac >> 32) & 0xff, (unsigned int)(mac >> 24) & 0xff,
+		 (unsigned int)(mac >> 16) & 0xff, (unsigned int)(mac >> 8) & 0xff,
+		 (unsigned int)mac & 0xff);
+}
+
 /* "pci, DMA p2m, INTx" */
 static void how(const struct l0_dev *d, char *buf, size_t len)
 {
@@ -129,72 +148,116 @@ static void offers(const struct l0_dev *d, char *buf, size_t len)
 		 d->d.flags & BK_CTL_L0_READONLY ? " read-only" : "");
 }
 
+/* The first line of a virtio-net port in `list`, after its name: MAC, link, queue pairs. */
+static void print_net_head(const struct l0_dev *d)
+{
+	char mac[24];
+
+	fmt_mac(d->d.mac, mac, sizeof(mac));
+	printf("%s%s, link %s, %u queue pair%s%s\n", mac[0] ? "MAC " : "no MAC", mac,
+	       d->d.flags & BK_CTL_L0_LINK_UP ? "up" : "down", d->d.nr_queues,
+	       d->d.nr_queues == 1 ? "" : "s",
+	       d->d.flags & BK_CTL_L0_CONNECTED ? "" : ", back-end away");
+}
+
 void l0_print_list(const struct l0_sample *s)
 {
 	for (unsigned int i = 0; i < s->nr; i++) {
 		const struct l0_dev *d = &s->dev[i];
+		bool net = is_net(d);
 		char h[96], cap[32], off[32], sz[32], feat[64];
 
 		how(d, h, sizeof(h));
-		offers(d, feat, sizeof(feat));
-		printf("\nL0 %s %s (%s): %s, block %u,%s\n", d->d.kind, d->d.name, h,
-		       fmt_bytes(d->d.capacity, cap, sizeof(cap)), d->d.block_size,
-		       feat[0] ? feat : " no flush");
+		printf("\nL0 %s %s (%s): ", d->d.kind, d->d.name, h);
+		if (net) {
+			print_net_head(d);
+		} else {
+			offers(d, feat, sizeof(feat));
+			printf("%s, block %u,%s\n", fmt_bytes(d->d.capacity, cap, sizeof(cap)),
+			       d->d.block_size, feat[0] ? feat : " no flush");
+		}
 		printf("  DMA mode %s: %s\n", d->d.dma_mode, d->d.dma_why[0] ? d->d.dma_why : "-");
 		if (!d->d.nr_users)
 			printf("  no users\n");
-		for (uint32_t u = 0; u < d->d.nr_users; u++)
-			printf("  used by %s: %s at %s (bytes %" PRIu64 "+%" PRIu64 ")\n",
-			       d->users[u].owner[0] ? d->users[u].owner : "(unnamed)",
-			       fmt_bytes(d->users[u].size, sz, sizeof(sz)),
-			       fmt_bytes(d->users[u].offset, off, sizeof(off)), d->users[u].offset,
-			       d->users[u].size);
+		for (uint32_t u = 0; u < d->d.nr_users; u++) {
+			const char *who = d->users[u].owner[0] ? d->users[u].owner : "(unnamed)";
+
+			if (net)
+				printf("  used by %s\n", who);
+			else
+				printf("  used by %s: %s at %s (bytes %" PRIu64 "+%" PRIu64 ")\n",
+				       who, fmt_bytes(d->users[u].size, sz, sizeof(sz)),
+				       fmt_bytes(d->users[u].offset, off, sizeof(off)),
+				       d->users[u].offset, d->users[u].size);
+		}
 		for (uint32_t q = 0; q < d->d.nr_queues; q++)
-			printf("  queue %u (%u entries): %s\n", d->queues[q].index,
-			       d->queues[q].size,
+			printf("  queue%s %u (%u entries): %s\n", net ? " pair" : "",
+			       d->queues[q].index, d->queues[q].size,
 			       d->queues[q].owner[0] ? d->queues[q].owner : "free");
 	}
+}
+
+/* One queue's counters as table cells (@c: 10 of 48 bytes), by the device's kind. */
+static void queue_cells(const struct l0_dev *d, const struct bk_ctl_l0queue *w, char c[10][48])
+{
+	snprintf(c[0], 48, "%u", w->index);
+	snprintf(c[1], 48, "%.47s", w->owner[0] ? w->owner : "-");
+	if (is_net(d)) {
+		snprintf(c[2], 48, "%" PRIu64, w->rx_frames);
+		fmt_bytes(w->rx_bytes, c[3], 48);
+		snprintf(c[4], 48, "%" PRIu64, w->tx_frames);
+		fmt_bytes(w->tx_bytes, c[5], 48);
+		snprintf(c[6], 48, "%" PRIu64, w->rx_drops);
+		snprintf(c[7], 48, "%" PRIu64, w->tx_waits);
+		snprintf(c[8], 48, "%" PRIu64, w->tx_csum_sw);
+		snprintf(c[9], 48, "%" PRIu64, w->tx_pages);
+		return;
+	}
+	snprintf(c[2], 48, "%" PRIu64, w->reads);
+	snprintf(c[3], 48, "%" PRIu64, w->writes);
+	snprintf(c[4], 48, "%" PRIu64, w->flushes);
+	snprintf(c[5], 48, "%" PRIu64, w->discards);
+	snprintf(c[6], 48, "%" PRIu64, w->errors);
+	fmt_bytes(w->bytes_read, c[7], 48);
+	fmt_bytes(w->bytes_written, c[8], 48);
+	snprintf(c[9], 48, "%" PRIu64, w->inflight);
 }
 
 void l0_print_stats(const struct l0_sample *s)
 {
 	static const char *const head[] = { "QUEUE",   "OWNER",	 "READS", "WRITES",  "FLUSH",
 					    "DISCARD", "ERRORS", "READ",  "WRITTEN", "INFLIGHT" };
+	static const char *const net_head[] = { "QUEUE",     "OWNER",	 "RX-FRAMES", "RX-BYTES",
+						"TX-FRAMES", "TX-BYTES", "RX-DROPS",  "TX-WAITS",
+						"CSUM-SW",   "TX-PAGES" };
 
 	for (unsigned int i = 0; i < s->nr; i++) {
 		const struct l0_dev *d = &s->dev[i];
 		struct table *t = table_new(10);
+		bool net = is_net(d);
 		char h[96];
 
 		if (!t)
 			return;
 		how(d, h, sizeof(h));
-		printf("\nL0 %s %s (%s)  %u queue%s, %u user%s", d->d.kind, d->d.name, h,
-		       d->d.nr_queues, d->d.nr_queues == 1 ? "" : "s", d->d.nr_users,
-		       d->d.nr_users == 1 ? "" : "s");
-		if (!strcmp(d->d.transport, "pci"))
+		printf("\nL0 %s %s (%s)  %u %s%s, %u user%s", d->d.kind, d->d.name, h,
+		       d->d.nr_queues, net ? "queue pair" : "queue", d->d.nr_queues == 1 ? "" : "s",
+		       d->d.nr_users, d->d.nr_users == 1 ? "" : "s");
+		if (net && !strcmp(d->d.transport, "pci"))
+			printf(", link %s", d->d.flags & BK_CTL_L0_LINK_UP ? "up" : "down");
+		else if (!strcmp(d->d.transport, "pci"))
 			printf(", %" PRIu64 " completion(s) found by the safety poll",
 			       d->d.lost_interrupts);
 		else
 			printf(", %" PRIu64 " back-end reconnect(s)", d->d.reconnects);
 		printf("\n");
 		table_left(t, 1);
-		table_row(t, head);
+		table_row(t, net ? net_head : head);
 		for (uint32_t q = 0; q < d->d.nr_queues; q++) {
-			const struct bk_ctl_l0queue *w = &d->queues[q];
 			char c[10][48];
 			const char *cells[10];
 
-			snprintf(c[0], 48, "%u", w->index);
-			snprintf(c[1], 48, "%.47s", w->owner[0] ? w->owner : "-");
-			snprintf(c[2], 48, "%" PRIu64, w->reads);
-			snprintf(c[3], 48, "%" PRIu64, w->writes);
-			snprintf(c[4], 48, "%" PRIu64, w->flushes);
-			snprintf(c[5], 48, "%" PRIu64, w->discards);
-			snprintf(c[6], 48, "%" PRIu64, w->errors);
-			fmt_bytes(w->bytes_read, c[7], 48);
-			fmt_bytes(w->bytes_written, c[8], 48);
-			snprintf(c[9], 48, "%" PRIu64, w->inflight);
+			queue_cells(d, &d->queues[q], c);
 			for (unsigned int k = 0; k < 10; k++)
 				cells[k] = c[k];
 			table_row(t, cells);
@@ -202,6 +265,41 @@ void l0_print_stats(const struct l0_sample *s)
 		table_print(t, stdout);
 		table_free(t);
 	}
+}
+
+/* A virtio-net port's JSON after "irq", to its closing brace. */
+static void json_net(const struct l0_dev *d, bool counters)
+{
+	char mac[24];
+
+	fmt_mac(d->d.mac, mac, sizeof(mac));
+	printf(",\"mac\":");
+	json_string(stdout, mac);
+	printf(",\"link_up\":%s,\"features\":%" PRIu64 ",\"connected\":%s,\"reconnects\":%" PRIu64
+	       ",\"users\":[",
+	       d->d.flags & BK_CTL_L0_LINK_UP ? "true" : "false", d->d.features,
+	       d->d.flags & BK_CTL_L0_CONNECTED ? "true" : "false", d->d.reconnects);
+	for (uint32_t u = 0; u < d->d.nr_users; u++) {
+		printf("%s{\"owner\":", u ? "," : "");
+		json_string(stdout, d->users[u].owner);
+		printf("}");
+	}
+	printf("],\"queues\":[");
+	for (uint32_t q = 0; q < d->d.nr_queues; q++) {
+		const struct bk_ctl_l0queue *w = &d->queues[q];
+
+		printf("%s{\"index\":%u,\"size\":%u,\"owner\":", q ? "," : "", w->index, w->size);
+		json_string(stdout, w->owner);
+		if (counters)
+			printf(",\"rx_frames\":%" PRIu64 ",\"rx_bytes\":%" PRIu64
+			       ",\"tx_frames\":%" PRIu64 ",\"tx_bytes\":%" PRIu64
+			       ",\"rx_drops\":%" PRIu64 ",\"tx_waits\":%" PRIu64
+			       ",\"tx_csum_sw\":%" PRIu64 ",\"tx_pages\":%" PRIu64,
+			       w->rx_frames, w->rx_bytes, w->tx_frames, w->tx_bytes, w->rx_drops,
+			       w->tx_waits, w->tx_csum_sw, w->tx_pages);
+		printf("}");
+	}
+	printf("]}");
 }
 
 void l0_json(const struct l0_sample *s, bool counters)
@@ -222,6 +320,10 @@ void l0_json(const struct l0_sample *s, bool counters)
 		json_string(stdout, d->d.dma_why);
 		printf(",\"irq\":");
 		json_string(stdout, d->d.irq);
+		if (is_net(d)) {
+			json_net(d, counters);
+			continue;
+		}
 		printf(",\"capacity\":%" PRIu64 ",\"block_size\":%u,\"features\":%" PRIu64
 		       ",\"flush\":%s,\"discard\":%s,\"write_zeroes\":%s,\"readonly\":%s,"
 		       "\"connected\":%s,\"lost_interrupts\":%" PRIu64 ",\"reconnects\":%" PRIu64

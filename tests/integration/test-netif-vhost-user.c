@@ -16,10 +16,14 @@
  *     that mapping is netif's, shared with the TAP and tested by netif-data-*);
  *   - testpmd killed (-9) and started again on the same socket: blanketd reconnects, frames
  *     flow again on every queue;
+ *   - blanketctl (argv[2]) shows the port as an L0 device with the vif as its user: `list`
+ *     and `list --json` its transport, DMA mode and link; `stats --json` exactly the frames
+ *     and bytes each queue pair carried each way in the exchange above, and after testpmd's
+ *     restart (below) one reconnect;
  *   - a vif-port that names a missing socket fails that vif with the path in the log.
  * Skips (77) where dpdk-testpmd is not installed or cannot start (it runs with --no-huge).
  *
- * Usage: test-netif-vhost-user [TESTPMD]
+ * Usage: test-netif-vhost-user [TESTPMD [BLANKETCTL]]
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -33,10 +37,12 @@
 
 #include "check.h"
 #include "conf.h"
+#include "ctlrun.h"
 #include "device.h"
 #include "loop.h"
 #include "netfront.h"
 #include "netif-common.h"
+#include "service.h"
 #include "toolstack.h"
 #include "util/log.h"
 #include "xenbus_front.h"
@@ -50,6 +56,9 @@ static uint8_t frame[70000], buf[70000];
 static char dir[] = "/tmp/bk-vhu-net-XXXXXX";
 static char sock[128], logpath[160];
 static pid_t pmd = -1;
+static char out[1 << 16];
+/* What the guest sent on each queue pair (frames, Ethernet bytes); echo() counts. */
+static uint64_t sent[2], sent_bytes[2];
 
 static void pmd_stop(void)
 {
@@ -116,6 +125,10 @@ static int echo(struct bk_netfront *f, unsigned int q, size_t len, uint8_t proto
 	bk_pkt_frame(frame, len, proto, sport, guest_mac, partial);
 	CHECK(bk_nf_send(f, q, frame, len, o) == 0);
 	CHECK(bk_nf_tx_wait(f, q) == 0);
+	if (q < 2) {
+		sent[q]++;
+		sent_bytes[q] += len;
+	}
 	do {
 		r = bk_nf_recv_wait(f, buf, sizeof(buf), info, NULL);
 	} while (r > 0 && (!bk_pkt_ours(buf, (size_t)r) || bk_pkt_sport(buf) != sport) &&
@@ -132,6 +145,126 @@ static int echo(struct bk_netfront *f, unsigned int q, size_t len, uint8_t proto
 	else
 		CHECK(bk_pkt_l4_ok(buf, len));
 	return 0;
+}
+
+/*
+ * blanketctl's view of the port while the vif is connected: an L0 virtio-net device (the
+ * vhost-user socket, identity DMA, no MAC of its own, link up) used by the vif, and on each
+ * queue pair exactly the frames and bytes that went each way (macswap echoes every frame on
+ * the pair it came in on).
+ */
+static void check_ctl(const char *blanketctl)
+{
+	struct bk_service_params sp = { .platform = "sim" };
+	struct bk_service *svc = NULL;
+	char csock[128], want[512];
+	const char *t;
+
+	snprintf(csock, sizeof(csock), "%s/control", dir);
+	sp.loop = env.loop;
+	sp.core = env.core;
+	sp.control_socket = csock;
+	CHECK(bk_service_start(&sp, &svc) == 0);
+	if (!svc)
+		return;
+	{
+		const char *args[] = { "list", "--json", NULL };
+
+		CHECK(bk_ctlrun(env.loop, blanketctl, csock, args, 0, out, sizeof(out)) == 0);
+		t = strstr(out, "\"l0_devices\":[{");
+		CHECK(t != NULL);
+		snprintf(want, sizeof(want),
+			 "{\"kind\":\"virtio-net\",\"name\":\"%s\",\"transport\":\"vhost-user\","
+			 "\"dma_mode\":\"identity\",\"dma_why\":\"",
+			 sock);
+		CHECK(t && strstr(t, want));
+		CHECK(t && strstr(t, "\"mac\":\"\",\"link_up\":true"));
+		snprintf(want, sizeof(want), "\"users\":[{\"owner\":\"vif %u/%u\"}]", DOMID, DEVID);
+		CHECK(t && strstr(t, want));
+		for (unsigned int q = 0; q < 2; q++) {
+			snprintf(want, sizeof(want),
+				 "{\"index\":%u,\"size\":256,\"owner\":\"vif %u/%u\"}", q, DOMID,
+				 DEVID);
+			CHECK(t && strstr(t, want));
+		}
+		if (bk_test_failures)
+			fprintf(stderr, "blanketctl list --json said:\n%s\n", out);
+	}
+	{
+		const char *args[] = { "list", NULL };
+
+		CHECK(bk_ctlrun(env.loop, blanketctl, csock, args, 0, out, sizeof(out)) == 0);
+		snprintf(want, sizeof(want),
+			 "L0 virtio-net %s (vhost-user, DMA identity, eventfd): no MAC, link up, "
+			 "2 queue pairs",
+			 sock);
+		CHECK(strstr(out, want));
+		snprintf(want, sizeof(want), "used by vif %u/%u\n", DOMID, DEVID);
+		CHECK(strstr(out, want));
+		/* The vif itself is still in the guest devices' table, before the L0 devices. */
+		CHECK(strstr(out, " vif ") && strstr(out, " vif ") < strstr(out, "L0 virtio-net"));
+		if (bk_test_failures)
+			fprintf(stderr, "blanketctl list said:\n%s\n", out);
+	}
+	{
+		const char *args[] = { "stats", "--json", NULL };
+
+		CHECK(bk_ctlrun(env.loop, blanketctl, csock, args, 0, out, sizeof(out)) == 0);
+		t = strstr(out, "\"l0_devices\":[{");
+		CHECK(t != NULL);
+		for (unsigned int q = 0; q < 2 && t; q++) {
+			const char *qt;
+
+			snprintf(want, sizeof(want), "{\"index\":%u,", q);
+			qt = strstr(t, want);
+			CHECK(qt != NULL);
+			CHECK(bk_ctlrun_json_u64(qt, "tx_frames") == sent[q]);
+			CHECK(bk_ctlrun_json_u64(qt, "tx_bytes") == sent_bytes[q]);
+			CHECK(bk_ctlrun_json_u64(qt, "rx_frames") == sent[q]);
+			CHECK(bk_ctlrun_json_u64(qt, "rx_bytes") == sent_bytes[q]);
+			CHECK(bk_ctlrun_json_u64(qt, "rx_drops") == 0);
+			CHECK(bk_ctlrun_json_u64(qt, "tx_waits") == 0);
+			/* The device takes CSUM: nothing is finished in software. */
+			CHECK(bk_ctlrun_json_u64(qt, "tx_csum_sw") == 0);
+		}
+		if (bk_test_failures)
+			fprintf(stderr, "blanketctl stats --json said:\n%s\n", out);
+	}
+	{
+		const char *args[] = { "stats", NULL };
+
+		CHECK(bk_ctlrun(env.loop, blanketctl, csock, args, 0, out, sizeof(out)) == 0);
+		snprintf(want, sizeof(want), "L0 virtio-net %s (vhost-user, DMA identity, eventfd)",
+			 sock);
+		CHECK(strstr(out, want) && strstr(out, "RX-FRAMES"));
+		if (bk_test_failures)
+			fprintf(stderr, "blanketctl stats said:\n%s\n", out);
+	}
+	bk_service_free(svc);
+}
+
+/* After testpmd's restart: the port counts one reconnect and has its back-end again. */
+static void check_ctl_reconnected(const char *blanketctl)
+{
+	struct bk_service_params sp = { .platform = "sim" };
+	struct bk_service *svc = NULL;
+	const char *args[] = { "stats", "--json", NULL };
+	char csock[128];
+	const char *t;
+
+	snprintf(csock, sizeof(csock), "%s/control", dir);
+	sp.loop = env.loop;
+	sp.core = env.core;
+	sp.control_socket = csock;
+	CHECK(bk_service_start(&sp, &svc) == 0);
+	if (!svc)
+		return;
+	CHECK(bk_ctlrun(env.loop, blanketctl, csock, args, 0, out, sizeof(out)) == 0);
+	t = strstr(out, "{\"kind\":\"virtio-net\"");
+	CHECK(t && strstr(t, "\"connected\":true,\"reconnects\":1,"));
+	if (bk_test_failures)
+		fprintf(stderr, "blanketctl stats --json said:\n%s\n", out);
+	bk_service_free(svc);
 }
 
 static void check_vif_failed_on_bad_socket(void)
@@ -157,6 +290,7 @@ static void check_vif_failed_on_bad_socket(void)
 int main(int argc, char **argv)
 {
 	const char *testpmd = argc > 1 ? argv[1] : "/usr/bin/dpdk-testpmd";
+	const char *blanketctl = argc > 2 ? argv[2] : NULL;
 	const char *extra[] = { "vifname", VIFNAME, NULL };
 	struct bk_nf_params p = { .pfn_base = 0, .pfn_count = 7000, .nr_queues = 2 };
 	struct bk_netfront *f = NULL;
@@ -217,6 +351,8 @@ int main(int argc, char **argv)
 
 	bk_nf_tx_counts(f, &tc);
 	CHECK(tc.error == 0 && tc.dropped == 0 && tc.other == 0 && tc.unknown == 0);
+	if (blanketctl)
+		check_ctl(blanketctl);
 
 	/*
 	 * The switch restarts (kill -9, a new testpmd on the same socket): blanketd reconnects and
@@ -251,6 +387,8 @@ int main(int argc, char **argv)
 	for (unsigned int q = 0; q < nq; q++)
 		echo(f, q, 1000, 17, sport++, &(struct bk_nf_tx){ 0 }, &info);
 	CHECK(bk_nf_rx_errors(f) == 0);
+	if (blanketctl)
+		check_ctl_reconnected(blanketctl);
 	vif_totals(env.core, DOMID, DEVID, &tot);
 	CHECK(tot.net_tx_gso == 1 && tot.net_tx_csum == 3);
 	CHECK(tot.net_tx_drop_copy == 0 && tot.errors == 0);
