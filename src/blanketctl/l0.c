@@ -267,8 +267,25 @@ void l0_print_stats(const struct l0_sample *s)
 	}
 }
 
-/* A virtio-net port's JSON after "irq", to its closing brace. */
-static void json_net(const struct l0_dev *d, bool counters)
+/* One queue's counters in JSON, by the device's kind. */
+static void json_counters(const struct l0_dev *d, const struct bk_ctl_l0queue *w)
+{
+	if (is_net(d))
+		printf(",\"rx_frames\":%" PRIu64 ",\"rx_bytes\":%" PRIu64 ",\"tx_frames\":%" PRIu64
+		       ",\"tx_bytes\":%" PRIu64 ",\"rx_drops\":%" PRIu64 ",\"tx_waits\":%" PRIu64
+		       ",\"tx_csum_sw\":%" PRIu64 ",\"tx_pages\":%" PRIu64,
+		       w->rx_frames, w->rx_bytes, w->tx_frames, w->tx_bytes, w->rx_drops,
+		       w->tx_waits, w->tx_csum_sw, w->tx_pages);
+	else
+		printf(",\"reads\":%" PRIu64 ",\"writes\":%" PRIu64 ",\"flushes\":%" PRIu64
+		       ",\"discards\":%" PRIu64 ",\"errors\":%" PRIu64 ",\"bytes_read\":%" PRIu64
+		       ",\"bytes_written\":%" PRIu64 ",\"inflight\":%" PRIu64,
+		       w->reads, w->writes, w->flushes, w->discards, w->errors, w->bytes_read,
+		       w->bytes_written, w->inflight);
+}
+
+/* A virtio-net port's keys after "irq", and its users. */
+static void json_net(const struct l0_dev *d)
 {
 	char mac[24];
 
@@ -284,22 +301,28 @@ static void json_net(const struct l0_dev *d, bool counters)
 		json_string(stdout, d->users[u].owner);
 		printf("}");
 	}
-	printf("],\"queues\":[");
-	for (uint32_t q = 0; q < d->d.nr_queues; q++) {
-		const struct bk_ctl_l0queue *w = &d->queues[q];
+}
 
-		printf("%s{\"index\":%u,\"size\":%u,\"owner\":", q ? "," : "", w->index, w->size);
-		json_string(stdout, w->owner);
-		if (counters)
-			printf(",\"rx_frames\":%" PRIu64 ",\"rx_bytes\":%" PRIu64
-			       ",\"tx_frames\":%" PRIu64 ",\"tx_bytes\":%" PRIu64
-			       ",\"rx_drops\":%" PRIu64 ",\"tx_waits\":%" PRIu64
-			       ",\"tx_csum_sw\":%" PRIu64 ",\"tx_pages\":%" PRIu64,
-			       w->rx_frames, w->rx_bytes, w->tx_frames, w->tx_bytes, w->rx_drops,
-			       w->tx_waits, w->tx_csum_sw, w->tx_pages);
-		printf("}");
+/* A virtio-blk device's keys after "irq", and its users. */
+static void json_blk(const struct l0_dev *d)
+{
+	printf(",\"capacity\":%" PRIu64 ",\"block_size\":%u,\"features\":%" PRIu64
+	       ",\"flush\":%s,\"discard\":%s,\"write_zeroes\":%s,\"readonly\":%s,"
+	       "\"connected\":%s,\"lost_interrupts\":%" PRIu64 ",\"reconnects\":%" PRIu64
+	       ",\"users\":[",
+	       d->d.capacity, d->d.block_size, d->d.features,
+	       d->d.flags & BK_CTL_L0_FLUSH ? "true" : "false",
+	       d->d.flags & BK_CTL_L0_DISCARD ? "true" : "false",
+	       d->d.flags & BK_CTL_L0_WRITE_ZEROES ? "true" : "false",
+	       d->d.flags & BK_CTL_L0_READONLY ? "true" : "false",
+	       d->d.flags & BK_CTL_L0_CONNECTED ? "true" : "false", d->d.lost_interrupts,
+	       d->d.reconnects);
+	for (uint32_t u = 0; u < d->d.nr_users; u++) {
+		printf("%s{\"owner\":", u ? "," : "");
+		json_string(stdout, d->users[u].owner);
+		printf(",\"offset\":%" PRIu64 ",\"size\":%" PRIu64 "}", d->users[u].offset,
+		       d->users[u].size);
 	}
-	printf("]}");
 }
 
 void l0_json(const struct l0_sample *s, bool counters)
@@ -320,27 +343,10 @@ void l0_json(const struct l0_sample *s, bool counters)
 		json_string(stdout, d->d.dma_why);
 		printf(",\"irq\":");
 		json_string(stdout, d->d.irq);
-		if (is_net(d)) {
-			json_net(d, counters);
-			continue;
-		}
-		printf(",\"capacity\":%" PRIu64 ",\"block_size\":%u,\"features\":%" PRIu64
-		       ",\"flush\":%s,\"discard\":%s,\"write_zeroes\":%s,\"readonly\":%s,"
-		       "\"connected\":%s,\"lost_interrupts\":%" PRIu64 ",\"reconnects\":%" PRIu64
-		       ",\"users\":[",
-		       d->d.capacity, d->d.block_size, d->d.features,
-		       d->d.flags & BK_CTL_L0_FLUSH ? "true" : "false",
-		       d->d.flags & BK_CTL_L0_DISCARD ? "true" : "false",
-		       d->d.flags & BK_CTL_L0_WRITE_ZEROES ? "true" : "false",
-		       d->d.flags & BK_CTL_L0_READONLY ? "true" : "false",
-		       d->d.flags & BK_CTL_L0_CONNECTED ? "true" : "false", d->d.lost_interrupts,
-		       d->d.reconnects);
-		for (uint32_t u = 0; u < d->d.nr_users; u++) {
-			printf("%s{\"owner\":", u ? "," : "");
-			json_string(stdout, d->users[u].owner);
-			printf(",\"offset\":%" PRIu64 ",\"size\":%" PRIu64 "}", d->users[u].offset,
-			       d->users[u].size);
-		}
+		if (is_net(d))
+			json_net(d);
+		else
+			json_blk(d);
 		/* "index", not "queue": scripts that sum guest devices' queues match on that. */
 		printf("],\"queues\":[");
 		for (uint32_t q = 0; q < d->d.nr_queues; q++) {
@@ -350,12 +356,7 @@ void l0_json(const struct l0_sample *s, bool counters)
 			       w->size);
 			json_string(stdout, w->owner);
 			if (counters)
-				printf(",\"reads\":%" PRIu64 ",\"writes\":%" PRIu64
-				       ",\"flushes\":%" PRIu64 ",\"discards\":%" PRIu64
-				       ",\"errors\":%" PRIu64 ",\"bytes_read\":%" PRIu64
-				       ",\"bytes_written\":%" PRIu64 ",\"inflight\":%" PRIu64,
-				       w->reads, w->writes, w->flushes, w->discards, w->errors,
-				       w->bytes_read, w->bytes_written, w->inflight);
+				json_counters(d, w);
 			printf("}");
 		}
 		printf("]}");

@@ -49,16 +49,11 @@ static char out[1 << 16];
  */
 static void check_ctl(const char *blanketctl, const char *dir, const char *sock)
 {
-	struct bk_service_params sp = { .platform = "sim" };
 	struct bk_service *svc = NULL;
 	char csock[128], want[256];
 	const char *t;
 
-	snprintf(csock, sizeof(csock), "%s/control", dir);
-	sp.loop = env.loop;
-	sp.core = env.core;
-	sp.control_socket = csock;
-	CHECK(bk_service_start(&sp, &svc) == 0);
+	CHECK(bk_ctlrun_service(env.loop, env.core, dir, csock, sizeof(csock), &svc) == 0);
 	if (!svc)
 		return;
 	{

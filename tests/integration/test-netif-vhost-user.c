@@ -155,16 +155,11 @@ static int echo(struct bk_netfront *f, unsigned int q, size_t len, uint8_t proto
  */
 static void check_ctl(const char *blanketctl)
 {
-	struct bk_service_params sp = { .platform = "sim" };
 	struct bk_service *svc = NULL;
 	char csock[128], want[512];
 	const char *t;
 
-	snprintf(csock, sizeof(csock), "%s/control", dir);
-	sp.loop = env.loop;
-	sp.core = env.core;
-	sp.control_socket = csock;
-	CHECK(bk_service_start(&sp, &svc) == 0);
+	CHECK(bk_ctlrun_service(env.loop, env.core, dir, csock, sizeof(csock), &svc) == 0);
 	if (!svc)
 		return;
 	{
@@ -246,17 +241,12 @@ static void check_ctl(const char *blanketctl)
 /* After testpmd's restart: the port counts one reconnect and has its back-end again. */
 static void check_ctl_reconnected(const char *blanketctl)
 {
-	struct bk_service_params sp = { .platform = "sim" };
 	struct bk_service *svc = NULL;
 	const char *args[] = { "stats", "--json", NULL };
 	char csock[128];
 	const char *t;
 
-	snprintf(csock, sizeof(csock), "%s/control", dir);
-	sp.loop = env.loop;
-	sp.core = env.core;
-	sp.control_socket = csock;
-	CHECK(bk_service_start(&sp, &svc) == 0);
+	CHECK(bk_ctlrun_service(env.loop, env.core, dir, csock, sizeof(csock), &svc) == 0);
 	if (!svc)
 		return;
 	CHECK(bk_ctlrun(env.loop, blanketctl, csock, args, 0, out, sizeof(out)) == 0);

@@ -10,6 +10,18 @@
 
 #include "ctlrun.h"
 #include "loop.h"
+#include "service.h"
+
+int bk_ctlrun_service(struct bk_loop *loop, struct bk_core *core, const char *dir, char *sock,
+		      size_t len, struct bk_service **ret)
+{
+	struct bk_service_params sp = { .platform = "sim", .loop = loop, .core = core };
+
+	snprintf(sock, len, "%s/control", dir);
+	sp.control_socket = sock;
+	*ret = NULL;
+	return bk_service_start(&sp, ret);
+}
 
 int bk_ctlrun(struct bk_loop *loop, const char *blanketctl, const char *sock,
 	      const char *const *args, unsigned int flags, char *out, size_t size)

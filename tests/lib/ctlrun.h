@@ -9,7 +9,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct bk_core;
 struct bk_loop;
+struct bk_service;
 
 enum {
 	BK_CTLRUN_STDERR = 1 << 0, /* capture stderr as well as stdout */
@@ -22,6 +24,13 @@ enum {
  */
 int bk_ctlrun(struct bk_loop *loop, const char *blanketctl, const char *sock,
 	      const char *const *args, unsigned int flags, char *out, size_t size);
+
+/*
+ * Start the control service of @core (turned by @loop) on "@dir/control", its path in @sock
+ * (@len bytes); free it with bk_service_free(). 0 or -errno.
+ */
+int bk_ctlrun_service(struct bk_loop *loop, struct bk_core *core, const char *dir, char *sock,
+		      size_t len, struct bk_service **ret);
 
 /* The number after "@key": in the JSON text that starts at @from (may be NULL), or UINT64_MAX. */
 uint64_t bk_ctlrun_json_u64(const char *from, const char *key);
