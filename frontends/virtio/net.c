@@ -3,7 +3,7 @@
  * virtio-net as a vif's port: see net.h. One struct bk_vnet per device; its DMA memory holds
  * every ring, one page per RX buffer (fixed per queue, posted again as soon as its frame was
  * copied out) and the TX pages, taken per frame from the shared pool and given back when the
- * device used them (reaped at the next write: no TX interrupt is needed).
+ * device used them (reaped at the next write or stats read: no TX interrupt is needed).
  */
 #include <errno.h>
 #include <linux/if_tun.h>
@@ -897,11 +897,14 @@ static int ctl_fill_dev(struct bk_ctl_buf *b, struct bk_vnet *v)
 	bk_ctl_strpad(u->owner, sizeof(u->owner), v->owner);
 	bk_ctl_l0user_swap(u);
 	for (unsigned int i = 0; i < v->max_pairs; i++) {
-		const struct vnet_pair *q = &v->q[i];
+		struct vnet_pair *q = &v->q[i];
 		struct bk_ctl_l0queue *w_q = bk_ctl_buf_append(b, NULL, sizeof(*w_q), &err);
 
 		if (!w_q)
 			return err;
+		/* Take back what the device used, so tx_pages counts pages still in its hands. */
+		if (v->started && i < v->pairs)
+			tx_reap(q);
 		w_q->index = i;
 		w_q->size = v->qsize;
 		bk_ctl_strpad(w_q->owner, sizeof(w_q->owner),

@@ -250,7 +250,7 @@ struct bk_ctl_l0queue {
 			uint64_t rx_drops; /* malformed or too large RX frames */
 			uint64_t tx_waits; /* no ring or buffer space: the rest of a batch waited */
 			uint64_t tx_csum_sw; /* partial checksums finished in software */
-			uint64_t tx_pages;   /* pages of sent TX frames not yet taken back */
+			uint64_t tx_pages;   /* pages of sent TX frames the device still holds */
 		};
 	};
 };

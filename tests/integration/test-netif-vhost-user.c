@@ -221,6 +221,8 @@ static void check_ctl(const char *blanketctl)
 			CHECK(bk_ctlrun_json_u64(qt, "tx_waits") == 0);
 			/* The device takes CSUM: nothing is finished in software. */
 			CHECK(bk_ctlrun_json_u64(qt, "tx_csum_sw") == 0);
+			/* Every frame came back, so the device used every TX page: none held. */
+			CHECK(bk_ctlrun_json_u64(qt, "tx_pages") == 0);
 		}
 		if (bk_test_failures)
 			fprintf(stderr, "blanketctl stats --json said:\n%s\n", out);
