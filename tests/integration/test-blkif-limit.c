@@ -254,7 +254,6 @@ static void test_bps(const char *path)
 int main(int argc, char **argv)
 {
 	char p1[64], p2[64], a[PATH_MAX], b[PATH_MAX], dir[] = "/tmp/test-blkif-limit.XXXXXX";
-	struct bk_service_params sp = { 0 };
 	struct bk_service *svc = NULL;
 	int fd1, fd2;
 
@@ -265,7 +264,6 @@ int main(int argc, char **argv)
 	blanketctl = argv[1];
 	if (!mkdtemp(dir))
 		return 1;
-	snprintf(sock, sizeof(sock), "%s/control", dir);
 	fd1 = bk_bf_tmpfile("/var/tmp", DISK_BYTES, 0, p1, sizeof(p1));
 	fd2 = bk_bf_tmpfile("/var/tmp", DISK_BYTES, 0, p2, sizeof(p2));
 	if (fd1 < 0 || fd2 < 0 || !realpath(p1, a) || !realpath(p2, b) || bk_bf_env_new(&env) < 0)
@@ -275,10 +273,7 @@ int main(int argc, char **argv)
 	blkif_set_clock(fake_now);
 	for (uint32_t d = 30; d <= 33; d++)
 		CHECK(bk_bf_env_guest(&env, d, 4096) == 0);
-	sp.loop = env.loop;
-	sp.core = env.core;
-	sp.control_socket = sock;
-	CHECK(bk_service_start(&sp, &svc) == 0);
+	CHECK(bk_ctlrun_service(env.loop, env.core, dir, sock, sizeof(sock), &svc) == 0);
 
 	test_settings(a);
 	test_iops(a, b);

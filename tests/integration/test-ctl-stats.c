@@ -55,7 +55,6 @@ int main(int argc, char **argv)
 	char dir[] = "/tmp/test-ctl-stats.XXXXXX", path[128];
 	static uint8_t buf[64 * 512];
 	uint64_t want_read = 0, want_written = 0, want_reads = 0, want_writes = 0;
-	struct bk_service_params sp = { .platform = "sim" };
 	struct bk_service *svc = NULL;
 	struct bk_blkfront *f = NULL;
 	struct bk_bf_env env;
@@ -71,7 +70,6 @@ int main(int argc, char **argv)
 		return 77;
 	if (!mkdtemp(dir))
 		return 1;
-	snprintf(sock, sizeof(sock), "%s/control", dir);
 	fd = bk_bf_tmpfile("/var/tmp", DISK_BYTES, 0x5a, path, sizeof(path));
 	if (fd < 0 || bk_bf_env_new(&env) < 0)
 		return 1;
@@ -82,10 +80,7 @@ int main(int argc, char **argv)
 		goto out;
 	CHECK(bk_bf_connect(f) == 0);
 
-	sp.loop = env.loop;
-	sp.core = env.core;
-	sp.control_socket = sock;
-	CHECK(bk_service_start(&sp, &svc) == 0);
+	CHECK(bk_ctlrun_service(env.loop, env.core, dir, sock, sizeof(sock), &svc) == 0);
 	if (bk_test_failures)
 		goto out;
 

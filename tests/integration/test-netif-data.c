@@ -233,7 +233,6 @@ static void ctl_check(const char *blanketctl, const struct bk_queue_stats *tot, 
 {
 	static char out[1 << 16];
 	char dir[] = "/tmp/test-netif-data.XXXXXX", sock[128];
-	struct bk_service_params sp = { .platform = "sim" };
 	struct bk_service *svc = NULL;
 	const char *t;
 
@@ -241,11 +240,7 @@ static void ctl_check(const char *blanketctl, const struct bk_queue_stats *tot, 
 		CHECK(!"mkdtemp");
 		return;
 	}
-	snprintf(sock, sizeof(sock), "%s/control", dir);
-	sp.loop = env.loop;
-	sp.core = env.core;
-	sp.control_socket = sock;
-	CHECK(bk_service_start(&sp, &svc) == 0);
+	CHECK(bk_ctlrun_service(env.loop, env.core, dir, sock, sizeof(sock), &svc) == 0);
 	if (svc) {
 		const char *json[] = { "stats", "--json", "vif 5/0", NULL };
 		const char *human[] = { "stats", NULL };

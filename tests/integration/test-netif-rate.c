@@ -198,7 +198,6 @@ int main(int argc, char **argv)
 {
 	static const char *const extra[] = { "rate", "25000,20000", NULL };
 	struct bk_nf_params p = { .pfn_base = 0, .pfn_count = 7000 };
-	struct bk_service_params sp = { .platform = "sim" };
 	struct bk_service *svc = NULL;
 	char dir[] = "/tmp/test-netif-rate.XXXXXX", d[256];
 	uint64_t bytes, n;
@@ -231,11 +230,7 @@ int main(int argc, char **argv)
 	n = send_until_refills(25, FRAME, 25000, &bytes);
 	check_bound("rate key 25000,20000", bytes, n, 25000, FRAME);
 
-	snprintf(sock, sizeof(sock), "%s/control", dir);
-	sp.loop = env.loop;
-	sp.core = env.core;
-	sp.control_socket = sock;
-	CHECK(bk_service_start(&sp, &svc) == 0);
+	CHECK(bk_ctlrun_service(env.loop, env.core, dir, sock, sizeof(sock), &svc) == 0);
 	if (svc)
 		check_ctl();
 	bk_service_free(svc);
