@@ -544,7 +544,12 @@ rs_wait_served() {
 # with no error in its log.
 rs_check() {
 	check_connected "$RS_DOMID" "$RS_DEV" "$1"
-	if [ "${1%no daemon running}" != "$1" ] && command -v rs_stopped >/dev/null; then
+}
+# restart_blanketd's hook, run once the old daemon is gone: the disk still Connected, then the
+# scenario's rs_stopped if it has one.
+rs_gone() {
+	rs_check "$1"
+	if command -v rs_stopped >/dev/null; then
 		rs_stopped
 	fi
 }
@@ -554,7 +559,7 @@ rs_restart() {
 	say "restart $n: SIG$sig to blanketd $(blanketd_pid) in round $(($(grep -c 'IOTOOL rw ok' "$(rs_glog)") + 1))"
 	RESTART_ARGS=$RS_ARGS RESTART_SHOW=$RS_SHOW restart_blanketd "restart $n" "$sig" \
 		"vbd $RS_DOMID/$RS_DEV" "vbd $RS_DOMID/$RS_DEV: taking over a device a previous run left Connected" \
-		rs_check
+		rs_gone
 	if [ "$sig" = TERM ]; then
 		echo "$RESTART_SEG" | grep -q "vbd $RS_DOMID/$RS_DEV: handed over" ||
 			fail "restart $n: the stopping blanketd did not hand the device over"
