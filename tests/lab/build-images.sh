@@ -208,10 +208,10 @@ if [ "${LAB_BLKCMP:-}" = 1 ]; then
 		[ -x "$t" ] || lab_die "$t missing (fetch.sh installs it for blkcmp)"
 	done
 	b=$tmp/bc
-	mkdir -p "$b/dom0/usr/libexec" "$b/fio/usr/bin" "$b/dom0/lab"
+	mkdir -p "$b/dom0/usr/libexec" "$b/fio/bin" "$b/dom0/lab"
 	cp -L /usr/libexec/xen-qemu-system-i386 "$b/dom0/usr/libexec/"
 	copy_elf "$b/dom0" /usr/libexec/xen-qemu-system-i386
-	cp -L /usr/bin/fio "$b/fio/usr/bin/"
+	cp -L /usr/bin/fio "$b/fio/bin/"
 	copy_elf "$b/fio" /usr/bin/fio
 	mkcpio_raw "$b/fio" "$tmp/fio-overlay.cpio"
 	cat "$o/lab/domu.cpio" "$tmp/fio-overlay.cpio" >"$b/dom0/lab/fio.cpio"

@@ -120,15 +120,17 @@ run_round() {
 			dump "$DIR/d$n.$c"
 			for ((j = k + 1; j < c; j++)); do cp "$DIR/d$n.$c" "$DIR/d$n.$j"; done
 			k=$c
+			# During the last job (the device still there): who serves it.
+			if [ "$k" = $((NSTEPS - 1)) ]; then
+				[ "$be" = blanketd ] &&
+					blanketctl stats "vbd $domid/51712" 2>&1 | sed 's/^/  stats: /'
+				ps -o pid,comm 2>/dev/null | grep -E 'blkback|loop|qemu' | sed 's/^/  threads: /'
+			fi
 		fi
 		grep -q 'GUEST-DONE' "$log" 2>/dev/null && break
 		[ $((SECONDS - t0)) -gt $((3 * S + 600)) ] && break
 		sleep 0.2
 	done
-	if [ "$be" = blanketd ]; then
-		blanketctl stats "vbd $domid/51712" 2>&1 | sed 's/^/  stats: /'
-	fi
-	ps -o pid,comm 2>/dev/null | grep -E 'blkback|loop' | sed 's/^/  threads: /'
 	wait_guest_done "$name" 120
 	wait_no_backend "$domid" 60
 	[ "$(tr -d '\r' <"$log" | grep -c 'GUEST-FIO ')" = 3 ] || { guest_log "$name"; fail "round $n: fewer than 3 fio results"; }
