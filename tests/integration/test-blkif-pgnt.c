@@ -7,6 +7,9 @@
  * granted) get an error response for that request only: the device and a neighbouring guest go
  * on. The mappings are bounded per queue (BLKIF_PGNT_MAX: requests beyond it are copied, still
  * right), counted in the bounce-pool budget, and released when the frontend disconnects.
+ * An I/O the kernel refuses on the mapped pages (EFAULT, as O_DIRECT on a mapping without pages
+ * behind it would; EINVAL, an alignment) is done again through the bounce pool, answered OKAY
+ * with the right data; after EFAULT the queue copies from then on.
  *
  * Usage: test-blkif-pgnt [ENGINE]  (default io_uring)
  */
@@ -28,6 +31,7 @@
 
 #define DOMID 5
 #define NEIGHBOUR 6
+#define FAULTY 7
 #define DEVID 51712
 #define DISK_BYTES (16U << 20)
 #define BIG_SECTORS 2048U /* 1 MiB: 256 segments, indirect */
@@ -60,16 +64,26 @@ static bool on_disk(uint64_t sector, const uint8_t *data, size_t len)
 	       !memcmp(disk, data, len);
 }
 
-static struct bk_blkfront *connect_guest(uint32_t domid, bool persistent)
+static struct bk_blkfront *connect_guest_on(uint32_t domid, bool persistent, const char *eng,
+					    const char *opts)
 {
 	struct bk_bf_params p = { .pfn_count = 6000, .persistent = persistent };
-	struct bk_blkfront *f = bk_bf_open_connect(&env, domid, DEVID, &p);
+	const char *extra[] = { "blanket-engine", eng, opts ? "blanket-options" : NULL, opts,
+				NULL };
+	struct bk_blkfront *f = NULL;
 	uint64_t v;
 
+	CHECK(bk_bf_env_add_vbd(&env, domid, DEVID, path, "w!", "disk", extra) == 0);
+	f = bk_bf_open_connect(&env, domid, DEVID, &p);
 	CHECK(f != NULL);
 	if (f && persistent)
 		CHECK(bk_bf_feature(f, "feature-persistent", &v) == 0 && v == 1);
 	return f;
+}
+
+static struct bk_blkfront *connect_guest(uint32_t domid, bool persistent)
+{
+	return connect_guest_on(domid, persistent, engine, NULL);
 }
 
 /* 1 MiB writes and reads on persistent grants: right data, no grant copy of it. */
@@ -203,6 +217,39 @@ static void test_bound(struct bk_blkfront *f)
 	}
 }
 
+/*
+ * The first read on the mapped pages fails with @err (the fault engine): answered OKAY all the
+ * same, through the bounce pool; after EFAULT everything is copied, after EINVAL only that one.
+ */
+static void test_refused(uint32_t domid, int err)
+{
+	char opts[96];
+	struct bk_blkfront *f;
+	uint64_t copies;
+
+	snprintf(opts, sizeof(opts), "inner=%s,fail=read:count=1:err=%d", engine, err);
+	f = connect_guest_on(domid, true, "fault", opts);
+	if (!f)
+		return;
+	fill(buf[0], sizeof(buf[0]));
+	CHECK(bk_bf_rw(f, 0, BLKIF_OP_WRITE, 0, BIG_SECTORS, buf[0], true) == BLKIF_RSP_OKAY);
+	memset(cmp, 0, sizeof(cmp));
+	copies = bk_sim_gnt_copy_segs(env.sim);
+	CHECK(bk_bf_rw(f, 0, BLKIF_OP_READ, 0, BIG_SECTORS, cmp, true) == BLKIF_RSP_OKAY);
+	CHECK(!memcmp(cmp, buf[0], sizeof(cmp)));
+	/* Done again with grant copy: 256 segments out, and the descriptor page. */
+	CHECK(bk_sim_gnt_copy_segs(env.sim) - copies >= 257);
+	copies = bk_sim_gnt_copy_segs(env.sim);
+	CHECK(bk_bf_rw(f, 0, BLKIF_OP_WRITE, 0, BIG_SECTORS, buf[0], true) == BLKIF_RSP_OKAY);
+	copies = bk_sim_gnt_copy_segs(env.sim) - copies;
+	printf("after %s on a mapping, a 1 MiB write made %llu grant-copy segments\n",
+	       err == EFAULT ? "EFAULT" : "EINVAL", (unsigned long long)copies);
+	CHECK(err == EFAULT ? copies >= 257 : copies == 1);
+	CHECK(bk_bf_disconnect(f) == 0);
+	bk_bf_close(f);
+	CHECK(bk_sim_guest_nr_mapped(env.sim, domid) == 0);
+}
+
 int main(int argc, char **argv)
 {
 	struct bk_blkfront *f = NULL, *n = NULL;
@@ -217,12 +264,8 @@ int main(int argc, char **argv)
 	bk_log_set_level(BK_LOG_WARNING);
 	CHECK(bk_bf_env_guest(&env, DOMID, 8192) == 0);
 	CHECK(bk_bf_env_guest(&env, NEIGHBOUR, 8192) == 0);
-	{
-		const char *extra[] = { "blanket-engine", engine, NULL };
-
-		CHECK(bk_bf_env_add_vbd(&env, DOMID, DEVID, path, "w!", "disk", extra) == 0);
-		CHECK(bk_bf_env_add_vbd(&env, NEIGHBOUR, DEVID, path, "w!", "disk", extra) == 0);
-	}
+	CHECK(bk_bf_env_guest(&env, FAULTY, 8192) == 0);
+	CHECK(bk_bf_env_guest(&env, FAULTY + 1, 8192) == 0);
 	f = connect_guest(DOMID, true);
 	n = connect_guest(NEIGHBOUR, false);
 	if (!f || !n)
@@ -239,6 +282,8 @@ int main(int argc, char **argv)
 	f = NULL;
 	CHECK(bk_sim_guest_nr_grants(env.sim, DOMID) == 0);
 	CHECK(bk_bf_disconnect(n) == 0);
+	test_refused(FAULTY, EFAULT);
+	test_refused(FAULTY + 1, EINVAL);
 out:
 	bk_bf_close(f);
 	bk_bf_close(n);
