@@ -22,6 +22,7 @@
 
 #include "blkfront.h"
 #include "check.h"
+#include "device.h"
 #include "loop.h"
 #include "util/log.h"
 #include "util/macros.h"
@@ -76,8 +77,15 @@ static struct bk_blkfront *connect_guest_on(uint32_t domid, bool persistent, con
 	CHECK(bk_bf_env_add_vbd(&env, domid, DEVID, path, "w!", "disk", extra) == 0);
 	f = bk_bf_open_connect(&env, domid, DEVID, &p);
 	CHECK(f != NULL);
-	if (f && persistent)
+	if (f && persistent) {
+		struct bk_device *dev = bk_core_find(env.core, "vbd", domid, DEVID);
+		char desc[256] = "";
+
 		CHECK(bk_bf_feature(f, "feature-persistent", &v) == 0 && v == 1);
+		/* blanketctl list shows it. */
+		CHECK(dev && dev->ops->describe(dev, desc, sizeof(desc)) == 0);
+		CHECK(strstr(desc, " persistent") != NULL);
+	}
 	return f;
 }
 
