@@ -21,8 +21,14 @@
  * requests/s (blanket-iops, default burst), the other without a limit; first both without a
  * limit, then with it. Prints each guest's requests/s and the limited one's throttled time.
  *
+ * With --bs KiB (and --write, --qd N, --persistent): requests of that size instead (sequential
+ * above 4 KiB, random at 4 KiB), reads or writes, at one queue depth on one queue, the guest
+ * offering persistent grants or not; the grant copies the simulation made per request are
+ * printed with each backend run.
+ *
  * Not a test: numbers depend on the machine. Usage:
- *   blkbench [--seconds S] [--dir DIR] [--size MiB] [--storm [--credit N] | --limit N]
+ *   blkbench [--seconds S] [--dir DIR] [--size MiB] [--bs KiB [--write] [--qd N] [--persistent]]
+ *            [--storm [--credit N] | --limit N]
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -46,6 +52,7 @@
 #include "engine.h"
 #include "loop.h"
 #include "util/log.h"
+#include "util/macros.h"
 #include "xen/sim.h"
 #include "xenbus_front.h"
 #include "benchlib.h"
@@ -62,13 +69,17 @@ struct result {
 	/* Through the simulation: the part of cpu_us spent in the test frontend (the guest). */
 	double guest_us;
 	bool has_guest;
+	uint64_t copies; /* grant-copy segments the simulation carried out */
 };
 
 static double opt_seconds = 1.0;
 static unsigned int opt_credit = 1000;
 static const char *opt_dir = "/dev/shm";
 static uint64_t opt_size = 256ULL << 20;
+static uint32_t opt_bs = 4096; /* bytes per request */
+static bool opt_write, opt_persistent;
 static uint64_t rng = 0x9E3779B97F4A7C15ULL;
+static uint64_t seq_next; /* next offset of sequential requests (opt_bs > 4 KiB) */
 
 /* CPU time of the calling thread, seconds: the test frontend's share of the process's. */
 static double thread_cpu(void)
@@ -79,9 +90,29 @@ static double thread_cpu(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* Where the next request goes: random 4 KiB, or the next opt_bs bytes when larger. */
 static uint64_t random_sector(void)
 {
-	return (bench_rnd(&rng) % (opt_size / 4096)) * 8;
+	uint64_t off;
+
+	if (opt_bs == 4096)
+		return (bench_rnd(&rng) % (opt_size / 4096)) * 8;
+	if (seq_next + opt_bs > opt_size)
+		seq_next = 0;
+	off = seq_next;
+	seq_next += opt_bs;
+	return off / 512;
+}
+
+/* Buffers for @n requests of opt_bs bytes, page-aligned (O_DIRECT), zeroed. */
+static uint8_t *bufs_alloc(unsigned int n)
+{
+	void *p = NULL;
+
+	if (posix_memalign(&p, 4096, (size_t)n * opt_bs))
+		return NULL;
+	memset(p, 0x3c, (size_t)n * opt_bs);
+	return p;
 }
 
 static void print_result(const char *what, unsigned int nq, unsigned int qd, const struct result *r,
@@ -93,8 +124,11 @@ static void print_result(const char *what, unsigned int nq, unsigned int qd, con
 	if (base_cpu > 0)
 		printf("  (x%.1f of direct io_uring)", cpu / base_cpu);
 	if (r->has_guest)
-		printf("\n%-22s                    guest %.2f us/req, backend %.2f us/req", "",
-		       r->guest_us / (double)r->reqs, (r->cpu_us - r->guest_us) / (double)r->reqs);
+		printf("\n%-22s                    guest %.2f us/req, backend %.2f us/req, "
+		       "%.1f grant-copy segments/req",
+		       "", r->guest_us / (double)r->reqs,
+		       (r->cpu_us - r->guest_us) / (double)r->reqs,
+		       (double)r->copies / (double)r->reqs);
 	printf("\n");
 	fflush(stdout);
 }
@@ -104,20 +138,26 @@ static int run_backend(const char *engine, const char *path, unsigned int nq, un
 		       struct result *res)
 {
 	static struct bk_bf_io ios[MAX_Q][MAX_QD];
-	static uint8_t bufs[MAX_Q][MAX_QD][4096];
 	const char *extra[] = { "blanket-engine", engine, NULL };
-	struct bk_bf_params p = { .nr_queues = nq > 1 ? nq : 0, .pfn_count = 2048 };
+	/* Each request's data pages and an indirect page, and the rings. */
+	unsigned int pages = nq * qd * (opt_bs / 4096 + 1) + 1024;
+	struct bk_bf_params p = { .nr_queues = nq > 1 ? nq : 0,
+				  .pfn_count = pages - 64,
+				  .persistent = opt_persistent };
+	_cleanup_free_ uint8_t *bufs = bufs_alloc(nq * qd);
 	struct bk_bf_env env;
 	struct bk_blkfront *f = NULL;
 	double t0, c0, g0, guest = 0, deadline;
-	uint64_t done = 0;
+	uint64_t done = 0, copies0;
 	unsigned int idle = 0;
 	int r;
 
+	if (!bufs)
+		return -ENOMEM;
 	r = bk_bf_env_new(&env);
 	if (r < 0)
 		return r;
-	if ((r = bk_bf_env_guest(&env, DOMID, 4096)) < 0 ||
+	if ((r = bk_bf_env_guest(&env, DOMID, pages)) < 0 ||
 	    (r = bk_bf_env_add_vbd(&env, DOMID, DEVID, path, "w", "disk", extra)) < 0 ||
 	    (r = bk_bf_open(&env, DOMID, DEVID, &p, &f)) < 0 || (r = bk_bf_connect(f)) < 0)
 		goto out;
@@ -127,9 +167,9 @@ static int run_backend(const char *engine, const char *path, unsigned int nq, un
 			struct bk_bf_io *io = &ios[q][i];
 
 			memset(io, 0, sizeof(*io));
-			io->op = BLKIF_OP_READ;
-			io->nr_sectors = 8;
-			io->data = bufs[q][i];
+			io->op = opt_write ? BLKIF_OP_WRITE : BLKIF_OP_READ;
+			io->nr_sectors = opt_bs / 512;
+			io->data = bufs + ((size_t)q * qd + i) * opt_bs;
 			io->sector = random_sector();
 			if ((r = bk_bf_queue(f, q, io)) < 0)
 				goto out;
@@ -138,6 +178,7 @@ static int run_backend(const char *engine, const char *path, unsigned int nq, un
 	}
 	t0 = bench_now();
 	c0 = bench_cpu();
+	copies0 = bk_sim_gnt_copy_segs(env.sim);
 	deadline = t0 + opt_seconds;
 	for (;;) {
 		bool stop = bench_now() >= deadline;
@@ -169,7 +210,8 @@ static int run_backend(const char *engine, const char *path, unsigned int nq, un
 				if (!io->done)
 					continue;
 				if (io->status != BLKIF_RSP_OKAY) {
-					fprintf(stderr, "blkbench: read failed: %d\n", io->status);
+					fprintf(stderr, "blkbench: request failed: %d\n",
+						io->status);
 					r = -EIO;
 					goto out;
 				}
@@ -200,6 +242,7 @@ static int run_backend(const char *engine, const char *path, unsigned int nq, un
 	res->guest_us = guest * 1e6;
 	res->has_guest = true;
 	res->reqs = done;
+	res->copies = bk_sim_gnt_copy_segs(env.sim) - copies0;
 	r = bk_bf_disconnect(f);
 out:
 	bk_bf_close(f);
@@ -237,7 +280,7 @@ static int run_engine(const char *engine, const char *path, unsigned int nq, uns
 		      struct result *res)
 {
 	static struct eng_ctx ctx[MAX_Q];
-	static uint8_t bufs[MAX_Q][MAX_QD][4096] __attribute__((aligned(4096)));
+	_cleanup_free_ uint8_t *bufs = bufs_alloc(nq * qd);
 	struct bk_store_params sp = { .want_direct = true };
 	struct bk_engine_params ep = { .name = "bench", .depth = MAX_QD };
 	struct bk_store *store = NULL;
@@ -245,6 +288,8 @@ static int run_engine(const char *engine, const char *path, unsigned int nq, uns
 	double t0, c0;
 	int r;
 
+	if (!bufs)
+		return -ENOMEM;
 	if ((r = bk_loop_new(&loop)) < 0 || (r = bk_store_open(path, &sp, &store)) < 0)
 		goto out;
 	memset(ctx, 0, sizeof(ctx));
@@ -254,11 +299,14 @@ static int run_engine(const char *engine, const char *path, unsigned int nq, uns
 		for (unsigned int i = 0; i < qd; i++) {
 			struct bk_io *io = &ctx[q].ios[i];
 
-			ctx[q].iov[i] = (struct iovec){ .iov_base = bufs[q][i], .iov_len = 4096 };
-			io->op = BK_IO_READ;
+			ctx[q].iov[i] = (struct iovec){
+				.iov_base = bufs + ((size_t)q * qd + i) * opt_bs,
+				.iov_len = opt_bs,
+			};
+			io->op = opt_write ? BK_IO_WRITE : BK_IO_READ;
 			io->iov = &ctx[q].iov[i];
 			io->iovcnt = 1;
-			io->len = 4096;
+			io->len = opt_bs;
 			io->buf_index = -1;
 			io->offset = random_sector() * 512;
 			io->done = eng_done;
@@ -295,15 +343,26 @@ out:
 }
 
 #if HAVE_LIBURING
+static void direct_prep(struct io_uring_sqe *sqe, int fd, uint8_t *buf)
+{
+	if (opt_write)
+		io_uring_prep_write(sqe, fd, buf, opt_bs, random_sector() * 512);
+	else
+		io_uring_prep_read(sqe, fd, buf, opt_bs, random_sector() * 512);
+}
+
 /* The same reads straight on io_uring: @nq rings (one per "queue"), @qd in flight on each. */
 static int run_direct(const char *path, unsigned int nq, unsigned int qd, struct result *res)
 {
 	static struct io_uring rings[MAX_Q];
-	static uint8_t bufs[MAX_Q][MAX_QD][4096] __attribute__((aligned(4096)));
+	_cleanup_free_ uint8_t *bufs = bufs_alloc(nq * qd);
 	uint64_t done = 0;
 	double t0, c0, deadline;
-	int fd = open(path, O_RDONLY), r = 0;
+	int fd, r = 0;
 
+	if (!bufs)
+		return -ENOMEM;
+	fd = open(path, opt_write ? O_RDWR : O_RDONLY);
 	if (fd < 0)
 		return -errno;
 	for (unsigned int q = 0; q < nq; q++) {
@@ -315,7 +374,7 @@ static int run_direct(const char *path, unsigned int nq, unsigned int qd, struct
 		for (unsigned int i = 0; i < qd; i++) {
 			struct io_uring_sqe *sqe = io_uring_get_sqe(&rings[q]);
 
-			io_uring_prep_read(sqe, fd, bufs[q][i], 4096, random_sector() * 512);
+			direct_prep(sqe, fd, bufs + ((size_t)q * qd + i) * opt_bs);
 			io_uring_sqe_set_data64(sqe, i);
 		}
 		io_uring_submit(&rings[q]);
@@ -336,12 +395,11 @@ static int run_direct(const char *path, unsigned int nq, unsigned int qd, struct
 				struct io_uring_sqe *sqe = io_uring_get_sqe(&rings[q]);
 				uint64_t i = io_uring_cqe_get_data64(cqe);
 
-				if (cqe->res != 4096) {
+				if (cqe->res != (int)opt_bs) {
 					r = cqe->res < 0 ? cqe->res : -EIO;
 					goto out;
 				}
-				io_uring_prep_read(sqe, fd, bufs[q][i], 4096,
-						   random_sector() * 512);
+				direct_prep(sqe, fd, bufs + ((size_t)q * qd + i) * opt_bs);
 				io_uring_sqe_set_data64(sqe, i);
 				n++;
 			}
@@ -614,18 +672,36 @@ int main(int argc, char **argv)
 		{ "storm", no_argument, NULL, 'S' },
 		{ "credit", required_argument, NULL, 'c' },
 		{ "limit", required_argument, NULL, 'l' },
+		{ "bs", required_argument, NULL, 'b' },
+		{ "write", no_argument, NULL, 'w' },
+		{ "qd", required_argument, NULL, 'q' },
+		{ "persistent", no_argument, NULL, 'p' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	const unsigned int qds[] = { 1, 32 }, nqs[] = { 1, 4 };
+	unsigned int qds[] = { 1, 32 }, nqs[] = { 1, 4 }, nr_qd = 2, nr_nq = 2;
 	const char *engines[] = { "null", "io_uring" };
 	char path[128];
 	int c, fd, r = 0;
 	bool storm = false;
 	unsigned int limit = 0;
 
-	while ((c = getopt_long(argc, argv, "s:d:m:Sc:l:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:d:m:Sc:l:b:wq:ph", longopts, NULL)) != -1) {
 		switch (c) {
+		case 'b':
+			opt_bs = (uint32_t)strtoul(optarg, NULL, 10) * 1024;
+			break;
+		case 'w':
+			opt_write = true;
+			break;
+		case 'q':
+			qds[0] = (unsigned int)strtoul(optarg, NULL, 10);
+			nr_qd = 1;
+			nr_nq = 1;
+			break;
+		case 'p':
+			opt_persistent = true;
+			break;
 		case 's':
 			opt_seconds = atof(optarg);
 			break;
@@ -650,13 +726,15 @@ int main(int argc, char **argv)
 			}
 			break;
 		default:
-			printf("usage: blkbench [--seconds S] [--dir DIR] [--size MiB] "
-			       "[--storm [--credit N] | --limit N]\n");
+			printf("usage: blkbench [--seconds S] [--dir DIR] [--size MiB] [--bs KiB "
+			       "[--write] [--qd N] [--persistent]] [--storm [--credit N] | --limit "
+			       "N]\n");
 			return c == 'h' ? 0 : 2;
 		}
 	}
-	if (opt_seconds <= 0 || opt_size < (1 << 20)) {
-		fprintf(stderr, "blkbench: bad --seconds or --size\n");
+	if (opt_seconds <= 0 || opt_size < (1 << 20) || opt_bs < 4096 || opt_bs > (1U << 20) ||
+	    opt_bs % 4096 || !qds[0] || qds[0] > MAX_QD) {
+		fprintf(stderr, "blkbench: bad --seconds, --size, --bs or --qd\n");
 		return 2;
 	}
 	bk_log_set_level(BK_LOG_WARNING);
@@ -665,8 +743,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "blkbench: scratch file in %s: %s\n", opt_dir, strerror(-fd));
 		return 1;
 	}
-	printf("blkbench: 4 KiB random reads, %.1f s each, %llu MiB file %s\n", opt_seconds,
-	       (unsigned long long)(opt_size >> 20), path);
+	printf("blkbench: %u KiB %s %s, %.1f s each, %llu MiB file %s%s\n", opt_bs >> 10,
+	       opt_bs == 4096 ? "random" : "sequential", opt_write ? "writes" : "reads",
+	       opt_seconds, (unsigned long long)(opt_size >> 20), path,
+	       opt_persistent ? ", guest offers persistent grants" : "");
 	if (limit) {
 		const char *eng = bk_engine_find("io_uring") ? "io_uring" : "null";
 
@@ -690,8 +770,8 @@ int main(int argc, char **argv)
 			fprintf(stderr, "blkbench: storm: %s\n", strerror(-r));
 		goto out;
 	}
-	for (size_t ni = 0; ni < 2; ni++) {
-		for (size_t qi = 0; qi < 2; qi++) {
+	for (size_t ni = 0; ni < nr_nq; ni++) {
+		for (size_t qi = 0; qi < nr_qd; qi++) {
 			unsigned int nq = nqs[ni], qd = qds[qi];
 			struct result base = { 0 };
 			double base_cpu = 0, eng_cpu = 0;

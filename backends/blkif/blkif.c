@@ -35,9 +35,9 @@ static int blkif_describe(struct bk_device *dev, char *buf, size_t len)
 		     bd->cache != BK_CACHE_NONE ? bk_cache_mode_name(bd->cache) : "");
 	if (n >= 0 && (size_t)n < len && bd->connected)
 		n += snprintf(
-			buf + n, len - (size_t)n, " queues=%u ring-order=%u indirect=%u abi=%s%s",
+			buf + n, len - (size_t)n, " queues=%u ring-order=%u indirect=%u abi=%s%s%s",
 			bd->nr_queues, bd->ring_order, bd->max_indirect, blkif_abi_name(bd->abi),
-			bd->lim.discard ? " discard" : "");
+			bd->lim.discard ? " discard" : "", bd->persistent ? " persistent" : "");
 	if (n >= 0 && (size_t)n < len && bd->limiter.on) {
 		char lim[96];
 

@@ -32,6 +32,12 @@
  * bounce pool's pages and pinning (queue_trim in io.c). The next request sets them up again.
  */
 #define BLKIF_IDLE_TRIM_MS 1000U
+/*
+ * Persistent grants a queue keeps mapped at most (blkback's max_persistent_grants default: a
+ * 32-entry ring of 32-segment requests and their indirect pages), and a power of two above it.
+ */
+#define BLKIF_PGNT_MAX 1056U
+#define BLKIF_PGNT_MAX_POW2 2048U
 
 /* Where a request is in its life. */
 enum blkif_stage {
@@ -79,9 +85,26 @@ struct blkif_pool {
 	bool registered; /* engine registered it as fixed buffer 0 */
 };
 
+/* A queue's persistent grants (pgnt.c): gref -> the page it is mapped at. */
+struct blkif_pgnt_chunk;
+struct blkif_pgnt {
+	uint32_t *keys;	 /* hash of grefs, NULL until the first persistent request */
+	uint8_t **pages; /* the page each key is mapped at; NULL: empty slot */
+	unsigned int nr; /* grefs mapped (counted in the bounce-pool budget) */
+	struct blkif_pgnt_chunk *chunks; /* one per map call, unmapped together */
+	unsigned int nr_chunks;
+	struct iovec *iovs; /* nr_slots x max_segs: each slot's segments on the mapping */
+	uint64_t refused;   /* requests copied instead: over the bound, or the map failed */
+	bool off;	    /* an I/O on a mapping faulted: copy from now on */
+};
+
 struct blkif_slot {
 	struct bk_io io;
 	struct iovec iov;
+	struct iovec *iovs; /* mapped: the guest's pages (in q->pgnt.iovs) */
+	uint16_t nr_iovs;
+	bool mapped;	/* the I/O goes straight to the guest's persistent grants, no bounce */
+	bool copy_only; /* the I/O on its mapping failed: through the bounce pool */
 	struct blkif_queue *q;
 	struct list_head link; /* free, wait, or done list */
 	uint8_t stage;	       /* enum blkif_stage */
@@ -141,6 +164,7 @@ struct blkif_queue {
 	unsigned int busy;	    /* slots not free */
 	unsigned int engine_inflight;
 	struct blkif_pool pool;
+	struct blkif_pgnt pgnt;
 	struct blkif_copy_batch batch;
 	/* Valid barriers taken and not answered: consume nothing more while non-zero. */
 	unsigned int barrier_pending;
@@ -195,6 +219,7 @@ struct blkif_dev {
 
 	/* Negotiated at connect. */
 	enum blkif_abi abi;
+	bool persistent; /* both sides: feature-persistent (pgnt.c) */
 	unsigned int nr_queues;
 	unsigned int ring_order;
 	struct blkif_queue *queues;
@@ -331,5 +356,18 @@ int blkif_pool_get(struct blkif_pool *p, unsigned int n, uint32_t *ret_first);
 void blkif_pool_put(struct blkif_pool *p, uint32_t first, unsigned int n);
 int blkif_batch_init(struct blkif_copy_batch *b, unsigned int cap, unsigned int owners);
 void blkif_batch_free(struct blkif_copy_batch *b);
+/* Count @n mapped guest pages in the budget the pools share; false (nothing counted) if full. */
+bool blkif_pool_charge(unsigned int n);
+void blkif_pool_uncharge(unsigned int n);
+
+/* pgnt.c */
+/*
+ * Serve @s (a validated read or write) straight on the guest's persistent grants: map its
+ * grefs not mapped yet and point s->iovs at them. False: copy it (not negotiated, over the
+ * bound, the map failed, or O_DIRECT cannot take its segments).
+ */
+bool blkif_pgnt_use(struct blkif_queue *q, struct blkif_slot *s);
+/* Unmap every persistent grant of @q (nothing of it in flight); NULL-safe when none. */
+void blkif_pgnt_release(struct blkif_queue *q);
 
 #endif

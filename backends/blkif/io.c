@@ -80,6 +80,7 @@ static void slot_release(struct blkif_queue *q, struct blkif_slot *s)
 		blkif_pool_put(&q->pool, s->pool_first, s->pool_pages);
 		s->pool_pages = 0;
 	}
+	s->mapped = false; /* the mapping stays with the queue's persistent grants */
 	s->stage = BLKIF_S_FREE;
 	list_add(&s->link, &q->free_list);
 	q->busy--;
@@ -230,6 +231,7 @@ static bool queue_idle(const struct blkif_queue *q)
 /* Undo queue_populate on an idle queue: every slot is on the free list. */
 static void queue_trim(struct blkif_queue *q)
 {
+	blkif_pgnt_release(q);
 	if (q->pool.registered) {
 		q->engine->ops->register_buffers(q->engine, NULL, 0);
 		q->pool.registered = false;
@@ -274,6 +276,8 @@ static void slot_admit(struct blkif_queue *q, struct blkif_slot *s, const void *
 	s->barrier = false;
 	s->need_desc = false;
 	s->charged = false;
+	s->mapped = false;
+	s->copy_only = false;
 	s->start_ns = queue_now(q);
 	s->stage = BLKIF_S_WAIT;
 	q->active_ns = s->start_ns;
@@ -474,7 +478,11 @@ static void slot_set_io(struct blkif_queue *q, struct blkif_slot *s, uint8_t op)
 	io->buf_index = -1;
 	io->op = op;
 	io->offset = s->req.sector << BLKIF_SECTOR_SHIFT;
-	if (op == BK_IO_READ || op == BK_IO_WRITE) {
+	if ((op == BK_IO_READ || op == BK_IO_WRITE) && s->mapped) {
+		io->iov = s->iovs;
+		io->iovcnt = s->nr_iovs;
+		io->len = blkif_req_bytes(&s->req);
+	} else if (op == BK_IO_READ || op == BK_IO_WRITE) {
 		uint64_t bytes = blkif_req_bytes(&s->req);
 
 		s->iov.iov_base = q->pool.base + (size_t)s->pool_first * BK_PAGE_SIZE;
@@ -611,7 +619,13 @@ static void queue_dispatch(struct blkif_queue *q)
 			}
 			q->barrier_running = s;
 		}
-		if (bytes && !s->pool_pages) {
+		/* On the guest's persistent grants: no bounce pages, no copy in or out. */
+		if (bytes && !s->pool_pages && !s->mapped && !s->copy_only &&
+		    blkif_pgnt_use(q, s) && !s->charged) {
+			s->charged = true;
+			blkif_limiter_charge(&q->bd->limiter, 0, bytes);
+		}
+		if (bytes && !s->pool_pages && !s->mapped) {
 			unsigned int npages = (unsigned int)BK_DIV_ROUND_UP(bytes, BK_PAGE_SIZE);
 
 			if (blkif_pool_get(&q->pool, npages, &s->pool_first) < 0) {
@@ -842,6 +856,24 @@ static void io_done(struct bk_io *io, int res)
 	int r;
 
 	q->engine_inflight--;
+	/*
+	 * The kernel could not take the guest's mapped pages (no page behind a PTE for O_DIRECT,
+	 * an alignment the image refuses): do the request again through the bounce pool.
+	 */
+	if ((res == -EFAULT || res == -EINVAL) && s->mapped && !q->dead) {
+		if (res == -EFAULT && !q->pgnt.off) {
+			q->pgnt.off = true;
+			dev_warn(qdev(q),
+				 "q%u: I/O on persistent grants faulted: copying from now on",
+				 q->index);
+		}
+		s->mapped = false;
+		s->copy_only = true;
+		s->stage = BLKIF_S_WAIT;
+		list_add(&s->link, &q->wait_list);
+		hook_on(q->bd);
+		return;
+	}
 	if (res < 0) {
 		/* A failed flush before the data fails the request: the data is not written. */
 		if (!q->dead)

@@ -124,6 +124,21 @@ void blkif_pool_put(struct blkif_pool *p, uint32_t first, unsigned int n)
 	p->nr_free += n;
 }
 
+bool blkif_pool_charge(unsigned int n)
+{
+	uint64_t bytes = (uint64_t)n * BK_PAGE_SIZE;
+
+	if (pools_bytes + bytes > blkif_pool_budget())
+		return false;
+	pools_bytes += bytes;
+	return true;
+}
+
+void blkif_pool_uncharge(unsigned int n)
+{
+	pools_bytes -= (uint64_t)n * BK_PAGE_SIZE;
+}
+
 int blkif_batch_init(struct blkif_copy_batch *b, unsigned int cap, unsigned int owners)
 {
 	memset(b, 0, sizeof(*b));

@@ -218,7 +218,7 @@ int blkif_rings_connect(struct blkif_dev *bd)
 {
 	struct bk_device *dev = bd->dev;
 	_cleanup_free_ char *proto = NULL;
-	uint32_t nq = 1, order = 0;
+	uint32_t nq = 1, order = 0, pers = 0;
 	char shown[33];
 	int r;
 
@@ -246,6 +246,10 @@ int blkif_rings_connect(struct blkif_dev *bd)
 		return bk_device_fail(dev, -EINVAL,
 				      "frontend asked for ring-page-order %u, we offer up to %u",
 				      order, bd->max_order);
+
+	/* Ours is always offered (settings.c): the frontend's says whether they are used. */
+	r = bk_device_read_fe_opt_u32(dev, "feature-persistent", &pers);
+	bd->persistent = r >= 0 && pers == 1;
 
 	bd->nr_queues = nq;
 	bd->ring_order = order;
@@ -307,7 +311,8 @@ void blkif_rings_release(struct blkif_dev *bd)
 		/* Only called with nothing in flight: every slot is free or abandoned. */
 		bk_evport_free(&q->ev);
 		bk_timer_free(q->idle);
-		bk_engine_close(q->engine);
+		bk_engine_close(q->engine); /* waits for the kernel to finish with our buffers */
+		blkif_pgnt_release(q);
 		bk_journal_close(q->journal, !keep);
 		q->journal = NULL;
 		if (q->bound)

@@ -117,10 +117,12 @@ int blkif_write_probe_features(struct blkif_dev *bd)
 	r |= bk_device_write_be(dev, "feature-flush-cache", "1");
 	r |= bk_device_write_be(dev, "feature-barrier", "1");
 	/*
-	 * No feature-persistent: every segment is copied once with grant copy whatever the
-	 * frontend does, so persistent grants would save us nothing and cost the guest a copy
-	 * of all data (Linux blkfront then bounces every segment through its granted pages).
+	 * Persistent grants: a frontend that takes them copies each request into pages it
+	 * granted once; we keep those mapped and do the I/O straight on them (pgnt.c), so dom0
+	 * copies the data once (the kernel's copy to the image) instead of twice (grant copy
+	 * into the bounce pool, then the kernel's). Without them every segment is grant-copied.
 	 */
+	r |= bk_device_write_be(dev, "feature-persistent", "1");
 	if (bd->max_indirect >= BLKIF_MAX_SEGMENTS_PER_REQUEST)
 		r |= bk_device_write_be(dev, "feature-max-indirect-segments", "%u",
 					bd->max_indirect);

@@ -147,8 +147,8 @@ static void connect(struct blkif_dev *bd)
 	bk_device_write_be(dev, "sectors", "%llu", (unsigned long long)bd->lim.nr_sectors);
 	bk_device_set_state(dev, BK_XB_CONNECTED);
 	bd->adopting = false;
-	dev_info(dev, "connected: %u queue(s), ring order %u, %s", bd->nr_queues, bd->ring_order,
-		 blkif_abi_name(bd->abi));
+	dev_info(dev, "connected: %u queue(s), ring order %u, %s%s", bd->nr_queues, bd->ring_order,
+		 blkif_abi_name(bd->abi), bd->persistent ? ", persistent grants" : "");
 	/* Requests may already be waiting (the frontend filled the ring before Connected). */
 	for (unsigned int i = 0; i < bd->nr_queues; i++)
 		blkif_queue_run(&bd->queues[i]);

@@ -16,8 +16,9 @@
 #include "util/macros.h"
 
 /*
- * Grants one gntdev handle may map. Sized for rings only (data pages go by grant copy):
- * 256 devices x 16 queues x 16 pages (ring order 4) = 65536. Kernels that still have
+ * Grants one gntdev handle may map (each device has its own): its rings, up to 16 queues x 16
+ * pages (ring order 4), and blkif's persistent grants, up to 1056 per queue (the rest of the
+ * data goes by grant copy). Kernels that still have
  * IOCTL_GNTDEV_SET_MAX_GRANTS cap a handle at this; current ones have no such ioctl
  * (libxengnttab then ignores the ENOTTY) and only gntdev's own module limit applies.
  */

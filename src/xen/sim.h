@@ -69,6 +69,12 @@ int bk_sim_guest_revoke(struct bk_sim *sim, uint32_t domid, uint32_t ref);
 unsigned int bk_sim_guest_nr_mapped(struct bk_sim *sim, uint32_t domid);
 /* Number of live grants (not revoked) in @domid's table. */
 unsigned int bk_sim_guest_nr_grants(struct bk_sim *sim, uint32_t domid);
+/*
+ * Grant-copy segments the simulation carried out so far (any status, by any domain), and
+ * gnt_map calls that mapped something: what a datapath costs in hypercalls.
+ */
+uint64_t bk_sim_gnt_copy_segs(struct bk_sim *sim);
+uint64_t bk_sim_gnt_map_calls(struct bk_sim *sim);
 
 /* An unbound port in @domid that @remote_domid may bind to. */
 int bk_sim_guest_evtchn_alloc_unbound(struct bk_sim *sim, uint32_t domid, uint32_t remote_domid,
@@ -180,8 +186,8 @@ enum bk_sim_fault {
  * transaction conflict) and changes nothing. Injecting again for the same (domid, op)
  * replaces the pending one. -EINVAL for a bad @op or an @err that is not negative.
  */
-int bk_sim_fault_inject(struct bk_sim *sim, uint32_t domid, enum bk_sim_fault op,
-			unsigned int nth, int err);
+int bk_sim_fault_inject(struct bk_sim *sim, uint32_t domid, enum bk_sim_fault op, unsigned int nth,
+			int err);
 /* Drop every pending injection. */
 void bk_sim_fault_clear(struct bk_sim *sim);
 

@@ -170,6 +170,16 @@ unsigned int bk_sim_guest_nr_mapped(struct bk_sim *sim, uint32_t domid)
 	return n;
 }
 
+uint64_t bk_sim_gnt_copy_segs(struct bk_sim *sim)
+{
+	return sim->gnt_copy_segs;
+}
+
+uint64_t bk_sim_gnt_map_calls(struct bk_sim *sim)
+{
+	return sim->gnt_map_calls;
+}
+
 unsigned int bk_sim_guest_nr_grants(struct bk_sim *sim, uint32_t domid)
 {
 	struct sim_domain *d = sim_domain_live(sim, domid);
@@ -327,6 +337,7 @@ int sim_gnt_map(struct bk_gnttab *bg, uint32_t domid, const uint32_t *refs, unsi
 		d->grants[refs[i]].mapcount++;
 	}
 	g->nr_mapped += n;
+	p->sim->gnt_map_calls++;
 	list_add_tail(&m->node, &g->maps);
 	*ret_addr = addr;
 	return 0;
@@ -359,6 +370,7 @@ int sim_gnt_copy(struct bk_gnttab *bg, struct bk_gnt_copy_seg *segs, unsigned in
 	r = sim_fault_check(bg->h.xen, BK_SIM_FAULT_GNT_COPY);
 	if (r < 0)
 		return r;
+	sim->gnt_copy_segs += n;
 	for (unsigned int i = 0; i < n; i++) {
 		struct bk_gnt_copy_seg *s = &segs[i];
 		struct sim_domain *d = sim_domain_live(sim, s->domid);

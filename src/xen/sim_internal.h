@@ -105,6 +105,8 @@ struct bk_sim {
 		evtchn_ring_size; /* per-handle queue bound, 0: none (bk_sim_evtchn_ring_size) */
 	uint64_t evtchn_reads;	  /* reads of pending ports, as read(2)s of /dev/xen/evtchn */
 	uint64_t evtchn_writes;	  /* unmask writes, as write(2)s of /dev/xen/evtchn */
+	uint64_t gnt_copy_segs;	  /* grant-copy segments carried out (any status) */
+	uint64_t gnt_map_calls;	  /* successful gnt_map calls */
 };
 
 /* A platform: the machine as seen from one domain. */

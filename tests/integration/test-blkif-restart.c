@@ -28,6 +28,9 @@
  *                    handover now and then, the guest queueing more between them: nothing is
  *                    lost, nothing answered twice.
  *
+ * With a second argument "persistent" the guest takes persistent grants: the dead daemon's
+ * mappings go with it, and the next one maps the grants again for what it re-issues.
+ *
  * The guest takes responses only when notified, as Linux's blkfront does (an interrupt): a
  * response published without an event is a hang, not a success.
  *
@@ -453,6 +456,9 @@ static void remove_statedir(void)
 	rmdir(statedir);
 }
 
+/* A second argument "persistent": the guest takes persistent grants (mapped, not copied). */
+static bool persistent;
+
 static int open_frontend(uint32_t start_index)
 {
 	struct bk_bf_params p = {
@@ -463,6 +469,7 @@ static int open_frontend(uint32_t start_index)
 		.start_index = start_index,
 		.pfn_base = 0,
 		.pfn_count = 1024,
+		.persistent = persistent,
 	};
 
 	fe_first = nr_tios;
@@ -895,8 +902,13 @@ static void loop_reap(void)
 
 static bool adopted_cond(void *data)
 {
-	/* Both queues' rings mapped: the connect, recovery included, is over. */
-	return bk_sim_guest_nr_mapped(env.sim, GUEST) == NQ * 2;
+	/*
+	 * Both queues' rings mapped: the connect, recovery included, is over. With persistent
+	 * grants the re-issued requests' pages are mapped too (in the hook, after the connect).
+	 */
+	unsigned int n = bk_sim_guest_nr_mapped(env.sim, GUEST);
+
+	return persistent ? n >= NQ * 2 : n == NQ * 2;
 }
 
 static void test_kill_loop(void)
@@ -957,6 +969,8 @@ static void test_kill_loop(void)
 int main(int argc, char **argv)
 {
 	const char *scenario = argc > 1 ? argv[1] : "handover";
+
+	persistent = argc > 2 && !strcmp(argv[2], "persistent");
 
 	if (bk_bf_engines_missing("io_uring", "fault", NULL))
 		return 77;

@@ -198,4 +198,24 @@ if [ "${LAB_DRVDOM:-}" = 1 ]; then
 	mkcpio "$tmp/drv" "$tmp/drv-overlay.cpio.gz"
 	cat "$tmp/drv-overlay.cpio.gz" >>"$OUT/dom0.cpio.gz"
 fi
+# The blkcmp benchmark (LAB_BLKCMP=1, set by run.sh for blkcmp* scenarios): Debian's
+# qemu-system-xen in dom0 (libxl starts it as a PV guest's device model for backendtype=qdisk; no
+# firmware: a PV device model emulates nothing) and a guest image with fio (fio.cpio: the domU
+# image plus fio and its ldd closure, about 80 MiB: Debian's fio links librbd, librados,
+# glusterfs and RDMA libraries). Neither is in any other boot's images.
+if [ "${LAB_BLKCMP:-}" = 1 ]; then
+	for t in /usr/libexec/xen-qemu-system-i386 /usr/bin/fio; do
+		[ -x "$t" ] || lab_die "$t missing (fetch.sh installs it for blkcmp)"
+	done
+	b=$tmp/bc
+	mkdir -p "$b/dom0/usr/libexec" "$b/fio/bin" "$b/dom0/lab"
+	cp -L /usr/libexec/xen-qemu-system-i386 "$b/dom0/usr/libexec/"
+	copy_elf "$b/dom0" /usr/libexec/xen-qemu-system-i386
+	cp -L /usr/bin/fio "$b/fio/bin/"
+	copy_elf "$b/fio" /usr/bin/fio
+	mkcpio_raw "$b/fio" "$tmp/fio-overlay.cpio"
+	cat "$o/lab/domu.cpio" "$tmp/fio-overlay.cpio" >"$b/dom0/lab/fio.cpio"
+	mkcpio "$b/dom0" "$tmp/blkcmp-overlay.cpio.gz"
+	cat "$tmp/blkcmp-overlay.cpio.gz" >>"$OUT/dom0.cpio.gz"
+fi
 lab_say "images ready in $OUT ($(du -h "$OUT/dom0.cpio.gz" | cut -f1) dom0 initramfs)"

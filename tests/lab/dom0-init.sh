@@ -117,6 +117,11 @@ for s in $(echo "$SCENARIOS" | tr '+' ' '); do
 			echo "--- $g (tail) ---"
 			tail -n 40 "$g"
 		done
+		for g in /var/log/xen/qemu-dm-*.log; do
+			[ -f "$g" ] || continue
+			echo "--- $g (tail) ---"
+			tail -n 20 "$g"
+		done
 		echo "--- hotplug log (tail) ---"
 		tail -n 20 /var/log/xen/xen-hotplug.log 2>/dev/null
 	fi

@@ -59,7 +59,8 @@ disk_spec() {
 }
 
 # write_cfg NAME VCPUS "STEPS" DISKSPEC...
-# With CFG_VIFS set (vif_spec lines joined by ','), the guest gets those vifs too.
+# With CFG_VIFS set (vif_spec lines joined by ','), the guest gets those vifs too; CFG_RAMDISK
+# and CFG_MEMORY (MiB) replace the guest image and its memory (blkcmp's image with fio).
 write_cfg() {
 	local name=$1 vcpus=$2 steps=$3 disks
 	shift 3
@@ -68,9 +69,9 @@ write_cfg() {
 name = "$name"
 type = "pv"
 kernel = "/lab/vmlinuz"
-ramdisk = "/lab/domu.cpio"
+ramdisk = "${CFG_RAMDISK:-/lab/domu.cpio}"
 extra = "console=hvc0 quiet loglevel=4 lab.steps=$steps"
-memory = 320
+memory = ${CFG_MEMORY:-320}
 vcpus = $vcpus
 on_poweroff = "destroy"
 on_reboot = "restart"
@@ -189,6 +190,45 @@ spawn_blanketd() {
 		sleep 0.1
 	done
 	echo "LAB-BLANKETD pid $(cat /run/lab-blanketd.pid) (restarted)"
+}
+
+# stop_blanketd: SIGTERM to the running blanketd, wait until it is gone (fails after 30 s).
+stop_blanketd() {
+	local pid i=0
+	pid=$(blanketd_pid)
+	[ -n "$pid" ] || return 0
+	kill -TERM "$pid" 2>/dev/null
+	while kill -0 "$pid" 2>/dev/null; do
+		i=$((i + 1))
+		[ $i -gt 300 ] && fail "blanketd $pid still running 30 s after SIGTERM"
+		sleep 0.1
+	done
+}
+
+# kernel_backend KIND on|off (KIND vbd or vif): with no guest running, load (on) or unload
+# (off) the kernel's backend for KIND (xen-blkback, xen-netback) and restart blanketd, which
+# leaves a kind whose kernel backend is loaded at its start to the kernel and says so (it keeps
+# serving the other kind). The benchmarks switch backends in one boot this way.
+kernel_backend() {
+	local mod=xen-blkback mark
+	[ "$1" = vif ] && mod=xen-netback
+	stop_blanketd
+	if [ "$2" = on ]; then
+		modprobe "$mod" || fail "cannot load $mod"
+		[ -d "/sys/bus/xen-backend/drivers/$1" ] ||
+			fail "$mod loaded, but no /sys/bus/xen-backend/drivers/$1"
+	else
+		modprobe -r "$mod" 2>/dev/null
+		[ ! -d "/sys/bus/xen-backend/drivers/$1" ] || fail "$mod is still loaded"
+	fi
+	mark=$(wc -l <"$BLANKETD_LOG")
+	spawn_blanketd || fail "cannot start blanketd"
+	sleep 2
+	blanketd_alive || fail "blanketd exited at start"
+	if [ "$2" = on ]; then
+		tail -n +"$((mark + 1))" "$BLANKETD_LOG" | grep -q "leaving $1 devices to it" ||
+			fail "blanketd did not say it leaves $1 devices to the kernel"
+	fi
 }
 
 # Exit status of a blanketd started by spawn_blanketd once it is gone (waits up to 5 s for its

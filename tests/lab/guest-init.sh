@@ -119,6 +119,21 @@ par() {
 	return $rc
 }
 
+# fio_job DEV RW BS_KIB QD S: one fio job (libaio, O_DIRECT, time-based) on the whole device;
+# prints "GUEST-FIO rw=RW bs_kib=BS qd=QD iops=N kbps=N kib=N ms=N" from fio's terse output
+# (read fields 6-9, write fields 47-50). Only the blkcmp guest image has fio.
+fio_job() {
+	command -v fio >/dev/null || { echo "GUEST no fio in this image"; return 1; }
+	out=$(fio --name="$2" --filename="$1" --ioengine=libaio --direct=1 --rw="$2" --bs="${3}k" \
+		--iodepth="$4" --runtime="$5" --time_based --randrepeat=0 --minimal) || return 1
+	echo "$out" | awk -F';' -v rw="$2" -v bs="$3" -v qd="$4" '
+		$1 != 3 || $5 != 0 { print "GUEST fio: " $0; bad = 1; exit }
+		{ f = (rw ~ /write/) ? 47 : 6
+		  printf "GUEST-FIO rw=%s bs_kib=%s qd=%s iops=%s kbps=%s kib=%s ms=%s\n", rw, bs, qd,
+			$(f + 2), $(f + 1), $f, $(f + 3); ok = 1 }
+		END { exit bad || !ok }'
+}
+
 run_step() {
 	IFS=: read -r name a1 a2 a3 a4 a5 a6 <<EOF
 $1
@@ -143,6 +158,7 @@ EOF
 	# iops:DEV:LEN_MIB:SECS[:THREADS]: random 4 KiB requests for SECS s, their rate printed.
 	iops) iotool iops "$a1" "$a2" "$a3" "${a4:-4}" ;;
 	bench) iotool bench "$a1" 0 "$a2" "$a3" "$a4" "$a5" "$a6" ;; # DEV:MIB:BS_KIB:QD:S:rand|seq
+	fio) fio_job "$a1" "$a2" "$a3" "$a4" "$a5" ;; # DEV:RW:BS_KIB:QD:S (randread, read, write)
 	write | verify) iotool "$name" "$a1" "$a2" "$a3" "$a4" ;;
 	sum | discard | zero) iotool "$name" "$a1" "$a2" "$a3" ;;
 	trywrite) iotool trywrite "$a1" ;;

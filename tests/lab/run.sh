@@ -37,6 +37,11 @@ if [ "$(id -u)" != 0 ]; then
 	exit 77
 fi
 
+# blkcmp* adds QEMU's Xen device model to dom0 and a guest image with fio (fetch.sh installs
+# them on the host, build-images.sh adds them).
+for s in "${SCEN[@]}"; do
+	[ "${s#blkcmp}" != "$s" ] && export LAB_BLKCMP=1
+done
 lab_say "fetching packages"
 ROOT=$("$LAB_DIR/fetch.sh")
 rc=$?
@@ -102,6 +107,8 @@ fi
 
 cmdline="console=hvc0 earlyprintk=xen lab.backend=$BACKEND lab.scenarios=$name"
 [ -n "$BDARGS" ] && cmdline+=" lab.blanketd_args=$BDARGS"
+# blkcmp's six guests with three fio jobs each take longer than dom0's default 900 s a scenario.
+[ "${LAB_BLKCMP:-}" = 1 ] && cmdline+=" lab.timeout=$((TIMEOUT - 120))"
 # -initrd separates multiboot modules with ',': a comma inside the command line is doubled.
 cmdline=${cmdline//,/,,}
 lab_say "booting Xen + dom0 under QEMU (TCG) for: ${SCEN[*]}"
@@ -169,6 +176,19 @@ if [ ${#L0ARGS[@]} -gt 0 ]; then
 	done < <(tr -d '\r' <"$LOG" | sed -n 's/.*LAB-L0SUM \([0-9]*\) \([0-9]*\) \([0-9a-f]*\).*/\1 \2 \3/p')
 	[ $fail -eq 0 ] && rm -f "$OUT/l0.raw"
 fi
+# Benchmark results: a scenario's `LAB-BENCH NAME {json}` lines become OUT/NAME.json, one JSON
+# document with the host's description (CPU, cores, kernel, QEMU) and the lines as "records".
+for b in $(tr -d '\r' <"$LOG" | sed -n 's/.*LAB-BENCH \([a-z0-9]*\) {.*/\1/p' | sort -u); do
+	{
+		printf '{"host":{"cpu":"%s","cores":%d,"kernel":"%s","qemu":"%s","fio":"%s"},"records":[\n' \
+			"$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)" "$(nproc)" \
+			"$(uname -r)" "$(qemu-system-x86_64 --version | head -n 1)" \
+			"$(fio --version 2>/dev/null)"
+		tr -d '\r' <"$LOG" | sed -n "s/.*LAB-BENCH $b \({.*}\)\$/\1/p" | sed '$!s/$/,/'
+		printf ']}\n'
+	} >"$OUT/$b.json"
+	lab_say "results: $OUT/$b.json"
+done
 lab_say "$pass passed, $fail failed, $skip skipped in $(($(date +%s) - start)) s"
 if [ $fail -gt 0 ]; then
 	if [ $qrc = 124 ]; then lab_say "QEMU hit the overall timeout of $TIMEOUT s"; fi

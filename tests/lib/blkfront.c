@@ -45,6 +45,15 @@ struct bk_blkfront {
 	struct bk_gpages pages;
 	struct bf_queue q[BF_MAX_QUEUES];
 	unsigned int bad_padding, unknown_ids, responses;
+	/*
+	 * Persistent grants (both sides offered feature-persistent), as Linux blkfront: data and
+	 * indirect pages are granted read-write once and reused; @pfree holds those not in use.
+	 */
+	bool pgnt;
+	struct bf_pgrant {
+		uint32_t pfn, ref;
+	} * pfree;
+	unsigned int nr_pfree, pfree_cap, nr_pgrants;
 };
 
 /* ------------------------------------------------------------------------------------------ */
@@ -74,6 +83,45 @@ static void end_grant(struct bk_blkfront *f, uint32_t ref)
 {
 	/* -EBUSY (still mapped) is possible for rings of a backend that went away badly. */
 	bk_sim_guest_revoke(f->env->sim, f->domid, ref);
+}
+
+/* A page for a request: a persistent grant if @persist (granted read-write once), else fresh. */
+static int io_page(struct bk_blkfront *f, bool persist, bool readonly, uint32_t *ret_pfn,
+		   uint32_t *ret_ref)
+{
+	int r;
+
+	if (persist && f->nr_pfree) {
+		f->nr_pfree--;
+		*ret_pfn = f->pfree[f->nr_pfree].pfn;
+		*ret_ref = f->pfree[f->nr_pfree].ref;
+		return 0;
+	}
+	if (persist && f->nr_pgrants == f->pfree_cap) {
+		unsigned int cap = f->pfree_cap ? 2 * f->pfree_cap : 256;
+		struct bf_pgrant *n = realloc(f->pfree, cap * sizeof(*n));
+
+		if (!n)
+			return -ENOMEM;
+		f->pfree = n;
+		f->pfree_cap = cap;
+	}
+	r = bk_bf_alloc_page(f, ret_pfn);
+	if (r < 0)
+		return r;
+	r = bk_bf_grant(f, *ret_pfn, persist ? false : readonly, ret_ref);
+	if (r < 0) {
+		bk_bf_free_page(f, *ret_pfn);
+		return r;
+	}
+	if (persist)
+		f->nr_pgrants++;
+	return 0;
+}
+
+unsigned int bk_bf_persistent_grants(const struct bk_blkfront *f)
+{
+	return f->pgnt ? f->nr_pgrants : 0;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -276,6 +324,7 @@ static int write_queue_keys(struct bk_blkfront *f, unsigned int i)
 
 int bk_bf_prepare(struct bk_blkfront *f)
 {
+	uint64_t v;
 	int r;
 
 	for (unsigned int i = 0; i < f->nr_queues; i++) {
@@ -296,6 +345,8 @@ int bk_bf_prepare(struct bk_blkfront *f)
 		return r;
 	if (f->p.persistent && (r = bk_xbf_write(f->xbf, "feature-persistent", "1")) < 0)
 		return r;
+	/* Used when the backend offers them too (read at InitWait). */
+	f->pgnt = f->p.persistent && bk_bf_feature(f, "feature-persistent", &v) == 0 && v == 1;
 	return 0;
 }
 
@@ -334,6 +385,10 @@ int bk_bf_disconnect(struct bk_blkfront *f)
 static void io_release(struct bk_blkfront *f, struct bk_bf_io *io)
 {
 	for (unsigned int i = 0; i < io->nr_pages; i++) {
+		if (io->persist) {
+			f->pfree[f->nr_pfree++] = (struct bf_pgrant){ io->pfns[i], io->refs[i] };
+			continue;
+		}
 		end_grant(f, io->refs[i]);
 		bk_bf_free_page(f, io->pfns[i]);
 	}
@@ -361,6 +416,13 @@ void bk_bf_reset(struct bk_blkfront *f)
 		}
 		q->set_up = false;
 	}
+	/* The persistent grants end with the connection, as blkfront frees them. */
+	for (unsigned int i = 0; i < f->nr_pfree; i++) {
+		end_grant(f, f->pfree[i].ref);
+		bk_bf_free_page(f, f->pfree[i].pfn);
+	}
+	f->nr_pfree = 0;
+	f->nr_pgrants = 0;
 }
 
 void bk_bf_close(struct bk_blkfront *f)
@@ -369,6 +431,7 @@ void bk_bf_close(struct bk_blkfront *f)
 		return;
 	bk_bf_reset(f);
 	bk_front_close(&f->pages, f->xbf);
+	free(f->pfree);
 	free(f);
 }
 
@@ -449,25 +512,23 @@ int bk_bf_queue(struct bk_blkfront *f, unsigned int qi, struct bk_bf_io *io)
 	io->done = false;
 	io->status = 99;
 	io->nr_pages = 0;
+	/* A hostile test's read-only grant is its own, never one of the persistent ones. */
+	io->persist = f->pgnt && !io->readonly_grant;
 
 	for (unsigned int s = 0; s < nseg; s++) {
 		uint32_t n = BK_MIN(left, 8U);
 		void *page;
 
-		r = bk_bf_alloc_page(f, &io->pfns[s]);
+		/* Linux grants write data read-only; reads need a writable grant. */
+		r = io_page(f, io->persist, is_write || io->readonly_grant, &io->pfns[s],
+			    &io->refs[s]);
 		if (r < 0)
 			goto fail;
+		io->nr_pages++;
 		page = bk_bf_page(f, io->pfns[s]);
 		memset(page, 0x5A, BK_PAGE_SIZE);
 		if (is_write)
 			memcpy(page, io->data + (size_t)s * BK_PAGE_SIZE, (size_t)n * 512);
-		/* Linux grants write data read-only; reads need a writable grant. */
-		r = bk_bf_grant(f, io->pfns[s], is_write || io->readonly_grant, &io->refs[s]);
-		if (r < 0) {
-			bk_bf_free_page(f, io->pfns[s]);
-			goto fail;
-		}
-		io->nr_pages++;
 		segs[s].gref = io->refs[s];
 		segs[s].first_sect = 0;
 		segs[s].last_sect = (uint8_t)(n - 1);
@@ -480,15 +541,10 @@ int bk_bf_queue(struct bk_blkfront *f, unsigned int qi, struct bk_bf_io *io)
 	} else if (indirect) {
 		uint32_t pfn, ref;
 
-		r = bk_bf_alloc_page(f, &pfn);
+		r = io_page(f, io->persist, true, &pfn, &ref);
 		if (r < 0)
 			goto fail;
 		memcpy(bk_bf_page(f, pfn), segs, nseg * sizeof(segs[0]));
-		r = bk_bf_grant(f, pfn, true, &ref);
-		if (r < 0) {
-			bk_bf_free_page(f, pfn);
-			goto fail;
-		}
 		io->pfns[io->nr_pages] = pfn;
 		io->refs[io->nr_pages++] = ref;
 		bk_bf_encode_indirect(f, raw, io->op, (uint16_t)nseg, io->id, io->sector, &ref, 1);

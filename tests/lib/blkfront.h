@@ -74,9 +74,13 @@ struct bk_bf_params {
 	unsigned int ring_order; /* 0: one page and "ring-ref" */
 	const char *protocol;	 /* NULL: no protocol key (native) */
 	enum blkif_abi abi;	 /* layout used to fill the ring (match protocol) */
-	bool persistent;	 /* write feature-persistent=1 */
-	uint32_t start_index;	 /* initial ring indices (2^32 wrap tests) */
-	uint32_t pfn_base;	 /* guest pages this frontend may use: [base, base+count) */
+	/*
+	 * Write feature-persistent=1; if the backend offers it too, grant data and indirect
+	 * pages read-write once and reuse them (as Linux blkfront), ending them at reset.
+	 */
+	bool persistent;
+	uint32_t start_index; /* initial ring indices (2^32 wrap tests) */
+	uint32_t pfn_base;    /* guest pages this frontend may use: [base, base+count) */
 	uint32_t pfn_count;
 };
 
@@ -95,6 +99,7 @@ struct bk_bf_io {
 	uint8_t rsp_op;
 	unsigned int rsp_seq; /* bk_bf_responses() counting this one: the order of answers */
 	/* Internal. */
+	bool persist; /* its pages are persistent grants */
 	uint64_t id;
 	unsigned int nr_pages;
 	uint32_t pfns[BLKIF_MAX_INDIRECT_SEGS + 1];
@@ -160,6 +165,8 @@ unsigned int bk_bf_bad_padding(const struct bk_blkfront *f);
 unsigned int bk_bf_unknown_ids(const struct bk_blkfront *f);
 unsigned int bk_bf_responses(const struct bk_blkfront *f);
 unsigned int bk_bf_outstanding(const struct bk_blkfront *f, unsigned int q);
+/* Persistent grants the frontend holds (0 unless both sides offered them). */
+unsigned int bk_bf_persistent_grants(const struct bk_blkfront *f);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Hostile access. */

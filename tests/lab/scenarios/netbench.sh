@@ -68,38 +68,6 @@ sample() {
 	echo "$up $((u + n + s + irq + sirq + st)) $sirq $(backend_ticks "$1")"
 }
 
-stop_blanketd() {
-	local pid i=0
-	pid=$(blanketd_pid)
-	[ -n "$pid" ] || return 0
-	kill -TERM "$pid" 2>/dev/null
-	while kill -0 "$pid" 2>/dev/null; do
-		i=$((i + 1))
-		[ $i -gt 300 ] && fail "blanketd $pid still running 30 s after SIGTERM"
-		sleep 0.1
-	done
-}
-
-use_backend() {
-	stop_blanketd
-	if [ "$1" = netback ]; then
-		modprobe xen-netback || fail "cannot load xen-netback"
-		[ -d /sys/bus/xen-backend/drivers/vif ] || fail "xen-netback loaded, but no /sys/bus/xen-backend/drivers/vif"
-	else
-		modprobe -r xen-netback 2>/dev/null
-		[ ! -d /sys/bus/xen-backend/drivers/vif ] || fail "xen-netback is still loaded"
-	fi
-	local mark
-	mark=$(wc -l <"$BLANKETD_LOG")
-	spawn_blanketd || fail "cannot start blanketd"
-	sleep 2
-	blanketd_alive || fail "blanketd exited at start"
-	if [ "$1" = netback ]; then
-		tail -n +"$((mark + 1))" "$BLANKETD_LOG" | grep -q 'leaving vif devices to it' ||
-			fail "blanketd did not say it leaves vif devices to the kernel"
-	fi
-}
-
 # run_round N BACKEND: one guest through BACKEND; appends its numbers to $RES.
 run_round() {
 	local n=$1 be=$2 name=nb$1 log domid prev now k c j sent=0 sender t0
@@ -198,11 +166,13 @@ n=0
 cur=blanketd
 for be in $ORDER; do
 	n=$((n + 1))
-	[ "$be" = "$cur" ] || use_backend "$be"
+	if [ "$be" != "$cur" ]; then
+		if [ "$be" = netback ]; then kernel_backend vif on; else kernel_backend vif off; fi
+	fi
 	cur=$be
 	run_round "$n" "$be"
 done
-[ "$cur" = blanketd ] || use_backend blanketd
+[ "$cur" = blanketd ] || kernel_backend vif off
 stop_nettool_servers
 
 # ticks are 1/100 s: ms per MiB = ticks * 10 / MiB; us per packet = ticks * 10000 / packets.

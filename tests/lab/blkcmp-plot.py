@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""Render blkcmp's results (run.sh's BUILD/lab/blkcmp/blkcmp.json) with gnuplot.
+
+    blkcmp-plot.py RESULTS.json OUT.svg
+
+Two panels: each job's throughput relative to xen-blkback (IOPS for 4K random read, MB/s for
+the 1M sequential jobs), and each backend's own CPU per request in microseconds (log scale).
+Every bar is the mean of the rounds. The title names the
+machine (CPU, cores, host kernel) and the versions (Xen, dom0/guest kernel, qemu-system-xen).
+Prints the summary table it plotted.
+"""
+import json
+import subprocess
+import sys
+
+BACKENDS = ["blanketd", "blkback", "qdisk"]
+JOBS = [("randread", "4K random read QD32"), ("read", "1M seq read QD4"), ("write", "1M seq write QD4")]
+
+
+def main():
+    if len(sys.argv) != 3:
+        sys.exit("usage: blkcmp-plot.py RESULTS.json OUT.svg")
+    with open(sys.argv[1]) as f:
+        doc = json.load(f)
+    host = doc.get("host", {})
+    meta = {}
+    runs = {}
+    for r in doc.get("records", []):
+        if "meta" in r:
+            meta = r["meta"]
+            continue
+        runs.setdefault((r["backend"], r["job"]), []).append(r)
+    if not runs:
+        sys.exit("blkcmp-plot: no records in " + sys.argv[1])
+
+    def tput(r):
+        return r["iops"] if r["job"] == "randread" else r["mbps"]
+
+    def mean(xs):
+        return sum(xs) / len(xs) if xs else 0.0
+
+    rows = []
+    print("job                  backend   rounds  throughput (mean)  backend us/IO  dom0 us/IO  vs blkback")
+    for job, label in JOBS:
+        base = mean([tput(r) for r in runs.get(("blkback", job), [])])
+        for be in BACKENDS:
+            rs = runs.get((be, job), [])
+            if not rs:
+                continue
+            t = mean([tput(r) for r in rs])
+            cpu = mean([r["backend_us_per_io"] for r in rs])
+            d0 = mean([r["dom0_us_per_io"] for r in rs])
+            rel = t / base if base else 0.0
+            unit = "IOPS" if job == "randread" else "MB/s"
+            print(f"{label:20} {be:9} {len(rs):6}  {t:10.1f} {unit:6}  {cpu:13.1f}  {d0:10.1f}  {rel:9.2f}x")
+            rows.append((label, be, rel, cpu))
+
+    title = (f"blanketd vs xen-blkback vs QEMU qdisk (Xen {meta.get('xen', '?')} under QEMU TCG; "
+             f"means of {meta.get('rounds', '?')} rounds)\\n"
+             f"host: {host.get('cpu', '?')}, {host.get('cores', '?')} cores, Linux {host.get('kernel', '?')}, "
+             f"{host.get('qemu', '?')}\\n"
+             f"dom0 and guest kernel {meta.get('dom0_kernel', '?')}, qemu-system-xen {meta.get('qemu_xen', '?')}, "
+             f"{host.get('fio', 'fio')} in a 2-vCPU PV guest, {meta.get('image_mib', '?')} MiB image in dom0 tmpfs")
+    # gnuplot histogram wants one row per job and one column per backend.
+    table = {}
+    for label, be, rel, cpu in rows:
+        table.setdefault(label, {})[be] = (rel, cpu)
+    lines = []
+    for _, label in JOBS:
+        if label not in table:
+            continue
+        cols = []
+        for be in BACKENDS:
+            rel, cpu = table[label].get(be, (0, 0))
+            cols += [f"{rel:.4f}", f"{cpu:.3f}"]
+        lines.append(f'"{label}" ' + " ".join(cols))
+    block = "\n".join(lines)
+    script = f"""
+set terminal svg size 1000,760 dynamic font 'sans,11' background '#ffffff'
+set output '{sys.argv[2]}'
+$d << EOD
+{block}
+EOD
+set multiplot layout 2,1 title "{title}" font 'sans,10'
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.8 border -1
+set boxwidth 0.9
+set key top left
+set grid ytics
+set yrange [0:*]
+set ylabel 'throughput / xen-blkback'
+set arrow 1 from graph 0, first 1 to graph 1, first 1 nohead dt 2 lc rgb '#555555'
+plot $d using 2:xtic(1) title 'blanketd' lc rgb '#1b9e77', \\
+     '' using 4 title 'xen-blkback' lc rgb '#7570b3', \\
+     '' using 6 title 'QEMU qdisk' lc rgb '#d95f02'
+unset arrow 1
+set ylabel 'backend CPU per request (us)'
+set logscale y
+set yrange [*:*]
+plot $d using 3:xtic(1) title 'blanketd (its process)' lc rgb '#1b9e77', \\
+     '' using 5 title 'xen-blkback (kthreads + loop kworkers)' lc rgb '#7570b3', \\
+     '' using 7 title 'QEMU qdisk (its process)' lc rgb '#d95f02'
+unset multiplot
+"""
+    subprocess.run(["gnuplot"], input=script, text=True, check=True)
+
+
+if __name__ == "__main__":
+    main()
