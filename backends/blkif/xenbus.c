@@ -31,6 +31,7 @@ static void bd_free(struct blkif_dev *bd)
 	bk_timer_free(bd->throttle);
 	blkif_share_unwait(bd);
 	bk_timer_free(bd->share_timer);
+	bk_async_free(bd->share_wake);
 	blkif_close_backing(bd);
 	free(bd->params);
 	free(bd->engine_opts);
@@ -251,6 +252,7 @@ void blkif_shutdown(struct bk_device *dev)
 		return;
 	}
 	bd->after &= ~(unsigned int)(BLKIF_AFTER_CLOSED | BLKIF_AFTER_INITWAIT);
+	blkif_share_leaving(bd); /* a disk waiting for its image may now wait for it */
 	blkif_start_disconnect(bd, BLKIF_AFTER_SHUTDOWN, true);
 }
 
