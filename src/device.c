@@ -39,16 +39,60 @@ struct bk_loop *bk_device_loop(struct bk_device *dev)
 	return dev->loop ? dev->loop : dev->core->loop;
 }
 
+static void op_begin(struct bk_core *core, struct bk_loop *loop)
+{
+	core->op_loop = loop;
+	if (loop)
+		bk_loop_lock(loop);
+}
+
+/* @loop: what op_begin locked (the device may have moved, or be gone). */
+static void op_end(struct bk_core *core, struct bk_loop *loop)
+{
+	if (core->moved_locked) {
+		bk_loop_unlock(core->moved_locked);
+		core->moved_locked = NULL;
+	}
+	if (loop)
+		bk_loop_unlock(loop);
+	core->op_loop = NULL;
+}
+
 void bk_dev_lock(struct bk_dev_priv *p)
 {
-	if (p->pub.loop)
-		bk_loop_lock(p->pub.loop);
+	op_begin(p->pub.core, p->pub.loop);
 }
 
 void bk_dev_unlock(struct bk_dev_priv *p)
 {
-	if (p->pub.loop)
-		bk_loop_unlock(p->pub.loop);
+	op_end(p->pub.core, p->pub.core->op_loop);
+}
+
+int bk_device_move(struct bk_device *dev, struct bk_loop *loop)
+{
+	struct bk_core *core = dev->core;
+	unsigned int to;
+
+	if (dev->loop == loop)
+		return 0;
+	for (to = 0; to < core->nr_threads; to++)
+		if (core->threads[to].loop == loop)
+			break;
+	if (to == core->nr_threads || dev->thread < 0)
+		return -EINVAL;
+	/* Held until the op ends, as the loop the op began on. */
+	if (loop != core->op_loop && loop != core->moved_locked) {
+		bk_loop_lock(loop);
+		if (core->moved_locked)
+			bk_loop_unlock(core->moved_locked);
+		core->moved_locked = loop;
+	}
+	core->threads[dev->thread].nr_devices--;
+	core->threads[to].nr_devices++;
+	dev_info(dev, "moving from I/O thread %d to %u", dev->thread, to);
+	dev->thread = (int)to;
+	dev->loop = loop;
+	return 0;
 }
 
 /*
@@ -778,16 +822,15 @@ static void dev_process(struct bk_dev_priv *p, unsigned int flags)
 
 void bk_dev_process(struct bk_dev_priv *p, unsigned int flags)
 {
-	/* The loop outlives @p, which processing may destroy. */
+	/* The loop and the core outlive @p, which processing may destroy. */
 	struct bk_loop *loop = p->pub.loop;
+	struct bk_core *core = p->pub.core;
 
 	if (p->zombie) {
 		process_zombie(p); /* never placed: no loop */
 		return;
 	}
-	if (loop)
-		bk_loop_lock(loop);
+	op_begin(core, loop);
 	dev_process(p, flags);
-	if (loop)
-		bk_loop_unlock(loop);
+	op_end(core, loop);
 }

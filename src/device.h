@@ -187,6 +187,15 @@ int bk_device_fail(struct bk_device *dev, int err, const char *fmt, ...) _printf
 /* The backend's asynchronous shutdown is finished (see ops->shutdown). */
 void bk_device_shutdown_done(struct bk_device *dev);
 
+/*
+ * Move @dev to the I/O thread that runs @loop (e.g. where an L0 device its queues share with
+ * other guests' disks is driven: bk_engine_loop_of). Only from an op (main thread, @dev's loop
+ * locked) and with nothing of the backend's on its loop: free watches, timers and hooks first
+ * and add them again on bk_device_loop() after. 0 (moved, or already there), -EINVAL when
+ * @loop is not one of the core's I/O threads.
+ */
+int bk_device_move(struct bk_device *dev, struct bk_loop *loop);
+
 /* Read a backend / frontend key; see bk_xs_read_* for parsing. */
 int bk_device_read_be(struct bk_device *dev, const char *key, char **ret);
 int bk_device_read_fe(struct bk_device *dev, const char *key, char **ret);

@@ -111,6 +111,8 @@ struct bk_core {
 	pthread_mutex_t remote_lock;
 	struct list_head remote; /* struct bk_dev_priv.remote_link */
 	struct bk_async *remote_async;
+	/* During an op: the loop the core locked for it, and one a move (bk_device_move) added. */
+	struct bk_loop *op_loop, *moved_locked;
 	struct bk_xen *xen;
 	struct bk_xs *xs;
 	uint32_t domid;
@@ -159,7 +161,10 @@ void bk_dev_create(struct bk_core *core, unsigned int kind, uint32_t domid, uint
 void bk_dev_process(struct bk_dev_priv *p, unsigned int flags);
 /* Unwatch, ops->remove if probed, unlink, free. The caller holds the device's loop locked. */
 void bk_dev_destroy(struct bk_dev_priv *p);
-/* Lock / unlock the device's loop from the main thread (no-op on the main loop). */
+/*
+ * Lock / unlock the device's loop from the main thread around an op (no-op on the main loop);
+ * the unlock also releases the loop a bk_device_move during the op went to.
+ */
 void bk_dev_lock(struct bk_dev_priv *p);
 void bk_dev_unlock(struct bk_dev_priv *p);
 /* Remember a changed backend key for backend_changed (NULL: unknown). */
