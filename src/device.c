@@ -46,15 +46,11 @@ static void op_begin(struct bk_core *core, struct bk_loop *loop)
 		bk_loop_lock(loop);
 }
 
-/* @loop: what op_begin locked (the device may have moved, or be gone). */
-static void op_end(struct bk_core *core, struct bk_loop *loop)
+/* Unlock what the op holds: the loop it began on, or the one its device moved to. */
+static void op_end(struct bk_core *core)
 {
-	if (core->moved_locked) {
-		bk_loop_unlock(core->moved_locked);
-		core->moved_locked = NULL;
-	}
-	if (loop)
-		bk_loop_unlock(loop);
+	if (core->op_loop)
+		bk_loop_unlock(core->op_loop);
 	core->op_loop = NULL;
 }
 
@@ -65,7 +61,7 @@ void bk_dev_lock(struct bk_dev_priv *p)
 
 void bk_dev_unlock(struct bk_dev_priv *p)
 {
-	op_end(p->pub.core, p->pub.core->op_loop);
+	op_end(p->pub.core);
 }
 
 int bk_device_move(struct bk_device *dev, struct bk_loop *loop)
@@ -80,12 +76,15 @@ int bk_device_move(struct bk_device *dev, struct bk_loop *loop)
 			break;
 	if (to == core->nr_threads || dev->thread < 0)
 		return -EINVAL;
-	/* Held until the op ends, as the loop the op began on. */
-	if (loop != core->op_loop && loop != core->moved_locked) {
+	/*
+	 * Nothing of the device is on its old loop any more: let that go before taking the new
+	 * one, so the main thread never holds two I/O loops but in index order (lock_all).
+	 */
+	if (core->op_loop != loop) {
+		if (core->op_loop)
+			bk_loop_unlock(core->op_loop);
 		bk_loop_lock(loop);
-		if (core->moved_locked)
-			bk_loop_unlock(core->moved_locked);
-		core->moved_locked = loop;
+		core->op_loop = loop;
 	}
 	core->threads[dev->thread].nr_devices--;
 	core->threads[to].nr_devices++;
@@ -832,5 +831,5 @@ void bk_dev_process(struct bk_dev_priv *p, unsigned int flags)
 	}
 	op_begin(core, loop);
 	dev_process(p, flags);
-	op_end(core, loop);
+	op_end(core);
 }

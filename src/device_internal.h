@@ -111,8 +111,8 @@ struct bk_core {
 	pthread_mutex_t remote_lock;
 	struct list_head remote; /* struct bk_dev_priv.remote_link */
 	struct bk_async *remote_async;
-	/* During an op: the loop the core locked for it, and one a move (bk_device_move) added. */
-	struct bk_loop *op_loop, *moved_locked;
+	/* During an op: the loop the core holds locked for it (its device's, after a move too). */
+	struct bk_loop *op_loop;
 	struct bk_xen *xen;
 	struct bk_xs *xs;
 	uint32_t domid;
@@ -163,7 +163,7 @@ void bk_dev_process(struct bk_dev_priv *p, unsigned int flags);
 void bk_dev_destroy(struct bk_dev_priv *p);
 /*
  * Lock / unlock the device's loop from the main thread around an op (no-op on the main loop);
- * the unlock also releases the loop a bk_device_move during the op went to.
+ * the unlock releases the loop the device is on by then (bk_device_move may change it).
  */
 void bk_dev_lock(struct bk_dev_priv *p);
 void bk_dev_unlock(struct bk_dev_priv *p);
