@@ -6,7 +6,8 @@
  *             spread so that no thread is left empty while another has two guests more.
  *  I/O        Every guest writes its own pattern and reads it back, all guests at once, for
  *             several rounds; blanketctl stats and list run while their requests are in
- *             flight and show every device and its thread.
+ *             flight and show every device and its thread (list: io-thread=N, stats
+ *             --json: "io_thread").
  *  storms     While the other guests keep doing verified I/O: a guest disconnects and
  *             reconnects its disk; a guest is destroyed with requests in flight (the fault
  *             engine holds them), a new guest takes its place; a disk is removed by the
@@ -199,6 +200,14 @@ static void ctl_during_io(void)
 	if (n != nr_live_devices()) {
 		fprintf(stderr, "stats --json shows %u disks, want %u:\n%s\n", n, nr_live_devices(),
 			out);
+		CHECK(n == nr_live_devices());
+	}
+	n = 0;
+	for (const char *p = out; (p = strstr(p, "\"io_thread\":")); p++)
+		n++;
+	if (n != nr_live_devices()) {
+		fprintf(stderr, "stats --json shows %u disks with their io_thread, want %u\n", n,
+			nr_live_devices());
 		CHECK(n == nr_live_devices());
 	}
 	CHECK(bk_ctlrun(env.loop, blanketctl, sock, list, 0, out, sizeof(out)) == 0);
