@@ -17,15 +17,23 @@ for g in ta tb tc; do
 done
 make_image "$IMG_DIR/ta2.raw" 48
 small_cfg() { sed -i 's/^memory = .*/memory = 160/' "/tmp/$1.cfg"; }
-write_cfg ta 1 "wait:/dev/xvda:120;wait:/dev/xvdb:120;rw:/dev/xvda:0:32:11:2;rw:/dev/xvdb:0:32:12:2" \
+# xl create takes about 10 s each under TCG: the earlier guests sleep so that all three write
+# at about the same time.
+write_cfg ta 1 "wait:/dev/xvda:120;wait:/dev/xvdb:120;sleep:20;rw:/dev/xvda:0:32:11:2;rw:/dev/xvdb:0:32:12:2" \
 	"$(disk_spec "$IMG_DIR/ta.raw" xvda w)" "$(disk_spec "$IMG_DIR/ta2.raw" xvdb w)"
-write_cfg tb 1 "wait:/dev/xvda:120;rw:/dev/xvda:0:32:21:2" "$(disk_spec "$IMG_DIR/tb.raw" xvda w)"
+write_cfg tb 1 "wait:/dev/xvda:120;sleep:10;rw:/dev/xvda:0:32:21:2" "$(disk_spec "$IMG_DIR/tb.raw" xvda w)"
 write_cfg tc 1 "wait:/dev/xvda:120;rw:/dev/xvda:0:32:31:2" "$(disk_spec "$IMG_DIR/tc.raw" xvda w)"
+declare -A domid
 for g in ta tb tc; do
 	small_cfg $g
 	start_guest $g
+	domid[$g]=$(xl domid $g)
 done
-blanketctl list | sed 's/^/  /'
+wait_console ta 'GUEST-STEP wait:/dev/xvdb' 120
+list=$(blanketctl list)
+echo "$list" | sed 's/^/  /'
+nl=$(echo "$list" | grep -c 'io-thread=')
+[ "$nl" -ge 4 ] || fail "blanketctl list shows $nl disks with their io-thread (want 4)"
 for g in ta tb tc; do
 	wait_guest_done $g 900
 done
@@ -36,7 +44,7 @@ threads_of() { grep "vbd $1/[0-9]*: new device, frontend .* on I/O thread" "$BLA
 	sed 's/.*on I\/O thread //' | sort -u; }
 used=""
 for g in ta tb tc; do
-	d=$(xl domid $g)
+	d=${domid[$g]}
 	t=$(threads_of "$d")
 	say "guest $g (domid $d): I/O thread(s) ${t:-none}"
 	[ -n "$t" ] || fail "blanketd's log names no I/O thread for guest $g's disks"
@@ -45,8 +53,6 @@ for g in ta tb tc; do
 done
 n=$(echo $used | tr ' ' '\n' | sort -u | wc -l)
 [ "$n" -ge 2 ] || fail "the three guests all landed on one I/O thread ($used)"
-nl=$(blanketctl list | grep -c 'io-thread=')
-[ "$nl" -ge 4 ] || fail "blanketctl list shows $nl disks with their io-thread (want 4)"
 
 check_img() {
 	iotool verify "$IMG_DIR/$1.raw" 0 32 "$2" || fail "$1.raw does not hold guest's pattern (seed $2)"
