@@ -57,6 +57,13 @@ int bk_engine_open(const char *name, struct bk_loop *loop, struct bk_store *stor
 	return ops->open(loop, store, p, ret);
 }
 
+struct bk_loop *bk_engine_loop_of(const char *name, const char *options)
+{
+	const struct bk_engine_ops *ops = bk_engine_find(name);
+
+	return ops && ops->loop_of ? ops->loop_of(options) : NULL;
+}
+
 bool bk_io_resume_point(const struct bk_io *io, uint64_t done, unsigned int *ret_idx,
 			size_t *ret_off)
 {

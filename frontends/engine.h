@@ -119,6 +119,12 @@ struct bk_engine_ops {
 	void (*kick)(struct bk_engine *e);
 	/* I/Os queued or in flight. */
 	unsigned int (*inflight)(const struct bk_engine *e);
+	/*
+	 * Optional: the loop an instance with @options must be opened on (a device that several
+	 * instances share and that is driven from one loop, once it is open), or NULL when any
+	 * loop will do.
+	 */
+	struct bk_loop *(*loop_of)(const char *options);
 };
 
 /* Base of every engine instance; implementations embed it first. */
@@ -135,6 +141,8 @@ const char *bk_engine_names(void);
 /* Find @name and open an instance; logs and returns -ENOENT if the engine is unknown. */
 int bk_engine_open(const char *name, struct bk_loop *loop, struct bk_store *store,
 		   const struct bk_engine_params *p, struct bk_engine **ret);
+/* The loop @name with @options must be opened on (ops->loop_of), or NULL: any. */
+struct bk_loop *bk_engine_loop_of(const char *name, const char *options);
 
 static inline int bk_engine_queue(struct bk_engine *e, struct bk_io *io)
 {

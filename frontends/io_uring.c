@@ -528,6 +528,13 @@ static int uring_open(struct bk_loop *loop, struct bk_store *store,
 	u->rl = (struct bk_ratelimit)BK_RATELIMIT_INIT(5000, 10);
 	snprintf(u->name, sizeof(u->name), "%s", name);
 
+	/*
+	 * A ring with DEFER_TASKRUN may only be entered by the thread that made it (SINGLE_ISSUER),
+	 * and an I/O thread's devices connect from the main thread: plain task work there.
+	 */
+	if (bk_loop_threaded(loop) &&
+	    ring_modes[opts.first_mode].flags & IORING_SETUP_SINGLE_ISSUER)
+		opts.first_mode = ARRAY_SIZE(ring_modes) - 1;
 	r = setup_ring(u, p->depth, opts.first_mode);
 	if (r < 0) {
 		log_err_errno(r, "%s: cannot set up io_uring: %m", name);

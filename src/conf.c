@@ -270,6 +270,43 @@ UINT_KEY(max_ring_page_order, 0, BK_CFG_RING_ORDER_MAX)
 UINT_KEY(watch_coalesce_ms, 0, BK_CFG_COALESCE_MAX)
 UINT_KEY(share_wait_ms, 0, BK_CFG_SHARE_WAIT_MAX)
 
+static int set_io_threads(struct bk_config *cfg, const char *v, char *why, size_t len)
+{
+	uint64_t x;
+	int r;
+
+	if (strcmp(v, "auto") == 0) {
+		cfg->io_threads = -1;
+		return 0;
+	}
+	r = bk_parse_uint(v, 0, BK_CFG_IO_THREADS_MAX, &x, why, len);
+	if (r < 0)
+		return r;
+	cfg->io_threads = (int)x;
+	return 0;
+}
+
+static void dump_io_threads(const struct bk_config *cfg, FILE *out)
+{
+	if (cfg->io_threads < 0)
+		fputs("auto", out);
+	else
+		fprintf(out, "%d", cfg->io_threads);
+}
+
+unsigned int bk_config_io_threads(const struct bk_config *cfg)
+{
+	cpu_set_t set;
+	int n;
+
+	if (cfg->io_threads >= 0)
+		return (unsigned int)cfg->io_threads;
+	if (sched_getaffinity(0, sizeof(set), &set) < 0)
+		return 1;
+	n = CPU_COUNT(&set);
+	return (unsigned int)BK_MAX(1, BK_MIN(n, BK_CFG_IO_THREADS_MAX));
+}
+
 static int set_max_indirect_segments(struct bk_config *cfg, const char *v, char *why, size_t len)
 {
 	uint64_t x;
@@ -563,6 +600,7 @@ static const struct conf_key conf_keys[] = {
 	KEY("vif-port", vif_port),
 	KEY("share-wait-ms", share_wait_ms),
 	KEY("l0-pci-allow", l0_pci_allow),
+	KEY("io-threads", io_threads),
 };
 
 void bk_config_defaults(struct bk_config *cfg)
@@ -588,6 +626,7 @@ void bk_config_defaults(struct bk_config *cfg)
 	cfg->share_wait_ms = 30000;
 	snprintf(cfg->cpu_affinity_str, sizeof(cfg->cpu_affinity_str), "all");
 	snprintf(cfg->l0_pci_allow, sizeof(cfg->l0_pci_allow), "any");
+	cfg->io_threads = -1;
 }
 
 int bk_config_set_key(struct bk_config *cfg, const char *key, const char *value, char *why,

@@ -99,7 +99,16 @@ struct bk_config {
 	 * "none", or BDFs (DDDD:BB:DD.F) separated by commas, as normalised (no blanks).
 	 */
 	char l0_pci_allow[256];
+	/*
+	 * io-threads: I/O threads the devices are sharded over (all of a guest's on one); 0 keeps
+	 * every device on the main loop; -1 ("auto"): one per CPU the daemon may run on.
+	 */
+	int io_threads;
 };
+
+#define BK_CFG_IO_THREADS_MAX 64
+/* io-threads resolved: "auto" is the number of CPUs in the daemon's affinity mask (max 64). */
+unsigned int bk_config_io_threads(const struct bk_config *cfg);
 
 /* May blanketd take PCI device @bdf (l0-pci-allow)? */
 bool bk_config_pci_allowed(const struct bk_config *cfg, const char *bdf);

@@ -50,6 +50,7 @@ struct bk_ctl {
 	struct list_head *(*devices)(void *data);
 	int (*device_error)(void *data, struct bk_device *dev, char *buf, size_t len);
 	struct list_head *(*refused)(void *data);
+	void (*lock)(void *data, bool on);
 	void *data;
 	struct bk_queue_stats *scratch; /* BK_CTL_MAX_QUEUES records for get_stats */
 };
@@ -250,6 +251,13 @@ static int do_list(struct ctl_client *c)
 		if (!pass && dev->ops && dev->ops->describe &&
 		    dev->ops->describe(dev, d->describe, sizeof(d->describe)) < 0)
 			d->describe[0] = '\0';
+		if (!pass && dev->loop && dev->thread >= 0) {
+			/* Which I/O thread serves it (blanketd.conf io-threads). */
+			size_t l = strnlen(d->describe, sizeof(d->describe));
+
+			snprintf(d->describe + l, sizeof(d->describe) - l, "%sio-thread=%d",
+				 l ? " " : "", dev->thread);
+		}
 		bk_ctl_strpad(d->describe, sizeof(d->describe), d->describe);
 		bk_ctl_device_swap(d);
 		nr++;
@@ -449,7 +457,21 @@ static int do_l0(struct ctl_client *c)
 	return 0;
 }
 
+static void handle_request_locked(struct ctl_client *c, const struct bk_ctl_hdr *h);
+
+/* The devices hold still (their I/O threads wait) for the length of one request. */
 static void handle_request(struct ctl_client *c, const struct bk_ctl_hdr *h)
+{
+	struct bk_ctl *ctl = c->ctl;
+
+	if (ctl->lock)
+		ctl->lock(ctl->data, true);
+	handle_request_locked(c, h);
+	if (ctl->lock)
+		ctl->lock(ctl->data, false);
+}
+
+static void handle_request_locked(struct ctl_client *c, const struct bk_ctl_hdr *h)
 {
 	const uint8_t *payload = c->in + sizeof(*h);
 	int r;
@@ -780,6 +802,7 @@ int bk_ctl_new(const struct bk_ctl_params *p, struct bk_ctl **ret)
 	ctl->devices = p->devices;
 	ctl->device_error = p->device_error;
 	ctl->refused = p->refused;
+	ctl->lock = p->lock;
 	ctl->data = p->data;
 	bk_ctl_strpad(ctl->platform, sizeof(ctl->platform), p->platform ? p->platform : "");
 	ctl->scratch = calloc(BK_CTL_MAX_QUEUES, sizeof(*ctl->scratch));

@@ -8,6 +8,7 @@
 #ifndef BK_CTL_H
 #define BK_CTL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -43,6 +44,11 @@ struct bk_ctl_params {
 	 * their error comes from @device_error, else "refused by the backend").
 	 */
 	struct list_head *(*refused)(void *data);
+	/*
+	 * Optional: keep every device still while a request reads or changes them (@on true)
+	 * and let them go (false), e.g. bk_core_lock_all() with I/O threads.
+	 */
+	void (*lock)(void *data, bool on);
 	void *data;
 	/* 0: BK_CTL_STUCK_MS (tests use a short one). */
 	unsigned int stuck_timeout_ms;

@@ -198,6 +198,7 @@ int bk_daemon_new(const struct bk_daemon_params *p, struct bk_daemon **ret)
 	cp.loop = d->loop;
 	cp.xen = d->xen;
 	cp.watch_coalesce_ms = p->watch_coalesce_ms;
+	cp.io_threads = p->io_threads;
 	r = bk_core_new(&cp, &d->core);
 	if (r < 0)
 		goto fail;

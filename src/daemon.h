@@ -24,6 +24,8 @@ struct bk_daemon_params {
 	const struct bk_backend_ops *const *kinds;
 	/* Xenstore watch coalescing delay (struct bk_core_params.watch_coalesce_ms). */
 	unsigned int watch_coalesce_ms;
+	/* I/O threads (struct bk_core_params.io_threads). */
+	unsigned int io_threads;
 	/* After a stop signal, give devices this long to shut down (0: 15000 ms). */
 	unsigned int stop_timeout_ms;
 	/*

@@ -36,7 +36,101 @@ const char *bk_xenbus_state_name(enum bk_xenbus_state s)
 
 struct bk_loop *bk_device_loop(struct bk_device *dev)
 {
-	return dev->core->loop;
+	return dev->loop ? dev->loop : dev->core->loop;
+}
+
+static void op_begin(struct bk_core *core, struct bk_loop *loop)
+{
+	core->op_loop = loop;
+	if (loop)
+		bk_loop_lock(loop);
+}
+
+/* Unlock what the op holds: the loop it began on, or the one its device moved to. */
+static void op_end(struct bk_core *core)
+{
+	if (core->op_loop)
+		bk_loop_unlock(core->op_loop);
+	core->op_loop = NULL;
+}
+
+void bk_dev_lock(struct bk_dev_priv *p)
+{
+	op_begin(p->pub.core, p->pub.loop);
+}
+
+void bk_dev_unlock(struct bk_dev_priv *p)
+{
+	op_end(p->pub.core);
+}
+
+int bk_device_move(struct bk_device *dev, struct bk_loop *loop)
+{
+	struct bk_core *core = dev->core;
+	unsigned int to;
+
+	if (dev->loop == loop)
+		return 0;
+	for (to = 0; to < core->nr_threads; to++)
+		if (core->threads[to].loop == loop)
+			break;
+	if (to == core->nr_threads || dev->thread < 0)
+		return -EINVAL;
+	/*
+	 * Nothing of the device is on its old loop any more: let that go before taking the new
+	 * one, so the main thread never holds two I/O loops but in index order (lock_all).
+	 */
+	if (core->op_loop != loop) {
+		if (core->op_loop)
+			bk_loop_unlock(core->op_loop);
+		bk_loop_lock(loop);
+		core->op_loop = loop;
+	}
+	core->threads[dev->thread].nr_devices--;
+	core->threads[to].nr_devices++;
+	dev_info(dev, "moving from I/O thread %d to %u", dev->thread, to);
+	dev->thread = (int)to;
+	dev->loop = loop;
+	return 0;
+}
+
+/*
+ * Give a new device its loop: the I/O thread of its domain's other devices (one guest's devices
+ * share a thread, so one guest's load stays on one thread and the per-thread fairness of ring
+ * batches and rate limits holds between guests as before), else the least loaded thread.
+ */
+static void dev_place(struct bk_dev_priv *p)
+{
+	struct bk_core *core = p->pub.core;
+	struct bk_device *other;
+	unsigned int best = 0;
+
+	if (!core->nr_threads)
+		return;
+	list_for_each_entry (other, &core->devices, link) {
+		if (other->domid == p->pub.domid && other->thread >= 0) {
+			best = (unsigned int)other->thread;
+			goto found;
+		}
+	}
+	for (unsigned int i = 1; i < core->nr_threads; i++)
+		if (core->threads[i].nr_devices < core->threads[best].nr_devices)
+			best = i;
+found:
+	p->pub.thread = (int)best;
+	p->pub.loop = core->threads[best].loop;
+	core->threads[best].nr_devices++;
+}
+
+static void dev_unplace(struct bk_dev_priv *p)
+{
+	struct bk_core *core = p->pub.core;
+
+	if (p->pub.thread < 0)
+		return;
+	core->threads[p->pub.thread].nr_devices--;
+	p->pub.thread = -1;
+	p->pub.loop = NULL;
 }
 
 struct bk_xen *bk_device_xen(struct bk_device *dev)
@@ -282,6 +376,8 @@ static struct bk_dev_priv *dev_alloc(struct bk_core *core, unsigned int kind, ui
 	list_init(&p->pub.link);
 	list_init(&p->dirty_link);
 	list_init(&p->sweep_link);
+	list_init(&p->remote_link);
+	p->pub.thread = -1;
 	snprintf(p->pub.name, sizeof(p->pub.name), "%s %u/%u",
 		 ops->log_name ? ops->log_name : ops->kind, domid, devid);
 	p->pub.domid = domid;
@@ -392,8 +488,15 @@ void bk_dev_create(struct bk_core *core, unsigned int kind, uint32_t domid, uint
 	list_add_tail(&dev->link, &core->devices);
 	core->nr_devices++;
 	p->active = true;
-	dev_info(dev, "new device, frontend %s", dev->fe_path);
+	dev_place(p);
+	if (dev->thread >= 0)
+		dev_info(dev, "new device, frontend %s, on I/O thread %d", dev->fe_path,
+			 dev->thread);
+	else
+		dev_info(dev, "new device, frontend %s", dev->fe_path);
+	bk_dev_lock(p);
 	r = ops->probe(dev);
+	bk_dev_unlock(p);
 	if (r < 0) {
 		/* The probe cleaned up after itself: no remove for a refused device. */
 		p->active = false;
@@ -403,6 +506,7 @@ void bk_dev_create(struct bk_core *core, unsigned int kind, uint32_t domid, uint
 		p->fe_watched = false;
 		list_del(&p->dirty_link);
 		p->dirty_flags = 0;
+		dev_unplace(p);
 		dev_refuse(p, r, "probe failed: %s", strerror(-r));
 		return;
 	}
@@ -431,6 +535,13 @@ void bk_dev_destroy(struct bk_dev_priv *p)
 	list_del(&dev->link);
 	list_del(&p->dirty_link);
 	list_del(&p->sweep_link);
+	if (dev->thread >= 0) {
+		/* Its loop holds nothing of it any more: nothing can queue it again. */
+		pthread_mutex_lock(&core->remote_lock);
+		list_del(&p->remote_link);
+		pthread_mutex_unlock(&core->remote_lock);
+		dev_unplace(p);
+	}
 	bk_hash_del(core->devs, &p->hnode);
 	free(p->fe_state_path);
 	free(p->fe_token);
@@ -677,17 +788,13 @@ static void process_zombie(struct bk_dev_priv *p)
 	}
 }
 
-void bk_dev_process(struct bk_dev_priv *p, unsigned int flags)
+static void dev_process(struct bk_dev_priv *p, unsigned int flags)
 {
 	struct bk_device *dev = &p->pub;
 	char keys[BK_DEV_MAX_KEYS][BK_DEV_KEY_LEN];
 	unsigned int nr_keys = p->nr_keys;
 	bool overflow = p->keys_overflow;
 
-	if (p->zombie) {
-		process_zombie(p);
-		return;
-	}
 	/* Take the keys first: a callback may mark the device dirty again. */
 	memcpy(keys, p->keys, sizeof(keys[0]) * nr_keys);
 	p->nr_keys = 0;
@@ -710,4 +817,19 @@ void bk_dev_process(struct bk_dev_priv *p, unsigned int flags)
 	}
 	if (dev->shutting_down && dev->shutdown_complete)
 		finish_shutdown(p);
+}
+
+void bk_dev_process(struct bk_dev_priv *p, unsigned int flags)
+{
+	/* The loop and the core outlive @p, which processing may destroy. */
+	struct bk_loop *loop = p->pub.loop;
+	struct bk_core *core = p->pub.core;
+
+	if (p->zombie) {
+		process_zombie(p); /* never placed: no loop */
+		return;
+	}
+	op_begin(core, loop);
+	dev_process(p, flags);
+	op_end(core);
 }

@@ -131,9 +131,24 @@ struct bk_device {
 	bool shutdown_complete;
 	struct bk_ratelimit rl; /* for anything the guest can trigger */
 	void *priv;		/* backend-private */
+	/*
+	 * The loop the device's I/O runs on (bk_device_loop), and its I/O thread's index (-1:
+	 * the main loop). Set before probe, fixed for the device's life.
+	 */
+	struct bk_loop *loop;
+	int thread;
 };
 
 /*
+ * I/O threads (bk_core_params.io_threads). Every device of one frontend domain runs on one
+ * loop: the main loop, or the I/O thread its domain was given (a new domain goes to the thread
+ * with the fewest devices). Its watches, timers, hooks and engines live there. The core calls
+ * the device's ops from the main thread with that loop locked (bk_loop_lock), so ops and the
+ * device's own callbacks never run at once. From the device's callbacks a backend may call
+ * bk_device_set_state, bk_device_fail, bk_device_shutdown_done, bk_device_write_be and the
+ * xenstore reads (the core hands what concerns the main thread over to it), but nothing that
+ * concerns other devices without a lock of its own.
+ *
  * Accessors for what a backend needs from the core. The xenstore connection is the core's:
  * use it for reads and writes, not for watches of your own (the core ignores tokens it does
  * not know); backend keys arrive through ops->backend_changed.
@@ -171,6 +186,15 @@ int bk_device_set_state(struct bk_device *dev, enum bk_xenbus_state state);
 int bk_device_fail(struct bk_device *dev, int err, const char *fmt, ...) _printf_(3, 4);
 /* The backend's asynchronous shutdown is finished (see ops->shutdown). */
 void bk_device_shutdown_done(struct bk_device *dev);
+
+/*
+ * Move @dev to the I/O thread that runs @loop (e.g. where an L0 device its queues share with
+ * other guests' disks is driven: bk_engine_loop_of). Only from an op (main thread, @dev's loop
+ * locked) and with nothing of the backend's on its loop: free watches, timers and hooks first
+ * and add them again on bk_device_loop() after. 0 (moved, or already there), -EINVAL when
+ * @loop is not one of the core's I/O threads.
+ */
+int bk_device_move(struct bk_device *dev, struct bk_loop *loop);
 
 /* Read a backend / frontend key; see bk_xs_read_* for parsing. */
 int bk_device_read_be(struct bk_device *dev, const char *key, char **ret);
@@ -252,6 +276,8 @@ struct bk_core_params {
 	 * Each rescan is spread over loop turns (BK_RESCAN_OPS_PER_TURN).
 	 */
 	unsigned int rescan_ms;
+	/* I/O threads, each with its own loop; 0: every device on @loop. */
+	unsigned int io_threads;
 };
 
 int bk_core_new(const struct bk_core_params *p, struct bk_core **ret);
@@ -286,6 +312,14 @@ struct bk_device *bk_core_find(struct bk_core *core, const char *kind, uint32_t 
 /* Iterate: the list of live devices (struct bk_device.link). */
 struct list_head *bk_core_devices(struct bk_core *core);
 uint32_t bk_core_domid(const struct bk_core *core);
+/* Number of I/O threads (0: none, all on the main loop). */
+unsigned int bk_core_nr_threads(const struct bk_core *core);
+/*
+ * From the main thread: stop every I/O thread between callbacks (in index order) until
+ * bk_core_unlock_all; e.g. to read every device's state for the control socket. Not recursive.
+ */
+void bk_core_lock_all(struct bk_core *core);
+void bk_core_unlock_all(struct bk_core *core);
 /*
  * True once bk_core_stop() began: the daemon is going away, not the device. Backends then hand
  * their devices over (drain, keep the guest connected) instead of disconnecting the guest.

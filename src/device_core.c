@@ -83,10 +83,41 @@ static void core_schedule(struct bk_core *core)
 		bk_timer_rearm(core->timer, core->coalesce_ms, 0);
 }
 
+/*
+ * Devices marked dirty from their I/O thread (bk_device_fail, bk_device_shutdown_done from a
+ * callback there) reach the dirty set here, on the main thread.
+ */
+static void remote_cb(void *data)
+{
+	struct bk_core *core = data;
+
+	pthread_mutex_lock(&core->remote_lock);
+	while (!list_empty(&core->remote)) {
+		struct bk_dev_priv *p =
+			list_first_entry(&core->remote, struct bk_dev_priv, remote_link);
+		unsigned int flags = p->remote_flags;
+
+		list_del(&p->remote_link);
+		p->remote_flags = 0;
+		bk_core_mark_dirty(p, flags);
+	}
+	pthread_mutex_unlock(&core->remote_lock);
+}
+
 void bk_core_mark_dirty(struct bk_dev_priv *p, unsigned int flags)
 {
 	struct bk_core *core = p->pub.core;
 
+	if (p->pub.loop && bk_loop_on_own_thread(p->pub.loop)) {
+		/* The dirty set and the batch timer are the main thread's. */
+		pthread_mutex_lock(&core->remote_lock);
+		if (list_empty(&p->remote_link))
+			list_add_tail(&p->remote_link, &core->remote);
+		p->remote_flags |= flags;
+		pthread_mutex_unlock(&core->remote_lock);
+		bk_async_send(core->remote_async);
+		return;
+	}
 	if (list_empty(&p->dirty_link))
 		list_add_tail(&p->dirty_link, &core->dirty);
 	p->dirty_flags |= flags;
@@ -490,6 +521,8 @@ int bk_core_new(const struct bk_core_params *prm, struct bk_core **ret)
 	list_init(&core->dirty);
 	list_init(&core->pending);
 	list_init(&core->sweep.devs);
+	list_init(&core->remote);
+	pthread_mutex_init(&core->remote_lock, NULL);
 	core->sweep.kind = -1;
 
 	r = prm->xen->ops->own_domid(prm->xen, &core->domid);
@@ -520,6 +553,31 @@ int bk_core_new(const struct bk_core_params *prm, struct bk_core **ret)
 		goto fail;
 	bk_timer_stop(core->timer);
 	core->rescan_ms = prm->rescan_ms ? prm->rescan_ms : BK_RESCAN_MS_DEFAULT;
+	r = bk_loop_add_async(core->loop, remote_cb, core, &core->remote_async);
+	if (r < 0)
+		goto fail;
+	if (prm->io_threads) {
+		core->threads = calloc(prm->io_threads, sizeof(*core->threads));
+		if (!core->threads) {
+			r = -ENOMEM;
+			goto fail;
+		}
+		for (unsigned int i = 0; i < prm->io_threads; i++) {
+			char name[16];
+
+			r = bk_loop_new(&core->threads[i].loop);
+			if (r < 0)
+				goto fail;
+			core->nr_threads++;
+			snprintf(name, sizeof(name), "blanketd-io%u", i % 100U);
+			r = bk_loop_start_thread(core->threads[i].loop, name);
+			if (r < 0) {
+				log_err_errno(r, "cannot start I/O thread %u: %m", i);
+				goto fail;
+			}
+		}
+		log_info("%u I/O thread(s)", core->nr_threads);
+	}
 	*ret = core;
 	return 0;
 
@@ -589,7 +647,10 @@ void bk_core_stop(struct bk_core *core, void (*done)(void *data), void *data)
 {
 	struct bk_device *dev;
 
+	/* Devices' callbacks read it on their threads. */
+	bk_core_lock_all(core);
 	core->stopping = true;
+	bk_core_unlock_all(core);
 	core->stop_done = done;
 	core->stop_data = data;
 	list_for_each_entry (dev, &core->devices, link) {
@@ -617,9 +678,17 @@ void bk_core_free(struct bk_core *core)
 			bk_dev_priv(list_first_entry(&core->zombies, struct bk_device, link)));
 	if (!list_empty(&core->devices))
 		log_warn("freeing the core with %u live devices", core->nr_devices);
-	while (!list_empty(&core->devices))
-		bk_dev_destroy(
-			bk_dev_priv(list_first_entry(&core->devices, struct bk_device, link)));
+	while (!list_empty(&core->devices)) {
+		struct bk_dev_priv *p =
+			bk_dev_priv(list_first_entry(&core->devices, struct bk_device, link));
+		struct bk_loop *loop = p->pub.loop;
+
+		if (loop)
+			bk_loop_lock(loop);
+		bk_dev_destroy(p);
+		if (loop)
+			bk_loop_unlock(loop);
+	}
 	while (!list_empty(&core->pending)) {
 		struct bk_pending *e = list_first_entry(&core->pending, struct bk_pending, link);
 
@@ -638,7 +707,20 @@ void bk_core_free(struct bk_core *core)
 	bk_timer_free(core->rescan_timer);
 	bk_timer_free(core->timer);
 	bk_watch_free(core->xs_watch);
+	bk_async_free(core->remote_async);
 	bk_xs_close(core->xs);
+	for (unsigned int i = 0; i < core->nr_threads; i++) {
+		struct bk_loop *loop = core->threads[i].loop;
+
+		bk_loop_stop_thread(loop);
+		if (bk_loop_nr_objects(loop))
+			log_warn("I/O thread %u: %u watch(es), timer(s) or hook(s) left behind", i,
+				 bk_loop_nr_objects(loop));
+		else
+			bk_loop_free(loop);
+	}
+	free(core->threads);
+	pthread_mutex_destroy(&core->remote_lock);
 	free(core);
 }
 
@@ -679,13 +761,18 @@ void bk_core_abandon(struct bk_core *core, unsigned int point)
 	while (!list_empty(&core->devices)) {
 		struct bk_device *dev = list_first_entry(&core->devices, struct bk_device, link);
 		struct bk_dev_priv *p = bk_dev_priv(dev);
+		struct bk_loop *loop = dev->loop;
 
+		if (loop)
+			bk_loop_lock(loop);
 		if (p->active && dev->ops->abandon) {
 			dev->ops->abandon(dev, point);
 			p->active = false; /* no remove: abandon freed it */
 			core->nr_devices--;
 		}
 		bk_dev_destroy(p);
+		if (loop)
+			bk_loop_unlock(loop);
 	}
 	core->stop_done = NULL;
 }
@@ -693,6 +780,23 @@ void bk_core_abandon(struct bk_core *core, unsigned int point)
 uint32_t bk_core_domid(const struct bk_core *core)
 {
 	return core->domid;
+}
+
+unsigned int bk_core_nr_threads(const struct bk_core *core)
+{
+	return core->nr_threads;
+}
+
+void bk_core_lock_all(struct bk_core *core)
+{
+	for (unsigned int i = 0; i < core->nr_threads; i++)
+		bk_loop_lock(core->threads[i].loop);
+}
+
+void bk_core_unlock_all(struct bk_core *core)
+{
+	for (unsigned int i = core->nr_threads; i-- > 0;)
+		bk_loop_unlock(core->threads[i].loop);
 }
 
 /* A journal's name (bk_device_journal_name): its device, or -EINVAL. */

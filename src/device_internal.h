@@ -6,6 +6,7 @@
 #ifndef BK_DEVICE_INTERNAL_H
 #define BK_DEVICE_INTERNAL_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -65,6 +66,9 @@ struct bk_dev_priv {
 	bool fe_vanished; /* the frontend's directory is gone */
 	bool want_shutdown;
 	bool failed; /* bk_device_fail was called */
+	/* Marked dirty from its I/O thread: in core->remote (under core->remote_lock). */
+	struct list_head remote_link;
+	unsigned int remote_flags;
 };
 
 struct bk_pending {
@@ -93,8 +97,22 @@ struct bk_sweep {
 	struct list_head devs; /* struct bk_dev_priv.sweep_link: still to re-check */
 };
 
+struct bk_io_thread {
+	struct bk_loop *loop;
+	unsigned int nr_devices; /* placed on it (main thread only) */
+};
+
 struct bk_core {
 	struct bk_loop *loop;
+	/* I/O threads; devices dirtied from them wait in @remote for the main loop's @remote_async.
+	 */
+	struct bk_io_thread *threads;
+	unsigned int nr_threads;
+	pthread_mutex_t remote_lock;
+	struct list_head remote; /* struct bk_dev_priv.remote_link */
+	struct bk_async *remote_async;
+	/* During an op: the loop the core holds locked for it (its device's, after a move too). */
+	struct bk_loop *op_loop;
 	struct bk_xen *xen;
 	struct bk_xs *xs;
 	uint32_t domid;
@@ -141,8 +159,14 @@ void bk_core_queue_create(struct bk_core *core, unsigned int kind, uint32_t domi
 void bk_dev_create(struct bk_core *core, unsigned int kind, uint32_t domid, uint32_t devid);
 /* Re-read what changed and act on it; may destroy @p. */
 void bk_dev_process(struct bk_dev_priv *p, unsigned int flags);
-/* Unwatch, ops->remove if probed, unlink, free. */
+/* Unwatch, ops->remove if probed, unlink, free. The caller holds the device's loop locked. */
 void bk_dev_destroy(struct bk_dev_priv *p);
+/*
+ * Lock / unlock the device's loop from the main thread around an op (no-op on the main loop);
+ * the unlock releases the loop the device is on by then (bk_device_move may change it).
+ */
+void bk_dev_lock(struct bk_dev_priv *p);
+void bk_dev_unlock(struct bk_dev_priv *p);
 /* Remember a changed backend key for backend_changed (NULL: unknown). */
 void bk_dev_note_key(struct bk_dev_priv *p, const char *key, size_t len);
 

@@ -1,7 +1,11 @@
 // SPDX-License-Identifier: MIT
 /* The libev binding: the only file that includes ev.h. */
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
 
 #include <ev.h>
 
@@ -20,6 +24,21 @@ struct bk_loop {
 	 */
 	struct ev_idle nosleep;
 	unsigned int in_hooks;
+	/* I/O thread (bk_loop_start_thread); see loop.h for the locking. */
+	bool threaded;
+	bool quit; /* under lock */
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond; /* the loop's thread waits here while others want the lock */
+	atomic_uint waiters; /* threads in bk_loop_lock */
+	struct ev_async wake;
+};
+
+struct bk_async {
+	struct ev_async a;
+	struct bk_loop *loop;
+	bk_hook_cb cb;
+	void *data;
 };
 
 struct bk_watch {
@@ -60,6 +79,8 @@ int bk_loop_new(struct bk_loop **ret)
 		return -ENOMEM;
 	}
 	ev_idle_init(&loop->nosleep, nosleep_cb);
+	pthread_mutex_init(&loop->lock, NULL);
+	pthread_cond_init(&loop->cond, NULL);
 	*ret = loop;
 	return 0;
 }
@@ -68,9 +89,12 @@ void bk_loop_free(struct bk_loop *loop)
 {
 	if (!loop)
 		return;
+	bk_loop_stop_thread(loop);
 	ev_timer_stop(loop->ev, &loop->oneshot);
 	ev_idle_stop(loop->ev, &loop->nosleep);
 	ev_loop_destroy(loop->ev);
+	pthread_cond_destroy(&loop->cond);
+	pthread_mutex_destroy(&loop->lock);
 	free(loop);
 }
 
@@ -121,8 +145,8 @@ static int to_ev(unsigned int events)
 static void io_cb(struct ev_loop *ev _unused_, ev_io *io, int revents)
 {
 	struct bk_watch *w = container_of(io, struct bk_watch, io);
-	unsigned int events = ((revents & EV_READ) ? BK_EV_READ : 0) |
-			      ((revents & EV_WRITE) ? BK_EV_WRITE : 0);
+	unsigned int events =
+		((revents & EV_READ) ? BK_EV_READ : 0) | ((revents & EV_WRITE) ? BK_EV_WRITE : 0);
 
 	w->cb(w->data, io->fd, events);
 }
@@ -262,4 +286,157 @@ void bk_hook_free(struct bk_hook *h)
 	ev_prepare_stop(h->loop->ev, &h->prep);
 	h->loop->nr_objects--;
 	free(h);
+}
+
+/* I/O threads: libev's pattern for a loop other threads use (release/acquire + ev_async). */
+
+static void release_cb(struct ev_loop *ev)
+{
+	struct bk_loop *loop = ev_userdata(ev);
+
+	pthread_mutex_unlock(&loop->lock);
+}
+
+static void acquire_cb(struct ev_loop *ev)
+{
+	struct bk_loop *loop = ev_userdata(ev);
+
+	pthread_mutex_lock(&loop->lock);
+	/*
+	 * A mutex is not fair: a loop that never sleeps would take it back at once, every turn.
+	 * Let whoever waits for it go first.
+	 */
+	while (atomic_load(&loop->waiters) > 0)
+		pthread_cond_wait(&loop->cond, &loop->lock);
+}
+
+static void wake_cb(struct ev_loop *ev, ev_async *w _unused_, int revents _unused_)
+{
+	struct bk_loop *loop = ev_userdata(ev);
+
+	if (loop->quit)
+		ev_break(ev, EVBREAK_ALL);
+}
+
+static void *loop_thread(void *data)
+{
+	struct bk_loop *loop = data;
+
+	pthread_mutex_lock(&loop->lock);
+	ev_run(loop->ev, 0);
+	pthread_mutex_unlock(&loop->lock);
+	return NULL;
+}
+
+int bk_loop_start_thread(struct bk_loop *loop, const char *name)
+{
+	int r;
+
+	if (loop->threaded)
+		return -EALREADY;
+	ev_set_userdata(loop->ev, loop);
+	ev_set_loop_release_cb(loop->ev, release_cb, acquire_cb);
+	ev_async_init(&loop->wake, wake_cb);
+	ev_async_start(loop->ev, &loop->wake);
+	loop->quit = false;
+	r = pthread_create(&loop->thread, NULL, loop_thread, loop);
+	if (r) {
+		ev_async_stop(loop->ev, &loop->wake);
+		ev_set_loop_release_cb(loop->ev, NULL, NULL);
+		return -r;
+	}
+	if (name) {
+		char buf[16];
+
+		/* The kernel keeps 15 bytes of a thread's name. */
+		snprintf(buf, sizeof(buf), "%s", name);
+		pthread_setname_np(loop->thread, buf);
+	}
+	loop->threaded = true;
+	return 0;
+}
+
+void bk_loop_stop_thread(struct bk_loop *loop)
+{
+	if (!loop || !loop->threaded)
+		return;
+	bk_loop_lock(loop);
+	loop->quit = true;
+	bk_loop_unlock(loop);
+	pthread_join(loop->thread, NULL);
+	loop->threaded = false;
+	ev_async_stop(loop->ev, &loop->wake);
+	ev_set_loop_release_cb(loop->ev, NULL, NULL);
+}
+
+bool bk_loop_threaded(const struct bk_loop *loop)
+{
+	return loop->threaded;
+}
+
+bool bk_loop_on_own_thread(const struct bk_loop *loop)
+{
+	return loop->threaded && pthread_equal(loop->thread, pthread_self());
+}
+
+void bk_loop_lock(struct bk_loop *loop)
+{
+	if (!loop->threaded)
+		return;
+	atomic_fetch_add(&loop->waiters, 1);
+	/* A loop asleep in its backend gives the lock back at once; a busy one at its turn. */
+	pthread_mutex_lock(&loop->lock);
+	atomic_fetch_sub(&loop->waiters, 1);
+	/* Timers armed from here count from now, not from when the loop last woke. */
+	ev_now_update(loop->ev);
+}
+
+void bk_loop_unlock(struct bk_loop *loop)
+{
+	if (!loop->threaded)
+		return;
+	pthread_cond_broadcast(&loop->cond);
+	pthread_mutex_unlock(&loop->lock);
+	/* What was added meanwhile counts from the loop's next turn: wake it for that. */
+	ev_async_send(loop->ev, &loop->wake);
+}
+
+static void async_cb(struct ev_loop *ev _unused_, ev_async *w, int revents _unused_)
+{
+	struct bk_async *a = container_of(w, struct bk_async, a);
+
+	a->cb(a->data);
+}
+
+int bk_loop_add_async(struct bk_loop *loop, bk_hook_cb cb, void *data, struct bk_async **ret)
+{
+	struct bk_async *a;
+
+	if (!cb)
+		return -EINVAL;
+	a = calloc(1, sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	a->loop = loop;
+	a->cb = cb;
+	a->data = data;
+	ev_async_init(&a->a, async_cb);
+	ev_async_start(loop->ev, &a->a);
+	loop->nr_objects++;
+	*ret = a;
+	return 0;
+}
+
+void bk_async_send(struct bk_async *a)
+{
+	ev_async_send(a->loop->ev, &a->a);
+}
+
+void bk_async_free(struct bk_async *a)
+{
+	if (!a)
+		return;
+	ev_async_stop(a->loop->ev, &a->a);
+	a->loop->nr_objects--;
+	free(a);
 }

@@ -68,4 +68,40 @@ double bk_loop_now(struct bk_loop *loop);
 /* Number of live watches + timers + hooks; tests use it to prove nothing leaked. */
 unsigned int bk_loop_nr_objects(const struct bk_loop *loop);
 
+/*
+ * I/O threads. A loop may run on a thread of its own (bk_loop_start_thread). That thread holds
+ * the loop's lock while it runs callbacks and releases it only while blocked waiting for
+ * events. Any other thread that touches the loop's objects, or what its callbacks touch, takes
+ * the lock first (bk_loop_lock) and releases it with bk_loop_unlock, which wakes the loop so
+ * that watches, timers and hooks added meanwhile are picked up. A thread waiting for the lock
+ * gets it at the loop's next turn, however busy the loop is. Lock order: a thread that holds
+ * an I/O loop's lock never waits for the main thread.
+ */
+/* Run @loop on a new thread named @name until bk_loop_stop_thread(). */
+int bk_loop_start_thread(struct bk_loop *loop, const char *name);
+/* Stop the thread (it finishes its current callback) and join it. NULL-safe; no-op if none. */
+void bk_loop_stop_thread(struct bk_loop *loop);
+/* True when @loop runs on a thread of its own. */
+bool bk_loop_threaded(const struct bk_loop *loop);
+/* True on @loop's own thread (from its callbacks); false elsewhere and for unthreaded loops. */
+bool bk_loop_on_own_thread(const struct bk_loop *loop);
+/*
+ * From any thread but @loop's own: wait until it is between callbacks, then keep it there.
+ * No-op for a loop without a thread. Not recursive.
+ */
+void bk_loop_lock(struct bk_loop *loop);
+/* Release what bk_loop_lock took and wake the loop. */
+void bk_loop_unlock(struct bk_loop *loop);
+
+/*
+ * A wakeup another thread can send: @cb runs on @loop's thread at its next turn (several
+ * sends before it runs make one call).
+ */
+struct bk_async;
+int bk_loop_add_async(struct bk_loop *loop, bk_hook_cb cb, void *data, struct bk_async **ret);
+/* From any thread. */
+void bk_async_send(struct bk_async *a);
+/* NULL-safe; on @loop's thread, or with it locked. */
+void bk_async_free(struct bk_async *a);
+
 #endif

@@ -200,6 +200,7 @@ int main(int argc, char **argv)
 	dp.platform = o.platform;
 	dp.kinds = backend_kinds;
 	dp.watch_coalesce_ms = cfg.watch_coalesce_ms;
+	dp.io_threads = bk_config_io_threads(&cfg);
 	dp.on_stopping = on_stopping;
 	dp.data = &svc;
 	r = bk_daemon_new(&dp, &d);

@@ -51,6 +51,19 @@ static int core_device_error(void *data, struct bk_device *dev, char *buf, size_
 	return 1;
 }
 
+/* With I/O threads, the devices' state is read with every thread held (bk_core_lock_all). */
+static void core_lock(void *data, bool on)
+{
+	struct bk_service *s = data;
+
+	if (!s->core)
+		return;
+	if (on)
+		bk_core_lock_all(s->core);
+	else
+		bk_core_unlock_all(s->core);
+}
+
 static void send_status(struct bk_service *s)
 {
 	struct bk_ctl_status st;
@@ -58,7 +71,9 @@ static void send_status(struct bk_service *s)
 
 	if (!s->ctl)
 		return;
+	core_lock(s, true);
 	bk_ctl_get_status(s->ctl, &st);
+	core_lock(s, false);
 	snprintf(msg, sizeof(msg),
 		 "STATUS=%s%u devices: %u connected, %u connecting, %u closing, %u failed",
 		 s->stopping ? "stopping, " : "", st.nr_devices, st.nr_connected, st.nr_connecting,
@@ -96,6 +111,7 @@ int bk_service_start(const struct bk_service_params *p, struct bk_service **ret)
 			.platform = p->platform,
 			.devices = core_devices,
 			.device_error = core_device_error,
+			.lock = core_lock,
 			.data = s,
 		};
 

@@ -199,7 +199,8 @@ struct blkif_dev {
 	/* Waiting for a holder that is going away to release the image (share.c). */
 	bool share_waiting;	      /* on share.c's list of waiters */
 	struct list_head share_link;  /* in that list */
-	struct bk_timer *share_timer; /* the retry: at the release, or at the deadline */
+	struct bk_timer *share_timer; /* the retry at the deadline */
+	struct bk_async *share_wake;  /* the retry at the release (from any thread) */
 	uint64_t share_deadline;      /* blkif_now() after which it is refused; 0: not waiting */
 	char engine_name[16];
 	char *engine_opts;
@@ -297,6 +298,8 @@ int blkif_claim_image(struct blkif_dev *bd, char *why, size_t len);
 void blkif_release_image(struct blkif_dev *bd);
 /* Stop waiting for an image (the device goes away). */
 void blkif_share_unwait(struct blkif_dev *bd);
+/* @bd is being torn down: a disk waiting for its image may wait for it (not refused at once). */
+void blkif_share_leaving(struct blkif_dev *bd);
 /* Release the claim and close the store (reopened by the next connect, if any). */
 void blkif_close_backing(struct blkif_dev *bd);
 

@@ -7,24 +7,44 @@
  * left, down to the pages of the largest request.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 
 #include "common.h"
 
-/* Daemon-wide: what every mapped pool holds (one thread: no locking). */
+/* Daemon-wide: what every mapped pool holds, shared by the I/O threads. */
+static pthread_mutex_t pools_lock = PTHREAD_MUTEX_INITIALIZER;
 static uint64_t pools_bytes;
 static unsigned int pools_nr;
 
 uint64_t blkif_pool_bytes_in_use(void)
 {
-	return pools_bytes;
+	uint64_t v;
+
+	pthread_mutex_lock(&pools_lock);
+	v = pools_bytes;
+	pthread_mutex_unlock(&pools_lock);
+	return v;
 }
 
 unsigned int blkif_pool_nr_in_use(void)
 {
-	return pools_nr;
+	unsigned int v;
+
+	pthread_mutex_lock(&pools_lock);
+	v = pools_nr;
+	pthread_mutex_unlock(&pools_lock);
+	return v;
+}
+
+static void pools_account(int64_t bytes, int nr)
+{
+	pthread_mutex_lock(&pools_lock);
+	pools_bytes += (uint64_t)bytes;
+	pools_nr += (unsigned int)nr;
+	pthread_mutex_unlock(&pools_lock);
 }
 
 uint64_t blkif_pool_budget(void)
@@ -35,24 +55,37 @@ uint64_t blkif_pool_budget(void)
 int blkif_pool_init(struct blkif_pool *p, unsigned int want, unsigned int min, unsigned int reserve)
 {
 	uint64_t budget = blkif_pool_budget();
-	uint64_t left = budget > pools_bytes ? (budget - pools_bytes) / BK_PAGE_SIZE : 0;
+	uint64_t left;
 	unsigned int nr_pages;
 	size_t words;
 	void *base;
+	int r;
 
+	memset(p, 0, sizeof(*p));
+	/* Take the pages out of the budget at once: another thread's pool may be sizing too. */
+	pthread_mutex_lock(&pools_lock);
+	left = budget > pools_bytes ? (budget - pools_bytes) / BK_PAGE_SIZE : 0;
 	left = left > reserve ? left - reserve : 0;
 	nr_pages = (unsigned int)BK_MIN((uint64_t)want, left);
-	words = BK_DIV_ROUND_UP(nr_pages, 64U);
-	memset(p, 0, sizeof(*p));
-	if (nr_pages == 0 || nr_pages < min)
+	if (nr_pages == 0 || nr_pages < min) {
+		pthread_mutex_unlock(&pools_lock);
 		return -ENOBUFS;
+	}
+	pools_bytes += (uint64_t)nr_pages * BK_PAGE_SIZE;
+	pools_nr++;
+	pthread_mutex_unlock(&pools_lock);
+	words = BK_DIV_ROUND_UP(nr_pages, 64U);
 	base = mmap(NULL, (size_t)nr_pages * BK_PAGE_SIZE, PROT_READ | PROT_WRITE,
 		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (base == MAP_FAILED)
-		return neg_errno();
+	if (base == MAP_FAILED) {
+		r = neg_errno();
+		pools_account(-(int64_t)nr_pages * BK_PAGE_SIZE, -1);
+		return r;
+	}
 	p->map = calloc(words, sizeof(uint64_t));
 	if (!p->map) {
 		munmap(base, (size_t)nr_pages * BK_PAGE_SIZE);
+		pools_account(-(int64_t)nr_pages * BK_PAGE_SIZE, -1);
 		return -ENOMEM;
 	}
 	/* Pages past the end are marked used so the search never hands them out. */
@@ -61,8 +94,6 @@ int blkif_pool_init(struct blkif_pool *p, unsigned int want, unsigned int min, u
 	p->base = base;
 	p->nr_pages = nr_pages;
 	p->nr_free = nr_pages;
-	pools_bytes += (uint64_t)nr_pages * BK_PAGE_SIZE;
-	pools_nr++;
 	return 0;
 }
 
@@ -70,8 +101,7 @@ void blkif_pool_free(struct blkif_pool *p)
 {
 	if (p->base) {
 		munmap(p->base, (size_t)p->nr_pages * BK_PAGE_SIZE);
-		pools_bytes -= (uint64_t)p->nr_pages * BK_PAGE_SIZE;
-		pools_nr--;
+		pools_account(-(int64_t)p->nr_pages * BK_PAGE_SIZE, -1);
 	}
 	free(p->map);
 	memset(p, 0, sizeof(*p));

@@ -23,6 +23,7 @@
  * refused as if the holder were alive. A live holder refuses at once.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,12 +51,26 @@ struct blkif_claim {
 	unsigned int nkeys;
 	bool rw;
 	bool forced;
+	bool leaving; /* its device is being torn down: the claim goes once its I/O drained */
 	const struct blkif_dev *bd;
 };
 
-/* The daemon is one thread: every device's claims in one list, and the devices waiting. */
+/*
+ * Every device's claims in one list, and the devices waiting, shared by the I/O threads: under
+ * share_lock (recursive: a claim unwaits its device), which is taken last, never held while
+ * waiting for anything else. A waiter on another thread is woken by its async, not its timer.
+ */
+static pthread_mutex_t share_lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
 static struct list_head claims = LIST_HEAD_INIT(claims);
 static struct list_head waiters = LIST_HEAD_INIT(waiters);
+
+static void share_unlock_cb(int *unused _unused_)
+{
+	pthread_mutex_unlock(&share_lock);
+}
+
+#define SHARE_LOCKED() \
+	_cleanup_(share_unlock_cb) int share_guard_ _unused_ = (pthread_mutex_lock(&share_lock), 0)
 
 static bool same_key(const struct image_key *a, const struct image_key *b)
 {
@@ -74,7 +89,15 @@ static bool same_image(const struct blkif_claim *a, const struct blkif_claim *b)
 /* The holder's device is being torn down: its claim goes once its in-flight I/O drained. */
 static bool leaving(const struct blkif_claim *c)
 {
-	return c->bd->after & BLKIF_AFTER_SHUTDOWN;
+	return c->leaving;
+}
+
+void blkif_share_leaving(struct blkif_dev *bd)
+{
+	SHARE_LOCKED();
+
+	if (bd->claim)
+		bd->claim->leaving = true;
 }
 
 /*
@@ -131,6 +154,8 @@ static void share_wait_cb(void *data)
 
 void blkif_share_unwait(struct blkif_dev *bd)
 {
+	SHARE_LOCKED();
+
 	if (bd->share_waiting) {
 		list_del(&bd->share_link);
 		bd->share_waiting = false;
@@ -163,6 +188,14 @@ static int wait_for(struct blkif_dev *bd, const struct blkif_claim *holder, char
 		return -EBUSY;
 	}
 	left_ms = (bd->share_deadline - now + 999999U) / 1000000U;
+	if (!bd->share_wake) {
+		r = bk_loop_add_async(bk_device_loop(bd->dev), share_wait_cb, bd, &bd->share_wake);
+		if (r < 0) {
+			blkif_share_unwait(bd);
+			snprintf(why, len, "cannot wait for %s: %s", bd->params, strerror(-r));
+			return r;
+		}
+	}
 	if (!bd->share_timer) {
 		r = bk_loop_add_timer(bk_device_loop(bd->dev), left_ms, 0, share_wait_cb, bd,
 				      &bd->share_timer);
@@ -192,6 +225,7 @@ int blkif_claim_image(struct blkif_dev *bd, char *why, size_t len)
 	struct blkif_claim *c;
 	struct stat st;
 	bool gone;
+	SHARE_LOCKED();
 
 	if (bd->claim)
 		return 0;
@@ -259,6 +293,7 @@ int blkif_claim_image(struct blkif_dev *bd, char *why, size_t len)
 void blkif_release_image(struct blkif_dev *bd)
 {
 	struct blkif_dev *w;
+	SHARE_LOCKED();
 
 	if (!bd->claim)
 		return;
@@ -266,12 +301,13 @@ void blkif_release_image(struct blkif_dev *bd)
 	free(bd->claim);
 	bd->claim = NULL;
 	/*
-	 * Devices waiting for an image try again from the loop (not from inside a teardown). Not
-	 * list_for_each_entry: the list head cast to a struct blkif_dev would be misaligned.
+	 * Devices waiting for an image try again from their loop (not from inside a teardown,
+	 * and maybe on another thread). Not list_for_each_entry: the list head cast to a struct
+	 * blkif_dev would be misaligned.
 	 */
 	for (struct list_head *n = waiters.next; n != &waiters; n = n->next) {
 		w = list_entry(n, struct blkif_dev, share_link);
-		if (w->share_timer)
-			bk_timer_rearm(w->share_timer, 0, 0);
+		if (w->share_wake)
+			bk_async_send(w->share_wake);
 	}
 }

@@ -31,6 +31,7 @@ static void bd_free(struct blkif_dev *bd)
 	bk_timer_free(bd->throttle);
 	blkif_share_unwait(bd);
 	bk_timer_free(bd->share_timer);
+	bk_async_free(bd->share_wake);
 	blkif_close_backing(bd);
 	free(bd->params);
 	free(bd->engine_opts);
@@ -125,6 +126,38 @@ static bool backing_ready(struct blkif_dev *bd)
 	return true;
 }
 
+/*
+ * An engine device several guests' disks share (an L0 virtio-blk device) is driven from one I/O
+ * thread: a disk whose first queue would open it from another thread goes there first, taking
+ * its hook along (nothing else of it is on its loop before the rings connect; timers of an
+ * earlier connection go, they are made again when needed).
+ */
+static int follow_engine(struct blkif_dev *bd)
+{
+	struct bk_loop *want = bk_engine_loop_of(bd->engine_name, bd->engine_opts);
+	struct bk_device *dev = bd->dev;
+	int r;
+
+	if (!want || want == bk_device_loop(dev))
+		return 0;
+	bk_hook_free(bd->hook);
+	bd->hook = NULL;
+	bk_timer_free(bd->throttle);
+	bd->throttle = NULL;
+	bk_timer_free(bd->share_timer);
+	bd->share_timer = NULL;
+	bk_async_free(bd->share_wake);
+	bd->share_wake = NULL;
+	r = bk_device_move(dev, want);
+	if (r < 0)
+		dev_warn(dev, "cannot move to the I/O thread that drives %s: %s", bd->params,
+			 strerror(-r));
+	r = bk_loop_add_hook(bk_device_loop(dev), blkif_hook_cb, bd, &bd->hook);
+	if (r < 0)
+		return bk_device_fail(dev, r, "loop hook: %s", strerror(-r));
+	return 0;
+}
+
 static void connect(struct blkif_dev *bd)
 {
 	struct bk_device *dev = bd->dev;
@@ -140,7 +173,7 @@ static void connect(struct blkif_dev *bd)
 		return;
 	}
 	bd->waiting_hotplug = false;
-	if (blkif_rings_connect(bd) < 0)
+	if (follow_engine(bd) < 0 || blkif_rings_connect(bd) < 0)
 		return; /* failed with a log line; the core shuts the device down */
 	blkif_vblk_limits(bd);
 	/* The size may have changed since probe (a resized image). */
@@ -251,6 +284,7 @@ void blkif_shutdown(struct bk_device *dev)
 		return;
 	}
 	bd->after &= ~(unsigned int)(BLKIF_AFTER_CLOSED | BLKIF_AFTER_INITWAIT);
+	blkif_share_leaving(bd); /* a disk waiting for its image may now wait for it */
 	blkif_start_disconnect(bd, BLKIF_AFTER_SHUTDOWN, true);
 }
 

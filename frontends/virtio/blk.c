@@ -1717,6 +1717,24 @@ int bk_vblk_info(const struct bk_engine *be, struct bk_vblk_info *ret)
 	return 0;
 }
 
+/* A device already driven for other disks: their loop (one I/O thread drives it). */
+static struct bk_loop *vblk_loop_of(const char *options)
+{
+	struct bk_loop *loop = NULL;
+	struct vblk_dev *it;
+	struct vblk_opts o;
+
+	if (parse_options("virtio-blk", options, &o) < 0)
+		return NULL; /* the open says why */
+	pthread_mutex_lock(&devices_lock);
+	list_for_each_entry (it, &devices, link)
+		if (strcmp(it->path, o.key) == 0)
+			loop = it->loop;
+	pthread_mutex_unlock(&devices_lock);
+	opts_free(&o);
+	return loop;
+}
+
 const struct bk_engine_ops bk_engine_vblk_ops = {
 	.name = "virtio-blk",
 	.open = vblk_open,
@@ -1724,4 +1742,5 @@ const struct bk_engine_ops bk_engine_vblk_ops = {
 	.queue = vblk_queue,
 	.kick = vblk_kick,
 	.inflight = vblk_inflight,
+	.loop_of = vblk_loop_of,
 };

@@ -232,7 +232,7 @@ static int cmd_version(const struct ctl_opts *o)
 }
 
 /* Fetch LIST; returns the number of devices or -1. */
-static int fetch_list(int fd, struct bk_ctl_device **ret)
+int fetch_list(int fd, struct bk_ctl_device **ret)
 {
 	struct bk_ctl_device *devs;
 	struct bk_ctl_list l;

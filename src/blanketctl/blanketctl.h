@@ -29,5 +29,8 @@ struct ctl_opts {
 /* Connect or explain why not; returns fd or the exit code negated. */
 int ctl_open(const struct ctl_opts *o);
 int cmd_stats(const struct ctl_opts *o);
+struct bk_ctl_device;
+/* Fetch LIST into *@ret (free it); the number of devices, or -1 (said on stderr). */
+int fetch_list(int fd, struct bk_ctl_device **ret);
 
 #endif

@@ -18,6 +18,7 @@ struct dev_sample {
 	struct bk_ctl_dev_stats d;
 	struct bk_queue_stats *q;
 	struct bk_queue_stats total;
+	int thread; /* the I/O thread serving it (io-thread= in LIST), -1: none said */
 };
 
 struct sample {
@@ -97,6 +98,27 @@ static int decode(const uint8_t *p, uint32_t len, struct sample *s)
 	return 0;
 }
 
+/* Each device's I/O thread, from the io-thread=N its LIST line carries (none: -1). */
+static void add_threads(int fd, struct sample *s)
+{
+	struct bk_ctl_device *devs = NULL;
+	int n = fetch_list(fd, &devs);
+
+	for (unsigned int i = 0; i < s->nr; i++) {
+		struct dev_sample *d = &s->dev[i];
+
+		d->thread = -1;
+		for (int j = 0; j < n; j++) {
+			const char *t = strstr(devs[j].describe, "io-thread=");
+
+			if (t && devs[j].domid == d->d.domid && devs[j].devid == d->d.devid &&
+			    strcmp(devs[j].kind, d->d.kind) == 0)
+				d->thread = atoi(t + 10);
+		}
+	}
+	free(devs);
+}
+
 static int fetch(int fd, const struct ctl_opts *o, struct sample *s)
 {
 	struct bk_ctl_stats_req req = { .domid = o->domid, .devid = o->devid };
@@ -121,8 +143,10 @@ static int fetch(int fd, const struct ctl_opts *o, struct sample *s)
 	if (r < 0) {
 		sample_free(s);
 		fprintf(stderr, "blanketctl: stats: malformed reply from blanketd\n");
+		return r;
 	}
-	return r;
+	add_threads(fd, s);
+	return 0;
 }
 
 static uint64_t total_reqs(const struct bk_queue_stats *q)
@@ -289,8 +313,11 @@ static void print_human(const struct sample *s, const struct sample *prev, bool 
 			return;
 		if (strcmp(d->d.kind, "vbd") == 0)
 			vbd_name(d->d.devid, vdev, sizeof(vdev));
-		printf("%s%s%s%s  %u queue%s\n", i ? "\n" : "", d->d.name, vdev[0] ? " " : "",
+		printf("%s%s%s%s  %u queue%s", i ? "\n" : "", d->d.name, vdev[0] ? " " : "",
 		       vdev[0] ? vdev : "", d->d.nr_queues, d->d.nr_queues == 1 ? "" : "s");
+		if (d->thread >= 0)
+			printf(", I/O thread %d", d->thread);
+		printf("\n");
 		if (!d->d.nr_queues) {
 			table_free(t);
 			printf("  (no statistics from this backend)\n");
@@ -374,6 +401,8 @@ static void print_json(const struct sample *s, const struct l0_sample *l0, unsig
 		json_string(stdout, vdev);
 		printf(",\"name\":");
 		json_string(stdout, d->d.name);
+		if (d->thread >= 0)
+			printf(",\"io_thread\":%d", d->thread);
 		printf(",\"queues\":[");
 		for (unsigned int q = 0; q < d->d.nr_queues; q++) {
 			printf("%s{\"queue\":%u,", q ? "," : "", q);

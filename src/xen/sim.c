@@ -6,6 +6,7 @@
  */
 #include <assert.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,18 @@
 #include "sim_internal.h"
 #include "util/log.h"
 #include "util/macros.h"
+
+static pthread_mutex_t sim_mutex = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
+
+void sim_lock(void)
+{
+	pthread_mutex_lock(&sim_mutex);
+}
+
+void sim_unlock_cb(int *unused _unused_)
+{
+	pthread_mutex_unlock(&sim_mutex);
+}
 
 struct sim_domain *sim_domain_live(struct bk_sim *sim, uint32_t domid)
 {
@@ -74,6 +87,7 @@ void sim_handle_put(struct bk_xen *x)
 int bk_sim_fault_inject(struct bk_sim *sim, uint32_t domid, enum bk_sim_fault op, unsigned int nth,
 			int err)
 {
+	SIM_GUARD();
 	struct sim_fault *f;
 
 	if ((unsigned int)op >= BK_SIM_FAULT__MAX || err >= 0)
@@ -95,6 +109,7 @@ set:
 
 void bk_sim_fault_clear(struct bk_sim *sim)
 {
+	SIM_GUARD();
 	while (!list_empty(&sim->faults)) {
 		struct sim_fault *f = list_first_entry(&sim->faults, struct sim_fault, node);
 
@@ -184,6 +199,7 @@ static void plat_free(struct bk_xen *x);
 
 void bk_sim_free(struct bk_sim *sim)
 {
+	SIM_GUARD();
 	struct sim_domain *d, *dn;
 
 	if (!sim)
@@ -209,6 +225,7 @@ void bk_sim_free(struct bk_sim *sim)
 
 int bk_sim_domain_create(struct bk_sim *sim, uint32_t domid, unsigned int nr_pages)
 {
+	SIM_GUARD();
 	char path[64];
 	struct bk_xs_perm perm = { .domid = domid, .perms = BK_XS_PERM_NONE };
 	int r;
@@ -235,6 +252,7 @@ int bk_sim_domain_create(struct bk_sim *sim, uint32_t domid, unsigned int nr_pag
 
 int bk_sim_domain_destroy(struct bk_sim *sim, uint32_t domid)
 {
+	SIM_GUARD();
 	struct sim_domain *d;
 
 	if (domid == 0)
@@ -251,6 +269,7 @@ int bk_sim_domain_destroy(struct bk_sim *sim, uint32_t domid)
 
 void bk_sim_counts(struct bk_sim *sim, struct bk_sim_counts *ret)
 {
+	SIM_GUARD();
 	struct sim_evtchn *e;
 	struct sim_gnttab *g;
 	struct list_head *l;
@@ -273,11 +292,13 @@ void bk_sim_counts(struct bk_sim *sim, struct bk_sim_counts *ret)
 
 uint64_t bk_sim_xs_dropped(struct bk_sim *sim)
 {
+	SIM_GUARD();
 	return sim->xs_dropped;
 }
 
 uint64_t bk_sim_xs_requests(struct bk_xen *xen)
 {
+	SIM_GUARD();
 	return sim_plat_of(xen)->xs_requests;
 }
 
@@ -285,12 +306,14 @@ uint64_t bk_sim_xs_requests(struct bk_xen *xen)
 
 static int plat_own_domid(struct bk_xen *x, uint32_t *ret_domid)
 {
+	SIM_GUARD();
 	*ret_domid = sim_plat_of(x)->domid;
 	return 0;
 }
 
 static int plat_domain_alive(struct bk_xen *x, uint32_t domid)
 {
+	SIM_GUARD();
 	struct sim_plat *p = sim_plat_of(x);
 
 	/* Xen refuses the domctl to a domain without the control privilege. */
@@ -301,6 +324,7 @@ static int plat_domain_alive(struct bk_xen *x, uint32_t domid)
 
 static void plat_free(struct bk_xen *x)
 {
+	SIM_GUARD();
 	struct sim_plat *p = sim_plat_of(x);
 
 	/* Handles point at their platform: closing them first is the caller's job. */
@@ -347,11 +371,13 @@ static const struct bk_xen_ops sim_ops = {
 
 void bk_sim_platform_unprivileged(struct bk_xen *x)
 {
+	SIM_GUARD();
 	sim_plat_of(x)->unprivileged = true;
 }
 
 int bk_sim_platform(struct bk_sim *sim, uint32_t domid, struct bk_xen **ret)
 {
+	SIM_GUARD();
 	struct sim_plat *p;
 
 	if (!sim_domain_live(sim, domid))

@@ -168,6 +168,7 @@ void sim_domain_evtchn_free(struct sim_domain *d)
 int bk_sim_guest_evtchn_alloc_unbound(struct bk_sim *sim, uint32_t domid, uint32_t remote_domid,
 				      uint32_t *ret_port)
 {
+	SIM_GUARD();
 	struct sim_domain *d = sim_domain_live(sim, domid);
 	struct sim_port *p;
 	int r;
@@ -198,6 +199,7 @@ static struct sim_port *guest_port(struct bk_sim *sim, uint32_t domid, uint32_t 
 
 int bk_sim_guest_evtchn_close(struct bk_sim *sim, uint32_t domid, uint32_t port)
 {
+	SIM_GUARD();
 	struct sim_port *p = guest_port(sim, domid, port);
 
 	if (!p)
@@ -209,6 +211,7 @@ int bk_sim_guest_evtchn_close(struct bk_sim *sim, uint32_t domid, uint32_t port)
 
 int bk_sim_guest_evtchn_notify(struct bk_sim *sim, uint32_t domid, uint32_t port)
 {
+	SIM_GUARD();
 	struct sim_port *p = guest_port(sim, domid, port);
 
 	if (!p)
@@ -221,6 +224,7 @@ int bk_sim_guest_evtchn_notify(struct bk_sim *sim, uint32_t domid, uint32_t port
 
 unsigned int bk_sim_guest_evtchn_take(struct bk_sim *sim, uint32_t domid, uint32_t port)
 {
+	SIM_GUARD();
 	struct sim_port *p = guest_port(sim, domid, port);
 	unsigned int n;
 
@@ -233,6 +237,7 @@ unsigned int bk_sim_guest_evtchn_take(struct bk_sim *sim, uint32_t domid, uint32
 
 bool bk_sim_guest_evtchn_bound(struct bk_sim *sim, uint32_t domid, uint32_t port)
 {
+	SIM_GUARD();
 	struct sim_port *p = guest_port(sim, domid, port);
 
 	return p && p->state == SIM_PORT_INTERDOMAIN;
@@ -248,6 +253,7 @@ static const struct evtchn_batch_ops sim_batch_ops = {
 
 int sim_evtchn_open(struct bk_xen *x, struct bk_evtchn **ret)
 {
+	SIM_GUARD();
 	struct sim_plat *plat = sim_plat_of(x);
 	struct sim_evtchn *e;
 	int r;
@@ -287,6 +293,7 @@ static void handle_port_release(struct sim_evtchn *e, struct sim_port *p)
 
 void sim_evtchn_close(struct bk_evtchn *be)
 {
+	SIM_GUARD();
 	struct sim_evtchn *e = evtchn_of(be);
 
 	while (!list_empty(&e->ports))
@@ -299,12 +306,14 @@ void sim_evtchn_close(struct bk_evtchn *be)
 
 int sim_evtchn_fd(struct bk_evtchn *be)
 {
+	SIM_GUARD();
 	return evtchn_of(be)->efd;
 }
 
 int sim_evtchn_bind(struct bk_evtchn *be, uint32_t domid, uint32_t remote_port,
 		    uint32_t *ret_local_port)
 {
+	SIM_GUARD();
 	struct sim_evtchn *e = evtchn_of(be);
 	struct sim_plat *plat = sim_plat_of(be->h.xen);
 	struct sim_domain *ld = sim_domain_live(plat->sim, plat->domid);
@@ -349,6 +358,7 @@ static struct sim_port *handle_port(struct sim_evtchn *e, uint32_t port)
 
 int sim_evtchn_unbind(struct bk_evtchn *be, uint32_t local_port)
 {
+	SIM_GUARD();
 	struct sim_evtchn *e = evtchn_of(be);
 	struct sim_port *p = handle_port(e, local_port);
 
@@ -360,6 +370,7 @@ int sim_evtchn_unbind(struct bk_evtchn *be, uint32_t local_port)
 
 int sim_evtchn_notify(struct bk_evtchn *be, uint32_t local_port)
 {
+	SIM_GUARD();
 	struct sim_port *p = handle_port(evtchn_of(be), local_port);
 	int r;
 
@@ -404,6 +415,7 @@ static int ring_read(struct evtchn_batch *b, uint32_t *ports, unsigned int max)
 
 int sim_evtchn_pending(struct bk_evtchn *be, uint32_t *ret_port)
 {
+	SIM_GUARD();
 	return evtchn_batch_pending(&evtchn_of(be)->batch, ret_port);
 }
 
@@ -440,6 +452,7 @@ static int ports_unmask(struct evtchn_batch *b, const uint32_t *ports, unsigned 
 
 int sim_evtchn_unmask(struct bk_evtchn *be, uint32_t local_port)
 {
+	SIM_GUARD();
 	struct sim_evtchn *e = evtchn_of(be);
 
 	if (!handle_port(e, local_port))
@@ -450,6 +463,7 @@ int sim_evtchn_unmask(struct bk_evtchn *be, uint32_t local_port)
 int bk_sim_guest_evtchn_storm(struct bk_sim *sim, uint32_t domid, uint32_t port,
 			      unsigned int credit, unsigned int *ret_left)
 {
+	SIM_GUARD();
 	struct sim_port *p = guest_port(sim, domid, port);
 	unsigned int left;
 
@@ -470,11 +484,13 @@ int bk_sim_guest_evtchn_storm(struct bk_sim *sim, uint32_t domid, uint32_t port,
 
 void bk_sim_evtchn_ring_size(struct bk_sim *sim, unsigned int entries)
 {
+	SIM_GUARD();
 	sim->evtchn_ring_size = entries;
 }
 
 void bk_sim_evtchn_calls(struct bk_sim *sim, uint64_t *ret_reads, uint64_t *ret_writes)
 {
+	SIM_GUARD();
 	*ret_reads = sim->evtchn_reads;
 	*ret_writes = sim->evtchn_writes;
 }

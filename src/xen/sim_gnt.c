@@ -97,6 +97,7 @@ void sim_domain_gnt_free(struct sim_domain *d)
 
 void *bk_sim_guest_page(struct bk_sim *sim, uint32_t domid, uint32_t pfn)
 {
+	SIM_GUARD();
 	struct sim_domain *d = sim_domain_live(sim, domid);
 
 	if (!d || pfn >= d->nr_pages)
@@ -107,6 +108,7 @@ void *bk_sim_guest_page(struct bk_sim *sim, uint32_t domid, uint32_t pfn)
 int bk_sim_guest_grant(struct bk_sim *sim, uint32_t domid, uint32_t grantee, uint32_t pfn,
 		       bool readonly, uint32_t *ret_ref)
 {
+	SIM_GUARD();
 	struct sim_domain *d = sim_domain_live(sim, domid);
 	uint32_t ref;
 
@@ -144,6 +146,7 @@ int bk_sim_guest_grant(struct bk_sim *sim, uint32_t domid, uint32_t grantee, uin
 
 int bk_sim_guest_revoke(struct bk_sim *sim, uint32_t domid, uint32_t ref)
 {
+	SIM_GUARD();
 	struct sim_domain *d = sim_domain_live(sim, domid);
 	struct sim_grant *g;
 
@@ -160,6 +163,7 @@ int bk_sim_guest_revoke(struct bk_sim *sim, uint32_t domid, uint32_t ref)
 
 unsigned int bk_sim_guest_nr_mapped(struct bk_sim *sim, uint32_t domid)
 {
+	SIM_GUARD();
 	struct sim_domain *d = sim_domain_any(sim, domid);
 	unsigned int n = 0;
 
@@ -182,6 +186,7 @@ uint64_t bk_sim_gnt_map_calls(struct bk_sim *sim)
 
 unsigned int bk_sim_guest_nr_grants(struct bk_sim *sim, uint32_t domid)
 {
+	SIM_GUARD();
 	struct sim_domain *d = sim_domain_live(sim, domid);
 	unsigned int n = 0;
 
@@ -214,6 +219,7 @@ static int grant_check(struct sim_domain *d, uint32_t ref, uint32_t caller, bool
 
 int sim_gnt_open(struct bk_xen *x, struct bk_gnttab **ret)
 {
+	SIM_GUARD();
 	struct sim_plat *p = sim_plat_of(x);
 	struct sim_gnttab *g;
 	int r;
@@ -245,6 +251,7 @@ static void map_release(struct sim_map *m, unsigned int *nr_mapped)
 
 void sim_gnt_close(struct bk_gnttab *bg)
 {
+	SIM_GUARD();
 	struct sim_gnttab *g = gnttab_of(bg);
 	struct bk_sim *sim = gnttab_sim(bg);
 
@@ -288,6 +295,7 @@ static int status_to_errno(int st)
 int sim_gnt_map(struct bk_gnttab *bg, uint32_t domid, const uint32_t *refs, unsigned int n,
 		bool writable, void **ret_addr)
 {
+	SIM_GUARD();
 	struct sim_gnttab *g = gnttab_of(bg);
 	struct sim_plat *p = sim_plat_of(bg->h.xen);
 	struct sim_domain *d = sim_domain_live(p->sim, domid);
@@ -345,6 +353,7 @@ int sim_gnt_map(struct bk_gnttab *bg, uint32_t domid, const uint32_t *refs, unsi
 
 int sim_gnt_unmap(struct bk_gnttab *bg, void *addr, unsigned int n)
 {
+	SIM_GUARD();
 	struct sim_gnttab *g = gnttab_of(bg);
 	struct sim_map *m;
 
@@ -361,6 +370,7 @@ int sim_gnt_unmap(struct bk_gnttab *bg, void *addr, unsigned int n)
 
 int sim_gnt_copy(struct bk_gnttab *bg, struct bk_gnt_copy_seg *segs, unsigned int n)
 {
+	SIM_GUARD();
 	struct sim_plat *p = sim_plat_of(bg->h.xen);
 	struct bk_sim *sim = gnttab_sim(bg);
 	int r;
@@ -403,5 +413,6 @@ int sim_gnt_copy(struct bk_gnttab *bg, struct bk_gnt_copy_seg *segs, unsigned in
 
 unsigned int sim_gnt_nr_mapped(struct bk_gnttab *bg)
 {
+	SIM_GUARD();
 	return gnttab_of(bg)->nr_mapped;
 }

@@ -16,6 +16,17 @@
 #include "sim.h"
 #include "xen.h"
 #include "util/list.h"
+#include "util/macros.h"
+
+/*
+ * The simulation is used from several threads at once (the daemon's I/O threads and the test
+ * playing the guests): one process-wide lock, recursive (entry points call each other), taken
+ * by every entry point for the whole call. Guest memory itself is shared without it, as real
+ * guest memory is.
+ */
+void sim_lock(void);
+void sim_unlock_cb(int *unused);
+#define SIM_GUARD() _cleanup_(sim_unlock_cb) int sim_guard_ _unused_ = (sim_lock(), 0)
 
 #define SIM_DOMID_MAX 0x7FEFU	     /* highest ordinary domid (DOMID_FIRST_RESERVED - 1) */
 #define SIM_MAX_PAGES (1U << 20)     /* 4 GiB of guest memory; memfds are sparse */

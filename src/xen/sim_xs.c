@@ -328,6 +328,7 @@ int sim_xs_make_node(struct bk_sim *sim, const char *path, const struct bk_xs_pe
 
 int sim_xs_open(struct bk_xen *xen, struct bk_xs **ret)
 {
+	SIM_GUARD();
 	struct sim_plat *p = sim_plat_of(xen);
 	struct sim_xs *c;
 	int r;
@@ -384,6 +385,7 @@ static void watch_free(struct sim_xs *c, struct sim_watch *w)
 
 void sim_xs_close(struct bk_xs *xs)
 {
+	SIM_GUARD();
 	struct sim_xs *c = conn_of(xs);
 
 	while (!list_empty(&c->txs))
@@ -398,6 +400,7 @@ void sim_xs_close(struct bk_xs *xs)
 
 int sim_xs_fd(struct bk_xs *xs)
 {
+	SIM_GUARD();
 	return conn_of(xs)->efd;
 }
 
@@ -426,6 +429,7 @@ static int op_begin(struct bk_xs *xs, enum bk_sim_fault op, uint32_t t, const ch
 
 int sim_xs_read(struct bk_xs *xs, uint32_t t, const char *path, char **ret_val, size_t *ret_len)
 {
+	SIM_GUARD();
 	_cleanup_free_ char *abs = NULL;
 	struct xs_ctx x;
 	struct xs_node *n;
@@ -450,6 +454,7 @@ int sim_xs_read(struct bk_xs *xs, uint32_t t, const char *path, char **ret_val, 
 
 int sim_xs_write(struct bk_xs *xs, uint32_t t, const char *path, const void *val, size_t len)
 {
+	SIM_GUARD();
 	_cleanup_free_ char *abs = NULL;
 	struct xs_ctx x;
 	int r;
@@ -466,6 +471,7 @@ int sim_xs_write(struct bk_xs *xs, uint32_t t, const char *path, const void *val
 
 int sim_xs_mkdir(struct bk_xs *xs, uint32_t t, const char *path)
 {
+	SIM_GUARD();
 	_cleanup_free_ char *abs = NULL;
 	struct xs_ctx x;
 	int r;
@@ -478,6 +484,7 @@ int sim_xs_mkdir(struct bk_xs *xs, uint32_t t, const char *path)
 
 int sim_xs_rm(struct bk_xs *xs, uint32_t t, const char *path)
 {
+	SIM_GUARD();
 	_cleanup_free_ char *abs = NULL;
 	struct xs_ctx x;
 	struct xs_node *n;
@@ -500,6 +507,7 @@ int sim_xs_rm(struct bk_xs *xs, uint32_t t, const char *path)
 int sim_xs_directory(struct bk_xs *xs, uint32_t t, const char *path, char ***ret_names,
 		     unsigned int *ret_n)
 {
+	SIM_GUARD();
 	_cleanup_free_ char *abs = NULL;
 	struct xs_ctx x;
 	struct xs_node *n, *ch;
@@ -538,6 +546,7 @@ int sim_xs_directory(struct bk_xs *xs, uint32_t t, const char *path, char ***ret
 int sim_xs_get_perms(struct bk_xs *xs, uint32_t t, const char *path, struct bk_xs_perm **ret_perms,
 		     unsigned int *ret_n)
 {
+	SIM_GUARD();
 	_cleanup_free_ char *abs = NULL;
 	struct bk_xs_perm *p;
 	struct xs_ctx x;
@@ -562,6 +571,7 @@ int sim_xs_get_perms(struct bk_xs *xs, uint32_t t, const char *path, struct bk_x
 int sim_xs_set_perms(struct bk_xs *xs, uint32_t t, const char *path, const struct bk_xs_perm *perms,
 		     unsigned int nr)
 {
+	SIM_GUARD();
 	_cleanup_free_ char *abs = NULL;
 	struct xs_ctx x;
 	struct xs_node *n;
@@ -594,6 +604,7 @@ int sim_xs_set_perms(struct bk_xs *xs, uint32_t t, const char *path, const struc
 
 int sim_xs_watch(struct bk_xs *xs, const char *path, const char *token)
 {
+	SIM_GUARD();
 	struct sim_xs *c = conn_of(xs);
 	struct sim_watch *w;
 	char *abs;
@@ -630,6 +641,7 @@ int sim_xs_watch(struct bk_xs *xs, const char *path, const char *token)
 
 int sim_xs_unwatch(struct bk_xs *xs, const char *path, const char *token)
 {
+	SIM_GUARD();
 	struct sim_xs *c = conn_of(xs);
 	_cleanup_free_ char *abs = NULL;
 	struct sim_watch *w;
@@ -652,6 +664,7 @@ int sim_xs_unwatch(struct bk_xs *xs, const char *path, const char *token)
 
 int sim_xs_read_watch(struct bk_xs *xs, char **ret_path, char **ret_token)
 {
+	SIM_GUARD();
 	struct sim_xs *c = conn_of(xs);
 	struct sim_watch_event *ev;
 
@@ -668,6 +681,7 @@ int sim_xs_read_watch(struct bk_xs *xs, char **ret_path, char **ret_token)
 
 int sim_xs_transaction_start(struct bk_xs *xs, uint32_t *ret_t)
 {
+	SIM_GUARD();
 	struct sim_xs *c = conn_of(xs);
 	struct bk_sim *sim = conn_sim(c);
 	struct sim_tx *tx;
@@ -697,6 +711,7 @@ int sim_xs_transaction_start(struct bk_xs *xs, uint32_t *ret_t)
 
 int sim_xs_transaction_end(struct bk_xs *xs, uint32_t t, bool abort)
 {
+	SIM_GUARD();
 	struct sim_xs *c = conn_of(xs);
 	struct bk_sim *sim = conn_sim(c);
 	struct sim_change *ch;

@@ -12,6 +12,7 @@
 #include "blanket/stats.h"
 #include "device.h"
 #include "netpkt.h"
+#include "loop.h"
 #include "util/macros.h"
 
 static _unused_ const uint8_t guest_mac[6] = { 0x00, 0x16, 0x3e, 0x00, 0x00, 0x01 };
@@ -23,7 +24,14 @@ static inline unsigned int vif_totals(struct bk_core *core, uint32_t domid, uint
 {
 	struct bk_queue_stats qs[8];
 	struct bk_device *dev = bk_core_find(core, "vif", domid, devid);
-	int n = dev ? dev->ops->get_stats(dev, qs, 8) : 0;
+	int n = 0;
+
+	if (dev) {
+		/* Its I/O thread, if any, holds still while we read. */
+		bk_loop_lock(bk_device_loop(dev));
+		n = dev->ops->get_stats(dev, qs, 8);
+		bk_loop_unlock(bk_device_loop(dev));
+	}
 
 	memset(t, 0, sizeof(*t));
 	for (int i = 0; i < n && i < 8; i++) {

@@ -349,16 +349,17 @@ int main(int argc, char **argv)
 	struct bk_queue_stats tot;
 	struct bk_nf_tx_counts tc;
 	unsigned int per_queue[8] = { 0 }, nq, sq, sent = 0, rcvd = 0;
-	bool offloads = true, handover = false;
+	bool offloads = true, handover = false, threads = false;
 	unsigned int fds;
 	int ifindex, ps, r;
 
 	r = bk_pkt_netns_setup();
 	if (r)
 		return r;
-	if (!strcmp(variant, "mq")) {
+	if (!strcmp(variant, "mq") || !strcmp(variant, "mq-threads")) {
 		p.nr_queues = 4;
 		p.split = true;
+		threads = variant[2] == '-';
 	} else if (!strcmp(variant, "minios")) {
 		p.nr_queues = 1;
 		p.skip_initwait = true;
@@ -369,12 +370,16 @@ int main(int argc, char **argv)
 		p.nr_queues = 2;
 		handover = true;
 	} else if (strcmp(variant, "basic")) {
-		fprintf(stderr, "usage: %s basic|mq|minios|handover\n", argv[0]);
+		fprintf(stderr, "usage: %s basic|mq|mq-threads|minios|handover\n", argv[0]);
 		return 1;
 	}
 	nq = BK_MAX(p.nr_queues, 1U);
-	if (bk_nf_env_new(&env) < 0 || bk_bf_env_guest(&env, DOMID, 8192) < 0)
+	if ((threads ? bk_nf_env_new_threads(&env, 2) : bk_nf_env_new(&env)) < 0 ||
+	    bk_bf_env_guest(&env, DOMID, 8192) < 0)
 		return 1;
+	if (threads) {
+		CHECK(bk_core_nr_threads(env.core) == 2);
+	}
 	fds = bk_test_count_fds();
 	CHECK(bk_nf_env_add_vif(&env, DOMID, DEVID, NULL) == 0);
 	ifindex = (int)if_nametoindex("vif5.0");
@@ -387,6 +392,8 @@ int main(int argc, char **argv)
 	if (!f || ps < 0)
 		goto out;
 	CHECK(bk_nf_connect(f) == 0);
+	if (threads)
+		CHECK(vif() && vif()->thread >= 0 && bk_device_loop(vif()) != env.loop);
 
 	/* Guest TX. */
 	tx_frames(f, ps, nq, NR_FRAMES, 1000, &(struct bk_nf_tx){ .flags = NIF_TXF_DATA_VALIDATED },

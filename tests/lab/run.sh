@@ -3,7 +3,8 @@
 #
 # Boot Xen 4.17 + a dom0 under QEMU (TCG) and run lab scenarios in one boot.
 #   run.sh [--build DIR] [--backend blanketd|kernel] [--timeout SECONDS] [--blanketd-args A+B]
-#          SCENARIO...
+#          [--smp N] SCENARIO...
+# --smp: the emulated machine's CPUs (default 2), which dom0 gets as its vCPUs.
 # Exit 0 when every scenario passed, 1 on any failure, 77 when QEMU (or the packages) cannot
 # be had at all. The serial log is kept on failure (its path and tail are printed).
 set -uo pipefail
@@ -13,6 +14,7 @@ BUILD=${MESON_BUILD_ROOT:-$(cd "$LAB_DIR/../.." && pwd)/build}
 BACKEND=blanketd
 TIMEOUT=${LAB_TIMEOUT:-1500}
 BDARGS=${LAB_BLANKETD_ARGS:-}
+SMP=${LAB_SMP:-2}
 SCEN=()
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -20,6 +22,7 @@ while [ $# -gt 0 ]; do
 	--backend) BACKEND=$2; shift 2 ;;
 	--timeout) TIMEOUT=$2; shift 2 ;;
 	--blanketd-args) BDARGS=$2; shift 2 ;;
+	--smp) SMP=$2; shift 2 ;;
 	-*) lab_die "unknown option $1" ;;
 	*) SCEN+=("$1"); shift ;;
 	esac
@@ -114,7 +117,7 @@ cmdline=${cmdline//,/,,}
 lab_say "booting Xen + dom0 under QEMU (TCG) for: ${SCEN[*]}"
 start=$(date +%s)
 timeout --foreground -k 10 "$TIMEOUT" qemu-system-x86_64 -accel tcg -cpu qemu64,+svm \
-	-m 2048 -smp 2 -nographic -no-reboot -monitor none -serial stdio \
+	-m 2048 -smp "$SMP" -nographic -no-reboot -monitor none -serial stdio \
 	-kernel "$OUT/xen.elf" \
 	-append "console=com1 com1=115200,8n1 dom0_mem=1024M,max:1024M loglvl=all guest_loglvl=all noreboot" \
 	-initrd "$OUT/vmlinuz $cmdline,$OUT/dom0.cpio.gz" \

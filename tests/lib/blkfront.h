@@ -47,6 +47,9 @@ int bk_bf_env_new(struct bk_bf_env *env);
 /* The same with the backend kinds @kinds (NULL-terminated) registered instead. */
 struct bk_backend_ops;
 int bk_bf_env_new_kinds(struct bk_bf_env *env, const struct bk_backend_ops *const *kinds);
+/* The same with @io_threads I/O threads (NULL @kinds: blkif). */
+int bk_bf_env_new_threads(struct bk_bf_env *env, const struct bk_backend_ops *const *kinds,
+			  unsigned int io_threads);
 /* Stop the core (pumping until done) and free everything. NULL-safe members. */
 void bk_bf_env_free(struct bk_bf_env *env);
 /* Create guest @domid with @nr_pages pages. */

@@ -47,8 +47,18 @@ int bk_bf_env_new(struct bk_bf_env *env)
 
 int bk_bf_env_new_kinds(struct bk_bf_env *env, const struct bk_backend_ops *const *kinds)
 {
+	return bk_bf_env_new_threads(env, kinds, 0);
+}
+
+int bk_bf_env_new_threads(struct bk_bf_env *env, const struct bk_backend_ops *const *kinds,
+			  unsigned int io_threads)
+{
+	static const struct bk_backend_ops *const blkif_only[] = { &blkif_backend_ops, NULL };
 	struct bk_core_params cp = { 0 };
 	int r = 0;
+
+	if (!kinds)
+		kinds = blkif_only;
 
 	memset(env, 0, sizeof(*env));
 	if ((r = bk_sim_new(&env->sim)) < 0 || (r = bk_loop_new(&env->loop)) < 0 ||
@@ -57,6 +67,7 @@ int bk_bf_env_new_kinds(struct bk_bf_env *env, const struct bk_backend_ops *cons
 	cp.loop = env->loop;
 	cp.xen = env->xen;
 	cp.watch_coalesce_ms = 0;
+	cp.io_threads = io_threads;
 	if ((r = bk_core_new(&cp, &env->core)) < 0)
 		goto fail;
 	for (unsigned int i = 0; kinds[i]; i++)
@@ -162,8 +173,13 @@ unsigned int bk_bf_env_inflight(struct bk_bf_env *env, uint32_t domid, uint32_t 
 {
 	struct bk_device *dev = bk_core_find(env->core, "vbd", domid, devid);
 	struct bk_queue_stats qs;
+	int n;
 
-	if (!dev || dev->ops->get_stats(dev, &qs, 1) < 1)
+	if (!dev)
 		return 0;
-	return (unsigned int)qs.inflight;
+	/* Its I/O thread, if any, holds still while we read. */
+	bk_loop_lock(bk_device_loop(dev));
+	n = dev->ops->get_stats(dev, &qs, 1);
+	bk_loop_unlock(bk_device_loop(dev));
+	return n < 1 ? 0 : (unsigned int)qs.inflight;
 }

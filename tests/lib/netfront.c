@@ -56,10 +56,15 @@ struct bk_netfront {
 
 int bk_nf_env_new(struct bk_bf_env *env)
 {
+	return bk_nf_env_new_threads(env, 0);
+}
+
+int bk_nf_env_new_threads(struct bk_bf_env *env, unsigned int io_threads)
+{
 	static const struct bk_backend_ops *const kinds[] = { &blkif_backend_ops,
 							      &netif_backend_ops, NULL };
 
-	return bk_bf_env_new_kinds(env, kinds);
+	return bk_bf_env_new_threads(env, kinds, io_threads);
 }
 
 int bk_nf_env_add_vif(struct bk_bf_env *env, uint32_t domid, uint32_t devid,

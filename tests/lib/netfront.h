@@ -22,6 +22,8 @@
 
 /* The blkfront machine (sim, loop, core, toolstack) with netif (and blkif) registered. */
 int bk_nf_env_new(struct bk_bf_env *env);
+/* The same with @io_threads I/O threads. */
+int bk_nf_env_new_threads(struct bk_bf_env *env, unsigned int io_threads);
 /* Add a vif as libxl would and play the hotplug script once the backend is in InitWait. */
 int bk_nf_env_add_vif(struct bk_bf_env *env, uint32_t domid, uint32_t devid,
 		      const char *const *extra_be);

@@ -2,6 +2,7 @@
 /* The configuration parser: every key, bad values named with file and line, CPU lists. */
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 
 #include "conf.h"
 #include "util/log.h"
+#include "util/macros.h"
 #include "check.h"
 
 static char tmpdir[] = "/tmp/test-config.XXXXXX";
@@ -127,9 +129,11 @@ static void test_every_key(void)
 		      "share-wait-ms = 5000\n"
 		      "vif-port = l0:virtio-net,pci=0000:00:05.0; sw0:vhost-user,path=/run/s\n"
 		      "l0-pci-allow = 0000:00:0a.0, 0000:00:05.0\n"
+		      "io-threads = 3\n"
 		      "\t# indented comment\n",
 		      &log);
-	CHECK(r == 15);
+	CHECK(r == 16);
+	CHECK(c.io_threads == 3 && bk_config_io_threads(&c) == 3);
 	CHECK(c.share_wait_ms == 5000);
 	CHECK(strcmp(c.l0_pci_allow, "0000:00:0a.0,0000:00:05.0") == 0);
 	CHECK(bk_config_pci_allowed(&c, "0000:00:05.0") &&
@@ -174,12 +178,33 @@ static void test_every_key(void)
 		bk_config_dump(&c, f);
 		fclose(f);
 		bk_config_defaults(&d);
-		CHECK(load_text(&d, text, &log) == 15);
+		CHECK(load_text(&d, text, &log) == 16);
 		CHECK(memcmp(&c, &d, sizeof(c)) == 0);
 	}
 }
 
 /* Each bad line must stop the load with FILE:LINE and name the value, key and reason. */
+/* io-threads: "auto" (the default) is one per CPU the daemon may use; 0 keeps the main loop. */
+static void test_io_threads(void)
+{
+	struct bk_config c;
+	char why[256];
+	cpu_set_t set;
+
+	bk_config_defaults(&c);
+	CHECK(c.io_threads == -1);
+	CHECK(sched_getaffinity(0, sizeof(set), &set) == 0);
+	CHECK(bk_config_io_threads(&c) == (unsigned int)BK_MIN(CPU_COUNT(&set), 64));
+	CHECK(bk_config_set_key(&c, "io-threads", "0", why, sizeof(why)) == 0);
+	CHECK(c.io_threads == 0 && bk_config_io_threads(&c) == 0);
+	CHECK(bk_config_set_key(&c, "io-threads", "64", why, sizeof(why)) == 0);
+	CHECK(bk_config_io_threads(&c) == 64);
+	CHECK(bk_config_set_key(&c, "io-threads", "65", why, sizeof(why)) == -EINVAL);
+	CHECK(bk_config_set_key(&c, "io-threads", "-1", why, sizeof(why)) == -EINVAL);
+	CHECK(bk_config_set_key(&c, "io-threads", "auto", why, sizeof(why)) == 0);
+	CHECK(c.io_threads == -1);
+}
+
 static void test_bad_values(void)
 {
 	static const struct {
@@ -393,6 +418,7 @@ int main(void)
 	test_defaults();
 	test_missing_file();
 	test_every_key();
+	test_io_threads();
 	test_bad_values();
 	test_set();
 	test_helpers();
