@@ -156,17 +156,21 @@ void blkif_pool_put(struct blkif_pool *p, uint32_t first, unsigned int n)
 
 bool blkif_pool_charge(unsigned int n)
 {
-	uint64_t bytes = (uint64_t)n * BK_PAGE_SIZE;
+	uint64_t bytes = (uint64_t)n * BK_PAGE_SIZE, budget = blkif_pool_budget();
+	bool ok;
 
-	if (pools_bytes + bytes > blkif_pool_budget())
-		return false;
-	pools_bytes += bytes;
-	return true;
+	/* Persistent grants of devices on other I/O threads count in the same budget. */
+	pthread_mutex_lock(&pools_lock);
+	ok = pools_bytes + bytes <= budget;
+	if (ok)
+		pools_bytes += bytes;
+	pthread_mutex_unlock(&pools_lock);
+	return ok;
 }
 
 void blkif_pool_uncharge(unsigned int n)
 {
-	pools_bytes -= (uint64_t)n * BK_PAGE_SIZE;
+	pools_account(-(int64_t)n * BK_PAGE_SIZE, 0);
 }
 
 int blkif_batch_init(struct blkif_copy_batch *b, unsigned int cap, unsigned int owners)
