@@ -2,11 +2,12 @@
 # SPDX-License-Identifier: MIT
 """Render blkcmp's results (run.sh's BUILD/lab/blkcmp/blkcmp.json) with gnuplot.
 
-    blkcmp-plot.py RESULTS.json OUT.svg
+    blkcmp-plot.py RESULTS.json OUT.svg|OUT.png
 
-Two panels: each job's throughput relative to xen-blkback (IOPS for 4K random read, MB/s for
-the 1M sequential jobs), and each backend's own CPU per request in microseconds (log scale).
-Every bar is the mean of the rounds. The title names the
+Three panels: each job's throughput relative to xen-blkback (IOPS for 4K random read, MB/s for
+the 1M sequential jobs), each backend's own CPU per request and dom0's busy CPU per request, in
+microseconds (log scale).
+Every bar is the mean of the rounds, every dot one round (relative to xen-blkback's mean). The title names the
 machine (CPU, cores, host kernel) and the versions (Xen, dom0/guest kernel, qemu-system-xen).
 Prints the summary table it plotted.
 """
@@ -41,6 +42,7 @@ def main():
         return sum(xs) / len(xs) if xs else 0.0
 
     rows = []
+    dots = []
     print("job                  backend   rounds  throughput (mean)  backend us/IO  dom0 us/IO  vs blkback")
     for job, label in JOBS:
         base = mean([tput(r) for r in runs.get(("blkback", job), [])])
@@ -54,35 +56,49 @@ def main():
             rel = t / base if base else 0.0
             unit = "IOPS" if job == "randread" else "MB/s"
             print(f"{label:20} {be:9} {len(rs):6}  {t:10.1f} {unit:6}  {cpu:13.1f}  {d0:10.1f}  {rel:9.2f}x")
-            rows.append((label, be, rel, cpu))
+            rows.append((label, be, rel, cpu, d0))
+            # Each round as a dot on its bar (x: cluster + offset of the bar in it).
+            ji = [j for j, _ in JOBS].index(job)
+            x = ji + (BACKENDS.index(be) - 1) * 0.25
+            for r in rs:
+                dots.append(f"{x:.2f} {tput(r) / base if base else 0:.4f} "
+                            f"{r['backend_us_per_io']:.3f} {r['dom0_us_per_io']:.3f}")
 
     title = (f"blanketd vs xen-blkback vs QEMU qdisk (Xen {meta.get('xen', '?')} under QEMU TCG; "
-             f"means of {meta.get('rounds', '?')} rounds)\\n"
+             f"bars: means of {meta.get('rounds', '?')} rounds, dots: each round)\\n"
              f"host: {host.get('cpu', '?')}, {host.get('cores', '?')} cores, Linux {host.get('kernel', '?')}, "
              f"{host.get('qemu', '?')}\\n"
              f"dom0 and guest kernel {meta.get('dom0_kernel', '?')}, qemu-system-xen {meta.get('qemu_xen', '?')}, "
              f"{host.get('fio', 'fio')} in a 2-vCPU PV guest, {meta.get('image_mib', '?')} MiB image in dom0 tmpfs")
     # gnuplot histogram wants one row per job and one column per backend.
     table = {}
-    for label, be, rel, cpu in rows:
-        table.setdefault(label, {})[be] = (rel, cpu)
+    for label, be, rel, cpu, d0 in rows:
+        table.setdefault(label, {})[be] = (rel, cpu, d0)
     lines = []
     for _, label in JOBS:
         if label not in table:
             continue
         cols = []
         for be in BACKENDS:
-            rel, cpu = table[label].get(be, (0, 0))
-            cols += [f"{rel:.4f}", f"{cpu:.3f}"]
+            rel, cpu, d0 = table[label].get(be, (0, 0, 0))
+            cols += [f"{rel:.4f}", f"{cpu:.3f}", f"{d0:.3f}"]
         lines.append(f'"{label}" ' + " ".join(cols))
     block = "\n".join(lines)
+    dots = "\n".join(dots)
+    if sys.argv[2].endswith(".png"):
+        term = "set terminal pngcairo size 1000,1000 font 'sans,10' background '#ffffff'"
+    else:
+        term = "set terminal svg size 1000,1000 dynamic font 'sans,11' background '#ffffff'"
     script = f"""
-set terminal svg size 1000,760 dynamic font 'sans,11' background '#ffffff'
+{term}
 set output '{sys.argv[2]}'
 $d << EOD
 {block}
 EOD
-set multiplot layout 2,1 title "{title}" font 'sans,10'
+$r << EOD
+{dots}
+EOD
+set multiplot layout 3,1 title "{title}" font 'sans,10'
 set style data histograms
 set style histogram clustered gap 1
 set style fill solid 0.8 border -1
@@ -93,15 +109,22 @@ set yrange [0:*]
 set ylabel 'throughput / xen-blkback'
 set arrow 1 from graph 0, first 1 to graph 1, first 1 nohead dt 2 lc rgb '#555555'
 plot $d using 2:xtic(1) title 'blanketd' lc rgb '#1b9e77', \\
-     '' using 4 title 'xen-blkback' lc rgb '#7570b3', \\
-     '' using 6 title 'QEMU qdisk' lc rgb '#d95f02'
+     '' using 5 title 'xen-blkback' lc rgb '#7570b3', \\
+     '' using 8 title 'QEMU qdisk' lc rgb '#d95f02', \\
+     $r using 1:2 with points pt 7 ps 0.8 lc rgb 'black' title 'each round'
 unset arrow 1
 set ylabel 'backend CPU per request (us)'
 set logscale y
 set yrange [*:*]
 plot $d using 3:xtic(1) title 'blanketd (its process)' lc rgb '#1b9e77', \\
-     '' using 5 title 'xen-blkback (kthreads + loop kworkers)' lc rgb '#7570b3', \\
-     '' using 7 title 'QEMU qdisk (its process)' lc rgb '#d95f02'
+     '' using 6 title 'xen-blkback (kthreads + unbound kworkers)' lc rgb '#7570b3', \\
+     '' using 9 title 'QEMU qdisk (its process)' lc rgb '#d95f02', \\
+     $r using 1:3 with points pt 7 ps 0.8 lc rgb 'black' notitle
+set ylabel 'dom0 busy CPU per request (us)'
+plot $d using 4:xtic(1) title 'blanketd' lc rgb '#1b9e77', \\
+     '' using 7 title 'xen-blkback' lc rgb '#7570b3', \\
+     '' using 10 title 'QEMU qdisk' lc rgb '#d95f02', \\
+     $r using 1:4 with points pt 7 ps 0.8 lc rgb 'black' notitle
 unset multiplot
 """
     subprocess.run(["gnuplot"], input=script, text=True, check=True)

@@ -200,7 +200,7 @@ if [ "${LAB_DRVDOM:-}" = 1 ]; then
 fi
 # The blkcmp benchmark (LAB_BLKCMP=1, set by run.sh for blkcmp* scenarios): Debian's
 # qemu-system-xen in dom0 (libxl starts it as a PV guest's device model for backendtype=qdisk; no
-# firmware: a PV device model emulates nothing) and a guest image with fio (fio.cpio: the domU
+# firmware: a PV device model emulates nothing; only its keymaps) and a guest image with fio (fio.cpio: the domU
 # image plus fio and its ldd closure, about 80 MiB: Debian's fio links librbd, librados,
 # glusterfs and RDMA libraries). Neither is in any other boot's images.
 if [ "${LAB_BLKCMP:-}" = 1 ]; then
@@ -210,6 +210,9 @@ if [ "${LAB_BLKCMP:-}" = 1 ]; then
 	b=$tmp/bc
 	mkdir -p "$b/dom0/usr/libexec" "$b/fio/bin" "$b/dom0/lab"
 	cp -L /usr/libexec/xen-qemu-system-i386 "$b/dom0/usr/libexec/"
+	# libxl passes "-vnc none", for which qemu still loads its keymap.
+	mkdir -p "$b/dom0/usr/share/qemu"
+	cp -r /usr/share/qemu/keymaps "$b/dom0/usr/share/qemu/"
 	copy_elf "$b/dom0" /usr/libexec/xen-qemu-system-i386
 	cp -L /usr/bin/fio "$b/fio/bin/"
 	copy_elf "$b/fio" /usr/bin/fio

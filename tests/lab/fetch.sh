@@ -14,7 +14,7 @@ HOST_PKGS=(qemu-system-x86 busybox-static cpio gcc libc6-dev util-linux bash e2f
 	lvm2 thin-provisioning-tools)
 # The blkcmp benchmark (LAB_BLKCMP=1, set by run.sh): QEMU's Xen device model for qdisk in dom0,
 # fio in the guest. Only then: the other boots' images stay small.
-[ "${LAB_BLKCMP:-}" = 1 ] && HOST_PKGS+=(qemu-system-xen fio)
+[ "${LAB_BLKCMP:-}" = 1 ] && HOST_PKGS+=(qemu-system-xen qemu-system-data fio)
 PKGS=(xen-hypervisor-4.17-amd64 xen-utils-4.17 xen-utils-common xenstore-utils
 	libxencall1 libxenevtchn1 libxenforeignmemory1 libxengnttab1 libxenmisc4.17 libxenstore4
 	libxentoollog1 libxenhypfs1 libxendevicemodel1 libxentoolcore1 libyajl2 busybox-static)

@@ -15,8 +15,9 @@
 # CPU per fio job: the window from the guest's previous GUEST-STEP line to the job's own. dom0's
 # busy time (/proc/stat: all but idle and iowait, both vCPUs: 100% is one CPU) and the
 # backend's own time (utime+stime from /proc/PID/stat): blanketd's process (all its threads),
-# qemu's process, or blkback's kthreads (blkback.<domid>.xvda-N) plus the kworkers that last
-# ran the loop device's work (comm ending in -loopN at the window's end).
+# qemu's process, or blkback's kthreads plus the unbound kworkers (the loop device's work; see
+# window()). Softirq time (ksoftirqd) and the scenario's own polling count in dom0's busy
+# time only.
 #
 # Output: a table on the console (LAB-SHOW), the ratios of the means of the rounds, and one
 # `LAB-BENCH blkcmp {json}` line per job and round plus one with the versions, which run.sh
@@ -52,22 +53,27 @@ dd if=/dev/urandom of="$IMG" bs=1M count=$MIB 2>/dev/null || fail "cannot fill $
 
 # dump FILE: "U uptime busy" then "pid comm ticks" for every process and kernel thread.
 dump() {
-	local up _ cpu u n s idle io irq sirq st
+	local up _ cpu u n s idle io irq sirq st f line
 	read -r up _ </proc/uptime
 	read -r cpu u n s idle io irq sirq st _ </proc/stat
 	{
 		echo "U $up $((u + n + s + irq + sirq + st))"
-		cat /proc/[0-9]*/stat 2>/dev/null | awk '{ print $1, $2, $14 + $15 }'
+		for f in /proc/[0-9]*/stat; do
+			read -r line <"$f" 2>/dev/null && echo "$line"
+		done | awk '{ print $1, $2, $14 + $15 }'
 	} >"$1"
 }
 
-# window A B BACKEND PID: "wall_s dom0_ticks backend_ticks" between dumps A and B. The
-# backend's threads are chosen at B (a kworker's name tells the workqueue it last served).
+# window A B BACKEND PID: "wall_s dom0_ticks backend_ticks" between dumps A and B. blkback's
+# threads are chosen at B: its kthreads (6.1 shows them as "<domid>.xvda-<queue>", the
+# "blkback." cut off) and all unbound kworkers, which run the loop device's work (a kworker's
+# name tells only the workqueue it served last; in blanketd's and qdisk's rounds no unbound
+# kworker is among dom0's busiest threads).
 window() {
 	awk -v be="$3" -v pid="$4" '
 		FNR == 1 { if (NR == 1) { u0 = $2; b0 = $3 } else { u1 = $2; b1 = $3 }; next }
 		NR == FNR { t0[$1] = $3; next }
-		(be == "blkback" && ($2 ~ /^\(blkback\./ || $2 ~ /^\(kworker.*[-+]loop[0-9]+\)$/)) ||
+		(be == "blkback" && ($2 ~ /^\((blkback\.)?[0-9]+\.xvd[a-z]+-[0-9]+\)$/ || $2 ~ /^\(kworker\/u/)) ||
 		(be != "blkback" && $1 == pid) { k += $3 - t0[$1] }
 		END { printf "%.2f %d %d\n", u1 - u0, b1 - b0, k }' "$1" "$2"
 }
@@ -132,21 +138,25 @@ run_round() {
 	dump "$DIR/d$n.$k"
 	t0=$SECONDS
 	while [ "$k" -lt $NSTEPS ]; do
-		c=$(tr -d '\r' <"$log" 2>/dev/null | grep -c 'GUEST-STEP ')
+		# (one grep a turn: under TCG every process dom0 starts shows in its busy time)
+		c=$(grep -c 'GUEST-STEP ' "$log" 2>/dev/null)
 		if [ "$c" -gt "$k" ]; then
 			dump "$DIR/d$n.$c"
 			for ((j = k + 1; j < c; j++)); do cp "$DIR/d$n.$c" "$DIR/d$n.$j"; done
 			k=$c
-			# During the last job (the device still there): who serves it.
-			if [ "$k" = $((NSTEPS - 1)) ]; then
-				[ "$be" = blanketd ] &&
-					blanketctl stats "vbd $domid/51712" 2>&1 | sed 's/^/  stats: /'
-				cat /proc/[0-9]*/stat 2>/dev/null | awk '$2 ~ /blkback|loop|qemu|blanketd/ { print "  threads:", $1, $2, $14 + $15 }'
+			# After the last job, the device still there: blanketd's view of it.
+			if [ "$k" = $((NSTEPS - 1)) ] && [ "$be" = blanketd ]; then
+				blanketctl stats "vbd $domid/51712" 2>&1 | sed 's/^/  stats: /'
 			fi
 		fi
-		grep -q 'GUEST-DONE' "$log" 2>/dev/null && break
 		[ $((SECONDS - t0)) -gt $((3 * S + 600)) ] && break
-		sleep 0.2
+		sleep 0.5
+	done
+	# Who used dom0's CPU in each job: the busiest processes and kernel threads.
+	for ((j = FIRST_JOB_STEP; j < FIRST_JOB_STEP + 3; j++)); do
+		echo "  busiest in job $((j - FIRST_JOB_STEP + 1)) (ticks pid comm): $(awk 'FNR == 1 { next }
+			NR == FNR { t0[$1] = $3; next } { d = $3 - t0[$1]; if (d > 0) print d, $1, $2 }' \
+			"$DIR/d$n.$((j - 1))" "$DIR/d$n.$j" | sort -rn | head -n 6 | tr '\n' ' ')"
 	done
 	wait_guest_done "$name" 120
 	wait_no_backend "$domid" 60
@@ -183,30 +193,34 @@ done
 XENV=$(xl info xen_version 2>/dev/null)
 QEMUV=$("$QEMU" --version 2>/dev/null | head -n 1 | sed 's/.*version \([^ ]*\).*/\1/')
 echo "LAB-BENCH blkcmp {\"meta\":{\"xen\":\"$XENV\",\"dom0_kernel\":\"$(uname -r)\",\"guest_kernel\":\"$(uname -r)\",\"qemu_xen\":\"$QEMUV\",\"dom0_vcpus\":$(grep -c ^processor /proc/cpuinfo),\"guest_vcpus\":2,\"image_mib\":$MIB,\"image_on\":\"dom0 tmpfs\",\"secs\":$S,\"rounds\":$ROUNDS}}"
-awk '{ mb = $8 * 1024 / 1e6; ios = $8 / $4
-	printf "LAB-BENCH blkcmp {\"round\":%d,\"backend\":\"%s\",\"job\":\"%s\",\"bs_kib\":%d,\"qd\":%d,\"iops\":%d,\"mbps\":%.2f,\"ios\":%d,\"secs\":%.2f,\"wall_s\":%.2f,\"dom0_busy_pct\":%.1f,\"backend_pct\":%.1f,\"dom0_us_per_io\":%.1f,\"backend_us_per_io\":%.1f,\"dom0_ms_per_mb\":%.3f,\"backend_ms_per_mb\":%.3f}\n",
-		$1, $2, $3, $4, $5, $6, $7 * 1024 / 1e6, ios, $9 / 1000, $10, $10 > 0 ? $11 / $10 : 0,
-		$10 > 0 ? $12 / $10 : 0, ios ? $11 * 10000 / ios : 0, ios ? $12 * 10000 / ios : 0,
-		mb ? $11 * 10 / mb : 0, mb ? $12 * 10 / mb : 0 }' "$RES"
+# (In awk's printf arguments a bare ">" would be a redirection: the shares are computed first.)
+CALC='{ mb = $8 * 1024 / 1e6; ios = $8 / $4; d0p = 0; bep = 0
+	if ($10 > 0) { d0p = $11 / $10; bep = $12 / $10 }
+	d0io = ios ? $11 * 10000 / ios : 0; beio = ios ? $12 * 10000 / ios : 0
+	d0mb = mb ? $11 * 10 / mb : 0; bemb = mb ? $12 * 10 / mb : 0 }'
+awk "$CALC"'{ printf "LAB-BENCH blkcmp {\"round\":%d,\"backend\":\"%s\",\"job\":\"%s\",\"bs_kib\":%d,\"qd\":%d,\"iops\":%d,\"mbps\":%.2f,\"ios\":%d,\"secs\":%.2f,\"wall_s\":%.2f,\"dom0_busy_pct\":%.1f,\"backend_pct\":%.1f,\"dom0_us_per_io\":%.1f,\"backend_us_per_io\":%.1f,\"dom0_ms_per_mb\":%.3f,\"backend_ms_per_mb\":%.3f}\n",
+	$1, $2, $3, $4, $5, $6, $7 * 1024 / 1e6, ios, $9 / 1000, $10, d0p, bep, d0io, beio, d0mb, bemb }' "$RES"
 
 show "issue 12 blkcmp: one boot, Xen $XENV, dom0/guest kernel $(uname -r), qemu-system-xen $QEMUV; 2-vCPU PV guest, fio libaio O_DIRECT ${S} s per job, $MIB MiB raw image in dom0 tmpfs"
-show "  CPU: dom0 = both vCPUs busy (100% = one CPU); backend = blanketd's process | blkback kthreads + loop kworkers | qemu's process"
+show "  CPU: dom0 = both vCPUs busy (100% = one CPU); backend = blanketd's process | blkback kthreads + unbound kworkers | qemu's process"
 show "  round backend  | job        | IOPS     MB/s | dom0%  backend% | us/IO dom0 backend | ms/MB dom0 backend"
-awk '{ mb = $8 * 1024 / 1e6; ios = $8 / $4
+awk "$CALC"'{ job = $3 "-" $4 "K"; if ($4 >= 1024) job = $3 "-" $4 / 1024 "M"
 	printf "LAB-SHOW   %-5d %-8s | %-10s | %6d %8.2f | %5.1f %8.1f | %10.1f %7.1f | %8.2f %7.2f\n",
-		$1, $2, $3 "-" ($4 >= 1024 ? $4 / 1024 "M" : $4 "K"), $6, $7 * 1024 / 1e6,
-		$10 > 0 ? $11 / $10 : 0, $10 > 0 ? $12 / $10 : 0, ios ? $11 * 10000 / ios : 0,
-		ios ? $12 * 10000 / ios : 0, mb ? $11 * 10 / mb : 0, mb ? $12 * 10 / mb : 0 }' "$RES"
+		$1, $2, job, $6, $7 * 1024 / 1e6, d0p, bep, d0io, beio, d0mb, bemb }' "$RES"
 # Ratios of the means over the rounds: throughput (IOPS for the random job, MB/s for the
 # sequential ones) and the backend's own CPU per request.
 awk '{ k = $2 SUBSEP $3; n[k]++; tp[k] += ($3 == "randread") ? $6 : $7 * 1024 / 1e6
 	ios = $8 / $4; cpu[k] += ios ? $12 * 10000 / ios : 0; d0[k] += ios ? $11 * 10000 / ios : 0; jobs[$3] = 1 }
 	END { for (j in jobs) {
 		b = "blanketd" SUBSEP j; k = "blkback" SUBSEP j; q = "qdisk" SUBSEP j
-		if (!n[b] || !n[k] || !n[q]) continue
-		printf "LAB-SHOW   %-8s blanketd/blkback %.2fx (CPU/IO %.2fx, dom0 CPU/IO %.2fx); blanketd/qdisk %.2fx (CPU/IO %.2fx) [means of %d rounds]\n",
-			j, (tp[b] / n[b]) / (tp[k] / n[k]), (cpu[k] ? (cpu[b] / n[b]) / (cpu[k] / n[k]) : 0),
-			(d0[k] ? (d0[b] / n[b]) / (d0[k] / n[k]) : 0),
-			(tp[b] / n[b]) / (tp[q] / n[q]), (cpu[q] ? (cpu[b] / n[b]) / (cpu[q] / n[q]) : 0), n[b] } }' "$RES"
+		if (!n[b]) continue
+		line = sprintf("%-8s", j)
+		if (n[k])
+			line = line sprintf(" blanketd/blkback %.2fx (CPU/IO %.2fx, dom0 CPU/IO %.2fx);", (tp[b] / n[b]) / (tp[k] / n[k]),
+				(cpu[k] ? (cpu[b] / n[b]) / (cpu[k] / n[k]) : 0), (d0[k] ? (d0[b] / n[b]) / (d0[k] / n[k]) : 0))
+		if (n[q])
+			line = line sprintf(" blanketd/qdisk %.2fx (CPU/IO %.2fx, dom0 CPU/IO %.2fx);", (tp[b] / n[b]) / (tp[q] / n[q]),
+				(cpu[q] ? (cpu[b] / n[b]) / (cpu[q] / n[q]) : 0), (d0[q] ? (d0[b] / n[b]) / (d0[q] / n[q]) : 0))
+		printf "LAB-SHOW   %s [means of %d rounds]\n", line, n[b] } }' "$RES"
 [ $QDISK_OK = 1 ] || fail "qdisk's device model did not start (its log above): no qdisk numbers"
 exit 0
