@@ -5,13 +5,15 @@
  * so the backend may keep them mapped: each gref is mapped the first time a request uses it
  * (every new gref of a request in one map call) and then stays mapped, and the engine reads
  * and writes the guest's pages directly. The data then crosses dom0 once (the kernel's copy to
- * or from the image, none with O_DIRECT) instead of twice (grant copy into the bounce pool,
- * then the kernel's copy), and the copy the guest makes runs on the guest's vCPU.
+ * or from the page cache) instead of twice (grant copy into the bounce pool, then the kernel's
+ * copy), and the copy the guest makes runs on the guest's vCPU. Only for buffered stores
+ * (cache=writeback/writethrough): O_DIRECT stores keep the grant-copy path (see
+ * blkif_pgnt_use).
  *
  * Bounded as blkback bounds them (max_persistent_grants): at most BLKIF_PGNT_MAX grefs per
  * queue, each counted in the daemon-wide bounce-pool budget while mapped. A request with a gref
- * beyond the bound, one the map refuses (a bad or read-only grant), or segments O_DIRECT cannot
- * take goes the grant-copy path instead, which answers per segment as before. Everything is
+ * beyond the bound, or one the map refuses (a bad or read-only grant), goes the grant-copy
+ * path instead, which answers per segment as before. Everything is
  * unmapped when the queue is trimmed (idle), disconnects, or the daemon stops; a daemon killed
  * with kill -9 loses its mappings with the process, and the re-issued requests map again.
  */
@@ -144,7 +146,6 @@ bool blkif_pgnt_use(struct blkif_queue *q, struct blkif_slot *s)
 {
 	struct blkif_pgnt *pg = &q->pgnt;
 	const struct bk_store *st = q->bd->store;
-	uint32_t align = st->direct ? BK_MAX(st->logical_block, 512U) : 512U;
 	struct iovec *iov;
 	unsigned int n = 0;
 
@@ -152,15 +153,14 @@ bool blkif_pgnt_use(struct blkif_queue *q, struct blkif_slot *s)
 		return false;
 	if (s->req.op != BLKIF_OP_READ && s->req.op != BLKIF_OP_WRITE)
 		return false;
-	/* O_DIRECT takes what the image's block size allows; else the bounce buffer does. */
-	for (unsigned int i = 0; i < s->req.nr_segments && align > 512; i++) {
-		const struct blkif_request_segment *g = &s->req.seg[i];
-		uint32_t off = (uint32_t)g->first_sect << BLKIF_SECTOR_SHIFT;
-		uint32_t len = (uint32_t)(g->last_sect - g->first_sect + 1U) << BLKIF_SECTOR_SHIFT;
-
-		if (off % align || len % align)
-			return false;
-	}
+	/*
+	 * Not on O_DIRECT stores: in a PV dom0 (Linux 6.1) a daemon killed while O_DIRECT I/O
+	 * holds pages of its grant mappings makes the kernel's gntdev unmap warn ("Bad page map
+	 * in process blanketd") and leaves the process unkillable (seen in the lab's killloop).
+	 * Buffered I/O only copies to and from the mapping, so it holds no page behind it.
+	 */
+	if (st->direct)
+		return false;
 	if (!pg->keys && pgnt_alloc(q) < 0)
 		return false;
 	if (pgnt_map_new(q, s) < 0)

@@ -41,6 +41,8 @@
 static struct bk_bf_env env;
 static const char *engine = "io_uring";
 static char path[64];
+/* Buffered: I/O on the mapped grants is only done for stores without O_DIRECT (pgnt.c). */
+static char target[96];
 static int backing_fd = -1;
 static uint8_t buf[NR_BOUND][BIG_SECTORS * 512], cmp[BIG_SECTORS * 512];
 static uint64_t rng = 0x2545F4914F6CDD1DULL;
@@ -74,7 +76,7 @@ static struct bk_blkfront *connect_guest_on(uint32_t domid, bool persistent, con
 	struct bk_blkfront *f = NULL;
 	uint64_t v;
 
-	CHECK(bk_bf_env_add_vbd(&env, domid, DEVID, path, "w!", "disk", extra) == 0);
+	CHECK(bk_bf_env_add_vbd(&env, domid, DEVID, target, "w!", "disk", extra) == 0);
 	f = bk_bf_open_connect(&env, domid, DEVID, &p);
 	CHECK(f != NULL);
 	if (f && persistent) {
@@ -269,6 +271,7 @@ int main(int argc, char **argv)
 	backing_fd = bk_bf_tmpfile("/var/tmp", DISK_BYTES, 0, path, sizeof(path));
 	if (backing_fd < 0 || bk_bf_env_new(&env) < 0)
 		return 1;
+	snprintf(target, sizeof(target), "cache=writeback:%s", path);
 	bk_log_set_level(BK_LOG_WARNING);
 	CHECK(bk_bf_env_guest(&env, DOMID, 8192) == 0);
 	CHECK(bk_bf_env_guest(&env, NEIGHBOUR, 8192) == 0);
