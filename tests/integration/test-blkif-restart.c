@@ -88,7 +88,7 @@ struct tio {
 
 static struct bk_bf_env env;
 static struct bk_blkfront *fe;
-static char disk[64], statedir[64];
+static char disk[64], statedir[64], target[96];
 static struct tio *tios;
 static unsigned int nr_tios, fe_first; /* fe_first: the first I/O of the current frontend */
 static uint32_t model[NR_UNITS];       /* tag each unit holds: 0 = the initial fill */
@@ -488,6 +488,8 @@ static int setup(void)
 	if (fd < 0)
 		return fd;
 	close(fd);
+	/* Mapped persistent grants serve only buffered stores (pgnt.c): so does this disk then. */
+	snprintf(target, sizeof(target), "%s%s", persistent ? "cache=writeback:" : "", disk);
 	snprintf(statedir, sizeof(statedir), "/var/tmp/blkif-restart-XXXXXX");
 	if (!mkdtemp(statedir))
 		return neg_errno();
@@ -499,7 +501,7 @@ static int setup(void)
 	bk_config_install(&cfg);
 
 	if (bk_bf_env_new(&env) < 0 || bk_bf_env_guest(&env, GUEST, 2048) < 0 ||
-	    bk_bf_env_add_vbd(&env, GUEST, DEVID, disk, "w", "disk", extra) < 0 ||
+	    bk_bf_env_add_vbd(&env, GUEST, DEVID, target, "w", "disk", extra) < 0 ||
 	    open_frontend(0) < 0 || bk_bf_connect(fe) < 0)
 		return -EIO;
 	if (bk_xs_watch(bk_ts_xs(env.ts), be_state_path(), "restart-state") < 0)
