@@ -10,6 +10,7 @@
 #include <ev.h>
 
 #include "loop.h"
+#include "util/log.h"
 #include "util/macros.h"
 
 struct bk_loop {
@@ -24,6 +25,7 @@ struct bk_loop {
 	 */
 	struct ev_idle nosleep;
 	unsigned int in_hooks;
+	unsigned int nr_late; /* hooks enabled from inside a hook, not yet run: nosleep's reason */
 	/* I/O thread (bk_loop_start_thread); see loop.h for the locking. */
 	bool threaded;
 	bool quit; /* under lock */
@@ -57,10 +59,54 @@ struct bk_timer {
 
 struct bk_hook {
 	struct ev_prepare prep;
+	bool late; /* enabled from inside a hook: counted in loop->nr_late until it runs */
 	struct bk_loop *loop;
 	bk_hook_cb cb;
 	void *data;
 };
+
+/*
+ * The calling thread's clock for this loop turn (bk_loop_clock_ns). A loop marks its thread as
+ * in a turn when it wakes from its backend (acquire) and as out of one when it goes back to it
+ * (release) or returns.
+ */
+static _Thread_local bool turn_on;   /* between waking and blocking again */
+static _Thread_local bool turn_read; /* turn_ns holds this turn's reading */
+static _Thread_local uint64_t turn_ns;
+
+uint64_t bk_loop_clock_ns(void)
+{
+	if (!turn_on)
+		return bk_now_ns();
+	if (!turn_read) {
+		turn_ns = bk_now_ns();
+		turn_read = true;
+	}
+	return turn_ns;
+}
+
+static void turn_begin(void)
+{
+	turn_on = true;
+	turn_read = false;
+}
+
+static void turn_end(void)
+{
+	turn_on = false;
+	turn_read = false;
+}
+
+/* A loop without a thread of its own only marks its turns. */
+static void plain_release_cb(struct ev_loop *ev _unused_)
+{
+	turn_end();
+}
+
+static void plain_acquire_cb(struct ev_loop *ev _unused_)
+{
+	turn_begin();
+}
 
 static void nosleep_cb(struct ev_loop *ev, ev_idle *w, int revents _unused_)
 {
@@ -79,6 +125,8 @@ int bk_loop_new(struct bk_loop **ret)
 		return -ENOMEM;
 	}
 	ev_idle_init(&loop->nosleep, nosleep_cb);
+	ev_set_userdata(loop->ev, loop);
+	ev_set_loop_release_cb(loop->ev, plain_release_cb, plain_acquire_cb);
 	pthread_mutex_init(&loop->lock, NULL);
 	pthread_cond_init(&loop->cond, NULL);
 	*ret = loop;
@@ -101,6 +149,7 @@ void bk_loop_free(struct bk_loop *loop)
 int bk_loop_run(struct bk_loop *loop)
 {
 	ev_run(loop->ev, 0);
+	turn_end();
 	return 0;
 }
 
@@ -112,6 +161,7 @@ void bk_loop_run_once(struct bk_loop *loop, int timeout_ms)
 {
 	if (timeout_ms == 0) {
 		ev_run(loop->ev, EVRUN_NOWAIT);
+		turn_end();
 		return;
 	}
 	if (timeout_ms > 0) {
@@ -120,6 +170,7 @@ void bk_loop_run_once(struct bk_loop *loop, int timeout_ms)
 	}
 	ev_run(loop->ev, EVRUN_ONCE);
 	ev_timer_stop(loop->ev, &loop->oneshot);
+	turn_end();
 }
 
 void bk_loop_quit(struct bk_loop *loop)
@@ -242,13 +293,25 @@ void bk_timer_free(struct bk_timer *t)
 	free(t);
 }
 
+/* @h ran or was disabled: the next poll need not be cut short for it any more. */
+static void hook_unlate(struct bk_hook *h)
+{
+	if (!h->late)
+		return;
+	h->late = false;
+	if (--h->loop->nr_late == 0)
+		ev_idle_stop(h->loop->ev, &h->loop->nosleep);
+}
+
 static void prepare_cb(struct ev_loop *ev _unused_, ev_prepare *p, int revents _unused_)
 {
 	struct bk_hook *h = container_of(p, struct bk_hook, prep);
+	struct bk_loop *loop = h->loop; /* the callback may free its own hook */
 
-	h->loop->in_hooks++;
+	hook_unlate(h);
+	loop->in_hooks++;
 	h->cb(h->data);
-	h->loop->in_hooks--;
+	loop->in_hooks--;
 }
 
 int bk_loop_add_hook(struct bk_loop *loop, bk_hook_cb cb, void *data, struct bk_hook **ret)
@@ -272,17 +335,25 @@ int bk_loop_add_hook(struct bk_loop *loop, bk_hook_cb cb, void *data, struct bk_
 void bk_hook_enable(struct bk_hook *h, bool on)
 {
 	if (on) {
-		if (h->loop->in_hooks)
+		if (h->loop->in_hooks && !h->late) {
+			h->late = true;
+			h->loop->nr_late++;
 			ev_idle_start(h->loop->ev, &h->loop->nosleep);
+		}
 		ev_prepare_start(h->loop->ev, &h->prep);
-	} else
+	} else {
+		/* Disabled again before the next poll (say, kicked directly): no reason to hurry.
+		 */
+		hook_unlate(h);
 		ev_prepare_stop(h->loop->ev, &h->prep);
+	}
 }
 
 void bk_hook_free(struct bk_hook *h)
 {
 	if (!h)
 		return;
+	hook_unlate(h);
 	ev_prepare_stop(h->loop->ev, &h->prep);
 	h->loop->nr_objects--;
 	free(h);
@@ -294,6 +365,7 @@ static void release_cb(struct ev_loop *ev)
 {
 	struct bk_loop *loop = ev_userdata(ev);
 
+	turn_end();
 	pthread_mutex_unlock(&loop->lock);
 }
 
@@ -301,6 +373,7 @@ static void acquire_cb(struct ev_loop *ev)
 {
 	struct bk_loop *loop = ev_userdata(ev);
 
+	turn_begin();
 	pthread_mutex_lock(&loop->lock);
 	/*
 	 * A mutex is not fair: a loop that never sleeps would take it back at once, every turn.
@@ -324,6 +397,7 @@ static void *loop_thread(void *data)
 
 	pthread_mutex_lock(&loop->lock);
 	ev_run(loop->ev, 0);
+	turn_end();
 	pthread_mutex_unlock(&loop->lock);
 	return NULL;
 }
@@ -334,7 +408,6 @@ int bk_loop_start_thread(struct bk_loop *loop, const char *name)
 
 	if (loop->threaded)
 		return -EALREADY;
-	ev_set_userdata(loop->ev, loop);
 	ev_set_loop_release_cb(loop->ev, release_cb, acquire_cb);
 	ev_async_init(&loop->wake, wake_cb);
 	ev_async_start(loop->ev, &loop->wake);
@@ -342,7 +415,7 @@ int bk_loop_start_thread(struct bk_loop *loop, const char *name)
 	r = pthread_create(&loop->thread, NULL, loop_thread, loop);
 	if (r) {
 		ev_async_stop(loop->ev, &loop->wake);
-		ev_set_loop_release_cb(loop->ev, NULL, NULL);
+		ev_set_loop_release_cb(loop->ev, plain_release_cb, plain_acquire_cb);
 		return -r;
 	}
 	if (name) {
@@ -366,7 +439,7 @@ void bk_loop_stop_thread(struct bk_loop *loop)
 	pthread_join(loop->thread, NULL);
 	loop->threaded = false;
 	ev_async_stop(loop->ev, &loop->wake);
-	ev_set_loop_release_cb(loop->ev, NULL, NULL);
+	ev_set_loop_release_cb(loop->ev, plain_release_cb, plain_acquire_cb);
 }
 
 bool bk_loop_threaded(const struct bk_loop *loop)
@@ -389,6 +462,8 @@ void bk_loop_lock(struct bk_loop *loop)
 	atomic_fetch_sub(&loop->waiters, 1);
 	/* Timers armed from here count from now, not from when the loop last woke. */
 	ev_now_update(loop->ev);
+	/* ...and so does this thread's clock for the turn (bk_loop_clock_ns). */
+	turn_read = false;
 }
 
 void bk_loop_unlock(struct bk_loop *loop)

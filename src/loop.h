@@ -62,6 +62,14 @@ void bk_hook_enable(struct bk_hook *h, bool on);
 /* NULL-safe. */
 void bk_hook_free(struct bk_hook *h);
 
+/*
+ * CLOCK_MONOTONIC in ns, read once per loop turn of the calling thread: the first call after
+ * its loop woke reads the clock, the others in that turn get the same value (a turn's requests
+ * share one stamp; in a PV dom0 every reading is a syscall). Outside a turn (before the loop
+ * runs, after it returns) each call reads the clock. bk_loop_lock starts a new reading.
+ */
+uint64_t bk_loop_clock_ns(void);
+
 /* Seconds since some fixed point, as the loop last saw the clock (cheap). */
 double bk_loop_now(struct bk_loop *loop);
 
