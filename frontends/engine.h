@@ -63,9 +63,10 @@ struct bk_io {
 	uint64_t len;          /* bytes: discard length; for read/write the sum of iov */
 	struct iovec *iov;
 	/*
-	 * Called from the loop (an fd or timer callback, never from inside queue()): @res is
-	 * -errno, or on success the bytes transferred (always io->len for read/write: engines
-	 * resubmit short transfers) and 0 for flush and discard. May queue new I/O, and may
+	 * Called from the loop (an fd or timer callback, or inside kick() for what the submit
+	 * completed at once; never from inside queue()): @res is -errno, or on success the
+	 * bytes transferred (always io->len for read/write: engines resubmit short transfers)
+	 * and 0 for flush and discard. May queue new I/O, and may
 	 * close the engine once nothing else is in flight.
 	 */
 	void (*done)(struct bk_io *io, int res);
@@ -115,7 +116,10 @@ struct bk_engine_ops {
 	 * EBADF for writes to a read-only store, arrive through done().
 	 */
 	int (*queue)(struct bk_engine *e, struct bk_io *io);
-	/* Submit what is queued now (normally done by the engine's loop hook). */
+	/*
+	 * Submit what is queued now (normally done by the engine's loop hook). May call done()
+	 * for I/O the submit completed at once, so the caller answers it in the same turn.
+	 */
 	void (*kick)(struct bk_engine *e);
 	/* I/Os queued or in flight. */
 	unsigned int (*inflight)(const struct bk_engine *e);

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
  * The io_uring engine (the default): one ring per device queue. queue() only fills an SQE; a
- * loop hook submits everything once per loop turn; completions wake the loop through an
- * eventfd registered with the ring and are reaped in batches. The store's fd is registered
+ * loop hook submits everything once per loop turn; what the submit completed at once is reaped
+ * right after it, later completions wake the loop through the ring's fd (an eventfd with
+ * DEFER_TASKRUN) and are reaped in batches. The store's fd is registered
  * (fixed file 0), and so is the backend's bounce pool when it offers one (READ/WRITE_FIXED).
  * Discard is fallocate(PUNCH_HOLE) on files; on block devices BLOCK_URING_CMD_DISCARD where
  * the kernel has it (6.12+), else BLKDISCARD on the blocking-work thread.
@@ -277,11 +278,12 @@ static void uring_event(void *data, int fd, unsigned int events)
 	struct uring_engine *u = data;
 	uint64_t cnt;
 
-	if (read(fd, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN)
-		bk_log_dev_rl(&u->rl, BK_LOG_WARNING, u->name, "reading eventfd: %m");
-	/* With DEFER_TASKRUN the kernel posts CQEs only when we ask. */
-	if (u->defer_taskrun)
+	/* With DEFER_TASKRUN the kernel posts CQEs only when we ask (and wakes an eventfd). */
+	if (u->defer_taskrun) {
+		if (read(fd, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN)
+			bk_log_dev_rl(&u->rl, BK_LOG_WARNING, u->name, "reading eventfd: %m");
 		io_uring_get_events(&u->ring);
+	}
 	reap(u);
 }
 
@@ -302,6 +304,13 @@ static void uring_kick(struct bk_engine *e)
 	}
 	/* What is left is retried next turn; a completion will wake the loop. */
 	hook_enable(u, u->unsubmitted > 0);
+	/*
+	 * What the submit completed at once (reads from the page cache) is answered this turn:
+	 * waiting for the ring to wake the loop would cost a turn of the loop per batch. Inside
+	 * reap (a completion queued more), reap's own loop picks them up.
+	 */
+	if (!u->dispatching && io_uring_cq_ready(&u->ring))
+		reap(u);
 }
 
 static void uring_hook(void *data)
@@ -552,17 +561,27 @@ static int uring_open(struct bk_loop *loop, struct bk_store *store,
 		log_err_errno(r, "%s: cannot register %s with io_uring: %m", name, store->path);
 		goto fail;
 	}
-	u->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (u->efd < 0) {
-		r = log_err_errno(neg_errno(), "%s: eventfd: %m", name);
-		goto fail;
+	/*
+	 * The loop watches the ring's own fd: it polls readable while completions wait, so once
+	 * they are reaped nothing is left to read (an eventfd would cost a read() per wakeup,
+	 * and wake the loop again for completions reaped right after the submit). A
+	 * DEFER_TASKRUN ring posts its completions only when asked: there an eventfd, which the
+	 * kernel signals when it queues them, tells when to ask.
+	 */
+	if (u->defer_taskrun) {
+		u->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (u->efd < 0) {
+			r = log_err_errno(neg_errno(), "%s: eventfd: %m", name);
+			goto fail;
+		}
+		r = io_uring_register_eventfd(&u->ring, u->efd);
+		if (r < 0) {
+			log_err_errno(r, "%s: cannot register eventfd with io_uring: %m", name);
+			goto fail;
+		}
 	}
-	r = io_uring_register_eventfd(&u->ring, u->efd);
-	if (r < 0) {
-		log_err_errno(r, "%s: cannot register eventfd with io_uring: %m", name);
-		goto fail;
-	}
-	r = bk_loop_add_fd(loop, u->efd, BK_EV_READ, uring_event, u, &u->watch);
+	r = bk_loop_add_fd(loop, u->defer_taskrun ? u->efd : u->ring.ring_fd, BK_EV_READ,
+			   uring_event, u, &u->watch);
 	if (r < 0)
 		goto fail;
 	r = bk_loop_add_hook(loop, uring_hook, u, &u->hook);
