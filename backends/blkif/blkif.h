@@ -16,7 +16,7 @@ extern const struct bk_backend_ops blkif_backend_ops;
 void blkif_abandon(struct bk_device *dev, unsigned int point);
 
 /*
- * Test-only: the clock the rate limiter reads (NULL: bk_now_ns again), so a test counts what
+ * Test-only: the clock the rate limiter reads (NULL: bk_loop_clock_ns again), so a test counts what
  * each refill admits without timing anything.
  */
 void blkif_set_clock(uint64_t (*now)(void));

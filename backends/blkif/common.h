@@ -304,7 +304,7 @@ void blkif_share_leaving(struct blkif_dev *bd);
 void blkif_close_backing(struct blkif_dev *bd);
 
 /* limit.c */
-/* The clock the limiter reads (bk_now_ns unless a test set one, see blkif.h). */
+/* The clock the limiter reads (bk_loop_clock_ns unless a test set one, see blkif.h). */
 uint64_t blkif_now(void);
 /* Put @set in effect with full buckets. */
 void blkif_limiter_set(struct blkif_limiter *l, const struct bk_ctl_limit *set, uint64_t now);

@@ -718,10 +718,13 @@ static enum queue_state queue_serve(struct blkif_queue *q)
 	}
 	if (q->engine_inflight)
 		bk_engine_kick(q->engine);
-	if (taken) {
-		bd->budget_used += taken;
-		hook_on(bd); /* renews the budget for the next turn */
-	}
+	bd->budget_used += taken;
+	/*
+	 * Stopped by the budget, not by an empty ring: the hook renews it next turn. An empty
+	 * ring needs no turn of its own: req_event is re-armed, the guest notifies.
+	 */
+	if (taken && !drained)
+		hook_on(bd);
 	/*
 	 * Held back by the rate limit with requests on the ring: count that time even when the
 	 * queue is also blocked on something else this turn, or it goes unaccounted until the

@@ -23,11 +23,11 @@
 
 #define NSEC 1000000000LL
 
-static uint64_t (*clock_fn)(void) = bk_now_ns;
+static uint64_t (*clock_fn)(void) = bk_loop_clock_ns;
 
 void blkif_set_clock(uint64_t (*now)(void))
 {
-	clock_fn = now ? now : bk_now_ns;
+	clock_fn = now ? now : bk_loop_clock_ns;
 }
 
 uint64_t blkif_now(void)
