@@ -48,22 +48,29 @@ static int flush(struct evtchn_batch *b)
 
 int evtchn_batch_pending(struct evtchn_batch *b, uint32_t *ret_port)
 {
-	unsigned int want = BK_MAX(b->nr_bound, 1U);
+	unsigned int want = BK_MAX(b->nr_bound, 1U), ask;
 	int r;
 
 	if (!b->len) {
-		/* The caller may stop once it has taken as many as it bound: read no more. */
-		if (b->taken >= want) {
+		/*
+		 * The caller may stop once it has taken as many as it bound, and a read that
+		 * returned fewer than it asked for emptied the kernel's queue: read no more (a
+		 * port raised since makes the fd poll readable).
+		 */
+		if (b->taken >= want || b->emptied) {
 			b->taken = 0;
+			b->emptied = false;
 			return -EAGAIN;
 		}
-		r = b->ops->read(b, b->ports, BK_MIN(want - b->taken, EVTCHN_BATCH_MAX));
+		ask = BK_MIN(want - b->taken, EVTCHN_BATCH_MAX);
+		r = b->ops->read(b, b->ports, ask);
 		if (r <= 0) {
 			b->taken = 0;
 			return r < 0 ? r : -EAGAIN;
 		}
 		b->head = 0;
 		b->len = (unsigned int)r;
+		b->emptied = b->len < ask;
 	}
 	/*
 	 * The batch's last port: the caller may not come back, so unmask what waited now. The

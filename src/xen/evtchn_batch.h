@@ -6,9 +6,11 @@
  * Reads: one read takes several pending ports, which evtchn_batch_pending then hands out one
  * at a time. A read takes at most as many ports as are bound through the handle, less those
  * handed out since the last -EAGAIN; once that many have been handed out, the next call says
- * -EAGAIN without reading. A caller that takes, per callback, at least as many ports as it
- * bound (or stops at -EAGAIN) therefore never leaves a port read but not handed out: whatever
- * it did not take is still in the kernel's queue, and the fd still polls readable.
+ * -EAGAIN without reading, and so does the call after a read that returned fewer ports than
+ * it asked for (the kernel's queue was empty then). A caller that takes, per callback, at least
+ * as many ports as it bound (or stops at -EAGAIN) therefore never leaves a port read but not
+ * handed out: whatever it did not take is still in the kernel's queue, and the fd still polls
+ * readable.
  *
  * Unmasks: while ports of a batch are still to be handed out, the caller will come back for
  * them, so unmasks wait and go together in one write just before the batch's last port is
@@ -17,6 +19,7 @@
 #ifndef BK_XEN_EVTCHN_BATCH_H
 #define BK_XEN_EVTCHN_BATCH_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 /* Ports per read and unmasks per write at most (the kernel takes up to a page of either). */
@@ -41,6 +44,7 @@ struct evtchn_batch {
 	unsigned int head;     /* next of ports[] to hand out */
 	unsigned int len;      /* ports[] read and not handed out yet: [head, head + len) */
 	unsigned int nr_unmask;
+	bool emptied;	       /* the last read returned fewer than it asked: no read until -EAGAIN */
 	uint32_t ports[EVTCHN_BATCH_MAX];
 	uint32_t unmask[EVTCHN_BATCH_MAX]; /* unmasks waiting for the batch's last port */
 };
