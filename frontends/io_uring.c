@@ -12,10 +12,12 @@
  * discard=auto|thread (thread: always BLKDISCARD on the thread).
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <unistd.h>
 #include <linux/falloc.h>
 #include <linux/ioctl.h>
 
@@ -23,6 +25,7 @@
 
 #include "engine-internal.h"
 #include "loop.h"
+#include "util/list.h"
 #include "util/log.h"
 #include "util/macros.h"
 
@@ -62,7 +65,12 @@ struct uring_engine {
 	unsigned int dispatching;
 	bool close_pending;
 	struct bk_ratelimit rl;
+	struct list_head all; /* in engines, under engines_lock */
 };
+
+/* Every open instance, for the io-wq worker limit (limit_workers). */
+static pthread_mutex_t engines_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct list_head engines = LIST_HEAD_INIT(engines);
 
 static inline struct uring_engine *to_uring(struct bk_engine *e)
 {
@@ -402,8 +410,56 @@ static void uring_drain(struct uring_engine *u)
 	u->inflight = u->in_worker;
 }
 
+/*
+ * The io-wq worker limit of @u's loop's thread. Writes to a regular file that io_uring cannot
+ * do without blocking (all buffered writes to a file system without async buffered writes,
+ * tmpfs among them) go to the submitting thread's io-wq, hashed by inode: one file's writes run
+ * one at a time. Every queued write still wakes an idle worker, which finds the file busy and
+ * sleeps again: in the lab's PV dom0 that wakeup cost a fifth of the loop thread's time in
+ * 1 MiB writes. So the thread gets one bounded worker per image its loop serves; a block
+ * device (whose punted I/O is not hashed) lifts the limit. The limit is the thread's, set
+ * through each ring (the kernel applies a ring's limit when a thread first submits to it): the
+ * newest ring's count wins, and a count that shrinks is not lowered.
+ */
+static void limit_workers(struct uring_engine *u)
+{
+	struct uring_engine *o;
+	unsigned int limits[2] = { 0, 0 }; /* bounded, unbounded (0: as it is) */
+	bool blkdev = false;
+	int r;
+
+	pthread_mutex_lock(&engines_lock);
+	list_for_each_entry (o, &engines, all) {
+		struct uring_engine *p;
+		bool first = true;
+
+		if (o->loop != u->loop)
+			continue;
+		blkdev |= o->base.store->is_blkdev;
+		/* Count each store once: the queues of one disk share it. */
+		list_for_each_entry (p, &engines, all) {
+			if (p == o)
+				break;
+			if (p->loop == u->loop && p->base.store == o->base.store)
+				first = false;
+		}
+		limits[0] += first;
+	}
+	pthread_mutex_unlock(&engines_lock);
+	if (blkdev) /* the kernel's default */
+		limits[0] = 4 * (unsigned int)BK_MAX(sysconf(_SC_NPROCESSORS_ONLN), 1L);
+	r = io_uring_register_iowq_max_workers(&u->ring, limits);
+	if (r < 0)
+		log_debug("%s: io-wq worker limit not set: %s", u->name, strerror(-r));
+}
+
 static void uring_free(struct uring_engine *u)
 {
+	if (u->all.next) {
+		pthread_mutex_lock(&engines_lock);
+		list_del(&u->all);
+		pthread_mutex_unlock(&engines_lock);
+	}
 	if (u->ring_ok && u->inflight > u->in_worker)
 		uring_drain(u);
 	/* Joins the worker: its BLKDISCARDs in progress finish, queued ones are dropped. */
@@ -587,6 +643,10 @@ static int uring_open(struct bk_loop *loop, struct bk_store *store,
 	r = bk_loop_add_hook(loop, uring_hook, u, &u->hook);
 	if (r < 0)
 		goto fail;
+	pthread_mutex_lock(&engines_lock);
+	list_add_tail(&u->all, &engines);
+	pthread_mutex_unlock(&engines_lock);
+	limit_workers(u);
 	log_debug("%s: io_uring on %s, depth %u, taskrun=%s%s", name, store->path, p->depth,
 		  u->mode, u->discard_cmd ? ", discard by uring_cmd" : "");
 	*ret = &u->base;

@@ -11,6 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <liburing.h>
+
 #include "test-engine-common.h"
 #include "util/macros.h"
 
@@ -143,6 +145,65 @@ static void test_inline(const char *options)
 	unlink(path);
 }
 
+/*
+ * The io-wq worker limit (io_uring.c, limit_workers): three engines on one loop, two of them
+ * on the same file, leave this thread's io-wq one bounded worker per file, which a fresh ring
+ * of the same thread reads back (a limit of 0 asks without changing).
+ */
+static void test_worker_limit(void)
+{
+	enum { PG = 4096 };
+	struct bk_engine_params ep = { .name = "uring wq", .depth = 4 };
+	struct bk_store_params sp = { 0 };
+	static struct tio t[3];
+	static uint8_t bufs[3][PG];
+	struct bk_store *store[2] = { NULL, NULL };
+	struct bk_engine *e[3] = { NULL, NULL, NULL };
+	struct bk_loop *loop = NULL;
+	unsigned int pending = 0, limits[2] = { 0, 0 };
+	struct io_uring probe;
+	char path[2][128];
+
+	CHECK(bk_loop_new(&loop) == 0);
+	for (int i = 0; i < 2; i++) {
+		int fd = make_temp_file("/var/tmp", 4 * PG, path[i], sizeof(path[i]));
+
+		CHECK(fd >= 0);
+		if (fd >= 0)
+			close(fd);
+		CHECK(bk_store_open(path[i], &sp, &store[i]) == 0);
+	}
+	if (!loop || !store[0] || !store[1])
+		goto out;
+	for (int i = 0; i < 3; i++) {
+		CHECK(bk_engine_open("io_uring", loop, store[i == 2], &ep, &e[i]) == 0);
+		if (!e[i])
+			goto out;
+		/* This thread's first submit to each ring applies the ring's limit to it. */
+		t[i].iov[0] = (struct iovec){ bufs[i], PG };
+		tio_init(&t[i], &pending, BK_IO_READ, 0, 1, -1);
+		CHECK(tio_queue(e[i], &t[i]) == 0);
+		bk_engine_kick(e[i]);
+	}
+	CHECK(pump(loop, &pending, 600));
+	if (io_uring_queue_init(4, &probe, 0) == 0) {
+		CHECK(io_uring_register_iowq_max_workers(&probe, limits) == 0);
+		CHECK(limits[0] == 2);
+		io_uring_queue_exit(&probe);
+	} else {
+		CHECK(!"a ring to read the limit with");
+	}
+out:
+	for (int i = 0; i < 3; i++)
+		if (e[i])
+			bk_engine_close(e[i]);
+	for (int i = 0; i < 2; i++) {
+		bk_store_close(store[i]);
+		unlink(path[i]);
+	}
+	bk_loop_free(loop);
+}
+
 int main(void)
 {
 	static const char *const modes[] = { NULL, "taskrun=coop", "taskrun=none,discard=thread" };
@@ -156,5 +217,6 @@ int main(void)
 	test_deep();
 	test_inline(NULL);
 	test_inline("taskrun=none");
+	test_worker_limit();
 	return bk_test_failures ? 1 : 0;
 }
