@@ -221,4 +221,17 @@ if [ "${LAB_BLKCMP:-}" = 1 ]; then
 	mkcpio "$b/dom0" "$tmp/blkcmp-overlay.cpio.gz"
 	cat "$tmp/blkcmp-overlay.cpio.gz" >>"$OUT/dom0.cpio.gz"
 fi
+# Profiling (LAB_PROFILE=1 in the environment of run.sh): the host's perf and strace in dom0
+# (Debian's perf is the 6.1 one, the lab kernel's). Never in CI's boots.
+if [ "${LAB_PROFILE:-}" = 1 ]; then
+	p=$tmp/prof
+	mkdir -p "$p/usr/bin"
+	for t in perf strace; do
+		f=$(command -v "$t") || lab_die "$t missing (apt-get install linux-perf strace)"
+		cp -L "$f" "$p/usr/bin/"
+		copy_elf "$p" "$f"
+	done
+	mkcpio "$p" "$tmp/prof-overlay.cpio.gz"
+	cat "$tmp/prof-overlay.cpio.gz" >>"$OUT/dom0.cpio.gz"
+fi
 lab_say "images ready in $OUT ($(du -h "$OUT/dom0.cpio.gz" | cut -f1) dom0 initramfs)"
