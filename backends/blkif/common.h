@@ -210,6 +210,8 @@ struct blkif_dev {
 	unsigned int max_indirect;
 	unsigned int pool_pages;
 	bool discard_enabled;
+	bool pgnt_enabled; /* blanket-persistent (default on) */
+	bool pgnt_offer;   /* feature-persistent=1 written with the store's keys (settings.c) */
 	enum bk_cache_mode cache;
 	struct bk_store *store;
 	struct blkif_limits lim;
@@ -220,7 +222,7 @@ struct blkif_dev {
 
 	/* Negotiated at connect. */
 	enum blkif_abi abi;
-	bool persistent; /* both sides: feature-persistent (pgnt.c) */
+	bool persistent; /* both sides: we offered feature-persistent, the frontend took it */
 	unsigned int nr_queues;
 	unsigned int ring_order;
 	struct blkif_queue *queues;

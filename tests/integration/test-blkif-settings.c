@@ -313,6 +313,7 @@ static void test_bad(const char *path)
 		{ .devid = 51, .prefix = "cache=unsafe:", .word = "blanket-cache=unsafe" },
 		{ .devid = 52, .prefix = "discard=maybe:", .word = "blanket-discard=maybe" },
 		{ .devid = 53, .prefix = "", .extra = bad_engine, .word = "blanket-engine=nosuch" },
+		{ .devid = 54, .prefix = "persistent=maybe:", .word = "blanket-persistent=maybe" },
 	};
 	struct bk_blkfront *good = attach_rw(59, path, 1);
 
