@@ -368,8 +368,8 @@ void blkif_pool_uncharge(unsigned int n);
 /* pgnt.c */
 /*
  * Serve @s (a validated read or write) straight on the guest's persistent grants: map its
- * grefs not mapped yet and point s->iovs at them. False: copy it (not negotiated, over the
- * bound, the map failed, or O_DIRECT cannot take its segments).
+ * grefs not mapped yet and point s->iovs at them. False: copy it (not negotiated, turned off
+ * after a fault, over the bound, or the map failed).
  */
 bool blkif_pgnt_use(struct blkif_queue *q, struct blkif_slot *s);
 /* Unmap every persistent grant of @q (nothing of it in flight); NULL-safe when none. */

@@ -395,7 +395,15 @@ int blkif_open_backing(struct blkif_dev *bd, char *why, size_t len)
 	bd->lim.flush = true;
 	bd->lim.barrier = true;
 	bd->lim.max_indirect_segs = (uint16_t)bd->max_indirect;
-	bd->pgnt_offer = bd->pgnt_enabled;
+	/*
+	 * Persistent grants only on buffered stores: in a PV dom0 (Linux 6.1) a daemon killed
+	 * while O_DIRECT I/O holds pages of its grant mappings makes the kernel's gntdev unmap
+	 * warn ("Bad page map in process blanketd") and leaves the process unkillable (seen in
+	 * the lab's killloop); buffered I/O only copies to and from the mapping. Not offered
+	 * there, the guest also saves its copy into the persistent pages, which we would only
+	 * grant-copy out again.
+	 */
+	bd->pgnt_offer = bd->pgnt_enabled && !bd->store->direct;
 	bd->info = (uint16_t)((bd->lim.readonly ? VDISK_READONLY : 0) |
 			      (bd->cdrom ? VDISK_CDROM | VDISK_REMOVABLE : 0));
 	r = blkif_claim_image(bd, why, len);
