@@ -100,6 +100,17 @@ static struct bk_blkfront *connect_guest(uint32_t domid, bool persistent)
 	return connect_guest_on(domid, persistent, engine, NULL);
 }
 
+/* 1 MiB of new data written at @sector: it is on disk, and reads back the same. */
+static void write_read_back(struct bk_blkfront *f, uint64_t sector)
+{
+	fill(buf[0], sizeof(buf[0]));
+	CHECK(bk_bf_rw(f, 0, BLKIF_OP_WRITE, sector, BIG_SECTORS, buf[0], true) == BLKIF_RSP_OKAY);
+	CHECK(on_disk(sector, buf[0], sizeof(buf[0])));
+	memset(cmp, 0, sizeof(cmp));
+	CHECK(bk_bf_rw(f, 0, BLKIF_OP_READ, sector, BIG_SECTORS, cmp, true) == BLKIF_RSP_OKAY);
+	CHECK(!memcmp(cmp, buf[0], sizeof(cmp)));
+}
+
 /* 1 MiB writes and reads on persistent grants: right data, no grant copy of it. */
 static void test_big_io(struct bk_blkfront *f)
 {
@@ -111,18 +122,8 @@ static void test_big_io(struct bk_blkfront *f)
 	CHECK(bk_bf_persistent_grants(f) >= 257);
 	copies = bk_sim_gnt_copy_segs(env.sim);
 	maps = bk_sim_gnt_map_calls(env.sim);
-	for (unsigned int i = 0; i < 4; i++) {
-		uint64_t sector = (uint64_t)(i + 1) * BIG_SECTORS;
-
-		fill(buf[0], sizeof(buf[0]));
-		CHECK(bk_bf_rw(f, 0, BLKIF_OP_WRITE, sector, BIG_SECTORS, buf[0], true) ==
-		      BLKIF_RSP_OKAY);
-		CHECK(on_disk(sector, buf[0], sizeof(buf[0])));
-		memset(cmp, 0, sizeof(cmp));
-		CHECK(bk_bf_rw(f, 0, BLKIF_OP_READ, sector, BIG_SECTORS, cmp, true) ==
-		      BLKIF_RSP_OKAY);
-		CHECK(!memcmp(cmp, buf[0], sizeof(cmp)));
-	}
+	for (unsigned int i = 0; i < 4; i++)
+		write_read_back(f, (uint64_t)(i + 1) * BIG_SECTORS);
 	/* 8 requests: their descriptor pages, nothing of the 8 MiB of data. */
 	copies = bk_sim_gnt_copy_segs(env.sim) - copies;
 	printf("8 x 1 MiB on persistent grants: %llu grant-copy segments, %llu map calls\n",
@@ -296,18 +297,8 @@ static void test_not_offered(uint32_t domid, const char *tgt, bool direct)
 	CHECK(strstr(desc, " persistent") == NULL);
 	copies = bk_sim_gnt_copy_segs(env.sim);
 	maps = bk_sim_gnt_map_calls(env.sim);
-	for (unsigned int i = 0; i < 2; i++) {
-		uint64_t sector = (uint64_t)(i + 2) * BIG_SECTORS;
-
-		fill(buf[0], sizeof(buf[0]));
-		CHECK(bk_bf_rw(f, 0, BLKIF_OP_WRITE, sector, BIG_SECTORS, buf[0], true) ==
-		      BLKIF_RSP_OKAY);
-		CHECK(on_disk(sector, buf[0], sizeof(buf[0])));
-		memset(cmp, 0, sizeof(cmp));
-		CHECK(bk_bf_rw(f, 0, BLKIF_OP_READ, sector, BIG_SECTORS, cmp, true) ==
-		      BLKIF_RSP_OKAY);
-		CHECK(!memcmp(cmp, buf[0], sizeof(cmp)));
-	}
+	for (unsigned int i = 0; i < 2; i++)
+		write_read_back(f, (uint64_t)(i + 2) * BIG_SECTORS);
 	/* The frontend did reuse its grants; 4 requests of 256 segments and a descriptor. */
 	CHECK(bk_bf_persistent_grants(f) >= 257);
 	copies = bk_sim_gnt_copy_segs(env.sim) - copies;
