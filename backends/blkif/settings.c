@@ -404,6 +404,21 @@ int blkif_open_backing(struct blkif_dev *bd, char *why, size_t len)
 	 * grant-copy out again.
 	 */
 	bd->pgnt_offer = bd->pgnt_enabled && !bd->store->direct;
+	/*
+	 * An adopted guest read a previous run's offer when it connected, and grants what it
+	 * read: if that was no, it grants every request's pages afresh and ends them after the
+	 * response, so they must not be kept mapped now (nor offered: it would not re-read).
+	 */
+	if (bd->pgnt_offer && bd->adopting) {
+		_cleanup_free_ char *was = NULL;
+
+		if (read_be_opt(dev, "feature-persistent", &was) < 0 || !was || strcmp(was, "1")) {
+			bd->pgnt_offer = false;
+			dev_info(dev,
+				 "no persistent grants on this connection: the guest connected "
+				 "without them");
+		}
+	}
 	bd->info = (uint16_t)((bd->lim.readonly ? VDISK_READONLY : 0) |
 			      (bd->cdrom ? VDISK_CDROM | VDISK_REMOVABLE : 0));
 	r = blkif_claim_image(bd, why, len);
