@@ -53,6 +53,8 @@
 #define BK_XS_IOPS "blanket-iops"	/* requests/s, 0 unlimited: overrides disk-rate-limit */
 #define BK_XS_BPS "blanket-bps"		/* bytes/s (K, M, G), 0 unlimited */
 #define BK_XS_BURST "blanket-burst"	/* ms of either rate the buckets hold */
+/* on | off: offer feature-persistent (default on; O_DIRECT stores never) */
+#define BK_XS_PERSISTENT "blanket-persistent"
 
 enum bk_cache_mode {
 	BK_CACHE_NONE = 0,	   /* O_DIRECT, flushes passed down: the default */

@@ -297,6 +297,61 @@ static void xs_fd_cb(void *data, int fd _unused_, unsigned int events _unused_)
 	}
 }
 
+/* A listing that keeps failing the same way is logged again after this long. */
+#define LIST_RELOG_NS (600ULL * 1000000000ULL)
+
+/*
+ * List @path (backend/<kind> or a guest's directory under it). A directory that is not there
+ * is no error (nothing to serve yet). Any other failure is logged in one line, once per
+ * directory until it changes, the listing works again, or ten minutes passed: a driver domain
+ * whose toolstack did not let it read its backend directory (EACCES) would otherwise serve
+ * nothing there and never say why, and every rescan would say it again.
+ */
+static int core_list(struct bk_core *core, const char *path, char ***ret_names, unsigned int *ret_n)
+{
+	int r = bk_xs_directory(core->xs, BK_XS_NULL, path, ret_names, ret_n);
+	struct bk_list_fail *f = NULL, *slot = NULL;
+	uint64_t now;
+
+	for (unsigned int i = 0; i < BK_LIST_FAIL_MAX && !f; i++) {
+		struct bk_list_fail *e = &core->list_fail[i];
+
+		if (e->path && !strcmp(e->path, path))
+			f = e;
+		else if (!e->path && !slot)
+			slot = e;
+	}
+	if (r >= 0 || r == -ENOENT) {
+		if (f) {
+			log_info("%s can be listed again", path);
+			free(f->path);
+			*f = (struct bk_list_fail){ 0 };
+		}
+		return r;
+	}
+	now = bk_now_ns();
+	if (f && f->err == r && now - f->logged_ns < LIST_RELOG_NS)
+		return r;
+	if (!f && slot) {
+		slot->path = strdup(path);
+		if (slot->path)
+			f = slot;
+	}
+	if (f) {
+		f->err = r;
+		f->logged_ns = now;
+	} else if (!bk_ratelimit_ok(&core->rl)) {
+		return r;
+	}
+	if (r == -EACCES)
+		log_err("cannot list %s: domain %u (this blanketd) may not read it: %s; the "
+			"toolstack must give it read access, or devices there may go unserved",
+			path, core->domid, strerror(-r));
+	else
+		log_err("cannot list %s as domain %u: %s", path, core->domid, strerror(-r));
+	return r;
+}
+
 static void scan_domain(struct bk_core *core, unsigned int kind, uint32_t domid)
 {
 	_cleanup_free_ char *path = NULL;
@@ -307,7 +362,7 @@ static void scan_domain(struct bk_core *core, unsigned int kind, uint32_t domid)
 		path = NULL;
 		return;
 	}
-	if (bk_xs_directory(core->xs, BK_XS_NULL, path, &devs, &n) < 0)
+	if (core_list(core, path, &devs, &n) < 0)
 		return;
 	for (unsigned int i = 0; i < n; i++) {
 		uint32_t devid;
@@ -365,7 +420,7 @@ static void sweep_list(struct bk_core *core)
 	unsigned int nd = 0;
 
 	sw->listed = true;
-	if (bk_xs_directory(core->xs, BK_XS_NULL, core->kinds[sw->kind].path, &doms, &nd) < 0)
+	if (core_list(core, core->kinds[sw->kind].path, &doms, &nd) < 0)
 		return;
 	sw->domids = calloc(nd ? nd : 1, sizeof(*sw->domids));
 	if (!sw->domids) {
@@ -696,6 +751,8 @@ void bk_core_free(struct bk_core *core)
 		free(e);
 	}
 	sweep_end(core);
+	for (unsigned int i = 0; i < BK_LIST_FAIL_MAX; i++)
+		free(core->list_fail[i].path);
 	for (unsigned int i = 0; i < core->nr_kinds; i++) {
 		struct bk_kind *k = &core->kinds[i];
 

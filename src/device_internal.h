@@ -76,6 +76,9 @@ struct bk_pending {
 	struct list_head link;
 };
 
+/* Failing directories the core remembers having logged; more share the rate limit. */
+#define BK_LIST_FAIL_MAX 16
+
 struct bk_kind {
 	const struct bk_backend_ops *ops;
 	char *path;  /* /local/domain/<self>/backend/<kind> */
@@ -138,6 +141,12 @@ struct bk_core {
 	void *stop_data;
 	struct bk_ratelimit rl;
 	struct bk_sweep sweep;
+	/* Listings that failed and were logged (core_list): said once, not per rescan. */
+	struct bk_list_fail {
+		char *path; /* NULL: a free slot */
+		int err;
+		uint64_t logged_ns;
+	} list_fail[BK_LIST_FAIL_MAX];
 };
 
 static inline struct bk_dev_priv *bk_dev_priv(struct bk_device *dev)

@@ -210,6 +210,8 @@ struct blkif_dev {
 	unsigned int max_indirect;
 	unsigned int pool_pages;
 	bool discard_enabled;
+	bool pgnt_enabled; /* blanket-persistent (default on) */
+	bool pgnt_offer;   /* feature-persistent=1 written with the store's keys (settings.c) */
 	enum bk_cache_mode cache;
 	struct bk_store *store;
 	struct blkif_limits lim;
@@ -220,7 +222,7 @@ struct blkif_dev {
 
 	/* Negotiated at connect. */
 	enum blkif_abi abi;
-	bool persistent; /* both sides: feature-persistent (pgnt.c) */
+	bool persistent; /* both sides: we offered feature-persistent, the frontend took it */
 	unsigned int nr_queues;
 	unsigned int ring_order;
 	struct blkif_queue *queues;
@@ -366,8 +368,8 @@ void blkif_pool_uncharge(unsigned int n);
 /* pgnt.c */
 /*
  * Serve @s (a validated read or write) straight on the guest's persistent grants: map its
- * grefs not mapped yet and point s->iovs at them. False: copy it (not negotiated, over the
- * bound, the map failed, or O_DIRECT cannot take its segments).
+ * grefs not mapped yet and point s->iovs at them. False: copy it (not negotiated, turned off
+ * after a fault, over the bound, or the map failed).
  */
 bool blkif_pgnt_use(struct blkif_queue *q, struct blkif_slot *s);
 /* Unmap every persistent grant of @q (nothing of it in flight); NULL-safe when none. */

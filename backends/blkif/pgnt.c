@@ -7,8 +7,9 @@
  * and writes the guest's pages directly. The data then crosses dom0 once (the kernel's copy to
  * or from the page cache) instead of twice (grant copy into the bounce pool, then the kernel's
  * copy), and the copy the guest makes runs on the guest's vCPU. Only for buffered stores
- * (cache=writeback/writethrough): O_DIRECT stores keep the grant-copy path (see
- * blkif_pgnt_use).
+ * (cache=writeback/writethrough) and disks without blanket-persistent=off: the others are not
+ * offered feature-persistent at all (settings.c decides it when the store opens) and keep the
+ * grant-copy path.
  *
  * Bounded as blkback bounds them (max_persistent_grants): at most BLKIF_PGNT_MAX grefs per
  * queue, each counted in the daemon-wide bounce-pool budget while mapped. A request with a gref
@@ -145,21 +146,12 @@ static int pgnt_map_new(struct blkif_queue *q, struct blkif_slot *s)
 bool blkif_pgnt_use(struct blkif_queue *q, struct blkif_slot *s)
 {
 	struct blkif_pgnt *pg = &q->pgnt;
-	const struct bk_store *st = q->bd->store;
 	struct iovec *iov;
 	unsigned int n = 0;
 
 	if (!q->bd->persistent || pg->off || !s->req.nr_segments)
 		return false;
 	if (s->req.op != BLKIF_OP_READ && s->req.op != BLKIF_OP_WRITE)
-		return false;
-	/*
-	 * Not on O_DIRECT stores: in a PV dom0 (Linux 6.1) a daemon killed while O_DIRECT I/O
-	 * holds pages of its grant mappings makes the kernel's gntdev unmap warn ("Bad page map
-	 * in process blanketd") and leaves the process unkillable (seen in the lab's killloop).
-	 * Buffered I/O only copies to and from the mapping, so it holds no page behind it.
-	 */
-	if (st->direct)
 		return false;
 	if (!pg->keys && pgnt_alloc(q) < 0)
 		return false;

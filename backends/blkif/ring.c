@@ -247,9 +247,13 @@ int blkif_rings_connect(struct blkif_dev *bd)
 				      "frontend asked for ring-page-order %u, we offer up to %u",
 				      order, bd->max_order);
 
-	/* Ours is always offered (settings.c): the frontend's says whether they are used. */
+	/*
+	 * Used when we offered them (settings.c) and the frontend takes them: one that asks
+	 * without our offer (blanket-persistent=off) is served by grant copy, whatever it does
+	 * with its grants.
+	 */
 	r = bk_device_read_fe_opt_u32(dev, "feature-persistent", &pers);
-	bd->persistent = r >= 0 && pers == 1;
+	bd->persistent = bd->pgnt_offer && r >= 0 && pers == 1;
 
 	bd->nr_queues = nq;
 	bd->ring_order = order;

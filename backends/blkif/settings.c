@@ -31,16 +31,32 @@ static bool on_vblk(const struct blkif_dev *bd)
 }
 
 /* The per-device settings: canonical key, name in a params prefix. */
-enum { S_ENGINE, S_QUEUES, S_CACHE, S_DISCARD, S_OPTIONS, S_SHARE, S_IOPS, S_BPS, S_BURST, S_NR };
+enum {
+	S_ENGINE,
+	S_QUEUES,
+	S_CACHE,
+	S_DISCARD,
+	S_OPTIONS,
+	S_SHARE,
+	S_IOPS,
+	S_BPS,
+	S_BURST,
+	S_PERSISTENT,
+	S_NR
+};
 static const char *const setting_key[S_NR] = {
-	[S_ENGINE] = BK_XS_ENGINE,   [S_QUEUES] = BK_XS_QUEUES,	  [S_CACHE] = BK_XS_CACHE,
-	[S_DISCARD] = BK_XS_DISCARD, [S_OPTIONS] = BK_XS_OPTIONS, [S_SHARE] = BK_XS_SHARE,
-	[S_IOPS] = BK_XS_IOPS,	     [S_BPS] = BK_XS_BPS,	  [S_BURST] = BK_XS_BURST,
+	[S_ENGINE] = BK_XS_ENGINE,   [S_QUEUES] = BK_XS_QUEUES,
+	[S_CACHE] = BK_XS_CACHE,     [S_DISCARD] = BK_XS_DISCARD,
+	[S_OPTIONS] = BK_XS_OPTIONS, [S_SHARE] = BK_XS_SHARE,
+	[S_IOPS] = BK_XS_IOPS,	     [S_BPS] = BK_XS_BPS,
+	[S_BURST] = BK_XS_BURST,     [S_PERSISTENT] = BK_XS_PERSISTENT,
 };
 static const char *const setting_name[S_NR] = {
-	[S_ENGINE] = "engine",	 [S_QUEUES] = "queues",	  [S_CACHE] = "cache",
-	[S_DISCARD] = "discard", [S_OPTIONS] = "options", [S_SHARE] = "share",
-	[S_IOPS] = "iops",	 [S_BPS] = "bps",	  [S_BURST] = "burst",
+	[S_ENGINE] = "engine",	 [S_QUEUES] = "queues",
+	[S_CACHE] = "cache",	 [S_DISCARD] = "discard",
+	[S_OPTIONS] = "options", [S_SHARE] = "share",
+	[S_IOPS] = "iops",	 [S_BPS] = "bps",
+	[S_BURST] = "burst",	 [S_PERSISTENT] = "persistent",
 };
 
 static int read_be_opt(struct bk_device *dev, const char *key, char **ret)
@@ -101,6 +117,7 @@ int blkif_read_identity(struct blkif_dev *bd, char *why, size_t len)
 	bd->max_order = BK_MIN(cfg->max_ring_page_order, BLKIF_MAX_RING_ORDER);
 	bd->max_indirect = BK_MIN(cfg->max_indirect_segments, BLKIF_MAX_INDIRECT_SEGS);
 	bd->discard_enabled = true;
+	bd->pgnt_enabled = true;
 	bd->cache = BK_CACHE_NONE;
 	bd->rate = cfg->disk_rate_limit;
 	/* A pool that holds at least one largest request, or we could never make progress. */
@@ -116,13 +133,6 @@ int blkif_write_probe_features(struct blkif_dev *bd)
 
 	r |= bk_device_write_be(dev, "feature-flush-cache", "1");
 	r |= bk_device_write_be(dev, "feature-barrier", "1");
-	/*
-	 * Persistent grants: a frontend that takes them copies each request into pages it
-	 * granted once; we keep those mapped and do the I/O straight on them (pgnt.c), so dom0
-	 * copies the data once (the kernel's copy to the image) instead of twice (grant copy
-	 * into the bounce pool, then the kernel's). Without them every segment is grant-copied.
-	 */
-	r |= bk_device_write_be(dev, "feature-persistent", "1");
 	if (bd->max_indirect >= BLKIF_MAX_SEGMENTS_PER_REQUEST)
 		r |= bk_device_write_be(dev, "feature-max-indirect-segments", "%u",
 					bd->max_indirect);
@@ -162,7 +172,8 @@ static int split_params(const char *params, char *vals[S_NR], char **ret_path, c
 		if (!eq || i == S_NR)
 			return why_fail(why, len, -EINVAL,
 					"params: '%.32s%s%.32s' is not a setting (engine, queues, "
-					"cache, discard, options, share, iops, bps, burst)",
+					"cache, discard, options, share, iops, bps, burst, "
+					"persistent)",
 					tok, eq ? "=" : "", eq ? eq + 1 : "");
 		free(vals[i]);
 		vals[i] = strdup(eq + 1);
@@ -211,6 +222,9 @@ static int apply_settings(struct blkif_dev *bd, char *vals[S_NR], char *why, siz
 			return why_fail(why, len, -EINVAL, "%s=%.32s: %s", BK_XS_SHARE, v, reason);
 		bd->share = bd->share || share; /* mode w! stays forced */
 	}
+	if ((v = vals[S_PERSISTENT]) &&
+	    bk_parse_bool(v, &bd->pgnt_enabled, reason, sizeof(reason)) < 0)
+		return why_fail(why, len, -EINVAL, "%s=%.32s: %s", BK_XS_PERSISTENT, v, reason);
 	for (unsigned int i = S_IOPS; i <= S_BURST; i++) {
 		if (!vals[i])
 			continue;
@@ -287,6 +301,15 @@ static int write_store_keys(struct blkif_dev *bd)
 	const struct bk_store *s = bd->store;
 	int r = 0;
 
+	/*
+	 * Persistent grants: a frontend that takes them copies each request into pages it
+	 * granted once; we keep those mapped and do the I/O straight on them (pgnt.c), so dom0
+	 * copies the data once (the kernel's copy to the image) instead of twice (grant copy
+	 * into the bounce pool, then the kernel's). Without them every segment is grant-copied.
+	 * Written with the store, as blkback does at connect: a frontend reads it once the
+	 * backend is Connected, and blanket-persistent=off is only known from the settings.
+	 */
+	r |= bk_device_write_be(dev, "feature-persistent", "%d", bd->pgnt_offer ? 1 : 0);
 	r |= bk_device_write_be(dev, "feature-discard", "%d", bd->lim.discard ? 1 : 0);
 	if (bd->lim.discard) {
 		r |= bk_device_write_be(dev, "discard-granularity", "%u",
@@ -372,6 +395,30 @@ int blkif_open_backing(struct blkif_dev *bd, char *why, size_t len)
 	bd->lim.flush = true;
 	bd->lim.barrier = true;
 	bd->lim.max_indirect_segs = (uint16_t)bd->max_indirect;
+	/*
+	 * Persistent grants only on buffered stores: in a PV dom0 (Linux 6.1) a daemon killed
+	 * while O_DIRECT I/O holds pages of its grant mappings makes the kernel's gntdev unmap
+	 * warn ("Bad page map in process blanketd") and leaves the process unkillable (seen in
+	 * the lab's killloop); buffered I/O only copies to and from the mapping. Not offered
+	 * there, the guest also saves its copy into the persistent pages, which we would only
+	 * grant-copy out again.
+	 */
+	bd->pgnt_offer = bd->pgnt_enabled && !bd->store->direct;
+	/*
+	 * An adopted guest read a previous run's offer when it connected, and grants what it
+	 * read: if that was no, it grants every request's pages afresh and ends them after the
+	 * response, so they must not be kept mapped now (nor offered: it would not re-read).
+	 */
+	if (bd->pgnt_offer && bd->adopting) {
+		_cleanup_free_ char *was = NULL;
+
+		if (read_be_opt(dev, "feature-persistent", &was) < 0 || !was || strcmp(was, "1")) {
+			bd->pgnt_offer = false;
+			dev_info(dev,
+				 "no persistent grants on this connection: the guest connected "
+				 "without them");
+		}
+	}
 	bd->info = (uint16_t)((bd->lim.readonly ? VDISK_READONLY : 0) |
 			      (bd->cdrom ? VDISK_CDROM | VDISK_REMOVABLE : 0));
 	r = blkif_claim_image(bd, why, len);
@@ -391,11 +438,12 @@ int blkif_open_backing(struct blkif_dev *bd, char *why, size_t len)
 		bk_ctl_format_limit(&bd->rate, lim, sizeof(lim));
 		dev_info(dev, "rate limit %s", lim);
 	}
-	dev_info(dev, "%s (%s%s, %llu sectors), engine %s, cache %s%s%s, up to %u queue(s)",
+	dev_info(dev, "%s (%s%s, %llu sectors), engine %s, cache %s%s%s, up to %u queue(s)%s",
 		 bd->params, bd->cdrom ? "cdrom, " : "", bd->lim.readonly ? "ro" : "rw",
 		 (unsigned long long)bd->lim.nr_sectors, bd->engine_name,
 		 bk_cache_mode_name(bd->cache), bd->store->direct ? " (O_DIRECT)" : "",
-		 bd->store->dsync ? " (O_DSYNC)" : "", bd->max_queues);
+		 bd->store->dsync ? " (O_DSYNC)" : "", bd->max_queues,
+		 bd->pgnt_offer ? "" : ", no persistent grants");
 	return 0;
 }
 

@@ -27,6 +27,8 @@
 #include "xenbus_front.h"
 #include "check.h"
 
+#include "blkif/common.h"
+
 #define DOMID 5
 #define DEVID 51712
 #define DISK_BYTES (16U << 20)
@@ -319,6 +321,7 @@ int main(int argc, char **argv)
 	char path[] = "/var/tmp/blkif-test-XXXXXX";
 	struct bk_bf_env env;
 	struct bk_blkfront *f = NULL;
+	struct bk_device *dev;
 	unsigned int nq = mq ? 4 : 1;
 	uint64_t v;
 
@@ -358,8 +361,17 @@ int main(int argc, char **argv)
 	CHECK(bk_bf_feature(f, "sector-size", &v) == 0 && v == 512);
 	CHECK(bk_bf_feature(f, "feature-flush-cache", &v) == 0 && v == 1);
 	CHECK(bk_bf_feature(f, "feature-barrier", &v) == 0 && v == 1);
-	/* Persistent grants are offered (the mq case's frontend takes them). */
-	CHECK(bk_bf_feature(f, "feature-persistent", &v) == 0 && v == 1);
+	/*
+	 * Persistent grants are offered on buffered stores only (the mq case's frontend takes
+	 * them then): this one is O_DIRECT unless the filesystem refused it.
+	 */
+	dev = bk_core_find(env.core, "vbd", DOMID, DEVID);
+	CHECK(dev && dev->priv);
+	if (dev && dev->priv) {
+		bool direct = ((struct blkif_dev *)dev->priv)->store->direct;
+
+		CHECK(bk_bf_feature(f, "feature-persistent", &v) == 0 && v == (direct ? 0 : 1));
+	}
 	CHECK(bk_bf_prepare(f) == 0);
 	CHECK(bk_bf_initialise(f) == 0);
 	if (bk_test_failures)

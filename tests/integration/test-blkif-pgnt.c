@@ -9,7 +9,9 @@
  * right), counted in the bounce-pool budget, and released when the frontend disconnects.
  * An I/O the kernel refuses on the mapped pages (EFAULT, as O_DIRECT on a mapping without pages
  * behind it would; EINVAL, an alignment) is done again through the bounce pool, answered OKAY
- * with the right data; after EFAULT the queue copies from then on.
+ * with the right data; after EFAULT the queue copies from then on. With persistent=off in the
+ * target (blanket-persistent), or on an O_DIRECT store (cache=none), they are not offered, and
+ * a frontend that reuses its grants anyway has them grant-copied, none mapped.
  *
  * Usage: test-blkif-pgnt [ENGINE]  (default io_uring)
  */
@@ -33,6 +35,8 @@
 #define DOMID 5
 #define NEIGHBOUR 6
 #define FAULTY 7
+#define OFF 9 /* FAULTY + 1 is taken */
+#define DIRECT 10
 #define DEVID 51712
 #define DISK_BYTES (16U << 20)
 #define BIG_SECTORS 2048U /* 1 MiB: 256 segments, indirect */
@@ -96,6 +100,17 @@ static struct bk_blkfront *connect_guest(uint32_t domid, bool persistent)
 	return connect_guest_on(domid, persistent, engine, NULL);
 }
 
+/* 1 MiB of new data written at @sector: it is on disk, and reads back the same. */
+static void write_read_back(struct bk_blkfront *f, uint64_t sector)
+{
+	fill(buf[0], sizeof(buf[0]));
+	CHECK(bk_bf_rw(f, 0, BLKIF_OP_WRITE, sector, BIG_SECTORS, buf[0], true) == BLKIF_RSP_OKAY);
+	CHECK(on_disk(sector, buf[0], sizeof(buf[0])));
+	memset(cmp, 0, sizeof(cmp));
+	CHECK(bk_bf_rw(f, 0, BLKIF_OP_READ, sector, BIG_SECTORS, cmp, true) == BLKIF_RSP_OKAY);
+	CHECK(!memcmp(cmp, buf[0], sizeof(cmp)));
+}
+
 /* 1 MiB writes and reads on persistent grants: right data, no grant copy of it. */
 static void test_big_io(struct bk_blkfront *f)
 {
@@ -107,18 +122,8 @@ static void test_big_io(struct bk_blkfront *f)
 	CHECK(bk_bf_persistent_grants(f) >= 257);
 	copies = bk_sim_gnt_copy_segs(env.sim);
 	maps = bk_sim_gnt_map_calls(env.sim);
-	for (unsigned int i = 0; i < 4; i++) {
-		uint64_t sector = (uint64_t)(i + 1) * BIG_SECTORS;
-
-		fill(buf[0], sizeof(buf[0]));
-		CHECK(bk_bf_rw(f, 0, BLKIF_OP_WRITE, sector, BIG_SECTORS, buf[0], true) ==
-		      BLKIF_RSP_OKAY);
-		CHECK(on_disk(sector, buf[0], sizeof(buf[0])));
-		memset(cmp, 0, sizeof(cmp));
-		CHECK(bk_bf_rw(f, 0, BLKIF_OP_READ, sector, BIG_SECTORS, cmp, true) ==
-		      BLKIF_RSP_OKAY);
-		CHECK(!memcmp(cmp, buf[0], sizeof(cmp)));
-	}
+	for (unsigned int i = 0; i < 4; i++)
+		write_read_back(f, (uint64_t)(i + 1) * BIG_SECTORS);
 	/* 8 requests: their descriptor pages, nothing of the 8 MiB of data. */
 	copies = bk_sim_gnt_copy_segs(env.sim) - copies;
 	printf("8 x 1 MiB on persistent grants: %llu grant-copy segments, %llu map calls\n",
@@ -260,9 +265,59 @@ static void test_refused(uint32_t domid, int err)
 	CHECK(bk_sim_guest_nr_mapped(env.sim, domid) == 0);
 }
 
+/*
+ * Persistent grants not offered, for persistent=off in the target (@tgt) or an O_DIRECT store:
+ * feature-persistent=0, and a frontend that asks for them and reuses its grants anyway is
+ * served by grant copy: every data segment copied, nothing mapped but its ring, the data right.
+ */
+static void test_not_offered(uint32_t domid, const char *tgt, bool direct)
+{
+	struct bk_bf_params p = { .pfn_count = 6000,
+				  .persistent = true,
+				  .persistent_anyway = true };
+	const char *extra[] = { "blanket-engine", engine, NULL };
+	char desc[256] = "";
+	struct bk_device *dev;
+	struct bk_blkfront *f;
+	uint64_t v = 9, copies, maps;
+
+	CHECK(bk_bf_env_add_vbd(&env, domid, DEVID, tgt, "w!", "disk", extra) == 0);
+	f = bk_bf_open_connect(&env, domid, DEVID, &p);
+	CHECK(f != NULL);
+	if (!f)
+		return;
+	dev = bk_core_find(env.core, "vbd", domid, DEVID);
+	if (direct && dev && dev->priv && !((struct blkif_dev *)dev->priv)->store->direct) {
+		/* The filesystem of /var/tmp refused O_DIRECT: nothing to see here. */
+		printf("%s is not O_DIRECT here: not checked\n", tgt);
+		goto out;
+	}
+	CHECK(bk_bf_feature(f, "feature-persistent", &v) == 0 && v == 0);
+	CHECK(dev && dev->ops->describe(dev, desc, sizeof(desc)) == 0);
+	CHECK(strstr(desc, " persistent") == NULL);
+	copies = bk_sim_gnt_copy_segs(env.sim);
+	maps = bk_sim_gnt_map_calls(env.sim);
+	for (unsigned int i = 0; i < 2; i++)
+		write_read_back(f, (uint64_t)(i + 2) * BIG_SECTORS);
+	/* The frontend did reuse its grants; 4 requests of 256 segments and a descriptor. */
+	CHECK(bk_bf_persistent_grants(f) >= 257);
+	copies = bk_sim_gnt_copy_segs(env.sim) - copies;
+	printf("%s: 4 x 1 MiB made %llu grant-copy segments, %llu map calls\n",
+	       direct ? "O_DIRECT" : "persistent=off", (unsigned long long)copies,
+	       (unsigned long long)(bk_sim_gnt_map_calls(env.sim) - maps));
+	CHECK(copies >= 4 * 257);
+	CHECK(bk_sim_gnt_map_calls(env.sim) == maps);
+	CHECK(bk_sim_guest_nr_mapped(env.sim, domid) == 1); /* the ring */
+out:
+	CHECK(bk_bf_disconnect(f) == 0);
+	bk_bf_close(f);
+	CHECK(bk_sim_guest_nr_mapped(env.sim, domid) == 0);
+}
+
 int main(int argc, char **argv)
 {
 	struct bk_blkfront *f = NULL, *n = NULL;
+	char off_target[sizeof(target) + 16];
 
 	if (argc > 1)
 		engine = argv[1];
@@ -277,6 +332,8 @@ int main(int argc, char **argv)
 	CHECK(bk_bf_env_guest(&env, NEIGHBOUR, 8192) == 0);
 	CHECK(bk_bf_env_guest(&env, FAULTY, 8192) == 0);
 	CHECK(bk_bf_env_guest(&env, FAULTY + 1, 8192) == 0);
+	CHECK(bk_bf_env_guest(&env, OFF, 8192) == 0);
+	CHECK(bk_bf_env_guest(&env, DIRECT, 8192) == 0);
 	f = connect_guest(DOMID, true);
 	n = connect_guest(NEIGHBOUR, false);
 	if (!f || !n)
@@ -295,6 +352,9 @@ int main(int argc, char **argv)
 	CHECK(bk_bf_disconnect(n) == 0);
 	test_refused(FAULTY, EFAULT);
 	test_refused(FAULTY + 1, EINVAL);
+	snprintf(off_target, sizeof(off_target), "persistent=off,%s", target);
+	test_not_offered(OFF, off_target, false);
+	test_not_offered(DIRECT, path, true);
 out:
 	bk_bf_close(f);
 	bk_bf_close(n);

@@ -29,7 +29,11 @@
  *                    lost, nothing answered twice.
  *
  * With a second argument "persistent" the guest takes persistent grants: the dead daemon's
- * mappings go with it, and the next one maps the grants again for what it re-issues.
+ * mappings go with it, and the next one maps the grants again for what it re-issues. With
+ * "persistent-later" the first daemon does not offer them (blanket-persistent=off) to a guest
+ * that asks for them, and the operator turns the setting on before the next daemon adopts
+ * the device: the guest, which read the first daemon's offer, still grants per request, so
+ * the next one must not start mapping its grants (nor offer them) on that connection.
  *
  * The guest takes responses only when notified, as Linux's blkfront does (an interrupt): a
  * response published without an event is a hang, not a success.
@@ -458,6 +462,8 @@ static void remove_statedir(void)
 
 /* A second argument "persistent": the guest takes persistent grants (mapped, not copied). */
 static bool persistent;
+/* "persistent-later": not offered at first, turned on for the next daemon (test_handover). */
+static bool pgnt_later;
 
 static int open_frontend(uint32_t start_index)
 {
@@ -469,7 +475,7 @@ static int open_frontend(uint32_t start_index)
 		.start_index = start_index,
 		.pfn_base = 0,
 		.pfn_count = 1024,
-		.persistent = persistent,
+		.persistent = persistent || pgnt_later,
 	};
 
 	fe_first = nr_tios;
@@ -479,7 +485,13 @@ static int open_frontend(uint32_t start_index)
 /* Machine, journals in a fresh directory, a connected guest with some data written. */
 static int setup(void)
 {
-	const char *extra[] = { "blanket-engine", "fault", "blanket-options", SLOW_OPTS, NULL };
+	const char *extra[] = { "blanket-engine",
+				"fault",
+				"blanket-options",
+				SLOW_OPTS,
+				pgnt_later ? "blanket-persistent" : NULL,
+				"off",
+				NULL };
 	struct bk_config cfg;
 	char why[128];
 	int fd;
@@ -489,7 +501,8 @@ static int setup(void)
 		return fd;
 	close(fd);
 	/* Mapped persistent grants serve only buffered stores (pgnt.c): so does this disk then. */
-	snprintf(target, sizeof(target), "%s%s", persistent ? "cache=writeback:" : "", disk);
+	snprintf(target, sizeof(target), "%s%s", persistent || pgnt_later ? "cache=writeback:" : "",
+		 disk);
 	snprintf(statedir, sizeof(statedir), "/var/tmp/blkif-restart-XXXXXX");
 	if (!mkdtemp(statedir))
 		return neg_errno();
@@ -565,6 +578,29 @@ static void finish(void)
 /* ------------------------------------------------------------------------------------------ */
 /* Scenarios. */
 
+/* persistent-later, after the adoption: still not offered, not used, nothing mapped. */
+static void check_not_persistent(void)
+{
+	_cleanup_free_ char *be = bk_ts_be_path(env.ts, "vbd", GUEST, DEVID), *v = NULL;
+	struct bk_device *dev = bk_core_find(env.core, "vbd", GUEST, DEVID);
+	char desc[256] = "";
+	uint64_t maps;
+
+	CHECK(be &&
+	      bk_xs_read_str(bk_ts_xs(env.ts), BK_XS_NULL, be, "feature-persistent", &v) == 0);
+	CHECK(v && strcmp(v, "0") == 0);
+	CHECK(dev && dev->ops->describe(dev, desc, sizeof(desc)) == 0);
+	CHECK(strstr(desc, " persistent") == NULL);
+	maps = bk_sim_gnt_map_calls(env.sim);
+	queue_mix(8);
+	push_all();
+	CHECK(wait_all_done() == 0);
+	check_all_answered();
+	printf("persistent-later: %llu map call(s) for 8 requests after the adoption\n",
+	       (unsigned long long)(bk_sim_gnt_map_calls(env.sim) - maps));
+	CHECK(bk_sim_gnt_map_calls(env.sim) == maps);
+}
+
 static void test_handover(void)
 {
 	unsigned int before = nr_tios;
@@ -587,7 +623,11 @@ static void test_handover(void)
 	/* The guest carries on while no daemon runs. */
 	queue_mix(8);
 	push_all();
+	if (pgnt_later)
+		CHECK(bk_ts_write_be(env.ts, "vbd", GUEST, DEVID, "blanket-persistent", "on") == 0);
 	restart_and_adopt(0);
+	if (pgnt_later)
+		check_not_persistent();
 	finish();
 }
 
@@ -973,6 +1013,7 @@ int main(int argc, char **argv)
 	const char *scenario = argc > 1 ? argv[1] : "handover";
 
 	persistent = argc > 2 && !strcmp(argv[2], "persistent");
+	pgnt_later = argc > 2 && !strcmp(argv[2], "persistent-later");
 
 	if (bk_bf_engines_missing("io_uring", "fault", NULL))
 		return 77;

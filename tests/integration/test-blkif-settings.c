@@ -253,34 +253,6 @@ static void test_discard(const char *path)
 	detach(g, 41);
 }
 
-/* stderr into a file while @fn runs; returns what was logged (malloc'd). */
-static char *capture_stderr(void (*fn)(void *), void *arg)
-{
-	char tmpl[] = "/tmp/test-blkif-settings.XXXXXX";
-	int fd = mkstemp(tmpl), saved;
-	char *out = NULL;
-	off_t n;
-
-	if (fd < 0)
-		return NULL;
-	unlink(tmpl);
-	fflush(stderr);
-	saved = dup(STDERR_FILENO);
-	dup2(fd, STDERR_FILENO);
-	fn(arg);
-	fflush(stderr);
-	dup2(saved, STDERR_FILENO);
-	close(saved);
-	n = lseek(fd, 0, SEEK_END);
-	out = calloc(1, (size_t)n + 1);
-	if (out && pread(fd, out, (size_t)n, 0) != n)
-		out[0] = '\0';
-	close(fd);
-	if (out)
-		fputs(out, stderr); /* still shown in the test log */
-	return out;
-}
-
 struct bad_case {
 	uint32_t devid;
 	const char *prefix; /* before the image's path in the target */
@@ -313,6 +285,7 @@ static void test_bad(const char *path)
 		{ .devid = 51, .prefix = "cache=unsafe:", .word = "blanket-cache=unsafe" },
 		{ .devid = 52, .prefix = "discard=maybe:", .word = "blanket-discard=maybe" },
 		{ .devid = 53, .prefix = "", .extra = bad_engine, .word = "blanket-engine=nosuch" },
+		{ .devid = 54, .prefix = "persistent=maybe:", .word = "blanket-persistent=maybe" },
 	};
 	struct bk_blkfront *good = attach_rw(59, path, 1);
 
@@ -323,7 +296,7 @@ static void test_bad(const char *path)
 		unsigned int st = 0;
 
 		snprintf(c->target, sizeof(c->target), "%s%s", c->prefix, path);
-		log = capture_stderr(attach_bad, c);
+		log = bk_test_capture_stderr(attach_bad, c);
 		/* The backend refused it after the script (bk_ts_attach saw it go Closing). */
 		CHECK(c->got == -ENODEV);
 		CHECK(bk_ts_be_state(env.ts, "vbd", DOMID, c->devid, &st) == 0 &&

@@ -153,6 +153,22 @@ be_read() { xenstore-read "/local/domain/0/backend/vbd/$1/$2/$3" 2>/dev/null; }
 blanketd_fds() { ls "/proc/$(blanketd_pid)/fd" 2>/dev/null | wc -l; }
 blanketd_gnt_maps() { grep -c gntdev "/proc/$(blanketd_pid)/maps" 2>/dev/null; }
 
+# For the benchmarks' CPU columns: "UPTIME_S DOM0_BUSY BLANKETD" now. DOM0_BUSY is dom0's busy
+# time over all its vCPUs (/proc/stat: all but idle and iowait), BLANKETD the daemon's own
+# (utime + stime, 0 when it is not running), both in ticks of 1/100 s: 100 a second is one CPU.
+cpu_sample() {
+	local up _ cpu u n s idle io irq sirq st bt
+	read -r up _ </proc/uptime
+	read -r cpu u n s idle io irq sirq st _ </proc/stat
+	bt=$(awk '{ print $14 + $15 }' "/proc/$(blanketd_pid)/stat" 2>/dev/null)
+	echo "$up $((u + n + s + irq + sirq + st)) ${bt:-0}"
+}
+
+# cpu_delta A B: "WALL_S DOM0_TICKS BLANKETD_TICKS" from cpu_sample A to cpu_sample B.
+cpu_delta() {
+	awk -v a="$1" -v b="$2" 'BEGIN { split(a, x); split(b, y); print y[1] - x[1], y[2] - x[2], y[3] - x[3] }'
+}
+
 blanketctl_stats() {
 	if [ -x /usr/sbin/blanketctl ]; then
 		blanketctl stats 2>&1

@@ -345,8 +345,9 @@ int bk_bf_prepare(struct bk_blkfront *f)
 		return r;
 	if (f->p.persistent && (r = bk_xbf_write(f->xbf, "feature-persistent", "1")) < 0)
 		return r;
-	/* Used when the backend offers them too (read at InitWait). */
-	f->pgnt = f->p.persistent && bk_bf_feature(f, "feature-persistent", &v) == 0 && v == 1;
+	/* Used when the backend offers them too (read at InitWait), or anyway if told so. */
+	f->pgnt = f->p.persistent && (f->p.persistent_anyway ||
+				      (bk_bf_feature(f, "feature-persistent", &v) == 0 && v == 1));
 	return 0;
 }
 

@@ -82,6 +82,8 @@ struct bk_bf_params {
 	 * pages read-write once and reuse them (as Linux blkfront), ending them at reset.
 	 */
 	bool persistent;
+	/* With persistent: reuse the grants even when the backend does not offer them. */
+	bool persistent_anyway;
 	uint32_t start_index; /* initial ring indices (2^32 wrap tests) */
 	uint32_t pfn_base;    /* guest pages this frontend may use: [base, base+count) */
 	uint32_t pfn_count;

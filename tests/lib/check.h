@@ -27,6 +27,15 @@ unsigned int bk_test_dir_count(const char *dir, const char *prefix);
 /* Unlink every entry of @dir but "." names (journal directories between scenarios). */
 void bk_test_dir_empty(const char *dir);
 
+/*
+ * Run @fn(@arg) with stderr going to a file; returns what was written there (malloc'd, NULL on
+ * failure), after copying it to the real stderr so it still shows in the test log.
+ */
+char *bk_test_capture_stderr(void (*fn)(void *), void *arg);
+
+/* Lines of @text that contain every one of the NULL-terminated words after it. */
+unsigned int bk_test_count_lines(const char *text, ...);
+
 /* 0 if every check held, else 1 (after printing how many failed). */
 int bk_test_exit(void);
 

@@ -368,7 +368,7 @@ static const char *const ts_settings[][2] = {
 	{ "cache", "blanket-cache" },	  { "discard", "blanket-discard" },
 	{ "options", "blanket-options" }, { "share", "blanket-share" },
 	{ "iops", "blanket-iops" },	  { "bps", "blanket-bps" },
-	{ "burst", "blanket-burst" },
+	{ "burst", "blanket-burst" },	  { "persistent", "blanket-persistent" },
 };
 
 struct script_arg {

@@ -135,6 +135,13 @@ expect blanket-share on
 remove || fail "$CASE: remove failed"
 absent blanket-share
 
+CASE="persistent grants off"
+add "persistent=off,cache=writeback:$T/img/g1.raw" || fail "$CASE: add failed: $(cat "$T/stderr")"
+expect blanket-persistent off
+expect blanket-cache writeback
+remove || fail "$CASE: remove failed"
+absent blanket-persistent
+
 CASE="rate limits"
 add "iops=500,bps=20M,burst=250:$T/img/g1.raw" || fail "$CASE: add failed: $(cat "$T/stderr")"
 expect blanket-iops 500
@@ -152,6 +159,7 @@ CASE="bad bps range";		refused "bps=2048G:$T/img/g1.raw" bps 2048G
 CASE="bad burst";		refused "burst=0:$T/img/g1.raw" burst "'0'" milliseconds
 CASE="bad burst range";		refused "burst=60001:$T/img/g1.raw" burst 60001
 CASE="bad share";		refused "share=always:$T/img/g1.raw" share always
+CASE="bad persistent";		refused "persistent=maybe:$T/img/g1.raw" persistent maybe
 CASE="unknown setting";		refused "engin=aio:$T/img/g1.raw" engin aio
 CASE="bad engine";		refused "engine=spdk:$T/img/g1.raw" engine spdk
 CASE="bad queues 0";		refused "queues=0:$T/img/g1.raw" queues "'0'"

@@ -676,6 +676,92 @@ static void test_drvdom_stale_backend(void)
 	fx_fini(&fx);
 }
 
+struct run_arg {
+	struct fx *fx;
+	unsigned int turns;
+};
+
+static void run_turns(void *data)
+{
+	struct run_arg *a = data;
+
+	for (unsigned int i = 0; i < a->turns; i++)
+		bk_loop_run_once(a->fx->loop, 5);
+}
+
+/* Run @fx's loop for @turns turns of at most 5 ms; what it logged (malloc'd). */
+static char *run_logged(struct fx *fx, unsigned int turns)
+{
+	struct run_arg a = { fx, turns };
+
+	return bk_test_capture_stderr(run_turns, &a);
+}
+
+/*
+ * A driver domain whose toolstack did not let it read its backend directory (EACCES): the
+ * rescans that list it say so in one line naming the path and the domain, not once per rescan;
+ * the same for each of two guests' directories under it; a directory that is simply not there yet
+ * is not an error. Then, readable again, a device under it is served.
+ */
+static void test_drvdom_backend_unreadable(void)
+{
+	const char *kind_dir = "/local/domain/7/backend/vbd";
+	const char *dom_dir = "/local/domain/7/backend/vbd/5";
+	const char *other_dir = "/local/domain/7/backend/vbd/6";
+	const struct bk_xs_perm none[] = { { .domid = 0, .perms = BK_XS_PERM_NONE } };
+	const struct bk_xs_perm drv[] = { { .domid = DRV, .perms = BK_XS_PERM_NONE } };
+	struct bk_ts_dev d = fx_vbd(DOM, XVDA);
+	struct bk_xs *xs;
+	char *log;
+	struct fx fx;
+
+	fx_drvdom = DRV;
+	fx_rescan_ms = 10;
+	CHECK(fx_init(&fx, 0) == 0);
+	fx_drvdom = 0;
+	fx_rescan_ms = 0;
+	xs = bk_ts_xs(fx.ts);
+	/* Nothing under backend/ yet: nothing to say. */
+	log = run_logged(&fx, 20);
+	CHECK(log && bk_test_count_lines(log, "cannot list", NULL) == 0);
+	free(log);
+
+	/* The kind's directory, made by dom0 and not given to the driver domain. */
+	CHECK(bk_xs_printf(xs, BK_XS_NULL, "/local/domain/7/backend", "vbd", "%s", "") == 0);
+	CHECK(bk_xs_set_perms(xs, BK_XS_NULL, kind_dir, none, 1) == 0);
+	log = run_logged(&fx, 60);
+	printf("%s unreadable: %u line(s) about it\n", kind_dir,
+	       log ? bk_test_count_lines(log, kind_dir, NULL) : 0);
+	CHECK(log && bk_test_count_lines(log, "cannot list", kind_dir, "domain 7",
+					 "Permission denied", NULL) == 1);
+	CHECK(log && bk_test_count_lines(log, "cannot list", NULL) == 1);
+	free(log);
+
+	/* Given to it, but two guests' directories under it are not: one line each. */
+	CHECK(bk_xs_set_perms(xs, BK_XS_NULL, kind_dir, drv, 1) == 0);
+	CHECK(bk_xs_printf(xs, BK_XS_NULL, kind_dir, "5", "%s", "") == 0);
+	CHECK(bk_xs_set_perms(xs, BK_XS_NULL, dom_dir, none, 1) == 0);
+	CHECK(bk_xs_printf(xs, BK_XS_NULL, kind_dir, "6", "%s", "") == 0);
+	CHECK(bk_xs_set_perms(xs, BK_XS_NULL, other_dir, none, 1) == 0);
+	log = run_logged(&fx, 60);
+	CHECK(log && bk_test_count_lines(log, "cannot list", dom_dir, "domain 7",
+					 "Permission denied", NULL) == 1);
+	CHECK(log && bk_test_count_lines(log, "cannot list", other_dir, "domain 7",
+					 "Permission denied", NULL) == 1);
+	CHECK(log && bk_test_count_lines(log, "cannot list", NULL) == 2);
+	free(log);
+
+	/* Readable: the toolstack's device there is served. */
+	CHECK(bk_xs_rm(xs, BK_XS_NULL, other_dir) == 0);
+	CHECK(bk_xs_set_perms(xs, BK_XS_NULL, dom_dir, drv, 1) == 0);
+	CHECK(bk_sim_domain_create(fx.sim, DOM, 16) == 0);
+	CHECK(bk_ts_attach(fx.ts, &d) == 0);
+	CHECK(fx_wait_nr_devices(&fx, 1) == 0);
+	CHECK(bk_ts_remove(fx.ts, "vbd", DOM, XVDA) == 0);
+	CHECK(fx_wait_nr_devices(&fx, 0) == 0);
+	fx_fini(&fx);
+}
+
 int main(void)
 {
 	test_handshake();
@@ -695,5 +781,6 @@ int main(void)
 	test_watch_fails();
 	test_drvdom_guest_destroyed();
 	test_drvdom_stale_backend();
+	test_drvdom_backend_unreadable();
 	return fx_result("lifecycle");
 }

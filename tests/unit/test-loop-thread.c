@@ -34,6 +34,28 @@ static bool wait_flag(atomic_int *flag)
 	return atomic_load(flag) != 0;
 }
 
+/* A new loop, running on an I/O thread of its own; NULL (a check failed) if not. */
+static struct bk_loop *io_loop_start(void)
+{
+	struct bk_loop *loop = NULL;
+
+	CHECK(bk_loop_new(&loop) == 0);
+	if (loop)
+		CHECK(bk_loop_start_thread(loop, "bk-test-io") == 0);
+	return loop;
+}
+
+/* The test freed its objects: none is left on @loop; stopping joins its thread; free it. */
+static void io_loop_end(struct bk_loop *loop)
+{
+	bk_loop_lock(loop);
+	CHECK(bk_loop_nr_objects(loop) == 0);
+	bk_loop_unlock(loop);
+	bk_loop_stop_thread(loop);
+	CHECK(!bk_loop_threaded(loop));
+	bk_loop_free(loop);
+}
+
 struct fired {
 	struct bk_loop *loop;
 	atomic_int fired;
@@ -83,11 +105,8 @@ static void test_wake(void)
 
 	bk_loop_lock(loop);
 	bk_timer_free(t);
-	CHECK(bk_loop_nr_objects(loop) == 0);
 	bk_loop_unlock(loop);
-	bk_loop_stop_thread(loop);
-	CHECK(!bk_loop_threaded(loop));
-	bk_loop_free(loop);
+	io_loop_end(loop);
 }
 
 struct busy {
@@ -108,14 +127,16 @@ static void busy_timer_cb(void *data)
 /* With the lock held, the loop's callbacks never run: the main thread sees none inside. */
 static void test_exclusion(void)
 {
-	struct bk_loop *loop = NULL;
+	struct bk_loop *loop = io_loop_start();
 	struct bk_timer *t = NULL;
 	struct busy b = { 0 };
 	unsigned int seen_inside = 0;
 
-	CHECK(bk_loop_new(&loop) == 0);
+	if (!loop)
+		return;
+	bk_loop_lock(loop);
 	CHECK(bk_loop_add_timer(loop, 1, 1, busy_timer_cb, &b, &t) == 0);
-	CHECK(bk_loop_start_thread(loop, "bk-test-io") == 0);
+	bk_loop_unlock(loop);
 	for (int i = 0; i < 100; i++) {
 		bk_loop_lock(loop);
 		for (int j = 0; j < 5; j++) {
@@ -132,7 +153,7 @@ static void test_exclusion(void)
 	bk_loop_lock(loop);
 	bk_timer_free(t);
 	bk_loop_unlock(loop);
-	bk_loop_free(loop); /* stops the thread */
+	io_loop_end(loop);
 }
 
 struct spin {
@@ -152,14 +173,16 @@ static void spin_hook(void *data)
 /* A loop that never sleeps still hands the lock over at its next turn, every time. */
 static void test_busy_loop_fair(void)
 {
-	struct bk_loop *loop = NULL;
+	struct bk_loop *loop = io_loop_start();
 	struct spin s = { 0 };
 	unsigned int before;
 
-	CHECK(bk_loop_new(&loop) == 0);
+	if (!loop)
+		return;
+	bk_loop_lock(loop);
 	CHECK(bk_loop_add_hook(loop, spin_hook, &s, &s.h) == 0);
 	bk_hook_enable(s.h, true);
-	CHECK(bk_loop_start_thread(loop, "bk-test-io") == 0);
+	bk_loop_unlock(loop);
 	for (int i = 0; i < 200; i++) {
 		bk_loop_lock(loop);
 		before = atomic_load(&s.turns);
@@ -176,53 +199,38 @@ static void test_busy_loop_fair(void)
 	bk_loop_lock(loop);
 	bk_hook_free(s.h);
 	bk_loop_unlock(loop);
-	bk_loop_free(loop);
+	io_loop_end(loop);
 }
 
-struct relay {
-	struct bk_async *a;
-	atomic_int got;
-	bool main_thread;
-	pthread_t main;
-};
-
-static void relay_timer_cb(void *data)
+static void send_cb(void *data)
 {
-	struct relay *r = data;
-
-	bk_async_send(r->a);
-}
-
-static void relay_async_cb(void *data)
-{
-	struct relay *r = data;
-
-	r->main_thread = pthread_equal(pthread_self(), r->main);
-	atomic_store(&r->got, 1);
+	bk_async_send(data);
 }
 
 /* An I/O thread tells the main loop: the async runs there, at its next turn. */
 static void test_async(void)
 {
 	struct bk_loop *main_loop = NULL, *io = NULL;
-	struct relay r = { .main = pthread_self() };
+	struct fired f = { 0 };
+	struct bk_async *a = NULL;
 	struct bk_timer *t = NULL;
 	double end;
 
 	CHECK(bk_loop_new(&main_loop) == 0);
 	CHECK(bk_loop_new(&io) == 0);
-	CHECK(bk_loop_add_async(main_loop, relay_async_cb, &r, &r.a) == 0);
+	f.loop = main_loop;
+	CHECK(bk_loop_add_async(main_loop, fired_cb, &f, &a) == 0);
 	CHECK(bk_loop_nr_objects(main_loop) == 1);
-	CHECK(bk_loop_add_timer(io, 20, 0, relay_timer_cb, &r, &t) == 0);
+	CHECK(bk_loop_add_timer(io, 20, 0, send_cb, a, &t) == 0);
 	CHECK(bk_loop_start_thread(io, "bk-test-io") == 0);
 	end = now_s() + 5.0;
-	while (!atomic_load(&r.got) && now_s() < end)
+	while (!atomic_load(&f.fired) && now_s() < end)
 		bk_loop_run_once(main_loop, 100);
-	CHECK(atomic_load(&r.got));
-	CHECK(r.main_thread);
+	CHECK(atomic_load(&f.fired));
+	CHECK(pthread_equal(f.who, pthread_self()));
 	bk_loop_stop_thread(io);
 	bk_timer_free(t);
-	bk_async_free(r.a);
+	bk_async_free(a);
 	CHECK(bk_loop_nr_objects(main_loop) == 0);
 	bk_loop_free(io);
 	bk_loop_free(main_loop);

@@ -22,8 +22,8 @@ show "guest: $(grep 'GUEST-FEATURES' "$CONSOLE_DIR/guest-demo.log" | tr -d '\r' 
 # What blkfront's "persistent grants" means here, from what the two ends advertised.
 if [ "$LAB_BACKEND" = blanketd ]; then
 	if [ "$(be_read "$domid" "$(vdev_id xvda)" feature-persistent)" = 1 ]; then
-		show "       (persistent grants: blanketd offers them but copies every segment with grant"
-		show "        copy anyway, so they only add a copy of all data in the guest)"
+		show "       (persistent grants: blkfront copies into pages it granted once, blanketd keeps"
+		show "        them mapped and does the I/O on them: a buffered store, no grant copy)"
 	else
 		show "       (persistent grants: not offered: blanketd copies every segment once with"
 		show "        grant copy, so blkfront grants the request's own pages and copies nothing)"

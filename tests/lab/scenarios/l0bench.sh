@@ -28,15 +28,6 @@ ORDER="user kernel user kernel"
 RES=/tmp/l0bench.res
 : >"$RES"
 
-# uptime(s) dom0-busy-ticks blanketd-ticks
-sample() {
-	local up _ cpu u n s idle io irq sirq st bt
-	read -r up _ </proc/uptime
-	read -r cpu u n s idle io irq sirq st _ </proc/stat
-	bt=$(awk '{ print $14 + $15 }' "/proc/$(blanketd_pid)/stat" 2>/dev/null)
-	echo "$up $((u + n + s + irq + sirq + st)) ${bt:-0}"
-}
-
 run_round() {
 	local n=$1 path=$2 name=lb$1 spec kdev log at0 at1 at2 c domid st
 	kdev=$(l0_kernel_dev "$BDF" 60) || fail "round $n: $BDF is not with dom0's virtio driver"
@@ -50,17 +41,17 @@ run_round() {
 	start_guest "$name"
 	domid=$(xl domid "$name")
 	wait_console "$name" 'GUEST-STEP sleep:' 300
-	at0=$(sample)
+	at0=$(cpu_sample)
 	c=0
 	while ! grep -q 'GUEST-STEP bench:.*:seq ' "$log" 2>/dev/null; do
 		if [ $c = 0 ] && grep -q 'GUEST-STEP bench:.*:rand ' "$log" 2>/dev/null; then
-			at1=$(sample)
+			at1=$(cpu_sample)
 			c=1
 		fi
 		grep -q 'GUEST-DONE' "$log" && break
 		sleep 0.2
 	done
-	at2=$(sample)
+	at2=$(cpu_sample)
 	[ $c = 1 ] || at1=$at2
 	st=$(blanketctl stats 2>/dev/null | sed -n '/^L0/,$p')
 	wait_guest_done "$name" 120
@@ -76,8 +67,8 @@ run_round() {
 	# blanketd ticks (ticks are 1/100 s).
 	echo "$n $path $(echo "$r" | sed 's/.*iops=\([0-9]*\) mbps=\([0-9.]*\).*/\1 \2/')" \
 		"$(echo "$q" | sed 's/.*iops=\([0-9]*\) mbps=\([0-9.]*\).*/\1 \2/')" \
-		"$(awk -v a="$at0" -v b="$at1" 'BEGIN { split(a, x); split(b, y); print y[1] - x[1], y[2] - x[2], y[3] - x[3] }')" \
-		"$(awk -v a="$at1" -v b="$at2" 'BEGIN { split(a, x); split(b, y); print y[1] - x[1], y[2] - x[2], y[3] - x[3] }')" >>"$RES"
+		"$(cpu_delta "$at0" "$at1")" \
+		"$(cpu_delta "$at1" "$at2")" >>"$RES"
 	xl destroy "$name" 2>/dev/null
 	wait_no_backend "$domid" 60
 }

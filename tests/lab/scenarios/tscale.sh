@@ -28,15 +28,6 @@ for g in $GUESTS; do
 	make_image "$DIR/$g-go.raw" 1
 done
 
-# uptime(s) dom0-busy-ticks blanketd-ticks
-sample() {
-	local up _ cpu u n s idle io irq sirq st bt
-	read -r up _ </proc/uptime
-	read -r cpu u n s idle io irq sirq st _ </proc/stat
-	bt=$(awk '{ print $14 + $15 }' "/proc/$(blanketd_pid)/stat" 2>/dev/null)
-	echo "$up $((u + n + s + irq + sirq + st)) ${bt:-0}"
-}
-
 # CPU ticks of each of blanketd's threads: "name=ticks ..."
 thread_ticks() {
 	local t
@@ -62,7 +53,7 @@ run_round() {
 	for g in $GUESTS; do
 		wait_console "$g" 'GUEST-STEP wait:/dev/xvda' 300
 	done
-	at0=$(sample)
+	at0=$(cpu_sample)
 	tt0=$(thread_ticks)
 	for g in $GUESTS; do
 		xl block-attach "$g" "vdev=xvdb,format=raw,access=rw,backendtype=phy,script=blanket,target=$DIR/$g-go.raw" ||
@@ -71,7 +62,7 @@ run_round() {
 	for g in $GUESTS; do
 		wait_console "$g" 'IOTOOL bench ok|IOTOOL error|GUEST-DONE' $((S + 300))
 	done
-	at1=$(sample)
+	at1=$(cpu_sample)
 	tt1=$(thread_ticks)
 	for g in $GUESTS; do
 		line=$(tr -d '\r' <"$CONSOLE_DIR/guest-$g.log" | grep 'IOTOOL bench ok mode=rand')
@@ -86,7 +77,7 @@ run_round() {
 		n = split(b, y, " "); for (i = 1; i <= n; i++) { split(y[i], kv, "="); s[kv[1]] += kv[2] }
 		for (k in s) printf "%s=%d ", k, s[k] }')"
 	# round io-threads sum-IOPS wall-s dom0-ticks blanketd-ticks
-	echo "$n $threads $sum $(awk -v a="$at0" -v b="$at1" 'BEGIN { split(a, x); split(b, y); print y[1] - x[1], y[2] - x[2], y[3] - x[3] }')" >>"$RES"
+	echo "$n $threads $sum $(cpu_delta "$at0" "$at1")" >>"$RES"
 	for g in $GUESTS; do
 		xl destroy "$g" 2>/dev/null
 	done
