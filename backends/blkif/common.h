@@ -157,6 +157,7 @@ struct blkif_queue {
 	struct blkif_request_segment *segs;
 	uint64_t active_ns;    /* last request taken (blkif_now) */
 	uint64_t now_ns;       /* blkif_now read once per pass over the queue, 0: not yet */
+	uint64_t fresh_ns;     /* blkif_now_fresh, once per pass (answer_now), 0: not yet */
 	struct bk_timer *idle; /* trims the queue once idle (armed by the hook) */
 	struct list_head free_list;
 	struct list_head wait_list; /* FIFO of taken, not yet dispatched requests */
@@ -308,6 +309,8 @@ void blkif_close_backing(struct blkif_dev *bd);
 /* limit.c */
 /* The clock the limiter reads (bk_loop_clock_ns unless a test set one, see blkif.h). */
 uint64_t blkif_now(void);
+/* The same clock read now, not the loop turn's reading. */
+uint64_t blkif_now_fresh(void);
 /* Put @set in effect with full buckets. */
 void blkif_limiter_set(struct blkif_limiter *l, const struct bk_ctl_limit *set, uint64_t now);
 /* Refill to @now; true if one more request may be taken off the ring. */

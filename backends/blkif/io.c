@@ -98,6 +98,22 @@ static uint64_t queue_now(struct blkif_queue *q)
 	return q->now_ns;
 }
 
+/*
+ * The time @s is answered: this turn's clock, unless @s was taken this same turn (a read from
+ * the page cache, answered right after the submit); then one fresh reading for the pass, so
+ * a request answered at once does not count as taking no time.
+ */
+static uint64_t answer_now(struct blkif_queue *q, const struct blkif_slot *s)
+{
+	uint64_t now = queue_now(q);
+
+	if (now != s->start_ns)
+		return now;
+	if (!q->fresh_ns)
+		q->fresh_ns = blkif_now_fresh();
+	return q->fresh_ns;
+}
+
 static void slot_respond(struct blkif_queue *q, struct blkif_slot *s)
 {
 	struct bk_queue_stats *st = q->stats;
@@ -116,7 +132,7 @@ static void slot_respond(struct blkif_queue *q, struct blkif_slot *s)
 		} else if (blkif_req_writes(&s->req)) {
 			st->bytes_written += bytes;
 		}
-		st->lat_hist[bk_lat_bucket(queue_now(q) - s->start_ns)]++;
+		st->lat_hist[bk_lat_bucket(answer_now(q, s) - s->start_ns)]++;
 	} else if (q->journal) {
 		bk_journal_release(q->journal, s->jent);
 	}
@@ -321,6 +337,7 @@ static struct blkif_slot *slot_get(struct blkif_queue *q, const void *raw, int j
 void blkif_queue_admit(struct blkif_queue *q, const void *raw, int jent)
 {
 	q->now_ns = 0;
+	q->fresh_ns = 0;
 	if (!q->slots && queue_populate(q) < 0) {
 		dev_err(qdev(q), "q%u: no memory for %u request slots", q->index, q->nr_slots);
 		return;
@@ -693,6 +710,7 @@ static enum queue_state queue_serve(struct blkif_queue *q)
 
 	q->stalled = false;
 	q->now_ns = 0;
+	q->fresh_ns = 0;
 	/*
 	 * Old requests first: they hold their place before anything new is taken. Some may still
 	 * need their indirect descriptors (re-issued from the journal, or a full batch last turn).
@@ -769,6 +787,7 @@ static void queue_answer(struct blkif_queue *q)
 	struct blkif_copy_batch *b = &q->batch;
 
 	q->now_ns = 0;
+	q->fresh_ns = 0;
 	while (!list_empty(&q->done_list)) {
 		struct blkif_slot *s, *tmp;
 

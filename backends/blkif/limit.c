@@ -35,6 +35,11 @@ uint64_t blkif_now(void)
 	return clock_fn();
 }
 
+uint64_t blkif_now_fresh(void)
+{
+	return clock_fn == bk_loop_clock_ns ? bk_now_ns() : clock_fn();
+}
+
 static void bucket_set(struct blkif_bucket *b, uint64_t rate, uint32_t burst_ms, __int128 floor)
 {
 	b->rate = rate;
