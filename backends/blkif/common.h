@@ -375,6 +375,12 @@ void blkif_pool_uncharge(unsigned int n);
  * after a fault, over the bound, or the map failed).
  */
 bool blkif_pgnt_use(struct blkif_queue *q, struct blkif_slot *s);
+/*
+ * Where @ref is mapped as one of @q's persistent grants, or NULL (not mapped, or none in use).
+ * Blkfront takes its indirect pages from the same grants as its data pages, so after the first
+ * requests most indirect descriptors can be read from the mapping instead of grant-copied.
+ */
+const uint8_t *blkif_pgnt_page(const struct blkif_queue *q, uint32_t ref);
 /* Unmap every persistent grant of @q (nothing of it in flight); NULL-safe when none. */
 void blkif_pgnt_release(struct blkif_queue *q);
 

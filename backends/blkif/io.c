@@ -447,10 +447,16 @@ static void queue_fetch_indirect(struct blkif_queue *q)
 		left = s->req.nr_segments;
 		for (unsigned int p = 0; p < s->req.nr_indirect_pages; p++) {
 			unsigned int cnt = BK_MIN(left, (unsigned int)BLKIF_SEGS_PER_INDIRECT_PAGE);
+			uint16_t len = (uint16_t)(cnt * sizeof(struct blkif_request_segment));
+			uint8_t *dst = (uint8_t *)s->req.seg + (size_t)p * BK_PAGE_SIZE;
+			const uint8_t *mapped = blkif_pgnt_page(q, s->req.indirect_grefs[p]);
 
-			batch_add(b, s, domid, s->req.indirect_grefs[p], 0,
-				  (uint16_t)(cnt * sizeof(struct blkif_request_segment)),
-				  (uint8_t *)s->req.seg + (size_t)p * BK_PAGE_SIZE, false);
+			/* Copied once either way; checked below, on our copy. */
+			if (mapped)
+				memcpy(dst, mapped, len);
+			else
+				batch_add(b, s, domid, s->req.indirect_grefs[p], 0, len, dst,
+					  false);
 			left -= cnt;
 		}
 	}

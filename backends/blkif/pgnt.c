@@ -143,6 +143,15 @@ static int pgnt_map_new(struct blkif_queue *q, struct blkif_slot *s)
 	return 0;
 }
 
+const uint8_t *blkif_pgnt_page(const struct blkif_queue *q, uint32_t ref)
+{
+	const struct blkif_pgnt *pg = &q->pgnt;
+
+	if (!q->bd->persistent || pg->off || !pg->keys)
+		return NULL;
+	return pgnt_find(pg, ref);
+}
+
 bool blkif_pgnt_use(struct blkif_queue *q, struct blkif_slot *s)
 {
 	struct blkif_pgnt *pg = &q->pgnt;
