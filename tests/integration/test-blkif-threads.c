@@ -22,6 +22,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "blanket/stats.h"
 #include "blkfront.h"
 #include "ctlrun.h"
 #include "device.h"
@@ -64,9 +65,12 @@ static struct bk_blkfront *attach(struct guest *g, unsigned int disk, bool slow)
 	const char *held[] = { "blanket-engine", "fault", "blanket-options", slow_opts, NULL };
 	struct bk_bf_params p = { .pfn_base = disk * 1024, .pfn_count = 1024 };
 	uint32_t devid = DEVID + 16 * disk;
+	char target[96];
 
-	if (bk_bf_env_add_vbd(&env, g->domid, devid, g->path[disk], "w", "disk",
-			      slow ? held : normal) < 0)
+	/* Guest 1's second disk is buffered: its reads from the page cache complete at once. */
+	snprintf(target, sizeof(target), "%s%s",
+		 g == &guests[0] && disk == 1 ? "cache=writeback:" : "", g->path[disk]);
+	if (bk_bf_env_add_vbd(&env, g->domid, devid, target, "w", "disk", slow ? held : normal) < 0)
 		return NULL;
 	return bk_bf_open_connect(&env, g->domid, devid, &p);
 }
@@ -390,6 +394,28 @@ static void run(unsigned int nr_threads)
 	check_placement(nr_threads);
 	for (unsigned int k = 0; k < 3; k++)
 		io_round(round++, NULL);
+
+	/*
+	 * On an I/O thread (whose loop runs without a break between turns) the buffered disk's
+	 * reads are taken, completed and answered in one turn: their latency is still measured
+	 * (answer_now in blkif's io.c), no request counts 0 ns.
+	 */
+	{
+		struct bk_device *dev = disk_dev(&guests[0], 1);
+		struct bk_queue_stats qs;
+		uint64_t total = 0;
+
+		CHECK(dev != NULL);
+		if (dev) {
+			bk_loop_lock(bk_device_loop(dev));
+			CHECK(dev->ops->get_stats(dev, &qs, 1) == 1);
+			bk_loop_unlock(bk_device_loop(dev));
+			for (unsigned int b = 0; b < BK_LAT_BUCKETS; b++)
+				total += qs.lat_hist[b];
+			CHECK(total > 0);
+			CHECK(qs.lat_hist[0] == 0);
+		}
+	}
 
 	for (unsigned int gi = 0; gi < MAX_GUESTS; gi++) {
 		struct guest *g = &guests[gi];
