@@ -65,7 +65,7 @@ static struct bk_blkfront *attach(struct guest *g, unsigned int disk, bool slow)
 	const char *held[] = { "blanket-engine", "fault", "blanket-options", slow_opts, NULL };
 	struct bk_bf_params p = { .pfn_base = disk * 1024, .pfn_count = 1024 };
 	uint32_t devid = DEVID + 16 * disk;
-	char target[96];
+	char target[2048];
 
 	/* Guest 1's second disk is buffered: its reads from the page cache complete at once. */
 	snprintf(target, sizeof(target), "%s%s",
