@@ -26,7 +26,8 @@ make_image "$img" 64
 write_cfg sa 2 "wait:/dev/xvda:400;loop:/dev/xvda:16" \
 	"$(disk_spec "engine=fault,options=delay=30000ms:$img" xvda w)"
 small_cfg sa
-start_guest sa
+# Its init is waited for (boot_guest): sb, sb2 and the checks below need this very domain.
+boot_guest sa 180
 doma=$(xl domid sa)
 
 # --- a) read-only sharing (while sa boots) ---
