@@ -446,8 +446,9 @@ static void limit_workers(struct uring_engine *u)
 		limits[0] += first;
 	}
 	pthread_mutex_unlock(&engines_lock);
-	if (blkdev) /* the kernel's default */
-		limits[0] = 4 * (unsigned int)BK_MAX(sysconf(_SC_NPROCESSORS_ONLN), 1L);
+	if (blkdev) /* the kernel's default: the ring's depth or 4 x CPUs, the smaller */
+		limits[0] = BK_MIN(u->ring.sq.ring_entries,
+				   4 * (unsigned int)BK_MAX(sysconf(_SC_NPROCESSORS_ONLN), 1L));
 	r = io_uring_register_iowq_max_workers(&u->ring, limits);
 	if (r < 0)
 		log_debug("%s: io-wq worker limit not set: %s", u->name, strerror(-r));

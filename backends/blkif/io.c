@@ -89,8 +89,14 @@ static void slot_release(struct blkif_queue *q, struct blkif_slot *s)
 /*
  * The clock for this pass over @q (taking, or answering), read at most once: stamping and
  * measuring each request with its own reading cost as much as the rest of taking it. Each pass
- * starts with now_ns = 0, so a request's answer reads a later time than its take.
+ * starts with queue_clock_reset, so a request's answer reads a later time than its take.
  */
+static void queue_clock_reset(struct blkif_queue *q)
+{
+	q->now_ns = 0;
+	q->fresh_ns = 0;
+}
+
 static uint64_t queue_now(struct blkif_queue *q)
 {
 	if (!q->now_ns)
@@ -270,8 +276,8 @@ void blkif_idle_cb(void *data)
 	if (!queue_idle(q))
 		return;
 	idle_ms = (blkif_now() - q->active_ns) / 1000000U;
-	if (idle_ms < BLKIF_IDLE_TRIM_MS) {
-		bk_timer_rearm(q->idle, BLKIF_IDLE_TRIM_MS - idle_ms, 0);
+	if (idle_ms < blkif_idle_trim_ms()) {
+		bk_timer_rearm(q->idle, blkif_idle_trim_ms() - idle_ms, 0);
 		return;
 	}
 	queue_trim(q);
@@ -336,8 +342,7 @@ static struct blkif_slot *slot_get(struct blkif_queue *q, const void *raw, int j
 
 void blkif_queue_admit(struct blkif_queue *q, const void *raw, int jent)
 {
-	q->now_ns = 0;
-	q->fresh_ns = 0;
+	queue_clock_reset(q);
 	if (!q->slots && queue_populate(q) < 0) {
 		dev_err(qdev(q), "q%u: no memory for %u request slots", q->index, q->nr_slots);
 		return;
@@ -715,8 +720,7 @@ static enum queue_state queue_serve(struct blkif_queue *q)
 	bool drained = false, throttled = false;
 
 	q->stalled = false;
-	q->now_ns = 0;
-	q->fresh_ns = 0;
+	queue_clock_reset(q);
 	/*
 	 * Old requests first: they hold their place before anything new is taken. Some may still
 	 * need their indirect descriptors (re-issued from the journal, or a full batch last turn).
@@ -792,8 +796,7 @@ static void queue_answer(struct blkif_queue *q)
 {
 	struct blkif_copy_batch *b = &q->batch;
 
-	q->now_ns = 0;
-	q->fresh_ns = 0;
+	queue_clock_reset(q);
 	while (!list_empty(&q->done_list)) {
 		struct blkif_slot *s, *tmp;
 
@@ -986,7 +989,7 @@ void blkif_hook_cb(void *data)
 		if (q->engine_inflight)
 			bk_engine_kick(q->engine);
 		else if (queue_idle(q) && !bk_timer_active(q->idle))
-			bk_timer_rearm(q->idle, BLKIF_IDLE_TRIM_MS, 0);
+			bk_timer_rearm(q->idle, blkif_idle_trim_ms(), 0);
 	}
 	if (bd->draining && blkif_dev_inflight(bd) == 0)
 		blkif_finish_disconnect(bd);
