@@ -3,6 +3,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -269,6 +270,7 @@ UINT_KEY(queues, 1, BK_CFG_QUEUES_MAX)
 UINT_KEY(max_ring_page_order, 0, BK_CFG_RING_ORDER_MAX)
 UINT_KEY(watch_coalesce_ms, 0, BK_CFG_COALESCE_MAX)
 UINT_KEY(share_wait_ms, 0, BK_CFG_SHARE_WAIT_MAX)
+UINT_KEY(queue_idle_ms, BK_CFG_QUEUE_IDLE_MIN, BK_CFG_QUEUE_IDLE_MAX)
 
 static int set_io_threads(struct bk_config *cfg, const char *v, char *why, size_t len)
 {
@@ -385,15 +387,30 @@ static void dump_bounce_pool_budget(const struct bk_config *cfg, FILE *out)
 		fprintf(out, "%" PRIu64 "K", v >> 10);
 }
 
+/*
+ * The machine's memory, read once: the budget is checked on every persistent-grant map, and
+ * _SC_PHYS_PAGES is a sysinfo syscall each time (a round trip through Xen in a PV dom0).
+ */
+static uint64_t phys_bytes(void)
+{
+	static _Atomic uint64_t cached;
+	uint64_t v = atomic_load_explicit(&cached, memory_order_relaxed);
+	long pages, size;
+
+	if (v)
+		return v;
+	pages = sysconf(_SC_PHYS_PAGES);
+	size = sysconf(_SC_PAGESIZE);
+	v = pages > 0 && size > 0 ? (uint64_t)pages * (uint64_t)size : 1;
+	atomic_store_explicit(&cached, v, memory_order_relaxed);
+	return v;
+}
+
 uint64_t bk_config_bounce_budget(const struct bk_config *cfg)
 {
-	long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
-	uint64_t v;
-
 	if (cfg->bounce_pool_budget)
 		return cfg->bounce_pool_budget;
-	v = pages > 0 && size > 0 ? (uint64_t)pages * (uint64_t)size / 4 : 0;
-	return BK_MAX(v & ~4095ULL, BK_CFG_BUDGET_AUTO_MIN);
+	return BK_MAX((phys_bytes() / 4) & ~4095ULL, BK_CFG_BUDGET_AUTO_MIN);
 }
 
 static int set_cpu_affinity(struct bk_config *cfg, const char *v, char *why, size_t len)
@@ -599,6 +616,7 @@ static const struct conf_key conf_keys[] = {
 	KEY("disk-rate-limit", disk_rate_limit),
 	KEY("vif-port", vif_port),
 	KEY("share-wait-ms", share_wait_ms),
+	KEY("queue-idle-ms", queue_idle_ms),
 	KEY("l0-pci-allow", l0_pci_allow),
 	KEY("io-threads", io_threads),
 };
@@ -624,6 +642,7 @@ void bk_config_defaults(struct bk_config *cfg)
 	cfg->watch_coalesce_ms = 20;
 	cfg->disk_rate_limit.burst_ms = BK_CTL_LIMIT_BURST_DEFAULT;
 	cfg->share_wait_ms = 30000;
+	cfg->queue_idle_ms = 30000;
 	snprintf(cfg->cpu_affinity_str, sizeof(cfg->cpu_affinity_str), "all");
 	snprintf(cfg->l0_pci_allow, sizeof(cfg->l0_pci_allow), "any");
 	cfg->io_threads = -1;

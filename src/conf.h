@@ -36,8 +36,10 @@
 #define BK_CFG_BUDGET_MIN (1ULL << 20)
 #define BK_CFG_BUDGET_MAX (1ULL << 40)
 #define BK_CFG_BUDGET_AUTO_MIN (64ULL << 20)
-#define BK_CFG_COALESCE_MAX 10000U    /* ms */
-#define BK_CFG_SHARE_WAIT_MAX 600000U /* ms */
+#define BK_CFG_COALESCE_MAX 10000U     /* ms */
+#define BK_CFG_SHARE_WAIT_MAX 600000U  /* ms */
+#define BK_CFG_QUEUE_IDLE_MIN 100U     /* ms */
+#define BK_CFG_QUEUE_IDLE_MAX 3600000U /* ms */
 
 /*
  * Canonical per-device xenstore keys, written by the hotplug script under
@@ -96,6 +98,11 @@ struct bk_config {
 	 * refused at once.
 	 */
 	unsigned int share_wait_ms;
+	/*
+	 * How long a disk's queue stays idle before it gives back what only requests need (its
+	 * request slots, bounce pool pages and pinning, persistent-grant mappings).
+	 */
+	unsigned int queue_idle_ms;
 	/*
 	 * l0-pci-allow: the PCI devices blanketd may take for its own virtio drivers: "any",
 	 * "none", or BDFs (DDDD:BB:DD.F) separated by commas, as normalised (no blanks).

@@ -28,10 +28,17 @@
 /* Grant-copy segments per batch (a full batch is copied and the next one started). */
 #define BLKIF_COPY_BATCH 1024U
 /*
- * A queue idle this long gives back what only requests need: its slots, copy batch, and its
- * bounce pool's pages and pinning (queue_trim in io.c). The next request sets them up again.
+ * A queue idle for queue-idle-ms (blanketd.conf, default 30 s) gives back what only requests
+ * need: its slots, copy batch, bounce pool's pages and pinning, and persistent-grant mappings
+ * (queue_trim in io.c). The next request sets them up again, which is not cheap: registering
+ * the pool pins it (15-20 ms in the lab's PV dom0) and every gref is mapped anew. With one
+ * second, a guest whose I/O moved between its vCPUs (and so between queues) every few seconds
+ * had its quieter queue trimmed and set up again over and over.
  */
-#define BLKIF_IDLE_TRIM_MS 1000U
+static inline unsigned int blkif_idle_trim_ms(void)
+{
+	return bk_config_current()->queue_idle_ms;
+}
 /*
  * Persistent grants a queue keeps mapped at most (blkback's max_persistent_grants default: a
  * 32-entry ring of 32-segment requests and their indirect pages), and a power of two above it.
@@ -147,7 +154,7 @@ struct blkif_queue {
 	struct bk_engine *engine;
 	/*
 	 * Slots, their segment arrays and the copy batch exist only while the queue is in use:
-	 * set up by its first request, freed once it has been idle for BLKIF_IDLE_TRIM_MS. An
+	 * set up by its first request, freed once it has been idle for queue-idle-ms. An
 	 * idle disk then costs little beyond its rings, which are the guest's pages.
 	 */
 	struct blkif_slot *slots; /* NULL while trimmed */

@@ -87,6 +87,7 @@ int main(int argc, char **argv)
 		return 77;
 	bk_config_defaults(&cfg);
 	cfg.queues = NR_QUEUES;
+	cfg.queue_idle_ms = 200; /* not the default 30 s: the trim is what the end checks */
 	bk_config_install(&cfg);
 	bk_log_set_level(BK_LOG_ERR);
 	fd = bk_bf_tmpfile("/var/tmp", 1U << 20, 0, path, sizeof(path));

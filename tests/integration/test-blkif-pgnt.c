@@ -154,6 +154,26 @@ static void test_big_io(struct bk_blkfront *f)
 	}
 }
 
+/*
+ * A queue that goes quiet for a while (its guest's I/O moved to another vCPU, so to another
+ * queue) keeps its mappings until queue-idle-ms (30 s) has passed: when the I/O comes back its
+ * pages are still mapped. With one second, each such pause unmapped them all and the next
+ * requests mapped them again.
+ */
+static void test_pause(struct bk_blkfront *f)
+{
+	unsigned int mapped = bk_sim_guest_nr_mapped(env.sim, DOMID);
+	uint64_t end = bk_now_ns() + 1500000000ULL;
+
+	CHECK(mapped >= 257);
+	while (bk_now_ns() < end)
+		bk_loop_run_once(env.loop, 50);
+	printf("after 1.5 s without a request: %u of %u pages still mapped\n",
+	       bk_sim_guest_nr_mapped(env.sim, DOMID), mapped);
+	CHECK(bk_sim_guest_nr_mapped(env.sim, DOMID) == mapped);
+	write_read_back(f, 6 * BIG_SECTORS);
+}
+
 /* Put the encoded request @raw (id @id) on queue 0 and wait: its response status. */
 static int16_t raw_send(struct bk_blkfront *f, const uint8_t *raw, uint64_t id)
 {
@@ -402,6 +422,7 @@ int main(int argc, char **argv)
 	if (!f || !n)
 		goto out;
 	test_big_io(f);
+	test_pause(f);
 	test_hostile(f, n);
 	test_bound(f);
 

@@ -79,6 +79,7 @@ static void test_defaults(void)
 	CHECK(c.queues >= 1 && c.queues <= BK_CFG_QUEUES_MAX);
 	CHECK(c.max_ring_page_order == 4);
 	CHECK(c.max_indirect_segments == 256);
+	CHECK(c.queue_idle_ms == 30000);
 	CHECK(c.bounce_pool_size % 4096 == 0);
 	/* auto: a quarter of RAM, at least 64M, whole pages. */
 	CHECK(c.bounce_pool_budget == 0);
@@ -127,14 +128,16 @@ static void test_every_key(void)
 		      "state-directory = /var/run/bk\n"
 		      "disk-rate-limit = iops=500,bps=20M,burst=200\n"
 		      "share-wait-ms = 5000\n"
+		      "queue-idle-ms = 2500\n"
 		      "vif-port = l0:virtio-net,pci=0000:00:05.0; sw0:vhost-user,path=/run/s\n"
 		      "l0-pci-allow = 0000:00:0a.0, 0000:00:05.0\n"
 		      "io-threads = 3\n"
 		      "\t# indented comment\n",
 		      &log);
-	CHECK(r == 16);
+	CHECK(r == 17);
 	CHECK(c.io_threads == 3 && bk_config_io_threads(&c) == 3);
 	CHECK(c.share_wait_ms == 5000);
+	CHECK(c.queue_idle_ms == 2500);
 	CHECK(strcmp(c.l0_pci_allow, "0000:00:0a.0,0000:00:05.0") == 0);
 	CHECK(bk_config_pci_allowed(&c, "0000:00:05.0") &&
 	      bk_config_pci_allowed(&c, "0000:00:0a.0"));
@@ -178,7 +181,7 @@ static void test_every_key(void)
 		bk_config_dump(&c, f);
 		fclose(f);
 		bk_config_defaults(&d);
-		CHECK(load_text(&d, text, &log) == 16);
+		CHECK(load_text(&d, text, &log) == 17);
 		CHECK(memcmp(&c, &d, sizeof(c)) == 0);
 	}
 }
@@ -240,6 +243,7 @@ static void test_bad_values(void)
 		{ "bounce-pool-budget = lots", "expected auto or a size" },
 		{ "watch-coalesce-ms = 10001", "must be between 0 and 10000" },
 		{ "share-wait-ms = 600001", "must be between 0 and 600000" },
+		{ "queue-idle-ms = 99", "must be between 100 and 3600000" },
 		{ "cpu-affinity = 3-1",
 		  "bad value '3-1' for key 'cpu-affinity': range 3-1 is backwards" },
 		{ "cpu-affinity = 0,,2",
