@@ -112,6 +112,16 @@ cmdline="console=hvc0 earlyprintk=xen lab.backend=$BACKEND lab.scenarios=$name"
 [ -n "$BDARGS" ] && cmdline+=" lab.blanketd_args=$BDARGS"
 # blkcmp's six guests with three fio jobs each take longer than dom0's default 900 s a scenario.
 [ "${LAB_BLKCMP:-}" = 1 ] && cmdline+=" lab.timeout=$((TIMEOUT - 120))"
+# blkcmp's order of rounds, when not its default (tests/lab/README.md): words joined by '+'.
+if [ -n "${LAB_BLKCMP_ORDER:-}" ]; then
+	case $LAB_BLKCMP_ORDER in
+	*[!a-z+\ ]*)
+		echo "run.sh: LAB_BLKCMP_ORDER='$LAB_BLKCMP_ORDER': only the words blanketd, blkback, qdisk and restart" >&2
+		exit 2
+		;;
+	esac
+	cmdline+=" lab.blkcmp_order=$(echo $LAB_BLKCMP_ORDER | tr ' ' '+')"
+fi
 # -initrd separates multiboot modules with ',': a comma inside the command line is doubled.
 cmdline=${cmdline//,/,,}
 lab_say "booting Xen + dom0 under QEMU (TCG) for: ${SCEN[*]}"

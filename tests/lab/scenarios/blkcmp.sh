@@ -170,21 +170,46 @@ run_round() {
 	say "round $n ($be): $(tail -n 3 "$RES" | tr '\n' '|')"
 }
 
+# The order of rounds: (blanketd blkback qdisk) x ROUNDS, or lab.blkcmp_order=W+W+... from the
+# kernel command line (run.sh's LAB_BLKCMP_ORDER), each W one of blanketd, blkback, qdisk, or
+# restart (blanketd stopped and started again, as the switch back from blkback does, with no
+# round of its own): to tell what a later round owes to the rounds before it.
+ORDER=
+for r in $(seq "$ROUNDS"); do ORDER+=" blanketd blkback qdisk"; done
+o=$(sed -n 's/.*lab\.blkcmp_order=\([^ ]*\).*/\1/p' /proc/cmdline | tr '+' ' ')
+if [ -n "$o" ]; then
+	for be in $o; do
+		case $be in
+		blanketd | blkback | qdisk | restart) ;;
+		*) fail "lab.blkcmp_order: '$be' is not blanketd, blkback, qdisk or restart" ;;
+		esac
+	done
+	ORDER=$o
+	say "order of rounds: $ORDER"
+fi
+
 cur=blanketd
 n=0
-for r in $(seq "$ROUNDS"); do
-	for be in blanketd blkback qdisk; do
-		if [ "$be" = blkback ] && [ "$cur" != blkback ]; then
-			kernel_backend vbd on
-			cur=blkback
-		elif [ "$be" = blanketd ] && [ "$cur" != blanketd ]; then
-			kernel_backend vbd off
-			cur=blanketd
-		fi
-		n=$((n + 1))
-		[ "$be" = qdisk ] && [ $QDISK_OK = 0 ] && { say "round $n: qdisk skipped (its device model failed)"; continue; }
-		run_round "$n" "$be"
-	done
+for be in $ORDER; do
+	if [ "$be" = restart ]; then
+		[ "$cur" = blanketd ] || fail "lab.blkcmp_order: restart while the kernel's blkback serves"
+		say "restarting blanketd"
+		stop_blanketd
+		spawn_blanketd || fail "cannot start blanketd"
+		sleep 2
+		blanketd_alive || fail "blanketd exited at start"
+		continue
+	fi
+	if [ "$be" = blkback ] && [ "$cur" != blkback ]; then
+		kernel_backend vbd on
+		cur=blkback
+	elif [ "$be" = blanketd ] && [ "$cur" != blanketd ]; then
+		kernel_backend vbd off
+		cur=blanketd
+	fi
+	n=$((n + 1))
+	[ "$be" = qdisk ] && [ $QDISK_OK = 0 ] && { say "round $n: qdisk skipped (its device model failed)"; continue; }
+	run_round "$n" "$be"
 done
 [ "$cur" = blanketd ] || kernel_backend vbd off
 
@@ -192,7 +217,7 @@ done
 # Ticks are 1/100 s: us per request = ticks * 10000 / requests; ms per MB = ticks * 10 / MB.
 XENV=$(xl info xen_version 2>/dev/null)
 QEMUV=$("$QEMU" --version 2>/dev/null | head -n 1 | sed 's/.*version \([^ ]*\).*/\1/')
-echo "LAB-BENCH blkcmp {\"meta\":{\"xen\":\"$XENV\",\"dom0_kernel\":\"$(uname -r)\",\"guest_kernel\":\"$(uname -r)\",\"qemu_xen\":\"$QEMUV\",\"dom0_vcpus\":$(grep -c ^processor /proc/cpuinfo),\"guest_vcpus\":2,\"image_mib\":$MIB,\"image_on\":\"dom0 tmpfs\",\"secs\":$S,\"rounds\":$ROUNDS}}"
+echo "LAB-BENCH blkcmp {\"meta\":{\"xen\":\"$XENV\",\"dom0_kernel\":\"$(uname -r)\",\"guest_kernel\":\"$(uname -r)\",\"qemu_xen\":\"$QEMUV\",\"dom0_vcpus\":$(grep -c ^processor /proc/cpuinfo),\"guest_vcpus\":2,\"image_mib\":$MIB,\"image_on\":\"dom0 tmpfs\",\"secs\":$S,\"rounds\":$ROUNDS,\"order\":\"$(echo $ORDER)\"}}"
 # (In awk's printf arguments a bare ">" would be a redirection: the shares are computed first.)
 CALC='{ mb = $8 * 1024 / 1e6; ios = $8 / $4; d0p = 0; bep = 0
 	if ($10 > 0) { d0p = $11 / $10; bep = $12 / $10 }
@@ -209,7 +234,11 @@ awk "$CALC"'{ job = $3 "-" $4 "K"; if ($4 >= 1024) job = $3 "-" $4 / 1024 "M"
 		$1, $2, job, $6, $7 * 1024 / 1e6, d0p, bep, d0io, beio, d0mb, bemb }' "$RES"
 # Ratios of the means over the rounds: throughput (IOPS for the random job, MB/s for the
 # sequential ones) and the backend's own CPU per request.
-awk '{ k = $2 SUBSEP $3; n[k]++; tp[k] += ($3 == "randread") ? $6 : $7 * 1024 / 1e6
+# Then each backend's spread over its rounds (lowest-highest throughput): rounds of one backend
+# in one boot have differed by up to 2x under TCG, so a ratio within that spread shows little.
+awk '{ k = $2 SUBSEP $3; n[k]++; t = ($3 == "randread") ? $6 : $7 * 1024 / 1e6; tp[k] += t
+	if (n[k] == 1 || t < lo[k]) lo[k] = t
+	if (n[k] == 1 || t > hi[k]) hi[k] = t
 	ios = $8 / $4; cpu[k] += ios ? $12 * 10000 / ios : 0; d0[k] += ios ? $11 * 10000 / ios : 0; jobs[$3] = 1 }
 	END { for (j in jobs) {
 		b = "blanketd" SUBSEP j; k = "blkback" SUBSEP j; q = "qdisk" SUBSEP j
@@ -221,6 +250,14 @@ awk '{ k = $2 SUBSEP $3; n[k]++; tp[k] += ($3 == "randread") ? $6 : $7 * 1024 / 
 		if (n[q])
 			line = line sprintf(" blanketd/qdisk %.2fx (CPU/IO %.2fx, dom0 CPU/IO %.2fx);", (tp[b] / n[b]) / (tp[q] / n[q]),
 				(cpu[q] ? (cpu[b] / n[b]) / (cpu[q] / n[q]) : 0), (d0[q] ? (d0[b] / n[b]) / (d0[q] / n[q]) : 0))
-		printf "LAB-SHOW   %s [means of %d rounds]\n", line, n[b] } }' "$RES"
+		printf "LAB-SHOW   %s [means of %d rounds]\n", line, n[b]
+		line = sprintf("%-8s spread", j)
+		split("blanketd blkback qdisk", bes, " ")
+		for (i = 1; i <= 3; i++) {
+			k = bes[i] SUBSEP j
+			if (n[k])
+				line = line sprintf(" %s %.0f-%.0f (%d);", bes[i], lo[k], hi[k], n[k])
+		}
+		printf "LAB-SHOW   %s\n", line } }' "$RES"
 [ $QDISK_OK = 1 ] || fail "qdisk's device model did not start (its log above): no qdisk numbers"
 exit 0
