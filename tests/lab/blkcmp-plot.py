@@ -64,8 +64,11 @@ def main():
                 dots.append(f"{x:.2f} {tput(r) / base if base else 0:.4f} "
                             f"{r['backend_us_per_io']:.3f} {r['dom0_us_per_io']:.3f}")
 
+    # Rounds per backend as the records have them (a custom order may differ from meta's).
+    nr = sorted({len(rs) for rs in runs.values()})
+    rounds = "-".join(str(n) for n in (nr[0], nr[-1])) if nr[0] != nr[-1] else str(nr[0])
     title = (f"blanketd vs xen-blkback vs QEMU qdisk (Xen {meta.get('xen', '?')} under QEMU TCG; "
-             f"bars: means of {meta.get('rounds', '?')} rounds, dots: each round)\\n"
+             f"bars: means of {rounds} rounds, dots: each round)\\n"
              f"host: {host.get('cpu', '?')}, {host.get('cores', '?')} cores, Linux {host.get('kernel', '?')}, "
              f"{host.get('qemu', '?')}\\n"
              f"dom0 and guest kernel {meta.get('dom0_kernel', '?')}, qemu-system-xen {meta.get('qemu_xen', '?')}, "

@@ -32,7 +32,7 @@ QEMU=/usr/libexec/xen-qemu-system-i386
 blanketd_alive || fail "no blanketd running (a scenario before this one stopped it)"
 
 S=20
-ROUNDS=2
+ROUNDS=3
 MIB=64
 DIR=/run/blkcmp
 IMG=$DIR/disk.raw
@@ -187,6 +187,9 @@ if [ -n "$o" ]; then
 	ORDER=$o
 	say "order of rounds: $ORDER"
 fi
+
+# Rounds per backend, for the results' meta (blanketd's count, the others' alike by default).
+ROUNDS=$(echo $ORDER | tr ' ' '\n' | grep -c '^blanketd$')
 
 cur=blanketd
 n=0
