@@ -26,8 +26,9 @@ make_image "$img" 64
 write_cfg sa 2 "wait:/dev/xvda:400;loop:/dev/xvda:16" \
 	"$(disk_spec "engine=fault,options=delay=30000ms:$img" xvda w)"
 small_cfg sa
-# Its init is waited for (boot_guest): sb, sb2 and the checks below need this very domain.
-boot_guest sa 180
+# Its init is waited for (boot_guest): sb, sb2 and the checks below need this very domain. Its
+# kernel reads the partition table through the slow disk first: about 110 s to init in the lab.
+boot_guest sa 360
 doma=$(xl domid sa)
 
 # --- a) read-only sharing (while sa boots) ---
