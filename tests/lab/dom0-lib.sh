@@ -108,24 +108,32 @@ guest_log() {
 	tail -n 40 "$CONSOLE_DIR/guest-$1.log" 2>/dev/null | sed 's/^/  | /'
 }
 
+# guest_devices DOMID: one line per frontend of the domain (vbd, then vif): "KIND/ID
+# FRONTEND-STATE BACKEND-STATE BACKEND-PATH", "-" for a node that is not there.
+guest_devices() {
+	local k i fe be
+	for k in vbd vif; do
+		for i in $(xenstore-list "/local/domain/$1/device/$k" 2>/dev/null); do
+			fe=/local/domain/$1/device/$k/$i
+			be=$(xenstore-read "$fe/backend" 2>/dev/null)
+			echo "$k/$i $(xenstore-read "$fe/state" 2>/dev/null || echo -)" \
+				"$(xenstore-read "$be/state" 2>/dev/null || echo -) ${be:--}"
+		done
+	done
+}
+
 # guest_diag NAME: what xl and xenstore say of a guest that did not get on: its domain, and the
 # state of each of its frontends next to its backend's (blkfront or netfront stuck before
 # Initialised, or a backend that did not answer).
 guest_diag() {
-	local d k i fe be
+	local d
 	d=$(xl domid "$1" 2>/dev/null) || {
 		echo "--- guest $1: no such domain ---"
 		return 0
 	}
 	echo "--- guest $1: domain $d, its devices' states (frontend/backend) ---"
 	xl list "$1" 2>&1 | sed 's/^/  | /'
-	for k in vbd vif; do
-		for i in $(xenstore-list "/local/domain/$d/device/$k" 2>/dev/null); do
-			fe=/local/domain/$d/device/$k/$i
-			be=$(xenstore-read "$fe/backend" 2>/dev/null)
-			echo "  | $k/$i: $(xenstore-read "$fe/state" 2>/dev/null || echo -)/$(xenstore-read "$be/state" 2>/dev/null || echo -) (backend $be)"
-		done
-	done
+	guest_devices "$d" | awk '{ printf "  | %s: %s/%s (backend %s)\n", $1, $2, $3, $4 }'
 }
 
 # boot_guest NAME TIMEOUT: start_guest, then wait for the guest's init (GUEST-START). A guest
@@ -136,7 +144,7 @@ guest_diag() {
 # init). A second such hang, a backend not in InitWait or Connected, or a console with
 # something else in it fails.
 boot_guest() {
-	local log=$CONSOLE_DIR/guest-$1.log end try d k i be st
+	local log=$CONSOLE_DIR/guest-$1.log end try d stuck
 	for try in 1 2; do
 		start_guest "$1"
 		end=$((SECONDS + $2))
@@ -149,16 +157,8 @@ boot_guest() {
 		[ -s "$log" ] && fail "guest $1: no GUEST-START within $2 s"
 		[ $try = 1 ] || fail "guest $1: its kernel did not reach init within $2 s, twice"
 		d=$(xl domid "$1" 2>/dev/null) || fail "guest $1 is gone before its init"
-		for k in vbd vif; do
-			for i in $(xenstore-list "/local/domain/$d/device/$k" 2>/dev/null); do
-				be=$(xenstore-read "/local/domain/$d/device/$k/$i/backend" 2>/dev/null)
-				st=$(xenstore-read "$be/state" 2>/dev/null)
-				case $st in
-				2 | 4) ;;
-				*) fail "guest $1: no init within $2 s, and its $k/$i backend is in state '${st:-none}'" ;;
-				esac
-			done
-		done
+		stuck=$(guest_devices "$d" | awk '$3 != 2 && $3 != 4 { print $1 " backend is in state \047" $3 "\047"; exit }')
+		[ -z "$stuck" ] || fail "guest $1: no init within $2 s, and its $stuck"
 		echo "LAB-WARN guest $1 printed nothing in $2 s (its kernel did not reach init; its backends wait for it): creating it again"
 		xl destroy "$1" 2>/dev/null
 		wait_no_backend "$d" 60
@@ -279,6 +279,19 @@ stop_blanketd() {
 	done
 }
 
+# start_blanketd_checked: spawn_blanketd, and fail unless the daemon still runs 2 s later.
+start_blanketd_checked() {
+	spawn_blanketd || fail "cannot start blanketd"
+	sleep 2
+	blanketd_alive || fail "blanketd exited at start"
+}
+
+# respawn_blanketd: stop the running blanketd (SIGTERM) and start a new one, checked as above.
+respawn_blanketd() {
+	stop_blanketd
+	start_blanketd_checked
+}
+
 # kernel_backend KIND on|off (KIND vbd or vif): with no guest running, load (on) or unload
 # (off) the kernel's backend for KIND (xen-blkback, xen-netback) and restart blanketd, which
 # leaves a kind whose kernel backend is loaded at its start to the kernel and says so (it keeps
@@ -296,9 +309,7 @@ kernel_backend() {
 		[ ! -d "/sys/bus/xen-backend/drivers/$1" ] || fail "$mod is still loaded"
 	fi
 	mark=$(wc -l <"$BLANKETD_LOG")
-	spawn_blanketd || fail "cannot start blanketd"
-	sleep 2
-	blanketd_alive || fail "blanketd exited at start"
+	start_blanketd_checked
 	if [ "$2" = on ]; then
 		tail -n +"$((mark + 1))" "$BLANKETD_LOG" | grep -q "leaving $1 devices to it" ||
 			fail "blanketd did not say it leaves $1 devices to the kernel"

@@ -7,10 +7,10 @@
 #             file on a loop device (buffered, the page cache as well)
 #   qdisk:    backendtype=qdisk: libxl starts Debian's qemu-system-xen as the guest's device
 #             model, whose xen-block opens IMG (the page cache as well)
-# interleaved (blanketd, blkback, qdisk) x ROUNDS, the guest created anew each time. The image
-# is one 64 MiB raw file in dom0's tmpfs, filled with random data once. In the guest, fio
-# (libaio, O_DIRECT, S s each, in this order): 4 KiB random read QD32, 1 MiB sequential read
-# QD4, 1 MiB sequential write QD4.
+# interleaved (blanketd, blkback, qdisk) x ROUNDS (the default order; lab.blkcmp_order sets
+# another), the guest created anew each time. The image is one 64 MiB raw file in dom0's
+# tmpfs, filled with random data once. In the guest, fio (libaio, O_DIRECT, S s each, in this
+# order): 4 KiB random read QD32, 1 MiB sequential read QD4, 1 MiB sequential write QD4.
 #
 # CPU per fio job: the window from the guest's previous GUEST-STEP line to the job's own. dom0's
 # busy time (/proc/stat: all but idle and iowait, both vCPUs: 100% is one CPU) and the
@@ -188,8 +188,9 @@ if [ -n "$o" ]; then
 	say "order of rounds: $ORDER"
 fi
 
-# Rounds per backend, for the results' meta (blanketd's count, the others' alike by default).
-ROUNDS=$(echo $ORDER | tr ' ' '\n' | grep -c '^blanketd$')
+# Rounds per backend in the order run, for the results' meta (blanketd's count; the others' are
+# alike in the default order).
+NROUNDS=$(echo $ORDER | tr ' ' '\n' | grep -c '^blanketd$')
 
 cur=blanketd
 n=0
@@ -197,10 +198,7 @@ for be in $ORDER; do
 	if [ "$be" = restart ]; then
 		[ "$cur" = blanketd ] || fail "lab.blkcmp_order: restart while the kernel's blkback serves"
 		say "restarting blanketd"
-		stop_blanketd
-		spawn_blanketd || fail "cannot start blanketd"
-		sleep 2
-		blanketd_alive || fail "blanketd exited at start"
+		respawn_blanketd
 		continue
 	fi
 	if [ "$be" = blkback ] && [ "$cur" != blkback ]; then
@@ -220,7 +218,7 @@ done
 # Ticks are 1/100 s: us per request = ticks * 10000 / requests; ms per MB = ticks * 10 / MB.
 XENV=$(xl info xen_version 2>/dev/null)
 QEMUV=$("$QEMU" --version 2>/dev/null | head -n 1 | sed 's/.*version \([^ ]*\).*/\1/')
-echo "LAB-BENCH blkcmp {\"meta\":{\"xen\":\"$XENV\",\"dom0_kernel\":\"$(uname -r)\",\"guest_kernel\":\"$(uname -r)\",\"qemu_xen\":\"$QEMUV\",\"dom0_vcpus\":$(grep -c ^processor /proc/cpuinfo),\"guest_vcpus\":2,\"image_mib\":$MIB,\"image_on\":\"dom0 tmpfs\",\"secs\":$S,\"rounds\":$ROUNDS,\"order\":\"$(echo $ORDER)\"}}"
+echo "LAB-BENCH blkcmp {\"meta\":{\"xen\":\"$XENV\",\"dom0_kernel\":\"$(uname -r)\",\"guest_kernel\":\"$(uname -r)\",\"qemu_xen\":\"$QEMUV\",\"dom0_vcpus\":$(grep -c ^processor /proc/cpuinfo),\"guest_vcpus\":2,\"image_mib\":$MIB,\"image_on\":\"dom0 tmpfs\",\"secs\":$S,\"rounds\":$NROUNDS,\"order\":\"$(echo $ORDER)\"}}"
 # (In awk's printf arguments a bare ">" would be a redirection: the shares are computed first.)
 CALC='{ mb = $8 * 1024 / 1e6; ios = $8 / $4; d0p = 0; bep = 0
 	if ($10 > 0) { d0p = $11 / $10; bep = $12 / $10 }
@@ -238,7 +236,7 @@ awk "$CALC"'{ job = $3 "-" $4 "K"; if ($4 >= 1024) job = $3 "-" $4 / 1024 "M"
 # Ratios of the means over the rounds: throughput (IOPS for the random job, MB/s for the
 # sequential ones) and the backend's own CPU per request.
 # Then each backend's spread over its rounds (lowest-highest throughput): rounds of one backend
-# in one boot have differed by up to 2x under TCG, so a ratio within that spread shows little.
+# in one boot have differed by up to 2.5x under TCG, so a ratio within that spread shows little.
 awk '{ k = $2 SUBSEP $3; n[k]++; t = ($3 == "randread") ? $6 : $7 * 1024 / 1e6; tp[k] += t
 	if (n[k] == 1 || t < lo[k]) lo[k] = t
 	if (n[k] == 1 || t > hi[k]) hi[k] = t

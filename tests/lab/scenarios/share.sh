@@ -31,7 +31,7 @@ small_cfg sa
 boot_guest sa 360
 doma=$(xl domid sa)
 
-# --- a) read-only sharing (while sa boots) ---
+# --- a) read-only sharing (while sa's disk loop starts) ---
 ro=$IMG_DIR/share-ro.raw
 make_image "$ro" 32
 iotool write "$ro" 0 8 31 >/dev/null || fail "cannot fill $ro"
