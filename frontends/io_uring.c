@@ -421,31 +421,45 @@ static void uring_drain(struct uring_engine *u)
  * through each ring (the kernel applies a ring's limit when a thread first submits to it): the
  * newest ring's count wins, and a count that shrinks is not lowered.
  */
+static int ptr_cmp(const void *a, const void *b)
+{
+	uintptr_t x = (uintptr_t) * (const void *const *)a,
+		  y = (uintptr_t) * (const void *const *)b;
+
+	return (x > y) - (x < y);
+}
+
 static void limit_workers(struct uring_engine *u)
 {
+	_cleanup_free_ const void **stores = NULL;
 	struct uring_engine *o;
 	unsigned int limits[2] = { 0, 0 }; /* bounded, unbounded (0: as it is) */
+	size_t n = 0, cap = 0, i;
 	bool blkdev = false;
 	int r;
 
 	pthread_mutex_lock(&engines_lock);
+	list_for_each_entry (o, &engines, all)
+		cap++;
+	stores = calloc(cap, sizeof(*stores));
 	list_for_each_entry (o, &engines, all) {
-		struct uring_engine *p;
-		bool first = true;
-
 		if (o->loop != u->loop)
 			continue;
 		blkdev |= o->base.store->is_blkdev;
-		/* Count each store once: the queues of one disk share it. */
-		list_for_each_entry (p, &engines, all) {
-			if (p == o)
-				break;
-			if (p->loop == u->loop && p->base.store == o->base.store)
-				first = false;
-		}
-		limits[0] += first;
+		if (stores)
+			stores[n] = o->base.store;
+		n++;
 	}
 	pthread_mutex_unlock(&engines_lock);
+	/* Count each store once: the queues of one disk share it (without memory: each queue). */
+	if (stores && n) {
+		qsort(stores, n, sizeof(*stores), ptr_cmp);
+		limits[0] = 1;
+		for (i = 1; i < n; i++)
+			limits[0] += stores[i] != stores[i - 1];
+	} else {
+		limits[0] = n;
+	}
 	if (blkdev) /* the kernel's default: the ring's depth or 4 x CPUs, the smaller */
 		limits[0] = BK_MIN(u->ring.sq.ring_entries,
 				   4 * (unsigned int)BK_MAX(sysconf(_SC_NPROCESSORS_ONLN), 1L));
