@@ -2,14 +2,21 @@
 # SPDX-License-Identifier: MIT
 """Render blkcmp's results (run.sh's BUILD/lab/blkcmp/blkcmp.json) with gnuplot.
 
-    blkcmp-plot.py RESULTS.json OUT.svg|OUT.png
+    blkcmp-plot.py RESULTS.json [MORE.json ...] OUT.svg|OUT.png|-
 
 Three panels: each job's throughput relative to xen-blkback (IOPS for 4K random read, MB/s for
 the 1M sequential jobs), each backend's own CPU per request and dom0's busy CPU per request, in
 microseconds (log scale).
 Every bar is the mean of the rounds, every dot one round (relative to xen-blkback's mean). The title names the
 machine (CPU, cores, host kernel) and the versions (Xen, dom0/guest kernel, qemu-system-xen).
-Prints the summary table it plotted.
+Prints the summary table it plotted, then issue 12's acceptance lines (blanketd >= 1.0x
+blkback on every job at <= 1.5x its threads' CPU per request, >= 3x qdisk on the sequential
+jobs), each judged on the ratio of the means.
+
+Several RESULTS files (boots) are pooled: every round of every boot counts once in the means,
+and each boot's own ratios are printed too (a ratio near 1.0 can fall either side from one
+boot to the next under TCG). OUT "-" prints without plotting.
+Exit status: 0, or 1 without records (the plot's content does not decide it).
 """
 import json
 import subprocess
@@ -17,29 +24,65 @@ import sys
 
 BACKENDS = ["blanketd", "blkback", "qdisk"]
 JOBS = [("randread", "4K random read QD32"), ("read", "1M seq read QD4"), ("write", "1M seq write QD4")]
+# Issue 12's acceptance: (blkback ratio at least, CPU ratio at most, qdisk ratio at least or None).
+ACCEPT = {"randread": (1.0, 1.5, None), "read": (1.0, 1.5, 3.0), "write": (1.0, 1.5, 3.0)}
 
 
-def main():
-    if len(sys.argv) != 3:
-        sys.exit("usage: blkcmp-plot.py RESULTS.json OUT.svg")
-    with open(sys.argv[1]) as f:
+def tput(r):
+    return r["iops"] if r["job"] == "randread" else r["mbps"]
+
+
+def mean(xs):
+    return sum(xs) / len(xs) if xs else 0.0
+
+
+def ratios(runs, job):
+    """(blanketd/blkback throughput, blanketd/blkback CPU per request, blanketd/qdisk), 0 if absent."""
+    def m(be, f):
+        return mean([f(r) for r in runs.get((be, job), [])])
+    b, k, q = (m(be, tput) for be in BACKENDS)
+    bc, kc = m("blanketd", lambda r: r["backend_us_per_io"]), m("blkback", lambda r: r["backend_us_per_io"])
+    return (b / k if k else 0.0, bc / kc if kc else 0.0, b / q if q else 0.0)
+
+
+def verdict(job, rel, cpu, vq):
+    lo, cpu_hi, q_lo = ACCEPT[job]
+    misses = []
+    if rel < lo:
+        misses.append(f"{rel:.2f}x blkback < {lo}x")
+    if cpu > cpu_hi:
+        misses.append(f"CPU/IO {cpu:.2f}x > {cpu_hi}x")
+    if q_lo is not None and vq < q_lo:
+        misses.append(f"{vq:.2f}x qdisk < {q_lo}x")
+    return "meets" if not misses else "misses (" + ", ".join(misses) + ")"
+
+
+def load(path):
+    with open(path) as f:
         doc = json.load(f)
-    host = doc.get("host", {})
-    meta = {}
-    runs = {}
+    meta, runs = {}, {}
     for r in doc.get("records", []):
         if "meta" in r:
             meta = r["meta"]
             continue
         runs.setdefault((r["backend"], r["job"]), []).append(r)
-    if not runs:
-        sys.exit("blkcmp-plot: no records in " + sys.argv[1])
+    return doc.get("host", {}), meta, runs
 
-    def tput(r):
-        return r["iops"] if r["job"] == "randread" else r["mbps"]
 
-    def mean(xs):
-        return sum(xs) / len(xs) if xs else 0.0
+def main():
+    if len(sys.argv) < 3:
+        sys.exit("usage: blkcmp-plot.py RESULTS.json [MORE.json ...] OUT.svg|OUT.png|-")
+    out = sys.argv[-1]
+    host, meta, runs = {}, {}, {}
+    boots = []
+    for path in sys.argv[1:-1]:
+        h, m, rs = load(path)
+        if not rs:
+            sys.exit("blkcmp-plot: no records in " + path)
+        host, meta = host or h, meta or m
+        boots.append((path, rs))
+        for k, v in rs.items():
+            runs.setdefault(k, []).extend(v)
 
     rows = []
     dots = []
@@ -64,11 +107,28 @@ def main():
                 dots.append(f"{x:.2f} {tput(r) / base if base else 0:.4f} "
                             f"{r['backend_us_per_io']:.3f} {r['dom0_us_per_io']:.3f}")
 
+    print()
+    if len(boots) > 1:
+        for path, rs in boots:
+            line = "; ".join(f"{job} {a:.2f}x (CPU/IO {c:.2f}x, qdisk {q:.2f}x)"
+                             for job, _ in JOBS for a, c, q in [ratios(rs, job)])
+            print(f"boot {path}: {line}")
+        print()
+    what = f"{len(boots)} boots pooled" if len(boots) > 1 else "one boot"
+    print(f"issue 12 acceptance ({what}, ratios of the means):")
+    for job, label in JOBS:
+        rel, cpu, vq = ratios(runs, job)
+        print(f"  {label:20} blanketd/blkback {rel:.2f}x, CPU/IO {cpu:.2f}x, blanketd/qdisk {vq:.2f}x: "
+              f"{verdict(job, rel, cpu, vq)}")
+    if out == "-":
+        return
+
     # Rounds per backend as the records have them (a custom order may differ from meta's).
     nr = sorted({len(rs) for rs in runs.values()})
     rounds = "-".join(str(n) for n in (nr[0], nr[-1])) if nr[0] != nr[-1] else str(nr[0])
+    boots_s = f" in {len(boots)} boots" if len(boots) > 1 else ""
     title = (f"blanketd vs xen-blkback vs QEMU qdisk (Xen {meta.get('xen', '?')} under QEMU TCG; "
-             f"bars: means of {rounds} rounds, dots: each round)\\n"
+             f"bars: means of {rounds} rounds{boots_s}, dots: each round)\\n"
              f"host: {host.get('cpu', '?')}, {host.get('cores', '?')} cores, Linux {host.get('kernel', '?')}, "
              f"{host.get('qemu', '?')}\\n"
              f"dom0 and guest kernel {meta.get('dom0_kernel', '?')}, qemu-system-xen {meta.get('qemu_xen', '?')}, "
@@ -88,13 +148,13 @@ def main():
         lines.append(f'"{label}" ' + " ".join(cols))
     block = "\n".join(lines)
     dots = "\n".join(dots)
-    if sys.argv[2].endswith(".png"):
+    if out.endswith(".png"):
         term = "set terminal pngcairo size 1000,1000 font 'sans,10' background '#ffffff'"
     else:
         term = "set terminal svg size 1000,1000 dynamic font 'sans,11' background '#ffffff'"
     script = f"""
 {term}
-set output '{sys.argv[2]}'
+set output '{out}'
 $d << EOD
 {block}
 EOD
