@@ -10,6 +10,7 @@
 #include <ev.h>
 
 #include "loop.h"
+#include "util/list.h"
 #include "util/log.h"
 #include "util/macros.h"
 
@@ -69,43 +70,143 @@ struct bk_hook {
  * The calling thread's clock for this loop turn (bk_loop_clock_ns). A loop marks its thread as
  * in a turn when it wakes from its backend (acquire) and as out of one when it goes back to it
  * (release) or returns.
+ *
+ * A turn's reading is libev's: libev reads the clock right after its backend returns (and
+ * again right before it blocks), so a reading of our own would be one more syscall per turn
+ * wherever the vDSO cannot serve CLOCK_MONOTONIC (a PV dom0 without a stable TSC). ev_now() is
+ * the wall clock in seconds, so it is turned into CLOCK_MONOTONIC ns against a reading of our
+ * own taken at most every CAL_NS: within that span the two advance alike. A wall clock stepped
+ * back, or forward by more than CAL_NS, is seen at once (ev_now behind the calibration, or too
+ * far ahead) and calibrated again; a smaller forward step shows for at most CAL_NS. Whatever
+ * the source, a thread's readings never go back (hand_out), but for the one reading a turn
+ * keeps while fresh ones (bk_loop_clock_fresh_ns) move on.
  */
+#define CAL_NS 250000000ULL
+
 static _Thread_local bool turn_on;   /* between waking and blocking again */
 static _Thread_local bool turn_read; /* turn_ns holds this turn's reading */
 static _Thread_local uint64_t turn_ns;
+static _Thread_local struct bk_loop *turn_loop; /* whose turn it is */
+static _Thread_local bool cal_ok;
+static _Thread_local double cal_ev;    /* ev_now() at the calibration */
+static _Thread_local uint64_t cal_ns;  /* CLOCK_MONOTONIC then */
+static _Thread_local uint64_t last_ns; /* the latest value handed out */
+static _Thread_local struct list_head turn_ends = { NULL, NULL };
+
+static uint64_t hand_out(uint64_t ns)
+{
+	if (ns < last_ns)
+		ns = last_ns;
+	last_ns = ns;
+	return ns;
+}
+
+/* @loop's latest clock reading (libev's), as CLOCK_MONOTONIC ns. */
+static uint64_t ev_clock_ns(struct bk_loop *loop)
+{
+	double ev = ev_now(loop->ev), d = ev - cal_ev;
+
+	if (!cal_ok || d < 0 || d * 1e9 >= (double)CAL_NS) {
+		cal_ns = bk_now_ns();
+		cal_ev = ev;
+		cal_ok = true;
+		return hand_out(cal_ns);
+	}
+	return hand_out(cal_ns + (uint64_t)(d * 1e9));
+}
 
 uint64_t bk_loop_clock_ns(void)
 {
-	if (!turn_on)
-		return bk_now_ns();
+	if (!turn_on || !turn_loop)
+		return hand_out(bk_now_ns());
 	if (!turn_read) {
-		turn_ns = bk_now_ns();
+		turn_ns = ev_clock_ns(turn_loop);
 		turn_read = true;
 	}
 	return turn_ns;
 }
 
-static void turn_begin(void)
+uint64_t bk_loop_clock_fresh_ns(void)
+{
+	return hand_out(bk_now_ns());
+}
+
+bool bk_loop_at_turn_end(struct bk_loop *loop, struct bk_turn_end *e)
+{
+	if (e->queued)
+		return true;
+	if (!turn_on || turn_loop != loop)
+		return false;
+	if (!turn_ends.next)
+		list_init(&turn_ends);
+	list_add_tail(&e->link, &turn_ends);
+	e->queued = true;
+	return true;
+}
+
+void bk_loop_turn_end_cancel(struct bk_turn_end *e)
+{
+	if (!e->queued)
+		return;
+	list_del(&e->link);
+	e->queued = false;
+}
+
+static void turn_begin(struct ev_loop *ev)
 {
 	turn_on = true;
 	turn_read = false;
+	turn_loop = ev_userdata(ev);
 }
 
-static void turn_end(void)
+/*
+ * The turn is over: run what waited for its end, with the clock libev read just before it
+ * blocks (@ev), or a reading of our own when the loop returned instead.
+ */
+static void turn_end(struct ev_loop *ev)
 {
+	/*
+	 * Before blocking, libev has just read the clock: the best moment to calibrate against
+	 * it when that is due (ev_clock_ns), so readings of later turns are off by microseconds.
+	 */
+	uint64_t now = ev ? ev_clock_ns(ev_userdata(ev)) : 0;
+
+	if (turn_ends.next && !list_empty(&turn_ends)) {
+		if (!ev)
+			now = bk_loop_clock_fresh_ns();
+
+		while (!list_empty(&turn_ends)) {
+			struct bk_turn_end *e =
+				list_first_entry(&turn_ends, struct bk_turn_end, link);
+
+			bk_loop_turn_end_cancel(e);
+			e->cb(e, now);
+		}
+	}
 	turn_on = false;
 	turn_read = false;
+	turn_loop = NULL;
+}
+
+/*
+ * ev_run starts with the hooks, before it first polls: that stretch is a turn too, read
+ * afresh (libev has not updated its clock since the loop last ran).
+ */
+static void run_begin(struct bk_loop *loop)
+{
+	ev_now_update(loop->ev);
+	turn_begin(loop->ev);
 }
 
 /* A loop without a thread of its own only marks its turns. */
-static void plain_release_cb(struct ev_loop *ev _unused_)
+static void plain_release_cb(struct ev_loop *ev)
 {
-	turn_end();
+	turn_end(ev);
 }
 
-static void plain_acquire_cb(struct ev_loop *ev _unused_)
+static void plain_acquire_cb(struct ev_loop *ev)
 {
-	turn_begin();
+	turn_begin(ev);
 }
 
 static void nosleep_cb(struct ev_loop *ev, ev_idle *w, int revents _unused_)
@@ -148,8 +249,9 @@ void bk_loop_free(struct bk_loop *loop)
 
 int bk_loop_run(struct bk_loop *loop)
 {
+	run_begin(loop);
 	ev_run(loop->ev, 0);
-	turn_end();
+	turn_end(NULL);
 	return 0;
 }
 
@@ -159,9 +261,10 @@ static void oneshot_cb(struct ev_loop *ev _unused_, ev_timer *w _unused_, int re
 
 void bk_loop_run_once(struct bk_loop *loop, int timeout_ms)
 {
+	run_begin(loop);
 	if (timeout_ms == 0) {
 		ev_run(loop->ev, EVRUN_NOWAIT);
-		turn_end();
+		turn_end(NULL);
 		return;
 	}
 	if (timeout_ms > 0) {
@@ -170,7 +273,7 @@ void bk_loop_run_once(struct bk_loop *loop, int timeout_ms)
 	}
 	ev_run(loop->ev, EVRUN_ONCE);
 	ev_timer_stop(loop->ev, &loop->oneshot);
-	turn_end();
+	turn_end(NULL);
 }
 
 void bk_loop_quit(struct bk_loop *loop)
@@ -365,7 +468,7 @@ static void release_cb(struct ev_loop *ev)
 {
 	struct bk_loop *loop = ev_userdata(ev);
 
-	turn_end();
+	turn_end(ev);
 	pthread_mutex_unlock(&loop->lock);
 }
 
@@ -373,7 +476,7 @@ static void acquire_cb(struct ev_loop *ev)
 {
 	struct bk_loop *loop = ev_userdata(ev);
 
-	turn_begin();
+	turn_begin(ev);
 	pthread_mutex_lock(&loop->lock);
 	/*
 	 * A mutex is not fair: a loop that never sleeps would take it back at once, every turn.
@@ -396,8 +499,9 @@ static void *loop_thread(void *data)
 	struct bk_loop *loop = data;
 
 	pthread_mutex_lock(&loop->lock);
+	run_begin(loop);
 	ev_run(loop->ev, 0);
-	turn_end();
+	turn_end(NULL);
 	pthread_mutex_unlock(&loop->lock);
 	return NULL;
 }
@@ -462,8 +566,12 @@ void bk_loop_lock(struct bk_loop *loop)
 	atomic_fetch_sub(&loop->waiters, 1);
 	/* Timers armed from here count from now, not from when the loop last woke. */
 	ev_now_update(loop->ev);
-	/* ...and so does this thread's clock for the turn (bk_loop_clock_ns). */
-	turn_read = false;
+	/* ...and so does this thread's clock for the turn (bk_loop_clock_ns): a reading of its own.
+	 */
+	if (turn_on) {
+		turn_ns = bk_loop_clock_fresh_ns();
+		turn_read = true;
+	}
 }
 
 void bk_loop_unlock(struct bk_loop *loop)

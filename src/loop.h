@@ -10,6 +10,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "util/list.h"
+
 struct bk_loop;
 struct bk_watch;
 struct bk_timer;
@@ -63,12 +65,40 @@ void bk_hook_enable(struct bk_hook *h, bool on);
 void bk_hook_free(struct bk_hook *h);
 
 /*
- * CLOCK_MONOTONIC in ns, read once per loop turn of the calling thread: the first call after
- * its loop woke reads the clock, the others in that turn get the same value (a turn's requests
- * share one stamp; in a PV dom0 every reading is a syscall). Outside a turn (before the loop
- * runs, after it returns) each call reads the clock. bk_loop_lock starts a new reading.
+ * CLOCK_MONOTONIC in ns, once per loop turn of the calling thread: every call in a turn gets
+ * the same value, the time the loop woke (libev's own reading, so no syscall of ours: in a PV
+ * dom0 without a stable TSC every reading is one). Outside a turn (before the loop runs, after
+ * it returns) each call reads the clock. bk_loop_lock starts a new reading. On one thread, no
+ * value is behind one handed out in an earlier turn or by an earlier call outside a turn.
  */
 uint64_t bk_loop_clock_ns(void);
+
+/*
+ * CLOCK_MONOTONIC read now, on the scale of bk_loop_clock_ns (never behind what it gave this
+ * thread): for the odd moment a turn's reading is too old.
+ */
+uint64_t bk_loop_clock_fresh_ns(void);
+
+/*
+ * Work that waits for the end of the loop turn: @cb runs once, on the loop's thread, when the
+ * loop is about to block (after every hook) or returns, with the clock at that moment on
+ * bk_loop_clock_ns's scale (the reading libev takes there anyway: no syscall of its own).
+ * Requests answered in the turn that took them are timed this way. The caller owns @e
+ * (zeroed, or cancelled, before its first use) and cancels it before freeing it.
+ */
+struct bk_turn_end {
+	struct list_head link;
+	bool queued;
+	void (*cb)(struct bk_turn_end *e, uint64_t now_ns);
+};
+/*
+ * Queue @e for the end of @loop's current turn (true; already queued: true). False when the
+ * calling thread is not running a turn of @loop (outside the loop, or another thread holding
+ * its lock): then nothing is queued.
+ */
+bool bk_loop_at_turn_end(struct bk_loop *loop, struct bk_turn_end *e);
+/* Unqueue @e if it is queued; its callback does not run. */
+void bk_loop_turn_end_cancel(struct bk_turn_end *e);
 
 /* Seconds since some fixed point, as the loop last saw the clock (cheap). */
 double bk_loop_now(struct bk_loop *loop);

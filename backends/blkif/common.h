@@ -162,9 +162,16 @@ struct blkif_queue {
 	unsigned int max_segs; /* segments of the largest request the device admits */
 	/* Each slot's req.seg: nr_slots arrays of the largest request's segments. */
 	struct blkif_request_segment *segs;
-	uint64_t active_ns;    /* last request taken (blkif_now) */
-	uint64_t now_ns;       /* blkif_now read once per pass over the queue, 0: not yet */
-	uint64_t fresh_ns;     /* blkif_now_fresh, once per pass (answer_now), 0: not yet */
+	uint64_t active_ns; /* last request taken (blkif_now) */
+	uint64_t now_ns;    /* blkif_now read once per pass over the queue, 0: not yet */
+	/*
+	 * Requests answered in the turn that took them (reads from the page cache): their
+	 * latency is counted when the turn ends (lat_late.cb), timed by the loop's last
+	 * reading there. All were stamped lat_late_start, the turn's clock.
+	 */
+	struct bk_turn_end lat_late;
+	uint64_t lat_late_start;
+	unsigned int lat_late_n;
 	struct bk_timer *idle; /* trims the queue once idle (armed by the hook) */
 	struct list_head free_list;
 	struct list_head wait_list; /* FIFO of taken, not yet dispatched requests */
@@ -313,11 +320,16 @@ void blkif_share_leaving(struct blkif_dev *bd);
 /* Release the claim and close the store (reopened by the next connect, if any). */
 void blkif_close_backing(struct blkif_dev *bd);
 
+/* io.c: count the latency of requests still waiting for the end of the turn, now. */
+void blkif_queue_lat_flush(struct blkif_queue *q);
+
 /* limit.c */
 /* The clock the limiter reads (bk_loop_clock_ns unless a test set one, see blkif.h). */
 uint64_t blkif_now(void);
 /* The same clock read now, not the loop turn's reading. */
 uint64_t blkif_now_fresh(void);
+/* True when that clock is the loop's (no test set one): the end of a turn can time requests. */
+bool blkif_clock_is_loop(void);
 /* Put @set in effect with full buckets. */
 void blkif_limiter_set(struct blkif_limiter *l, const struct bk_ctl_limit *set, uint64_t now);
 /* Refill to @now; true if one more request may be taken off the ring. */

@@ -94,7 +94,6 @@ static void slot_release(struct blkif_queue *q, struct blkif_slot *s)
 static void queue_clock_reset(struct blkif_queue *q)
 {
 	q->now_ns = 0;
-	q->fresh_ns = 0;
 }
 
 static uint64_t queue_now(struct blkif_queue *q)
@@ -104,20 +103,55 @@ static uint64_t queue_now(struct blkif_queue *q)
 	return q->now_ns;
 }
 
+static void lat_count(struct blkif_queue *q, uint64_t start, uint64_t end, unsigned int n)
+{
+	q->stats->lat_hist[bk_lat_bucket(end > start ? end - start : 0)] += n;
+}
+
+void blkif_queue_lat_flush(struct blkif_queue *q)
+{
+	if (!q->lat_late_n)
+		return;
+	bk_loop_turn_end_cancel(&q->lat_late);
+	lat_count(q, q->lat_late_start, blkif_now_fresh(), q->lat_late_n);
+	q->lat_late_n = 0;
+}
+
+static void lat_late_cb(struct bk_turn_end *e, uint64_t now)
+{
+	struct blkif_queue *q = container_of(e, struct blkif_queue, lat_late);
+
+	lat_count(q, q->lat_late_start, now, q->lat_late_n);
+	q->lat_late_n = 0;
+}
+
 /*
- * The time @s is answered: this turn's clock, unless @s was taken this same turn (a read from
- * the page cache, answered right after the submit); then one fresh reading for the pass, so
- * a request answered at once does not count as taking no time.
+ * Count @s's latency. A request taken in an earlier turn is timed by this turn's clock. One
+ * taken this same turn (a read from the page cache, answered right after the submit) waits
+ * for the turn's end, when the loop reads the clock anyway: a request answered at once does
+ * not count as taking no time, and costs no reading of its own. Outside the loop's own turn
+ * (a test's clock, another thread holding the loop) it gets a reading now.
  */
-static uint64_t answer_now(struct blkif_queue *q, const struct blkif_slot *s)
+static void lat_account(struct blkif_queue *q, const struct blkif_slot *s)
 {
 	uint64_t now = queue_now(q);
 
-	if (now != s->start_ns)
-		return now;
-	if (!q->fresh_ns)
-		q->fresh_ns = blkif_now_fresh();
-	return q->fresh_ns;
+	if (now != s->start_ns) {
+		lat_count(q, s->start_ns, now, 1);
+		return;
+	}
+	if (q->lat_late_n && q->lat_late_start != s->start_ns)
+		blkif_queue_lat_flush(q);
+	if (!q->lat_late_n) {
+		q->lat_late.cb = lat_late_cb;
+		if (!blkif_clock_is_loop() ||
+		    !bk_loop_at_turn_end(bk_device_loop(q->bd->dev), &q->lat_late)) {
+			lat_count(q, s->start_ns, blkif_now_fresh(), 1);
+			return;
+		}
+		q->lat_late_start = s->start_ns;
+	}
+	q->lat_late_n++;
 }
 
 static void slot_respond(struct blkif_queue *q, struct blkif_slot *s)
@@ -138,7 +172,7 @@ static void slot_respond(struct blkif_queue *q, struct blkif_slot *s)
 		} else if (blkif_req_writes(&s->req)) {
 			st->bytes_written += bytes;
 		}
-		st->lat_hist[bk_lat_bucket(answer_now(q, s) - s->start_ns)]++;
+		lat_account(q, s);
 	} else if (q->journal) {
 		bk_journal_release(q->journal, s->jent);
 	}

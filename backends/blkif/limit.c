@@ -37,7 +37,12 @@ uint64_t blkif_now(void)
 
 uint64_t blkif_now_fresh(void)
 {
-	return clock_fn == bk_loop_clock_ns ? bk_now_ns() : clock_fn();
+	return clock_fn == bk_loop_clock_ns ? bk_loop_clock_fresh_ns() : clock_fn();
+}
+
+bool blkif_clock_is_loop(void)
+{
+	return clock_fn == bk_loop_clock_ns;
 }
 
 static void bucket_set(struct blkif_bucket *b, uint64_t rate, uint32_t burst_ms, __int128 floor)

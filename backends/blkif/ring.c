@@ -313,6 +313,7 @@ void blkif_rings_release(struct blkif_dev *bd)
 		struct blkif_queue *q = &bd->queues[i];
 
 		/* Only called with nothing in flight: every slot is free or abandoned. */
+		blkif_queue_lat_flush(q);
 		bk_evport_free(&q->ev);
 		bk_timer_free(q->idle);
 		bk_engine_close(q->engine); /* waits for the kernel to finish with our buffers */

@@ -398,12 +398,13 @@ static void run(unsigned int nr_threads)
 	/*
 	 * On an I/O thread (whose loop runs without a break between turns) the buffered disk's
 	 * reads are taken, completed and answered in one turn: their latency is still measured
-	 * (answer_now in blkif's io.c), no request counts 0 ns.
+	 * (lat_account in blkif's io.c: at the turn's end), no request counts 0 ns, and every
+	 * request answered has its latency counted once the turn is over.
 	 */
 	{
 		struct bk_device *dev = disk_dev(&guests[0], 1);
 		struct bk_queue_stats qs;
-		uint64_t total = 0;
+		uint64_t total = 0, reqs = 0;
 
 		CHECK(dev != NULL);
 		if (dev) {
@@ -412,7 +413,10 @@ static void run(unsigned int nr_threads)
 			bk_loop_unlock(bk_device_loop(dev));
 			for (unsigned int b = 0; b < BK_LAT_BUCKETS; b++)
 				total += qs.lat_hist[b];
+			for (unsigned int o = 0; o < BK_REQ__MAX; o++)
+				reqs += qs.reqs[o];
 			CHECK(total > 0);
+			CHECK(total == reqs);
 			CHECK(qs.lat_hist[0] == 0);
 		}
 	}

@@ -3,7 +3,10 @@
  * A loop's turns (loop.h): bk_loop_clock_ns reads the clock once per turn of the calling
  * thread's loop and anew outside a turn, on a plain loop and on an I/O thread; a hook that
  * enables another hook and disables it again before the poll does not cut the poll short,
- * while a hook left enabled from inside a hook still runs before the loop blocks.
+ * while a hook left enabled from inside a hook still runs before the loop blocks. Work queued
+ * for a turn's end (bk_loop_at_turn_end) runs once, when the loop is about to block, with a
+ * clock that counts what the turn's hooks spent; only in the calling thread's own turn of that
+ * loop, and not after it was cancelled.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -171,10 +174,126 @@ static void test_late_hooks(void)
 	bk_loop_free(loop);
 }
 
+struct ends {
+	struct bk_loop *loop, *other;
+	struct bk_hook *hook;
+	struct bk_turn_end e, dropped;
+	uint64_t start, at, e_now;
+	int e_runs, dropped_runs;
+	bool queued_other, queued_twice;
+	pthread_t e_thread, hook_thread;
+};
+
+static void end_cb(struct bk_turn_end *e, uint64_t now)
+{
+	struct ends *x = container_of(e, struct ends, e);
+
+	x->e_runs++;
+	x->e_now = now;
+	x->e_thread = pthread_self();
+}
+
+static void dropped_cb(struct bk_turn_end *e, uint64_t now _unused_)
+{
+	struct ends *x = container_of(e, struct ends, dropped);
+
+	x->dropped_runs++;
+}
+
+/* In a hook: queue both, cancel one, spend 3 ms; the turn's end is later than that. */
+static void ends_hook(void *data)
+{
+	struct ends *x = data;
+
+	bk_hook_enable(x->hook, false);
+	x->hook_thread = pthread_self();
+	x->start = bk_loop_clock_ns();
+	x->e.cb = end_cb;
+	x->dropped.cb = dropped_cb;
+	CHECK(bk_loop_at_turn_end(x->loop, &x->e));
+	x->queued_twice = bk_loop_at_turn_end(x->loop, &x->e);
+	x->queued_other = bk_loop_at_turn_end(x->other, &x->dropped);
+	CHECK(bk_loop_at_turn_end(x->loop, &x->dropped));
+	bk_loop_turn_end_cancel(&x->dropped);
+	sleep_ms(3);
+	x->at = bk_loop_clock_ns();
+}
+
+static void enable_cb(void *data)
+{
+	bk_hook_enable(data, true);
+}
+
+static void quit_cb(void *data)
+{
+	bk_loop_quit(data);
+}
+
+static void test_turn_end(bool threaded)
+{
+	struct ends x = { 0 };
+
+	CHECK(bk_loop_new(&x.loop) == 0);
+	CHECK(bk_loop_new(&x.other) == 0);
+	/* Outside any turn: nothing is queued. */
+	x.e.cb = end_cb;
+	CHECK(!bk_loop_at_turn_end(x.loop, &x.e));
+	CHECK(bk_loop_add_hook(x.loop, ends_hook, &x, &x.hook) == 0);
+	if (threaded) {
+		CHECK(bk_loop_start_thread(x.loop, "turn-end") == 0);
+		bk_loop_lock(x.loop);
+		/* Another thread holding the loop is not in its turn either. */
+		CHECK(!bk_loop_at_turn_end(x.loop, &x.e));
+		bk_hook_enable(x.hook, true);
+		bk_loop_unlock(x.loop);
+		for (int i = 0; i < 5000; i++) {
+			bk_loop_lock(x.loop);
+			bool done = x.e_runs > 0;
+			bk_loop_unlock(x.loop);
+			if (done)
+				break;
+			sleep_ms(1);
+		}
+		bk_loop_lock(x.loop);
+	} else {
+		struct bk_timer *go = NULL, *quit = NULL;
+
+		/*
+		 * From a timer, so that the hook runs in a turn (a loop's first hooks run before
+		 * it first polls); the loop runs on, and blocks, until the second timer.
+		 */
+		CHECK(bk_loop_add_timer(x.loop, 1, 0, enable_cb, x.hook, &go) == 0);
+		CHECK(bk_loop_add_timer(x.loop, 50, 0, quit_cb, x.loop, &quit) == 0);
+		bk_loop_run(x.loop);
+		bk_timer_free(go);
+		bk_timer_free(quit);
+	}
+	CHECK(x.e_runs == 1);
+	CHECK(x.dropped_runs == 0);
+	CHECK(x.queued_twice);
+	CHECK(!x.queued_other);
+	CHECK(!x.e.queued && !x.dropped.queued);
+	CHECK(pthread_equal(x.e_thread, x.hook_thread));
+	/* One reading for the turn, even after 3 ms; the turn's end counts them. */
+	CHECK(x.at == x.start);
+	CHECK(x.e_now >= x.start + 3000000);
+	/* Values never go back on a thread: the end's reading is behind no later one. */
+	if (!threaded)
+		CHECK(bk_loop_clock_ns() >= x.e_now);
+	if (threaded)
+		bk_loop_unlock(x.loop);
+	bk_loop_stop_thread(x.loop);
+	bk_hook_free(x.hook);
+	bk_loop_free(x.loop);
+	bk_loop_free(x.other);
+}
+
 int main(void)
 {
 	test_clock_plain();
 	test_clock_thread();
 	test_late_hooks();
+	test_turn_end(false);
+	test_turn_end(true);
 	return bk_test_failures ? 1 : 0;
 }
