@@ -566,8 +566,7 @@ void bk_loop_lock(struct bk_loop *loop)
 	atomic_fetch_sub(&loop->waiters, 1);
 	/* Timers armed from here count from now, not from when the loop last woke. */
 	ev_now_update(loop->ev);
-	/* ...and so does this thread's clock for the turn (bk_loop_clock_ns): a reading of its own.
-	 */
+	/* ...and so does this thread's clock for the turn (bk_loop_clock_ns): its own reading. */
 	if (turn_on) {
 		turn_ns = bk_loop_clock_fresh_ns();
 		turn_read = true;
