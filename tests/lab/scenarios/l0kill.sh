@@ -61,11 +61,11 @@ rs_stopped() {
 }
 
 rounds_done() { grep -c 'IOTOOL rw ok' "$glog" 2>/dev/null; }
-# served_or_done AFTER: the new daemon served 24 requests (less than a round), or the guest's
+# served_or_done AFTER: the new daemon served 16 requests (less than a round), or the guest's
 # rounds are over.
 served_or_done() {
 	local end=$((SECONDS + 120))
-	until [ "$(blanketd_served)" -ge 24 ] || [ "$(rounds_done)" -ge "$ROUNDS" ]; do
+	until [ "$(blanketd_served)" -ge 16 ] || [ "$(rounds_done)" -ge "$ROUNDS" ]; do
 		if grep -qE 'GUEST-STEP .* fail|IOTOOL error' "$glog" 2>/dev/null; then
 			guest_log lk
 			fail "the guest's verified I/O failed after restart $1 (see its console above)"
@@ -82,7 +82,7 @@ for ((n = 1; n <= ${#RESTARTS[@]}; n++)); do
 	# A random moment of the I/O, while enough rounds are left: a guest on a quiet host has
 	# done a round in 0.3 s, and 10-14 rounds went by between restarts when this slept up to
 	# 2 s, too many for 3 restarts in 29 rounds.
-	[ $((ROUNDS - $(rounds_done))) -gt 12 ] && sleep "0.$((RANDOM % 10))"
+	[ $((ROUNDS - $(rounds_done))) -gt 12 ] && sleep "0.$((RANDOM % 5))"
 	[ "$(rounds_done)" -ge "$ROUNDS" ] && break
 	rs_restart "$n" "${RESTARTS[$((n - 1))]}"
 	done_restarts=$n
