@@ -406,24 +406,26 @@ vif_spec() {
 }
 
 vif_fe_read() { xenstore-read "/local/domain/$1/device/vif/$2/$3" 2>/dev/null; }
-vif_be_read() { xenstore-read "/local/domain/0/backend/vif/$1/$2/$3" 2>/dev/null; }
+# vif_be_read DOMID DEVID KEY [BACKEND_DOMID]: a key of the vif's backend (dom0's by default).
+vif_be_read() { xenstore-read "/local/domain/${4:-0}/backend/vif/$1/$2/$3" 2>/dev/null; }
 
 # vif_fe_dump DOMID DEVID: the frontend's keys (queue-N/ subkeys too), one "key = value" a line.
 vif_fe_dump() {
 	xenstore-ls "/local/domain/$1/device/vif/$2" 2>/dev/null | sed 's/^/  fe: /'
 }
 
-# wait_vif_connected DOMID DEVID TIMEOUT_S: both ends of the vif reach 4 (Connected).
+# wait_vif_connected DOMID DEVID TIMEOUT_S [BACKEND_DOMID]: both ends of the vif reach 4
+# (Connected); the backend is dom0's unless BACKEND_DOMID names a driver domain.
 wait_vif_connected() {
-	local end=$((SECONDS + $3)) be fe
+	local end=$((SECONDS + $3)) be fe bd=${4:-0}
 	while :; do
-		be=$(vif_be_read "$1" "$2" state)
+		be=$(vif_be_read "$1" "$2" state "$bd")
 		fe=$(vif_fe_read "$1" "$2" state)
 		[ "$be" = 4 ] && [ "$fe" = 4 ] && return 0
 		if [ $SECONDS -ge $end ]; then
-			xenstore-ls -f "/local/domain/0/backend/vif/$1" 2>&1 | head -n 40
+			xenstore-ls -f "/local/domain/$bd/backend/vif/$1" 2>&1 | head -n 40
 			vif_fe_dump "$1" "$2"
-			fail "vif $1/$2: backend state '$be', frontend state '$fe' after $3 s (want 4)"
+			fail "vif $1/$2: backend (domain $bd) state '$be', frontend state '$fe' after $3 s (want 4)"
 		fi
 		sleep 0.5
 	done

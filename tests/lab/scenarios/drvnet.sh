@@ -15,8 +15,9 @@ sed -i "s/^memory = .*/memory = 224/" /tmp/drvn.cfg
 start_guest drvn
 domn=$(xl domid drvn)
 wait_step drvn 'netup:eth0:10.9.0.2/24' 300
-[ "$(xenstore-read "/local/domain/$drvid/backend/vif/$domn/0/state" 2>/dev/null)" = 4 ] ||
-	fail "the vif is not Connected under drv's backend/vif"
+# netup only waits for eth0, which netfront makes before the handshake: drv's vif-bridge under
+# xl devd may still be running (the backend then waits in InitWait for hotplug-status).
+wait_vif_connected "$domn" 0 180 "$drvid"
 [ -z "$(vif_backend_nodes "$domn")" ] || fail "dom0 has vif backend nodes for the guest"
 wait_step drvn 'ping:10.9.0.1:5' 300
 wait_step drvn 'push:10.9.0.1:5001:4:61' 300
