@@ -410,6 +410,15 @@ static void uring_drain(struct uring_engine *u)
 	u->inflight = u->in_worker;
 }
 
+/* qsort order of an array of pointers, by address. */
+static int ptr_cmp(const void *a, const void *b)
+{
+	const void *const *pa = a, *const *pb = b;
+	uintptr_t x = (uintptr_t)*pa, y = (uintptr_t)*pb;
+
+	return (x > y) - (x < y);
+}
+
 /*
  * The io-wq worker limit of @u's loop's thread. Writes to a regular file that io_uring cannot
  * do without blocking (all buffered writes to a file system without async buffered writes,
@@ -421,14 +430,6 @@ static void uring_drain(struct uring_engine *u)
  * through each ring (the kernel applies a ring's limit when a thread first submits to it): the
  * newest ring's count wins, and a count that shrinks is not lowered.
  */
-static int ptr_cmp(const void *a, const void *b)
-{
-	uintptr_t x = (uintptr_t) * (const void *const *)a,
-		  y = (uintptr_t) * (const void *const *)b;
-
-	return (x > y) - (x < y);
-}
-
 static void limit_workers(struct uring_engine *u)
 {
 	_cleanup_free_ const void **stores = NULL;

@@ -115,20 +115,20 @@ static uint64_t ev_clock_ns(struct bk_loop *loop)
 	return hand_out(cal_ns + (uint64_t)(d * 1e9));
 }
 
+uint64_t bk_loop_clock_fresh_ns(void)
+{
+	return hand_out(bk_now_ns());
+}
+
 uint64_t bk_loop_clock_ns(void)
 {
 	if (!turn_on || !turn_loop)
-		return hand_out(bk_now_ns());
+		return bk_loop_clock_fresh_ns();
 	if (!turn_read) {
 		turn_ns = ev_clock_ns(turn_loop);
 		turn_read = true;
 	}
 	return turn_ns;
-}
-
-uint64_t bk_loop_clock_fresh_ns(void)
-{
-	return hand_out(bk_now_ns());
 }
 
 bool bk_loop_at_turn_end(struct bk_loop *loop, struct bk_turn_end *e)
@@ -566,9 +566,12 @@ void bk_loop_lock(struct bk_loop *loop)
 	atomic_fetch_sub(&loop->waiters, 1);
 	/* Timers armed from here count from now, not from when the loop last woke. */
 	ev_now_update(loop->ev);
-	/* ...and so does this thread's clock for the turn (bk_loop_clock_ns): its own reading. */
+	/*
+	 * ...and so does this thread's clock for the turn (bk_loop_clock_ns): libev's reading
+	 * just taken, against this thread's calibration (every loop's ev_now is the wall clock).
+	 */
 	if (turn_on) {
-		turn_ns = bk_loop_clock_fresh_ns();
+		turn_ns = ev_clock_ns(loop);
 		turn_read = true;
 	}
 }
