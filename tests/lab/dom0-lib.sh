@@ -253,10 +253,13 @@ spawn_blanketd() {
 	(
 		/usr/sbin/blanketd $(sed -n 's/.*lab\.blanketd_args=\([^ ]*\).*/\1/p' /proc/cmdline |
 			tr '+' ' ') "$@" >>"$BLANKETD_LOG" 2>&1 &
-		echo $! >/run/lab-blanketd.pid.new
+		p=$!
+		echo $p >/run/lab-blanketd.pid.new
 		mv /run/lab-blanketd.pid.new /run/lab-blanketd.pid
-		wait $!
-		echo $? >/run/lab-blanketd.rc
+		wait $p
+		# "PID STATUS": an old wrapper that writes late cannot pass for the new daemon's.
+		echo "$p $?" >/run/lab-blanketd.rc.$p
+		mv /run/lab-blanketd.rc.$p /run/lab-blanketd.rc
 	) &
 	while [ ! -s /run/lab-blanketd.pid ]; do
 		i=$((i + 1))
@@ -316,15 +319,18 @@ kernel_backend() {
 	fi
 }
 
-# Exit status of a blanketd started by spawn_blanketd once it is gone (waits up to 5 s for its
-# wrapper); 127 when there is none.
+# Exit status of the blanketd spawn_blanketd started last, once it is gone (waits up to 5 s for
+# its wrapper); 127 when there is none.
 spawned_blanketd_rc() {
-	local i=0
-	while [ ! -s /run/lab-blanketd.rc ] && [ $i -lt 50 ]; do
+	local i=0 pid rcpid rc
+	pid=$(cat /run/lab-blanketd.pid 2>/dev/null)
+	while :; do
+		read -r rcpid rc </run/lab-blanketd.rc 2>/dev/null
+		[ -n "$pid" ] && [ "$rcpid" = "$pid" ] && { echo "$rc"; return 0; }
+		[ $i -ge 50 ] && { echo 127; return 0; }
 		sleep 0.1
 		i=$((i + 1))
 	done
-	cat /run/lab-blanketd.rc 2>/dev/null || echo 127
 }
 
 # restart_blanketd WHAT SIGNAL CONNECTED ADOPTED [CHECK_FN]: stop the running blanketd with SIGNAL
@@ -412,6 +418,20 @@ vif_be_read() { xenstore-read "/local/domain/${4:-0}/backend/vif/$1/$2/$3" 2>/de
 # vif_fe_dump DOMID DEVID: the frontend's keys (queue-N/ subkeys too), one "key = value" a line.
 vif_fe_dump() {
 	xenstore-ls "/local/domain/$1/device/vif/$2" 2>/dev/null | sed 's/^/  fe: /'
+}
+
+# ping_each ADDR N: N pings from dom0, each answered within 5 s (one per run: busybox's ping -c N
+# gives its last ping only 2 round trips of the slowest so far, too short for a stall under
+# TCG); says how many were answered and fails unless all were.
+ping_each() {
+	local i=0 ok=0 out
+	while [ "$i" -lt "$2" ]; do
+		i=$((i + 1))
+		out=$(ping -c 1 -W 5 "$1" 2>&1) && ok=$((ok + 1))
+		echo "$out" | grep 'seq=' | sed 's/^/  /'
+	done
+	say "dom0 -> $1: $ok of $2 pings answered"
+	[ "$ok" = "$2" ] || fail "dom0 -> $1: $(($2 - ok)) of $2 pings unanswered"
 }
 
 # wait_vif_connected DOMID DEVID TIMEOUT_S [BACKEND_DOMID]: both ends of the vif reach 4

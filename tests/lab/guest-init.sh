@@ -80,16 +80,25 @@ netup() {
 	[ -z "$3" ] || ip route add default via "$3" || return 1
 }
 
-# ping ADDR N: wait (up to 60 s) for a first answer, then N pings must all be answered.
+# ping ADDR N: wait (up to 60 s) for a first answer, then N pings must all be answered, each
+# within 5 s. One ping per run: busybox's ping -c N gives the last one only 2 round trips of
+# the slowest so far (1 s at least), too short for a stall under TCG.
 ping_all() {
 	i=0
 	until ping -c 1 -W 1 "$1" >/dev/null 2>&1; do
 		i=$((i + 1))
 		[ "$i" -gt 60 ] && { echo "GUEST no answer from $1"; return 1; }
 	done
-	out=$(ping -c "$2" -W 3 "$1" 2>&1)
-	echo "$out" | tail -n 2 | sed 's/^/GUEST-PING /'
-	echo "$out" | grep -q " $2 packets received"
+	i=0 ok=0
+	while [ "$i" -lt "$2" ]; do
+		i=$((i + 1))
+		if out=$(ping -c 1 -W 5 "$1" 2>&1); then
+			ok=$((ok + 1))
+			echo "$out" | grep 'seq=' | sed 's/^/GUEST-PING /'
+		fi
+	done
+	echo "GUEST-PING $ok of $2 answered"
+	[ "$ok" = "$2" ]
 }
 
 # netinfo IF: what netfront negotiated, seen from the guest: queues, MTU, MAC, and the event

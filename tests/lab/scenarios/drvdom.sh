@@ -43,6 +43,7 @@ be=/local/domain/$drvid/backend/vbd/$doma/$vd
 [ "$(xenstore-read "/local/domain/$doma/device/vbd/$vd/backend-id")" = "$drvid" ] ||
 	fail "guest A's frontend does not name drv ($drvid) as its backend"
 [ -z "$(backend_nodes "$doma")" ] || fail "dom0 has backend nodes for guest A (domain $doma)"
+wait_console drvb 'GUEST-STEP wait:/dev/xvda:120 ok' 300
 [ "$(be_read "$domb" "$vd" state)" = 4 ] || fail "guest B's disk is not Connected in dom0"
 n=$(wait_drv_served)
 [ "$n" -gt 0 ] || fail "drv's blanketd reports no request served"

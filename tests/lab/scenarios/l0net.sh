@@ -76,9 +76,7 @@ tail -n +$((lines0 + 1)) "$BLANKETD_LOG" | grep -E "virtio-net $NIC|vif $dom/0: 
 
 wait_step l0net 'pull:[^ ]*' 300
 say "guest -> dom0 ping, push and pull done; dom0 -> guest now"
-ping -c 5 -W 3 10.9.0.2 >/tmp/ping.out 2>&1
-tail -n 2 /tmp/ping.out | sed 's/^/  /'
-grep -q ' 5 packets received' /tmp/ping.out || fail "dom0 -> guest ping lost packets"
+ping_each 10.9.0.2 5
 wait_console l0net 'NETTOOL server listening port=5002' 120
 nettool push 10.9.0.2 5002 4 43 >/tmp/push.out 2>&1
 nettool pull 10.9.0.2 5002 4 44 >>/tmp/push.out 2>&1

@@ -48,7 +48,7 @@ mm=$(stat -L -c '%t:%T' "$lv")
 echo "  LV queue: discard_granularity=$(cat "/sys/dev/block/$((16#${mm%:*})):$((16#${mm#*:}))/queue/discard_granularity" 2>/dev/null)"
 
 dev=$(vdev_id xvda)
-write_cfg lv 2 "wait:/dev/xvda:120;write:/dev/xvda:0:64:9;sleep:10;discard:/dev/xvda:0:48;zero:/dev/xvda:0:48;sleep:10;rw:/dev/xvda:64:32:12:2" \
+write_cfg lv 2 "wait:/dev/xvda:120;write:/dev/xvda:0:64:9;sleep:25;discard:/dev/xvda:0:48;zero:/dev/xvda:0:48;sleep:25;rw:/dev/xvda:64:32:12:2" \
 	"$(disk_spec "$lv" xvda w)"
 start_guest lv
 dom=$(xl domid lv)
@@ -57,7 +57,8 @@ fd=$(be_read "$dom" "$dev" feature-discard)
 say "backend feature-discard=$fd discard-granularity=$(be_read "$dom" "$dev" discard-granularity)"
 [ "$fd" = 1 ] || fail "blanketd does not offer discard on the thin LV (feature-discard='$fd')"
 
-# The guest sleeps 10 s after its write and after its discard: time to look at the pool.
+# The guest sleeps 25 s after its write and after its discard: time to look at the pool (lvm
+# scans every device for each lvs, slow in a TCG dom0).
 wait_console lv 'GUEST-STEP write:/dev/xvda:0:64:9 ok' 300
 u1=$(usage)
 wait_console lv 'GUEST-STEP zero:/dev/xvda:0:48 ok' 300

@@ -7,7 +7,7 @@
 
 img=$IMG_DIR/mq.raw
 make_image "$img" 128
-write_cfg mq 2 "wait:/dev/xvda:60;sleep:2;rw:/dev/xvda:0:32:77:4;features:/dev/xvda;sleep:20" \
+write_cfg mq 2 "wait:/dev/xvda:60;sleep:2;rw:/dev/xvda:0:32:77:4;features:/dev/xvda;sleep:40" \
 	"$(disk_spec "$img" xvda w)"
 start_guest mq
 domid=$(xl domid mq)
@@ -35,6 +35,7 @@ for ((q = 0; q < nq; q++)); do
 		fail "frontend key queue-$q/event-channel missing"
 done
 
+# The stats below need the disk: the guest keeps it for its last 40 s sleep.
 wait_console mq 'GUEST-STEP features:' 600
 grep -q 'GUEST-STEP rw:.* ok' "$CONSOLE_DIR/guest-mq.log" || { guest_log mq; fail "guest I/O failed"; }
 grep -q 'GUEST-FEATURES.*indirect descriptors: enabled' "$CONSOLE_DIR/guest-mq.log" ||

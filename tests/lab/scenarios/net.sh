@@ -49,9 +49,7 @@ if [ "$LAB_BACKEND" = blanketd ]; then
 	blanketctl_stats | sed 's/^/  /'
 fi
 say "guest -> dom0 pushes and pulls done; dom0 -> guest now"
-ping -c 5 -W 3 10.0.0.11 >/tmp/ping.out 2>&1
-cat /tmp/ping.out | tail -n 2 | sed 's/^/  /'
-grep -q ' 5 packets received' /tmp/ping.out || fail "dom0 -> guest ping lost packets"
+ping_each 10.0.0.11 5
 wait_console net 'NETTOOL server listening port=5002' 120
 nettool push 10.0.0.11 5002 8 300 >/tmp/push.out 2>&1
 nettool pull 10.0.0.11 5002 8 301 >>/tmp/push.out 2>&1

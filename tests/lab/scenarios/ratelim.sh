@@ -41,6 +41,9 @@ domb=$(xl domid rb)
 wait_console rb 'GUEST-STEP wait:' 120
 start_guest ra
 doma=$(xl domid ra)
+# blanketd reads the limit when it opens the image, once the hotplug script is done: by the
+# time the guest has its disk.
+wait_console ra 'GUEST-STEP wait:' 300
 grep "vbd $doma/$dev: rate limit" "$BLANKETD_LOG" | sed 's/^/  log: /'
 grep -q "vbd $doma/$dev: rate limit iops=$N" "$BLANKETD_LOG" ||
 	fail "blanketd did not take ra's limit iops=$N from its target"
@@ -53,10 +56,19 @@ blanketctl stats | sed 's/^/  /'
 blanketctl limit "$doma/$dev" iops=$((N * 8)) || fail "blanketctl limit failed"
 say "blanketctl limit $doma/$dev iops=$((N * 8))"
 grep "vbd $doma/$dev: .*limit" "$BLANKETD_LOG" | tail -n 1 | sed 's/^/  log: /'
+# rb's stats while its disk is still there (in its third window): once the guest is gone, so
+# are they, and a 0 would prove nothing.
+end=$((SECONDS + 400))
+until [ "$(grep -c 'IOTOOL iops ok' "$CONSOLE_DIR/guest-rb.log")" -ge 2 ]; do
+	[ $SECONDS -lt $end ] || { guest_log rb; fail "rb did not finish its second window"; }
+	sleep 0.5
+done
+nb=$(json_blk_total "$domb" "$dev" notify_in)
+tb=$(json_blk_total "$domb" "$dev" throttled_ns)
+[ "$nb" -gt 0 ] || fail "blanketctl stats has no counters for rb's disk (vbd $domb/$dev)"
 wait_guest_done rb 400
 b1=$(iops_of rb 1)
 b2=$(iops_of rb 2)
-tb=$(json_blk_total "$domb" "$dev" throttled_ns)
 say "ra (limit $N IOPS): $a1 IOPS in its first $SECS s; rb (unlimited): $b1 and $b2 IOPS in its first two windows (the second overlaps ra's)"
 say "throttled time: ra $((ta / 1000000)) ms, rb $((tb / 1000000)) ms"
 [ -n "$a1" ] && [ -n "$b1" ] && [ -n "$b2" ] || fail "a guest printed no iops result"
