@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <net/if.h>
 #include <net/if_arp.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,13 @@ struct bk_tap {
 	unsigned int nr_queues;
 	struct bk_tap_queue q[];
 };
+
+/*
+ * The kernel refused a non-blocking io_uring read of a TAP (RWF_NOWAIT needs FMODE_NOWAIT on
+ * the file, which tun's files do not have in older kernels, Debian 12's among them): every TAP
+ * reads with readv from then on. Without RWF_NOWAIT, io_uring would wait for frames instead.
+ */
+static atomic_bool uring_reads_refused;
 
 /* Entries of the write ring: a batch larger than this takes several submissions. */
 #define TAP_URING_ENTRIES 256U
@@ -311,7 +319,9 @@ static struct io_uring *tap_ring(struct bk_tap *t)
 	struct io_uring *ring;
 	int r;
 
-	if (t->ring || t->uring_off)
+	if (t->uring_off)
+		return NULL;
+	if (t->ring)
 		return t->ring;
 	ring = calloc(1, sizeof(*ring));
 	if (!ring) {
@@ -376,6 +386,8 @@ int bk_tap_read_many(struct bk_tap *t, unsigned int q, struct bk_tap_pkt *pkts, 
 
 	if (q >= t->nr_queues || n > TAP_URING_ENTRIES)
 		return -EINVAL;
+	if (atomic_load_explicit(&uring_reads_refused, memory_order_relaxed))
+		return -EOPNOTSUPP;
 	ring = tap_ring(t);
 	if (!ring)
 		return -EOPNOTSUPP;
@@ -414,6 +426,14 @@ int bk_tap_read_many(struct bk_tap *t, unsigned int q, struct bk_tap_pkt *pkts, 
 		}
 		io_uring_cqe_seen(ring, cqe);
 		seen++;
+	}
+	if (got == 0 && pkts[0].err == -EOPNOTSUPP) {
+		/* The caller falls back to readv, and every TAP reads so from now on. */
+		if (!atomic_exchange(&uring_reads_refused, true))
+			log_info("tap %s: the kernel refuses non-blocking io_uring reads of TAPs "
+				 "(%s): TAP frames are read with readv, one syscall each",
+				 t->name, strerror(EOPNOTSUPP));
+		return -EOPNOTSUPP;
 	}
 	if (got == 0 && pkts[0].err != -EAGAIN)
 		return log_err_errno(pkts[0].err, "tap %s: reading queue %u: %m", t->name, q);
