@@ -9,7 +9,7 @@ trap stop_nettool_servers EXIT
 
 NS=far start_nettool_server 5003
 CFG_VIFS=$(vif_spec 00:16:3e:00:01:31 "" "script=vif-nat,ip=10.2.0.2")
-write_cfg nat 1 "netup:eth0:10.2.0.2/24:10.2.0.129;ping:10.2.0.129:3;ping:192.168.77.2:5;push:192.168.77.2:5003:4:50;pull:192.168.77.2:5003:4:51"
+write_cfg nat 1 "netup:eth0:10.2.0.2/24:10.2.0.129;ping:10.2.0.129:3;ping:192.168.77.2:5;push:192.168.77.2:5003:4:50;pull:192.168.77.2:5003:4:51;serve:5007:1:300"
 start_guest nat
 dom=$(xl domid nat)
 wait_vif_connected "$dom" 0 180
@@ -21,6 +21,11 @@ expect "hotplug-status" "$(vif_be_read "$dom" 0 hotplug-status)" connected
 ip -4 addr show dev "$vif" | sed 's/^/  /'
 ip -4 addr show dev "$vif" | grep -q 'inet 10.2.0.129' || fail "vif-nat did not give $vif 10.2.0.129"
 ip route show | grep -q "10.2.0.2 dev $vif" || fail "no host route to the guest via $vif"
+# The guest's last step waits for one transfer from dom0 (over that route): it kept its vif
+# while the checks above looked at it.
+wait_console nat 'NETTOOL server listening port=5007' 300
+nettool push 10.2.0.2 5007 1 52 >/tmp/push.out 2>&1
+nettool_check /tmp/push.out push
 wait_guest_done nat 900
 nettool_check nat '(push|pull) '
 nettool_check /tmp/nettool-5003.log 'server (push|pull)'
