@@ -95,7 +95,8 @@ int bk_tap_read_batch(struct bk_tap *t, unsigned int q, struct bk_tap_pkt *pkts,
  * queue answers -EAGAIN at once instead of holding the buffer). They run in order, so the
  * frames are in the TAP's order; each packet gets len and err (0, or -EAGAIN where the queue
  * was empty, which can be followed by a frame that arrived meanwhile). Returns how many frames
- * were read, or -EOPNOTSUPP without io_uring (use bk_tap_read_batch()).
+ * were read, or -EOPNOTSUPP without io_uring (use bk_tap_read_batch()), which is also the
+ * answer for every TAP once the kernel refused such a read (older kernels' tun files).
  */
 int bk_tap_read_many(struct bk_tap *t, unsigned int q, struct bk_tap_pkt *pkts, unsigned int n);
 /*
