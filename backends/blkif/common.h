@@ -25,6 +25,8 @@
  * busy guest cannot starve the others however many queues it negotiated.
  */
 #define BLKIF_BUDGET 64U
+/* Passes of one run of the hook at most (blkif_hook_cb). */
+#define BLKIF_HOOK_PASSES 8U
 /* Grant-copy segments per batch (a full batch is copied and the next one started). */
 #define BLKIF_COPY_BATCH 1024U
 /*
@@ -186,8 +188,9 @@ struct blkif_queue {
 	/* The barrier being dispatched or with the engine: nothing behind it starts. */
 	struct blkif_slot *barrier_running;
 
-	bool stalled; /* stopped consuming: slots, bounce pages or engine full */
-	bool dead;    /* disconnecting: complete everything into the void */
+	bool stalled;	/* stopped consuming: slots, bounce pages or engine full */
+	bool arm_later; /* req_event left for the hook's last pass to re-arm (queue_take) */
+	bool dead;	/* disconnecting: complete everything into the void */
 	/* Its port, masked since its event while blocked, out of budget or backing off. */
 	struct bk_evport ev;
 	uint64_t throttled_since; /* held back by the rate limit since (blkif_now), else 0 */
@@ -247,6 +250,8 @@ struct blkif_dev {
 	struct bk_hook *hook;	  /* also where a new turn renews the budget */
 	unsigned int budget_used; /* requests taken this turn, of BLKIF_BUDGET */
 	unsigned int rr;	  /* queue served first next turn */
+	bool in_hook;		  /* blkif_hook_cb runs: hook_on asks for another pass */
+	bool hook_again;
 
 	bool connected;	      /* rings mapped and serving */
 	bool waiting_hotplug; /* frontend ready, hotplug-status not yet connected */

@@ -33,9 +33,13 @@ static struct bk_device *qdev(const struct blkif_queue *q)
 	return q->bd->dev;
 }
 
+/* Work for the hook: in its run, another pass of it (blkif_hook_cb); else its next run. */
 static void hook_on(struct blkif_dev *bd)
 {
-	bk_hook_enable(bd->hook, true);
+	if (bd->in_hook)
+		bd->hook_again = true;
+	else
+		bk_hook_enable(bd->hook, true);
 }
 
 static unsigned int stats_type(const struct blkif_req *req)
@@ -399,7 +403,8 @@ enum queue_state {
 };
 
 /*
- * @ret_drained: stopped because the ring is empty (req_event re-armed), not for a limit.
+ * @ret_drained: stopped because the ring is empty (req_event re-armed, or left to the hook
+ * when this take found requests), not for a limit.
  * @ret_throttled: stopped with requests on the ring because the rate limit said so.
  */
 static int queue_take(struct blkif_queue *q, unsigned int budget, unsigned int *ret_taken,
@@ -421,6 +426,20 @@ static int queue_take(struct blkif_queue *q, unsigned int budget, unsigned int *
 		if (r < 0)
 			return r;
 		if (n == 0) {
+			/*
+			 * A take that found requests leaves req_event as it is and asks the hook
+			 * for a look before the loop sleeps (another pass, when the hook runs):
+			 * only a look that finds nothing re-arms (blkif_hook_cb). Requests the
+			 * guest posts meanwhile need no event of their own then: each would wake
+			 * the loop for a turn that finds them taken.
+			 */
+			if (taken) {
+				q->arm_later = true;
+				hook_on(q->bd);
+				drained = true;
+				break;
+			}
+			q->arm_later = false;
 			/* Re-arm req_event; a guest flipping req_prod cannot keep us here. */
 			if (!blkif_ring_final_check(&q->ring) || ++spins > 4) {
 				drained = true;
@@ -786,7 +805,7 @@ static enum queue_state queue_serve(struct blkif_queue *q)
 	 * ring needs no turn of its own: req_event is re-armed, the guest notifies.
 	 */
 	if (taken && !drained)
-		hook_on(bd);
+		bk_hook_enable(bd->hook, true);
 	/*
 	 * Held back by the rate limit with requests on the ring: count that time even when the
 	 * queue is also blocked on something else this turn, or it goes unaccounted until the
@@ -1002,14 +1021,9 @@ void blkif_queue_kill(struct blkif_queue *q)
 	}
 }
 
-void blkif_hook_cb(void *data)
+/* One pass of the hook over @bd's queues, from a rotating start. */
+static void hook_pass(struct blkif_dev *bd, unsigned int first)
 {
-	struct blkif_dev *bd = data;
-	unsigned int first = bd->rr;
-
-	bk_hook_enable(bd->hook, false);
-	/* A new turn: the device's share again, shared by its queues from a rotating start. */
-	bd->budget_used = 0;
 	for (unsigned int k = 0; bd->queues && k < bd->nr_queues; k++) {
 		struct blkif_queue *q = &bd->queues[(first + k) % bd->nr_queues];
 
@@ -1019,11 +1033,55 @@ void blkif_hook_cb(void *data)
 		}
 		queue_complete(q);
 		blkif_queue_run(q);
-		queue_complete(q); /* errors found while taking */
+		queue_complete(q); /* errors found while taking, and what completed at once */
 		if (q->engine_inflight)
 			bk_engine_kick(q->engine);
 		else if (queue_idle(q) && !bk_timer_active(q->idle))
 			bk_timer_rearm(q->idle, blkif_idle_trim_ms(), 0);
+	}
+}
+
+void blkif_hook_cb(void *data)
+{
+	struct blkif_dev *bd = data;
+	unsigned int first = bd->rr;
+
+	bk_hook_enable(bd->hook, false);
+	/* A new turn: the device's share again, shared by its queues from a rotating start. */
+	bd->budget_used = 0;
+	/*
+	 * What a pass asks of the hook (an I/O queued for the engine, what the kick completed at
+	 * once, a guest that queued more meanwhile) is served by another pass, not by a turn of
+	 * the loop of its own: a poll and the loop's clock readings for a request or two, every
+	 * request, when reads come from the page cache. A pass that moves nothing asks for
+	 * nothing, and the run ends. The budget stays the turn's: a spent one (queue_serve) and
+	 * the passes' bound leave the rest to the next turn, other devices first.
+	 */
+	bd->in_hook = true;
+	for (unsigned int pass = 0; pass < BLKIF_HOOK_PASSES; pass++) {
+		bd->hook_again = false;
+		hook_pass(bd, first);
+		if (!bd->hook_again)
+			break;
+	}
+	bd->in_hook = false;
+	if (bd->hook_again) {
+		bk_hook_enable(bd->hook, true);
+	} else {
+		/*
+		 * The last pass moved nothing, so every queue it could take from has re-armed
+		 * req_event. One that could not take (its slots all in flight, requests waiting
+		 * for pages, handing over) re-arms here, as it would have before it stopped: the
+		 * completion or the next daemon that lets it take again runs it.
+		 */
+		for (unsigned int i = 0; bd->queues && i < bd->nr_queues; i++) {
+			struct blkif_queue *q = &bd->queues[i];
+
+			if (q->arm_later && !q->dead && q->ring.sring) {
+				q->arm_later = false;
+				blkif_ring_final_check(&q->ring);
+			}
+		}
 	}
 	if (bd->draining && blkif_dev_inflight(bd) == 0)
 		blkif_finish_disconnect(bd);
