@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 # Scenario blkcmpprof (a profile, not a test; tests/lab/README.md): one 2-vCPU guest runs
 # blkcmp's fio jobs through blanketd (cache=writeback tmpfs image), then through blkback; during
-# each job perf counts the backend's syscalls and samples where dom0's CPU goes (LAB_PROFILE=1).
+# each job perf counts the backend's syscalls and samples where dom0's CPU goes (LAB_PROFILE=1);
+# for blanketd it also prints the first 400 syscalls of half a second, in order (" seq: ").
 . /lab/dom0-lib.sh
 [ -f /lab/fio.cpio ] || skip "no fio guest image"
 command -v perf >/dev/null || skip "no perf in dom0 (LAB_PROFILE=1)"
@@ -24,6 +25,9 @@ prof() { # prof TAG BACKEND PIDOPT: while the job runs
 	perf stat -e raw_syscalls:sys_enter -e cpu-clock $pidopt -o $DIR/$tag.stat -- sleep 6 >/dev/null 2>&1
 	perf record -q -e cpu-clock -F 499 -g -a -o $DIR/$tag.data -- sleep 8 >/dev/null 2>&1
 	[ "$be" = blanketd ] && perf trace -s $pidopt -o $DIR/$tag.trace -- sleep 4 >/dev/null 2>&1
+	# The order of the backend's syscalls over half a second: what its loop's turns do.
+	[ "$be" = blanketd ] && perf trace $pidopt -o $DIR/$tag.seq -- sleep 0.5 >/dev/null 2>&1
+	return 0
 }
 report() { # report TAG: afterwards
 	local tag=$1
@@ -34,6 +38,7 @@ report() { # report TAG: afterwards
 		perf report -i $DIR/$tag.data --stdio --no-children --comm "$c" --symbols xen_hypercall_pv -g caller,0.5,callee,function,percent 2>/dev/null |
 			grep -v '^#' | grep -v '^$' | head -n 60 | sed "s/^/  PROF $tag hcall $c: /"
 	done
+	[ -f $DIR/$tag.seq ] && head -n 400 $DIR/$tag.seq | sed "s/^/  PROF $tag seq: /"
 	[ -f $DIR/$tag.trace ] && grep -E '^ +[a-z_0-9]+ +[0-9]+' $DIR/$tag.trace | sort -k2 -rn | head -n 20 | sed "s/^/  PROF $tag sys: /"
 }
 
