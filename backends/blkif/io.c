@@ -801,8 +801,9 @@ static enum queue_state queue_serve(struct blkif_queue *q)
 		bk_engine_kick(q->engine);
 	bd->budget_used += taken;
 	/*
-	 * Stopped by the budget, not by an empty ring: the hook renews it next turn. An empty
-	 * ring needs no turn of its own: req_event is re-armed, the guest notifies.
+	 * Stopped by the budget, not by an empty ring: the hook renews it next turn (a turn of
+	 * the loop, other devices first: not another pass). An empty ring needs no turn of its
+	 * own: req_event is re-armed, or the hook's next look re-arms it (queue_take).
 	 */
 	if (taken && !drained)
 		bk_hook_enable(bd->hook, true);
