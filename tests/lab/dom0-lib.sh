@@ -325,7 +325,7 @@ spawned_blanketd_rc() {
 	local i=0 pid rcpid rc
 	pid=$(cat /run/lab-blanketd.pid 2>/dev/null)
 	while :; do
-		read -r rcpid rc </run/lab-blanketd.rc 2>/dev/null
+		read -r rcpid rc 2>/dev/null </run/lab-blanketd.rc
 		[ -n "$pid" ] && [ "$rcpid" = "$pid" ] && { echo "$rc"; return 0; }
 		[ $i -ge 50 ] && { echo 127; return 0; }
 		sleep 0.1
@@ -528,6 +528,14 @@ nettool_check() {
 	[ -n "$lines" ] || fail "no NETTOOL '$2' line in $f"
 	echo "$lines" | sed 's/^/  /'
 	! echo "$lines" | grep -qv ' ok$' || fail "a NETTOOL '$2' line in $f is not ok"
+}
+
+# push_to_guest NAME ADDR PORT MIB SEED TIMEOUT_S: wait for guest NAME's nettool server on PORT
+# (its serve step), push MIB MiB of SEED's data to it at ADDR, and check the transfer.
+push_to_guest() {
+	wait_console "$1" "NETTOOL server listening port=$3" "$6"
+	nettool push "$2" "$3" "$4" "$5" >/tmp/push.out 2>&1
+	nettool_check /tmp/push.out push
 }
 
 # What a guest's kernel log (console at loglevel 4) shows of netfront trouble; empty when clean.

@@ -33,9 +33,7 @@ if [ "$LAB_BACKEND" = blanketd ]; then
 	check_vif_queues "$da" 1 1
 fi
 # The last transfer, dom0 -> guest A over xenbr1, lets A finish.
-wait_console a 'NETTOOL server listening port=5004' 120
-nettool push 10.1.0.21 5004 4 74 >/tmp/push.out 2>&1
-nettool_check /tmp/push.out push
+push_to_guest a 10.1.0.21 5004 4 74 120
 wait_guest_done a 120
 nettool_check a '(push|pull) '
 nettool_check b 'server (push|pull)'

@@ -47,18 +47,14 @@ while [ -e "/sys/class/net/vif$dom1.1" ]; do
 done
 wait_step life 'netgone:eth1:300' 120
 # The guest waits for one more transfer over eth0 before it reboots.
-wait_console life 'NETTOOL server listening port=5005' 60
-nettool push 10.0.0.31 5005 2 85 >/tmp/push.out 2>&1
-nettool_check /tmp/push.out push
+push_to_guest life 10.0.0.31 5005 2 85 60
 say "attached vif used and detached; guest reboots"
 wait_console life 'GUEST-PHASE 2' 300
 dom2=$(xl domid life)
 say "guest rebooted as domain $dom2 (was $dom1)"
 # The guest's last step waits for one transfer from dom0: it keeps the vif while this looks.
 wait_vif_connected "$dom2" 0 180
-wait_console life 'NETTOOL server listening port=5006' 300
-nettool push 10.0.0.31 5006 2 86 >/tmp/push.out 2>&1
-nettool_check /tmp/push.out push
+push_to_guest life 10.0.0.31 5006 2 86 300
 wait_guest_done life 600
 nettool_check life '(push|pull) '
 wait_no_vif_backend "$dom1" 30

@@ -23,9 +23,7 @@ ip -4 addr show dev "$vif" | grep -q 'inet 10.2.0.129' || fail "vif-nat did not 
 ip route show | grep -q "10.2.0.2 dev $vif" || fail "no host route to the guest via $vif"
 # The guest's last step waits for one transfer from dom0 (over that route): it kept its vif
 # while the checks above looked at it.
-wait_console nat 'NETTOOL server listening port=5007' 300
-nettool push 10.2.0.2 5007 1 52 >/tmp/push.out 2>&1
-nettool_check /tmp/push.out push
+push_to_guest nat 10.2.0.2 5007 1 52 300
 wait_guest_done nat 900
 nettool_check nat '(push|pull) '
 nettool_check /tmp/nettool-5003.log 'server (push|pull)'
